@@ -1,0 +1,31 @@
+//! callgate: a WebRTC-to-SIP call-relay gateway with privacy built in.
+//!
+//! ```text
+//!  browser widget                 callgate node                          SIP trunk / PSTN
+//!  ┌──────────────┐  HTTPS offer  ┌───────────────────────────────┐
+//!  │ call button  │ ────────────▶ │ http/   signalling, admin,    │
+//!  │ consent      │ ◀── events ── │         health, metrics       │   SIP (UDP/TCP/TLS)
+//!  └──────┬───────┘               │ sip/    trunk user agent      │ ──────────────────▶
+//!         │ ICE + DTLS-SRTP       │ media/  RTP endpoint, relay,  │   RTP / SRTP
+//!         └─────────────────────▶ │         codecs, DTMF          │ ◀────────────────▶
+//!                                 └───────────────────────────────┘
+//! ```
+//!
+//! Module map:
+//! - [`config`]: TOML plus `CALLGATE_*` overrides, validated all at once.
+//! - [`privacy`]: [`privacy::Pii`], the wrapper that keeps personal data out of logs.
+//! - [`http`]: the node's HTTP surface (health today; signalling and admin later).
+//! - [`sip`]: the trunk leg, a SIP user agent behind our own small API.
+//! - [`media`]: the trunk-side RTP endpoint and the pure packet logic under it.
+//! - [`node`]: starts and stops the pieces of one node.
+//!
+//! Protocol and policy logic does no I/O; only `http/`, `media/` socket loops,
+//! `sip/` transports and storage backends touch the world.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod node;
+pub mod privacy;
+pub mod sip;

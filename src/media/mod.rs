@@ -1,0 +1,1 @@
+//! media (to be written)
