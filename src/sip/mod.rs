@@ -1,1 +1,59 @@
-//! sip (to be written)
+//! The trunk leg: a SIP user agent (RFC 3261) that places calls on trunks,
+//! on rsipstack (pinned exactly), behind our own small API.
+//!
+//! - [`SipAgent`]: one per node; transports (UDP, TCP, TLS), dispatch,
+//!   OPTIONS health probes of trunks.
+//! - [`SipAgent::place_call`] → [`TrunkCall`]: INVITE with 100/180/183/200
+//!   handling and ACK, CANCEL before answer, BYE from either side, re-INVITE
+//!   and UPDATE offers from the trunk surfaced as [`TrunkEvent::RemoteOffer`],
+//!   in-dialog OPTIONS answered, digest authentication on 401/407 (MD5 and
+//!   SHA-256, qop=auth, done by rsipstack), outbound proxy with Record-Route
+//!   honoured, ring timeout and maximum duration, failover across a route.
+//! - [`disposition`]: final responses, timeouts and transport errors mapped to
+//!   busy / no_answer / rejected / failed / unreachable with the SIP cause.
+//! - [`InboundCall`]: INVITEs accepted by an agent that asked for them (the
+//!   built-in echo trunk).
+//!
+//! Nothing here logs a number, a URI, an address or a body: log lines carry
+//! trunk names, dispositions and status codes.
+
+mod agent;
+mod call;
+pub mod disposition;
+mod health;
+mod inbound;
+mod settings;
+mod trunk;
+
+pub use agent::{SipAgent, SipCounters};
+pub use call::{CallEnd, CallRequest, EndedBy, OfferBuilder, OfferReply, TrunkCall, TrunkEvent};
+pub use disposition::Disposition;
+pub use inbound::{InboundCall, InboundEvent};
+pub use settings::{
+    AgentSettings, DigestCredentials, RouteSettings, SipTransport, TlsListenSettings, TrunkSettings,
+};
+
+use std::net::SocketAddr;
+
+/// Errors of the SIP agent.
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    #[error("{what} {addr}: {reason}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error("no SIP listener is bound")]
+    NoListener,
+    #[error("unknown route {0:?}")]
+    UnknownRoute(String),
+    #[error("route {route:?} names unknown trunk {trunk:?}")]
+    UnknownTrunk { route: String, trunk: String },
+    #[error("trunk {trunk:?}: address is not host or host:port")]
+    BadAddress { trunk: String },
+    #[error("no response in time")]
+    Timeout,
+    #[error("sip stack: {0}")]
+    Stack(String),
+}

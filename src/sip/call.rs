@@ -1,0 +1,506 @@
+//! One outbound call on the trunk leg: INVITE, progress, answer, re-INVITEs,
+//! hang-up, timers and failover, driven by one task per call.
+//!
+//! The owner holds a [`TrunkCall`]: it reads [`TrunkEvent`]s and sends
+//! commands (hang up). The task tries the route's trunks in order; a trunk
+//! that cannot carry the call (no response, transport error, 5xx before any
+//! ringing) is marked unhealthy and the next one is tried with a fresh offer.
+//! Exactly one `TrunkEvent::Ended` is sent, last.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rsipstack::dialog::DialogId;
+use rsipstack::dialog::dialog::{
+    DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
+};
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, Method, Response, StatusCodeKind};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::SipError;
+use super::agent::AgentInner;
+use super::disposition::{self, Disposition, LocalCancel};
+use super::settings::TrunkSettings;
+use super::trunk::Trunk;
+
+/// What to call, and where.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    /// The route (an ordered list of trunks) to place the call on.
+    pub route: String,
+    /// The user part of the Request-URI: the callee's number as the trunk expects it.
+    pub callee: String,
+}
+
+/// Builds the SDP offer for the trunk about to be tried.
+pub type OfferBuilder = Arc<dyn Fn(&TrunkSettings) -> Vec<u8> + Send + Sync>;
+
+/// Who or what ended an answered call, or why an attempt stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    /// We hung up (the visitor, or the owner dropped the call).
+    Local,
+    /// The trunk sent BYE, or a final response ended the attempt.
+    Remote,
+    RingTimeout,
+    MaxDuration,
+}
+
+/// The end of a call on the trunk leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEnd {
+    pub disposition: Disposition,
+    /// The SIP status that decided it (408 for a local timeout, 503 for a
+    /// transport failure, as RFC 3261 §8.1.3.1 suggests treating them).
+    pub sip_code: Option<u16>,
+    pub ended_by: EndedBy,
+    /// The trunk that carried (or last refused) the call.
+    pub trunk: Option<String>,
+}
+
+/// Progress of a call on the trunk leg.
+#[derive(Debug)]
+pub enum TrunkEvent {
+    /// A trunk is being tried (failover may send this more than once).
+    Trying {
+        trunk: String,
+    },
+    /// 180 without SDP.
+    Ringing,
+    /// 180/183 with SDP: early media (ringback, announcements) flows now.
+    EarlyMedia {
+        sdp: Vec<u8>,
+    },
+    /// 200 OK: the answer SDP to our offer.
+    Answered {
+        sdp: Vec<u8>,
+    },
+    /// The trunk sent a new offer (re-INVITE or UPDATE): hold, unhold, a new
+    /// media address. Answer it through `reply`.
+    RemoteOffer {
+        sdp: Vec<u8>,
+        reply: OfferReply,
+    },
+    Ended(CallEnd),
+}
+
+/// The pending answer to a trunk's in-dialog offer.
+#[derive(Debug)]
+pub struct OfferReply {
+    handle: TransactionHandle,
+}
+
+impl OfferReply {
+    pub(crate) fn new(handle: TransactionHandle) -> Self {
+        Self { handle }
+    }
+
+    /// Answer with our SDP (200 OK).
+    pub async fn accept(self, answer_sdp: Vec<u8>) {
+        let headers = vec![Header::ContentType("application/sdp".into())];
+        if self
+            .handle
+            .respond(
+                rsipstack::sip::StatusCode::OK,
+                Some(headers),
+                Some(answer_sdp),
+            )
+            .await
+            .is_err()
+        {
+            debug!("re-INVITE transaction ended before our answer");
+        }
+    }
+
+    /// Refuse the offer, e.g. 488 Not Acceptable Here when no codec matches.
+    pub async fn reject(self, code: u16) {
+        let _ = self.handle.reply(code.into()).await;
+    }
+}
+
+/// The owner's side of a call on the trunk leg.
+#[derive(Debug)]
+pub struct TrunkCall {
+    events: mpsc::Receiver<TrunkEvent>,
+    hangup: mpsc::Sender<()>,
+}
+
+impl TrunkCall {
+    /// The next event; `None` after `Ended` has been delivered.
+    pub async fn next_event(&mut self) -> Option<TrunkEvent> {
+        self.events.recv().await
+    }
+
+    /// Hang up: CANCEL before an answer, BYE after. Idempotent.
+    pub fn hangup(&self) {
+        let _ = self.hangup.try_send(());
+    }
+}
+
+pub(crate) fn spawn(
+    inner: Arc<AgentInner>,
+    request: CallRequest,
+    offer: OfferBuilder,
+) -> Result<TrunkCall, SipError> {
+    let candidates = inner.routes.candidates(&request.route)?;
+    let (events_tx, events) = mpsc::channel(32);
+    let (hangup, hangup_rx) = mpsc::channel(1);
+    let driver = CallDriver {
+        inner,
+        request,
+        offer,
+        events: events_tx,
+        hangup: hangup_rx,
+    };
+    tokio::spawn(driver.run(candidates));
+    Ok(TrunkCall { events, hangup })
+}
+
+struct CallDriver {
+    inner: Arc<AgentInner>,
+    request: CallRequest,
+    offer: OfferBuilder,
+    events: mpsc::Sender<TrunkEvent>,
+    hangup: mpsc::Receiver<()>,
+}
+
+/// How one trunk attempt ended.
+enum Attempt {
+    Final(CallEnd),
+    FailOver(CallEnd),
+}
+
+impl CallDriver {
+    async fn run(mut self, candidates: Vec<Arc<Trunk>>) {
+        let mut last = CallEnd {
+            disposition: Disposition::Unreachable,
+            sip_code: None,
+            ended_by: EndedBy::Remote,
+            trunk: None,
+        };
+        for trunk in candidates {
+            match self.attempt(&trunk).await {
+                Attempt::Final(end) => {
+                    last = end;
+                    break;
+                }
+                Attempt::FailOver(end) => {
+                    info!(trunk = trunk.name(), disposition = %end.disposition, "trunk could not carry the call, trying the next");
+                    last = end;
+                }
+            }
+        }
+        info!(disposition = %last.disposition, sip_code = ?last.sip_code, trunk = ?last.trunk, "trunk call ended");
+        let _ = self.events.send(TrunkEvent::Ended(last)).await;
+    }
+
+    async fn attempt(&mut self, trunk: &Arc<Trunk>) -> Attempt {
+        let _ = self
+            .events
+            .send(TrunkEvent::Trying {
+                trunk: trunk.name().to_owned(),
+            })
+            .await;
+        let (state_tx, states) = self.inner.dialogs.new_dialog_state_channel();
+        let option = self.invite_option(trunk);
+        self.inner
+            .counters
+            .invites_sent
+            .fetch_add(1, Ordering::Relaxed);
+        let (dialog, invite) = match self.inner.dialogs.do_invite_async(option, state_tx) {
+            Ok(started) => started,
+            Err(e) => {
+                debug!(trunk = trunk.name(), error = %e, "could not send INVITE");
+                self.inner
+                    .counters
+                    .transport_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                trunk.health.handle_failure();
+                return Attempt::FailOver(self.end(
+                    Disposition::Unreachable,
+                    Some(503),
+                    EndedBy::Remote,
+                    trunk,
+                ));
+            }
+        };
+        let mut leg = Leg {
+            trunk: trunk.clone(),
+            dialog,
+            states,
+            answered: None,
+            provisional_seen: false,
+            cancelled: None,
+        };
+        match self.until_answer(&mut leg, invite).await {
+            Some(attempt) => attempt,
+            None => Attempt::Final(self.while_answered(&mut leg).await),
+        }
+    }
+
+    fn invite_option(&self, trunk: &Trunk) -> InviteOption {
+        let contact = self
+            .inner
+            .dialogs
+            .build_local_contact(Some(trunk.settings.from_user.clone()), None)
+            .unwrap_or_default();
+        InviteOption {
+            caller: trunk.caller_uri(&self.inner.local_host),
+            callee: trunk.request_uri(&self.request.callee),
+            destination: Some(trunk.next_hop.clone()),
+            content_type: Some("application/sdp".into()),
+            offer: Some((self.offer)(&trunk.settings)),
+            contact,
+            credential: trunk.credential(),
+            route_set: trunk
+                .proxy_route
+                .iter()
+                .map(|uri| rsipstack::sip::typed::Route {
+                    display_name: None,
+                    uri: uri.clone(),
+                    params: vec![],
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Drive the INVITE transaction; `None` once the call is answered.
+    async fn until_answer(
+        &mut self,
+        leg: &mut Leg,
+        mut invite: tokio::task::JoinHandle<rsipstack::dialog::invitation::InviteAsyncResult>,
+    ) -> Option<Attempt> {
+        let ring_timer = tokio::time::sleep(self.inner.settings.ring_timeout);
+        tokio::pin!(ring_timer);
+        loop {
+            tokio::select! {
+                result = &mut invite => return self.on_invite_result(leg, result),
+                Some(state) = leg.states.recv() => self.on_early_state(leg, state).await,
+                _ = &mut ring_timer, if leg.cancelled.is_none() => {
+                    debug!(trunk = leg.trunk.name(), "ring timeout, cancelling");
+                    leg.cancelled = Some(LocalCancel::RingTimeout);
+                    let _ = leg.dialog.cancel().await;
+                }
+                cmd = self.hangup.recv(), if leg.cancelled.is_none() => {
+                    let _ = cmd;
+                    leg.cancelled = Some(LocalCancel::CallerHangup);
+                    let _ = leg.dialog.cancel().await;
+                }
+            }
+        }
+    }
+
+    fn on_invite_result(
+        &mut self,
+        leg: &mut Leg,
+        result: Result<rsipstack::dialog::invitation::InviteAsyncResult, tokio::task::JoinError>,
+    ) -> Option<Attempt> {
+        let trunk = leg.trunk.clone();
+        let counters = &self.inner.counters;
+        match result {
+            Ok(Ok((id, Some(response))))
+                if response.status_code.kind() == StatusCodeKind::Successful =>
+            {
+                counters.count_response(response.status_code.code());
+                trunk.health.handle_success();
+                if leg.cancelled.is_some() {
+                    // rsipstack ends a 2xx that crossed our CANCEL with a BYE.
+                    let reason = leg.cancelled.unwrap_or(LocalCancel::CallerHangup);
+                    let disposition = disposition::for_final_response(487, Some(reason));
+                    return Some(Attempt::Final(self.end(
+                        disposition,
+                        Some(487),
+                        ended_by(reason),
+                        &trunk,
+                    )));
+                }
+                leg.answered = Some((id, response));
+                None
+            }
+            Ok(Ok((_, Some(response)))) => {
+                let code = response.status_code.code();
+                counters.count_response(code);
+                let disposition = disposition::for_final_response(code, leg.cancelled);
+                let ended = leg.cancelled.map(ended_by).unwrap_or(EndedBy::Remote);
+                let end = self.end(disposition, Some(code), ended, &trunk);
+                if disposition::should_fail_over(disposition, code) && !leg.provisional_seen {
+                    trunk.health.handle_failure();
+                    return Some(Attempt::FailOver(end));
+                }
+                trunk.health.handle_success();
+                Some(Attempt::Final(end))
+            }
+            Ok(Ok((_, None))) => {
+                counters.invite_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.unreachable(leg, 408)
+            }
+            Ok(Err(e)) => {
+                debug!(trunk = trunk.name(), error = %e, "INVITE failed");
+                counters.transport_errors.fetch_add(1, Ordering::Relaxed);
+                self.unreachable(leg, 503)
+            }
+            Err(_) => Some(Attempt::Final(self.end(
+                Disposition::Failed,
+                None,
+                EndedBy::Remote,
+                &trunk,
+            ))),
+        }
+    }
+
+    fn unreachable(&self, leg: &Leg, code: u16) -> Option<Attempt> {
+        let trunk = &leg.trunk;
+        if let Some(reason) = leg.cancelled {
+            // We asked to stop and the trunk never confirmed: our reason stands.
+            let disposition = disposition::for_final_response(487, Some(reason));
+            return Some(Attempt::Final(self.end(
+                disposition,
+                Some(code),
+                ended_by(reason),
+                trunk,
+            )));
+        }
+        trunk.health.handle_failure();
+        let end = self.end(Disposition::Unreachable, Some(code), EndedBy::Remote, trunk);
+        Some(if leg.provisional_seen {
+            Attempt::Final(end)
+        } else {
+            Attempt::FailOver(end)
+        })
+    }
+
+    async fn on_early_state(&mut self, leg: &mut Leg, state: DialogState) {
+        match state {
+            DialogState::Early(_, response) => {
+                leg.provisional_seen = true;
+                self.inner
+                    .counters
+                    .count_response(response.status_code.code());
+                let event = if response.body.is_empty() {
+                    TrunkEvent::Ringing
+                } else {
+                    TrunkEvent::EarlyMedia { sdp: response.body }
+                };
+                let _ = self.events.send(event).await;
+            }
+            DialogState::Trying(_) => leg.provisional_seen = true,
+            other => self.on_in_dialog_request(other).await,
+        }
+    }
+
+    /// The answered phase: until BYE from either side or the duration limit.
+    async fn while_answered(&mut self, leg: &mut Leg) -> CallEnd {
+        let Some((id, response)) = leg.answered.take() else {
+            return self.end(Disposition::Failed, None, EndedBy::Remote, &leg.trunk);
+        };
+        let _ = self
+            .events
+            .send(TrunkEvent::Answered {
+                sdp: response.body.clone(),
+            })
+            .await;
+        let limit = tokio::time::sleep(self.inner.settings.max_call_duration);
+        tokio::pin!(limit);
+        let ended_by = loop {
+            tokio::select! {
+                state = leg.states.recv() => match state {
+                    Some(DialogState::Terminated(_, reason)) => break terminated_by(&reason),
+                    Some(other) => self.on_in_dialog_request(other).await,
+                    None => break EndedBy::Remote,
+                },
+                _ = self.hangup.recv() => break EndedBy::Local,
+                _ = &mut limit => break EndedBy::MaxDuration,
+            }
+        };
+        if ended_by != EndedBy::Remote {
+            if let Err(e) = bye_within(&leg.dialog, Duration::from_secs(5)).await {
+                debug!(error = %e, "BYE was not confirmed");
+            }
+        }
+        self.inner.dialogs.remove_dialog(&id);
+        self.end(Disposition::Answered, Some(200), ended_by, &leg.trunk)
+    }
+
+    /// Requests the trunk sends inside the dialog.
+    async fn on_in_dialog_request(&mut self, state: DialogState) {
+        match state {
+            DialogState::Updated(_, request, handle) => {
+                let is_offer = matches!(request.method, Method::Invite | Method::Update);
+                if is_offer {
+                    let reply = OfferReply::new(handle);
+                    let _ = self
+                        .events
+                        .send(TrunkEvent::RemoteOffer {
+                            sdp: request.body,
+                            reply,
+                        })
+                        .await;
+                } else {
+                    let _ = handle.reply(rsipstack::sip::StatusCode::OK).await;
+                }
+            }
+            DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
+                let _ = handle.reply(rsipstack::sip::StatusCode::OK).await;
+            }
+            DialogState::Notify(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Refer(_, _, handle) => {
+                let _ = handle
+                    .reply(rsipstack::sip::StatusCode::MethodNotAllowed)
+                    .await;
+            }
+            _ => {}
+        }
+    }
+
+    fn end(
+        &self,
+        disposition: Disposition,
+        sip_code: Option<u16>,
+        ended_by: EndedBy,
+        trunk: &Trunk,
+    ) -> CallEnd {
+        CallEnd {
+            disposition,
+            sip_code,
+            ended_by,
+            trunk: Some(trunk.name().to_owned()),
+        }
+    }
+}
+
+struct Leg {
+    trunk: Arc<Trunk>,
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    answered: Option<(DialogId, Response)>,
+    provisional_seen: bool,
+    cancelled: Option<LocalCancel>,
+}
+
+fn ended_by(reason: LocalCancel) -> EndedBy {
+    match reason {
+        LocalCancel::RingTimeout => EndedBy::RingTimeout,
+        LocalCancel::CallerHangup => EndedBy::Local,
+    }
+}
+
+fn terminated_by(reason: &TerminatedReason) -> EndedBy {
+    match reason {
+        TerminatedReason::UacBye | TerminatedReason::UacCancel => EndedBy::Local,
+        _ => EndedBy::Remote,
+    }
+}
+
+async fn bye_within(dialog: &InviteDialog, limit: Duration) -> Result<(), SipError> {
+    match tokio::time::timeout(limit, dialog.bye()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(SipError::Stack(e.to_string())),
+        Err(_) => Err(SipError::Timeout),
+    }
+}
