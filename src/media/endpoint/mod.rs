@@ -1,0 +1,352 @@
+//! [`RtpEndpoint`]: the socket side of one call's trunk leg — an RTP and an
+//! RTCP UDP socket from the [`PortAllocator`], symmetric RTP latching,
+//! optional SDES-SRTP, RTCP reports, DTMF both ways, and counters.
+//!
+//! Shape: the protocol work is done by two sans-IO halves, `send::SendCore`
+//! and `recv::RecvCore`. A thin driver task owns the receive half, reads
+//! both sockets, and runs the DTMF and RTCP timers. The send half sits
+//! behind a mutex that is only ever held for a non-blocking `send_to`
+//! (never across an await), so the owner's relay loop calls
+//! [`RtpEndpoint::send_audio`] or [`RtpEndpoint::forward_rtp`] directly:
+//! no channel hop and no allocation per packet on the plain RTP path.
+//! Received media reaches the owner as [`MediaEvent`]s over a bounded
+//! channel; when the owner lags, events are dropped and counted, and the
+//! socket loop never waits.
+//!
+//! Invariants:
+//! - Garbage on either port is dropped and counted by reason
+//!   ([`DropReason`]); it never ends the call and never panics.
+//! - After latching, packets from any other address than the latched or
+//!   signalled one are dropped before any crypto work (`unexpected_source`).
+//! - Closing or dropping the endpoint stops the task, sends an RTCP BYE if
+//!   a remote is known, and returns the ports to the allocator.
+//! - Logs never carry addresses, keys, payloads or digits.
+//!
+//! RFCs: 3550 (RTP/RTCP), 3711 and 4568 (SDES-SRTP), 4733 (DTMF),
+//! 4961 (symmetric RTP), 5761 (rtcp-mux).
+
+mod recv;
+mod send;
+mod stats;
+mod task;
+#[cfg(test)]
+mod tests;
+
+pub use stats::{DropCounts, DropReason, EndpointStats};
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use self::send::{PacketKind, SendCore, Transmit};
+use self::stats::StatsCells;
+use super::MediaError;
+use super::dtmf::DtmfConfig;
+use super::ports::PortAllocator;
+use super::rtcp::MIN_REPORT_INTERVAL;
+use super::rtp::{Ssrc, StreamStart};
+use super::srtp::SrtpKeyMaterial;
+
+/// Largest audio payload we send: well inside a 1500-byte MTU with IP,
+/// UDP, RTP and SRTP overhead.
+pub const MAX_PAYLOAD: usize = 1200;
+
+/// The negotiated parameters of the far end, from its SDP.
+#[derive(Clone)]
+pub struct RemoteMedia {
+    /// Where the SDP says to send RTP (until symmetric RTP latches).
+    pub rtp: SocketAddr,
+    /// Where to send RTCP; `None` means rtcp-mux on the RTP address.
+    pub rtcp: Option<SocketAddr>,
+    pub audio_pt: u8,
+    pub clock_rate: u32,
+    /// telephone-event payload type, if negotiated.
+    pub dtmf_pt: Option<u8>,
+    /// (ours, theirs) SDES keys when the leg is RTP/SAVP.
+    pub srtp: Option<(SrtpKeyMaterial, SrtpKeyMaterial)>,
+    /// false on hold (we are `recvonly`/`inactive`).
+    pub send: bool,
+    /// false when the far end will not send (`sendonly`/`inactive` from us).
+    pub recv: bool,
+}
+
+impl fmt::Debug for RemoteMedia {
+    /// Addresses and keys are personal or secret: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteMedia")
+            .field("rtcp_mux", &self.rtcp.is_none())
+            .field("audio_pt", &self.audio_pt)
+            .field("clock_rate", &self.clock_rate)
+            .field("dtmf_pt", &self.dtmf_pt)
+            .field("srtp", &self.srtp.is_some())
+            .field("send", &self.send)
+            .field("recv", &self.recv)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteMedia {
+    fn validate(&self) -> Result<(), MediaError> {
+        for pt in std::iter::once(self.audio_pt).chain(self.dtmf_pt) {
+            if pt > 127 {
+                return Err(MediaError::PayloadTypeRange(pt));
+            }
+        }
+        if self.clock_rate == 0 {
+            return Err(MediaError::ClockRate);
+        }
+        Ok(())
+    }
+}
+
+/// One received audio packet, header fields as the far end sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFrame {
+    pub payload_type: u8,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub payload: Bytes,
+    pub received_at: Instant,
+}
+
+/// What the endpoint hands its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    Frame(MediaFrame),
+    /// A DTMF digit (RFC 4733), once per event.
+    Dtmf(char),
+}
+
+/// Tunables of an endpoint; the defaults suit a G.711 trunk leg.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointConfig {
+    /// Events buffered for the owner; 256 is about 5 s of 20 ms frames.
+    pub events_capacity: usize,
+    pub dtmf: DtmfConfig,
+    /// RFC 3550 §6.2 minimum between reports (5 s); lower only in tests.
+    pub rtcp_min_interval: Duration,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            events_capacity: 256,
+            dtmf: DtmfConfig::default(),
+            rtcp_min_interval: MIN_REPORT_INTERVAL,
+        }
+    }
+}
+
+type RemoteSlot = Option<(u64, RemoteMedia)>;
+
+/// See the module documentation.
+pub struct RtpEndpoint {
+    local_rtp: SocketAddr,
+    local_rtcp: SocketAddr,
+    ssrc: Ssrc,
+    sockets: Arc<SendSockets>,
+    send: Arc<Mutex<SendCore>>,
+    remote_tx: watch::Sender<RemoteSlot>,
+    wake: Arc<Notify>,
+    stats: Arc<StatsCells>,
+    events: Option<mpsc::Receiver<MediaEvent>>,
+    task: JoinHandle<()>,
+}
+
+impl fmt::Debug for RtpEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtpEndpoint")
+            .field("ssrc", &self.ssrc)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The send half's state is plain data that stays consistent even if a
+/// holder panicked, so a poisoned lock is taken over.
+fn lock(core: &Mutex<SendCore>) -> MutexGuard<'_, SendCore> {
+    core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The clock every part of the endpoint uses; tokio's, so tests can pause it.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The sending side of both sockets: duplicates of the tokio sockets'
+/// descriptors, used with plain non-blocking `send_to`. Tokio's
+/// `try_send_to` would refuse until the reactor has reported the socket
+/// writable once, which loses the first packets of a call.
+#[derive(Debug)]
+struct SendSockets {
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+}
+
+/// Puts one datagram on the right socket without waiting. A full socket
+/// buffer or an ICMP-induced error costs this packet only.
+fn transmit(sockets: &SendSockets, stats: &StatsCells, tx: &Transmit<'_>) {
+    let socket = match tx.kind {
+        PacketKind::Rtp | PacketKind::Rtcp { muxed: true } => &sockets.rtp,
+        PacketKind::Rtcp { muxed: false } => &sockets.rtcp,
+    };
+    match (socket.send_to(tx.bytes, tx.to), tx.kind) {
+        (Ok(_), PacketKind::Rtp) => stats.on_rtp_sent(tx.bytes.len()),
+        (Ok(_), PacketKind::Rtcp { .. }) => stats.on_rtcp_sent(),
+        (Err(_), _) => stats.on_drop(DropReason::SendFailed),
+    }
+}
+
+impl RtpEndpoint {
+    /// Binds a port pair on `bind_ip` and starts the endpoint's task.
+    /// Must be called inside a tokio runtime.
+    pub fn bind(allocator: &PortAllocator, bind_ip: IpAddr) -> Result<Self, MediaError> {
+        Self::bind_with(allocator, bind_ip, EndpointConfig::default())
+    }
+
+    pub fn bind_with(
+        allocator: &PortAllocator,
+        bind_ip: IpAddr,
+        config: EndpointConfig,
+    ) -> Result<Self, MediaError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        let _entered = runtime.enter();
+        let ports = allocator.allocate(bind_ip)?;
+        let sockets = Arc::new(SendSockets {
+            rtp: ports.rtp.try_clone().map_err(MediaError::Bind)?,
+            rtcp: ports.rtcp.try_clone().map_err(MediaError::Bind)?,
+        });
+        let rtp = UdpSocket::from_std(ports.rtp).map_err(MediaError::Bind)?;
+        let rtcp = UdpSocket::from_std(ports.rtcp).map_err(MediaError::Bind)?;
+        let local_rtp = rtp.local_addr().map_err(MediaError::Bind)?;
+        let local_rtcp = rtcp.local_addr().map_err(MediaError::Bind)?;
+        let start = StreamStart {
+            ssrc: Ssrc(rand::random()),
+            sequence: rand::random(),
+            timestamp: rand::random(),
+        };
+        // RFC 7022: a random CNAME links nothing to a user or host.
+        let cname = hex::encode(rand::random::<[u8; 12]>()).into_bytes();
+        let send = Arc::new(Mutex::new(SendCore::new(start, &config, cname, now())?));
+        let (remote_tx, remote_rx) = watch::channel(None);
+        let (events_tx, events_rx) = mpsc::channel(config.events_capacity.max(1));
+        let wake = Arc::new(Notify::new());
+        let stats = Arc::new(StatsCells::default());
+        let driver = task::Driver::new(task::DriverParts {
+            rtp,
+            rtcp,
+            sockets: Arc::clone(&sockets),
+            send: Arc::clone(&send),
+            remote_rx,
+            wake: Arc::clone(&wake),
+            stats: Arc::clone(&stats),
+            events: events_tx,
+            ssrc: start.ssrc,
+            rtcp_min_interval: config.rtcp_min_interval,
+            lease: ports.lease,
+        });
+        Ok(Self {
+            local_rtp,
+            local_rtcp,
+            ssrc: start.ssrc,
+            sockets,
+            send,
+            remote_tx,
+            wake,
+            stats,
+            events: Some(events_rx),
+            task: runtime.spawn(driver.run()),
+        })
+    }
+
+    pub fn local_rtp_addr(&self) -> SocketAddr {
+        self.local_rtp
+    }
+
+    pub fn local_rtcp_addr(&self) -> SocketAddr {
+        self.local_rtcp
+    }
+
+    /// Our outgoing SSRC, stable for the life of the endpoint.
+    pub fn ssrc(&self) -> Ssrc {
+        self.ssrc
+    }
+
+    /// The receiver of audio frames and DTMF digits; `None` once taken.
+    pub fn take_events(&mut self) -> Option<mpsc::Receiver<MediaEvent>> {
+        self.events.take()
+    }
+
+    /// Applies a (re-)negotiated remote description: new address, hold or
+    /// unhold, new keys. Clears the symmetric-RTP latch.
+    pub fn set_remote(&self, remote: RemoteMedia) -> Result<(), MediaError> {
+        remote.validate()?;
+        let generation = lock(&self.send).apply_remote(&remote)?;
+        self.stats.set_latched(false);
+        self.remote_tx.send_replace(Some((generation, remote)));
+        Ok(())
+    }
+
+    /// Sends one frame of our own audio (`samples` clock ticks long).
+    /// A no-op on hold or before [`RtpEndpoint::set_remote`].
+    pub fn send_audio(&self, payload: &[u8], samples: u32) -> Result<(), MediaError> {
+        let mut core = lock(&self.send);
+        if let Some(tx) = core.prepare_audio(now(), payload, samples)? {
+            transmit(&self.sockets, &self.stats, &tx);
+        }
+        Ok(())
+    }
+
+    /// Relays an RTP packet from the other leg: sequence, timestamp, SSRC
+    /// and marker are rewritten into one continuous stream and the payload
+    /// type set to the negotiated audio type; the payload is not touched.
+    /// The caller relays only audio of the negotiated codec.
+    pub fn forward_rtp(&self, packet: &[u8], now: Instant) -> Result<(), MediaError> {
+        let mut core = lock(&self.send);
+        if let Some(tx) = core.prepare_forward(now, packet)? {
+            transmit(&self.sockets, &self.stats, &tx);
+        }
+        Ok(())
+    }
+
+    /// Queues DTMF digits (0-9 * # A-D) as RFC 4733 events; the endpoint's
+    /// task sends them on its timer.
+    pub fn send_dtmf(&self, digits: &str) -> Result<(), MediaError> {
+        lock(&self.send).queue_dtmf(digits, now())?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Counters, read without locks.
+    pub fn stats(&self) -> EndpointStats {
+        self.stats.snapshot()
+    }
+
+    /// Stops the task (sending an RTCP BYE) and waits until the ports are
+    /// back in the allocator. Dropping the endpoint does the same without
+    /// waiting.
+    pub async fn close(self) {
+        let Self {
+            sockets,
+            send,
+            remote_tx,
+            wake,
+            stats,
+            events,
+            task,
+            ..
+        } = self;
+        // Our socket handles go first so the ports are really closed when
+        // the task hands the lease back.
+        drop((sockets, send, remote_tx, wake, stats, events));
+        // The task only ends by returning; a panic in it has been counted
+        // by the runtime already and leaves nothing for us to do.
+        let _ = task.await;
+    }
+}
