@@ -18,6 +18,7 @@
 //! - [`sip`]: the trunk leg, a SIP user agent behind our own small API.
 //! - [`media`]: the trunk-side RTP endpoint and the pure packet logic under it.
 //! - [`node`]: starts and stops the pieces of one node.
+//! - [`telemetry`]: logging setup, text or JSON lines on stderr.
 //!
 //! Protocol and policy logic does no I/O; only `http/`, `media/` socket loops,
 //! `sip/` transports and storage backends touch the world.
@@ -29,3 +30,4 @@ pub mod media;
 pub mod node;
 pub mod privacy;
 pub mod sip;
+pub mod telemetry;

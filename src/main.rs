@@ -1,1 +1,190 @@
-fn main() {}
+//! The `callgate` command line: parses arguments, loads the config, runs the
+//! library, and maps the outcome to an exit code.
+//!
+//! Exit codes: 0 success, 64 bad config or usage (EX_USAGE from sysexits.h,
+//! also for argument errors clap would report as 2), 1 any other failure.
+//! Every failure prints a one-line reason on stderr, `callgate: <reason>`
+//! (a config with several problems prints one such line per problem).
+//! SIGINT or SIGTERM starts a graceful shutdown; a second one stops at once.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use callgate::config::{Config, ConfigError};
+use callgate::node;
+use callgate::telemetry::{self, TelemetryError};
+use clap::error::ErrorKind;
+use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+const EX_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "callgate", version, about = "WebRTC-to-SIP call-relay gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node (on the embedded development default when no config is given)
+    Serve(ConfigArg),
+    /// Work with configuration files
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config (with CALLGATE_* overrides) and print every problem
+    Check(ConfigArg),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// Config file (TOML); without it, the embedded development default
+    #[arg(long, value_name = "FILE", env = "CALLGATE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Why the command failed; decides the exit code.
+enum Failure {
+    Usage(String),
+    Config(ConfigError),
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    fn report(&self) -> ExitCode {
+        match self {
+            Self::Usage(reason) => eprintln!("callgate: {reason}"),
+            Self::Config(ConfigError::Invalid(problems)) => {
+                for problem in problems {
+                    eprintln!("callgate: {problem}");
+                }
+            }
+            Self::Config(error) => eprintln!("callgate: {error}"),
+            Self::Other(error) => eprintln!("callgate: {error:#}"),
+        }
+        match self {
+            Self::Usage(_) | Self::Config(_) => ExitCode::from(EX_USAGE),
+            Self::Other(_) => ExitCode::FAILURE,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn run() -> Result<(), Failure> {
+    let Some(cli) = parse_args()? else {
+        return Ok(());
+    };
+    match cli.command {
+        Command::Serve(arg) => serve(arg.config),
+        Command::Config {
+            command: ConfigCommand::Check(arg),
+        } => {
+            load(arg.config)?;
+            println!("config ok");
+            Ok(())
+        }
+    }
+}
+
+/// `None` when `--help` or `--version` was printed (a success); every other
+/// clap error is a usage error.
+fn parse_args() -> Result<Option<Cli>, Failure> {
+    let error = match Cli::try_parse() {
+        Ok(cli) => return Ok(Some(cli)),
+        Err(error) => error,
+    };
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            error
+                .print()
+                .context("cannot print")
+                .map_err(Failure::Other)?;
+            Ok(None)
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let _ = error.print();
+            Err(Failure::Usage("a command is required".to_owned()))
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            let reason = first.strip_prefix("error: ").unwrap_or(first);
+            Err(Failure::Usage(format!("{reason} (see 'callgate --help')")))
+        }
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, Failure> {
+    Config::from_process(path.as_deref()).map_err(Failure::Config)
+}
+
+fn serve(path: Option<PathBuf>) -> Result<(), Failure> {
+    let config = load(path)?;
+    telemetry::init(&config.log).map_err(|error| match error {
+        TelemetryError::Filter { .. } => Failure::Usage(error.to_string()),
+        TelemetryError::AlreadyInstalled => Failure::Other(error.into()),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::Other)?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        // Installed before the node binds anything, so a signal that arrives
+        // as soon as the node is reachable is already handled gracefully.
+        let signals = Signals::install()
+            .context("cannot install signal handlers")
+            .map_err(Failure::Other)?;
+        tokio::spawn(signals.watch(shutdown.clone()));
+        node::run(config, shutdown)
+            .await
+            .map_err(|error| Failure::Other(error.into()))
+    })
+}
+
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+
+    async fn watch(mut self, shutdown: CancellationToken) {
+        let first = self.next().await;
+        tracing::info!(signal = first, "graceful shutdown requested");
+        shutdown.cancel();
+        let second = self.next().await;
+        tracing::warn!(signal = second, "second signal: stopping at once");
+        std::process::exit(1);
+    }
+}

@@ -1,1 +1,376 @@
-//! node (to be written)
+//! One callgate node: starts its services, reports ready, and stops them.
+//!
+//! Lifecycle: [`Node::start`] creates the data directory and starts every
+//! service in [`start_services`]; each one binds its sockets before it is
+//! handed over, so a bind error stops the node before it ever reports ready.
+//! Then [`Node::run_until`] waits for the shutdown token (or for a service
+//! to stop on its own, which is a failure), clears readiness first so load
+//! balancers move away, cancels the services and waits for them to drain,
+//! at most [`DRAIN_TIMEOUT`].
+//!
+//! Invariants: `/readyz` is true only between "every listener is up" and
+//! "shutdown began"; the node never returns while one of its tasks still runs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigSource};
+use crate::http::{self, HealthState, HttpError, Readiness};
+
+/// How long services get to finish in-flight work once shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a service returns when it fails; each service keeps its own error enum.
+pub type ServiceError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    // Causes are part of the messages rather than `source`s, so a report
+    // that walks the chain does not print them twice.
+    #[error("node.data_dir {}: {}", .path.display(), http::describe_io(.error))]
+    DataDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{name} failed: {error}")]
+    Service {
+        name: &'static str,
+        error: ServiceError,
+    },
+    #[error("{name} stopped before shutdown was requested")]
+    ServiceStopped { name: &'static str },
+    #[error("{name} panicked")]
+    ServicePanicked { name: &'static str },
+    #[error("shutdown took longer than {}s; still running: {}", .timeout.as_secs(), .still_running.join(", "))]
+    DrainTimeout {
+        timeout: Duration,
+        still_running: Vec<&'static str>,
+    },
+}
+
+/// A long-running part of the node (the HTTP server, the SIP user agent, ...):
+/// a future that runs until the stop token it was built with is cancelled.
+pub struct Service {
+    name: &'static str,
+    run: Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send>>,
+}
+
+impl Service {
+    pub fn new<F, E>(name: &'static str, run: F) -> Self
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<ServiceError>,
+    {
+        let run = async move { run.await.map_err(Into::into) };
+        Self {
+            name,
+            run: Box::pin(run),
+        }
+    }
+}
+
+/// What [`start_services`] bound and built.
+struct Started {
+    http_addr: SocketAddr,
+    services: Vec<Service>,
+}
+
+/// Binds and builds every service of the node. Each gets `stop` and must
+/// return once it is cancelled.
+///
+/// The trunk side starts here, before HTTP, so that the HTTP routes can be
+/// given handles to it: the RTP port allocator (`media`), then the SIP user agent
+/// (`sip`), then, when `config.echo_trunk.enabled`, the echo trunk. Each binds
+/// its sockets, then pushes a [`Service`].
+async fn start_services(
+    config: &Config,
+    readiness: &Readiness,
+    stop: &CancellationToken,
+) -> Result<Started, NodeError> {
+    let mut services = Vec::new();
+
+    let listener = http::bind(config.http.listen).await?;
+    let http_addr = listener.local_addr().map_err(|error| HttpError::Bind {
+        addr: config.http.listen,
+        error,
+    })?;
+    let health = HealthState::new(config.node.id.clone(), readiness.clone());
+    let server = http::serve(listener, http::router(health), stop.clone());
+    services.push(Service::new("http server", server));
+
+    Ok(Started {
+        http_addr,
+        services,
+    })
+}
+
+/// A started node: every listener bound, every service running, ready.
+pub struct Node {
+    http_addr: SocketAddr,
+    readiness: Readiness,
+    stop: CancellationToken,
+    tasks: Supervisor,
+}
+
+impl Node {
+    pub async fn start(config: Config) -> Result<Self, NodeError> {
+        if config.source == ConfigSource::EmbeddedDefault {
+            tracing::warn!(
+                "no config file given: running on the EMBEDDED DEVELOPMENT DEFAULT \
+                 (loopback only, built-in echo trunk, demo route); \
+                 pass --config FILE for a real deployment"
+            );
+        }
+        let data_dir = config.node.data_dir.clone();
+        tokio::fs::create_dir_all(&data_dir)
+            .await
+            .map_err(|error| NodeError::DataDir {
+                path: data_dir,
+                error,
+            })?;
+        let readiness = Readiness::new();
+        let stop = CancellationToken::new();
+        let started = start_services(&config, &readiness, &stop).await?;
+        let mut tasks = Supervisor::default();
+        for service in started.services {
+            tasks.spawn(service);
+        }
+        readiness.set_ready();
+        let url = match &config.http.public_url {
+            Some(_) => config.http.base_url(),
+            None => format!("http://{}", started.http_addr),
+        };
+        tracing::info!("callgate node {} listening on {url}", config.node.id);
+        Ok(Self {
+            http_addr: started.http_addr,
+            readiness,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The address HTTP is bound to (useful when the config asked for port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Runs until `shutdown` is cancelled or a service stops, then drains.
+    pub async fn run_until(mut self, shutdown: CancellationToken) -> Result<(), NodeError> {
+        let early = tokio::select! {
+            () = shutdown.cancelled() => None,
+            Some(outcome) = self.tasks.next_stopped() => Some(outcome),
+        };
+        self.readiness.set_not_ready();
+        match &early {
+            None => tracing::info!("shutting down: draining"),
+            Some(_) => tracing::error!("a service stopped on its own: shutting down"),
+        }
+        self.stop.cancel();
+        let drained = self.tasks.drain(DRAIN_TIMEOUT).await;
+        tracing::info!("stopped");
+        // The service that stopped first is the cause; report it over drain errors.
+        early.map_or(Ok(()), |outcome| match outcome {
+            Ok(name) => Err(NodeError::ServiceStopped { name }),
+            Err(error) => Err(error),
+        })?;
+        drained
+    }
+}
+
+/// Starts a node on `config` and runs it until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
+    Node::start(config).await?.run_until(shutdown).await
+}
+
+/// The running services, by name.
+#[derive(Default)]
+struct Supervisor {
+    set: JoinSet<Result<(), ServiceError>>,
+    names: HashMap<Id, &'static str>,
+}
+
+impl Supervisor {
+    fn spawn(&mut self, service: Service) {
+        let handle = self.set.spawn(service.run);
+        self.names.insert(handle.id(), service.name);
+    }
+
+    /// The next service to stop: `Ok(name)` if it returned cleanly.
+    async fn next_stopped(&mut self) -> Option<Result<&'static str, NodeError>> {
+        let joined = self.set.join_next_with_id().await?;
+        Some(self.outcome(joined))
+    }
+
+    fn outcome(
+        &mut self,
+        joined: Result<(Id, Result<(), ServiceError>), JoinError>,
+    ) -> Result<&'static str, NodeError> {
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(error) => error.id(),
+        };
+        let name = self.names.remove(&id).unwrap_or("a service");
+        match joined {
+            Ok((_, Ok(()))) => Ok(name),
+            Ok((_, Err(error))) => Err(NodeError::Service { name, error }),
+            Err(_) => Err(NodeError::ServicePanicked { name }),
+        }
+    }
+
+    /// Waits for every service to stop; the first failure is returned.
+    async fn drain(mut self, timeout: Duration) -> Result<(), NodeError> {
+        let mut first_error = None;
+        let all_stopped = tokio::time::timeout(timeout, async {
+            while let Some(outcome) = self.next_stopped().await {
+                if let Err(error) = outcome {
+                    tracing::error!("{error}");
+                    first_error.get_or_insert(error);
+                }
+            }
+        })
+        .await;
+        if all_stopped.is_err() {
+            self.set.abort_all();
+            let mut still_running: Vec<&'static str> = self.names.into_values().collect();
+            still_running.sort_unstable();
+            return Err(NodeError::DrainTimeout {
+                timeout,
+                still_running,
+            });
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn config(dir: &tempfile::TempDir) -> Config {
+        let data_dir = dir.path().join("data");
+        let env = [
+            ("CALLGATE_HTTP_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "CALLGATE_NODE_DATA_DIR".to_owned(),
+                data_dir.display().to_string(),
+            ),
+        ];
+        Config::load(Some(""), env).unwrap()
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn node_is_ready_while_running_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(config(&dir)).await.unwrap();
+        assert!(dir.path().join("data").is_dir());
+        assert!(node.readiness().is_ready());
+        let addr = node.http_addr();
+        let readiness = node.readiness().clone();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(node.run_until(shutdown.clone()));
+        let response = tokio::task::spawn_blocking(move || get(addr, "/readyz"))
+            .await
+            .unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(5), running).await;
+        assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+        assert!(!readiness.is_ready());
+    }
+
+    #[tokio::test]
+    async fn data_dir_that_cannot_be_created_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data"), b"a file").unwrap();
+        let error = Node::start(config(&dir)).await.err().unwrap();
+        assert!(error.to_string().starts_with("node.data_dir "), "{error}");
+    }
+
+    #[tokio::test]
+    async fn http_bind_conflict_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = config(&dir);
+        config.http.listen = taken.local_addr().unwrap();
+        let error = Node::start(config).await.err().unwrap();
+        let expected = format!(
+            "http.listen {}: address in use",
+            taken.local_addr().unwrap()
+        );
+        assert_eq!(error.to_string(), expected);
+    }
+
+    fn until_stopped(
+        stop: &CancellationToken,
+    ) -> impl Future<Output = Result<(), ServiceError>> + use<> {
+        let stop = stop.clone();
+        async move {
+            stop.cancelled().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_service_is_reported_by_name() {
+        let stop = CancellationToken::new();
+        let mut tasks = Supervisor::default();
+        tasks.spawn(Service::new("steady", until_stopped(&stop)));
+        tasks.spawn(Service::new("sip user agent", async {
+            Err::<(), _>("socket closed")
+        }));
+        let first = tasks.next_stopped().await.unwrap();
+        let error = first.err().unwrap();
+        assert_eq!(error.to_string(), "sip user agent failed: socket closed");
+        stop.cancel();
+        assert!(tasks.drain(Duration::from_secs(5)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_service_is_reported_by_name() {
+        let mut tasks = Supervisor::default();
+        tasks.spawn(Service::new("echo trunk", async {
+            panic!("boom");
+            #[allow(unreachable_code)]
+            Ok::<(), ServiceError>(())
+        }));
+        let error = tasks.next_stopped().await.unwrap().err().unwrap();
+        assert_eq!(error.to_string(), "echo trunk panicked");
+    }
+
+    #[tokio::test]
+    async fn a_service_that_ignores_stop_is_named_after_the_drain_timeout() {
+        let mut tasks = Supervisor::default();
+        tasks.spawn(Service::new(
+            "stubborn",
+            std::future::pending::<Result<(), ServiceError>>(),
+        ));
+        let error = tasks.drain(Duration::from_millis(50)).await.err().unwrap();
+        assert!(
+            error.to_string().ends_with("still running: stubborn"),
+            "{error}"
+        );
+    }
+}

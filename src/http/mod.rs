@@ -1,1 +1,190 @@
-//! http (to be written)
+//! The node's HTTP surface: one axum router, served until shutdown.
+//!
+//! Owns binding the HTTP listener, the router that every HTTP feature merges
+//! into (health today; signalling, admin and metrics add their own routes),
+//! the JSON 404 for unknown paths, and graceful shutdown: when the token is
+//! cancelled the server stops accepting, lets in-flight requests finish and
+//! returns (the node bounds how long that may take).
+
+mod health;
+
+use std::io;
+use std::net::SocketAddr;
+
+use axum::http::StatusCode;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use self::health::{HealthState, Readiness};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    // The reason is part of the message, so it is not also exposed as a
+    // `source` (a report walking the chain would print it twice).
+    #[error("http.listen {addr}: {}", describe_io(.error))]
+    Bind { addr: SocketAddr, error: io::Error },
+    #[error("http server stopped: {}", describe_io(.0))]
+    Serve(io::Error),
+}
+
+/// Binds the HTTP listener; a failure names the setting and the reason.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| HttpError::Bind { addr, error })
+}
+
+/// The node's routes, with a JSON 404 for everything else.
+pub fn router(health: HealthState) -> Router {
+    Router::new()
+        .merge(health::routes(health))
+        .fallback(not_found)
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled and the
+/// in-flight requests have finished.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<(), HttpError> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(HttpError::Serve)
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+}
+
+async fn not_found() -> (StatusCode, Json<ErrorBody>) {
+    let body = ErrorBody { error: "not found" };
+    (StatusCode::NOT_FOUND, Json(body))
+}
+
+/// A short lowercase reason for the errors people actually meet when binding
+/// ("address in use" rather than "Address already in use (os error 98)").
+pub fn describe_io(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => "address in use".to_owned(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this host".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => {
+            let text = error.to_string();
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_lowercase().chain(chars).collect()
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeId;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status = response
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+        (status, body.unwrap_or_default())
+    }
+
+    struct Running {
+        addr: SocketAddr,
+        readiness: Readiness,
+        shutdown: CancellationToken,
+        server: tokio::task::JoinHandle<Result<(), HttpError>>,
+    }
+
+    async fn start() -> Running {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let readiness = Readiness::new();
+        let health = HealthState::new(NodeId::new("n1"), readiness.clone());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router(health), shutdown.clone()));
+        Running {
+            addr,
+            readiness,
+            shutdown,
+            server,
+        }
+    }
+
+    #[tokio::test]
+    async fn healthz_reports_node_and_version() {
+        let node = start().await;
+        let (status, body) = get(node.addr, "/healthz").await;
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let expected =
+            serde_json::json!({"status": "ok", "node": "n1", "version": env!("CARGO_PKG_VERSION")});
+        assert_eq!(json, expected);
+        node.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_readiness() {
+        let node = start().await;
+        assert_eq!(
+            get(node.addr, "/readyz").await,
+            (503, r#"{"ready":false}"#.to_owned())
+        );
+        node.readiness.set_ready();
+        assert_eq!(
+            get(node.addr, "/readyz").await,
+            (200, r#"{"ready":true}"#.to_owned())
+        );
+        node.readiness.set_not_ready();
+        assert_eq!(get(node.addr, "/readyz").await.0, 503);
+        node.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_get_a_json_404() {
+        let node = start().await;
+        for path in ["/", "/nope", "/healthz/extra", "/../etc/passwd"] {
+            let (status, body) = get(node.addr, path).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (404, r#"{"error":"not found"}"#),
+                "{path}"
+            );
+        }
+        node.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_the_server() {
+        let node = start().await;
+        node.shutdown.cancel();
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), node.server).await;
+        assert!(matches!(stopped, Ok(Ok(Ok(())))));
+        assert!(tokio::net::TcpStream::connect(node.addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn bind_conflict_names_the_setting_and_reason() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = bind(addr).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("http.listen {addr}: address in use")
+        );
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: installs the test peers, then format, lints, and
+# all unit and integration tests in ONE release build (integration tests run
+# the binary cargo built for them, so nothing is compiled twice).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-test-deps.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --release -- -D warnings
+cargo test --release

@@ -1,0 +1,458 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../config/callgate.toml");
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::load(Some(text), env(vars))
+}
+
+fn problems(text: &str, vars: &[(&str, &str)]) -> Vec<ConfigProblem> {
+    match load(text, vars) {
+        Err(ConfigError::Invalid(problems)) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+fn keys(problems: &[ConfigProblem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+fn message_for<'a>(problems: &'a [ConfigProblem], key: &str) -> &'a str {
+    let found = problems.iter().find(|p| p.key == key);
+    found.map_or_else(
+        || panic!("no problem for {key} in {problems:?}"),
+        |p| p.message.as_str(),
+    )
+}
+
+const TRUNK: &str = "[[sip.trunks]]\nname = \"t\"\naddress = \"sip.example.net\"\n";
+
+#[test]
+fn embedded_default_is_the_documented_development_node() {
+    let config = Config::load(None, Vec::new()).unwrap();
+    assert_eq!(config.source, ConfigSource::EmbeddedDefault);
+    assert_eq!(config.node.id.as_str(), "node-1");
+    assert_eq!(config.node.data_dir, PathBuf::from("./data"));
+    assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.http.base_url(), "http://127.0.0.1:8080");
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.sip.listen_udp.to_string(), "127.0.0.1:5060");
+    assert_eq!(config.sip.invite_timeout(), Duration::from_secs(32));
+    assert!(config.echo_trunk.enabled);
+    let echo = config.trunk("echo").unwrap();
+    assert_eq!(echo.address.to_string(), "127.0.0.1:5098");
+    let demo = config.route("demo").unwrap();
+    assert_eq!(demo.trunks, [TrunkName::new("echo")]);
+    assert_eq!(config.media.rtp_ports().count(), 5000);
+}
+
+#[test]
+fn echo_trunk_follows_its_listen_override() {
+    let vars = [("CALLGATE_ECHO_TRUNK_LISTEN", "127.0.0.1:41000")];
+    let config = Config::load(None, env(&vars)).unwrap();
+    assert_eq!(config.trunk("echo").unwrap().port(), 41000);
+}
+
+#[test]
+fn example_file_loads_every_setting() {
+    let config = load(EXAMPLE, &[("CARRIER_A_PASSWORD", "s3cret")]).unwrap();
+    let a = config.trunk("carrier-a").unwrap();
+    assert_eq!(a.password.as_ref().map(Secret::expose), Some("s3cret"));
+    assert_eq!(a.next_hop(), ("proxy.carrier-a.example", 5060));
+    let b = config.trunk("carrier-b-tls").unwrap();
+    assert_eq!(
+        (b.transport, b.port(), b.srtp),
+        (Transport::Tls, 5061, SrtpMode::Sdes)
+    );
+    assert_eq!(config.route("main").unwrap().trunks.len(), 2);
+    assert!(!config.echo_trunk.enabled);
+    assert!(config.trunk("echo").is_none());
+}
+
+#[test]
+fn example_file_without_its_password_names_the_trunk_and_variable() {
+    let problems = problems(EXAMPLE, &[]);
+    let message = message_for(&problems, "sip.trunks[0].password_env");
+    assert!(
+        message.contains("carrier-a") && message.contains("CARRIER_A_PASSWORD"),
+        "{message}"
+    );
+    assert_eq!(problems.len(), 1);
+}
+
+#[test]
+fn every_bad_setting_is_reported_at_once() {
+    let text = r#"
+        [log]
+        format = "xml"
+        level = "inf"
+        [sip]
+        ring_timeout_secs = 0
+        listen_udp = "not an address"
+        [media]
+        rtp_port_min = 30001
+        rtp_port_max = 30000
+        [[sip.trunks]]
+        name = "Bad Name"
+        address = "sip.example.net"
+        dtmf_payload_type = 13
+        [[sip.routes]]
+        name = "r"
+        trunks = ["missing"]
+    "#;
+    let problems = problems(text, &[]);
+    let expected = [
+        "log.format",
+        "log.level",
+        "sip.listen_udp",
+        "sip.ring_timeout_secs",
+        "sip.trunks[0].name",
+        "sip.trunks[0].dtmf_payload_type",
+        "media.rtp_port_min",
+        "media.rtp_port_max",
+        "sip.routes[0].trunks[0]",
+    ];
+    for key in expected {
+        assert!(
+            keys(&problems).contains(&key),
+            "{key} missing from {problems:?}"
+        );
+    }
+    assert_eq!(
+        message_for(&problems, "sip.ring_timeout_secs"),
+        "must be between 1 and 600"
+    );
+}
+
+#[test]
+fn invalid_error_prints_one_line_per_problem() {
+    let text = "[sip]\nring_timeout_secs = 0\nmax_call_duration_secs = 1\n";
+    let error = load(text, &[]).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "sip.ring_timeout_secs: must be between 1 and 600\n\
+         sip.max_call_duration_secs: must be between 10 and 86400"
+    );
+}
+
+#[test]
+fn unknown_keys_and_sections_are_bad_settings() {
+    let text = format!("[http]\nlisten_addr = \"x\"\n[extra]\n{TRUNK}passwd_env = \"X\"\n");
+    let problems = problems(&text, &[]);
+    assert_eq!(
+        keys(&problems),
+        ["extra", "http.listen_addr", "sip.trunks[0].passwd_env"]
+    );
+    assert!(message_for(&problems, "http.listen_addr").starts_with("unknown setting"));
+}
+
+#[test]
+fn missing_required_trunk_fields_are_named() {
+    let problems = problems("[[sip.trunks]]\ntransport = \"udp\"\n", &[]);
+    assert!(
+        keys(&problems).contains(&"sip.trunks[0].name"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn wrongly_shaped_tables_are_reported_not_panicked_on() {
+    let problems = problems("sip = 3\nhttp = [1]\n", &[]);
+    assert_eq!(keys(&problems), ["http", "sip"]);
+    let problems = problems_of("[sip]\ntrunks = 1\nroutes = [1]\n");
+    assert_eq!(keys(&problems), ["sip.trunks", "sip.routes[0]"]);
+}
+
+fn problems_of(text: &str) -> Vec<ConfigProblem> {
+    problems(text, &[])
+}
+
+#[test]
+fn inline_password_is_rejected_and_the_trunk_still_checked() {
+    let text = format!("{TRUNK}username = \"u\"\npassword = \"hunter2\"\ndtmf_payload_type = 1\n");
+    let problems = problems_of(&text);
+    let message = message_for(&problems, "sip.trunks[0].password");
+    assert!(
+        message.contains("environment") && message.contains("file"),
+        "{message}"
+    );
+    assert!(keys(&problems).contains(&"sip.trunks[0].dtmf_payload_type"));
+    assert!(!format!("{problems:?}").contains("hunter2"));
+}
+
+#[test]
+fn syntax_errors_never_quote_the_offending_line() {
+    let text = "[[sip.trunks]]\nname = \"t\"\npassword = \"hunter2\n";
+    let error = load(text, &[]).unwrap_err();
+    assert!(
+        matches!(error, ConfigError::Syntax { line: 3, .. }),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+#[test]
+fn password_comes_from_the_named_variable() {
+    let text = format!("{TRUNK}username = \"u\"\npassword_env = \"CALLGATE_T_PASSWORD\"\n");
+    let config = load(&text, &[("CALLGATE_T_PASSWORD", "pw")]).unwrap();
+    let trunk = config.trunk("t").unwrap();
+    assert_eq!(trunk.password.as_ref().unwrap().expose(), "pw");
+    assert!(
+        !format!("{config:?}").contains("pw\""),
+        "secret in Debug output"
+    );
+}
+
+#[test]
+fn password_comes_from_a_file_without_its_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pw");
+    std::fs::write(&path, "from-file\r\n").unwrap();
+    let text = format!(
+        "{TRUNK}username = \"u\"\npassword_file = {:?}\n",
+        path.to_str().unwrap()
+    );
+    let config = load(&text, &[]).unwrap();
+    assert_eq!(
+        config
+            .trunk("t")
+            .unwrap()
+            .password
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "from-file"
+    );
+}
+
+#[test]
+fn unreadable_password_file_names_the_trunk() {
+    let text = format!("{TRUNK}username = \"u\"\npassword_file = \"/nonexistent/pw\"\n");
+    let problems = problems_of(&text);
+    assert!(
+        message_for(&problems, "sip.trunks[0].password_file")
+            .starts_with("trunk \"t\": cannot read")
+    );
+}
+
+#[test]
+fn password_settings_must_be_consistent() {
+    let both = format!("{TRUNK}username = \"u\"\npassword_env = \"P\"\npassword_file = \"f\"\n");
+    assert!(keys(&problems(&both, &[("P", "x")])).contains(&"sip.trunks[0].password_file"));
+    let neither = format!("{TRUNK}username = \"u\"\n");
+    assert_eq!(keys(&problems_of(&neither)), ["sip.trunks[0].username"]);
+    let no_user = format!("{TRUNK}password_env = \"P\"\n");
+    assert_eq!(
+        keys(&problems(&no_user, &[("P", "x")])),
+        ["sip.trunks[0].password_env"]
+    );
+    let bad_name = format!("{TRUNK}username = \"u\"\npassword_env = \"p w\"\n");
+    assert_eq!(
+        keys(&problems_of(&bad_name)),
+        ["sip.trunks[0].password_env"]
+    );
+}
+
+#[test]
+fn env_overrides_apply_with_the_types_of_their_keys() {
+    let vars = [
+        ("CALLGATE_HTTP_LISTEN", "127.0.0.1:9999"),
+        ("CALLGATE_DATA_DIR", "/var/lib/x"),
+        ("CALLGATE_SIP_RING_TIMEOUT_SECS", "30"),
+        ("CALLGATE_LOG_FORMAT", "json"),
+        ("CALLGATE_ECHO_TRUNK_ENABLED", "false"),
+        ("CALLGATE_MEDIA_PUBLIC_IP", "203.0.113.10"),
+        ("CALLGATE_CONFIG", "ignored.toml"),
+        ("PATH", "/usr/bin"),
+    ];
+    let config = load("", &vars).unwrap();
+    assert_eq!(config.http.listen.port(), 9999);
+    assert_eq!(config.node.data_dir, PathBuf::from("/var/lib/x"));
+    assert_eq!(config.sip.ring_timeout_secs, 30);
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert!(!config.echo_trunk.enabled);
+    assert_eq!(config.media.announced_ip().to_string(), "203.0.113.10");
+}
+
+#[test]
+fn a_key_set_by_two_variables_is_a_bad_setting() {
+    let vars = [
+        ("CALLGATE_DATA_DIR", "/a"),
+        ("CALLGATE_NODE_DATA_DIR", "/b"),
+    ];
+    let problems = problems("", &vars);
+    assert_eq!(keys(&problems), ["CALLGATE_NODE_DATA_DIR"]);
+}
+
+#[test]
+fn empty_override_restores_the_default() {
+    let config = load(
+        "[sip]\nring_timeout_secs = 5\n",
+        &[("CALLGATE_SIP_RING_TIMEOUT_SECS", "")],
+    )
+    .unwrap();
+    assert_eq!(config.sip.ring_timeout_secs, 60);
+}
+
+#[test]
+fn bad_override_names_the_variable() {
+    let vars = [
+        ("CALLGATE_SIP_RING_TIMEOUT_SECS", "0"),
+        ("CALLGATE_MEDIA_RTP_PORT_MIN", "lots"),
+        ("CALLGATE_HTTP_LISTEN", "nowhere"),
+    ];
+    let problems = problems("", &vars);
+    assert_eq!(
+        message_for(&problems, "sip.ring_timeout_secs"),
+        "must be between 1 and 600 (set by CALLGATE_SIP_RING_TIMEOUT_SECS)"
+    );
+    assert_eq!(
+        message_for(&problems, "media.rtp_port_min"),
+        "expected an integer (set by CALLGATE_MEDIA_RTP_PORT_MIN)"
+    );
+    assert!(message_for(&problems, "http.listen").ends_with("(set by CALLGATE_HTTP_LISTEN)"));
+}
+
+#[test]
+fn unknown_callgate_variable_is_a_bad_setting_unless_a_referenced_secret() {
+    let problems = problems(
+        "",
+        &[("CALLGATE_HTTP_LISTN", "x"), ("CALLGATE_SIP_TRUNKS", "x")],
+    );
+    assert_eq!(
+        keys(&problems),
+        ["CALLGATE_HTTP_LISTN", "CALLGATE_SIP_TRUNKS"]
+    );
+    let text = format!("{TRUNK}username = \"u\"\npassword_env = \"CALLGATE_SECRET\"\n");
+    assert!(load(&text, &[("CALLGATE_SECRET", "x")]).is_ok());
+}
+
+#[test]
+fn routes_must_name_existing_unique_trunks() {
+    let text = format!(
+        "{TRUNK}{TRUNK}[[sip.routes]]\nname = \"r\"\ntrunks = []\n\
+         [[sip.routes]]\nname = \"r\"\ntrunks = [\"t\", \"t\", \"nope\"]\n"
+    );
+    let problems = problems_of(&text);
+    assert_eq!(
+        keys(&problems),
+        [
+            "sip.routes[0].trunks",
+            "sip.routes[1].trunks[1]",
+            "sip.trunks[1].name",
+            "sip.routes[1].name",
+            "sip.routes[1].trunks[2]",
+        ]
+    );
+}
+
+#[test]
+fn echo_name_is_reserved_while_the_echo_trunk_runs() {
+    let text = "[echo_trunk]\nenabled = true\n[[sip.trunks]]\nname = \"echo\"\naddress = \"h\"\n";
+    let problems = problems_of(text);
+    assert!(
+        keys(&problems).contains(&"sip.trunks[0].name"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn echo_trunk_must_stay_on_loopback() {
+    let problems = problems_of("[echo_trunk]\nenabled = true\nlisten = \"0.0.0.0:5098\"\n");
+    assert_eq!(keys(&problems), ["echo_trunk.listen"]);
+}
+
+#[test]
+fn sdes_keys_over_cleartext_signalling_are_rejected() {
+    let problems = problems_of(&format!("{TRUNK}srtp = \"sdes\"\n"));
+    assert_eq!(keys(&problems), ["sip.trunks[0].srtp"]);
+}
+
+#[test]
+fn tls_settings_need_a_tls_transport_or_listener() {
+    let text = format!(
+        "[sip]\nlisten_tls = \"127.0.0.1:5061\"\ntls_key_file = \"/nonexistent\"\n{TRUNK}tls_server_name = \"x.example\"\n"
+    );
+    let problems = problems_of(&text);
+    assert_eq!(
+        keys(&problems),
+        [
+            "sip.tls_cert_file",
+            "sip.tls_key_file",
+            "sip.trunks[0].tls_server_name"
+        ]
+    );
+}
+
+#[test]
+fn header_injection_in_user_agent_is_rejected() {
+    let problems = problems_of("[sip]\nuser_agent = \"callgate\\r\\nX-Evil: 1\"\n");
+    assert_eq!(keys(&problems), ["sip.user_agent"]);
+}
+
+#[test]
+fn header_injection_in_from_user_is_rejected() {
+    let problems = problems_of(&format!("{TRUNK}from_user = \"a@b>\\r\\nVia: x\"\n"));
+    assert_eq!(keys(&problems), ["sip.trunks[0].from_user"]);
+}
+
+#[test]
+fn codecs_are_known_and_listed_once() {
+    let problems = problems_of(&format!("{TRUNK}codecs = [\"PCMU\", \"PCMU\"]\n"));
+    assert_eq!(keys(&problems), ["sip.trunks[0].codecs[1]"]);
+    let problems = problems_of(&format!("{TRUNK}codecs = [\"G729\"]\n"));
+    assert_eq!(keys(&problems), ["sip.trunks[0].codecs[0]"]);
+    let problems = problems_of(&format!("{TRUNK}codecs = []\n"));
+    assert_eq!(keys(&problems), ["sip.trunks[0].codecs"]);
+}
+
+#[test]
+fn rtp_port_pairs_fit_the_range() {
+    let config = load("[media]\nrtp_port_min = 40000\nrtp_port_max = 40003\n", &[]).unwrap();
+    assert_eq!(config.media.rtp_ports().collect::<Vec<_>>(), [40000, 40002]);
+    let config = load("[media]\nrtp_port_min = 40000\nrtp_port_max = 40002\n", &[]).unwrap();
+    assert_eq!(config.media.rtp_ports().collect::<Vec<_>>(), [40000]);
+    let problems = problems_of("[media]\nrtp_port_min = 80\nrtp_port_max = 80\n");
+    assert_eq!(
+        keys(&problems),
+        [
+            "media.rtp_port_min",
+            "media.rtp_port_max",
+            "media.rtp_port_max"
+        ]
+    );
+}
+
+#[test]
+fn log_level_typos_are_caught() {
+    assert!(validate::check_log_level("info").is_ok());
+    assert!(validate::check_log_level("warn,callgate::sip=debug").is_ok());
+    assert!(validate::check_log_level("inf").is_err());
+    assert!(validate::check_log_level("callgate=loud").is_err());
+    assert!(validate::check_log_level("").is_err());
+}
+
+#[test]
+fn listeners_may_not_share_an_address() {
+    let text = "[http]\nlisten = \"127.0.0.1:5060\"\n[sip]\nlisten_tcp = \"127.0.0.1:5060\"\n";
+    assert_eq!(keys(&problems_of(text)), ["sip.listen_tcp"]);
+    let text = "[echo_trunk]\nenabled = true\nlisten = \"127.0.0.1:5060\"\n";
+    assert_eq!(keys(&problems_of(text)), ["echo_trunk.listen"]);
+}
+
+#[test]
+fn public_url_must_be_http() {
+    assert_eq!(
+        keys(&problems_of("[http]\npublic_url = \"ftp://x\"\n")),
+        ["http.public_url"]
+    );
+    let config = load("[http]\npublic_url = \"https://calls.example/\"\n", &[]).unwrap();
+    assert_eq!(config.http.base_url(), "https://calls.example");
+}

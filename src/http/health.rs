@@ -1,0 +1,90 @@
+//! Liveness and readiness: `GET /healthz` and `GET /readyz`.
+//!
+//! `/healthz` answers 200 whenever the process can serve HTTP at all.
+//! `/readyz` answers 200 only while [`Readiness`] is set: the node sets it
+//! once every listener is up and clears it as soon as shutdown begins, so a
+//! load balancer stops sending new calls before the node stops taking them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::config::NodeId;
+
+/// Whether the node takes new work; shared between the node and the router.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Starts out not ready.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_ready(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn set_not_ready(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthState {
+    node_id: NodeId,
+    readiness: Readiness,
+}
+
+impl HealthState {
+    pub fn new(node_id: NodeId, readiness: Readiness) -> Self {
+        Self { node_id, readiness }
+    }
+}
+
+/// The `/healthz` and `/readyz` routes, with their state applied.
+pub fn routes(state: HealthState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    node: String,
+    version: &'static str,
+}
+
+async fn healthz(State(state): State<HealthState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        node: state.node_id.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Serialize)]
+struct Ready {
+    ready: bool,
+}
+
+async fn readyz(State(state): State<HealthState>) -> (StatusCode, Json<Ready>) {
+    let ready = state.readiness.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Ready { ready }))
+}

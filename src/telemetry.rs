@@ -1,0 +1,158 @@
+//! Logging setup: a tracing subscriber writing text or JSON lines to stderr.
+//!
+//! The level comes from `[log] level`; `RUST_LOG`, when set and not empty,
+//! takes precedence so an operator can raise verbosity without editing the
+//! config. Setup reports errors instead of panicking. What gets logged is kept
+//! free of personal data by [`crate::privacy::Pii`] at each call site; this
+//! module only decides the shape and destination of the lines.
+
+use std::io::IsTerminal;
+
+use tracing::Subscriber;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::config::{LogConfig, LogFormat};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("log filter {origin} is not valid: {reason}")]
+    Filter {
+        origin: &'static str,
+        reason: String,
+    },
+    #[error("a global logger is already installed")]
+    AlreadyInstalled,
+}
+
+/// Installs the process-wide subscriber, writing to stderr.
+pub fn init(log: &LogConfig) -> Result<(), TelemetryError> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let ansi = std::io::stderr().is_terminal();
+    let subscriber = subscriber(log, rust_log.as_deref(), ansi, std::io::stderr)?;
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// Builds the subscriber without installing it, so tests can capture output.
+pub fn subscriber<W>(
+    log: &LogConfig,
+    rust_log: Option<&str>,
+    ansi: bool,
+    writer: W,
+) -> Result<Box<dyn Subscriber + Send + Sync>, TelemetryError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = filter(log, rust_log)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(true);
+    Ok(match log.format {
+        LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Json => Box::new(builder.json().with_current_span(false).finish()),
+    })
+}
+
+fn filter(log: &LogConfig, rust_log: Option<&str>) -> Result<EnvFilter, TelemetryError> {
+    let (origin, directives) = match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(from_env) => ("RUST_LOG", from_env),
+        None => ("log.level", log.level.as_str()),
+    };
+    EnvFilter::builder()
+        .parse(directives)
+        .map_err(|e| TelemetryError::Filter {
+            origin,
+            reason: e.to_string(),
+        })
+}
+
+/// A log destination for tests: keeps what was written, for assertions.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl CapturedLogs {
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn run(format: LogFormat, level: &str, rust_log: Option<&str>) -> String {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let log = LogConfig {
+            format,
+            level: level.to_owned(),
+        };
+        let subscriber = subscriber(&log, rust_log, false, move || writer.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(node = "n1", "started");
+            tracing::debug!("detail");
+        });
+        logs.text()
+    }
+    #[test]
+    fn json_format_writes_one_json_object_per_line() {
+        let out = run(LogFormat::Json, "info", None);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["fields"]["message"], "started");
+        assert_eq!(line["fields"]["node"], "n1");
+    }
+
+    #[test]
+    fn text_format_is_plain_without_ansi() {
+        let out = run(LogFormat::Text, "info", None);
+        assert!(
+            out.contains("INFO") && out.contains("started node=\"n1\""),
+            "{out}"
+        );
+        assert!(!out.contains('\u{1b}'), "{out:?}");
+    }
+
+    #[test]
+    fn level_filters_and_rust_log_overrides_it() {
+        assert!(!run(LogFormat::Text, "info", None).contains("detail"));
+        assert!(run(LogFormat::Text, "info", Some("debug")).contains("detail"));
+        assert!(run(LogFormat::Text, "debug", Some("  ")).contains("detail"));
+    }
+
+    #[test]
+    fn bad_rust_log_is_an_error_naming_its_origin() {
+        let log = LogConfig::default();
+        let error = subscriber(&log, Some("x=notalevel"), false, io::sink)
+            .err()
+            .unwrap();
+        assert!(
+            error
+                .to_string()
+                .starts_with("log filter RUST_LOG is not valid"),
+            "{error}"
+        );
+    }
+}
