@@ -1,0 +1,148 @@
+//! baresip 1.0 as a second, independent user agent with real media, from
+//! the templates under `tests/peers/baresip/`: it listens on a free
+//! loopback port, offers and accepts PCMU only, and answers every call by
+//! itself. Every call's audio is recorded by the `sndfile` module, as
+//! `dump-<time>-enc.wav` (what baresip sent) and `dump-<time>-dec.wav`
+//! (what it received), 8 kHz mono, in [`Baresip::dir`].
+//!
+//! baresip's flags (1.0): `-f DIR` reads `DIR/config` and `DIR/accounts`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use super::process::{PeerProcess, temp_dir};
+use super::{ports, require_program, test_path};
+
+/// Debian's module directory for baresip 1.0 (the template's `module_path`).
+pub const MODULES: &str = "/usr/lib/baresip/modules";
+
+/// What baresip does with an answered call.
+#[derive(Clone, Debug)]
+pub enum BaresipMode {
+    /// The `echo` module answers and sends every received frame back.
+    Echo,
+    /// Answers and plays this WAV (8 kHz mono 16-bit), then hangs up when the
+    /// file ends.
+    Play(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct Baresip {
+    process: PeerProcess,
+    addr: SocketAddr,
+    user: &'static str,
+    dir: TempDir,
+}
+
+impl Baresip {
+    /// Starts baresip in `mode`; returns once its SIP port is bound.
+    pub fn start(mode: BaresipMode) -> Self {
+        let program = require_program("baresip");
+        assert!(
+            Path::new(MODULES).join("g711.so").is_file(),
+            "baresip modules missing at {MODULES}: run scripts/install-test-deps.sh"
+        );
+        let dir = temp_dir("baresip");
+        let port = ports::free_udp_port();
+        let user = write_config(dir.path(), port, &mode);
+        let mut command = Command::new(program);
+        command.arg("-f").arg(dir.path());
+        let process = PeerProcess::spawn_listening("baresip", command, dir.path(), port);
+        Self {
+            process,
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            user,
+            dir,
+        }
+    }
+
+    /// Where baresip receives SIP.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The user part its account answers to (`echo` or `play`).
+    pub fn user(&self) -> &str {
+        self.user
+    }
+
+    /// `sip:USER@127.0.0.1:PORT`.
+    pub fn uri(&self) -> String {
+        format!("sip:{}@{}", self.user, self.addr)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The WAV files of what baresip received (`*-dec.wav`), oldest first.
+    pub fn received_recordings(&self) -> Vec<PathBuf> {
+        self.recordings("-dec.wav")
+    }
+
+    /// The WAV files of what baresip sent (`*-enc.wav`), oldest first.
+    pub fn sent_recordings(&self) -> Vec<PathBuf> {
+        self.recordings("-enc.wav")
+    }
+
+    fn recordings(&self, suffix: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().ends_with(suffix))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// baresip's console output (calls, media, errors).
+    pub fn log(&self) -> String {
+        format!("{}\n{}", self.process.stdout(), self.process.stderr())
+    }
+}
+
+/// Writes `config` and `accounts` for `mode`; returns the account's user.
+fn write_config(dir: &Path, port: u16, mode: &BaresipMode) -> &'static str {
+    let read = |name: &str| {
+        std::fs::read_to_string(test_path(&format!("peers/baresip/{name}")))
+            .unwrap_or_else(|e| panic!("read baresip template {name}: {e}"))
+    };
+    // Media ports come from ports.rs too, so peers in parallel tests never
+    // share them.
+    let rtp_first = ports::free_udp_ports(16, true);
+    let rtp_ports = format!("{rtp_first}-{}", rtp_first + 15);
+    let (user, answermode, source, modules) = match mode {
+        BaresipMode::Echo => (
+            "echo",
+            "manual",
+            "aubridge,echo".to_owned(),
+            "module\t\t\taubridge.so\nmodule_app\t\techo.so",
+        ),
+        BaresipMode::Play(wav) => (
+            "play",
+            "auto",
+            format!("aufile,{}", wav.display()),
+            "module\t\t\taufile.so\nmodule\t\t\taubridge.so",
+        ),
+    };
+    let config = read("config.tmpl")
+        .replace("{{SIP_PORT}}", &port.to_string())
+        .replace("{{RTP_PORTS}}", &rtp_ports)
+        .replace("{{AUDIO_SOURCE}}", &source)
+        .replace("{{AUDIO_PLAYER}}", "aubridge,sink")
+        .replace("{{SND_PATH}}", &dir.display().to_string())
+        .replace("{{MODULES}}", &format!("{modules}\nmodule\t\t\tsndfile.so"));
+    let accounts = read("accounts.tmpl")
+        .replace("{{USER}}", user)
+        .replace("{{ANSWERMODE}}", answermode);
+    std::fs::write(dir.join("config"), config).expect("write baresip config");
+    std::fs::write(dir.join("accounts"), accounts).expect("write baresip accounts");
+    user
+}

@@ -1,0 +1,95 @@
+//! Shared support code for integration tests that drive real SIP peers.
+//!
+//! Each integration test includes this directory with `mod support;` and uses
+//! the parts it needs:
+//! - [`ports`]: free loopback ports, reserved once per test process.
+//! - [`process`]: a child process that is stopped (by its pid) when dropped.
+//! - [`sipp`]: sipp 3.6.1 runs of the scenarios under `tests/sipp/`, and
+//!   the message trace each run leaves behind ([`sip_trace`]).
+//! - [`baresip`] and [`kamailio`]: a second user agent and a stateful proxy,
+//!   configured from the templates under `tests/peers/`.
+//! - [`audio`], [`rtp`]: speech made with espeak-ng and sox, G.711 µ-law,
+//!   an envelope similarity that says "the speech sent came back", RTP
+//!   parsing, capture and paced sending.
+//! - [`digest`]: checks a Digest `Authorization` (MD5, SHA-256) that sipp
+//!   3.6.1 cannot check itself.
+//! - [`sip_raw`]: malformed SIP datagrams and a raw OPTIONS probe.
+//!
+//! Invariants: everything binds 127.0.0.1; every process a test starts is
+//! stopped by that test; a missing peer program fails the test with a message
+//! naming the install script, it never skips silently.
+#![allow(dead_code)]
+
+pub mod audio;
+pub mod baresip;
+pub mod digest;
+pub mod kamailio;
+pub mod ports;
+pub mod process;
+pub mod rtp;
+pub mod sip_raw;
+pub mod sip_trace;
+pub mod sipp;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The repository root (where `Cargo.toml` is).
+pub fn repo_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of a file under `tests/`, e.g. `test_path("sipp/uas_busy.xml")`.
+pub fn test_path(relative: &str) -> PathBuf {
+    repo_dir().join("tests").join(relative)
+}
+
+/// Fails the test unless `program` is on PATH (or is an existing path), and
+/// returns its path.
+pub fn require_program(program: &str) -> PathBuf {
+    let direct = Path::new(program);
+    if direct.is_absolute() && direct.is_file() {
+        return direct.to_path_buf();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{program}` is not installed: run scripts/install-test-deps.sh \
+                 (integration tests need the real peers, they never skip)"
+            )
+        })
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a UDP socket is bound on 127.0.0.1:`port` (or on 0.0.0.0:`port`),
+/// read from the kernel's table so that the owner can be any process.
+pub fn udp_port_bound(port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else {
+        return false;
+    };
+    let wanted = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .any(|local| wanted.iter().any(|w| w == local))
+}
