@@ -7,12 +7,16 @@
 //! - [`srtp`]: SDES-SRTP, AES_CM_128_HMAC_SHA1_80 (RFC 3711, RFC 4568).
 //! - [`ports`]: the RTP/RTCP port pair allocator.
 //! - [`endpoint`]: the trunk leg's sockets: symmetric RTP, SRTP, RTCP, DTMF, counters.
+//! - [`g711`]: G.711 µ-law and A-law encode, decode and transcoding.
+//! - [`sdp`]: trunk-side SDP parsing and writing, and RFC 3264 offer/answer.
 pub mod dtmf;
 pub mod endpoint;
 pub mod error;
+pub mod g711;
 pub mod ports;
 pub mod rtcp;
 pub mod rtp;
+pub mod sdp;
 pub mod srtp;
 #[cfg(test)]
 mod testing;

@@ -1,0 +1,103 @@
+//! Trunk-side SDP: a lenient parser, a writer, and offer/answer for our side.
+//!
+//! Owns everything the trunk leg says and hears about media in SDP
+//! (RFC 8866, which replaced RFC 4566), and the offer/answer rules of
+//! RFC 3264 that turn two descriptions into one [`NegotiatedMedia`]. Pure: no
+//! sockets, no clock, no logging. Also implemented: static payload types
+//! (RFC 3551), `a=rtcp` (RFC 3605), `a=rtcp-mux` (RFC 5761), SDES `a=crypto`
+//! (RFC 4568) and `telephone-event` (RFC 4733).
+//!
+//! Invariants:
+//! - Parsing never panics and never allocates more than a bounded multiple of
+//!   [`MAX_SDP_BYTES`]; input past [`MAX_SDP_BYTES`] or [`MAX_SDP_LINES`] is
+//!   refused before any line is read.
+//! - Lines that decide where audio goes (`v=`, `o=`, `c=`, `m=`) are strict;
+//!   an attribute whose value does not parse is ignored as if unknown, because
+//!   carriers send all sorts of attributes and one odd line must not fail a call.
+//! - Every SDP we write uses CRLF, and its `o=` version grows by one whenever
+//!   its content changes within a dialog, and only then (RFC 3264 §8).
+//! - An answer lists every `m=` line of the offer in order; streams we do not
+//!   take are rejected with port 0 (RFC 3264 §6).
+//! - Parsed descriptions hold addresses and keys: wrap them in `Pii` before
+//!   they go near a log line. [`CryptoAttribute`] and [`SrtpKeySalt`] redact
+//!   their key bytes in `Debug`.
+//!
+//! Public API:
+//! - [`SessionDescription::parse`] (`&[u8]`, as bodies arrive) and its
+//!   [`str::parse`] form: a lenient parse into [`SessionDescription`] /
+//!   [`MediaDescription`], with [`MediaDescription::encoding`] resolving static
+//!   payload types when `a=rtpmap` is missing.
+//! - [`SdpSession::write`] renders a [`LocalDescription`] and keeps the `o=`
+//!   session id and version for one dialog.
+//! - [`Negotiator`]: [`Negotiator::create_offer`], [`Negotiator::handle_answer`],
+//!   [`Negotiator::handle_offer`] (returns an [`Answer`]: text plus
+//!   [`NegotiatedMedia`]) and [`Negotiator::handle_offer_rejected`].
+//! - Shared vocabulary: [`Codec`], [`TelephoneEvent`], [`Direction`],
+//!   [`CryptoAttribute`], [`CryptoSuite`], [`SdpError`].
+
+mod offer_answer;
+mod parse;
+mod types;
+mod write;
+
+#[cfg(test)]
+mod samples;
+
+pub use offer_answer::{Answer, LocalMediaConfig, NegotiatedMedia, Negotiator, SrtpKeySalt};
+pub use parse::{
+    Attribute, Encoding, Fmtp, MediaDescription, Origin, RtcpAttribute, RtpMap, SessionDescription,
+};
+pub use types::{Codec, CryptoAttribute, CryptoSuite, Direction, Mki, TelephoneEvent};
+pub use write::{AudioDescription, CodecPayload, LocalDescription, MediaLine, SdpSession};
+
+/// Largest SDP body we read; a trunk's audio offer is well under 2 KiB.
+pub const MAX_SDP_BYTES: usize = 16 * 1024;
+
+/// Most lines we read, blank ones included, so a body of tiny lines cannot
+/// make us build thousands of media sections.
+pub const MAX_SDP_LINES: usize = 512;
+
+/// Why an SDP could not be read or negotiated.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SdpError {
+    #[error("sdp body is empty")]
+    Empty,
+    #[error("body is not sdp: it does not start with v=0")]
+    NotSdp,
+    #[error("sdp body is larger than {max} bytes")]
+    TooLarge { max: usize },
+    #[error("sdp body has more than {max} lines")]
+    TooManyLines { max: usize },
+    #[error("sdp body is truncated")]
+    Truncated,
+    #[error("malformed sdp line {line}")]
+    Malformed { line: usize },
+    #[error("bad connection address on sdp line {line}")]
+    BadAddress { line: usize },
+    #[error("bad port on sdp line {line}")]
+    BadPort { line: usize },
+    #[error("bad payload type on sdp line {line}")]
+    BadPayloadType { line: usize },
+    #[error("sdp has no audio media section")]
+    NoAudio,
+    #[error("no connection address for the audio stream")]
+    NoConnection,
+    #[error("no codec in common")]
+    NoCommonCodec,
+    #[error("the audio stream was rejected")]
+    AudioRejected,
+    #[error("unsupported or mismatched media profile")]
+    UnsupportedProfile,
+    #[error("srtp is required but no crypto attribute was given")]
+    CryptoMissing,
+    #[error("no supported crypto suite")]
+    UnsupportedCryptoSuite,
+    #[error("the peer requires srtp, which is not enabled")]
+    SrtpNotEnabled,
+    #[error("an answer arrived with no offer outstanding")]
+    NoPendingOffer,
+    #[error("an offer is already outstanding")]
+    OfferPending,
+    #[error("bad local media settings: {reason}")]
+    BadLocalConfig { reason: &'static str },
+}
