@@ -17,6 +17,8 @@
 //! - [`http`]: the node's HTTP surface (health today; signalling and admin later).
 //! - [`sip`]: the trunk leg, a SIP user agent behind our own small API.
 //! - [`media`]: the trunk-side RTP endpoint and the pure packet logic under it.
+//! - [`call`]: per-call drivers; today the trunk leg (SIP dialog + RTP endpoint).
+//! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
 //! - [`node`]: starts and stops the pieces of one node.
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
 //!
@@ -24,7 +26,9 @@
 //! `sip/` transports and storage backends touch the world.
 #![forbid(unsafe_code)]
 
+pub mod call;
 pub mod config;
+pub mod echo_trunk;
 pub mod http;
 pub mod media;
 pub mod node;

@@ -5,12 +5,18 @@
 //! config. Setup reports errors instead of panicking. What gets logged is kept
 //! free of personal data by [`crate::privacy::Pii`] at each call site; this
 //! module only decides the shape and destination of the lines.
+//!
+//! One exception is enforced here: the SIP stack (rsipstack) logs whole SIP
+//! messages (numbers, addresses, SDP) at info and debug, so its targets are
+//! capped at error whatever `log.level` or `RUST_LOG` say.
 
 use std::io::IsTerminal;
 
-use tracing::Subscriber;
+use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -45,14 +51,30 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = filter(log, rust_log)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let cap = filter_fn(within_privacy_cap);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(true);
+    let registry = tracing_subscriber::registry();
     Ok(match log.format {
-        LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
-        LogFormat::Json => Box::new(builder.json().with_current_span(false).finish()),
+        LogFormat::Text => {
+            Box::new(registry.with(layer.with_ansi(ansi).with_filter(filter).with_filter(cap)))
+        }
+        LogFormat::Json => Box::new(
+            registry.with(
+                layer
+                    .json()
+                    .with_current_span(false)
+                    .with_filter(filter)
+                    .with_filter(cap),
+            ),
+        ),
     })
+}
+
+/// Targets known to log personal data below error level are held to errors.
+fn within_privacy_cap(meta: &Metadata<'_>) -> bool {
+    !meta.target().starts_with("rsipstack") || *meta.level() <= Level::ERROR
 }
 
 fn filter(log: &LogConfig, rust_log: Option<&str>) -> Result<EnvFilter, TelemetryError> {
@@ -140,6 +162,24 @@ mod tests {
         assert!(!run(LogFormat::Text, "info", None).contains("detail"));
         assert!(run(LogFormat::Text, "info", Some("debug")).contains("detail"));
         assert!(run(LogFormat::Text, "debug", Some("  ")).contains("detail"));
+    }
+
+    #[test]
+    fn sip_stack_message_dumps_never_reach_the_log() {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let log = LogConfig {
+            format: LogFormat::Text,
+            level: "trace".to_owned(),
+        };
+        let subscriber = subscriber(&log, Some("trace"), false, move || writer.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "rsipstack::transport::udp", "INVITE sip:+4930123456@192.0.2.7");
+            tracing::error!(target: "rsipstack::transport", "transport failed");
+        });
+        let out = logs.text();
+        assert!(!out.contains("4930123456"), "{out}");
+        assert!(out.contains("transport failed"), "{out}");
     }
 
     #[test]

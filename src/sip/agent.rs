@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 
 use super::SipError;
 use super::call::{self, CallRequest, OfferBuilder, TrunkCall};
+use super::digest_compat::DigestAlgorithmSpelling;
 use super::health::HealthChange;
 use super::inbound::InboundCall;
 use super::settings::AgentSettings;
@@ -89,6 +90,8 @@ impl SipAgent {
         let transport = bind_transports(&settings, &cancel).await?;
         let option = EndpointOption {
             t1x64: settings.invite_timeout,
+            // Call-IDs name no third party's domain.
+            callid_suffix: Some("callgate".to_owned()),
             ..Default::default()
         };
         let endpoint = EndpointBuilder::new()
@@ -96,6 +99,7 @@ impl SipAgent {
             .with_transport_layer(transport)
             .with_cancel_token(cancel.child_token())
             .with_option(option)
+            .with_inspector(Box::new(DigestAlgorithmSpelling))
             .build();
         let local_host = endpoint
             .get_addrs()
@@ -306,7 +310,8 @@ async fn probe_trunk(inner: Arc<AgentInner>, trunk: Arc<Trunk>, interval: Durati
             _ = ticker.tick() => {}
         }
         let change = match send_options(&inner, &trunk).await {
-            Ok(code) if code != 503 => trunk.health.handle_success(),
+            // 408 is also how rsipstack reports a probe nobody answered.
+            Ok(code) if code != 503 && code != 408 => trunk.health.handle_success(),
             Ok(_) | Err(_) => {
                 inner
                     .counters

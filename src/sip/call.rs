@@ -311,7 +311,7 @@ impl CallDriver {
                 if leg.cancelled.is_some() {
                     // rsipstack ends a 2xx that crossed our CANCEL with a BYE.
                     let reason = leg.cancelled.unwrap_or(LocalCancel::CallerHangup);
-                    let disposition = disposition::for_final_response(487, Some(reason));
+                    let disposition = disposition::for_final_response(487, Some(reason), false);
                     return Some(Attempt::Final(self.end(
                         disposition,
                         Some(487),
@@ -322,10 +322,16 @@ impl CallDriver {
                 leg.answered = Some((id, response));
                 None
             }
+            Ok(Ok((_, Some(response)))) if is_local_timeout(&response, leg) => {
+                counters.invite_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.unreachable(leg, 408)
+            }
             Ok(Ok((_, Some(response)))) => {
                 let code = response.status_code.code();
                 counters.count_response(code);
-                let disposition = disposition::for_final_response(code, leg.cancelled);
+                let authenticated = carries_credentials(&leg.dialog);
+                let disposition =
+                    disposition::for_final_response(code, leg.cancelled, authenticated);
                 let ended = leg.cancelled.map(ended_by).unwrap_or(EndedBy::Remote);
                 let end = self.end(disposition, Some(code), ended, &trunk);
                 if disposition::should_fail_over(disposition, code) && !leg.provisional_seen {
@@ -357,7 +363,7 @@ impl CallDriver {
         let trunk = &leg.trunk;
         if let Some(reason) = leg.cancelled {
             // We asked to stop and the trunk never confirmed: our reason stands.
-            let disposition = disposition::for_final_response(487, Some(reason));
+            let disposition = disposition::for_final_response(487, Some(reason), false);
             return Some(Attempt::Final(self.end(
                 disposition,
                 Some(code),
@@ -481,6 +487,21 @@ struct Leg {
     answered: Option<(DialogId, Response)>,
     provisional_seen: bool,
     cancelled: Option<LocalCancel>,
+}
+
+/// rsipstack reports Timer B as a 408 of its own; a 408 with nothing heard
+/// from the trunk before it is that timeout, not the trunk's verdict.
+fn is_local_timeout(response: &Response, leg: &Leg) -> bool {
+    response.status_code.code() == 408 && !leg.provisional_seen
+}
+
+/// Whether the INVITE in flight carried our digest credentials.
+fn carries_credentials(dialog: &InviteDialog) -> bool {
+    dialog
+        .initial_request()
+        .headers
+        .iter()
+        .any(|h| matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)))
 }
 
 fn ended_by(reason: LocalCancel) -> EndedBy {

@@ -60,7 +60,16 @@ pub enum LocalCancel {
 ///
 /// `cancelled` says why we sent CANCEL, if we did: the 487 that follows a
 /// CANCEL is the trunk confirming our own decision, not its verdict.
-pub fn for_final_response(code: u16, cancelled: Option<LocalCancel>) -> Disposition {
+/// `authenticated` says the request carried our credentials: a challenge or
+/// a 403 then means they were refused, which is our failure, not the callee's.
+pub fn for_final_response(
+    code: u16,
+    cancelled: Option<LocalCancel>,
+    authenticated: bool,
+) -> Disposition {
+    if authenticated && matches!(code, 401 | 403 | 407) {
+        return Disposition::Failed;
+    }
     match (code, cancelled) {
         (200..=299, _) => Disposition::Answered,
         (487, Some(LocalCancel::RingTimeout)) => Disposition::NoAnswer,
@@ -87,41 +96,49 @@ mod tests {
 
     #[test]
     fn busy_codes() {
-        assert_eq!(for_final_response(486, None), Disposition::Busy);
-        assert_eq!(for_final_response(600, None), Disposition::Busy);
+        assert_eq!(for_final_response(486, None, false), Disposition::Busy);
+        assert_eq!(for_final_response(600, None, false), Disposition::Busy);
     }
 
     #[test]
     fn cancel_487_depends_on_why_we_cancelled() {
         assert_eq!(
-            for_final_response(487, Some(LocalCancel::RingTimeout)),
+            for_final_response(487, Some(LocalCancel::RingTimeout), false),
             Disposition::NoAnswer
         );
         assert_eq!(
-            for_final_response(487, Some(LocalCancel::CallerHangup)),
+            for_final_response(487, Some(LocalCancel::CallerHangup), false),
             Disposition::Cancelled
         );
         // A 487 we did not ask for is the trunk's failure.
-        assert_eq!(for_final_response(487, None), Disposition::Failed);
+        assert_eq!(for_final_response(487, None, false), Disposition::Failed);
     }
 
     #[test]
     fn rejections_and_failures() {
         for code in [403, 404, 603, 488, 484] {
             assert_eq!(
-                for_final_response(code, None),
+                for_final_response(code, None, false),
                 Disposition::Rejected,
                 "{code}"
             );
         }
         for code in [401, 407, 400, 500, 503, 420] {
             assert_eq!(
-                for_final_response(code, None),
+                for_final_response(code, None, false),
                 Disposition::Failed,
                 "{code}"
             );
         }
-        assert_eq!(for_final_response(480, None), Disposition::NoAnswer);
+        assert_eq!(for_final_response(480, None, false), Disposition::NoAnswer);
+    }
+
+    #[test]
+    fn refused_credentials_are_a_failure_not_a_rejection() {
+        assert_eq!(for_final_response(403, None, true), Disposition::Failed);
+        assert_eq!(for_final_response(407, None, true), Disposition::Failed);
+        assert_eq!(for_final_response(403, None, false), Disposition::Rejected);
+        assert_eq!(for_final_response(486, None, true), Disposition::Busy);
     }
 
     #[test]

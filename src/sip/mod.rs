@@ -19,6 +19,7 @@
 
 mod agent;
 mod call;
+mod digest_compat;
 pub mod disposition;
 mod health;
 mod inbound;

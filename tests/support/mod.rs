@@ -80,7 +80,16 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 /// Whether a UDP socket is bound on 127.0.0.1:`port` (or on 0.0.0.0:`port`),
 /// read from the kernel's table so that the owner can be any process.
 pub fn udp_port_bound(port: u16) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else {
+    port_bound("/proc/net/udp", port)
+}
+
+/// Whether something listens on TCP `port` on 127.0.0.1 or all addresses.
+pub fn tcp_port_listening(port: u16) -> bool {
+    port_bound("/proc/net/tcp", port)
+}
+
+fn port_bound(table_path: &str, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string(table_path) else {
         return false;
     };
     let wanted = [

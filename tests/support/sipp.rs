@@ -358,7 +358,11 @@ impl SippBuilder {
             dir,
         };
         if self.remote.is_none() {
-            sipp.wait_listening();
+            let over_tcp = self
+                .args
+                .windows(2)
+                .any(|w| w[0] == "-t" && w[1].starts_with('t'));
+            sipp.wait_listening(over_tcp);
         }
         sipp
     }
@@ -418,9 +422,14 @@ impl SippBuilder {
 }
 
 impl Sipp {
-    fn wait_listening(&mut self) {
+    fn wait_listening(&mut self, over_tcp: bool) {
         let port = self.sip_addr.port();
-        if !self.process.wait_udp_bound(port, Duration::from_secs(5)) {
+        let listening = if over_tcp {
+            wait_until(Duration::from_secs(5), || super::tcp_port_listening(port))
+        } else {
+            self.process.wait_udp_bound(port, Duration::from_secs(5))
+        };
+        if !listening {
             panic!(
                 "{} did not start listening on {port}\n{}",
                 self.label,

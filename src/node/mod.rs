@@ -21,6 +21,10 @@ use std::time::Duration;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+mod trunk_side;
+
+pub use trunk_side::{TrunkSide, TrunkSideError, agent_settings};
+
 use crate::config::{Config, ConfigSource};
 use crate::http::{self, HealthState, HttpError, Readiness};
 
@@ -34,6 +38,8 @@ pub type ServiceError = Box<dyn std::error::Error + Send + Sync>;
 pub enum NodeError {
     #[error(transparent)]
     Http(#[from] HttpError),
+    #[error(transparent)]
+    TrunkSide(#[from] TrunkSideError),
     // Causes are part of the messages rather than `source`s, so a report
     // that walks the chain does not print them twice.
     #[error("node.data_dir {}: {}", .path.display(), http::describe_io(.error))]
@@ -97,6 +103,9 @@ async fn start_services(
     stop: &CancellationToken,
 ) -> Result<Started, NodeError> {
     let mut services = Vec::new();
+
+    let trunk_side = TrunkSide::start(config, stop).await?;
+    services.push(Service::new("trunk side", trunk_side.run(stop.clone())));
 
     let listener = http::bind(config.http.listen).await?;
     let http_addr = listener.local_addr().map_err(|error| HttpError::Bind {

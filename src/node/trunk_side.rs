@@ -1,0 +1,176 @@
+//! The node's trunk side: the RTP port allocator, the SIP agent and the
+//! built-in echo trunk, built from the validated config.
+//!
+//! Reading files (TLS certificates, CA bundles) happens here, at start, so
+//! the SIP code never touches the file system.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::call::MediaPlan;
+use crate::config::{Codec, Config, SrtpMode, Transport, TrunkConfig};
+use crate::echo_trunk::EchoTrunk;
+use crate::media::MediaError;
+use crate::media::ports::PortAllocator;
+use crate::sip::{
+    AgentSettings, DigestCredentials, RouteSettings, SipAgent, SipError, SipTransport,
+    TlsListenSettings, TrunkSettings,
+};
+
+/// Where Linux distributions keep the system's trust anchors, most common first.
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrunkSideError {
+    #[error("{what} {}: {error}", .path.display())]
+    ReadFile {
+        what: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("media.rtp_port_min/max: {0}")]
+    Ports(#[from] MediaError),
+    #[error(transparent)]
+    Sip(#[from] SipError),
+}
+
+/// What the trunk side hands to the rest of the node.
+pub struct TrunkSide {
+    pub agent: SipAgent,
+    pub ports: Arc<PortAllocator>,
+    pub media: MediaPlan,
+    pub echo: Option<EchoTrunk>,
+}
+
+impl TrunkSide {
+    /// Bind the echo trunk first (the SIP agent may probe it at once), then the agent.
+    pub async fn start(config: &Config, stop: &CancellationToken) -> Result<Self, TrunkSideError> {
+        let media = &config.media;
+        let ports = Arc::new(PortAllocator::new(media.rtp_port_min, media.rtp_port_max)?);
+        let echo = match config.echo_trunk.enabled {
+            true => Some(
+                EchoTrunk::start(config.echo_trunk.listen, ports.clone(), stop.child_token())
+                    .await?,
+            ),
+            false => None,
+        };
+        let (agent, _) = SipAgent::start(agent_settings(config)?, stop.child_token()).await?;
+        let plan = MediaPlan {
+            bind_ip: media.bind_ip,
+            announce_ip: media.announced_ip(),
+        };
+        Ok(Self {
+            agent,
+            ports,
+            media: plan,
+            echo,
+        })
+    }
+
+    /// Runs until `stop`, then stops the agents.
+    pub async fn run(self, stop: CancellationToken) -> Result<(), TrunkSideError> {
+        stop.cancelled().await;
+        self.agent.shutdown();
+        if let Some(echo) = &self.echo {
+            echo.shutdown();
+        }
+        Ok(())
+    }
+}
+
+/// The SIP agent's settings from the config, with files read.
+pub fn agent_settings(config: &Config) -> Result<AgentSettings, TrunkSideError> {
+    let sip = &config.sip;
+    let listen_tls = match (sip.listen_tls, &sip.tls_cert_file, &sip.tls_key_file) {
+        (Some(addr), Some(cert), Some(key)) => Some(TlsListenSettings {
+            addr,
+            cert_pem: read("sip.tls_cert_file", cert)?,
+            key_pem: read("sip.tls_key_file", key)?,
+        }),
+        _ => None,
+    };
+    let trunks = sip
+        .trunks
+        .iter()
+        .map(trunk_settings)
+        .collect::<Result<Vec<_>, _>>()?;
+    let system_ca_pem = match trunks.iter().any(|t| t.transport == SipTransport::Tls) {
+        true => SYSTEM_CA_BUNDLES.iter().find_map(|p| std::fs::read(p).ok()),
+        false => None,
+    };
+    Ok(AgentSettings {
+        listen_udp: sip.listen_udp,
+        listen_tcp: sip.listen_tcp,
+        listen_tls,
+        user_agent: sip.user_agent.clone(),
+        ring_timeout: sip.ring_timeout(),
+        max_call_duration: sip.max_call_duration(),
+        options_interval: sip.options_interval(),
+        trunk_down_after_failures: sip.trunk_down_after_failures,
+        invite_timeout: sip.invite_timeout(),
+        system_ca_pem,
+        trunks,
+        routes: sip
+            .routes
+            .iter()
+            .map(|r| RouteSettings {
+                name: r.name.to_string(),
+                trunks: r.trunks.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        accept_inbound: false,
+    })
+}
+
+fn trunk_settings(trunk: &TrunkConfig) -> Result<TrunkSettings, TrunkSideError> {
+    let credentials = match (&trunk.username, &trunk.password) {
+        (Some(username), Some(password)) => Some(DigestCredentials {
+            username: username.clone(),
+            password: password.expose().to_owned(),
+        }),
+        _ => None,
+    };
+    let tls_ca_pem = match &trunk.tls_ca_file {
+        Some(path) => Some(read("sip.trunks.tls_ca_file", path)?),
+        None => None,
+    };
+    Ok(TrunkSettings {
+        name: trunk.name.to_string(),
+        address: trunk.address.to_string(),
+        transport: match trunk.transport {
+            Transport::Udp => SipTransport::Udp,
+            Transport::Tcp => SipTransport::Tcp,
+            Transport::Tls => SipTransport::Tls,
+        },
+        outbound_proxy: trunk.outbound_proxy.as_ref().map(ToString::to_string),
+        from_user: trunk.from_user.clone(),
+        from_domain: trunk.from_domain.clone(),
+        credentials,
+        tls_ca_pem,
+        tls_server_name: trunk.tls_server_name.clone(),
+        srtp: trunk.srtp == SrtpMode::Sdes,
+        codecs: trunk
+            .codecs
+            .iter()
+            .map(|c| match c {
+                Codec::Pcmu => "PCMU".to_owned(),
+                Codec::Pcma => "PCMA".to_owned(),
+            })
+            .collect(),
+        dtmf_payload_type: trunk.dtmf_payload_type,
+    })
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TrunkSideError> {
+    std::fs::read(path).map_err(|error| TrunkSideError::ReadFile {
+        what,
+        path: path.to_owned(),
+        error,
+    })
+}

@@ -1,0 +1,457 @@
+//! The trunk leg against real SIP peers: sipp as the trunk (answer and echo,
+//! busy, no answer, digest challenges, remote BYE, re-INVITE hold/unhold,
+//! early media), baresip as a callee, kamailio as an outbound proxy, TCP,
+//! failover and trunk health, and bad input beside a running call.
+//!
+//! The node side is the library itself (a `SipAgent` and a `TrunkLeg`), so
+//! each test can speak and listen on the call like the relay will.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callgate::call::{LegEvent, MediaPlan, TrunkLeg};
+use callgate::media::endpoint::MediaEvent;
+use callgate::media::ports::PortAllocator;
+use callgate::sip::{
+    AgentSettings, CallEnd, CallRequest, DigestCredentials, Disposition, EndedBy, RouteSettings,
+    SipAgent, SipTransport, TrunkSettings,
+};
+use support::audio::{similarity_ulaw, speech_ulaw};
+use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const CALLEE: &str = "+15550100";
+/// Speech must come back at least this alike (see support::audio).
+const SAME_SPEECH: f64 = 0.8;
+const EVENT_WAIT: Duration = Duration::from_secs(20);
+
+struct TestNode {
+    agent: SipAgent,
+    ports: Arc<PortAllocator>,
+    cancel: CancellationToken,
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.agent.shutdown();
+        self.cancel.cancel();
+    }
+}
+
+fn trunk(name: &str, addr: SocketAddr) -> TrunkSettings {
+    TrunkSettings {
+        name: name.into(),
+        address: addr.to_string(),
+        transport: SipTransport::Udp,
+        outbound_proxy: None,
+        from_user: "callgate".into(),
+        from_domain: None,
+        credentials: None,
+        tls_ca_pem: None,
+        tls_server_name: None,
+        srtp: false,
+        codecs: vec!["PCMU".into(), "PCMA".into()],
+        dtmf_payload_type: 101,
+    }
+}
+
+impl TestNode {
+    async fn start(trunks: Vec<TrunkSettings>, tweak: impl FnOnce(&mut AgentSettings)) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        }
+        let mut settings = AgentSettings::loopback("127.0.0.1:0".parse().unwrap(), "callgate-test");
+        settings.accept_inbound = false;
+        settings.routes = vec![RouteSettings {
+            name: "r".into(),
+            trunks: trunks.iter().map(|t| t.name.clone()).collect(),
+        }];
+        settings.trunks = trunks;
+        tweak(&mut settings);
+        let cancel = CancellationToken::new();
+        let (agent, _) = SipAgent::start(settings, cancel.clone())
+            .await
+            .expect("agent starts");
+        // Below the ephemeral range, so peers' free ports never collide.
+        let ports = Arc::new(PortAllocator::new(10000, 12999).unwrap());
+        Self {
+            agent,
+            ports,
+            cancel,
+        }
+    }
+
+    fn call(&self) -> TrunkLeg {
+        let plan = MediaPlan {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            announce_ip: "127.0.0.1".parse().unwrap(),
+        };
+        let request = CallRequest {
+            route: "r".into(),
+            callee: CALLEE.into(),
+        };
+        TrunkLeg::start(&self.agent, &self.ports, plan, request).expect("call placed")
+    }
+}
+
+/// Events until `stop` matches one (returned last), or a test failure.
+async fn events_until(leg: &mut TrunkLeg, stop: impl Fn(&LegEvent) -> bool) -> Vec<LegEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(EVENT_WAIT, leg.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("no event in time; saw {seen:?}"))
+            .unwrap_or_else(|| panic!("events ended; saw {seen:?}"));
+        let done = stop(&event);
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+async fn until_ended(leg: &mut TrunkLeg) -> CallEnd {
+    match events_until(leg, |e| matches!(e, LegEvent::Ended(_)))
+        .await
+        .pop()
+    {
+        Some(LegEvent::Ended(end)) => end,
+        other => panic!("expected Ended, got {other:?}"),
+    }
+}
+
+async fn until_answered(leg: &mut TrunkLeg) -> Vec<LegEvent> {
+    let events = events_until(leg, |e| {
+        matches!(e, LegEvent::Answered { .. } | LegEvent::Ended(_))
+    })
+    .await;
+    assert!(
+        matches!(events.last(), Some(LegEvent::Answered { .. })),
+        "not answered: {events:?}"
+    );
+    events
+}
+
+/// Speak `speech` into the call in 20 ms frames and return what came back.
+async fn talk(leg: &TrunkLeg, media: &mut mpsc::Receiver<MediaEvent>, speech: &[u8]) -> Vec<u8> {
+    let mut heard = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut frames = speech.chunks(160);
+    let mut tail = 50; // one more second to hear the echo of the last words
+    while tail > 0 {
+        tokio::select! {
+            _ = ticker.tick() => match frames.next() {
+                Some(frame) => leg.endpoint().send_audio(frame, 160).expect("send audio"),
+                None => tail -= 1,
+            },
+            Some(MediaEvent::Frame(frame)) = media.recv() => heard.extend_from_slice(&frame.payload),
+        }
+    }
+    heard
+}
+
+fn speech() -> Vec<u8> {
+    speech_ulaw("the quick brown fox jumps over the lazy dog")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_answers_and_echoes_the_speech_we_send() {
+    let mut sipp = Sipp::builtin_uas().rtp_echo().spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
+    let mut leg = node.call();
+    let mut media = leg.take_media().unwrap();
+    let events = until_answered(&mut leg).await;
+    assert!(
+        matches!(events.first(), Some(LegEvent::Trying { trunk }) if trunk == "sipp"),
+        "{events:?}"
+    );
+
+    let sent = speech();
+    let heard = talk(&leg, &mut media, &sent).await;
+    let likeness = similarity_ulaw(&sent, &heard);
+    assert!(
+        likeness.score > SAME_SPEECH,
+        "echo does not match the speech sent: {likeness:?}"
+    );
+
+    leg.hangup();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.sip_code, end.ended_by),
+        (Disposition::Answered, Some(200), EndedBy::Local)
+    );
+    let stats = leg.endpoint().stats();
+    assert!(stats.packets_received > 100, "{stats:?}");
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    assert_eq!(sipp.received_requests("BYE").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_trunk_gives_busy_with_486() {
+    let mut sipp = Sipp::uas("uas_busy.xml").spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
+    let mut leg = node.call();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.sip_code),
+        (Disposition::Busy, Some(486))
+    );
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_timeout_cancels_and_ends_as_no_answer() {
+    let mut sipp = Sipp::uas("uas_no_answer.xml").spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |s| {
+        s.ring_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut leg = node.call();
+    let events = events_until(&mut leg, |e| matches!(e, LegEvent::Ended(_))).await;
+    assert!(events.contains(&LegEvent::Ringing), "{events:?}");
+    let Some(LegEvent::Ended(end)) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(
+        (end.disposition, end.sip_code, end.ended_by),
+        (Disposition::NoAnswer, Some(487), EndedBy::RingTimeout)
+    );
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    assert_eq!(sipp.received_requests("CANCEL").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_auth_challenge_is_answered_and_the_call_connects() {
+    let mut sipp = Sipp::uas("uas_auth_407.xml").rtp_echo().spawn();
+    let mut t = trunk("sipp", sipp.sip_addr());
+    t.credentials = Some(DigestCredentials {
+        username: "alice".into(),
+        password: "s3cret-pw".into(),
+    });
+    let node = TestNode::start(vec![t], |_| {}).await;
+    let mut leg = node.call();
+    until_answered(&mut leg).await;
+    leg.hangup();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(end.disposition, Disposition::Answered);
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    let invites = sipp.received_requests("INVITE");
+    let header = invites
+        .iter()
+        .find_map(|m| m.header("Proxy-Authorization"))
+        .expect("second INVITE carries Proxy-Authorization");
+    let digest = support::digest::DigestCredentials::parse(header).expect("digest header parses");
+    digest
+        .verify("INVITE", "alice", "callgate.test", "s3cret-pw")
+        .expect("digest response matches the password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha256_digest_challenge_is_answered() {
+    let mut sipp = Sipp::uas("uas_auth_sha256.xml")
+        .key("nonce", "c0ffee5eed")
+        .rtp_echo()
+        .spawn();
+    let mut t = trunk("sipp", sipp.sip_addr());
+    t.credentials = Some(DigestCredentials {
+        username: "alice".into(),
+        password: "s3cret-pw".into(),
+    });
+    let node = TestNode::start(vec![t], |_| {}).await;
+    let mut leg = node.call();
+    until_answered(&mut leg).await;
+    leg.hangup();
+    until_ended(&mut leg).await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    let invites = sipp.received_requests("INVITE");
+    let header = invites
+        .iter()
+        .find_map(|m| m.header("Authorization"))
+        .expect("Authorization sent");
+    let digest = support::digest::DigestCredentials::parse(header).expect("digest header parses");
+    assert_eq!(digest.get("algorithm"), Some("SHA-256"), "{header}");
+    digest
+        .verify("INVITE", "alice", "callgate.test", "s3cret-pw")
+        .expect("SHA-256 response matches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_fails_with_the_trunks_cause() {
+    let mut sipp = Sipp::uas("uas_auth_wrong_password.xml")
+        .key("auth_user", "alice")
+        .key("auth_password", "the-right-one")
+        .spawn();
+    let mut t = trunk("sipp", sipp.sip_addr());
+    t.credentials = Some(DigestCredentials {
+        username: "alice".into(),
+        password: "a-wrong-one".into(),
+    });
+    let node = TestNode::start(vec![t], |_| {}).await;
+    let mut leg = node.call();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(end.disposition, Disposition::Failed, "{end:?}");
+    assert!(matches!(end.sip_code, Some(401 | 403 | 407)), "{end:?}");
+    sipp.wait_exit(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_bye_ends_an_answered_call() {
+    let mut sipp = Sipp::uas("uas_remote_bye.xml").rtp_echo().spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
+    let mut leg = node.call();
+    until_answered(&mut leg).await;
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.ended_by),
+        (Disposition::Answered, EndedBy::Remote)
+    );
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reinvite_hold_and_unhold_are_answered_and_followed() {
+    let mut sipp = Sipp::uas("uas_reinvite_hold.xml").rtp_echo().spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
+    let mut leg = node.call();
+    until_answered(&mut leg).await;
+    events_until(&mut leg, |e| *e == LegEvent::Hold(true)).await;
+    events_until(&mut leg, |e| *e == LegEvent::Hold(false)).await;
+    // After unhold the trunk's media moved: the echo must still come back.
+    let mut media = leg.take_media().unwrap();
+    let sent = speech();
+    let heard = talk(&leg, &mut media, &sent).await;
+    assert!(
+        similarity_ulaw(&sent, &heard).score > SAME_SPEECH,
+        "no echo from the new media address"
+    );
+    leg.hangup();
+    until_ended(&mut leg).await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_from_183_arrives_before_the_answer() {
+    let announcement = speech();
+    let mut sipp = Sipp::uas("uas_early_media.xml")
+        .file("early_media.ulaw", &announcement)
+        .spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
+    let mut leg = node.call();
+    let mut media = leg.take_media().unwrap();
+    events_until(&mut leg, |e| *e == LegEvent::EarlyMedia).await;
+    let mut early = Vec::new();
+    let answered = loop {
+        tokio::select! {
+            Some(MediaEvent::Frame(f)) = media.recv() => early.extend_from_slice(&f.payload),
+            event = leg.next_event() => break event,
+        }
+    };
+    assert!(
+        matches!(answered, Some(LegEvent::Answered { .. })),
+        "{answered:?}"
+    );
+    assert!(
+        early.len() >= 8000,
+        "expected over a second of early audio, got {} bytes",
+        early.len()
+    );
+    leg.hangup();
+    until_ended(&mut leg).await;
+    sipp.expect_exit(Duration::from_secs(15), EXIT_ALL_CALLS_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_transport_carries_the_call() {
+    let mut sipp = Sipp::builtin_uas().rtp_echo().arg("-t").arg("t1").spawn();
+    let mut t = trunk("sipp", sipp.sip_addr());
+    t.transport = SipTransport::Tcp;
+    let node = TestNode::start(vec![t], |_| {}).await;
+    let mut leg = node.call();
+    until_answered(&mut leg).await;
+    leg.hangup();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(end.disposition, Disposition::Answered);
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_to_the_next_trunk_when_the_first_is_unreachable() {
+    let dead: SocketAddr = format!("127.0.0.1:{}", support::ports::free_udp_port())
+        .parse()
+        .unwrap();
+    let mut sipp = Sipp::builtin_uas().rtp_echo().calls(2).spawn();
+    let node = TestNode::start(
+        vec![trunk("dead", dead), trunk("live", sipp.sip_addr())],
+        |s| {
+            s.invite_timeout = Duration::from_secs(2);
+            s.trunk_down_after_failures = 1;
+        },
+    )
+    .await;
+    let tried = |events: &[LegEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                LegEvent::Trying { trunk } => Some(trunk.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut leg = node.call();
+    assert_eq!(tried(&until_answered(&mut leg).await), ["dead", "live"]);
+    assert_eq!(node.agent.trunk_is_up("dead"), Some(false));
+    leg.hangup();
+    until_ended(&mut leg).await;
+
+    // The next call skips the trunk that is down and goes straight through.
+    let mut next = node.call();
+    assert_eq!(tried(&until_answered(&mut next).await), ["live"]);
+    next.hangup();
+    until_ended(&mut next).await;
+    sipp.expect_exit(Duration::from_secs(15), EXIT_ALL_CALLS_OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_that_never_answers_ends_unreachable() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let node = TestNode::start(vec![trunk("silent", silent.local_addr().unwrap())], |s| {
+        s.invite_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut leg = node.call();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.sip_code),
+        (Disposition::Unreachable, Some(408))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_probes_mark_a_dead_trunk_down() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let node = TestNode::start(vec![trunk("silent", silent.local_addr().unwrap())], |s| {
+        s.options_interval = Some(Duration::from_millis(300));
+        s.invite_timeout = Duration::from_secs(1);
+        s.trunk_down_after_failures = 2;
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while node.agent.trunk_is_up("silent") == Some(true) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trunk never marked down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        node.agent
+            .counters()
+            .options_probe_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+}
