@@ -1,4 +1,4 @@
-//! Test helpers shared by the media module's unit tests.
+//! Fixtures shared by the media module's unit tests.
 
 use std::net::SocketAddr;
 

@@ -20,10 +20,11 @@ use bytes::Bytes;
 
 use super::{EndpointConfig, MAX_PAYLOAD, RemoteMedia};
 use crate::media::MediaError;
-use crate::media::dtmf::{DtmfSender, EVENT_PAYLOAD_LEN};
+use crate::media::dtmf::{DtmfConfig, DtmfSender, EVENT_PAYLOAD_LEN};
 use crate::media::rtcp::{self, NtpTime, ReportBlock, ReportInput, SenderStats};
 use crate::media::rtp::{
-    RewriteInput, RtpHeader, RtpPacket, RtpPacketMut, Ssrc, StreamRewriter, StreamStart,
+    FIXED_HEADER_LEN, RewriteInput, RtpHeader, RtpPacket, RtpPacketMut, Ssrc, StreamRewriter,
+    StreamStart,
 };
 use crate::media::srtp::{SrtpKeyMaterial, SrtpSender};
 
@@ -78,6 +79,7 @@ pub(super) struct SendCore {
     srtp: Option<(SrtpKeyMaterial, SrtpSender)>,
     stats: SenderStats,
     dtmf: DtmfSender,
+    dtmf_config: DtmfConfig,
     dtmf_event: Option<DtmfEvent>,
     cname: Vec<u8>,
     plain: Vec<u8>,
@@ -106,6 +108,7 @@ impl SendCore {
             srtp: None,
             stats: SenderStats::new(clock_rate),
             dtmf: DtmfSender::new(config.dtmf)?,
+            dtmf_config: config.dtmf,
             dtmf_event: None,
             cname,
             plain: Vec::with_capacity(MAX_PAYLOAD + 64),
@@ -126,6 +129,12 @@ impl SendCore {
         if !remote.send {
             self.dtmf.clear();
         }
+        // RFC 4733 §2.1: events count time in the audio's clock. A clock
+        // change mid-event waits for the event to end.
+        if remote.clock_rate != self.dtmf_config.clock_rate && self.dtmf.is_idle() {
+            self.dtmf_config.clock_rate = remote.clock_rate;
+            self.dtmf = DtmfSender::new(self.dtmf_config)?;
+        }
         self.params = Some(SendParams {
             rtp_to: remote.rtp,
             rtcp_to: remote.rtcp,
@@ -138,14 +147,15 @@ impl SendCore {
     }
 
     /// Symmetric RTP: the receive side found where the peer really sends
-    /// from. Ignored when a newer description has arrived meanwhile.
-    pub(super) fn latch_rtp(&mut self, generation: u64, addr: SocketAddr) {
-        if let Some(p) = self
-            .params
-            .as_mut()
-            .filter(|_| generation == self.generation)
-        {
-            p.rtp_to = addr;
+    /// from. Ignored (false) when a newer description arrived meanwhile.
+    pub(super) fn latch_rtp(&mut self, generation: u64, addr: SocketAddr) -> bool {
+        let current = generation == self.generation;
+        match self.params.as_mut().filter(|_| current) {
+            Some(p) => {
+                p.rtp_to = addr;
+                true
+            }
+            None => false,
         }
     }
 
@@ -189,20 +199,15 @@ impl SendCore {
         let Some(out) = self.rewriter.rewrite(now, input) else {
             return Ok(None);
         };
-        let header = RtpHeader {
-            payload_type: params.audio_pt,
-            marker: out.marker,
-            sequence: out.sequence,
-            timestamp: out.timestamp,
-            ssrc: out.ssrc,
-        };
-        header.write_packet(payload, &mut self.plain)?;
+        out.header(params.audio_pt)
+            .write_packet(payload, &mut self.plain)?;
         self.stats.handle_sent(payload.len(), out.timestamp, now);
         self.finish_rtp(params.rtp_to)
     }
 
-    /// A relayed packet: header rewritten in a copy, payload untouched,
-    /// payload type set to the negotiated audio type.
+    /// A relayed packet: header rewritten in a copy (in place when it is a
+    /// bare 12-byte header), payload untouched, payload type set to the
+    /// negotiated audio type.
     pub(super) fn prepare_forward(
         &mut self,
         now: Instant,
@@ -221,11 +226,19 @@ impl SendCore {
         let Some(out) = self.rewriter.rewrite(now, input) else {
             return Ok(None);
         };
-        self.plain.clear();
-        self.plain.extend_from_slice(packet);
-        let mut header = RtpPacketMut::new(&mut self.plain)?;
-        header.apply(&out);
-        header.set_payload_type(params.audio_pt)?;
+        if parsed.header_len() == FIXED_HEADER_LEN && parsed.padding_len() == 0 {
+            self.plain.clear();
+            self.plain.extend_from_slice(packet);
+            let mut header = RtpPacketMut::new(&mut self.plain)?;
+            header.apply(&out);
+            header.set_payload_type(params.audio_pt)?;
+        } else {
+            // Browser header extensions (audio level, transport-cc, mid)
+            // and CSRCs mean nothing to a trunk and would travel in the
+            // clear even under SRTP: send the payload under a fresh header.
+            out.header(params.audio_pt)
+                .write_packet(parsed.payload(), &mut self.plain)?;
+        }
         self.stats
             .handle_sent(parsed.payload().len(), out.timestamp, now);
         self.finish_rtp(params.rtp_to)
@@ -438,6 +451,41 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(r, (0, true, 502, 9320, vec![2; 80]));
+    }
+
+    #[test]
+    fn relayed_browser_extensions_and_csrcs_are_stripped() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        c.apply_remote(&remote_at(addr(4000))).unwrap();
+        // CC=1, X=1 with a one-word audio-level extension, P=1 with 2 bytes.
+        let mut packet = vec![0xb1, 111, 0, 9, 0, 0, 0, 160, 0, 0, 0, 5, 0, 0, 0, 6];
+        packet.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x10, 0x7f, 0, 0]);
+        packet.extend_from_slice(&[4; 40]);
+        packet.extend_from_slice(&[0, 2]);
+        let tx = c.prepare_forward(t0, &packet).unwrap().unwrap();
+        let p = RtpPacket::parse(tx.bytes).unwrap();
+        assert_eq!(
+            (p.header_len(), p.padding_len(), p.csrc_count()),
+            (12, 0, 0)
+        );
+        assert!(p.extension().is_none());
+        assert_eq!((p.payload_type(), p.payload()), (0, &[4; 40][..]));
+    }
+
+    #[test]
+    fn dtmf_follows_the_negotiated_clock() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        c.apply_remote(&RemoteMedia {
+            clock_rate: 16_000,
+            ..remote_at(addr(4000))
+        })
+        .unwrap();
+        c.queue_dtmf("5", t0).unwrap();
+        let tx = c.poll_dtmf(t0).unwrap().unwrap();
+        let ev = TelephoneEvent::parse(RtpPacket::parse(tx.bytes).unwrap().payload()).unwrap();
+        assert_eq!(ev.duration, 800, "50 ms at 16 kHz");
     }
 
     #[test]

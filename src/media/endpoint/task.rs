@@ -155,8 +155,9 @@ impl Driver {
             let mut core = lock(&self.send);
             match latch {
                 Latch::Rtp(addr) => {
-                    core.latch_rtp(generation, addr);
-                    self.stats.set_latched(true);
+                    if core.latch_rtp(generation, addr) {
+                        self.stats.set_latched(true);
+                    }
                 }
                 Latch::Rtcp(addr) => core.latch_rtcp(generation, addr),
             }

@@ -52,7 +52,7 @@ fn from_short_units(units: u32) -> Duration {
 }
 
 /// The randomised time until the next report (RFC 3550 §6.2, §6.3.1) for a
-/// two-party session, where the minimum (normally [`MIN_REPORT_INTERVAL`])
+/// two-party call, where the minimum (normally [`MIN_REPORT_INTERVAL`])
 /// always dominates the bandwidth term. `random` should be uniform in
 /// [0, 1); the caller owns the RNG so this stays deterministic under test.
 /// The first report waits half as long.

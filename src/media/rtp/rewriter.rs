@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Ssrc;
+use super::{RtpHeader, Ssrc};
 
 /// RFC 3550 Appendix A.1 bounds, used to tell loss and reordering apart from
 /// a sender that restarted its sequence numbers.
@@ -47,6 +47,19 @@ pub struct Rewritten {
     pub timestamp: u32,
     pub ssrc: Ssrc,
     pub marker: bool,
+}
+
+impl Rewritten {
+    /// A fresh fixed header carrying these values.
+    pub fn header(&self, payload_type: u8) -> RtpHeader {
+        RtpHeader {
+            payload_type,
+            marker: self.marker,
+            sequence: self.sequence,
+            timestamp: self.timestamp,
+            ssrc: self.ssrc,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
