@@ -149,7 +149,11 @@ impl SessionDescription {
         // Non-UTF-8 bytes become U+FFFD: harmless in s= or i=, and a clean
         // error where a number or address was expected.
         let text = String::from_utf8_lossy(body);
-        let text = text.trim_end_matches(['\0', ' ', '\t']);
+        // A byte-order mark and NUL padding come from stacks that treat the
+        // body as a file or a fixed-size buffer.
+        let text = text
+            .trim_start_matches('\u{feff}')
+            .trim_end_matches(['\0', ' ', '\t']);
         if text.trim().is_empty() {
             return Err(SdpError::Empty);
         }
@@ -243,7 +247,8 @@ impl SessionDescription {
             ParsedAttribute::Ptime(ptime) => media.ptime = Some(ptime),
             ParsedAttribute::MaxPtime(ptime) => media.maxptime = Some(ptime),
             ParsedAttribute::RtpMap(map) => {
-                // First mapping wins, like every stack we interoperate with.
+                // Two mappings for one type is a sender bug; keeping the
+                // first makes the outcome independent of what follows.
                 if media.encoding_is_mapped(map.payload_type) {
                     return;
                 }
@@ -700,6 +705,12 @@ mod tests {
             SessionDescription::parse(&body),
             Err(SdpError::BadPort { line: 6 })
         );
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_ignored() {
+        let body = format!("\u{feff}{MINIMAL}");
+        assert!(parse(&body).is_ok());
     }
 
     #[test]
