@@ -35,6 +35,7 @@
 //! - Shared vocabulary: [`Codec`], [`TelephoneEvent`], [`Direction`],
 //!   [`CryptoAttribute`], [`CryptoSuite`], [`SdpError`].
 
+mod attribute;
 mod offer_answer;
 mod parse;
 mod types;
