@@ -201,11 +201,11 @@ fn syntax_errors_never_quote_the_offending_line() {
 #[test]
 fn password_comes_from_the_named_variable() {
     let text = format!("{TRUNK}username = \"u\"\npassword_env = \"CALLGATE_T_PASSWORD\"\n");
-    let config = load(&text, &[("CALLGATE_T_PASSWORD", "pw")]).unwrap();
+    let config = load(&text, &[("CALLGATE_T_PASSWORD", "s3cr3t-value")]).unwrap();
     let trunk = config.trunk("t").unwrap();
-    assert_eq!(trunk.password.as_ref().unwrap().expose(), "pw");
+    assert_eq!(trunk.password.as_ref().unwrap().expose(), "s3cr3t-value");
     assert!(
-        !format!("{config:?}").contains("pw\""),
+        !format!("{config:?}").contains("s3cr3t"),
         "secret in Debug output"
     );
 }
@@ -389,6 +389,17 @@ fn tls_settings_need_a_tls_transport_or_listener() {
             "sip.trunks[0].tls_server_name"
         ]
     );
+}
+
+#[test]
+fn a_directory_is_not_a_readable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{TRUNK}transport = \"tls\"\ntls_ca_file = {:?}\n",
+        dir.path().to_str().unwrap()
+    );
+    let problems = problems_of(&text);
+    assert!(message_for(&problems, "sip.trunks[0].tls_ca_file").ends_with("is not a file"));
 }
 
 #[test]

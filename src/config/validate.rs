@@ -45,9 +45,14 @@ impl<'a> At<'a> {
         }
     }
 
+    /// Opening is the real test of readability (permissions, not just
+    /// existence); a directory opens too, so it is ruled out separately.
     fn readable(&mut self, key: &str, path: &Path) {
-        if let Err(e) = std::fs::File::open(path) {
-            self.bad(key, format!("cannot read {}: {e}", path.display()));
+        let opened = std::fs::File::open(path).and_then(|file| file.metadata());
+        match opened {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => self.bad(key, format!("{} is not a file", path.display())),
+            Err(e) => self.bad(key, format!("cannot read {}: {e}", path.display())),
         }
     }
 }
@@ -399,6 +404,7 @@ fn add_echo_trunk(
         let message = "must be a loopback address: the echo trunk answers anyone who reaches it";
         problems.push(ConfigProblem::new("echo_trunk.listen", message));
     }
+    let mut reserved_name_taken = false;
     for (i, trunk) in trunks.iter().enumerate() {
         if trunk
             .as_ref()
@@ -408,7 +414,11 @@ fn add_echo_trunk(
                 "{ECHO_TRUNK_NAME:?} is reserved for the built-in echo trunk while echo_trunk.enabled is true"
             );
             problems.push(ConfigProblem::new(format!("sip.trunks[{i}].name"), message));
+            reserved_name_taken = true;
         }
+    }
+    if reserved_name_taken {
+        return;
     }
     trunks.push(Some(TrunkConfig::echo(echo.listen)));
 }
