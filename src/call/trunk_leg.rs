@@ -179,16 +179,9 @@ impl TrunkLeg {
         let attempt = slot.as_mut().ok_or(SdpError::NoPendingOffer)?;
         let media = match attempt.negotiator.handle_answer(sdp) {
             Ok(media) => media,
-            Err(SdpError::NoPendingOffer)
-                if !sdp.is_empty() || attempt.negotiator.current().is_some() =>
-            {
-                attempt
-                    .negotiator
-                    .current()
-                    .cloned()
-                    .ok_or(SdpError::NoPendingOffer)?
-            }
-            Err(e) => return Err(e.into()),
+            // An answer from a 183 already stands; the 200 may repeat it or
+            // carry no SDP at all (RFC 3261 §13.2.1).
+            Err(e) => attempt.negotiator.current().cloned().ok_or(e)?,
         };
         let remote = remote_media(&media, attempt.srtp_local.as_ref())?;
         drop(slot);

@@ -24,6 +24,9 @@ pub const MODULES: &str = "/usr/lib/baresip/modules";
 pub enum BaresipMode {
     /// The `echo` module answers and sends every received frame back.
     Echo,
+    /// As `Echo`, but only over SDES-SRTP (`RTP/SAVP`, RFC 4568): a plain
+    /// RTP offer is refused.
+    EchoSrtp,
     /// Answers and plays this WAV (8 kHz mono 16-bit), then hangs up when the
     /// file ends.
     Play(PathBuf),
@@ -125,6 +128,12 @@ fn write_config(dir: &Path, port: u16, mode: &BaresipMode) -> &'static str {
             "aubridge,echo".to_owned(),
             "module\t\t\taubridge.so\nmodule_app\t\techo.so",
         ),
+        BaresipMode::EchoSrtp => (
+            "echo",
+            "manual",
+            "aubridge,echo".to_owned(),
+            "module\t\t\taubridge.so\nmodule\t\t\tsrtp.so\nmodule_app\t\techo.so",
+        ),
         BaresipMode::Play(wav) => (
             "play",
             "auto",
@@ -141,7 +150,15 @@ fn write_config(dir: &Path, port: u16, mode: &BaresipMode) -> &'static str {
         .replace("{{MODULES}}", &format!("{modules}\nmodule\t\t\tsndfile.so"));
     let accounts = read("accounts.tmpl")
         .replace("{{USER}}", user)
-        .replace("{{ANSWERMODE}}", answermode);
+        .replace("{{ANSWERMODE}}", answermode)
+        .replace(
+            "{{MEDIAENC}}",
+            if matches!(mode, BaresipMode::EchoSrtp) {
+                "srtp-mand"
+            } else {
+                ""
+            },
+        );
     std::fs::write(dir.join("config"), config).expect("write baresip config");
     std::fs::write(dir.join("accounts"), accounts).expect("write baresip accounts");
     user
