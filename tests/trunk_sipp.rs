@@ -1,162 +1,25 @@
-//! The trunk leg against real SIP peers: sipp as the trunk (answer and echo,
-//! busy, no answer, digest challenges, remote BYE, re-INVITE hold/unhold,
-//! early media), baresip as a callee, kamailio as an outbound proxy, TCP,
-//! failover and trunk health, and bad input beside a running call.
+//! The trunk leg against sipp as the trunk: answer and echo, busy, no
+//! answer, digest challenges, remote BYE, re-INVITE hold/unhold, early
+//! media, TCP, failover and trunk health. Other peers are in
+//! `trunk_peers.rs`, hostile input in `trunk_bad_input.rs`.
 //!
-//! The node side is the library itself (a `SipAgent` and a `TrunkLeg`), so
-//! each test can speak and listen on the call like the relay will.
+//! The node side is the library itself (a `SipAgent` and a `TrunkLeg`, see
+//! `support::trunk`), so each test can speak and listen on the call like the
+//! relay will.
 
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use callgate::call::{LegEvent, MediaPlan, TrunkLeg};
+use callgate::call::LegEvent;
 use callgate::media::endpoint::MediaEvent;
-use callgate::media::ports::PortAllocator;
-use callgate::sip::{
-    AgentSettings, CallEnd, CallRequest, DigestCredentials, Disposition, EndedBy, RouteSettings,
-    SipAgent, SipTransport, TrunkSettings,
-};
-use support::audio::{similarity_ulaw, speech_ulaw};
+use callgate::sip::{DigestCredentials, Disposition, EndedBy, SipTransport};
+use support::audio::similarity_ulaw;
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-const CALLEE: &str = "+15550100";
-/// Speech must come back at least this alike (see support::audio).
-const SAME_SPEECH: f64 = 0.8;
-const EVENT_WAIT: Duration = Duration::from_secs(20);
-
-struct TestNode {
-    agent: SipAgent,
-    ports: Arc<PortAllocator>,
-    cancel: CancellationToken,
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        self.agent.shutdown();
-        self.cancel.cancel();
-    }
-}
-
-fn trunk(name: &str, addr: SocketAddr) -> TrunkSettings {
-    TrunkSettings {
-        name: name.into(),
-        address: addr.to_string(),
-        transport: SipTransport::Udp,
-        outbound_proxy: None,
-        from_user: "callgate".into(),
-        from_domain: None,
-        credentials: None,
-        tls_ca_pem: None,
-        tls_server_name: None,
-        srtp: false,
-        codecs: vec!["PCMU".into(), "PCMA".into()],
-        dtmf_payload_type: 101,
-    }
-}
-
-impl TestNode {
-    async fn start(trunks: Vec<TrunkSettings>, tweak: impl FnOnce(&mut AgentSettings)) -> Self {
-        if std::env::var_os("RUST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        }
-        let mut settings = AgentSettings::loopback("127.0.0.1:0".parse().unwrap(), "callgate-test");
-        settings.accept_inbound = false;
-        settings.routes = vec![RouteSettings {
-            name: "r".into(),
-            trunks: trunks.iter().map(|t| t.name.clone()).collect(),
-        }];
-        settings.trunks = trunks;
-        tweak(&mut settings);
-        let cancel = CancellationToken::new();
-        let (agent, _) = SipAgent::start(settings, cancel.clone())
-            .await
-            .expect("agent starts");
-        // Below the ephemeral range, so peers' free ports never collide.
-        let ports = Arc::new(PortAllocator::new(10000, 12999).unwrap());
-        Self {
-            agent,
-            ports,
-            cancel,
-        }
-    }
-
-    fn call(&self) -> TrunkLeg {
-        let plan = MediaPlan {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            announce_ip: "127.0.0.1".parse().unwrap(),
-        };
-        let request = CallRequest {
-            route: "r".into(),
-            callee: CALLEE.into(),
-        };
-        TrunkLeg::start(&self.agent, &self.ports, plan, request).expect("call placed")
-    }
-}
-
-/// Events until `stop` matches one (returned last), or a test failure.
-async fn events_until(leg: &mut TrunkLeg, stop: impl Fn(&LegEvent) -> bool) -> Vec<LegEvent> {
-    let mut seen = Vec::new();
-    loop {
-        let event = tokio::time::timeout(EVENT_WAIT, leg.next_event())
-            .await
-            .unwrap_or_else(|_| panic!("no event in time; saw {seen:?}"))
-            .unwrap_or_else(|| panic!("events ended; saw {seen:?}"));
-        let done = stop(&event);
-        seen.push(event);
-        if done {
-            return seen;
-        }
-    }
-}
-
-async fn until_ended(leg: &mut TrunkLeg) -> CallEnd {
-    match events_until(leg, |e| matches!(e, LegEvent::Ended(_)))
-        .await
-        .pop()
-    {
-        Some(LegEvent::Ended(end)) => end,
-        other => panic!("expected Ended, got {other:?}"),
-    }
-}
-
-async fn until_answered(leg: &mut TrunkLeg) -> Vec<LegEvent> {
-    let events = events_until(leg, |e| {
-        matches!(e, LegEvent::Answered { .. } | LegEvent::Ended(_))
-    })
-    .await;
-    assert!(
-        matches!(events.last(), Some(LegEvent::Answered { .. })),
-        "not answered: {events:?}"
-    );
-    events
-}
-
-/// Speak `speech` into the call in 20 ms frames and return what came back.
-async fn talk(leg: &TrunkLeg, media: &mut mpsc::Receiver<MediaEvent>, speech: &[u8]) -> Vec<u8> {
-    let mut heard = Vec::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
-    let mut frames = speech.chunks(160);
-    let mut tail = 50; // one more second to hear the echo of the last words
-    while tail > 0 {
-        tokio::select! {
-            _ = ticker.tick() => match frames.next() {
-                Some(frame) => leg.endpoint().send_audio(frame, 160).expect("send audio"),
-                None => tail -= 1,
-            },
-            Some(MediaEvent::Frame(frame)) = media.recv() => heard.extend_from_slice(&frame.payload),
-        }
-    }
-    heard
-}
-
-fn speech() -> Vec<u8> {
-    speech_ulaw("the quick brown fox jumps over the lazy dog")
-}
+use support::trunk::{
+    SAME_SPEECH, TestNode, events_until, speech, talk, trunk, until_answered, until_ended,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_answers_and_echoes_the_speech_we_send() {

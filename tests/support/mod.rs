@@ -14,6 +14,8 @@
 //! - [`digest`]: checks a Digest `Authorization` (MD5, SHA-256) that sipp
 //!   3.6.1 cannot check itself.
 //! - [`sip_raw`]: malformed SIP datagrams and a raw OPTIONS probe.
+//! - [`trunk`]: a node's trunk leg in-process (`TestNode`), waiting for its
+//!   events, speaking and listening on a call.
 //!
 //! Invariants: everything binds 127.0.0.1; every process a test starts is
 //! stopped by that test; a missing peer program fails the test with a message
@@ -30,6 +32,7 @@ pub mod rtp;
 pub mod sip_raw;
 pub mod sip_trace;
 pub mod sipp;
+pub mod trunk;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -358,10 +358,11 @@ impl SippBuilder {
             dir,
         };
         if self.remote.is_none() {
+            // TCP (`-t t1`) and TLS (`-t l1`) both listen on a TCP socket.
             let over_tcp = self
                 .args
                 .windows(2)
-                .any(|w| w[0] == "-t" && w[1].starts_with('t'));
+                .any(|w| w[0] == "-t" && w[1].starts_with(['t', 'l']));
             sipp.wait_listening(over_tcp);
         }
         sipp

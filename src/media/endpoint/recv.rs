@@ -13,6 +13,11 @@
 //!   and the signalled address are accepted; the signalled address wins
 //!   if it later sends, because the SDP is authoritative. A new remote
 //!   description clears the latch.
+//! - Only the signalled host may latch at once (a NAT may rewrite its
+//!   port). Any other host must wait [`LEARN_WINDOW`] after the remote
+//!   description, and is dropped until then: otherwise whoever sprays our
+//!   port first, before the trunk's first packet, would receive the
+//!   caller's audio and speak into the call ("RTP bleed").
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -26,6 +31,11 @@ use crate::media::dtmf::DtmfReceiver;
 use crate::media::rtcp::{self, ReceiveStats, ReportBlock, RtcpPacket};
 use crate::media::rtp::{RtpPacket, Ssrc};
 use crate::media::srtp::{SrtpKeyMaterial, SrtpReceiver};
+
+/// How long only the signalled host may latch a fresh remote description
+/// before any source may (a trunk behind NAT that signalled a private
+/// address). rtpengine's "delayed" endpoint learning waits the same 3 s.
+pub(super) const LEARN_WINDOW: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy)]
 struct RecvParams {
@@ -84,6 +94,8 @@ pub(super) struct RecvCore {
     srtp: Option<(SrtpKeyMaterial, SrtpReceiver)>,
     latched_rtp: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
+    /// Until then only the signalled host may latch.
+    strangers_latch_from: Option<Instant>,
     source: Option<Source>,
     /// Loss of sources that have since been replaced.
     lost_before: i64,
@@ -107,6 +119,7 @@ impl RecvCore {
             srtp: None,
             latched_rtp: None,
             latched_rtcp: None,
+            strangers_latch_from: None,
             source: None,
             lost_before: 0,
             dtmf: DtmfReceiver::new(),
@@ -122,6 +135,7 @@ impl RecvCore {
     /// key is unchanged.
     pub(super) fn apply_remote(
         &mut self,
+        now: Instant,
         generation: u64,
         remote: &RemoteMedia,
     ) -> Result<(), MediaError> {
@@ -141,6 +155,7 @@ impl RecvCore {
         self.generation = generation;
         self.latched_rtp = None;
         self.latched_rtcp = None;
+        self.strangers_latch_from = Some(now + LEARN_WINDOW);
         Ok(())
     }
 
@@ -182,12 +197,12 @@ impl RecvCore {
             if params.sdp_rtcp.is_some() {
                 return Received::drop(DropReason::RtcpOnRtpPort);
             }
-            if !self.rtp_source_allowed(&params, src) {
+            if !self.rtp_source_allowed(&params, src, now) {
                 return Received::drop(DropReason::UnexpectedSource);
             }
             return self.handle_rtcp(now, data, our_ssrc, None);
         }
-        if !self.rtp_source_allowed(&params, src) {
+        if !self.rtp_source_allowed(&params, src, now) {
             return Received::drop(DropReason::UnexpectedSource);
         }
         match self.accept_rtp(&params, data) {
@@ -215,9 +230,10 @@ impl RecvCore {
         let Some(params) = self.params else {
             return Received::drop(DropReason::NotNegotiated);
         };
+        let signalled = params.sdp_rtcp.unwrap_or(params.sdp_rtp);
         let allowed = match self.latched_rtcp {
-            None => true,
-            Some(latched) => latched == src || params.sdp_rtcp == Some(src),
+            None => self.may_learn(signalled, src, now),
+            Some(latched) => latched == src || signalled == src,
         };
         if !allowed {
             return Received::drop(DropReason::UnexpectedSource);
@@ -226,11 +242,17 @@ impl RecvCore {
         self.handle_rtcp(now, data, our_ssrc, latch_to)
     }
 
-    fn rtp_source_allowed(&self, params: &RecvParams, src: SocketAddr) -> bool {
+    fn rtp_source_allowed(&self, params: &RecvParams, src: SocketAddr, now: Instant) -> bool {
         match self.latched_rtp {
-            None => true,
+            None => self.may_learn(params.sdp_rtp, src, now),
             Some(latched) => latched == src || params.sdp_rtp == src,
         }
+    }
+
+    /// Whether an unlatched stream may take `src`: the signalled host at
+    /// once, anyone else only once [`LEARN_WINDOW`] has passed.
+    fn may_learn(&self, signalled: SocketAddr, src: SocketAddr, now: Instant) -> bool {
+        src.ip() == signalled.ip() || self.strangers_latch_from.is_none_or(|from| now >= from)
     }
 
     /// Validates version, lengths, payload type and SRTP; returns the
@@ -377,7 +399,8 @@ mod tests {
 
     fn core() -> RecvCore {
         let mut c = RecvCore::new();
-        c.apply_remote(1, &remote_at(addr(4000))).unwrap();
+        c.apply_remote(Instant::now(), 1, &remote_at(addr(4000)))
+            .unwrap();
         c
     }
 
@@ -453,12 +476,63 @@ mod tests {
         assert_eq!(reason(&r), Some(DropReason::UnexpectedSource));
     }
 
+    fn other_host(port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 66)), port)
+    }
+
+    #[test]
+    fn rtp_bleed_a_stranger_cannot_latch_before_the_trunk_speaks() {
+        let mut c = RecvCore::new();
+        let t0 = Instant::now();
+        c.apply_remote(t0, 1, &remote_at(addr(4000))).unwrap();
+        let soon = t0 + Duration::from_millis(200);
+        let r = c.handle_rtp_port(soon, other_host(6000), &rtp_packet(0, 1, 7, &[5; 160]), US);
+        assert_eq!(
+            (reason(&r), r.latch),
+            (Some(DropReason::UnexpectedSource), None),
+            "a stranger's packet neither latches nor reaches the call"
+        );
+        let r = c.handle_rtcp_port(soon, other_host(6001), &[0x80, 200, 0, 1], US);
+        assert_eq!(
+            (reason(&r), r.latch),
+            (Some(DropReason::UnexpectedSource), None)
+        );
+        // The trunk's host latches at once, even from another port (NAT).
+        let r = c.handle_rtp_port(soon, addr(4002), &rtp_packet(0, 1, 9, &[7; 160]), US);
+        assert_eq!(r.latch, Some(Latch::Rtp(addr(4002))));
+        let later = t0 + LEARN_WINDOW;
+        let r = c.handle_rtp_port(later, other_host(6000), &rtp_packet(0, 2, 7, &[5; 160]), US);
+        assert_eq!(reason(&r), Some(DropReason::UnexpectedSource));
+    }
+
+    #[test]
+    fn a_trunk_behind_nat_is_learned_once_the_window_has_passed() {
+        let mut c = RecvCore::new();
+        let t0 = Instant::now();
+        c.apply_remote(t0, 1, &remote_at(addr(4000))).unwrap();
+        let r = c.handle_rtp_port(
+            t0 + LEARN_WINDOW,
+            other_host(6000),
+            &rtp_packet(0, 1, 7, &[5; 160]),
+            US,
+        );
+        assert_eq!(r.latch, Some(Latch::Rtp(other_host(6000))));
+        // The signalled address still wins when it speaks.
+        let r = c.handle_rtp_port(
+            t0 + LEARN_WINDOW,
+            addr(4000),
+            &rtp_packet(0, 2, 9, &[7; 160]),
+            US,
+        );
+        assert_eq!(r.latch, Some(Latch::Rtp(addr(4000))));
+    }
+
     #[test]
     fn new_remote_description_allows_a_new_latch() {
         let mut c = core();
         let now = Instant::now();
         let _ = c.handle_rtp_port(now, addr(6000), &rtp_packet(0, 1, 9, &[7; 160]), US);
-        c.apply_remote(2, &remote_at(addr(4000))).unwrap();
+        c.apply_remote(now, 2, &remote_at(addr(4000))).unwrap();
         let r = c.handle_rtp_port(now, addr(6002), &rtp_packet(0, 2, 9, &[7; 160]), US);
         assert_eq!(r.latch, Some(Latch::Rtp(addr(6002))));
     }
@@ -474,6 +548,7 @@ mod tests {
         let mut split = RecvCore::new();
         split
             .apply_remote(
+                now,
                 1,
                 &RemoteMedia {
                     rtcp: Some(addr(4001)),
@@ -493,6 +568,7 @@ mod tests {
     fn hold_still_latches_but_delivers_nothing() {
         let mut c = RecvCore::new();
         c.apply_remote(
+            Instant::now(),
             1,
             &RemoteMedia {
                 recv: false,
@@ -548,6 +624,7 @@ mod tests {
         let mut c = RecvCore::new();
         let keys = Some((SrtpKeyMaterial::generate(), theirs.clone()));
         c.apply_remote(
+            Instant::now(),
             1,
             &RemoteMedia {
                 srtp: keys,

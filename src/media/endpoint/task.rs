@@ -123,7 +123,8 @@ impl Driver {
         let Some((generation, remote)) = self.remote_rx.borrow_and_update().clone() else {
             return;
         };
-        if self.recv.apply_remote(generation, &remote).is_err() {
+        let now = Instant::now().into_std();
+        if self.recv.apply_remote(now, generation, &remote).is_err() {
             // Only a malformed key could fail here, and set_remote has
             // already refused those; keep the previous description.
             tracing::warn!("remote media description could not be applied");

@@ -1,0 +1,198 @@
+//! A node's trunk leg driven in-process: a [`TestNode`] (a `SipAgent` and a
+//! `PortAllocator`) places calls with `TrunkLeg::start`, and the helpers
+//! here wait for its [`LegEvent`]s and speak and listen on a call.
+//!
+//! Invariants: the agent listens on a free loopback UDP port and refuses
+//! inbound calls; every call goes through route `r`, made of the trunks the
+//! node was started with, in order; dropping the node stops its agent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callgate::call::{LegEvent, MediaPlan, TrunkLeg};
+use callgate::media::endpoint::MediaEvent;
+use callgate::media::ports::PortAllocator;
+use callgate::sip::{
+    AgentSettings, CallEnd, CallRequest, RouteSettings, SipAgent, SipTransport, TrunkSettings,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::audio::{Similarity, similarity_ulaw, speech_ulaw};
+
+/// The number every test call dials.
+pub const CALLEE: &str = "+15550100";
+/// Speech must come back at least this alike (see support::audio).
+pub const SAME_SPEECH: f64 = 0.8;
+/// The longest a test waits for the next event of a call.
+pub const EVENT_WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestNode {
+    pub agent: SipAgent,
+    pub ports: Arc<PortAllocator>,
+    cancel: CancellationToken,
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.agent.shutdown();
+        self.cancel.cancel();
+    }
+}
+
+/// A UDP trunk at `addr` offering PCMU then PCMA, no credentials.
+pub fn trunk(name: &str, addr: SocketAddr) -> TrunkSettings {
+    TrunkSettings {
+        name: name.into(),
+        address: addr.to_string(),
+        transport: SipTransport::Udp,
+        outbound_proxy: None,
+        from_user: "callgate".into(),
+        from_domain: None,
+        credentials: None,
+        tls_ca_pem: None,
+        tls_server_name: None,
+        srtp: false,
+        codecs: vec!["PCMU".into(), "PCMA".into()],
+        dtmf_payload_type: 101,
+    }
+}
+
+impl TestNode {
+    /// An agent on a free loopback port with `trunks` as route `r`;
+    /// `tweak` adjusts the settings before it starts.
+    pub async fn start(trunks: Vec<TrunkSettings>, tweak: impl FnOnce(&mut AgentSettings)) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        }
+        let mut settings = AgentSettings::loopback("127.0.0.1:0".parse().unwrap(), "callgate-test");
+        settings.accept_inbound = false;
+        settings.routes = vec![RouteSettings {
+            name: "r".into(),
+            trunks: trunks.iter().map(|t| t.name.clone()).collect(),
+        }];
+        settings.trunks = trunks;
+        tweak(&mut settings);
+        let cancel = CancellationToken::new();
+        let (agent, _) = SipAgent::start(settings, cancel.clone())
+            .await
+            .expect("agent starts");
+        // Below the ephemeral range, so peers' free ports never collide.
+        let ports = Arc::new(PortAllocator::new(10000, 12999).unwrap());
+        Self {
+            agent,
+            ports,
+            cancel,
+        }
+    }
+
+    /// A call to [`CALLEE`] on route `r`.
+    pub fn call(&self) -> TrunkLeg {
+        self.call_to(CALLEE)
+    }
+
+    /// A call to `callee` (the Request-URI's user part) on route `r`.
+    pub fn call_to(&self, callee: &str) -> TrunkLeg {
+        let plan = MediaPlan {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            announce_ip: "127.0.0.1".parse().unwrap(),
+        };
+        let request = CallRequest {
+            route: "r".into(),
+            callee: callee.into(),
+        };
+        TrunkLeg::start(&self.agent, &self.ports, plan, request).expect("call placed")
+    }
+
+    /// Where the agent receives SIP over UDP.
+    pub fn sip_udp_addr(&self) -> SocketAddr {
+        *self
+            .agent
+            .local_addrs()
+            .first()
+            .expect("the agent listens on UDP")
+    }
+}
+
+/// Events until `stop` matches one (returned last), or a test failure.
+pub async fn events_until(leg: &mut TrunkLeg, stop: impl Fn(&LegEvent) -> bool) -> Vec<LegEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(EVENT_WAIT, leg.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("no event in time; saw {seen:?}"))
+            .unwrap_or_else(|| panic!("events ended; saw {seen:?}"));
+        let done = stop(&event);
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+pub async fn until_ended(leg: &mut TrunkLeg) -> CallEnd {
+    match events_until(leg, |e| matches!(e, LegEvent::Ended(_)))
+        .await
+        .pop()
+    {
+        Some(LegEvent::Ended(end)) => end,
+        other => panic!("expected Ended, got {other:?}"),
+    }
+}
+
+pub async fn until_answered(leg: &mut TrunkLeg) -> Vec<LegEvent> {
+    let events = events_until(leg, |e| {
+        matches!(e, LegEvent::Answered { .. } | LegEvent::Ended(_))
+    })
+    .await;
+    assert!(
+        matches!(events.last(), Some(LegEvent::Answered { .. })),
+        "not answered: {events:?}"
+    );
+    events
+}
+
+/// Speak `speech` into the call in 20 ms frames and return what came back.
+pub async fn talk(
+    leg: &TrunkLeg,
+    media: &mut mpsc::Receiver<MediaEvent>,
+    speech: &[u8],
+) -> Vec<u8> {
+    let mut heard = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut frames = speech.chunks(160);
+    let mut tail = 50; // one more second to hear the echo of the last words
+    while tail > 0 {
+        tokio::select! {
+            _ = ticker.tick() => match frames.next() {
+                Some(frame) => leg.endpoint().send_audio(frame, 160).expect("send audio"),
+                None => tail -= 1,
+            },
+            Some(MediaEvent::Frame(frame)) = media.recv() => heard.extend_from_slice(&frame.payload),
+        }
+    }
+    heard
+}
+
+/// Speaks [`speech`] into an answered call and says how alike what came
+/// back is (an echoing peer gives a score near 1).
+pub async fn echo_likeness(leg: &TrunkLeg, media: &mut mpsc::Receiver<MediaEvent>) -> Similarity {
+    let sent = speech();
+    let heard = talk(leg, media, &sent).await;
+    similarity_ulaw(&sent, &heard)
+}
+
+/// A node whose one trunk is at `addr`, and a call to [`CALLEE`] placed on
+/// it, with its media receiver taken.
+pub async fn node_and_call(addr: SocketAddr) -> (TestNode, TrunkLeg, mpsc::Receiver<MediaEvent>) {
+    let node = TestNode::start(vec![trunk("sipp", addr)], |_| {}).await;
+    let mut leg = node.call();
+    let media = leg.take_media().expect("media receiver");
+    (node, leg, media)
+}
+
+/// About three seconds of spoken English as 8 kHz µ-law.
+pub fn speech() -> Vec<u8> {
+    speech_ulaw("the quick brown fox jumps over the lazy dog")
+}

@@ -1,0 +1,97 @@
+//! The trunk leg against peers other than a bare sipp trunk: baresip as an
+//! independent callee with real media, and kamailio as an outbound proxy
+//! between the node and a sipp trunk (Record-Route honoured in-dialog).
+//!
+//! What a user would check: the call connects, the speech we send comes
+//! back, hanging up ends the call `answered`, and every request of the
+//! dialog crossed the proxy when one is configured.
+
+mod support;
+
+use std::time::Duration;
+
+use callgate::sip::{Disposition, EndedBy};
+use support::baresip::{Baresip, BaresipMode};
+use support::kamailio::Kamailio;
+use support::sip_trace::SipMessage;
+use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
+use support::trunk::{SAME_SPEECH, TestNode, echo_likeness, trunk, until_answered, until_ended};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_answers_and_echoes_our_speech() {
+    let baresip = Baresip::start(BaresipMode::Echo);
+    let node = TestNode::start(vec![trunk("baresip", baresip.addr())], |_| {}).await;
+    // baresip answers only the user its account names.
+    let mut leg = node.call_to(baresip.user());
+    let mut media = leg.take_media().unwrap();
+    until_answered(&mut leg).await;
+
+    let likeness = echo_likeness(&leg, &mut media).await;
+    assert!(
+        likeness.score > SAME_SPEECH,
+        "baresip's echo does not match the speech sent: {likeness:?}\n{}",
+        baresip.log()
+    );
+
+    leg.hangup();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.sip_code, end.ended_by),
+        (Disposition::Answered, Some(200), EndedBy::Local),
+        "{}",
+        baresip.log()
+    );
+}
+
+/// Whether `message` came through the proxy at `proxy`: the topmost Via is
+/// the proxy's, above ours.
+fn crossed_proxy(message: &SipMessage, proxy: &str) -> bool {
+    let vias = message.header_all("Via");
+    vias.len() == 2 && vias[0].contains(proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_as_outbound_proxy_carries_the_whole_dialog() {
+    let mut sipp = Sipp::uas("uas_answer_echo_bye_wait.xml").rtp_echo().spawn();
+    let proxy = Kamailio::start(sipp.sip_addr());
+    let mut t = trunk("sipp", sipp.sip_addr());
+    t.outbound_proxy = Some(proxy.addr().to_string());
+    let node = TestNode::start(vec![t], |_| {}).await;
+    let mut leg = node.call();
+    let mut media = leg.take_media().unwrap();
+    until_answered(&mut leg).await;
+
+    let likeness = echo_likeness(&leg, &mut media).await;
+    assert!(
+        likeness.score > SAME_SPEECH,
+        "no echo through the proxied call: {likeness:?}"
+    );
+    leg.hangup();
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.ended_by),
+        (Disposition::Answered, EndedBy::Local)
+    );
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+
+    let proxy_addr = proxy.addr().to_string();
+    let report = || format!("{}\n--- kamailio ---\n{}", sipp.report(), proxy.log());
+    let invite = &sipp.received_requests("INVITE")[0];
+    assert!(crossed_proxy(invite, &proxy_addr), "{}", report());
+    assert!(
+        invite
+            .header("Record-Route")
+            .is_some_and(|rr| rr.contains(&proxy_addr)),
+        "kamailio record-routes: {}",
+        report()
+    );
+    // In-dialog requests follow the route set the 200 OK brought back.
+    for method in ["ACK", "BYE"] {
+        let request = &sipp.received_requests(method)[0];
+        assert!(
+            crossed_proxy(request, &proxy_addr),
+            "{method} bypassed the proxy: {}",
+            report()
+        );
+    }
+}
