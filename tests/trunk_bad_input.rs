@@ -13,7 +13,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use callgate::call::LegEvent;
 use callgate::media::endpoint::DropCounts;
 use callgate::sip::{Disposition, EndedBy};
 use support::audio::similarity_ulaw;
@@ -22,8 +21,8 @@ use support::sip_raw::{self, Malformed};
 use support::sip_trace::sdp_audio_addr;
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{
-    SAME_SPEECH, TestNode, echo_likeness, events_until, node_and_call, speech, talk, trunk,
-    until_answered, until_ended,
+    SAME_SPEECH, TestNode, echo_likeness, node_and_call, speech, talk, trunk, until_answered,
+    until_ended, until_ended_unanswered,
 };
 
 const SIPP_EXIT: Duration = Duration::from_secs(10);
@@ -86,16 +85,7 @@ async fn unusable_answer_fails_with_488_and_a_bye(scenario: &str) {
     let mut sipp = Sipp::uas(scenario).spawn();
     let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
     let mut leg = node.call();
-    let events = events_until(&mut leg, |e| matches!(e, LegEvent::Ended(_))).await;
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, LegEvent::Answered { .. })),
-        "an unusable answer was reported as answered: {events:?}"
-    );
-    let Some(LegEvent::Ended(end)) = events.last() else {
-        unreachable!()
-    };
+    let (end, events) = until_ended_unanswered(&mut leg).await;
     assert_eq!(
         (end.disposition, end.sip_code, end.ended_by),
         (Disposition::Failed, Some(488), EndedBy::Local),

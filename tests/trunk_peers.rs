@@ -1,6 +1,11 @@
 //! The trunk leg against peers other than a bare sipp trunk: baresip as an
-//! independent callee with real media, and kamailio as an outbound proxy
-//! between the node and a sipp trunk (Record-Route honoured in-dialog).
+//! independent callee with real media, over UDP and over TLS, and kamailio
+//! as an outbound proxy between the node and a sipp trunk (Record-Route
+//! honoured in-dialog).
+//!
+//! TLS runs against baresip because Debian's sipp 3.6.1 is built without
+//! OpenSSL: `sipp -t l1` exits 1 with "To use a TLS transport you must
+//! compile SIPp with OpenSSL".
 //!
 //! What a user would check: the call connects, the speech we send comes
 //! back, hanging up ends the call `answered`, and every request of the
@@ -10,17 +15,21 @@ mod support;
 
 use std::time::Duration;
 
-use callgate::sip::{Disposition, EndedBy};
+use callgate::sip::{Disposition, EndedBy, SipTransport, TrunkSettings};
 use support::baresip::{Baresip, BaresipMode};
 use support::kamailio::Kamailio;
+use support::pki::TestPki;
 use support::sip_trace::SipMessage;
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
-use support::trunk::{SAME_SPEECH, TestNode, echo_likeness, trunk, until_answered, until_ended};
+use support::trunk::{
+    SAME_SPEECH, TestNode, echo_likeness, trunk, until_answered, until_ended,
+    until_ended_unanswered,
+};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn baresip_answers_and_echoes_our_speech() {
-    let baresip = Baresip::start(BaresipMode::Echo);
-    let node = TestNode::start(vec![trunk("baresip", baresip.addr())], |_| {}).await;
+/// Calls `baresip` (echo) through `trunk`: the call is answered, our speech
+/// comes back, and hanging up ends it answered/200.
+async fn echo_call_to_baresip(baresip: &Baresip, trunk: TrunkSettings) {
+    let node = TestNode::start(vec![trunk], |_| {}).await;
     // baresip answers only the user its account names.
     let mut leg = node.call_to(baresip.user());
     let mut media = leg.take_media().unwrap();
@@ -41,6 +50,12 @@ async fn baresip_answers_and_echoes_our_speech() {
         "{}",
         baresip.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_answers_and_echoes_our_speech() {
+    let baresip = Baresip::start(BaresipMode::Echo);
+    echo_call_to_baresip(&baresip, trunk("baresip", baresip.addr())).await;
 }
 
 /// Whether `message` came through the proxy at `proxy`: the topmost Via is
@@ -94,4 +109,42 @@ async fn kamailio_as_outbound_proxy_carries_the_whole_dialog() {
             report()
         );
     }
+}
+
+/// A TLS trunk to `baresip` trusting the CA of `pki`.
+fn tls_trunk(baresip: &Baresip, pki: &TestPki) -> TrunkSettings {
+    let mut t = trunk("baresip-tls", baresip.tls_addr());
+    t.transport = SipTransport::Tls;
+    t.tls_ca_pem = Some(pki.ca_pem());
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_trunk_signed_by_the_trusted_ca_carries_the_call() {
+    let pki = TestPki::generate("trunk");
+    let baresip = Baresip::start_tls(BaresipMode::Echo, &pki.server_bundle());
+    echo_call_to_baresip(&baresip, tls_trunk(&baresip, &pki)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_trunk_with_a_certificate_from_another_ca_is_refused() {
+    let pki = TestPki::generate("trunk");
+    let stranger = TestPki::generate("stranger");
+    let baresip = Baresip::start_tls(BaresipMode::Echo, &pki.server_bundle());
+    // The default INVITE timeout (32 s): a refused certificate must not wait
+    // for it.
+    let node = TestNode::start(vec![tls_trunk(&baresip, &stranger)], |_| {}).await;
+    let placed = std::time::Instant::now();
+    let mut leg = node.call_to(baresip.user());
+    let (end, events) = until_ended_unanswered(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.sip_code),
+        (Disposition::Unreachable, Some(503)),
+        "{events:?}"
+    );
+    assert!(
+        placed.elapsed() < Duration::from_secs(5),
+        "the refused certificate took {:?} to end the call",
+        placed.elapsed()
+    );
 }

@@ -205,6 +205,10 @@ impl CallDriver {
                 trunk: trunk.name().to_owned(),
             })
             .await;
+        if let Err(e) = self.connect(trunk).await {
+            debug!(trunk = trunk.name(), error = %e, "could not connect to the trunk");
+            return self.transport_failure(trunk);
+        }
         let (state_tx, states) = self.inner.dialogs.new_dialog_state_channel();
         let option = self.invite_option(trunk);
         self.inner
@@ -215,17 +219,7 @@ impl CallDriver {
             Ok(started) => started,
             Err(e) => {
                 debug!(trunk = trunk.name(), error = %e, "could not send INVITE");
-                self.inner
-                    .counters
-                    .transport_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                trunk.health.handle_failure();
-                return Attempt::FailOver(self.end(
-                    Disposition::Unreachable,
-                    Some(503),
-                    EndedBy::Remote,
-                    trunk,
-                ));
+                return self.transport_failure(trunk);
             }
         };
         let mut leg = Leg {
@@ -239,6 +233,35 @@ impl CallDriver {
         match self.until_answer(&mut leg, invite).await {
             Some(attempt) => attempt,
             None => Attempt::Final(self.while_answered(&mut leg).await),
+        }
+    }
+
+    /// The trunk could not be reached at all: count it, mark the trunk
+    /// unhealthy, and let the next trunk of the route try.
+    fn transport_failure(&self, trunk: &Trunk) -> Attempt {
+        self.inner
+            .counters
+            .transport_errors
+            .fetch_add(1, Ordering::Relaxed);
+        trunk.health.handle_failure();
+        Attempt::FailOver(self.end(Disposition::Unreachable, Some(503), EndedBy::Remote, trunk))
+    }
+
+    /// Opens (or reuses) the TCP or TLS connection to the trunk's next hop.
+    /// rsipstack treats a failed connect as a lost datagram and retries until
+    /// Timer B, so a refused connection or certificate would hold the call
+    /// for `invite_timeout` before failing over; connecting first fails at
+    /// once. The INVITE then reuses the connection. UDP has nothing to open.
+    async fn connect(&self, trunk: &Trunk) -> Result<(), SipError> {
+        if trunk.next_hop.r#type == Some(rsipstack::sip::Transport::Udp) {
+            return Ok(());
+        }
+        let layer = &self.inner.endpoint.inner.transport_layer;
+        let limit = self.inner.settings.invite_timeout;
+        match tokio::time::timeout(limit, layer.lookup(&trunk.next_hop, None)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(SipError::Stack(e.to_string())),
+            Err(_) => Err(SipError::Timeout),
         }
     }
 

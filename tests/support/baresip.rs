@@ -5,16 +5,21 @@
 //! `dump-<time>-enc.wav` (what baresip sent) and `dump-<time>-dec.wav`
 //! (what it received), 8 kHz mono, in [`Baresip::dir`].
 //!
+//! With a certificate ([`Baresip::start_tls`]) it serves SIP over TLS too,
+//! on the SIP port + 1 (baresip 1.0's choice).
+//!
 //! baresip's flags (1.0): `-f DIR` reads `DIR/config` and `DIR/accounts`.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
 use super::process::{PeerProcess, temp_dir};
-use super::{ports, require_program, test_path};
+use super::{ports, require_program, tcp_port_listening, test_path, wait_until};
 
 /// Debian's module directory for baresip 1.0 (the template's `module_path`).
 pub const MODULES: &str = "/usr/lib/baresip/modules";
@@ -43,23 +48,60 @@ pub struct Baresip {
 impl Baresip {
     /// Starts baresip in `mode`; returns once its SIP port is bound.
     pub fn start(mode: BaresipMode) -> Self {
+        Self::spawn(mode, None)
+    }
+
+    /// Like [`Baresip::start`], and also serving SIP over TLS with
+    /// `certificate` (a PEM file holding the certificate, then its key) on
+    /// [`Baresip::tls_addr`]; returns once that port listens.
+    pub fn start_tls(mode: BaresipMode, certificate: &Path) -> Self {
+        Self::spawn(mode, Some(certificate))
+    }
+
+    fn spawn(mode: BaresipMode, certificate: Option<&Path>) -> Self {
         let program = require_program("baresip");
         assert!(
             Path::new(MODULES).join("g711.so").is_file(),
             "baresip modules missing at {MODULES}: run scripts/install-test-deps.sh"
         );
         let dir = temp_dir("baresip");
-        let port = ports::free_udp_port();
+        // baresip 1.0 puts TLS on the SIP port + 1: keep both ours.
+        let port = ports::free_udp_ports(2, false);
         let user = write_config(dir.path(), port, &mode);
+        if let Some(certificate) = certificate {
+            let mut config = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.path().join("config"))
+                .expect("open baresip config");
+            writeln!(config, "sip_certificate\t\t{}", certificate.display())
+                .expect("write baresip config");
+        }
         let mut command = Command::new(program);
         command.arg("-f").arg(dir.path());
-        let process = PeerProcess::spawn_listening("baresip", command, dir.path(), port);
+        let mut process = PeerProcess::spawn_listening("baresip", command, dir.path(), port);
+        if certificate.is_some() {
+            let tls_port = port + 1;
+            let listening = wait_until(Duration::from_secs(5), || {
+                tcp_port_listening(tls_port) || !process.is_running()
+            }) && process.is_running();
+            assert!(
+                listening,
+                "baresip did not listen for TLS on {tls_port}\n{}",
+                process.output_tail(30)
+            );
+        }
         Self {
             process,
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             user,
             dir,
         }
+    }
+
+    /// Where baresip receives SIP over TLS (started with
+    /// [`Baresip::start_tls`]).
+    pub fn tls_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr.ip(), self.addr.port() + 1)
     }
 
     /// Where baresip receives SIP.

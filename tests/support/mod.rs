@@ -11,6 +11,7 @@
 //! - [`audio`], [`rtp`]: speech made with espeak-ng and sox, G.711 µ-law,
 //!   an envelope similarity that says "the speech sent came back", RTP
 //!   parsing, capture and paced sending.
+//! - [`pki`]: a throwaway CA and server certificate made with openssl.
 //! - [`digest`]: checks a Digest `Authorization` (MD5, SHA-256) that sipp
 //!   3.6.1 cannot check itself.
 //! - [`sip_raw`]: malformed SIP datagrams and a raw OPTIONS probe.
@@ -26,6 +27,7 @@ pub mod audio;
 pub mod baresip;
 pub mod digest;
 pub mod kamailio;
+pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod rtp;

@@ -141,6 +141,22 @@ pub async fn until_ended(leg: &mut TrunkLeg) -> CallEnd {
     }
 }
 
+/// Events until the call ends, failing the test if it was ever answered;
+/// returns how it ended and every event seen.
+pub async fn until_ended_unanswered(leg: &mut TrunkLeg) -> (CallEnd, Vec<LegEvent>) {
+    let events = events_until(leg, |e| matches!(e, LegEvent::Ended(_))).await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, LegEvent::Answered { .. })),
+        "the call was answered: {events:?}"
+    );
+    match events.last() {
+        Some(LegEvent::Ended(end)) => (end.clone(), events),
+        other => panic!("expected Ended, got {other:?}"),
+    }
+}
+
 pub async fn until_answered(leg: &mut TrunkLeg) -> Vec<LegEvent> {
     let events = events_until(leg, |e| {
         matches!(e, LegEvent::Answered { .. } | LegEvent::Ended(_))
