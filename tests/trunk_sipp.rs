@@ -102,15 +102,22 @@ async fn proxy_auth_challenge_is_answered_and_the_call_connects() {
     let end = until_ended(&mut leg).await;
     assert_eq!(end.disposition, Disposition::Answered);
     sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    verified_digest(&sipp, "Proxy-Authorization");
+}
+
+/// The credentials the INVITE carried in `header`, checked against the
+/// trunk's password; fails the test if they are missing or wrong.
+fn verified_digest(sipp: &Sipp, header: &str) -> support::digest::DigestCredentials {
     let invites = sipp.received_requests("INVITE");
-    let header = invites
+    let value = invites
         .iter()
-        .find_map(|m| m.header("Proxy-Authorization"))
-        .expect("second INVITE carries Proxy-Authorization");
-    let digest = support::digest::DigestCredentials::parse(header).expect("digest header parses");
+        .find_map(|m| m.header(header))
+        .unwrap_or_else(|| panic!("no INVITE carried {header}"));
+    let digest = support::digest::DigestCredentials::parse(value).expect("digest header parses");
     digest
         .verify("INVITE", "alice", "callgate.test", "s3cret-pw")
         .expect("digest response matches the password");
+    digest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,16 +137,8 @@ async fn sha256_digest_challenge_is_answered() {
     leg.hangup();
     until_ended(&mut leg).await;
     sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
-    let invites = sipp.received_requests("INVITE");
-    let header = invites
-        .iter()
-        .find_map(|m| m.header("Authorization"))
-        .expect("Authorization sent");
-    let digest = support::digest::DigestCredentials::parse(header).expect("digest header parses");
-    assert_eq!(digest.get("algorithm"), Some("SHA-256"), "{header}");
-    digest
-        .verify("INVITE", "alice", "callgate.test", "s3cret-pw")
-        .expect("SHA-256 response matches");
+    let digest = verified_digest(&sipp, "Authorization");
+    assert_eq!(digest.get("algorithm"), Some("SHA-256"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,7 +220,7 @@ fn offer_builder(
         let srtp_local = trunk.srtp.then(SrtpKeyMaterial::generate);
         let mut config = LocalMediaConfig::new(announce_ip, rtp_port);
         config.rtcp_port = rtcp_port;
-        config.codecs = trunk_codecs(trunk);
+        config.codecs = trunk.codecs.clone();
         config.dtmf = Some(TelephoneEvent {
             payload_type: trunk.dtmf_payload_type,
             ..TelephoneEvent::default()
@@ -246,19 +246,6 @@ fn offer_builder(
             }
         }
     })
-}
-
-fn trunk_codecs(trunk: &TrunkSettings) -> Vec<Codec> {
-    let codecs: Vec<Codec> = trunk
-        .codecs
-        .iter()
-        .filter_map(|name| name.parse().ok())
-        .collect();
-    if codecs.is_empty() {
-        vec![Codec::Pcmu, Codec::Pcma]
-    } else {
-        codecs
-    }
 }
 
 /// The endpoint's view of a negotiated stream.

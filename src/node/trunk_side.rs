@@ -14,6 +14,7 @@ use crate::config::{Codec, Config, SrtpMode, Transport, TrunkConfig};
 use crate::echo_trunk::EchoTrunk;
 use crate::media::MediaError;
 use crate::media::ports::PortAllocator;
+use crate::media::sdp;
 use crate::sip::{
     AgentSettings, DigestCredentials, RouteSettings, SipAgent, SipError, SipTransport,
     TlsListenSettings, TrunkSettings,
@@ -159,8 +160,8 @@ fn trunk_settings(trunk: &TrunkConfig) -> Result<TrunkSettings, TrunkSideError> 
             .codecs
             .iter()
             .map(|c| match c {
-                Codec::Pcmu => "PCMU".to_owned(),
-                Codec::Pcma => "PCMA".to_owned(),
+                Codec::Pcmu => sdp::Codec::Pcmu,
+                Codec::Pcma => sdp::Codec::Pcma,
             })
             .collect(),
         dtmf_payload_type: trunk.dtmf_payload_type,

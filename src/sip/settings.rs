@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::media::sdp::Codec;
+
 /// A SIP transport towards a trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SipTransport {
@@ -59,8 +61,8 @@ pub struct TrunkSettings {
     pub tls_server_name: Option<String>,
     /// Offer SDES-SRTP (RFC 4568) on this trunk.
     pub srtp: bool,
-    /// Codec names in preference order (`PCMU`, `PCMA`).
-    pub codecs: Vec<String>,
+    /// Codecs in preference order.
+    pub codecs: Vec<Codec>,
     pub dtmf_payload_type: u8,
 }
 

@@ -202,7 +202,7 @@ mod tests {
             tls_ca_pem: None,
             tls_server_name: None,
             srtp: false,
-            codecs: vec!["PCMU".into()],
+            codecs: vec![crate::media::sdp::Codec::Pcmu],
             dtmf_payload_type: 101,
         }
     }

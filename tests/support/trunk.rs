@@ -13,6 +13,7 @@ use std::time::Duration;
 use callgate::call::{LegEvent, MediaPlan, TrunkLeg};
 use callgate::media::endpoint::MediaEvent;
 use callgate::media::ports::PortAllocator;
+use callgate::media::sdp::Codec;
 use callgate::sip::{
     AgentSettings, CallEnd, CallRequest, RouteSettings, SipAgent, SipTransport, TrunkSettings,
 };
@@ -54,7 +55,7 @@ pub fn trunk(name: &str, addr: SocketAddr) -> TrunkSettings {
         tls_ca_pem: None,
         tls_server_name: None,
         srtp: false,
-        codecs: vec!["PCMU".into(), "PCMA".into()],
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
         dtmf_payload_type: 101,
     }
 }
