@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 
 use super::{
-    ConfigProblem, EchoTrunkConfig, HttpConfig, LogConfig, MediaConfig, NodeConfig, SipConfig,
+    ConfigProblem, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig, LogConfig,
+    MediaConfig, NodeConfig, SipConfig, WebrtcConfig,
 };
 
 pub(super) const PREFIX: &str = "CALLGATE_";
@@ -94,6 +95,9 @@ fn shapes() -> Vec<(&'static str, serde_json::Map<String, Json>)> {
             "echo_trunk",
             serde_json::to_value(EchoTrunkConfig::default()),
         ),
+        ("webrtc", serde_json::to_value(WebrtcConfig::default())),
+        ("limits", serde_json::to_value(LimitsConfig::default())),
+        ("database", serde_json::to_value(DatabaseConfig::default())),
     ];
     let objects = sections
         .into_iter()
@@ -174,7 +178,20 @@ mod tests {
     fn every_scalar_key_of_every_section_is_overridable() {
         let shapes = shapes();
         let names: Vec<String> = shapes.iter().map(|(s, _)| s.to_string()).collect();
-        assert_eq!(names, ["node", "http", "log", "sip", "media", "echo_trunk"]);
+        assert_eq!(
+            names,
+            [
+                "node",
+                "http",
+                "log",
+                "sip",
+                "media",
+                "echo_trunk",
+                "webrtc",
+                "limits",
+                "database"
+            ]
+        );
         for var in [
             "CALLGATE_NODE_ID",
             "CALLGATE_NODE_DATA_DIR",
@@ -188,6 +205,10 @@ mod tests {
             "CALLGATE_MEDIA_PUBLIC_IP",
             "CALLGATE_ECHO_TRUNK_ENABLED",
             "CALLGATE_ECHO_TRUNK_LISTEN",
+            "CALLGATE_WEBRTC_LISTEN",
+            "CALLGATE_WEBRTC_PUBLIC_ADDRESS",
+            "CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP",
+            "CALLGATE_DATABASE_URL",
         ] {
             assert!(lookup(&shapes, var).is_some(), "{var}");
         }
@@ -204,6 +225,7 @@ mod tests {
             "CALLGATE_HTTPLISTEN",
             "CALLGATE_http_listen",
             "CALLGATE_ECHO_LISTEN",
+            "CALLGATE_WEBRTC_ICE_SERVERS",
         ] {
             assert!(lookup(&shapes, var).is_none(), "{var}");
         }

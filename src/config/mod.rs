@@ -15,6 +15,7 @@
 //! SIP defaults cite RFC 3261 where they come from it.
 
 mod address;
+mod calls;
 mod env;
 mod sections;
 mod validate;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::address::HostPort;
+pub use self::calls::{BrowserCodec, DatabaseConfig, IceServerConfig, LimitsConfig, WebrtcConfig};
 use crate::privacy::Secret;
 
 /// The configuration a node runs on when started without a file.
@@ -100,6 +102,9 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub echo_trunk: EchoTrunkConfig,
+    pub webrtc: WebrtcConfig,
+    pub limits: LimitsConfig,
+    pub database: DatabaseConfig,
     pub source: ConfigSource,
 }
 

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 
 use super::{
-    Config, ConfigProblem, ConfigSource, EchoTrunkConfig, HttpConfig, LogConfig, MediaConfig,
-    NodeConfig, RouteConfig, SipConfig, TrunkConfig,
+    Config, ConfigProblem, ConfigSource, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig,
+    LogConfig, MediaConfig, NodeConfig, RouteConfig, SipConfig, TrunkConfig, WebrtcConfig,
 };
 
 /// The sections as far as they parsed; `None` marks one that did not (a
@@ -24,6 +24,9 @@ pub(super) struct Parsed {
     pub routes: Vec<Option<RouteConfig>>,
     pub media: Option<MediaConfig>,
     pub echo_trunk: Option<EchoTrunkConfig>,
+    pub webrtc: Option<WebrtcConfig>,
+    pub limits: Option<LimitsConfig>,
+    pub database: Option<DatabaseConfig>,
 }
 
 impl Parsed {
@@ -39,12 +42,25 @@ impl Parsed {
             sip,
             media: self.media?,
             echo_trunk: self.echo_trunk?,
+            webrtc: self.webrtc?,
+            limits: self.limits?,
+            database: self.database?,
             source,
         })
     }
 }
 
-pub(super) const SECTIONS: [&str; 6] = ["node", "http", "log", "sip", "media", "echo_trunk"];
+pub(super) const SECTIONS: [&str; 9] = [
+    "node",
+    "http",
+    "log",
+    "sip",
+    "media",
+    "echo_trunk",
+    "webrtc",
+    "limits",
+    "database",
+];
 
 pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Parsed {
     for unknown in table.keys().filter(|k| !SECTIONS.contains(&k.as_str())) {
@@ -57,6 +73,7 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
     let mut take = |key: &str| take_table(key, &mut table, problems);
     let (node, http, log, mut sip) = (take("node"), take("http"), take("log"), take("sip"));
     let (media, echo_trunk) = (take("media"), take("echo_trunk"));
+    let (webrtc, limits, database) = (take("webrtc"), take("limits"), take("database"));
     let mut take_list = |key: &str| sip.as_mut().and_then(|t| t.remove(key));
     let (trunks, routes) = (take_list("trunks"), take_list("routes"));
     let trunks = take_array("sip.trunks", trunks, problems);
@@ -70,6 +87,9 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
         routes: indexed("sip.routes", routes, problems),
         media: section("media", media, problems),
         echo_trunk: section("echo_trunk", echo_trunk, problems),
+        webrtc: section("webrtc", webrtc, problems),
+        limits: section("limits", limits, problems),
+        database: section("database", database, problems),
     }
 }
 

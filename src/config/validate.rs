@@ -12,6 +12,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use super::address::is_host_name;
+use super::calls;
 use super::sections::Parsed;
 use super::{
     ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, HttpConfig, LogConfig, MediaConfig,
@@ -20,25 +21,30 @@ use super::{
 use crate::privacy::Secret;
 
 /// Problems found under one key prefix (`sip`, `sip.trunks[2]`).
-struct At<'a> {
+pub(super) struct At<'a> {
     prefix: String,
     problems: &'a mut Vec<ConfigProblem>,
 }
 
 impl<'a> At<'a> {
-    fn new(prefix: impl Into<String>, problems: &'a mut Vec<ConfigProblem>) -> Self {
+    pub(super) fn new(prefix: impl Into<String>, problems: &'a mut Vec<ConfigProblem>) -> Self {
         Self {
             prefix: prefix.into(),
             problems,
         }
     }
 
-    fn bad(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn bad(&mut self, key: &str, message: impl Into<String>) {
         let key = format!("{}.{key}", self.prefix);
         self.problems.push(ConfigProblem::new(key, message));
     }
 
-    fn range<T: PartialOrd + Display>(&mut self, key: &str, value: T, range: RangeInclusive<T>) {
+    pub(super) fn range<T: PartialOrd + Display>(
+        &mut self,
+        key: &str,
+        value: T,
+        range: RangeInclusive<T>,
+    ) {
         if !range.contains(&value) {
             let message = format!("must be between {} and {}", range.start(), range.end());
             self.bad(key, message);
@@ -88,6 +94,15 @@ pub(super) fn validate(
     }
     if let Some(media) = &parsed.media {
         check_media(media, &mut At::new("media", problems));
+    }
+    if let Some(webrtc) = &mut parsed.webrtc {
+        calls::check_webrtc(webrtc, env, &mut At::new("webrtc", problems));
+    }
+    if let Some(limits) = &parsed.limits {
+        calls::check_limits(limits, &mut At::new("limits", problems));
+    }
+    if let Some(database) = &parsed.database {
+        calls::check_database(database, &mut At::new("database", problems));
     }
     if let Some(echo) = &parsed.echo_trunk {
         add_echo_trunk(echo, &mut parsed.trunks, problems);
@@ -265,7 +280,8 @@ fn load_password(
     env: &BTreeMap<String, String>,
     at: &mut At,
 ) -> Option<Secret> {
-    let name = trunk.name.as_str();
+    let name = format!("trunk {:?}", trunk.name.as_str());
+    let name = name.as_str();
     match (&trunk.password_env, &trunk.password_file) {
         (Some(_), Some(_)) => {
             at.bad(
@@ -302,8 +318,9 @@ fn check_password_needs_username(trunk: &TrunkConfig, key: &str, at: &mut At) {
     }
 }
 
-fn password_from_env(
-    trunk: &str,
+/// `owner` names what the secret belongs to in messages (`trunk "a"`).
+pub(super) fn password_from_env(
+    owner: &str,
     var: &str,
     env: &BTreeMap<String, String>,
 ) -> Result<Secret, String> {
@@ -313,34 +330,26 @@ fn password_from_env(
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
     if !valid_name {
         return Err(format!(
-            "trunk {trunk:?}: {var:?} is not an environment variable name (A-Z, 0-9, _)"
+            "{owner}: {var:?} is not an environment variable name (A-Z, 0-9, _)"
         ));
     }
     match env.get(var).map(String::as_str) {
-        None => Err(format!(
-            "trunk {trunk:?}: environment variable {var} is not set"
-        )),
-        Some("") => Err(format!(
-            "trunk {trunk:?}: environment variable {var} is empty"
-        )),
+        None => Err(format!("{owner}: environment variable {var} is not set")),
+        Some("") => Err(format!("{owner}: environment variable {var} is empty")),
         Some(value) => Ok(Secret::new(value)),
     }
 }
 
 /// One trailing line ending is dropped: editors add it, passwords never end in one.
-fn password_from_file(trunk: &str, path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "trunk {trunk:?}: cannot read password file {}: {e}",
-            path.display()
-        )
-    })?;
+pub(super) fn password_from_file(owner: &str, path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{owner}: cannot read password file {}: {e}", path.display()))?;
     let line = text
         .strip_suffix('\n')
         .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
     if line.is_empty() {
         return Err(format!(
-            "trunk {trunk:?}: password file {} is empty",
+            "{owner}: password file {} is empty",
             path.display()
         ));
     }
@@ -492,6 +501,9 @@ fn check_listener_clashes(parsed: &Parsed, problems: &mut Vec<ConfigProblem>) {
     }
     if let Some(echo) = parsed.echo_trunk.as_ref().filter(|e| e.enabled) {
         udp.push(("echo_trunk.listen", echo.listen));
+    }
+    if let Some(webrtc) = &parsed.webrtc {
+        udp.push(("webrtc.listen", webrtc.listen));
     }
     for listeners in [tcp, udp] {
         for (i, (key, addr)) in listeners.iter().enumerate() {

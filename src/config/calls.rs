@@ -1,0 +1,220 @@
+//! The sections that shape browser calls: `[webrtc]` (the browser leg),
+//! `[limits]` (what one client, widget or tenant may ask of the node) and
+//! `[database]` (where numbers, widgets and CDRs live).
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::validate::{At, password_from_env, password_from_file};
+use crate::privacy::Secret;
+
+/// The codec the node prefers on the browser leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserCodec {
+    /// PCMU/PCMA end to end whenever the browser accepts them: no
+    /// transcoding, no added delay. Opus only for browsers without G.711.
+    #[default]
+    G711,
+    /// Opus towards the browser (better over lossy networks), transcoded to
+    /// and from the trunk's G.711.
+    Opus,
+}
+
+/// A STUN or TURN server handed to the widget (RTCIceServer).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:...`.
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// TURN credentials are handed to every browser, so they are not kept
+    /// secret from visitors, only out of the config text.
+    #[serde(default)]
+    pub credential_env: Option<String>,
+    #[serde(default)]
+    pub credential_file: Option<PathBuf>,
+    /// Resolved at load time from `credential_env` or `credential_file`.
+    #[serde(skip)]
+    pub credential: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebrtcConfig {
+    /// The one UDP port all browser calls share (ICE-lite, RFC 8445 §2.5).
+    pub listen: SocketAddr,
+    /// The address put into ICE candidates when the node sits behind NAT
+    /// (the mapped public address and port); `listen` when unset.
+    pub public_address: Option<SocketAddr>,
+    pub browser_codec: BrowserCodec,
+    /// A browser that sends nothing (no STUN consent check, RFC 7675 §5.1,
+    /// and no media) for this long is gone, and the call is hung up.
+    pub disconnect_timeout_secs: u32,
+    /// Handed to the widget for its RTCPeerConnection.
+    pub ice_servers: Vec<IceServerConfig>,
+}
+
+impl WebrtcConfig {
+    pub fn announced_address(&self) -> SocketAddr {
+        self.public_address.unwrap_or(self.listen)
+    }
+
+    pub fn disconnect_timeout(&self) -> Duration {
+        Duration::from_secs(self.disconnect_timeout_secs.into())
+    }
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
+            public_address: None,
+            browser_codec: BrowserCodec::G711,
+            disconnect_timeout_secs: 15,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// New calls one client IP may start per minute.
+    pub calls_per_minute_per_ip: u32,
+    /// New calls one widget may start per minute, from all clients.
+    pub calls_per_minute_per_widget: u32,
+    /// Calls of one tenant in progress at once.
+    pub max_concurrent_calls_per_tenant: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            calls_per_minute_per_ip: 10,
+            calls_per_minute_per_widget: 120,
+            max_concurrent_calls_per_tenant: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://FILE`; `sqlite://<data_dir>/callgate.db` when unset.
+    pub url: Option<String>,
+}
+
+impl DatabaseConfig {
+    /// The URL to open, with the default resolved against `data_dir`.
+    pub fn url_for(&self, data_dir: &Path) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", data_dir.join("callgate.db").display()),
+        }
+    }
+}
+
+pub(super) fn check_webrtc(webrtc: &mut WebrtcConfig, env: &BTreeMap<String, String>, at: &mut At) {
+    at.range(
+        "disconnect_timeout_secs",
+        webrtc.disconnect_timeout_secs,
+        5..=30,
+    );
+    if let Some(public) = webrtc.public_address {
+        if public.ip().is_unspecified() || public.port() == 0 {
+            at.bad(
+                "public_address",
+                "must be a concrete address and port browsers can reach",
+            );
+        }
+    }
+    if webrtc.public_address.is_none() && webrtc.listen.ip().is_unspecified() {
+        at.bad(
+            "public_address",
+            "is required when listen is a wildcard address: candidates need a concrete address",
+        );
+    }
+    if webrtc.listen.port() == 0 && webrtc.public_address.is_none() {
+        at.bad("listen", "port 0 needs public_address to say the real port");
+    }
+    for (i, server) in webrtc.ice_servers.iter_mut().enumerate() {
+        let key = format!("ice_servers[{i}]");
+        check_ice_server(server, &key, at);
+        server.credential = load_credential(server, &key, env, at);
+    }
+}
+
+fn load_credential(
+    server: &IceServerConfig,
+    key: &str,
+    env: &BTreeMap<String, String>,
+    at: &mut At,
+) -> Option<Secret> {
+    let owner = format!("ice server {key}");
+    let loaded = match (&server.credential_env, &server.credential_file) {
+        (Some(var), None) => password_from_env(&owner, var, env),
+        (None, Some(path)) => password_from_file(&owner, path),
+        _ => return None,
+    };
+    loaded.map_err(|m| at.bad(key, m)).ok()
+}
+
+fn check_ice_server(server: &IceServerConfig, key: &str, at: &mut At) {
+    const SCHEMES: [&str; 4] = ["stun:", "stuns:", "turn:", "turns:"];
+    if server.urls.is_empty() {
+        at.bad(&format!("{key}.urls"), "must list at least one URL");
+    }
+    for url in &server.urls {
+        if !SCHEMES.iter().any(|s| url.starts_with(s)) || url.chars().any(char::is_whitespace) {
+            at.bad(
+                &format!("{key}.urls"),
+                "each URL must start with stun:, stuns:, turn: or turns:",
+            );
+        }
+    }
+    let is_turn = server.urls.iter().any(|u| u.starts_with("turn"));
+    let has_credential = server.credential_env.is_some() || server.credential_file.is_some();
+    if server.credential_env.is_some() && server.credential_file.is_some() {
+        at.bad(key, "set credential_env or credential_file, not both");
+    }
+    if is_turn && (server.username.is_none() || !has_credential) {
+        at.bad(
+            key,
+            "a TURN server needs username and credential_env or credential_file",
+        );
+    }
+}
+
+pub(super) fn check_limits(limits: &LimitsConfig, at: &mut At) {
+    at.range(
+        "calls_per_minute_per_ip",
+        limits.calls_per_minute_per_ip,
+        1..=10_000,
+    );
+    at.range(
+        "calls_per_minute_per_widget",
+        limits.calls_per_minute_per_widget,
+        1..=100_000,
+    );
+    at.range(
+        "max_concurrent_calls_per_tenant",
+        limits.max_concurrent_calls_per_tenant,
+        1..=100_000,
+    );
+}
+
+pub(super) fn check_database(database: &DatabaseConfig, at: &mut At) {
+    let Some(url) = &database.url else { return };
+    if !url.starts_with("sqlite:") || url.len() <= "sqlite:".len() {
+        at.bad(
+            "url",
+            "must be a sqlite: URL (sqlite://FILE or sqlite::memory:)",
+        );
+    }
+}
