@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
