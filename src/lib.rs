@@ -35,3 +35,4 @@ pub mod node;
 pub mod privacy;
 pub mod sip;
 pub mod telemetry;
+pub mod webrtc;

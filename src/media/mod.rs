@@ -20,5 +20,6 @@ pub mod sdp;
 pub mod srtp;
 #[cfg(test)]
 mod testing;
+pub mod transcode;
 
 pub use error::MediaError;

@@ -1,0 +1,259 @@
+//! [`Transcoder`]: audio from one leg's codec into the other's, one packet
+//! at a time.
+//!
+//! - Same codec: the payload passes through untouched (no decode, no copy
+//!   beyond the packet buffer).
+//! - PCMU ↔ PCMA: a byte-for-byte table lookup (ITU-T G.711 Appendix).
+//! - Opus ↔ G.711: libopus decodes straight to 8 kHz mono and encodes from
+//!   it (libopus resamples internally), in 20 ms frames (RFC 7587: Opus RTP
+//!   timestamps always tick at 48 kHz, so 20 ms is 960 ticks).
+//!
+//! Invariants: never panics on a bad payload (a corrupt Opus packet is
+//! replaced by libopus' packet-loss concealment); allocation-free after
+//! construction except for the output payloads themselves.
+
+use bytes::Bytes;
+
+use super::g711;
+use crate::webrtc::AudioCodec;
+
+/// 20 ms at 8 kHz.
+const FRAME_SAMPLES: usize = 160;
+/// Opus RTP ticks per 8 kHz sample (48 kHz clock, RFC 7587 §4.1).
+const OPUS_TICKS_PER_SAMPLE: u32 = 6;
+/// Enough for 120 ms of decoded 8 kHz audio, the longest Opus packet.
+const MAX_DECODED: usize = 960;
+/// A 20 ms voice frame is well under this at any VoIP bitrate.
+const MAX_OPUS_PACKET: usize = 400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("opus codec: {0}")]
+    Opus(#[from] opus::Error),
+}
+
+/// One packet of converted audio and its length in the output's RTP clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converted {
+    pub payload: Bytes,
+    pub ticks: u32,
+}
+
+/// See the module documentation.
+pub struct Transcoder {
+    from: AudioCodec,
+    to: AudioCodec,
+    decoder: Option<opus::Decoder>,
+    encoder: Option<opus::Encoder>,
+    decoded: Vec<i16>,
+    /// Samples waiting for a full 20 ms frame before Opus encoding.
+    pending: Vec<i16>,
+    encoded: Vec<u8>,
+}
+
+impl std::fmt::Debug for Transcoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcoder")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transcoder {
+    pub fn new(from: AudioCodec, to: AudioCodec) -> Result<Self, TranscodeError> {
+        let decoder = (from == AudioCodec::Opus && to != AudioCodec::Opus)
+            .then(|| opus::Decoder::new(8_000, opus::Channels::Mono))
+            .transpose()?;
+        let encoder = (to == AudioCodec::Opus && from != AudioCodec::Opus)
+            .then(|| opus::Encoder::new(8_000, opus::Channels::Mono, opus::Application::Voip))
+            .transpose()?;
+        Ok(Self {
+            from,
+            to,
+            decoder,
+            encoder,
+            decoded: vec![0; MAX_DECODED],
+            pending: Vec::with_capacity(FRAME_SAMPLES * 2),
+            encoded: vec![0; MAX_OPUS_PACKET],
+        })
+    }
+
+    /// True when payloads pass through untouched.
+    pub fn is_passthrough(&self) -> bool {
+        self.from == self.to
+    }
+
+    /// Converts one packet's payload; `emit` gets zero or more output
+    /// packets (Opus output waits for whole 20 ms frames).
+    pub fn convert(&mut self, payload: &Bytes, mut emit: impl FnMut(Converted)) {
+        match (self.from, self.to) {
+            (from, to) if from == to => emit(Converted {
+                payload: payload.clone(),
+                ticks: ticks_of(from, payload),
+            }),
+            (AudioCodec::Pcmu, AudioCodec::Pcma) => emit(table(payload, g711::ulaw_to_alaw)),
+            (AudioCodec::Pcma, AudioCodec::Pcmu) => emit(table(payload, g711::alaw_to_ulaw)),
+            (AudioCodec::Opus, to) => self.decode_opus(payload, to, emit),
+            (from, _) => self.encode_opus(payload, from, emit),
+        }
+    }
+
+    fn decode_opus(&mut self, payload: &Bytes, to: AudioCodec, mut emit: impl FnMut(Converted)) {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return;
+        };
+        // An undecodable packet is treated as lost: libopus conceals it.
+        let samples = decoder
+            .decode(payload, &mut self.decoded, false)
+            .or_else(|_| decoder.decode(&[], &mut self.decoded[..FRAME_SAMPLES], false))
+            .unwrap_or(0);
+        let pcm = self.decoded.get(..samples).unwrap_or_default();
+        for frame in pcm.chunks(FRAME_SAMPLES) {
+            let mut out = vec![0u8; frame.len()];
+            match to {
+                AudioCodec::Pcma => g711::encode_alaw_into(frame, &mut out),
+                _ => g711::encode_ulaw_into(frame, &mut out),
+            };
+            let ticks = frame.len() as u32;
+            emit(Converted {
+                payload: Bytes::from(out),
+                ticks,
+            });
+        }
+    }
+
+    fn encode_opus(&mut self, payload: &Bytes, from: AudioCodec, mut emit: impl FnMut(Converted)) {
+        let start = self.pending.len();
+        self.pending.resize(start + payload.len(), 0);
+        let target = self.pending.get_mut(start..).unwrap_or_default();
+        match from {
+            AudioCodec::Pcma => g711::decode_alaw_into(payload, target),
+            _ => g711::decode_ulaw_into(payload, target),
+        };
+        let Some(encoder) = self.encoder.as_mut() else {
+            return;
+        };
+        let mut consumed = 0;
+        while self.pending.len() - consumed >= FRAME_SAMPLES {
+            let frame = &self.pending[consumed..consumed + FRAME_SAMPLES];
+            consumed += FRAME_SAMPLES;
+            if let Ok(len) = encoder.encode(frame, &mut self.encoded) {
+                emit(Converted {
+                    payload: Bytes::copy_from_slice(&self.encoded[..len]),
+                    ticks: FRAME_SAMPLES as u32 * OPUS_TICKS_PER_SAMPLE,
+                });
+            }
+        }
+        self.pending.drain(..consumed);
+    }
+}
+
+fn ticks_of(codec: AudioCodec, payload: &[u8]) -> u32 {
+    match codec {
+        AudioCodec::Pcmu | AudioCodec::Pcma => payload.len() as u32,
+        // The packet's own duration (RFC 6716 §3.1 TOC), 20 ms if unreadable.
+        AudioCodec::Opus => opus::packet::get_nb_samples(payload, 48_000).map_or(960, |n| n as u32),
+    }
+}
+
+fn table(payload: &[u8], map: fn(u8) -> u8) -> Converted {
+    let out: Vec<u8> = payload.iter().map(|&b| map(b)).collect();
+    Converted {
+        ticks: out.len() as u32,
+        payload: Bytes::from(out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone_ulaw(samples: usize) -> Bytes {
+        let pcm: Vec<i16> = (0..samples)
+            .map(|i| {
+                ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0) as i16
+            })
+            .collect();
+        let mut out = vec![0u8; samples];
+        g711::encode_ulaw_into(&pcm, &mut out);
+        Bytes::from(out)
+    }
+
+    fn collect(t: &mut Transcoder, payload: &Bytes) -> Vec<Converted> {
+        let mut out = Vec::new();
+        t.convert(payload, |c| out.push(c));
+        out
+    }
+
+    #[test]
+    fn same_codec_passes_the_payload_through() {
+        let mut t = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Pcmu).unwrap();
+        assert!(t.is_passthrough());
+        let payload = tone_ulaw(160);
+        let out = collect(&mut t, &payload);
+        assert_eq!(
+            out,
+            vec![Converted {
+                payload: payload.clone(),
+                ticks: 160
+            }]
+        );
+    }
+
+    #[test]
+    fn ulaw_and_alaw_convert_by_table() {
+        let payload = tone_ulaw(160);
+        let mut there = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Pcma).unwrap();
+        let mut back = Transcoder::new(AudioCodec::Pcma, AudioCodec::Pcmu).unwrap();
+        let alaw = collect(&mut there, &payload).remove(0);
+        assert_ne!(alaw.payload, payload);
+        let ulaw = collect(&mut back, &alaw.payload).remove(0);
+        let close = ulaw.payload.iter().zip(payload.iter()).all(|(a, b)| {
+            (g711::decode_ulaw(*a) as i32 - g711::decode_ulaw(*b) as i32).abs() < 300
+        });
+        assert!(close, "a round trip keeps the waveform");
+    }
+
+    #[test]
+    fn g711_to_opus_and_back_keeps_the_tone() {
+        let mut encode = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Opus).unwrap();
+        let mut decode = Transcoder::new(AudioCodec::Opus, AudioCodec::Pcmu).unwrap();
+        let payload = tone_ulaw(160 * 50);
+        let mut opus_packets = Vec::new();
+        // 30 ms packets from the trunk still give 20 ms Opus frames.
+        for chunk in payload.chunks(240) {
+            encode.convert(&Bytes::copy_from_slice(chunk), |c| opus_packets.push(c));
+        }
+        assert_eq!(opus_packets.len(), 50);
+        assert!(opus_packets.iter().all(|p| p.ticks == 960));
+        let mut energy = 0f64;
+        let mut frames = 0;
+        for packet in &opus_packets {
+            for out in collect(&mut decode, &packet.payload) {
+                assert_eq!(out.ticks, 160);
+                frames += 1;
+                energy += out
+                    .payload
+                    .iter()
+                    .map(|b| f64::from(g711::decode_ulaw(*b)).abs())
+                    .sum::<f64>();
+            }
+        }
+        assert_eq!(frames, 50);
+        assert!(
+            energy / (frames as f64 * 160.0) > 1000.0,
+            "the tone survived"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_opus_packet_is_concealed_not_fatal() {
+        let mut decode = Transcoder::new(AudioCodec::Opus, AudioCodec::Pcma).unwrap();
+        let garbage = Bytes::from_static(&[0xff, 0xff, 0xff, 0x00, 0x13]);
+        let out = collect(&mut decode, &garbage);
+        assert!(out.len() <= 1);
+        let empty = collect(&mut decode, &Bytes::new());
+        assert!(empty.len() <= 1);
+    }
+}

@@ -1,0 +1,53 @@
+//! The browser leg: WebRTC towards the visitor's browser, on the webrtc-rs
+//! project's sans-IO core (the `rtc` crate).
+//!
+//! - [`offer`] checks a browser's offer and picks the leg's codec;
+//! - [`port`] owns the one UDP port all calls share and routes datagrams
+//!   to calls (ICE-lite: the browser checks, we answer);
+//! - [`session`] is one call's peer connection: ICE-lite, DTLS-SRTP with
+//!   the browser's fingerprint checked, RTP in and out, RTCP reports;
+//! - [`demux`] classifies datagrams (RFC 7983) and reads STUN usernames.
+//!
+//! `rtc` is sans-IO, so one socket can serve every call and the packet
+//! path stays in our hands: the port's receive loop hands datagrams to each
+//! call's task over a bounded channel and never waits.
+
+pub mod demux;
+pub mod offer;
+pub mod port;
+pub mod session;
+
+pub use offer::{AudioCodec, BrowserMedia, OfferError};
+pub use port::{BrowserPort, Datagram, PortCounters, Registration};
+pub use session::{BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings};
+
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebrtcError {
+    #[error(transparent)]
+    Offer(#[from] OfferError),
+    #[error("offer rejected by the WebRTC stack: {0}")]
+    BadOffer(String),
+    #[error("negotiation failed: {0}")]
+    Negotiation(String),
+    #[error("bad packet: {0}")]
+    Packet(String),
+    #[error("cannot create the DTLS certificate: {0}")]
+    Certificate(String),
+}
+
+/// The node's DTLS certificate (ECDSA P-256, self-signed: browsers check
+/// it against the fingerprint in our answer, not against a CA).
+pub fn generate_certificate() -> Result<RTCCertificate, WebrtcError> {
+    let provider =
+        rtc::crypto::default_provider().map_err(|e| WebrtcError::Certificate(e.to_string()))?;
+    let params = CertificateParams::new(vec!["callgate".to_owned()])
+        .map_err(|e| WebrtcError::Certificate(e.to_string()))?;
+    RTCCertificate::generate(
+        provider.crypto(),
+        rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+        params,
+    )
+    .map_err(|e| WebrtcError::Certificate(e.to_string()))
+}

@@ -1,0 +1,288 @@
+//! [`BrowserPort`]: the one UDP port every browser call shares.
+//!
+//! A browser's first datagrams are STUN connectivity checks whose USERNAME
+//! starts with our ICE username fragment, which is random per call; the port
+//! routes those to the call that owns the fragment and learns the browser's
+//! address (a peer-reflexive candidate, RFC 8445 §7.3.1.3). Every later
+//! datagram (DTLS, SRTP, SRTCP, consent checks) is routed by its source
+//! address. The call's session then authenticates everything itself (STUN
+//! MESSAGE-INTEGRITY, DTLS fingerprint, SRTP auth tags), so a forged
+//! datagram can at worst be dropped by the call it reached.
+//!
+//! Invariants:
+//! - The receive loop never waits on a call: each call has a bounded inbox,
+//!   and a full inbox costs that datagram only (counted as `queue_full`).
+//! - An address belongs to at most one call; the first call to learn it
+//!   keeps it until that call's [`Registration`] is dropped.
+//! - Datagrams for nobody are counted and dropped; logs never carry addresses.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use dashmap::DashMap;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::demux::{PacketClass, classify, local_ufrag};
+
+/// Larger than any datagram a browser sends (MTU-sized DTLS records, RTP).
+const RECV_BUFFER: usize = 2048;
+/// About 2.5 s of 20 ms packets in both directions' worth of control traffic.
+pub const INBOX_CAPACITY: usize = 128;
+
+/// One datagram for a call.
+#[derive(Debug)]
+pub struct Datagram {
+    pub from: SocketAddr,
+    pub bytes: BytesMut,
+    pub received_at: Instant,
+}
+
+/// Counters of the shared port, read by the metrics exporter.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    /// From an address no call knows, or STUN for an unknown fragment.
+    pub unknown_peer: AtomicU64,
+    /// Neither STUN, DTLS nor RTP (RFC 7983).
+    pub malformed: AtomicU64,
+    /// The call's inbox was full.
+    pub queue_full: AtomicU64,
+    pub send_failed: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Route {
+    call: u64,
+    inbox: mpsc::Sender<Datagram>,
+}
+
+struct Shared {
+    send_socket: std::net::UdpSocket,
+    by_ufrag: DashMap<String, Route>,
+    by_addr: DashMap<SocketAddr, Route>,
+    counters: Arc<PortCounters>,
+    next_call: AtomicU64,
+}
+
+/// See the module documentation.
+pub struct BrowserPort {
+    shared: Arc<Shared>,
+    local: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+/// A call's claim on the port; dropping it forgets the call's fragment and
+/// addresses.
+pub struct Registration {
+    shared: Arc<Shared>,
+    call: u64,
+    ufrag: String,
+}
+
+impl BrowserPort {
+    /// Binds `listen` and starts the receive loop.
+    pub async fn bind(listen: SocketAddr) -> io::Result<Self> {
+        let socket = UdpSocket::bind(listen).await?;
+        let local = socket.local_addr()?;
+        let send_socket = socket.into_std()?;
+        let recv_socket = UdpSocket::from_std(send_socket.try_clone()?)?;
+        let shared = Arc::new(Shared {
+            send_socket,
+            by_ufrag: DashMap::new(),
+            by_addr: DashMap::new(),
+            counters: Arc::default(),
+            next_call: AtomicU64::new(1),
+        });
+        let task = tokio::spawn(receive_loop(recv_socket, shared.clone()));
+        Ok(Self {
+            shared,
+            local,
+            task,
+        })
+    }
+
+    /// The bound address (useful when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn counters(&self) -> Arc<PortCounters> {
+        self.shared.counters.clone()
+    }
+
+    /// Routes checks for `ufrag` to a new inbox. `None` if the fragment is
+    /// taken (fragments are random, so this means a bug or a collision).
+    pub fn register(&self, ufrag: &str) -> Option<(Registration, mpsc::Receiver<Datagram>)> {
+        let call = self.shared.next_call.fetch_add(1, Ordering::Relaxed);
+        let (inbox, rx) = mpsc::channel(INBOX_CAPACITY);
+        match self.shared.by_ufrag.entry(ufrag.to_owned()) {
+            dashmap::Entry::Occupied(_) => return None,
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(Route { call, inbox });
+            }
+        }
+        let registration = Registration {
+            shared: self.shared.clone(),
+            call,
+            ufrag: ufrag.to_owned(),
+        };
+        Some((registration, rx))
+    }
+
+    /// Calls currently registered.
+    pub fn registered(&self) -> usize {
+        self.shared.by_ufrag.len()
+    }
+}
+
+impl Drop for BrowserPort {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Registration {
+    /// Sends one datagram without waiting; a full socket buffer costs this
+    /// datagram only.
+    pub fn send(&self, to: SocketAddr, bytes: &[u8]) {
+        let counters = &self.shared.counters;
+        match self.shared.send_socket.send_to(bytes, to) {
+            Ok(_) => counters.sent.fetch_add(1, Ordering::Relaxed),
+            Err(_) => counters.send_failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared
+            .by_ufrag
+            .remove_if(&self.ufrag, |_, route| route.call == self.call);
+        self.shared
+            .by_addr
+            .retain(|_, route| route.call != self.call);
+    }
+}
+
+async fn receive_loop(socket: UdpSocket, shared: Arc<Shared>) {
+    let mut buffer = vec![0u8; RECV_BUFFER];
+    loop {
+        let (len, from) = match socket.recv_from(&mut buffer).await {
+            Ok(received) => received,
+            // ICMP errors from earlier sends surface here on some systems;
+            // they concern one peer, not the port.
+            Err(_) => continue,
+        };
+        let received_at = tokio::time::Instant::now().into_std();
+        let datagram = buffer.get(..len).unwrap_or_default();
+        shared.counters.received.fetch_add(1, Ordering::Relaxed);
+        route(&shared, from, datagram, received_at);
+    }
+}
+
+fn route(shared: &Shared, from: SocketAddr, datagram: &[u8], received_at: Instant) {
+    let counters = &shared.counters;
+    let class = classify(datagram);
+    if class == PacketClass::Other {
+        counters.malformed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let known = shared.by_addr.get(&from).map(|r| r.clone());
+    let route = match known {
+        Some(route) => route,
+        None => match learn(shared, from, datagram, class) {
+            Some(route) => route,
+            None => {
+                counters.unknown_peer.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        },
+    };
+    let message = Datagram {
+        from,
+        bytes: BytesMut::from(datagram),
+        received_at,
+    };
+    if route.inbox.try_send(message).is_err() {
+        counters.queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A STUN check from a new address names the call by our fragment.
+fn learn(shared: &Shared, from: SocketAddr, datagram: &[u8], class: PacketClass) -> Option<Route> {
+    if class != PacketClass::Stun {
+        return None;
+    }
+    let ufrag = local_ufrag(datagram)?;
+    let route = shared.by_ufrag.get(ufrag)?.clone();
+    let owner = shared.by_addr.entry(from).or_insert_with(|| route.clone());
+    Some(owner.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn check_for(ufrag: &str) -> Vec<u8> {
+        let username = format!("{ufrag}:remote");
+        let mut attrs = vec![0x00, 0x06];
+        attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(username.as_bytes());
+        attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+        let mut message = vec![0x00, 0x01];
+        message.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        message.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        message.extend_from_slice(&[9; 12]);
+        message.extend_from_slice(&attrs);
+        message
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Datagram>) -> Option<Datagram> {
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn checks_route_by_fragment_then_datagrams_by_address() {
+        let port = BrowserPort::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let (registration, mut inbox) = port.register("fragA").unwrap();
+        let (_other, mut other_inbox) = port.register("fragB").unwrap();
+        assert!(port.register("fragA").is_none(), "fragments are unique");
+        let browser = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = port.local_addr();
+
+        stranger.send_to(&[0x80, 1, 2, 3], to).await.unwrap();
+        browser.send_to(&check_for("fragA"), to).await.unwrap();
+        let first = next(&mut inbox).await.expect("check routed by fragment");
+        assert_eq!(first.from, browser.local_addr().unwrap());
+        browser.send_to(&[22, 254, 253, 0], to).await.unwrap();
+        let dtls = next(&mut inbox).await.expect("then by address");
+        assert_eq!(dtls.bytes.as_ref(), &[22, 254, 253, 0]);
+        assert!(next(&mut other_inbox).await.is_none());
+
+        registration.send(browser.local_addr().unwrap(), b"\x80back");
+        let mut buf = [0u8; 16];
+        let (n, _) = browser.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"\x80back");
+
+        drop(registration);
+        browser.send_to(&[0x80, 9], to).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let counters = port.counters();
+        assert_eq!(counters.unknown_peer.load(Ordering::Relaxed), 2);
+        assert_eq!(port.registered(), 1);
+    }
+}
