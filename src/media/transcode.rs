@@ -103,10 +103,16 @@ impl Transcoder {
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
-        // An undecodable packet is treated as lost: libopus conceals it.
-        let samples = decoder
-            .decode(payload, &mut self.decoded, false)
-            .or_else(|_| decoder.decode(&[], &mut self.decoded[..FRAME_SAMPLES], false))
+        // An empty or undecodable packet is treated as one lost 20 ms
+        // frame: libopus conceals it (its length is the buffer's length).
+        let decoded = match payload.is_empty() {
+            true => Err(()),
+            false => decoder
+                .decode(payload, &mut self.decoded, false)
+                .map_err(|_| ()),
+        };
+        let samples = decoded
+            .or_else(|()| decoder.decode(&[], &mut self.decoded[..FRAME_SAMPLES], false))
             .unwrap_or(0);
         let pcm = self.decoded.get(..samples).unwrap_or_default();
         for frame in pcm.chunks(FRAME_SAMPLES) {
