@@ -7,6 +7,7 @@
 //! The browser leg, the call state machine and the relay between the legs
 //! build on this.
 
+pub mod driver;
 pub mod state;
 pub mod trunk_leg;
 

@@ -1,0 +1,414 @@
+//! The per-call driver task: one browser session, one trunk leg, the relay
+//! between them, and the [`CallMachine`] that decides the call's life.
+//!
+//! The task owns everything of its call, so the packet path takes no lock
+//! shared with other calls: a browser datagram arrives from the port's
+//! bounded inbox, is decrypted by the session, converted, and sent on the
+//! trunk endpoint's socket without waiting; trunk frames go the other way
+//! through a [`StreamRewriter`] so the browser sees one continuous stream
+//! across early media, answer and re-INVITEs.
+//!
+//! The browser is gone when nothing (no consent check, no media) arrived
+//! for `disconnect_timeout`; the call is then hung up towards the trunk.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use super::state::{CallMachine, CallState, LocalHangup, Outcome};
+use super::{LegEvent, TrunkLeg};
+use crate::media::endpoint::{MediaEvent, MediaFrame};
+use crate::media::rtcp::ReceiveStats;
+use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
+use crate::media::sdp::Codec;
+use crate::media::transcode::Transcoder;
+use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
+use crate::webrtc::{
+    AudioCodec, BrowserFrame, BrowserSession, Datagram, OutgoingHeader, Registration,
+    SessionEvent,
+};
+
+/// What the signalling side asks of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    Hangup,
+    /// Keypad digits, already checked to be 0-9 * # A-D.
+    Dtmf(String),
+    Shutdown,
+}
+
+/// What the widget sees, published on a watch channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    pub state: CallState,
+    pub reason: Option<&'static str>,
+    pub recording: bool,
+}
+
+impl Default for CallView {
+    fn default() -> Self {
+        Self {
+            state: CallState::Setup,
+            reason: None,
+            recording: false,
+        }
+    }
+}
+
+/// Per-leg quality figures for the CDR.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LegStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: i64,
+    pub jitter_ms: f64,
+}
+
+/// Everything the call leaves behind.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    pub outcome: Outcome,
+    pub browser_codec: &'static str,
+    pub trunk_codec: Option<&'static str>,
+    pub browser: LegStats,
+    pub trunk: LegStats,
+}
+
+/// Hooks for the node's metrics, called on the packet path (atomics only).
+pub trait RelayObserver: Send + Sync {
+    fn relayed_to_trunk(&self, latency: Duration);
+    fn relayed_to_browser(&self, latency: Duration);
+    fn browser_connect_failed(&self, ice: bool);
+}
+
+/// The parts of a call, assembled by the signalling handler.
+pub struct CallParts {
+    pub session: BrowserSession,
+    pub registration: Registration,
+    pub inbox: mpsc::Receiver<Datagram>,
+    pub leg: TrunkLeg,
+    pub commands: mpsc::Receiver<CallCommand>,
+    pub view: watch::Sender<CallView>,
+    pub disconnect_timeout: Duration,
+    pub observer: Arc<dyn RelayObserver>,
+}
+
+struct Driver {
+    session: BrowserSession,
+    registration: Registration,
+    leg: TrunkLeg,
+    view: watch::Sender<CallView>,
+    machine: CallMachine,
+    observer: Arc<dyn RelayObserver>,
+    disconnect_timeout: Duration,
+    last_heard: Instant,
+    browser_codec: AudioCodec,
+    trunk_codec: Option<AudioCodec>,
+    to_trunk: Option<Transcoder>,
+    to_browser: Option<Transcoder>,
+    rewriter: StreamRewriter,
+    /// Numbering of transcoded packets, the rewriter's input.
+    generated_seq: u16,
+    generated_ts: u32,
+    browser_rx: ReceiveStats,
+    browser_sent: u64,
+    browser_received: u64,
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Runs the call to its end and returns its report.
+pub async fn run(parts: CallParts) -> CallReport {
+    let CallParts {
+        session,
+        registration,
+        mut inbox,
+        mut leg,
+        mut commands,
+        view,
+        disconnect_timeout,
+        observer,
+    } = parts;
+    let mut trunk_media = leg.take_media();
+    let start = now();
+    let browser_codec = session.media().codec;
+    let rewriter = StreamRewriter::new(
+        StreamStart {
+            ssrc: Ssrc(session.ssrc()),
+            sequence: rand::random(),
+            timestamp: rand::random(),
+        },
+        browser_codec.clock_rate(),
+        start,
+    );
+    let mut driver = Driver {
+        session,
+        registration,
+        leg,
+        view,
+        machine: CallMachine::new(),
+        observer,
+        disconnect_timeout,
+        last_heard: start,
+        browser_codec,
+        trunk_codec: None,
+        to_trunk: None,
+        to_browser: None,
+        rewriter,
+        generated_seq: 0,
+        generated_ts: 0,
+        browser_rx: ReceiveStats::new(browser_codec.clock_rate()),
+        browser_sent: 0,
+        browser_received: 0,
+    };
+    loop {
+        let deadline = driver.next_deadline();
+        tokio::select! {
+            datagram = inbox.recv() => match datagram {
+                Some(datagram) => driver.on_datagram(datagram),
+                None => driver.hang_up(LocalHangup::Shutdown),
+            },
+            frame = recv_media(&mut trunk_media) => driver.on_trunk_media(frame),
+            event = driver.leg.next_event() => {
+                let event = event.unwrap_or_else(lost_leg);
+                if driver.on_leg_event(event) {
+                    break;
+                }
+            }
+            command = commands.recv() => driver.on_command(command.unwrap_or(CallCommand::Shutdown)),
+            () = tokio::time::sleep_until(deadline.into()) => driver.on_timer(),
+        }
+        driver.flush();
+    }
+    driver.finish().await
+}
+
+async fn recv_media(media: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
+    match media {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The leg's event stream closed without an end: count it as a failure.
+fn lost_leg() -> LegEvent {
+    LegEvent::Ended(CallEnd {
+        disposition: Disposition::Failed,
+        sip_code: None,
+        ended_by: TrunkEndedBy::Local,
+        trunk: None,
+    })
+}
+
+fn codec_of_payload_type(pt: u8) -> Option<AudioCodec> {
+    match pt {
+        0 => Some(AudioCodec::Pcmu),
+        8 => Some(AudioCodec::Pcma),
+        _ => None,
+    }
+}
+
+impl Driver {
+    fn next_deadline(&mut self) -> Instant {
+        let gone = self.last_heard + self.disconnect_timeout;
+        match self.session.poll_timeout() {
+            Some(at) => at.min(gone),
+            None => gone,
+        }
+    }
+
+    fn on_datagram(&mut self, datagram: Datagram) {
+        self.last_heard = datagram.received_at;
+        // A bad datagram concerns that datagram only.
+        let _ = self
+            .session
+            .handle_datagram(datagram.received_at, datagram.from, datagram.bytes);
+    }
+
+    fn on_timer(&mut self) {
+        let now = now();
+        self.session.handle_timeout(now);
+        if now >= self.last_heard + self.disconnect_timeout {
+            self.hang_up(LocalHangup::BrowserGone);
+        }
+    }
+
+    /// Sends what the session has queued and handles its events.
+    fn flush(&mut self) {
+        while let Some((to, bytes)) = self.session.poll_transmit() {
+            self.registration.send(to, &bytes);
+        }
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::Audio(frame) => self.on_browser_audio(frame),
+                SessionEvent::Connected => {}
+                SessionEvent::Failed { ice } => {
+                    self.observer.browser_connect_failed(ice);
+                    self.hang_up(LocalHangup::BrowserFailed);
+                }
+            }
+        }
+    }
+
+    fn on_browser_audio(&mut self, frame: BrowserFrame) {
+        if frame.payload_type != self.session.media().payload_type {
+            return;
+        }
+        let arrived = now();
+        self.browser_received += 1;
+        self.browser_rx
+            .handle_packet(frame.sequence, frame.timestamp, arrived);
+        let (Some(transcoder), Some(_)) = (self.to_trunk.as_mut(), self.trunk_codec) else {
+            return;
+        };
+        let endpoint = self.leg.endpoint();
+        transcoder.convert(&frame.payload, |out| {
+            let _ = endpoint.send_audio(&out.payload, out.ticks);
+        });
+        self.observer.relayed_to_trunk(arrived.elapsed());
+    }
+
+    fn on_trunk_media(&mut self, event: Option<MediaEvent>) {
+        let Some(MediaEvent::Frame(frame)) = event else {
+            return;
+        };
+        let Some(codec) = codec_of_payload_type(frame.payload_type) else {
+            return;
+        };
+        if self.trunk_codec != Some(codec) {
+            self.set_trunk_codec(codec);
+        }
+        self.relay_to_browser(frame);
+    }
+
+    fn relay_to_browser(&mut self, frame: MediaFrame) {
+        let Some(transcoder) = self.to_browser.as_mut() else {
+            return;
+        };
+        let mut outputs: Vec<(Bytes, u32)> = Vec::with_capacity(1);
+        transcoder.convert(&frame.payload, |out| outputs.push((out.payload, out.ticks)));
+        let passthrough = transcoder.is_passthrough();
+        let now = now();
+        for (payload, ticks) in outputs {
+            let input = if passthrough {
+                RewriteInput {
+                    ssrc: Ssrc(0),
+                    sequence: frame.seq,
+                    timestamp: frame.timestamp,
+                    marker: frame.marker,
+                }
+            } else {
+                self.generated_seq = self.generated_seq.wrapping_add(1);
+                self.generated_ts = self.generated_ts.wrapping_add(ticks);
+                RewriteInput {
+                    ssrc: Ssrc(0),
+                    sequence: self.generated_seq,
+                    timestamp: self.generated_ts,
+                    marker: frame.marker,
+                }
+            };
+            let Some(rewritten) = self.rewriter.rewrite(now, input) else {
+                continue;
+            };
+            let header = OutgoingHeader {
+                payload_type: self.session.media().payload_type,
+                sequence: rewritten.sequence,
+                timestamp: rewritten.timestamp,
+                marker: rewritten.marker,
+            };
+            if self.session.send_rtp(now, header, payload).is_ok() {
+                self.browser_sent += 1;
+            }
+        }
+        self.observer
+            .relayed_to_browser(frame.received_at.elapsed());
+    }
+
+    /// The trunk's codec became known (answer, early media) or changed
+    /// (re-INVITE): rebuild both directions' converters.
+    fn set_trunk_codec(&mut self, codec: AudioCodec) {
+        self.trunk_codec = Some(codec);
+        self.to_trunk = Transcoder::new(self.browser_codec, codec).ok();
+        self.to_browser = Transcoder::new(codec, self.browser_codec).ok();
+        self.rewriter.mark_source_change();
+    }
+
+    /// Returns true when the call is over.
+    fn on_leg_event(&mut self, event: LegEvent) -> bool {
+        if let LegEvent::Answered { codec } = &event {
+            let codec = match codec {
+                Codec::Pcmu => AudioCodec::Pcmu,
+                Codec::Pcma => AudioCodec::Pcma,
+            };
+            if self.trunk_codec != Some(codec) {
+                self.set_trunk_codec(codec);
+            }
+        }
+        if let LegEvent::MediaUpdated = event {
+            self.rewriter.mark_source_change();
+        }
+        if let Some(update) = self.machine.handle_leg_event(now(), &event) {
+            self.view.send_modify(|view| {
+                view.state = update.state;
+                view.reason = update.reason;
+            });
+        }
+        self.machine.state() == CallState::Ended
+    }
+
+    fn on_command(&mut self, command: CallCommand) {
+        match command {
+            CallCommand::Hangup => self.hang_up(LocalHangup::Visitor),
+            CallCommand::Shutdown => self.hang_up(LocalHangup::Shutdown),
+            CallCommand::Dtmf(digits) => {
+                if self.machine.state() == CallState::Answered {
+                    let _ = self.leg.endpoint().send_dtmf(&digits);
+                }
+            }
+        }
+    }
+
+    fn hang_up(&mut self, cause: LocalHangup) {
+        if self.machine.handle_local_hangup(cause) {
+            self.leg.hangup();
+        }
+    }
+
+    async fn finish(mut self) -> CallReport {
+        self.session.close();
+        while let Some((to, bytes)) = self.session.poll_transmit() {
+            self.registration.send(to, &bytes);
+        }
+        let trunk_stats = self.leg.endpoint().stats();
+        self.leg.close().await;
+        let outcome = self.machine.outcome().cloned().unwrap_or(Outcome {
+            disposition: Disposition::Failed,
+            sip_code: None,
+            ended_by: super::state::EndedBy::Node,
+            trunk: None,
+            answered_at: None,
+            ended_at: now(),
+        });
+        CallReport {
+            outcome,
+            browser_codec: self.browser_codec.name(),
+            trunk_codec: self.trunk_codec.map(AudioCodec::name),
+            browser: LegStats {
+                packets_sent: self.browser_sent,
+                packets_received: self.browser_received,
+                packets_lost: i64::from(self.browser_rx.cumulative_lost()),
+                jitter_ms: self.browser_rx.jitter_duration().as_secs_f64() * 1000.0,
+            },
+            trunk: LegStats {
+                packets_sent: trunk_stats.packets_sent,
+                packets_received: trunk_stats.packets_received,
+                packets_lost: trunk_stats.lost,
+                jitter_ms: trunk_stats.jitter_ms,
+            },
+        }
+    }
+}
