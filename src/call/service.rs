@@ -1,0 +1,270 @@
+//! [`CallService`]: places browser calls and keeps the live call table.
+//!
+//! Placing a call checks the offer, picks the browser leg's codec, claims
+//! an ICE username fragment on the shared browser port, answers the offer,
+//! starts the trunk leg towards the widget's number and spawns the call's
+//! driver. When the driver returns, the CDR row is written and the call
+//! leaves the table. The callee always comes from the widget's number: the
+//! request that places a call has no say in where it goes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use rand::RngExt as _;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::driver::{self, CallCommand, CallParts, CallReport, CallView, RelayObserver};
+use super::{MediaPlan, TrunkLeg};
+use crate::config::BrowserCodec;
+use crate::media::ports::PortAllocator;
+use crate::media::sdp::Codec;
+use crate::privacy::truncate_ip;
+use crate::sip::{CallRequest, SipAgent};
+use crate::store::{CdrRecord, Store, WidgetRoute};
+use crate::webrtc::{BrowserPort, BrowserSession, OfferError, SessionSettings, WebrtcError};
+
+/// Commands queued per call; a visitor cannot usefully send more.
+const COMMAND_CAPACITY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("{0}")]
+    Offer(#[from] OfferError),
+    #[error("{0}")]
+    Webrtc(#[from] WebrtcError),
+    #[error("no capacity for another call on this node")]
+    Capacity,
+    #[error("the node is shutting down")]
+    Draining,
+}
+
+/// A call in progress, as the signalling side sees it.
+#[derive(Clone)]
+pub struct LiveCall {
+    pub token: String,
+    pub commands: mpsc::Sender<CallCommand>,
+    pub view: watch::Receiver<CallView>,
+}
+
+/// A placed call's reply to the widget.
+#[derive(Debug)]
+pub struct PlacedCall {
+    pub call_id: String,
+    pub answer: String,
+    pub token: String,
+}
+
+/// What the service needs from the rest of the node.
+pub struct CallServiceParts {
+    pub node_id: String,
+    pub port: BrowserPort,
+    pub settings: SessionSettings,
+    pub agent: SipAgent,
+    pub ports: Arc<PortAllocator>,
+    pub plan: MediaPlan,
+    pub browser_codec: BrowserCodec,
+    pub disconnect_timeout: Duration,
+    /// The codecs of each route's first trunk, to avoid transcoding.
+    pub route_codecs: HashMap<String, Vec<Codec>>,
+    pub store: Store,
+    pub observer: Arc<dyn RelayObserver>,
+    pub on_call_ended: Arc<dyn Fn(&CallReport) + Send + Sync>,
+}
+
+struct Inner {
+    parts: CallServiceParts,
+    calls: DashMap<String, LiveCall>,
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// See the module documentation. Cheap to clone.
+#[derive(Clone)]
+pub struct CallService {
+    inner: Arc<Inner>,
+}
+
+fn random_string(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+fn unix_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl CallService {
+    pub fn new(parts: CallServiceParts) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                parts,
+                calls: DashMap::new(),
+                draining: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Calls in progress.
+    pub fn active(&self) -> usize {
+        self.inner.calls.len()
+    }
+
+    pub fn call(&self, call_id: &str) -> Option<LiveCall> {
+        self.inner.calls.get(call_id).map(|c| c.clone())
+    }
+
+    /// Places a call from `widget` with the browser's `offer`. `permit` is
+    /// held until the call ends (the tenant's concurrency slot).
+    pub fn place<P: Send + 'static>(
+        &self,
+        widget: &WidgetRoute,
+        offer: &str,
+        visitor_ip: IpAddr,
+        permit: P,
+    ) -> Result<PlacedCall, PlaceError> {
+        let inner = &self.inner;
+        if inner.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(PlaceError::Draining);
+        }
+        let parts = &inner.parts;
+        let offered = crate::webrtc::offer::inspect(offer)?;
+        let trunk_codecs = parts
+            .route_codecs
+            .get(&widget.trunk)
+            .map_or(&[][..], Vec::as_slice);
+        let media = offered.choose(parts.browser_codec, trunk_codecs)?;
+        let (ufrag, pwd) = (random_string(16), random_string(32));
+        let (registration, inbox) = parts.port.register(&ufrag).ok_or(PlaceError::Capacity)?;
+        let now = tokio::time::Instant::now().into_std();
+        let (session, answer) =
+            BrowserSession::answer(&parts.settings, offer, media, &ufrag, &pwd, now)?;
+        let request = CallRequest {
+            route: widget.trunk.clone(),
+            callee: widget.e164.clone(),
+        };
+        let leg = TrunkLeg::start(&parts.agent, &parts.ports, parts.plan, request)
+            .map_err(|_| PlaceError::Capacity)?;
+        let call_id = uuid::Uuid::new_v4().to_string();
+        let token = random_string(32);
+        let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+        let (view_tx, view) = watch::channel(CallView::default());
+        inner.calls.insert(
+            call_id.clone(),
+            LiveCall {
+                token: token.clone(),
+                commands: commands_tx,
+                view,
+            },
+        );
+        let call_parts = CallParts {
+            session,
+            registration,
+            inbox,
+            leg,
+            commands,
+            view: view_tx,
+            disconnect_timeout: parts.disconnect_timeout,
+            observer: parts.observer.clone(),
+        };
+        let context = CdrContext {
+            call_id: call_id.clone(),
+            widget: widget.clone(),
+            visitor_network: truncate_ip(visitor_ip),
+            created_at: SystemTime::now(),
+            started: now,
+        };
+        info!(call = %call_id, codec = media.codec.name(), "browser call placed");
+        let service = self.clone();
+        tokio::spawn(async move {
+            let report = driver::run(call_parts).await;
+            drop(permit);
+            service.on_ended(context, report).await;
+        });
+        Ok(PlacedCall {
+            call_id,
+            answer,
+            token,
+        })
+    }
+
+    async fn on_ended(&self, context: CdrContext, report: CallReport) {
+        let parts = &self.inner.parts;
+        (parts.on_call_ended)(&report);
+        let record = context.record(&parts.node_id, &report);
+        if let Err(error) = parts.store.insert_cdr(&record).await {
+            warn!(call = %context.call_id, %error, "cannot write the call's CDR");
+        }
+        info!(
+            call = %context.call_id,
+            disposition = report.outcome.disposition.as_str(),
+            ended_by = report.outcome.ended_by.as_str(),
+            "browser call ended"
+        );
+        self.inner.calls.remove(&context.call_id);
+    }
+
+    /// Refuses new calls and asks every call in progress to hang up.
+    pub fn drain(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for call in self.inner.calls.iter() {
+            let _ = call.commands.try_send(CallCommand::Shutdown);
+        }
+    }
+}
+
+struct CdrContext {
+    call_id: String,
+    widget: WidgetRoute,
+    visitor_network: String,
+    created_at: SystemTime,
+    started: Instant,
+}
+
+impl CdrContext {
+    /// Wall-clock times from the monotonic instants the call measured.
+    fn wall(&self, at: Instant) -> i64 {
+        unix_ms(self.created_at + at.saturating_duration_since(self.started))
+    }
+
+    fn record(&self, node_id: &str, report: &CallReport) -> CdrRecord {
+        let outcome = &report.outcome;
+        let answered_at = outcome.answered_at.map(|at| self.wall(at));
+        let ended_at = self.wall(outcome.ended_at);
+        CdrRecord {
+            call_id: self.call_id.clone(),
+            tenant_id: self.widget.tenant_id.clone(),
+            number_id: self.widget.number_id.clone(),
+            widget_id: self.widget.widget_id.clone(),
+            trunk: outcome.trunk.clone(),
+            node_id: node_id.to_owned(),
+            created_at: unix_ms(self.created_at),
+            answered_at,
+            ended_at,
+            duration_ms: answered_at.map_or(0, |at| (ended_at - at).max(0)),
+            disposition: outcome.disposition.as_str().to_owned(),
+            sip_code: outcome.sip_code.map(i64::from),
+            ended_by: outcome.ended_by.as_str().to_owned(),
+            browser_codec: Some(report.browser_codec.to_owned()),
+            trunk_codec: report.trunk_codec.map(str::to_owned),
+            browser_packets_sent: report.browser.packets_sent as i64,
+            browser_packets_received: report.browser.packets_received as i64,
+            browser_packets_lost: report.browser.packets_lost,
+            browser_jitter_ms: report.browser.jitter_ms,
+            trunk_packets_sent: report.trunk.packets_sent as i64,
+            trunk_packets_received: report.trunk.packets_received as i64,
+            trunk_packets_lost: report.trunk.packets_lost,
+            trunk_jitter_ms: report.trunk.jitter_ms,
+            visitor_network: Some(self.visitor_network.clone()),
+            recorded: false,
+        }
+    }
+}

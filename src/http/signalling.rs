@@ -1,0 +1,401 @@
+//! The signalling contract between the widget and the node:
+//! `POST /v1/widgets/{id}/calls`, `GET /v1/widgets/{id}/config`, the call's
+//! events WebSocket and `DELETE /v1/calls/{id}`, plus the widget script and
+//! the demo page.
+//!
+//! Checks run cheapest first, and nothing is created until all have passed:
+//! the widget exists (404), the browser's Origin is one the widget allows
+//! (403), the client IP and the widget are under their rate limits (429),
+//! the body is a well-formed request with a usable offer (400), the tenant
+//! has a free call slot (429). The callee comes from the widget's number.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::guard::{Guards, origin_allowed};
+use crate::call::driver::{CallCommand, CallView};
+use crate::call::service::{CallService, PlaceError};
+use crate::call::state::CallState;
+use crate::config::IceServerConfig;
+use crate::store::{Store, WidgetRoute};
+
+/// A browser offer is a few KiB; this bounds what a request can make the
+/// node buffer before it is refused.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+const WIDGET_SCRIPT: &str = include_str!("../../widget/callgate.js");
+const DEMO_PAGE: &str = include_str!("../../widget/demo.html");
+
+/// What the signalling routes share.
+#[derive(Clone)]
+pub struct SignallingState {
+    pub calls: CallService,
+    pub store: Store,
+    pub guards: Arc<Guards>,
+    /// `scheme://host[:port]` of this node, what `"self"` stands for.
+    pub own_origin: String,
+    /// Base URL for links (`http://…`); the events URL is derived from it.
+    pub base_url: String,
+    pub ice_servers: Vec<IceServerConfig>,
+    pub on_refused: Arc<dyn Fn(&'static str) + Send + Sync>,
+}
+
+pub fn routes(state: SignallingState) -> Router {
+    Router::new()
+        .route("/widget/callgate.js", get(widget_script))
+        .route("/demo", get(demo_page))
+        .route("/v1/widgets/{id}/config", get(widget_config))
+        .route("/v1/widgets/{id}/calls", post(place_call))
+        .route("/v1/calls/{id}/events", get(events))
+        .route("/v1/calls/{id}", delete(hang_up))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        error: message.into(),
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn widget_script() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+        (header::CACHE_CONTROL, "public, max-age=300"),
+    ];
+    (headers, WIDGET_SCRIPT).into_response()
+}
+
+async fn demo_page(State(state): State<SignallingState>) -> Response {
+    let script = format!("{}/widget/callgate.js", state.base_url);
+    let page = DEMO_PAGE
+        .replace("{{WIDGET_SCRIPT_URL}}", &script)
+        .replace("{{WIDGET_ID}}", "demo");
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             connect-src 'self' ws: wss:; media-src 'self' blob:",
+        ),
+    ];
+    (headers, page).into_response()
+}
+
+/// The widget, or the response that refuses the request.
+async fn checked_widget(
+    state: &SignallingState,
+    widget_id: &str,
+    headers: &HeaderMap,
+) -> Result<WidgetRoute, Response> {
+    let widget = match state.store.widget_route(widget_id).await {
+        Ok(Some(widget)) => widget,
+        Ok(None) => return Err(error(StatusCode::NOT_FOUND, "no such widget")),
+        Err(e) => {
+            tracing::warn!(error = %e, "widget lookup failed");
+            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"));
+        }
+    };
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !origin_allowed(origin, &widget.allowed_origins, &state.own_origin) {
+        (state.on_refused)("origin");
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "origin not allowed for this widget",
+        ));
+    }
+    Ok(widget)
+}
+
+#[derive(Serialize)]
+struct IceServer {
+    urls: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WidgetConfig {
+    ice_servers: Vec<IceServer>,
+    recording: String,
+    notice: Option<String>,
+}
+
+async fn widget_config(
+    State(state): State<SignallingState>,
+    Path(widget_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let widget = match checked_widget(&state, &widget_id, &headers).await {
+        Ok(widget) => widget,
+        Err(response) => return response,
+    };
+    let ice_servers = state
+        .ice_servers
+        .iter()
+        .map(|s| IceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.as_ref().map(|c| c.expose().to_owned()),
+        })
+        .collect();
+    let config = WidgetConfig {
+        ice_servers,
+        recording: widget.recording.as_str().to_owned(),
+        notice: None,
+    };
+    Json(config).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceRequest {
+    offer: String,
+    #[serde(default)]
+    consent: Option<Consent>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Consent {
+    Granted,
+    Declined,
+}
+
+#[derive(Serialize)]
+struct PlaceResponse {
+    call_id: String,
+    answer: String,
+    token: String,
+    events: String,
+}
+
+async fn place_call(
+    State(state): State<SignallingState>,
+    Path(widget_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let widget = match checked_widget(&state, &widget_id, &headers).await {
+        Ok(widget) => widget,
+        Err(response) => return response,
+    };
+    if let Err(refusal) = state.guards.check_rates(peer.ip(), &widget.widget_id) {
+        (state.on_refused)("rate_limited");
+        return refusal.into_response();
+    }
+    let request: PlaceRequest = match parse_body(&body) {
+        Ok(request) => request,
+        Err(message) => {
+            (state.on_refused)("bad_request");
+            return error(StatusCode::BAD_REQUEST, message);
+        }
+    };
+    let _consent = request.consent;
+    let permit = match state.guards.try_acquire_call(&widget.tenant_id) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            (state.on_refused)("concurrency");
+            return refusal.into_response();
+        }
+    };
+    match state.calls.place(&widget, &request.offer, peer.ip(), permit) {
+        Ok(placed) => {
+            let events = events_url(&state.base_url, &placed.call_id, &placed.token);
+            let body = PlaceResponse {
+                call_id: placed.call_id,
+                answer: placed.answer,
+                token: placed.token,
+                events,
+            };
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(e @ (PlaceError::Offer(_) | PlaceError::Webrtc(_))) => {
+            (state.on_refused)("bad_request");
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// The body as a [`PlaceRequest`], or a message naming what is wrong.
+fn parse_body(body: &[u8]) -> Result<PlaceRequest, String> {
+    if body.len() > crate::webrtc::offer::MAX_OFFER_BYTES * 2 {
+        return Err(format!(
+            "request body is larger than {} bytes",
+            crate::webrtc::offer::MAX_OFFER_BYTES * 2
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        match path.as_str() {
+            "." => format!("body is not a valid call request: {}", e.inner()),
+            _ => format!("{path}: {}", e.inner()),
+        }
+    })
+}
+
+fn events_url(base_url: &str, call_id: &str, token: &str) -> String {
+    let ws_base = base_url
+        .strip_prefix("https://")
+        .map(|rest| format!("wss://{rest}"))
+        .or_else(|| base_url.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or_else(|| base_url.to_owned());
+    format!("{ws_base}/v1/calls/{call_id}/events?token={token}")
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+/// The live call if `token` is its token (compared in constant time).
+fn authorised(
+    state: &SignallingState,
+    call_id: &str,
+    token: &str,
+) -> Option<crate::call::service::LiveCall> {
+    let call = state.calls.call(call_id)?;
+    let equal = call.token.len() == token.len()
+        && call
+            .token
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    equal.then_some(call)
+}
+
+async fn hang_up(
+    State(state): State<SignallingState>,
+    Path(call_id): Path<String>,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    match authorised(&state, &call_id, &query.token) {
+        Some(call) => {
+            let _ = call.commands.try_send(CallCommand::Hangup);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no such call"),
+    }
+}
+
+async fn events(
+    State(state): State<SignallingState>,
+    Path(call_id): Path<String>,
+    Query(query): Query<TokenQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(call) = authorised(&state, &call_id, &query.token) else {
+        return error(StatusCode::NOT_FOUND, "no such call");
+    };
+    upgrade
+        .max_message_size(4096)
+        .on_upgrade(move |socket| serve_events(socket, call))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientMessage {
+    Hangup,
+    Dtmf { digits: String },
+    Consent { value: String },
+}
+
+fn view_messages(view: &CallView, sent: &mut (Option<CallState>, Option<bool>)) -> Vec<String> {
+    let mut out = Vec::new();
+    if view.state != CallState::Setup && sent.0 != Some(view.state) {
+        let message = match view.reason {
+            Some(reason) => serde_json::json!({"type":"state","state":view.state.as_str(),"reason":reason}),
+            None => serde_json::json!({"type":"state","state":view.state.as_str()}),
+        };
+        out.push(message.to_string());
+        sent.0 = Some(view.state);
+    }
+    if sent.1 != Some(view.recording) {
+        out.push(serde_json::json!({"type":"recording","active":view.recording}).to_string());
+        sent.1 = Some(view.recording);
+    }
+    out
+}
+
+async fn serve_events(mut socket: WebSocket, call: crate::call::service::LiveCall) {
+    let mut view = call.view.clone();
+    let mut sent = (None, None);
+    loop {
+        let current = view.borrow_and_update().clone();
+        for text in view_messages(&current, &mut sent) {
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+        if current.state == CallState::Ended {
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+        tokio::select! {
+            changed = view.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            message = socket.recv() => match message {
+                Some(Ok(Message::Text(text))) => on_client_message(&call, &text),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+fn on_client_message(call: &crate::call::service::LiveCall, text: &str) {
+    let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
+        return;
+    };
+    let command = match message {
+        ClientMessage::Hangup => CallCommand::Hangup,
+        ClientMessage::Dtmf { digits } => {
+            let valid = !digits.is_empty()
+                && digits.len() <= 32
+                && digits
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'));
+            if !valid {
+                return;
+            }
+            CallCommand::Dtmf(digits)
+        }
+        // Consent changes arrive with recording (a later part).
+        ClientMessage::Consent { .. } => return,
+    };
+    let _ = call.commands.try_send(command);
+}
+
+/// `Retry-After` and the JSON body for a refused request.
+pub fn too_many(retry_after_secs: u64, message: &str) -> Response {
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, message);
+    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
