@@ -17,6 +17,7 @@
 //! - [`http`]: the node's HTTP surface (health today; signalling and admin later).
 //! - [`sip`]: the trunk leg, a SIP user agent behind our own small API.
 //! - [`media`]: the trunk-side RTP endpoint and the pure packet logic under it.
+//! - [`metrics`]: the node's Prometheus registry and the handles that record into it.
 //! - [`call`]: per-call drivers; today the trunk leg (SIP dialog + RTP endpoint).
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
 //! - [`node`]: starts and stops the pieces of one node.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod echo_trunk;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod node;
 pub mod privacy;
 pub mod sip;

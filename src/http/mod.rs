@@ -5,8 +5,13 @@
 //! the JSON 404 for unknown paths, and graceful shutdown: when the token is
 //! cancelled the server stops accepting, lets in-flight requests finish and
 //! returns (the node bounds how long that may take).
+//!
+//! [`guard`] holds the signalling guards (rate limits, tenant concurrency,
+//! Origin check); [`metrics_router`] serves `GET /metrics`.
 
+pub mod guard;
 mod health;
+mod metrics;
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use self::health::{HealthState, Readiness};
+pub use self::metrics::metrics_router;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

@@ -1,0 +1,212 @@
+//! The guards in front of call signalling: per-client and per-widget rate
+//! limits, per-tenant concurrency, and the Origin check.
+//!
+//! Pure policy, no I/O: every time-dependent check takes `now`. [`Guards`]
+//! is the thread-safe form the HTTP handlers share; each of its locks is a
+//! `std::sync::Mutex` held only for one O(1) table operation (never across
+//! an await), one lock per table so the checks do not contend.
+//!
+//! Order of checks in the call-creation handler: Origin, then
+//! [`Guards::check_new_call`] (client, then widget), then
+//! [`Guards::try_acquire_call`] once the widget's tenant is known. Check
+//! that the widget exists before rate-limiting by its id, so made-up ids
+//! never reach the widget table.
+//!
+//! Every refusal is a 429 with `Retry-After` (whole seconds, rounded up) and
+//! a JSON body `{"error": "..."}`; see [`Refusal`].
+
+mod origin;
+mod rate;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+pub use self::origin::{SELF_TOKEN, normalize_origin, origin_allowed};
+pub use self::rate::{DEFAULT_MAX_KEYS, RateLimiter, RetryAfter, client_key};
+use crate::config::LimitsConfig;
+use crate::metrics::RefusedReason;
+
+/// The retry hint when a tenant is at its concurrency limit: no wait is
+/// known (calls end when people hang up), so suggest a short one.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Why a new call was refused before any call work began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("too many calls from this address, try again later")]
+    RateLimitedIp { retry_after: Duration },
+    #[error("too many calls through this widget, try again later")]
+    RateLimitedWidget { retry_after: Duration },
+    #[error("too many calls in progress, try again later")]
+    TooManyCalls { limit: u32 },
+}
+
+impl Refusal {
+    /// Always 429 Too Many Requests.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+
+    pub fn retry_after(&self) -> Duration {
+        match *self {
+            Refusal::RateLimitedIp { retry_after } | Refusal::RateLimitedWidget { retry_after } => {
+                retry_after
+            }
+            Refusal::TooManyCalls { .. } => BUSY_RETRY_AFTER,
+        }
+    }
+
+    /// The `Retry-After` value: whole seconds, rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        let d = self.retry_after();
+        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        secs.max(1)
+    }
+
+    pub fn retry_after_header(&self) -> HeaderValue {
+        HeaderValue::from(self.retry_after_secs())
+    }
+
+    /// `{"error": "<message>"}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.to_string() })
+    }
+
+    /// The `callgate_http_requests_refused_total` reason.
+    pub fn reason(&self) -> RefusedReason {
+        match self {
+            Refusal::RateLimitedIp { .. } | Refusal::RateLimitedWidget { .. } => {
+                RefusedReason::RateLimited
+            }
+            Refusal::TooManyCalls { .. } => RefusedReason::Concurrency,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let headers = [(header::RETRY_AFTER, self.retry_after_header())];
+        (self.status(), headers, Json(self.body())).into_response()
+    }
+}
+
+/// Calls in progress per tenant; a tenant with none has no entry.
+type TenantTable = Mutex<HashMap<String, u32>>;
+
+struct Inner {
+    per_ip: Mutex<RateLimiter<IpAddr>>,
+    per_widget: Mutex<RateLimiter<String>>,
+    tenants: Arc<TenantTable>,
+    max_calls_per_tenant: u32,
+}
+
+/// The shared guards; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Guards {
+    inner: Arc<Inner>,
+}
+
+impl Guards {
+    pub fn new(limits: &LimitsConfig) -> Self {
+        let inner = Inner {
+            per_ip: Mutex::new(RateLimiter::per_minute(limits.calls_per_minute_per_ip)),
+            per_widget: Mutex::new(RateLimiter::per_minute(limits.calls_per_minute_per_widget)),
+            tenants: Arc::new(Mutex::new(HashMap::new())),
+            max_calls_per_tenant: limits.max_concurrent_calls_per_tenant.max(1),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Counts one new call from `ip` (grouped by [`client_key`]).
+    pub fn check_ip(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        lock(&self.inner.per_ip)
+            .check(&client_key(ip), now)
+            .map_err(|RetryAfter(retry_after)| Refusal::RateLimitedIp { retry_after })
+    }
+
+    /// Counts one new call through `widget_id` (an existing widget's id).
+    pub fn check_widget(&self, widget_id: &str, now: Instant) -> Result<(), Refusal> {
+        lock(&self.inner.per_widget)
+            .check(widget_id, now)
+            .map_err(|RetryAfter(retry_after)| Refusal::RateLimitedWidget { retry_after })
+    }
+
+    /// Both rate limits, client first. A client refused by the widget limit
+    /// has still spent its own token: retrying into a saturated widget is
+    /// itself load.
+    pub fn check_new_call(&self, ip: IpAddr, widget_id: &str, now: Instant) -> Result<(), Refusal> {
+        self.check_ip(ip, now)?;
+        self.check_widget(widget_id, now)
+    }
+
+    /// Takes one of `tenant`'s concurrent-call slots for as long as the
+    /// returned permit lives (the call driver holds it for the whole call).
+    pub fn try_acquire_call(&self, tenant: &str) -> Result<TenantPermit, Refusal> {
+        let limit = self.inner.max_calls_per_tenant;
+        let mut table = lock(&self.inner.tenants);
+        let count = table.get(tenant).copied().unwrap_or(0);
+        if count >= limit {
+            return Err(Refusal::TooManyCalls { limit });
+        }
+        table.insert(tenant.to_owned(), count + 1);
+        Ok(TenantPermit {
+            tenants: self.inner.tenants.clone(),
+            tenant: tenant.to_owned(),
+        })
+    }
+
+    /// Calls `tenant` has in progress (for the dashboard and tests).
+    pub fn calls_in_progress(&self, tenant: &str) -> u32 {
+        lock(&self.inner.tenants).get(tenant).copied().unwrap_or(0)
+    }
+}
+
+/// One of a tenant's concurrent-call slots; dropping it frees the slot.
+#[must_use = "the call's slot is freed as soon as the permit is dropped"]
+pub struct TenantPermit {
+    tenants: Arc<TenantTable>,
+    tenant: String,
+}
+
+impl TenantPermit {
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+impl std::fmt::Debug for TenantPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantPermit")
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+impl Drop for TenantPermit {
+    fn drop(&mut self) {
+        let mut table = lock(&self.tenants);
+        if let Some(count) = table.get_mut(&self.tenant) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                table.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+/// The tables stay consistent even if a holder panicked (every update is a
+/// single insert or remove), so a poisoned lock is used as is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,442 @@
+//! The node's Prometheus metrics: one [`Metrics`] per node, built at start
+//! and passed down (no global registry), rendered by `GET /metrics`.
+//!
+//! Invariants:
+//! - Every label value comes from a fixed set: an enum argument
+//!   ([`Disposition`], [`DropReason`], [`BrowserDrop`], [`RefusedReason`]) or
+//!   a handle resolved here (leg, direction, SIP response class). The label
+//!   vectors are private, so no call id, number, IP or widget id can become a
+//!   label, and the series count is a constant.
+//! - Every series exists from the start (at zero), so a family shows its
+//!   `HELP`/`TYPE` lines before the first event and rates never see a gap.
+//! - The packet path records through handles resolved once here: an
+//!   increment or an observation is a few relaxed atomic operations, with no
+//!   label formatting, hashing or lock.
+//! - The SIP agent's counters stay its own atomics; a collector
+//!   reads them at scrape time.
+
+mod sip;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use self::sip::SipCollector;
+pub use self::sip::SipSource;
+use crate::media::endpoint::{DropCounts, DropReason};
+use crate::sip::Disposition;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// Relay latency buckets, 10 µs to 20 ms: a relay hop that takes longer than
+/// a packet interval (20 ms) is already audible.
+const LATENCY_BUCKETS: [f64; 11] = [
+    10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 20e-3,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metric registration: {0}")]
+    Register(#[from] prometheus::Error),
+}
+
+/// Why the HTTP surface refused a request, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusedReason {
+    RateLimited,
+    Origin,
+    Concurrency,
+    BadRequest,
+}
+
+impl RefusedReason {
+    pub const ALL: [RefusedReason; 4] = [
+        RefusedReason::RateLimited,
+        RefusedReason::Origin,
+        RefusedReason::Concurrency,
+        RefusedReason::BadRequest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedReason::RateLimited => "rate_limited",
+            RefusedReason::Origin => "origin",
+            RefusedReason::Concurrency => "concurrency",
+            RefusedReason::BadRequest => "bad_request",
+        }
+    }
+}
+
+/// Why a browser-leg packet was dropped, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BrowserDrop {
+    /// Not parseable as STUN, DTLS, RTP or RTCP.
+    Malformed,
+    /// From an address that belongs to no call.
+    UnknownPeer,
+    /// SRTP authentication or replay check failed.
+    Srtp,
+    /// The relay's queue toward the other leg was full.
+    QueueFull,
+    Other,
+}
+
+impl BrowserDrop {
+    pub const ALL: [BrowserDrop; 5] = [
+        BrowserDrop::Malformed,
+        BrowserDrop::UnknownPeer,
+        BrowserDrop::Srtp,
+        BrowserDrop::QueueFull,
+        BrowserDrop::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrowserDrop::Malformed => "malformed",
+            BrowserDrop::UnknownPeer => "unknown_peer",
+            BrowserDrop::Srtp => "srtp",
+            BrowserDrop::QueueFull => "queue_full",
+            BrowserDrop::Other => "other",
+        }
+    }
+}
+
+/// Every trunk-leg drop reason, in the order of [`trunk_drop_index`].
+const TRUNK_DROPS: [DropReason; 12] = [
+    DropReason::NotRtp,
+    DropReason::Malformed,
+    DropReason::UnknownPayloadType,
+    DropReason::SrtpAuth,
+    DropReason::SrtpReplay,
+    DropReason::RtcpOnRtpPort,
+    DropReason::MalformedRtcp,
+    DropReason::UnexpectedSource,
+    DropReason::NotReceiving,
+    DropReason::NotNegotiated,
+    DropReason::ConsumerLagging,
+    DropReason::SendFailed,
+];
+
+/// The label of a trunk-leg drop reason (the `DropCounts` field name).
+pub fn trunk_drop_label(reason: DropReason) -> &'static str {
+    match reason {
+        DropReason::NotRtp => "not_rtp",
+        DropReason::Malformed => "malformed",
+        DropReason::UnknownPayloadType => "unknown_payload_type",
+        DropReason::SrtpAuth => "srtp_auth",
+        DropReason::SrtpReplay => "srtp_replay",
+        DropReason::RtcpOnRtpPort => "rtcp_on_rtp_port",
+        DropReason::MalformedRtcp => "malformed_rtcp",
+        DropReason::UnexpectedSource => "unexpected_source",
+        DropReason::NotReceiving => "not_receiving",
+        DropReason::NotNegotiated => "not_negotiated",
+        DropReason::ConsumerLagging => "consumer_lagging",
+        DropReason::SendFailed => "send_failed",
+    }
+}
+
+// An exhaustive match, so a new reason fails to compile until it is placed.
+fn trunk_drop_index(reason: DropReason) -> usize {
+    match reason {
+        DropReason::NotRtp => 0,
+        DropReason::Malformed => 1,
+        DropReason::UnknownPayloadType => 2,
+        DropReason::SrtpAuth => 3,
+        DropReason::SrtpReplay => 4,
+        DropReason::RtcpOnRtpPort => 5,
+        DropReason::MalformedRtcp => 6,
+        DropReason::UnexpectedSource => 7,
+        DropReason::NotReceiving => 8,
+        DropReason::NotNegotiated => 9,
+        DropReason::ConsumerLagging => 10,
+        DropReason::SendFailed => 11,
+    }
+}
+
+const DISPOSITIONS: [Disposition; 7] = [
+    Disposition::Answered,
+    Disposition::Busy,
+    Disposition::NoAnswer,
+    Disposition::Rejected,
+    Disposition::Failed,
+    Disposition::Unreachable,
+    Disposition::Cancelled,
+];
+
+fn disposition_index(disposition: Disposition) -> usize {
+    match disposition {
+        Disposition::Answered => 0,
+        Disposition::Busy => 1,
+        Disposition::NoAnswer => 2,
+        Disposition::Rejected => 3,
+        Disposition::Failed => 4,
+        Disposition::Unreachable => 5,
+        Disposition::Cancelled => 6,
+    }
+}
+
+/// Call counts: started, in progress, ended by disposition.
+#[derive(Clone)]
+pub struct CallMetrics {
+    active: IntGauge,
+    started: IntCounter,
+    ended: [IntCounter; 7],
+}
+
+/// One call in `callgate_calls_active`; dropping it takes the call out.
+#[must_use = "the call leaves callgate_calls_active when this is dropped"]
+#[derive(Debug)]
+pub struct ActiveCall {
+    active: IntGauge,
+}
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
+}
+
+/// Relayed-packet counters and relay latency, resolved once.
+///
+/// `browser_in` counts packets received from browsers, `trunk_out` packets
+/// sent to trunks, and so on. Clone a handle into the packet loop.
+#[derive(Clone)]
+pub struct RelayMetrics {
+    pub browser_in: IntCounter,
+    pub browser_out: IntCounter,
+    pub trunk_in: IntCounter,
+    pub trunk_out: IntCounter,
+    /// From a browser packet's arrival to its send toward the trunk.
+    pub latency_to_trunk: Histogram,
+    /// From a trunk packet's arrival to its send toward the browser.
+    pub latency_to_browser: Histogram,
+}
+
+/// Dropped-packet counters by leg and reason, resolved once.
+#[derive(Clone)]
+pub struct DropMetrics {
+    browser: [IntCounter; 5],
+    trunk: [IntCounter; 12],
+}
+
+impl DropMetrics {
+    pub fn browser(&self, reason: BrowserDrop) -> &IntCounter {
+        &self.browser[reason as usize]
+    }
+
+    pub fn trunk(&self, reason: DropReason) -> &IntCounter {
+        &self.trunk[trunk_drop_index(reason)]
+    }
+
+    /// Adds a trunk endpoint's drop counts (e.g. its final snapshot when
+    /// the call ends, or the difference between two snapshots).
+    pub fn add_trunk(&self, counts: &DropCounts) {
+        for reason in TRUNK_DROPS {
+            let n = counts.get(reason);
+            if n > 0 {
+                self.trunk(reason).inc_by(n);
+            }
+        }
+    }
+}
+
+/// The node's metrics. Build one in `main`, share it as `Arc<Metrics>`.
+pub struct Metrics {
+    registry: Registry,
+    pub calls: CallMetrics,
+    pub relay: RelayMetrics,
+    pub drops: DropMetrics,
+    pub ice_failures: IntCounter,
+    pub dtls_failures: IntCounter,
+    refused: [IntCounter; 4],
+    sip: SipCollector,
+}
+
+impl Metrics {
+    /// Registers every family, with every series at zero.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let calls = register_calls(&registry)?;
+        let relay = register_relay(&registry)?;
+        let drops = register_drops(&registry)?;
+        let ice_failures = counter(
+            &registry,
+            "callgate_ice_failures_total",
+            "Browser legs whose ICE connectivity checks failed.",
+        )?;
+        let dtls_failures = counter(
+            &registry,
+            "callgate_dtls_failures_total",
+            "Browser legs whose DTLS handshake failed.",
+        )?;
+        let refused = register_refused(&registry)?;
+        let sip = SipCollector::new()?;
+        registry.register(Box::new(sip.clone()))?;
+        Ok(Self {
+            registry,
+            calls,
+            relay,
+            drops,
+            ice_failures,
+            dtls_failures,
+            refused,
+            sip,
+        })
+    }
+
+    /// Counts a new call and holds it in `callgate_calls_active` until the
+    /// returned guard is dropped.
+    pub fn call_started(&self) -> ActiveCall {
+        self.calls.started.inc();
+        self.calls.active.inc();
+        ActiveCall {
+            active: self.calls.active.clone(),
+        }
+    }
+
+    pub fn call_ended(&self, disposition: Disposition) {
+        self.calls.ended[disposition_index(disposition)].inc();
+    }
+
+    pub fn http_refused(&self, reason: RefusedReason) {
+        self.refused[reason as usize].inc();
+    }
+
+    /// Exports the SIP agent's counters from now on (replacing any source
+    /// attached before). Until one is attached the SIP families read zero.
+    pub fn attach_sip(&self, source: impl SipSource) {
+        self.sip.attach(Box::new(source));
+    }
+
+    /// Every family in the Prometheus text exposition format (0.0.4).
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        let mut out = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::warn!(%error, "metrics encoding failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl CallMetrics {
+    pub fn active(&self) -> i64 {
+        self.active.get()
+    }
+
+    pub fn started(&self) -> u64 {
+        self.started.get()
+    }
+
+    pub fn ended(&self, disposition: Disposition) -> u64 {
+        self.ended[disposition_index(disposition)].get()
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
+    let c = IntCounter::new(name, help)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let v = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(v.clone()))?;
+    Ok(v)
+}
+
+/// Resolves one child per value of a fixed set, in the set's order.
+fn children<T: Copy, const N: usize, const L: usize>(
+    vec: &IntCounterVec,
+    set: [T; N],
+    labels: impl Fn(T) -> [&'static str; L],
+) -> Result<[IntCounter; N], MetricsError> {
+    let resolved = set
+        .into_iter()
+        .map(|item| vec.get_metric_with_label_values(&labels(item)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The vector holds exactly N children: one per item of `set`.
+    resolved
+        .try_into()
+        .map_err(|_| MetricsError::Register(prometheus::Error::Msg("label set size".into())))
+}
+
+fn register_calls(registry: &Registry) -> Result<CallMetrics, MetricsError> {
+    let active = IntGauge::new("callgate_calls_active", "Calls in progress on this node.")?;
+    registry.register(Box::new(active.clone()))?;
+    let started = counter(
+        registry,
+        "callgate_calls_started_total",
+        "Calls accepted for placement on a trunk.",
+    )?;
+    let ended = counter_vec(
+        registry,
+        "callgate_calls_ended_total",
+        "Calls ended, by disposition.",
+        &["disposition"],
+    )?;
+    let ended = children(&ended, DISPOSITIONS, |d| [d.as_str()])?;
+    Ok(CallMetrics {
+        active,
+        started,
+        ended,
+    })
+}
+
+fn register_relay(registry: &Registry) -> Result<RelayMetrics, MetricsError> {
+    let packets = counter_vec(
+        registry,
+        "callgate_packets_relayed_total",
+        "Media packets relayed, by leg and direction (in = received from that leg).",
+        &["leg", "direction"],
+    )?;
+    let opts = HistogramOpts::new(
+        "callgate_relay_latency_seconds",
+        "Time from a media packet's arrival on one leg to its send on the other.",
+    )
+    .buckets(LATENCY_BUCKETS.to_vec());
+    let latency = HistogramVec::new(opts, &["direction"])?;
+    registry.register(Box::new(latency.clone()))?;
+    let get = |leg, dir| packets.get_metric_with_label_values(&[leg, dir]);
+    Ok(RelayMetrics {
+        browser_in: get("browser", "in")?,
+        browser_out: get("browser", "out")?,
+        trunk_in: get("trunk", "in")?,
+        trunk_out: get("trunk", "out")?,
+        latency_to_trunk: latency.get_metric_with_label_values(&["to_trunk"])?,
+        latency_to_browser: latency.get_metric_with_label_values(&["to_browser"])?,
+    })
+}
+
+fn register_drops(registry: &Registry) -> Result<DropMetrics, MetricsError> {
+    let dropped = counter_vec(
+        registry,
+        "callgate_packets_dropped_total",
+        "Packets dropped, by leg and reason.",
+        &["leg", "reason"],
+    )?;
+    Ok(DropMetrics {
+        browser: children(&dropped, BrowserDrop::ALL, |r| ["browser", r.as_str()])?,
+        trunk: children(&dropped, TRUNK_DROPS, |r| ["trunk", trunk_drop_label(r)])?,
+    })
+}
+
+fn register_refused(registry: &Registry) -> Result<[IntCounter; 4], MetricsError> {
+    let refused = counter_vec(
+        registry,
+        "callgate_http_requests_refused_total",
+        "Signalling requests refused before any call work, by reason.",
+        &["reason"],
+    )?;
+    children(&refused, RefusedReason::ALL, |r| [r.as_str()])
+}
+
+#[cfg(test)]
+mod tests;
