@@ -412,3 +412,28 @@ impl Driver {
         }
     }
 }
+
+impl RelayObserver for crate::metrics::Metrics {
+    fn relayed_to_trunk(&self, latency: Duration) {
+        self.relay.browser_in.inc();
+        self.relay.trunk_out.inc();
+        self.relay
+            .latency_to_trunk
+            .observe(latency.as_secs_f64());
+    }
+
+    fn relayed_to_browser(&self, latency: Duration) {
+        self.relay.trunk_in.inc();
+        self.relay.browser_out.inc();
+        self.relay
+            .latency_to_browser
+            .observe(latency.as_secs_f64());
+    }
+
+    fn browser_connect_failed(&self, ice: bool) {
+        match ice {
+            true => self.ice_failures.inc(),
+            false => self.dtls_failures.inc(),
+        }
+    }
+}

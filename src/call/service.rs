@@ -22,6 +22,7 @@ use super::{MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
 use crate::media::ports::PortAllocator;
 use crate::media::sdp::Codec;
+use crate::metrics::Metrics;
 use crate::privacy::truncate_ip;
 use crate::sip::{CallRequest, SipAgent};
 use crate::store::{CdrRecord, Store, WidgetRoute};
@@ -72,7 +73,7 @@ pub struct CallServiceParts {
     pub route_codecs: HashMap<String, Vec<Codec>>,
     pub store: Store,
     pub observer: Arc<dyn RelayObserver>,
-    pub on_call_ended: Arc<dyn Fn(&CallReport) + Send + Sync>,
+    pub metrics: Arc<Metrics>,
 }
 
 struct Inner {
@@ -182,9 +183,11 @@ impl CallService {
         };
         info!(call = %call_id, codec = media.codec.name(), "browser call placed");
         let service = self.clone();
+        let active = parts.metrics.call_started();
         tokio::spawn(async move {
             let report = driver::run(call_parts).await;
             drop(permit);
+            drop(active);
             service.on_ended(context, report).await;
         });
         Ok(PlacedCall {
@@ -196,7 +199,7 @@ impl CallService {
 
     async fn on_ended(&self, context: CdrContext, report: CallReport) {
         let parts = &self.inner.parts;
-        (parts.on_call_ended)(&report);
+        parts.metrics.call_ended(report.outcome.disposition);
         let record = context.record(&parts.node_id, &report);
         if let Err(error) = parts.store.insert_cdr(&record).await {
             warn!(call = %context.call_id, %error, "cannot write the call's CDR");

@@ -11,6 +11,7 @@
 
 pub mod guard;
 mod health;
+pub mod signalling;
 mod metrics;
 
 use std::io;
@@ -56,7 +57,8 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(HttpError::Serve)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -22,6 +22,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::guard::{Guards, origin_allowed};
+use crate::metrics::{Metrics, RefusedReason};
 use crate::call::driver::{CallCommand, CallView};
 use crate::call::service::{CallService, PlaceError};
 use crate::call::state::CallState;
@@ -45,7 +46,7 @@ pub struct SignallingState {
     /// Base URL for links (`http://…`); the events URL is derived from it.
     pub base_url: String,
     pub ice_servers: Vec<IceServerConfig>,
-    pub on_refused: Arc<dyn Fn(&'static str) + Send + Sync>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn routes(state: SignallingState) -> Router {
@@ -114,7 +115,7 @@ async fn checked_widget(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok());
     if !origin_allowed(origin, &widget.allowed_origins, &state.own_origin) {
-        (state.on_refused)("origin");
+        state.metrics.http_refused(RefusedReason::Origin);
         return Err(error(
             StatusCode::FORBIDDEN,
             "origin not allowed for this widget",
@@ -199,14 +200,15 @@ async fn place_call(
         Ok(widget) => widget,
         Err(response) => return response,
     };
-    if let Err(refusal) = state.guards.check_rates(peer.ip(), &widget.widget_id) {
-        (state.on_refused)("rate_limited");
+    let now = tokio::time::Instant::now().into_std();
+    if let Err(refusal) = state.guards.check_new_call(peer.ip(), &widget.widget_id, now) {
+        state.metrics.http_refused(refusal.reason());
         return refusal.into_response();
     }
     let request: PlaceRequest = match parse_body(&body) {
         Ok(request) => request,
         Err(message) => {
-            (state.on_refused)("bad_request");
+            state.metrics.http_refused(RefusedReason::BadRequest);
             return error(StatusCode::BAD_REQUEST, message);
         }
     };
@@ -214,7 +216,7 @@ async fn place_call(
     let permit = match state.guards.try_acquire_call(&widget.tenant_id) {
         Ok(permit) => permit,
         Err(refusal) => {
-            (state.on_refused)("concurrency");
+            state.metrics.http_refused(refusal.reason());
             return refusal.into_response();
         }
     };
@@ -230,7 +232,7 @@ async fn place_call(
             (StatusCode::CREATED, Json(body)).into_response()
         }
         Err(e @ (PlaceError::Offer(_) | PlaceError::Webrtc(_))) => {
-            (state.on_refused)("bad_request");
+            state.metrics.http_refused(RefusedReason::BadRequest);
             error(StatusCode::BAD_REQUEST, e.to_string())
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -389,13 +391,4 @@ fn on_client_message(call: &crate::call::service::LiveCall, text: &str) {
         ClientMessage::Consent { .. } => return,
     };
     let _ = call.commands.try_send(command);
-}
-
-/// `Retry-After` and the JSON body for a refused request.
-pub fn too_many(retry_after_secs: u64, message: &str) -> Response {
-    let mut response = error(StatusCode::TOO_MANY_REQUESTS, message);
-    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
 }

@@ -21,8 +21,10 @@ use std::time::Duration;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+mod browser_side;
 mod trunk_side;
 
+pub use browser_side::{BrowserSide, BrowserSideError};
 pub use trunk_side::{TrunkSide, TrunkSideError, agent_settings};
 
 use crate::config::{Config, ConfigSource};
@@ -40,6 +42,8 @@ pub enum NodeError {
     Http(#[from] HttpError),
     #[error(transparent)]
     TrunkSide(#[from] TrunkSideError),
+    #[error(transparent)]
+    BrowserSide(#[from] BrowserSideError),
     // Causes are part of the messages rather than `source`s, so a report
     // that walks the chain does not print them twice.
     #[error("node.data_dir {}: {}", .path.display(), http::describe_io(.error))]
@@ -105,15 +109,35 @@ async fn start_services(
     let mut services = Vec::new();
 
     let trunk_side = TrunkSide::start(config, stop).await?;
-    services.push(Service::new("trunk side", trunk_side.run(stop.clone())));
 
     let listener = http::bind(config.http.listen).await?;
     let http_addr = listener.local_addr().map_err(|error| HttpError::Bind {
         addr: config.http.listen,
         error,
     })?;
+    let base_url = match &config.http.public_url {
+        Some(_) => config.http.base_url(),
+        None => format!("http://{http_addr}"),
+    };
+    let browser_side = BrowserSide::start(config, &trunk_side, &base_url).await?;
+    let routes = browser_side.routes.clone();
+    // Calls hang up before the SIP agent stops, so their BYEs still go out.
+    let calls_done = CancellationToken::new();
+    let trunk_stop = calls_done.clone();
+    services.push(Service::new("trunk side", async move {
+        trunk_stop.cancelled().await;
+        trunk_side.run(trunk_stop).await
+    }));
+    let calls_stop = stop.clone();
+    services.push(Service::new("browser calls", async move {
+        let result = browser_side.run(calls_stop).await;
+        calls_done.cancel();
+        result
+    }));
+
     let health = HealthState::new(config.node.id.clone(), readiness.clone());
-    let server = http::serve(listener, http::router(health), stop.clone());
+    let router = routes.merge(http::router(health));
+    let server = http::serve(listener, router, stop.clone());
     services.push(Service::new("http server", server));
 
     Ok(Started {

@@ -1,0 +1,173 @@
+//! The node's browser side: the store, the shared browser port, the call
+//! service and the signalling and metrics routes, built from the config
+//! and the trunk side's handles.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use super::TrunkSide;
+use crate::call::service::{CallService, CallServiceParts};
+use crate::config::Config;
+use crate::http::guard::Guards;
+use crate::http::signalling::{self, SignallingState};
+use crate::media::sdp;
+use crate::metrics::{BrowserDrop, Metrics};
+use crate::store::{Store, StoreError};
+use crate::webrtc::{BrowserPort, PortCounters, SessionSettings, WebrtcError};
+
+/// How often the shared port's drop counters are copied into the metrics.
+const PORT_COUNTER_INTERVAL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserSideError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("webrtc.listen {addr}: {}", crate::http::describe_io(.error))]
+    Bind {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Webrtc(#[from] WebrtcError),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+pub struct BrowserSide {
+    pub routes: Router,
+    pub calls: CallService,
+    pub metrics: Arc<Metrics>,
+    port_counters: Arc<PortCounters>,
+}
+
+impl BrowserSide {
+    /// `base_url` is where browsers reach this node's HTTP.
+    pub async fn start(
+        config: &Config,
+        trunk_side: &TrunkSide,
+        base_url: &str,
+    ) -> Result<Self, BrowserSideError> {
+        let metrics = Arc::new(Metrics::new().map_err(|e| BrowserSideError::Metrics(e.to_string()))?);
+        metrics.attach_sip(trunk_side.agent.clone());
+        let store = Store::open(&config.database.url_for(&config.node.data_dir)).await?;
+        if config.route("demo").is_some() {
+            store.seed_demo().await?;
+        }
+        let webrtc = &config.webrtc;
+        let port = BrowserPort::bind(webrtc.listen)
+            .await
+            .map_err(|error| BrowserSideError::Bind {
+                addr: webrtc.listen,
+                error,
+            })?;
+        let candidate = webrtc.public_address.unwrap_or(port.local_addr());
+        let port_counters = port.counters();
+        let settings = SessionSettings {
+            candidate,
+            certificate: crate::webrtc::generate_certificate()?,
+        };
+        let calls = CallService::new(CallServiceParts {
+            node_id: config.node.id.to_string(),
+            port,
+            settings,
+            agent: trunk_side.agent.clone(),
+            ports: trunk_side.ports.clone(),
+            plan: trunk_side.media,
+            browser_codec: webrtc.browser_codec,
+            disconnect_timeout: webrtc.disconnect_timeout(),
+            route_codecs: route_codecs(config),
+            store: store.clone(),
+            observer: metrics.clone(),
+            metrics: metrics.clone(),
+        });
+        let state = SignallingState {
+            calls: calls.clone(),
+            store,
+            guards: Arc::new(Guards::new(&config.limits)),
+            own_origin: origin_of(base_url),
+            base_url: base_url.to_owned(),
+            ice_servers: webrtc.ice_servers.clone(),
+            metrics: metrics.clone(),
+        };
+        let routes = signalling::routes(state).merge(crate::http::metrics_router(metrics.clone()));
+        Ok(Self {
+            routes,
+            calls,
+            metrics,
+            port_counters,
+        })
+    }
+
+    /// Runs until `stop`: copies port counters into metrics; on stop, hangs
+    /// up every call and waits (bounded by the node's drain) for them.
+    pub async fn run(self, stop: CancellationToken) -> Result<(), BrowserSideError> {
+        let mut copied = PortSnapshot::default();
+        let mut tick = tokio::time::interval(PORT_COUNTER_INTERVAL);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => copied.copy_into(&self.port_counters, &self.metrics),
+            }
+        }
+        self.calls.drain();
+        while self.calls.active() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+/// The codecs of each route's first trunk, in the trunk's order.
+fn route_codecs(config: &Config) -> HashMap<String, Vec<sdp::Codec>> {
+    config
+        .sip
+        .routes
+        .iter()
+        .filter_map(|route| {
+            let trunk = config.trunk(route.trunks.first()?.as_str())?;
+            let codecs = trunk
+                .codecs
+                .iter()
+                .map(|c| match c {
+                    crate::config::Codec::Pcmu => sdp::Codec::Pcmu,
+                    crate::config::Codec::Pcma => sdp::Codec::Pcma,
+                })
+                .collect();
+            Some((route.name.to_string(), codecs))
+        })
+        .collect()
+}
+
+/// `scheme://host[:port]` of a base URL.
+fn origin_of(base_url: &str) -> String {
+    let (scheme, rest) = base_url.split_once("://").unwrap_or(("http", base_url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}")
+}
+
+#[derive(Default)]
+struct PortSnapshot {
+    unknown_peer: u64,
+    malformed: u64,
+    queue_full: u64,
+}
+
+impl PortSnapshot {
+    fn copy_into(&mut self, counters: &PortCounters, metrics: &Metrics) {
+        let pairs = [
+            (&counters.unknown_peer, &mut self.unknown_peer, BrowserDrop::UnknownPeer),
+            (&counters.malformed, &mut self.malformed, BrowserDrop::Malformed),
+            (&counters.queue_full, &mut self.queue_full, BrowserDrop::QueueFull),
+        ];
+        for (counter, seen, reason) in pairs {
+            let now = counter.load(Ordering::Relaxed);
+            metrics.drops.browser(reason).inc_by(now.saturating_sub(*seen));
+            *seen = now;
+        }
+    }
+}
