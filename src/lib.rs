@@ -19,6 +19,7 @@
 //! - [`media`]: the trunk-side RTP endpoint and the pure packet logic under it.
 //! - [`call`]: per-call drivers; today the trunk leg (SIP dialog + RTP endpoint).
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
+//! - [`store`]: the database (SQLite via sqlx): tenants, numbers, widgets, CDRs.
 //! - [`node`]: starts and stops the pieces of one node.
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
 //!
@@ -34,4 +35,5 @@ pub mod media;
 pub mod node;
 pub mod privacy;
 pub mod sip;
+pub mod store;
 pub mod telemetry;
