@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::DashMap;
 use rand::RngExt as _;
@@ -18,14 +18,16 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::driver::{self, CallCommand, CallParts, CallReport, CallView, RelayObserver};
+use super::state::EndedBy;
 use super::{MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
 use crate::media::ports::PortAllocator;
 use crate::media::sdp::Codec;
 use crate::metrics::Metrics;
-use crate::privacy::truncate_ip;
 use crate::sip::{CallRequest, SipAgent};
-use crate::store::{CdrRecord, Store, WidgetRoute};
+use crate::store::{
+    CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, Store, WidgetRoute,
+};
 use crate::webrtc::{BrowserPort, BrowserSession, OfferError, SessionSettings, WebrtcError};
 
 /// Commands queued per call; a visitor cannot usefully send more.
@@ -96,10 +98,6 @@ fn random_string(len: usize) -> String {
         .collect()
 }
 
-fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 impl CallService {
     pub fn new(parts: CallServiceParts) -> Self {
@@ -177,7 +175,7 @@ impl CallService {
         let context = CdrContext {
             call_id: call_id.clone(),
             widget: widget.clone(),
-            visitor_network: truncate_ip(visitor_ip),
+            visitor_ip,
             created_at: SystemTime::now(),
             started: now,
         };
@@ -227,47 +225,41 @@ impl CallService {
 struct CdrContext {
     call_id: String,
     widget: WidgetRoute,
-    visitor_network: String,
+    visitor_ip: IpAddr,
     created_at: SystemTime,
     started: Instant,
 }
 
 impl CdrContext {
-    /// Wall-clock times from the monotonic instants the call measured.
-    fn wall(&self, at: Instant) -> i64 {
-        unix_ms(self.created_at + at.saturating_duration_since(self.started))
-    }
-
     fn record(&self, node_id: &str, report: &CallReport) -> CdrRecord {
         let outcome = &report.outcome;
-        let answered_at = outcome.answered_at.map(|at| self.wall(at));
-        let ended_at = self.wall(outcome.ended_at);
-        CdrRecord {
-            call_id: self.call_id.clone(),
-            tenant_id: self.widget.tenant_id.clone(),
-            number_id: self.widget.number_id.clone(),
-            widget_id: self.widget.widget_id.clone(),
-            trunk: outcome.trunk.clone(),
-            node_id: node_id.to_owned(),
-            created_at: unix_ms(self.created_at),
-            answered_at,
-            ended_at,
-            duration_ms: answered_at.map_or(0, |at| (ended_at - at).max(0)),
-            disposition: outcome.disposition.as_str().to_owned(),
-            sip_code: outcome.sip_code.map(i64::from),
-            ended_by: outcome.ended_by.as_str().to_owned(),
-            browser_codec: Some(report.browser_codec.to_owned()),
-            trunk_codec: report.trunk_codec.map(str::to_owned),
-            browser_packets_sent: report.browser.packets_sent as i64,
-            browser_packets_received: report.browser.packets_received as i64,
-            browser_packets_lost: report.browser.packets_lost,
-            browser_jitter_ms: report.browser.jitter_ms,
-            trunk_packets_sent: report.trunk.packets_sent as i64,
-            trunk_packets_received: report.trunk.packets_received as i64,
-            trunk_packets_lost: report.trunk.packets_lost,
-            trunk_jitter_ms: report.trunk.jitter_ms,
-            visitor_network: Some(self.visitor_network.clone()),
-            recorded: false,
+        let wall = |at: Instant| self.created_at + at.saturating_duration_since(self.started);
+        let mut record = CdrRecord::begin(&self.call_id, &self.widget, node_id, self.created_at);
+        if let Some(answered_at) = outcome.answered_at {
+            record.on_answered(wall(answered_at));
         }
+        let ended_by = match outcome.ended_by {
+            EndedBy::Visitor => StoredEndedBy::Visitor,
+            EndedBy::Callee => StoredEndedBy::Callee,
+            EndedBy::Node => StoredEndedBy::Node,
+        };
+        record.on_ended(wall(outcome.ended_at), ended_by, outcome.disposition.as_str());
+        record.set_visitor_ip(self.visitor_ip);
+        record.trunk = outcome.trunk.clone();
+        record.sip_code = outcome.sip_code;
+        record.browser_codec = Some(report.browser_codec.to_owned());
+        record.trunk_codec = report.trunk_codec.map(str::to_owned);
+        record.browser_stats = leg_stats(&report.browser);
+        record.trunk_stats = leg_stats(&report.trunk);
+        record
+    }
+}
+
+fn leg_stats(stats: &driver::LegStats) -> StoredLegStats {
+    StoredLegStats {
+        packets_sent: stats.packets_sent,
+        packets_received: stats.packets_received,
+        packets_lost: stats.packets_lost,
+        jitter_us: StoredLegStats::jitter_us_from_ms(stats.jitter_ms),
     }
 }

@@ -1,0 +1,345 @@
+//! Call detail records: one row per call, written once when the call ends.
+//!
+//! A record holds what billing and operations need and no more: ids, times,
+//! outcome, codecs, per-leg packet counts and jitter, whether it was
+//! recorded, and the visitor's network cut to its /24 or /48. Times are unix
+//! milliseconds; jitter is stored as integer microseconds so it round-trips
+//! exactly and needs no float column.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{Store, StoreError, WidgetRoute, unix_ms};
+use crate::media::endpoint::EndpointStats;
+use crate::privacy::truncate_ip;
+
+/// Who ended the call (the `cdrs.ended_by` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// The visitor hung up, closed the page or lost the connection.
+    Visitor,
+    /// The callee hung up, or the trunk refused or failed the call.
+    Callee,
+    /// The node ended it: a limit, a timeout, a drain or an internal error.
+    Node,
+}
+
+impl EndedBy {
+    /// The stored and API name: `visitor`, `callee` or `node`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Visitor => "visitor",
+            EndedBy::Callee => "callee",
+            EndedBy::Node => "node",
+        }
+    }
+}
+
+impl FromStr for EndedBy {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "visitor" => Ok(EndedBy::Visitor),
+            "callee" => Ok(EndedBy::Callee),
+            "node" => Ok(EndedBy::Node),
+            other => Err(corrupt("cdrs.ended_by", format!("unknown value {other:?}"))),
+        }
+    }
+}
+
+/// Media counters of one leg, as received by this node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LegStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Cumulative loss (RFC 3550 A.3); negative when duplicates outnumber losses.
+    pub packets_lost: i64,
+    /// Interarrival jitter in microseconds.
+    pub jitter_us: u64,
+}
+
+impl LegStats {
+    /// Jitter in milliseconds, the unit media statistics use.
+    pub fn jitter_ms(&self) -> f64 {
+        self.jitter_us as f64 / 1000.0
+    }
+
+    /// Microseconds for a jitter in milliseconds; negative or NaN gives 0.
+    pub fn jitter_us_from_ms(jitter_ms: f64) -> u64 {
+        // `as` saturates and maps NaN to 0, which is what a counter wants.
+        (jitter_ms * 1000.0).round().max(0.0) as u64
+    }
+}
+
+impl From<&EndpointStats> for LegStats {
+    fn from(stats: &EndpointStats) -> Self {
+        LegStats {
+            packets_sent: stats.packets_sent,
+            packets_received: stats.packets_received,
+            packets_lost: stats.lost,
+            jitter_us: LegStats::jitter_us_from_ms(stats.jitter_ms),
+        }
+    }
+}
+
+/// One row of `cdrs`. Times are unix milliseconds ([`super::unix_ms`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CdrRecord {
+    pub call_id: String,
+    pub tenant_id: String,
+    pub number_id: String,
+    pub widget_id: String,
+    /// The trunk actually used; `None` when no trunk was reached.
+    pub trunk: Option<String>,
+    pub node_id: String,
+    pub created_at_ms: i64,
+    pub answered_at_ms: Option<i64>,
+    pub ended_at_ms: i64,
+    /// From answer to end; 0 when never answered.
+    pub duration_ms: i64,
+    /// A stable lowercase name such as [`crate::sip::Disposition::as_str`].
+    pub disposition: String,
+    /// The trunk's final SIP status, when one arrived.
+    pub sip_code: Option<u16>,
+    pub ended_by: EndedBy,
+    pub browser_codec: Option<String>,
+    pub trunk_codec: Option<String>,
+    pub browser_stats: LegStats,
+    pub trunk_stats: LegStats,
+    /// The visitor's network (`203.0.113.0/24`), never the full address.
+    pub visitor_network: Option<String>,
+    pub recorded: bool,
+}
+
+impl CdrRecord {
+    /// A record for a call placed through `route` at `created_at`. It reads
+    /// as a call the node ended at once with disposition `failed` until
+    /// [`CdrRecord::on_ended`] says otherwise.
+    pub fn begin(
+        call_id: impl Into<String>,
+        route: &WidgetRoute,
+        node_id: impl Into<String>,
+        created_at: SystemTime,
+    ) -> CdrRecord {
+        let created_at_ms = unix_ms(created_at);
+        CdrRecord {
+            call_id: call_id.into(),
+            tenant_id: route.tenant_id.clone(),
+            number_id: route.number_id.clone(),
+            widget_id: route.widget_id.clone(),
+            trunk: None,
+            node_id: node_id.into(),
+            created_at_ms,
+            answered_at_ms: None,
+            ended_at_ms: created_at_ms,
+            duration_ms: 0,
+            disposition: "failed".to_owned(),
+            sip_code: None,
+            ended_by: EndedBy::Node,
+            browser_codec: None,
+            trunk_codec: None,
+            browser_stats: LegStats::default(),
+            trunk_stats: LegStats::default(),
+            visitor_network: None,
+            recorded: false,
+        }
+    }
+
+    /// Marks the call answered at `at`.
+    pub fn on_answered(&mut self, at: SystemTime) {
+        self.answered_at_ms = Some(unix_ms(at));
+    }
+
+    /// Marks the call ended at `at` and derives its duration.
+    pub fn on_ended(&mut self, at: SystemTime, ended_by: EndedBy, disposition: impl Into<String>) {
+        self.ended_at_ms = unix_ms(at);
+        self.ended_by = ended_by;
+        self.disposition = disposition.into();
+        self.duration_ms = self
+            .answered_at_ms
+            .map_or(0, |answered| (self.ended_at_ms - answered).max(0));
+    }
+
+    /// Keeps only the visitor's network (/24 or /48), never the address.
+    pub fn set_visitor_ip(&mut self, ip: IpAddr) {
+        self.visitor_network = Some(truncate_ip(ip));
+    }
+}
+
+const CDR_COLUMNS: &str = "call_id, tenant_id, number_id, widget_id, trunk, node_id, \
+    created_at, answered_at, ended_at, duration_ms, disposition, sip_code, ended_by, \
+    browser_codec, trunk_codec, \
+    browser_packets_sent, browser_packets_received, browser_packets_lost, browser_jitter_us, \
+    trunk_packets_sent, trunk_packets_received, trunk_packets_lost, trunk_jitter_us, \
+    visitor_network, recorded";
+
+const CDR_PLACEHOLDERS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25";
+
+/// The row as stored: BIGINT columns as `i64`, INTEGER columns as `i32`
+/// (the widths PostgreSQL will insist on).
+#[derive(sqlx::FromRow)]
+struct CdrRow {
+    call_id: String,
+    tenant_id: String,
+    number_id: String,
+    widget_id: String,
+    trunk: Option<String>,
+    node_id: String,
+    created_at: i64,
+    answered_at: Option<i64>,
+    ended_at: i64,
+    duration_ms: i64,
+    disposition: String,
+    sip_code: Option<i32>,
+    ended_by: String,
+    browser_codec: Option<String>,
+    trunk_codec: Option<String>,
+    browser_packets_sent: i64,
+    browser_packets_received: i64,
+    browser_packets_lost: i64,
+    browser_jitter_us: i64,
+    trunk_packets_sent: i64,
+    trunk_packets_received: i64,
+    trunk_packets_lost: i64,
+    trunk_jitter_us: i64,
+    visitor_network: Option<String>,
+    recorded: i32,
+}
+
+impl TryFrom<CdrRow> for CdrRecord {
+    type Error = StoreError;
+
+    fn try_from(row: CdrRow) -> Result<Self, Self::Error> {
+        let sip_code = row
+            .sip_code
+            .map(|code| {
+                u16::try_from(code).map_err(|_| corrupt("cdrs.sip_code", format!("{code}")))
+            })
+            .transpose()?;
+        let browser_stats = LegStats {
+            packets_sent: counter("cdrs.browser_packets_sent", row.browser_packets_sent)?,
+            packets_received: counter(
+                "cdrs.browser_packets_received",
+                row.browser_packets_received,
+            )?,
+            packets_lost: row.browser_packets_lost,
+            jitter_us: counter("cdrs.browser_jitter_us", row.browser_jitter_us)?,
+        };
+        let trunk_stats = LegStats {
+            packets_sent: counter("cdrs.trunk_packets_sent", row.trunk_packets_sent)?,
+            packets_received: counter("cdrs.trunk_packets_received", row.trunk_packets_received)?,
+            packets_lost: row.trunk_packets_lost,
+            jitter_us: counter("cdrs.trunk_jitter_us", row.trunk_jitter_us)?,
+        };
+        Ok(CdrRecord {
+            ended_by: row.ended_by.parse()?,
+            call_id: row.call_id,
+            tenant_id: row.tenant_id,
+            number_id: row.number_id,
+            widget_id: row.widget_id,
+            trunk: row.trunk,
+            node_id: row.node_id,
+            created_at_ms: row.created_at,
+            answered_at_ms: row.answered_at,
+            ended_at_ms: row.ended_at,
+            duration_ms: row.duration_ms,
+            disposition: row.disposition,
+            sip_code,
+            browser_codec: row.browser_codec,
+            trunk_codec: row.trunk_codec,
+            browser_stats,
+            trunk_stats,
+            visitor_network: row.visitor_network,
+            recorded: row.recorded != 0,
+        })
+    }
+}
+
+fn corrupt(column: &'static str, detail: String) -> StoreError {
+    StoreError::Corrupt { column, detail }
+}
+
+fn counter(column: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(column, format!("negative count {value}")))
+}
+
+/// Counters beyond `i64::MAX` cannot happen in a call; saturate rather than fail.
+fn stored(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Writes the record of an ended call. A call id already present is a
+    /// [`StoreError::Duplicate`]; a tenant that does not exist is a
+    /// [`StoreError::MissingReference`].
+    pub async fn insert_cdr(&self, cdr: &CdrRecord) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO cdrs ({CDR_COLUMNS}) VALUES ({CDR_PLACEHOLDERS})");
+        let (browser, trunk) = (&cdr.browser_stats, &cdr.trunk_stats);
+        sqlx::query(&sql)
+            .bind(&cdr.call_id)
+            .bind(&cdr.tenant_id)
+            .bind(&cdr.number_id)
+            .bind(&cdr.widget_id)
+            .bind(&cdr.trunk)
+            .bind(&cdr.node_id)
+            .bind(cdr.created_at_ms)
+            .bind(cdr.answered_at_ms)
+            .bind(cdr.ended_at_ms)
+            .bind(cdr.duration_ms)
+            .bind(&cdr.disposition)
+            .bind(cdr.sip_code.map(i32::from))
+            .bind(cdr.ended_by.as_str())
+            .bind(&cdr.browser_codec)
+            .bind(&cdr.trunk_codec)
+            .bind(stored(browser.packets_sent))
+            .bind(stored(browser.packets_received))
+            .bind(browser.packets_lost)
+            .bind(stored(browser.jitter_us))
+            .bind(stored(trunk.packets_sent))
+            .bind(stored(trunk.packets_received))
+            .bind(trunk.packets_lost)
+            .bind(stored(trunk.jitter_us))
+            .bind(&cdr.visitor_network)
+            .bind(i32::from(cdr.recorded))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("cdr insert"))?;
+        Ok(())
+    }
+
+    /// The record of call `call_id`, if one was written.
+    pub async fn cdr(&self, call_id: &str) -> Result<Option<CdrRecord>, StoreError> {
+        let sql = format!("SELECT {CDR_COLUMNS} FROM cdrs WHERE call_id = $1");
+        let row: Option<CdrRow> = sqlx::query_as(&sql)
+            .bind(call_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("cdr lookup"))?;
+        row.map(CdrRecord::try_from).transpose()
+    }
+
+    /// Up to `limit` records of `tenant`, newest first.
+    pub async fn cdrs_for_tenant(
+        &self,
+        tenant: &str,
+        limit: u32,
+    ) -> Result<Vec<CdrRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CDR_COLUMNS} FROM cdrs WHERE tenant_id = $1 \
+             ORDER BY created_at DESC, call_id DESC LIMIT $2"
+        );
+        let rows: Vec<CdrRow> = sqlx::query_as(&sql)
+            .bind(tenant)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("cdr listing"))?;
+        rows.into_iter().map(CdrRecord::try_from).collect()
+    }
+}

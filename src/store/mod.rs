@@ -1,0 +1,191 @@
+//! The store: tenants, numbers, widgets and call detail records, in SQL.
+//!
+//! Owns the database pool behind [`Store`] (SQLite today; the pool type stays
+//! private so PostgreSQL can be added behind the same API), the embedded
+//! migrations under `migrations/`, the idempotent demo seed, the lookup a
+//! browser call makes when it is placed ([`Store::widget_route`]) and the one
+//! [`CdrRecord`] written when it ends.
+//!
+//! Invariants:
+//! - SQL stays portable: TEXT, INTEGER and BIGINT columns, times as BIGINT
+//!   unix milliseconds, `$N` placeholders, `ON CONFLICT ... DO NOTHING`, and
+//!   queries checked at run time (`sqlx::query`), so no database is needed
+//!   at build time.
+//! - Opening runs every pending migration; opening twice is harmless.
+//! - Foreign keys are enforced on every connection; a widget can only point
+//!   at a number of its own tenant.
+//! - A CDR holds no visitor data beyond the truncated network
+//!   ([`crate::privacy::truncate_ip`]); errors never print a server URL.
+//! - Nothing here panics on stored data: a bad value is a
+//!   [`StoreError::Corrupt`].
+//!
+//! ```no_run
+//! # async fn open() -> Result<(), Box<dyn std::error::Error>> {
+//! use callgate::config::Config;
+//! use callgate::store::Store;
+//!
+//! let config = Config::load(None, Vec::new())?;
+//! let store = Store::open(&config.database.url_for(&config.node.data_dir)).await?;
+//! store.seed_demo().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod cdr;
+mod error;
+mod seed;
+mod widgets;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+pub use self::cdr::{CdrRecord, EndedBy, LegStats};
+pub use self::error::StoreError;
+pub use self::seed::DEMO_ID;
+pub use self::widgets::{RecordingPolicy, SELF_ORIGIN, WidgetRoute};
+
+/// How long a statement waits for another writer before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// File databases get a few connections: WAL lets readers run beside the one
+/// writer, and the node has little to read concurrently.
+const FILE_POOL_SIZE: u32 = 4;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The database of one node. Cheap to clone: clones share one pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("connections", &self.pool.size())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` and runs pending
+    /// migrations.
+    ///
+    /// `sqlite://FILE` creates the file and its parent directory, and uses a
+    /// WAL journal. `sqlite::memory:` gives a private in-memory database on a
+    /// single connection, for tests. Foreign keys are on and a busy database
+    /// is waited on for up to 5 s.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let pool = if is_sqlite_memory(url) {
+            open_memory(url).await?
+        } else {
+            open_file(url).await?
+        };
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migrate { error })?;
+        Ok(Store { pool })
+    }
+
+    /// Closes every connection, waiting for statements in flight; clones
+    /// fail afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current time as unix milliseconds, the unit of every time column.
+pub fn now_ms() -> i64 {
+    unix_ms(SystemTime::now())
+}
+
+/// `time` as unix milliseconds; times before 1970 clamp to 0 and times past
+/// the year 292 million to `i64::MAX`.
+pub fn unix_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The scheme of `url`, for messages (the rest may hold a password).
+fn scheme_of(url: &str) -> String {
+    let scheme = url.split(':').next().unwrap_or_default();
+    let well_formed = !scheme.is_empty()
+        && scheme.len() <= 16
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+');
+    if well_formed {
+        scheme.to_owned()
+    } else {
+        "unknown".to_owned()
+    }
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+}
+
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    if !url.starts_with("sqlite:") {
+        return Err(StoreError::UnsupportedScheme {
+            scheme: scheme_of(url),
+        });
+    }
+    let options =
+        SqliteConnectOptions::from_str(url).map_err(|error| StoreError::BadUrl { error })?;
+    Ok(options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT))
+}
+
+async fn open_memory(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = sqlite_options(url)?;
+    // One connection that never idles out: the in-memory database lives only
+    // as long as a connection to it does.
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await
+        .map_err(|error| StoreError::Open {
+            target: "in memory".to_owned(),
+            error,
+        })
+}
+
+async fn open_file(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = sqlite_options(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    let path = options.get_filename().to_owned();
+    create_parent_dir(&path).await?;
+    SqlitePoolOptions::new()
+        .max_connections(FILE_POOL_SIZE)
+        .connect_with(options)
+        .await
+        .map_err(|error| StoreError::Open {
+            target: path.display().to_string(),
+            error,
+        })
+}
+
+async fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
+    let Some(dir) = file.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|error| StoreError::CreateDir {
+            path: dir.to_owned(),
+            error,
+        })
+}

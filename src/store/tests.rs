@@ -1,0 +1,394 @@
+use std::net::IpAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+use crate::config::Config;
+
+async fn memory() -> Store {
+    Store::open("sqlite::memory:")
+        .await
+        .expect("open in-memory store")
+}
+
+async fn count(store: &Store, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    sqlx::query_scalar(&sql)
+        .fetch_one(&store.pool)
+        .await
+        .expect("count rows")
+}
+
+fn file_url(dir: &tempfile::TempDir) -> String {
+    format!(
+        "sqlite://{}",
+        dir.path().join("nested/callgate.db").display()
+    )
+}
+
+/// A record with every field set to something other than its default.
+fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
+    let route = WidgetRoute {
+        widget_id: "demo".into(),
+        tenant_id: "demo".into(),
+        number_id: "demo".into(),
+        e164: "+15555550100".into(),
+        trunk: "demo".into(),
+        recording: RecordingPolicy::OptIn,
+        allowed_origins: vec![SELF_ORIGIN.into()],
+    };
+    let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms as u64);
+    let mut cdr = CdrRecord::begin(call_id, &route, "node-1", at(created_at_ms));
+    cdr.on_answered(at(created_at_ms + 2_500));
+    cdr.on_ended(at(created_at_ms + 62_500), EndedBy::Callee, "answered");
+    cdr.trunk = Some("carrier-a".into());
+    cdr.sip_code = Some(200);
+    cdr.browser_codec = Some("opus".into());
+    cdr.trunk_codec = Some("pcmu".into());
+    cdr.browser_stats = LegStats {
+        packets_sent: 3_000,
+        packets_received: 2_990,
+        packets_lost: 10,
+        jitter_us: LegStats::jitter_us_from_ms(4.25),
+    };
+    cdr.trunk_stats = LegStats {
+        packets_sent: 2_990,
+        packets_received: 3_001,
+        packets_lost: -1,
+        jitter_us: 12_345,
+    };
+    cdr.set_visitor_ip("203.0.113.77".parse::<IpAddr>().unwrap());
+    cdr.recorded = true;
+    cdr
+}
+
+#[tokio::test]
+async fn opening_twice_runs_migrations_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir);
+    let first = Store::open(&url).await.unwrap();
+    first.close().await;
+    let again = Store::open(&url).await.expect("second open");
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&again.pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, MIGRATOR.iter().count() as i64);
+    // Running the migrator again on an open pool is a no-op too.
+    MIGRATOR.run(&again.pool).await.unwrap();
+}
+
+#[tokio::test]
+async fn file_database_uses_wal_and_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&file_url(&dir)).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+}
+
+#[tokio::test]
+async fn seeding_twice_gives_one_row_each() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    store.seed_demo().await.unwrap();
+    for table in ["tenants", "numbers", "widgets"] {
+        assert_eq!(count(&store, table).await, 1, "{table}");
+    }
+    let (retention, notice): (i32, Option<String>) =
+        sqlx::query_as("SELECT retention_days, notice_text FROM numbers WHERE id = 'demo'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(retention, 7);
+    assert!(notice.is_some_and(|text| !text.is_empty()));
+}
+
+#[tokio::test]
+async fn seeding_keeps_an_operator_change() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    sqlx::query("UPDATE numbers SET recording = 'off' WHERE id = 'demo'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    store.seed_demo().await.unwrap();
+    let route = store.widget_route(DEMO_ID).await.unwrap().unwrap();
+    assert_eq!(route.recording, RecordingPolicy::Off);
+}
+
+#[tokio::test]
+async fn demo_widget_routes_to_the_demo_number() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    let route = store.widget_route("demo").await.unwrap();
+    assert_eq!(
+        route,
+        Some(WidgetRoute {
+            widget_id: "demo".into(),
+            tenant_id: "demo".into(),
+            number_id: "demo".into(),
+            e164: "+15555550100".into(),
+            trunk: "demo".into(),
+            recording: RecordingPolicy::OptIn,
+            allowed_origins: vec!["self".into()],
+        })
+    );
+}
+
+#[tokio::test]
+async fn unknown_widget_has_no_route() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    assert_eq!(store.widget_route("nope").await.unwrap(), None);
+    assert_eq!(store.widget_route("").await.unwrap(), None);
+    assert_eq!(store.widget_route("demo' OR '1'='1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn corrupt_origins_are_an_error_not_a_panic() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    sqlx::query("UPDATE widgets SET allowed_origins = 'not json' WHERE id = 'demo'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let err = store.widget_route("demo").await.unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Corrupt {
+            column: "widgets.allowed_origins",
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn cdr_round_trips_every_field() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    let cdr = full_cdr("call-1", 1_700_000_000_000);
+    assert_eq!(cdr.duration_ms, 60_000);
+    assert_eq!(cdr.visitor_network.as_deref(), Some("203.0.113.0/24"));
+    assert_eq!(cdr.browser_stats.jitter_us, 4_250);
+    store.insert_cdr(&cdr).await.unwrap();
+    assert_eq!(store.cdr("call-1").await.unwrap(), Some(cdr));
+    assert_eq!(store.cdr("call-2").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn unanswered_cdr_keeps_nulls_and_zero_duration() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    let route = store.widget_route("demo").await.unwrap().unwrap();
+    let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let mut cdr = CdrRecord::begin("call-x", &route, "node-1", start);
+    cdr.on_ended(
+        start + Duration::from_secs(30),
+        EndedBy::Visitor,
+        "cancelled",
+    );
+    assert_eq!(cdr.duration_ms, 0);
+    store.insert_cdr(&cdr).await.unwrap();
+    let read = store.cdr("call-x").await.unwrap().unwrap();
+    assert_eq!(read, cdr);
+    assert_eq!(read.answered_at_ms, None);
+    assert_eq!(read.sip_code, None);
+    assert!(!read.recorded);
+}
+
+#[tokio::test]
+async fn duplicate_call_id_is_an_error() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    let cdr = full_cdr("call-1", 1_700_000_000_000);
+    store.insert_cdr(&cdr).await.unwrap();
+    let err = store.insert_cdr(&cdr).await.unwrap_err();
+    assert!(err.is_duplicate(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "cdr insert: a row with this key already exists"
+    );
+    assert_eq!(count(&store, "cdrs").await, 1);
+}
+
+#[tokio::test]
+async fn cdr_for_unknown_tenant_is_an_error() {
+    let store = memory().await;
+    let err = store.insert_cdr(&full_cdr("call-1", 1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn tenant_cdrs_are_newest_first_and_limited() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    sqlx::query("INSERT INTO tenants (id, created_at) VALUES ('other', 0)")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    for (i, created) in [3_000, 1_000, 2_000].into_iter().enumerate() {
+        store
+            .insert_cdr(&full_cdr(&format!("c{i}"), created))
+            .await
+            .unwrap();
+    }
+    let mut foreign = full_cdr("theirs", 5_000);
+    foreign.tenant_id = "other".into();
+    store.insert_cdr(&foreign).await.unwrap();
+
+    let ids = |cdrs: Vec<CdrRecord>| cdrs.into_iter().map(|c| c.call_id).collect::<Vec<_>>();
+    let all = store.cdrs_for_tenant("demo", 10).await.unwrap();
+    assert_eq!(ids(all), ["c0", "c2", "c1"]);
+    let two = store.cdrs_for_tenant("demo", 2).await.unwrap();
+    assert_eq!(ids(two), ["c0", "c2"]);
+    assert!(
+        store
+            .cdrs_for_tenant("nobody", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn file_database_persists_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir);
+    let store = Store::open(&url).await.unwrap();
+    store.seed_demo().await.unwrap();
+    let cdr = full_cdr("call-1", 1_700_000_000_000);
+    store.insert_cdr(&cdr).await.unwrap();
+    store.close().await;
+
+    let reopened = Store::open(&url).await.unwrap();
+    assert!(reopened.widget_route("demo").await.unwrap().is_some());
+    assert_eq!(reopened.cdr("call-1").await.unwrap(), Some(cdr));
+}
+
+#[tokio::test]
+async fn widget_for_unknown_tenant_fails() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    let insert = |tenant: &'static str, number: &'static str| {
+        sqlx::query(
+            "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, created_at) \
+             VALUES ('w', $1, $2, '[]', 0)",
+        )
+        .bind(tenant)
+        .bind(number)
+    };
+    let err = insert("ghost", "demo")
+        .execute(&store.pool)
+        .await
+        .unwrap_err();
+    let err = StoreError::query("widget insert")(err);
+    assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
+
+    // Another tenant's number is refused too.
+    sqlx::query("INSERT INTO tenants (id, created_at) VALUES ('other', 0)")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let err = insert("other", "demo")
+        .execute(&store.pool)
+        .await
+        .unwrap_err();
+    let err = StoreError::query("widget insert")(err);
+    assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
+    assert_eq!(count(&store, "widgets").await, 1);
+}
+
+#[tokio::test]
+async fn recording_policy_check_is_enforced() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    let result = sqlx::query("UPDATE numbers SET recording = 'always' WHERE id = 'demo'")
+        .execute(&store.pool)
+        .await;
+    assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn opens_the_configured_default_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let env = vec![("CALLGATE_DATA_DIR".to_owned(), data_dir)];
+    let config = Config::load(None, env).unwrap();
+    let store = Store::open(&config.database.url_for(&config.node.data_dir))
+        .await
+        .unwrap();
+    store.seed_demo().await.unwrap();
+    assert!(dir.path().join("callgate.db").exists());
+}
+
+#[tokio::test]
+async fn server_urls_are_refused_without_printing_them() {
+    let err = Store::open("postgres://app:hunter2@db.internal/callgate")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::UnsupportedScheme { .. }));
+    assert!(
+        !text.contains("hunter2") && !text.contains("db.internal"),
+        "{text}"
+    );
+    assert!(text.contains("\"postgres\""), "{text}");
+    let err = Store::open("hunter2@weird").await.unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn unwritable_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let url = format!("sqlite://{}", blocker.join("callgate.db").display());
+    let err = Store::open(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::CreateDir { .. }), "{err}");
+}
+
+#[test]
+fn names_match_the_schema_and_the_api() {
+    for policy in [
+        RecordingPolicy::Off,
+        RecordingPolicy::OptIn,
+        RecordingPolicy::Notice,
+    ] {
+        assert_eq!(policy.as_str().parse::<RecordingPolicy>().unwrap(), policy);
+        let json = serde_json::to_string(&policy).unwrap();
+        assert_eq!(json, format!("\"{}\"", policy.as_str()));
+        assert_eq!(
+            serde_json::from_str::<RecordingPolicy>(&json).unwrap(),
+            policy
+        );
+    }
+    for by in [EndedBy::Visitor, EndedBy::Callee, EndedBy::Node] {
+        assert_eq!(by.as_str().parse::<EndedBy>().unwrap(), by);
+    }
+    assert!("always".parse::<RecordingPolicy>().is_err());
+}
+
+#[test]
+fn jitter_converts_between_units() {
+    assert_eq!(LegStats::jitter_us_from_ms(1.2345), 1_235);
+    assert_eq!(LegStats::jitter_us_from_ms(-3.0), 0);
+    assert_eq!(LegStats::jitter_us_from_ms(f64::NAN), 0);
+    let stats = LegStats {
+        jitter_us: 2_500,
+        ..LegStats::default()
+    };
+    assert_eq!(stats.jitter_ms(), 2.5);
+}
+
+#[test]
+fn times_before_the_epoch_clamp_to_zero() {
+    assert_eq!(unix_ms(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    assert_eq!(unix_ms(UNIX_EPOCH + Duration::from_millis(1_234)), 1_234);
+}
