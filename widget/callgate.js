@@ -83,8 +83,9 @@
   background:#fff;border:1px solid #c9ccd1;border-radius:12px;padding:16px;max-width:320px;box-sizing:border-box}
 .cg-widget *{box-sizing:border-box}
 .cg-widget [hidden]{display:none!important}
-.cg-widget .cg-status{margin:0 0 12px;min-height:1.4em;font-weight:600}
-.cg-widget .cg-timer{font-variant-numeric:tabular-nums;margin-left:.5em;font-weight:400}
+.cg-widget .cg-line{display:flex;align-items:baseline;gap:.5em;margin:0 0 12px;min-height:1.4em}
+.cg-widget .cg-status{margin:0;font-weight:600}
+.cg-widget .cg-timer{font-variant-numeric:tabular-nums}
 .cg-widget .cg-controls{display:flex;gap:8px;flex-wrap:wrap}
 .cg-widget button{font:inherit;cursor:pointer;border-radius:8px;border:1px solid #8a8f98;
   background:#f4f5f7;color:#1c1c1c;padding:8px 14px;min-height:44px}
@@ -269,10 +270,12 @@
 
     render() {
       const root = el('div', 'cg-widget', { role: 'group', 'aria-label': 'Call us' });
-      const status = el('p', 'cg-status', { 'aria-live': 'polite', role: 'status' });
-      this.statusText = el('span', 'cg-status-text');
-      this.timer = el('span', 'cg-timer', { role: 'timer', 'aria-live': 'off' });
-      status.append(this.statusText, this.timer);
+      // The timer sits outside the live status line, so that screen
+      // readers announce state changes, not every second.
+      const line = el('div', 'cg-line');
+      this.statusText = el('p', 'cg-status', { role: 'status', 'aria-live': 'polite' });
+      this.timer = el('span', 'cg-timer', { role: 'timer', 'aria-label': 'Call duration' });
+      line.append(this.statusText, this.timer);
       // The consent UI (recording notice, opt-in) goes here; empty for now.
       this.consent = el('div', 'cg-consent', { 'data-slot': 'consent' });
       this.callButton = button('cg-call', 'Start a call', 'Call');
@@ -294,7 +297,7 @@
       this.recording = el('p', 'cg-recording', { role: 'status', 'aria-live': 'polite' });
       this.audio = el('audio', 'cg-audio', { autoplay: '' });
       this.audio.autoplay = true;
-      root.append(this.consent, status, controls, this.keypad, this.digits, this.recording, this.audio);
+      root.append(this.consent, line, controls, this.keypad, this.digits, this.recording, this.audio);
       root.callgate = this.hooks();
       this.root = root;
     }

@@ -3,7 +3,9 @@
 //! started here (which counts every request), the fake microphone plays the
 //! speech file and a MediaRecorder capture of it decodes to the same speech,
 //! the widget refuses to call without a microphone and then sends nothing,
-//! and the aiortc client runs in the test virtualenv.
+//! offers only the codecs asked for (the server answers the widget's config
+//! and refuses its POST with 503, as a draining node would), and the aiortc
+//! client runs in the test virtualenv.
 //!
 //! The page is served with a strict Content-Security-Policy (no inline
 //! script or style, no eval), so these tests also prove the widget needs
@@ -16,7 +18,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::task::JoinHandle;
 
 use crate::support::audio::{self, DIFFERENT_MAX, SAME_SPEECH_MIN};
@@ -29,18 +31,28 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    connect-src 'self'; media-src 'self' blob: mediastream:; img-src 'self'";
 
 /// Serves `/demo` (placeholders filled in) and `/widget/callgate.js` on
-/// 127.0.0.1:0, and answers anything else 404 after noting it.
+/// 127.0.0.1:0, answers a widget's config with no ICE servers and every
+/// call POST with 503, anything else 404; notes every request.
 struct PageServer {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<Seen>>>,
     task: JoinHandle<()>,
+}
+
+/// A request the page server received.
+#[derive(Clone, Debug)]
+struct Seen {
+    /// `METHOD /path?query`
+    line: String,
+    origin: Option<String>,
+    body: String,
 }
 
 #[derive(Clone)]
 struct Pages {
     demo: String,
     script: String,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl PageServer {
@@ -67,6 +79,8 @@ impl PageServer {
         let app = Router::new()
             .route("/demo", get(demo))
             .route("/widget/callgate.js", get(script))
+            .route("/v1/widgets/{id}/config", get(config))
+            .route("/v1/widgets/{id}/calls", post(refuse_call))
             .fallback(other)
             .with_state(pages);
         let task = tokio::spawn(async move {
@@ -84,13 +98,18 @@ impl PageServer {
     }
 
     /// Requests the node would have had to answer (anything under /v1/).
-    fn api_requests(&self) -> Vec<String> {
+    fn api_requests(&self) -> Vec<Seen> {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         requests
             .iter()
-            .filter(|r| r.contains(" /v1/"))
+            .filter(|r| r.line.contains(" /v1/"))
             .cloned()
             .collect()
+    }
+
+    /// Lines of the API requests, e.g. `GET /v1/widgets/demo/config`.
+    fn api_lines(&self) -> Vec<String> {
+        self.api_requests().into_iter().map(|r| r.line).collect()
     }
 }
 
@@ -100,17 +119,31 @@ impl Drop for PageServer {
     }
 }
 
-fn note(pages: &Pages, request: &Request) {
+async fn note(pages: &Pages, request: Request) {
     let line = format!("{} {}", request.method(), request.uri());
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned);
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let seen = Seen { line, origin, body };
     pages
         .requests
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(line);
+        .push(seen);
+}
+
+fn json_response(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn demo(State(pages): State<Pages>, request: Request) -> Response {
-    note(&pages, &request);
+    note(&pages, request).await;
     let mut response = (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         pages.demo,
@@ -124,7 +157,7 @@ async fn demo(State(pages): State<Pages>, request: Request) -> Response {
 }
 
 async fn script(State(pages): State<Pages>, request: Request) -> Response {
-    note(&pages, &request);
+    note(&pages, request).await;
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         pages.script,
@@ -132,19 +165,31 @@ async fn script(State(pages): State<Pages>, request: Request) -> Response {
         .into_response()
 }
 
-async fn other(State(pages): State<Pages>, request: Request) -> Response {
-    note(&pages, &request);
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"error":"not found"}"#,
+async fn config(State(pages): State<Pages>, request: Request) -> Response {
+    note(&pages, request).await;
+    json_response(
+        StatusCode::OK,
+        r#"{"ice_servers":[],"recording":"off","notice":null}"#,
     )
-        .into_response()
+}
+
+async fn refuse_call(State(pages): State<Pages>, request: Request) -> Response {
+    note(&pages, request).await;
+    json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"draining"}"#)
+}
+
+async fn other(State(pages): State<Pages>, request: Request) -> Response {
+    note(&pages, request).await;
+    json_response(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#)
 }
 
 /// Opens the demo page and waits for the widget to render idle.
 async fn open_demo(browser: &Browser, server: &PageServer) {
-    browser.goto(&server.url("/demo")).await;
+    open_demo_at(browser, server, "/demo").await;
+}
+
+async fn open_demo_at(browser: &Browser, server: &PageServer, path: &str) {
+    browser.goto(&server.url(path)).await;
     browser
         .wait_for(
             "document.querySelector('#call > .cg-widget[data-state=\"idle\"]')",
@@ -263,7 +308,7 @@ async fn a_refused_or_missing_microphone_is_explained_and_nothing_is_sent() {
         let status = browser.widget_status().await;
         assert!(status.contains(message), "{error}: {status}");
     }
-    assert_eq!(server.api_requests(), Vec::<String>::new());
+    assert_eq!(server.api_lines(), Vec::<String>::new());
     browser.close().await;
 }
 
@@ -276,7 +321,7 @@ async fn a_browser_without_a_microphone_says_so_and_sends_nothing() {
     browser.wait_widget_state("error", BROWSER_WAIT).await;
     let status = browser.widget_status().await;
     assert!(status.contains("No microphone was found"), "{status}");
-    assert_eq!(server.api_requests(), Vec::<String>::new());
+    assert_eq!(server.api_lines(), Vec::<String>::new());
     browser.close().await;
 }
 
@@ -296,4 +341,59 @@ fn the_aiortc_client_runs_in_the_test_virtualenv() {
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+/// The `a=rtpmap` encodings (e.g. `PCMU/8000`) of an SDP.
+fn rtpmaps(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter_map(|l| l.split_once(' ').map(|(_, codec)| codec.trim().to_owned()))
+        .collect()
+}
+
+/// The widget's POST body and Origin, and the status it then shows, for
+/// a call placed from `path`.
+async fn refused_call_from(path: &str) -> (serde_json::Value, Option<String>, String) {
+    let server = PageServer::start().await;
+    let browser = Browser::start(&audio::speech_wav_48k(SENTENCE_A)).await;
+    open_demo_at(&browser, &server, path).await;
+    browser.click(".cg-call").await;
+    browser.wait_widget_state("error", BROWSER_WAIT).await;
+    let status = browser.widget_status().await;
+    browser.close().await;
+    let requests = server.api_requests();
+    let lines: Vec<&str> = requests.iter().map(|r| r.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        ["GET /v1/widgets/demo/config", "POST /v1/widgets/demo/calls"]
+    );
+    let post = &requests[1];
+    let body = serde_json::from_str(&post.body).expect("the POST body is JSON");
+    (body, post.origin.clone(), status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_offers_only_the_codecs_asked_for_and_explains_a_503() {
+    let (body, origin, status) = refused_call_from("/demo?cg-codecs=pcmu").await;
+    let offer = body["offer"].as_str().expect("offer");
+    let codecs = rtpmaps(offer);
+    assert_eq!(codecs[0], "PCMU/8000", "{codecs:?}");
+    assert!(
+        codecs[1..]
+            .iter()
+            .all(|c| c.starts_with("telephone-event/")),
+        "only PCMU and telephone-event: {codecs:?}"
+    );
+    assert!(codecs.len() > 1, "telephone-event kept: {codecs:?}");
+    assert_eq!(body["consent"], serde_json::Value::Null);
+    assert!(origin.is_some_and(|o| o.starts_with("http://127.0.0.1:")));
+    assert!(status.contains("busy"), "{status}");
+
+    let (body, _, _) = refused_call_from("/demo").await;
+    let codecs = rtpmaps(body["offer"].as_str().expect("offer"));
+    assert!(
+        codecs.iter().any(|c| c.starts_with("opus/48000"))
+            && codecs.iter().any(|c| c == "PCMU/8000"),
+        "the browser's default offer: {codecs:?}"
+    );
 }
