@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Installs the programs the tests drive (SIP peers, audio tools, capture), from
-# Debian packages. Idempotent: installs only what is missing, runs
-# `apt-get update` at most once, and fails loudly if anything is still missing.
+# Installs the programs the tests drive (SIP peers, audio tools, capture, a
+# headless browser), from Debian packages, and aiortc (an independent WebRTC
+# client) into a Python virtualenv at target/test-venv. Idempotent: installs
+# only what is missing, runs `apt-get update` at most once, and fails loudly
+# if anything is still missing.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Python packages of the test virtualenv, pinned exactly.
+venv_dir=target/test-venv
+venv_packages=(aiortc==1.16.0 websockets==17.4)
 
 packages=(
   sip-tester      # sipp: SIP trunk stand-in
@@ -16,6 +23,11 @@ packages=(
   iproute2        # ip, for network-namespace tests
   ca-certificates
   openssl         # test certificates for SIP over TLS
+  chromium        # the real browser for the widget
+  chromium-driver # chromedriver, WebDriver for chromium
+  ffmpeg          # decodes the browser's webm/opus captures
+  python3         # the test virtualenv's interpreter
+  python3-venv
 )
 
 installed() {
@@ -34,36 +46,68 @@ if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
   exit 1
 fi
 
-mapfile -t missing < <(missing_packages)
-if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-test-deps: all test dependencies are installed"
-  exit 0
-fi
-
-if [ "$(id -u)" -eq 0 ]; then
-  as_root=()
-elif command -v sudo >/dev/null; then
-  as_root=(sudo)
-else
-  echo "install-test-deps: missing ${missing[*]}, and not root and no sudo to install them" >&2
-  exit 1
-fi
-
-echo "install-test-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y --no-install-recommends "${missing[@]}"
-
-mapfile -t still_missing < <(missing_packages)
-if [ "${#still_missing[@]}" -ne 0 ]; then
-  echo "install-test-deps: could not install ${still_missing[*]}" >&2
-  exit 1
-fi
-for program in sipp baresip kamailio sox espeak-ng tshark kill ip openssl; do
-  if ! command -v "$program" >/dev/null; then
-    echo "install-test-deps: $program is not on PATH after installing" >&2
+install_packages() {
+  mapfile -t missing < <(missing_packages)
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null; then
+    as_root=(sudo)
+  else
+    echo "install-test-deps: missing ${missing[*]}, and not root and no sudo to install them" >&2
     exit 1
   fi
-done
-echo "install-test-deps: done"
+  echo "install-test-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get update
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  mapfile -t still_missing < <(missing_packages)
+  if [ "${#still_missing[@]}" -ne 0 ]; then
+    echo "install-test-deps: could not install ${still_missing[*]}" >&2
+    exit 1
+  fi
+}
+
+check_programs() {
+  local program
+  for program in sipp baresip kamailio sox espeak-ng tshark kill ip openssl \
+    chromium chromedriver ffmpeg; do
+    if ! command -v "$program" >/dev/null; then
+      echo "install-test-deps: $program is not on PATH after installing" >&2
+      exit 1
+    fi
+  done
+}
+
+# Whether the virtualenv has exactly the pinned Python packages.
+venv_ready() {
+  [ -x "$venv_dir/bin/python3" ] || return 1
+  local frozen pin
+  frozen=$("$venv_dir/bin/python3" -m pip freeze 2>/dev/null) || return 1
+  for pin in "${venv_packages[@]}"; do
+    grep -qix "$pin" <<<"$frozen" || return 1
+  done
+}
+
+install_venv() {
+  if venv_ready; then
+    return
+  fi
+  echo "install-test-deps: installing ${venv_packages[*]} into $venv_dir"
+  # Debian's interpreter, whatever python3 comes first on PATH.
+  /usr/bin/python3 -m venv "$venv_dir"
+  "$venv_dir/bin/python3" -m pip install --quiet --disable-pip-version-check \
+    "${venv_packages[@]}"
+  if ! venv_ready; then
+    echo "install-test-deps: $venv_dir lacks ${venv_packages[*]} after installing" >&2
+    exit 1
+  fi
+}
+
+install_packages
+check_programs
+install_venv
+echo "install-test-deps: all test dependencies are installed"

@@ -2,7 +2,9 @@
 //! the real peers: every sipp scenario under `tests/sipp/` runs against a
 //! sipp caller (built in, or scripted under `tests/sipp/selftest/`) and does
 //! what its header comment promises; baresip answers and echoes; kamailio
-//! relays a dialog. The toolkit's own checks are in `harness_selftest/`.
+//! relays a dialog. The toolkit's own checks are in `harness_selftest/`,
+//! and so are the browser side's (headless Chromium, the fake microphone,
+//! the widget without a node, the aiortc client's virtualenv).
 //! A peer program that is missing fails these tests (run
 //! scripts/install-test-deps.sh), it never skips them.
 
@@ -10,6 +12,9 @@ mod support;
 
 #[path = "harness_selftest/toolkit.rs"]
 mod toolkit;
+
+#[path = "harness_selftest/browser.rs"]
+mod browser;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -26,8 +26,7 @@ use crate::media::sdp::Codec;
 use crate::media::transcode::Transcoder;
 use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
 use crate::webrtc::{
-    AudioCodec, BrowserFrame, BrowserSession, Datagram, OutgoingHeader, Registration,
-    SessionEvent,
+    AudioCodec, BrowserFrame, BrowserSession, Datagram, OutgoingHeader, Registration, SessionEvent,
 };
 
 /// What the signalling side asks of a call.
@@ -417,17 +416,13 @@ impl RelayObserver for crate::metrics::Metrics {
     fn relayed_to_trunk(&self, latency: Duration) {
         self.relay.browser_in.inc();
         self.relay.trunk_out.inc();
-        self.relay
-            .latency_to_trunk
-            .observe(latency.as_secs_f64());
+        self.relay.latency_to_trunk.observe(latency.as_secs_f64());
     }
 
     fn relayed_to_browser(&self, latency: Duration) {
         self.relay.trunk_in.inc();
         self.relay.browser_out.inc();
-        self.relay
-            .latency_to_browser
-            .observe(latency.as_secs_f64());
+        self.relay.latency_to_browser.observe(latency.as_secs_f64());
     }
 
     fn browser_connect_failed(&self, ice: bool) {

@@ -98,7 +98,6 @@ fn random_string(len: usize) -> String {
         .collect()
 }
 
-
 impl CallService {
     pub fn new(parts: CallServiceParts) -> Self {
         Self {
@@ -243,7 +242,11 @@ impl CdrContext {
             EndedBy::Callee => StoredEndedBy::Callee,
             EndedBy::Node => StoredEndedBy::Node,
         };
-        record.on_ended(wall(outcome.ended_at), ended_by, outcome.disposition.as_str());
+        record.on_ended(
+            wall(outcome.ended_at),
+            ended_by,
+            outcome.disposition.as_str(),
+        );
         record.set_visitor_ip(self.visitor_ip);
         record.trunk = outcome.trunk.clone();
         record.sip_code = outcome.sip_code;

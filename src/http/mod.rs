@@ -11,8 +11,8 @@
 
 pub mod guard;
 mod health;
-pub mod signalling;
 mod metrics;
+pub mod signalling;
 
 use std::io;
 use std::net::SocketAddr;

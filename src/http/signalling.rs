@@ -22,11 +22,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::guard::{Guards, origin_allowed};
-use crate::metrics::{Metrics, RefusedReason};
 use crate::call::driver::{CallCommand, CallView};
 use crate::call::service::{CallService, PlaceError};
 use crate::call::state::CallState;
 use crate::config::IceServerConfig;
+use crate::metrics::{Metrics, RefusedReason};
 use crate::store::{Store, WidgetRoute};
 
 /// A browser offer is a few KiB; this bounds what a request can make the
@@ -98,10 +98,13 @@ async fn demo_page(State(state): State<SignallingState>) -> Response {
 }
 
 /// The widget, or the response that refuses the request.
+/// `same_origin_ok`: a browser sends no Origin on a same-origin GET, and
+/// the widget config is no secret, so a missing Origin is accepted there.
 async fn checked_widget(
     state: &SignallingState,
     widget_id: &str,
     headers: &HeaderMap,
+    same_origin_ok: bool,
 ) -> Result<WidgetRoute, Response> {
     let widget = match state.store.widget_route(widget_id).await {
         Ok(Some(widget)) => widget,
@@ -111,10 +114,12 @@ async fn checked_widget(
             return Err(error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"));
         }
     };
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    if !origin_allowed(origin, &widget.allowed_origins, &state.own_origin) {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let allowed = match origin {
+        None => same_origin_ok,
+        Some(_) => origin_allowed(origin, &widget.allowed_origins, &state.own_origin),
+    };
+    if !allowed {
         state.metrics.http_refused(RefusedReason::Origin);
         return Err(error(
             StatusCode::FORBIDDEN,
@@ -145,7 +150,7 @@ async fn widget_config(
     Path(widget_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let widget = match checked_widget(&state, &widget_id, &headers).await {
+    let widget = match checked_widget(&state, &widget_id, &headers, true).await {
         Ok(widget) => widget,
         Err(response) => return response,
     };
@@ -196,12 +201,15 @@ async fn place_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let widget = match checked_widget(&state, &widget_id, &headers).await {
+    let widget = match checked_widget(&state, &widget_id, &headers, false).await {
         Ok(widget) => widget,
         Err(response) => return response,
     };
     let now = tokio::time::Instant::now().into_std();
-    if let Err(refusal) = state.guards.check_new_call(peer.ip(), &widget.widget_id, now) {
+    if let Err(refusal) = state
+        .guards
+        .check_new_call(peer.ip(), &widget.widget_id, now)
+    {
         state.metrics.http_refused(refusal.reason());
         return refusal.into_response();
     }
@@ -220,7 +228,10 @@ async fn place_call(
             return refusal.into_response();
         }
     };
-    match state.calls.place(&widget, &request.offer, peer.ip(), permit) {
+    match state
+        .calls
+        .place(&widget, &request.offer, peer.ip(), permit)
+    {
         Ok(placed) => {
             let events = events_url(&state.base_url, &placed.call_id, &placed.token);
             let body = PlaceResponse {
@@ -261,7 +272,11 @@ fn events_url(base_url: &str, call_id: &str, token: &str) -> String {
     let ws_base = base_url
         .strip_prefix("https://")
         .map(|rest| format!("wss://{rest}"))
-        .or_else(|| base_url.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .or_else(|| {
+            base_url
+                .strip_prefix("http://")
+                .map(|r| format!("ws://{r}"))
+        })
         .unwrap_or_else(|| base_url.to_owned());
     format!("{ws_base}/v1/calls/{call_id}/events?token={token}")
 }
@@ -321,14 +336,16 @@ async fn events(
 enum ClientMessage {
     Hangup,
     Dtmf { digits: String },
-    Consent { value: String },
+    Consent,
 }
 
 fn view_messages(view: &CallView, sent: &mut (Option<CallState>, Option<bool>)) -> Vec<String> {
     let mut out = Vec::new();
     if view.state != CallState::Setup && sent.0 != Some(view.state) {
         let message = match view.reason {
-            Some(reason) => serde_json::json!({"type":"state","state":view.state.as_str(),"reason":reason}),
+            Some(reason) => {
+                serde_json::json!({"type":"state","state":view.state.as_str(),"reason":reason})
+            }
             None => serde_json::json!({"type":"state","state":view.state.as_str()}),
         };
         out.push(message.to_string());
@@ -388,7 +405,7 @@ fn on_client_message(call: &crate::call::service::LiveCall, text: &str) {
             CallCommand::Dtmf(digits)
         }
         // Consent changes arrive with recording (a later part).
-        ClientMessage::Consent { .. } => return,
+        ClientMessage::Consent => return,
     };
     let _ = call.commands.try_send(command);
 }

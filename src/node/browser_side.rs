@@ -52,19 +52,21 @@ impl BrowserSide {
         trunk_side: &TrunkSide,
         base_url: &str,
     ) -> Result<Self, BrowserSideError> {
-        let metrics = Arc::new(Metrics::new().map_err(|e| BrowserSideError::Metrics(e.to_string()))?);
+        let metrics =
+            Arc::new(Metrics::new().map_err(|e| BrowserSideError::Metrics(e.to_string()))?);
         metrics.attach_sip(trunk_side.agent.clone());
         let store = Store::open(&config.database.url_for(&config.node.data_dir)).await?;
         if config.route("demo").is_some() {
             store.seed_demo().await?;
         }
         let webrtc = &config.webrtc;
-        let port = BrowserPort::bind(webrtc.listen)
-            .await
-            .map_err(|error| BrowserSideError::Bind {
-                addr: webrtc.listen,
-                error,
-            })?;
+        let port =
+            BrowserPort::bind(webrtc.listen)
+                .await
+                .map_err(|error| BrowserSideError::Bind {
+                    addr: webrtc.listen,
+                    error,
+                })?;
         let candidate = webrtc.public_address.unwrap_or(port.local_addr());
         let port_counters = port.counters();
         let settings = SessionSettings {
@@ -160,13 +162,28 @@ struct PortSnapshot {
 impl PortSnapshot {
     fn copy_into(&mut self, counters: &PortCounters, metrics: &Metrics) {
         let pairs = [
-            (&counters.unknown_peer, &mut self.unknown_peer, BrowserDrop::UnknownPeer),
-            (&counters.malformed, &mut self.malformed, BrowserDrop::Malformed),
-            (&counters.queue_full, &mut self.queue_full, BrowserDrop::QueueFull),
+            (
+                &counters.unknown_peer,
+                &mut self.unknown_peer,
+                BrowserDrop::UnknownPeer,
+            ),
+            (
+                &counters.malformed,
+                &mut self.malformed,
+                BrowserDrop::Malformed,
+            ),
+            (
+                &counters.queue_full,
+                &mut self.queue_full,
+                BrowserDrop::QueueFull,
+            ),
         ];
         for (counter, seen, reason) in pairs {
             let now = counter.load(Ordering::Relaxed);
-            metrics.drops.browser(reason).inc_by(now.saturating_sub(*seen));
+            metrics
+                .drops
+                .browser(reason)
+                .inc_by(now.saturating_sub(*seen));
             *seen = now;
         }
     }

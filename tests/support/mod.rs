@@ -1,4 +1,5 @@
-//! Shared support code for integration tests that drive real SIP peers.
+//! Shared support code for integration tests that drive real peers (SIP
+//! user agents, a browser, an independent WebRTC client).
 //!
 //! Each integration test includes this directory with `mod support;` and uses
 //! the parts it needs:
@@ -17,14 +18,21 @@
 //! - [`sip_raw`]: malformed SIP datagrams and a raw OPTIONS probe.
 //! - [`trunk`]: a node's trunk leg in-process (`TestNode`), waiting for its
 //!   events, speaking and listening on a call.
+//! - [`browser`]: a real headless Chromium through chromedriver, with a fake
+//!   microphone, MediaRecorder captures decoded by ffmpeg and getStats
+//!   packet counts.
+//! - [`aiortc`]: `tests/clients/aiortc_call.py`, an independent WebRTC
+//!   client of the widget signalling, run with the test virtualenv.
 //!
 //! Invariants: everything binds 127.0.0.1; every process a test starts is
 //! stopped by that test; a missing peer program fails the test with a message
 //! naming the install script, it never skips silently.
 #![allow(dead_code)]
 
+pub mod aiortc;
 pub mod audio;
 pub mod baresip;
+pub mod browser;
 pub mod digest;
 pub mod kamailio;
 pub mod pki;
