@@ -183,6 +183,9 @@ impl Node {
             None => format!("http://{}", started.http_addr),
         };
         tracing::info!("callgate node {} listening on {url}", config.node.id);
+        if config.route("demo").is_some() {
+            tracing::info!("demo page (call the demo number from a browser): {url}/demo");
+        }
         Ok(Self {
             http_addr: started.http_addr,
             readiness,
