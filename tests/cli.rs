@@ -27,6 +27,7 @@ struct Sandbox {
     http: SocketAddr,
     sip_udp: SocketAddr,
     echo: SocketAddr,
+    webrtc: SocketAddr,
 }
 
 impl Sandbox {
@@ -36,6 +37,7 @@ impl Sandbox {
             http: free_tcp_port(),
             sip_udp: free_udp_port(),
             echo: free_udp_port(),
+            webrtc: free_udp_port(),
         }
     }
 
@@ -54,6 +56,7 @@ impl Sandbox {
             .env("CALLGATE_DATA_DIR", self.path("data"))
             .env("CALLGATE_SIP_LISTEN_UDP", self.sip_udp.to_string())
             .env("CALLGATE_ECHO_TRUNK_LISTEN", self.echo.to_string())
+            .env("CALLGATE_WEBRTC_LISTEN", self.webrtc.to_string())
             .stdin(Stdio::null());
         command
     }
