@@ -13,7 +13,6 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
@@ -47,20 +46,7 @@ fn browser_offer(now: Instant) -> (FakeBrowser, String) {
     };
     pc.add_track(outgoing_track(&pcmu, BROWSER_SSRC)).unwrap();
     let address: SocketAddr = BROWSER.parse().unwrap();
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: address.ip().to_string(),
-            port: address.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .unwrap();
-    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
-        .unwrap();
+    add_host_candidate(&mut pc, address).unwrap();
     let offer = pc.create_offer(None).unwrap();
     pc.set_local_description(now, offer.clone()).unwrap();
     let sdp = pc.local_description().unwrap().sdp;
