@@ -108,7 +108,11 @@ async fn start_services(
 ) -> Result<Started, NodeError> {
     let mut services = Vec::new();
 
-    let trunk_side = TrunkSide::start(config, stop).await?;
+    // Calls hang up before the SIP agent and the echo trunk stop, so their
+    // BYEs still go out: the trunk side stops when the calls are done, not
+    // at `stop`.
+    let calls_done = CancellationToken::new();
+    let trunk_side = TrunkSide::start(config, &calls_done).await?;
 
     let listener = http::bind(config.http.listen).await?;
     let http_addr = listener.local_addr().map_err(|error| HttpError::Bind {
@@ -121,18 +125,15 @@ async fn start_services(
     };
     let browser_side = BrowserSide::start(config, &trunk_side, &base_url).await?;
     let routes = browser_side.routes.clone();
-    // Calls hang up before the SIP agent stops, so their BYEs still go out.
-    let calls_done = CancellationToken::new();
     let trunk_stop = calls_done.clone();
     services.push(Service::new("trunk side", async move {
-        trunk_stop.cancelled().await;
         trunk_side.run(trunk_stop).await
     }));
     let calls_stop = stop.clone();
     services.push(Service::new("browser calls", async move {
-        let result = browser_side.run(calls_stop).await;
-        calls_done.cancel();
-        result
+        // Cancelled however this ends, a panic included.
+        let _done = calls_done.drop_guard();
+        browser_side.run(calls_stop).await
     }));
 
     let health = HealthState::new(config.node.id.clone(), readiness.clone());
