@@ -78,9 +78,17 @@ pub struct CallServiceParts {
     pub metrics: Arc<Metrics>,
 }
 
+/// How long an ended call still answers its events socket and DELETE: a
+/// call can end (busy, unreachable) before the widget has opened its events
+/// socket, and the widget must still learn how it ended.
+const ENDED_CALL_LINGER: Duration = Duration::from_secs(10);
+
 struct Inner {
     parts: CallServiceParts,
     calls: DashMap<String, LiveCall>,
+    /// Calls that ended less than [`ENDED_CALL_LINGER`] ago; their view
+    /// holds the final state.
+    recently_ended: DashMap<String, LiveCall>,
     draining: std::sync::atomic::AtomicBool,
 }
 
@@ -104,6 +112,7 @@ impl CallService {
             inner: Arc::new(Inner {
                 parts,
                 calls: DashMap::new(),
+                recently_ended: DashMap::new(),
                 draining: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -114,8 +123,11 @@ impl CallService {
         self.inner.calls.len()
     }
 
+    /// A call in progress, or one that ended moments ago.
     pub fn call(&self, call_id: &str) -> Option<LiveCall> {
-        self.inner.calls.get(call_id).map(|c| c.clone())
+        let inner = &self.inner;
+        let live = inner.calls.get(call_id).map(|c| c.clone());
+        live.or_else(|| inner.recently_ended.get(call_id).map(|c| c.clone()))
     }
 
     /// Places a call from `widget` with the browser's `offer`. `permit` is
@@ -207,7 +219,15 @@ impl CallService {
             ended_by = report.outcome.ended_by.as_str(),
             "browser call ended"
         );
-        self.inner.calls.remove(&context.call_id);
+        let Some((call_id, call)) = self.inner.calls.remove(&context.call_id) else {
+            return;
+        };
+        self.inner.recently_ended.insert(call_id.clone(), call);
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            tokio::time::sleep(ENDED_CALL_LINGER).await;
+            inner.recently_ended.remove(&call_id);
+        });
     }
 
     /// Refuses new calls and asks every call in progress to hang up.
