@@ -5,121 +5,38 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
-
-use callgate::config::Config;
-use callgate::node::Node;
-use callgate::store::Store;
-use tokio_util::sync::CancellationToken;
 
 use support::aiortc::AiortcCall;
 use support::audio::{similarity, similarity_opus, speech_ulaw, speech_wav_48k};
 use support::browser::{Browser, decode_with_ffmpeg};
-use support::ports::free_udp_port;
+use support::node::{RunningNode, http, metric};
+
+/// Trunk media ports of this file's nodes.
+const MEDIA_PORTS: std::ops::RangeInclusive<u16> = 14000..=14999;
+const ECHO_ROUTE: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
+
+async fn echo_node() -> RunningNode {
+    RunningNode::start(MEDIA_PORTS, ECHO_ROUTE, &[]).await
+}
+
+/// An echo node of its own (media ports `media`) with one setting changed.
+async fn echo_node_with(
+    media: std::ops::RangeInclusive<u16>,
+    setting: &str,
+    value: &str,
+) -> RunningNode {
+    RunningNode::start(media, ECHO_ROUTE, &[(setting, value)]).await
+}
+
+/// POSTs `body` to the demo widget's calls from the node's own origin.
+fn place_demo_call(node: &RunningNode, body: &str) -> (u16, String) {
+    let origin = node.base();
+    let path = "/v1/widgets/demo/calls";
+    http(node.addr, "POST", path, Some(&origin), body.as_bytes())
+}
 
 const SPEECH: &str = "the quick brown fox jumps over the lazy dog, one two three four five";
-
-struct RunningNode {
-    addr: SocketAddr,
-    data: tempfile::TempDir,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningNode {
-    async fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let text = format!(
-            "[node]\ndata_dir = {data:?}\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n\
-             [sip]\nlisten_udp = \"127.0.0.1:{sip}\"\noptions_interval_secs = 0\n\
-             [media]\nrtp_port_min = 14000\nrtp_port_max = 14999\n\
-             [webrtc]\nlisten = \"127.0.0.1:{webrtc}\"\n\
-             [limits]\ncalls_per_minute_per_ip = 1000\n\
-             [echo_trunk]\nenabled = true\nlisten = \"127.0.0.1:{echo}\"\n\
-             [[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n",
-            data = data.path().display().to_string(),
-            sip = free_udp_port(),
-            webrtc = free_udp_port(),
-            echo = free_udp_port(),
-        );
-        let config = Config::load(Some(&text), Vec::new()).expect("test config");
-        let node = Node::start(config).await.expect("node starts");
-        let addr = node.http_addr();
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            node.run_until(stop).await.expect("node drains cleanly");
-        });
-        Self {
-            addr,
-            data,
-            shutdown,
-            task,
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn store(&self) -> Store {
-        let url = format!(
-            "sqlite://{}",
-            self.data.path().join("callgate.db").display()
-        );
-        Store::open(&url).await.unwrap()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap();
-    }
-}
-
-/// One HTTP/1.1 request; returns the status and body.
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    origin: Option<&str>,
-    body: &[u8],
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{origin}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    // A refused oversized body may close the socket before all is written.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
-}
-
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let (_, body) = http(addr, "GET", "/metrics", None, b"");
-    body.lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1.0)
-}
 
 fn speech_8k() -> Vec<i16> {
     speech_ulaw(SPEECH)
@@ -129,7 +46,7 @@ fn speech_8k() -> Vec<i16> {
 }
 
 async fn aiortc_echo(codec: &str) {
-    let node = RunningNode::start().await;
+    let node = echo_node().await;
     let play = speech_wav_48k(SPEECH);
     let out = node.data.path().join(format!("received-{codec}.wav"));
     let outcome = AiortcCall::new(&node.base(), "demo", &node.base(), &play)
@@ -183,7 +100,7 @@ async fn aiortc_opus_only_call_is_transcoded_both_ways() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_on_the_demo_page_hears_the_echo_and_hangs_up() {
-    let node = RunningNode::start().await;
+    let node = echo_node().await;
     let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
     browser.goto(&format!("{}/demo", node.base())).await;
     browser.disable_audio_processing().await;
@@ -208,15 +125,7 @@ async fn chromium_on_the_demo_page_hears_the_echo_and_hangs_up() {
     browser
         .wait_widget_state("ended", Duration::from_secs(20))
         .await;
-    let store = node.store().await;
-    let mut cdrs = Vec::new();
-    for _ in 0..50 {
-        cdrs = store.cdrs_for_tenant("demo", 10).await.unwrap();
-        if !cdrs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let cdrs = node.wait_for_cdrs(1).await;
     assert_eq!(cdrs.len(), 1);
     assert_eq!(cdrs[0].disposition, "answered");
     assert_eq!(cdrs[0].ended_by.as_str(), "visitor");
@@ -228,7 +137,7 @@ async fn chromium_on_the_demo_page_hears_the_echo_and_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_clear_errors_and_leave_no_call() {
-    let node = RunningNode::start().await;
+    let node = echo_node().await;
     let addr = node.addr;
     let origin = node.base();
     let calls = "/v1/widgets/demo/calls";
@@ -285,39 +194,74 @@ async fn bad_requests_get_clear_errors_and_leave_no_call() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_over_the_per_ip_limit_is_refused_with_429() {
-    let data = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[node]\ndata_dir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
-         [sip]\nlisten_udp = \"127.0.0.1:{}\"\noptions_interval_secs = 0\n\
-         [media]\nrtp_port_min = 15000\nrtp_port_max = 15999\n\
-         [webrtc]\nlisten = \"127.0.0.1:{}\"\n[limits]\ncalls_per_minute_per_ip = 3\n\
-         [echo_trunk]\nenabled = true\nlisten = \"127.0.0.1:{}\"\n\
-         [[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n",
-        data.path().display().to_string(),
-        free_udp_port(),
-        free_udp_port(),
-        free_udp_port()
-    );
-    let node = Node::start(Config::load(Some(&text), Vec::new()).unwrap())
-        .await
-        .unwrap();
-    let addr = node.http_addr();
-    let origin = format!("http://{addr}");
+    let node = echo_node_with(
+        15000..=15999,
+        "CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP",
+        "3",
+    )
+    .await;
     let body = serde_json::json!({ "offer": "v=0" }).to_string();
-    let statuses: Vec<u16> = (0..5)
-        .map(|_| {
-            http(
-                addr,
-                "POST",
-                "/v1/widgets/demo/calls",
-                Some(&origin),
-                body.as_bytes(),
-            )
-            .0
-        })
-        .collect();
+    let statuses: Vec<u16> = (0..5).map(|_| place_demo_call(&node, &body).0).collect();
     assert_eq!(statuses, [400, 400, 400, 429, 429]);
-    let shutdown = CancellationToken::new();
-    shutdown.cancel();
-    node.run_until(shutdown).await.unwrap();
+    node.stop().await;
+}
+
+/// A complete WebRTC audio offer as a browser sends it. Nothing answers
+/// its ICE checks: a call placed with it is set up and answered by the
+/// trunk, then hung up by the visitor or the disconnect timeout.
+const OFFER: &str = "v=0\r\n\
+o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE 0\r\n\
+a=msid-semantic: WMS\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 0 101\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:Xo4b\r\n\
+a=ice-pwd:e4P2dmWc0Bz1mGkPuwOZ9y5x\r\n\
+a=ice-options:trickle\r\n\
+a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n\
+a=setup:actpass\r\n\
+a=mid:0\r\n\
+a=sendrecv\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=ssrc:1001 cname:widget\r\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_over_the_tenant_limit_are_refused_until_one_ends() {
+    let node = echo_node_with(
+        13000..=13999,
+        "CALLGATE_LIMITS_MAX_CONCURRENT_CALLS_PER_TENANT",
+        "1",
+    )
+    .await;
+    let addr = node.addr;
+    let body = serde_json::json!({ "offer": OFFER, "consent": null }).to_string();
+    let place = || place_demo_call(&node, &body);
+    let (status, reply) = place();
+    assert_eq!(status, 201, "{reply}");
+    let first: serde_json::Value = serde_json::from_str(&reply).unwrap();
+
+    let (status, reply) = place();
+    assert_eq!(status, 429, "the tenant's second call: {reply}");
+    assert_eq!(metric(addr, "callgate_calls_active"), 1.0);
+    assert_eq!(metric(addr, "callgate_calls_started_total"), 1.0);
+
+    let hangup = format!(
+        "/v1/calls/{}?token={}",
+        first["call_id"].as_str().unwrap(),
+        first["token"].as_str().unwrap()
+    );
+    let (status, reply) = http(addr, "DELETE", &hangup, None, b"");
+    assert_eq!(status, 204, "{reply}");
+    let cdrs = node.wait_for_cdrs(1).await;
+    assert_eq!(cdrs[0].ended_by.as_str(), "visitor");
+
+    // The permit is released with the call: the next one gets through.
+    let (status, reply) = place();
+    assert_eq!(status, 201, "a call after the first ended: {reply}");
+    node.stop().await;
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use fantoccini::wd::WindowHandle;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -114,6 +115,58 @@ impl Browser {
         if let Err(e) = self.client().goto(url).await {
             panic!("chromium could not load {url}: {e}");
         }
+    }
+
+    /// Opens a new tab and makes it the one later steps act on; returns
+    /// the tab that was current before, for [`Browser::close_tab`].
+    pub async fn open_tab(&self) -> WindowHandle {
+        let client = self.client();
+        let previous = client.window().await.expect("current tab");
+        let tab = client.new_window(true).await.expect("open a tab");
+        client
+            .switch_to_window(tab.handle)
+            .await
+            .expect("switch to the new tab");
+        previous
+    }
+
+    /// Closes the current tab as a visitor would (the page gets its
+    /// `pagehide`), then acts on `back_to`.
+    pub async fn close_tab(&self, back_to: WindowHandle) {
+        let client = self.client();
+        client.close_window().await.expect("close the tab");
+        client
+            .switch_to_window(back_to)
+            .await
+            .expect("switch back to the first tab");
+    }
+
+    /// Replaces the page's widget by one for `widget_id`, loaded through
+    /// the same one-tag embed a customer's page uses.
+    pub async fn embed_widget(&self, widget_id: &str) {
+        let script = format!(
+            "document.querySelectorAll('.cg-widget').forEach((w) => w.remove());
+             const tag = document.createElement('script');
+             tag.src = '/widget/callgate.js';
+             tag.setAttribute('data-widget', {widget_id:?});
+             tag.setAttribute('data-target', '#call');
+             document.body.appendChild(tag);
+             return true;"
+        );
+        self.eval(&script).await;
+        self.wait_for(
+            "document.querySelector('.cg-widget') !== null",
+            BROWSER_WAIT,
+        )
+        .await;
+    }
+
+    /// The widget's `data-reason` (set once a call ended or failed).
+    pub async fn widget_reason(&self) -> Option<String> {
+        let value = self
+            .eval("const w = document.querySelector('.cg-widget'); return w && w.dataset.reason;")
+            .await;
+        value.as_str().map(str::to_owned)
     }
 
     /// Clicks the first element matching `css`.

@@ -35,6 +35,7 @@ pub mod baresip;
 pub mod browser;
 pub mod digest;
 pub mod kamailio;
+pub mod node;
 pub mod pki;
 pub mod ports;
 pub mod process;

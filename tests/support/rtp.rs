@@ -197,3 +197,117 @@ impl RtpSocket {
         }
     }
 }
+
+/// RFC 4733 telephone-events as a trunk hears them: the digits of the
+/// events in `packets` of `payload_type`, each event once (its packets
+/// share a timestamp), in order.
+pub fn telephone_event_digits(packets: &[RtpPacket], payload_type: u8) -> String {
+    const EVENTS: &[u8; 16] = b"0123456789*#ABCD";
+    let mut digits = String::new();
+    let mut last_timestamp = None;
+    for packet in packets.iter().filter(|p| p.payload_type == payload_type) {
+        let Some(&event) = packet.payload.first() else {
+            continue;
+        };
+        if last_timestamp == Some(packet.timestamp) {
+            continue;
+        }
+        last_timestamp = Some(packet.timestamp);
+        match EVENTS.get(usize::from(event)) {
+            Some(&digit) => digits.push(char::from(digit)),
+            None => digits.push('?'),
+        }
+    }
+    digits
+}
+
+/// A trunk's media endpoint owned by the test: records every RTP packet
+/// that arrives and sends each audio packet straight back to where it came
+/// from (an echo, like sipp's `-rtp_echo`); telephone-events are recorded,
+/// not echoed. Serves any number of streams; [`EchoSink::stop`] returns
+/// what arrived.
+#[derive(Debug)]
+pub struct EchoSink {
+    port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<Vec<Arrival>>>,
+}
+
+impl EchoSink {
+    /// Starts echoing on a free loopback port; `no_echo_type` is the
+    /// telephone-event payload type.
+    pub fn start(no_echo_type: u8) -> Self {
+        let socket = RtpSocket::bind();
+        let port = socket.port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let running = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let socket = socket.socket;
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("set sink read timeout");
+            let mut arrivals = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !running.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Some(packet) = RtpPacket::parse(&buf[..len]) else {
+                    continue;
+                };
+                if packet.payload_type != no_echo_type {
+                    let _ = socket.send_to(&buf[..len], from);
+                }
+                arrivals.push(Arrival {
+                    at: Instant::now(),
+                    from,
+                    packet,
+                });
+            }
+            arrivals
+        });
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The port to name in the trunk's SDP (`-key sink_port`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the echo and returns every packet that arrived.
+    pub fn stop(mut self) -> Vec<Arrival> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().expect("sink thread"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for EchoSink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The arrivals split into streams by sender, in order of first arrival.
+pub fn streams(arrivals: &[Arrival]) -> Vec<Vec<RtpPacket>> {
+    let mut senders: Vec<SocketAddr> = Vec::new();
+    let mut streams: Vec<Vec<RtpPacket>> = Vec::new();
+    for arrival in arrivals {
+        let index = match senders.iter().position(|s| *s == arrival.from) {
+            Some(index) => index,
+            None => {
+                senders.push(arrival.from);
+                streams.push(Vec::new());
+                senders.len() - 1
+            }
+        };
+        streams[index].push(arrival.packet.clone());
+    }
+    streams
+}

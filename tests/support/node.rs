@@ -1,0 +1,193 @@
+//! A whole node (signalling, the shared WebRTC port, the relay, the trunk
+//! leg, the store) started in-process from a config text, and the plain
+//! ways a test reaches it: HTTP requests, metric values, its database.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use callgate::config::Config;
+use callgate::node::Node;
+use callgate::store::{CdrRecord, Store};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+use super::ports::free_udp_port;
+
+/// A running node; [`RunningNode::stop`] drains it.
+pub struct RunningNode {
+    pub addr: SocketAddr,
+    pub data: TempDir,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningNode {
+    /// A node on loopback: HTTP, SIP over UDP and the WebRTC port on free
+    /// ports, trunk media ports in `media` (each test its own range), the
+    /// echo trunk enabled, the per-IP rate limit raised for tests; then
+    /// `extra` (trunks and routes; a `demo` route seeds the demo widget) and
+    /// the `CALLGATE_*` overrides in `env`.
+    pub async fn start(media: RangeInclusive<u16>, extra: &str, env: &[(&str, &str)]) -> Self {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        }
+        let data = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[node]\ndata_dir = {data:?}\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [sip]\nlisten_udp = \"127.0.0.1:{sip}\"\noptions_interval_secs = 0\n\
+             [media]\nrtp_port_min = {min}\nrtp_port_max = {max}\n\
+             [webrtc]\nlisten = \"127.0.0.1:{webrtc}\"\n\
+             [limits]\ncalls_per_minute_per_ip = 1000\n\
+             [echo_trunk]\nenabled = true\nlisten = \"127.0.0.1:{echo}\"\n\
+             {extra}",
+            data = data.path().display().to_string(),
+            sip = free_udp_port(),
+            min = media.start(),
+            max = media.end(),
+            webrtc = free_udp_port(),
+            echo = free_udp_port(),
+        );
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let config = Config::load(Some(&text), env).expect("test config");
+        let node = Node::start(config).await.expect("node starts");
+        let addr = node.http_addr();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move {
+            node.run_until(stop).await.expect("node drains cleanly");
+        });
+        Self {
+            addr,
+            data,
+            shutdown,
+            task,
+        }
+    }
+
+    /// `http://host:port`, also the node's own Origin.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn database_url(&self) -> String {
+        format!(
+            "sqlite://{}",
+            self.data.path().join("callgate.db").display()
+        )
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.database_url()).await.unwrap()
+    }
+
+    /// Adds number `id` on `route` and widget `id` for it to the demo
+    /// tenant, allowed on the node's own origin (as an admin would).
+    pub async fn add_widget(&self, id: &str, route: &str) {
+        let pool = sqlx::SqlitePool::connect(&self.database_url())
+            .await
+            .unwrap();
+        let now = callgate::store::now_ms();
+        sqlx::query(
+            "INSERT INTO numbers (id, tenant_id, e164, trunk, created_at) \
+             VALUES (?, 'demo', '+15555550199', ?, ?)",
+        )
+        .bind(id)
+        .bind(route)
+        .bind(now)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, created_at) \
+             VALUES (?, 'demo', ?, '[\"self\"]', ?)",
+        )
+        .bind(id)
+        .bind(id)
+        .bind(now)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    /// The demo tenant's CDRs once there are at least `count` (newest
+    /// first); fails the test after 10 s.
+    pub async fn wait_for_cdrs(&self, count: usize) -> Vec<CdrRecord> {
+        let store = self.store().await;
+        let mut cdrs = Vec::new();
+        for _ in 0..100 {
+            cdrs = store.cdrs_for_tenant("demo", 100).await.unwrap();
+            if cdrs.len() >= count {
+                return cdrs;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected {count} CDRs, found {}: {cdrs:#?}", cdrs.len());
+    }
+
+    /// The CDR of the call through `widget` (exactly one such call).
+    pub async fn cdr_of_widget(&self, widget: &str) -> CdrRecord {
+        let store = self.store().await;
+        for _ in 0..100 {
+            let cdrs = store.cdrs_for_tenant("demo", 100).await.unwrap();
+            let mine: Vec<_> = cdrs.into_iter().filter(|c| c.widget_id == widget).collect();
+            match mine.len() {
+                0 => tokio::time::sleep(Duration::from_millis(100)).await,
+                1 => return mine.into_iter().next().unwrap(),
+                n => panic!("{n} CDRs for widget {widget}: {mine:#?}"),
+            }
+        }
+        panic!("no CDR for widget {widget}");
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    origin: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{origin}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A refused oversized body may close the socket before all is written.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+/// The value of the first sample of metric `name` (-1 when absent).
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (_, body) = http(addr, "GET", "/metrics", None, b"");
+    body.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
