@@ -26,6 +26,7 @@ packages=(
   chromium        # the real browser for the widget
   chromium-driver # chromedriver, WebDriver for chromium
   ffmpeg          # decodes the browser's webm/opus captures
+  coturn          # TURN relay the widget is told about
   python3         # the test virtualenv's interpreter
   python3-venv
 )
@@ -74,7 +75,7 @@ install_packages() {
 check_programs() {
   local program
   for program in sipp baresip kamailio sox espeak-ng tshark kill ip openssl \
-    chromium chromedriver ffmpeg; do
+    chromium chromedriver ffmpeg turnserver; do
     if ! command -v "$program" >/dev/null; then
       echo "install-test-deps: $program is not on PATH after installing" >&2
       exit 1

@@ -10,6 +10,7 @@ use std::time::Duration;
 use support::aiortc::AiortcCall;
 use support::audio::{similarity, similarity_opus, speech_ulaw, speech_wav_48k};
 use support::browser::{Browser, decode_with_ffmpeg};
+use support::coturn::{self, Coturn};
 use support::node::{RunningNode, http, metric};
 
 /// Trunk media ports of this file's nodes.
@@ -263,5 +264,75 @@ async fn calls_over_the_tenant_limit_are_refused_until_one_ends() {
     // The permit is released with the call: the next one gets through.
     let (status, reply) = place();
     assert_eq!(status, 201, "a call after the first ended: {reply}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_behind_a_turn_relay_reaches_the_node() {
+    let turn = Coturn::start();
+    let secrets = tempfile::tempdir().unwrap();
+    let credential = secrets.path().join("turn-credential");
+    std::fs::write(&credential, format!("{}\n", coturn::PASSWORD)).unwrap();
+    let extra = format!(
+        "{ECHO_ROUTE}[[webrtc.ice_servers]]\nurls = [\"{}\"]\nusername = \"{}\"\n\
+         credential_file = {:?}\n",
+        turn.url(),
+        coturn::USER,
+        credential.display().to_string()
+    );
+    let node = RunningNode::start(MEDIA_PORTS, &extra, &[]).await;
+
+    // The widget is told about the relay, with the credential from the file.
+    let (status, config) = http(
+        node.addr,
+        "GET",
+        "/v1/widgets/demo/config",
+        Some(&node.base()),
+        b"",
+    );
+    assert_eq!(status, 200, "{config}");
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["ice_servers"][0]["urls"][0].as_str(),
+        Some(turn.url().as_str())
+    );
+    assert_eq!(
+        config["ice_servers"][0]["credential"].as_str(),
+        Some(coturn::PASSWORD)
+    );
+
+    let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
+    browser.goto(&format!("{}/demo", node.base())).await;
+    browser.disable_audio_processing().await;
+    browser.force_turn_relay().await;
+    browser.click(".cg-widget .cg-call").await;
+    browser
+        .wait_widget_state("answered", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let inbound = browser.inbound_audio_packets().await;
+    let candidate = browser.selected_local_candidate_type().await;
+    browser.click(".cg-widget .cg-hangup").await;
+    browser
+        .wait_widget_state("ended", Duration::from_secs(20))
+        .await;
+    browser.close().await;
+    assert_eq!(
+        candidate.as_deref(),
+        Some("relay"),
+        "the media went through the TURN relay\n{}",
+        turn.log()
+    );
+    assert!(
+        inbound > 150,
+        "the echo came back through the relay: {inbound} packets"
+    );
+    assert!(
+        turn.wait_for_relayed_session(Duration::from_secs(5)),
+        "coturn relayed the call\n{}",
+        turn.log()
+    );
+    let cdrs = node.wait_for_cdrs(1).await;
+    assert_eq!(cdrs[0].disposition, "answered");
     node.stop().await;
 }

@@ -238,6 +238,20 @@ impl Browser {
         self.eval(DISABLE_AUDIO_PROCESSING).await;
     }
 
+    /// Makes every peer connection the page creates use TURN relay
+    /// candidates only, as a visitor behind a strict firewall would. Call
+    /// it after each page load, before the widget calls.
+    pub async fn force_turn_relay(&self) {
+        self.eval(FORCE_TURN_RELAY).await;
+    }
+
+    /// The type (`host`, `srflx`, `relay`) of the widget's local ICE
+    /// candidate in the selected pair; None before one is selected.
+    pub async fn selected_local_candidate_type(&self) -> Option<String> {
+        let value = self.eval_async(SELECTED_LOCAL_CANDIDATE).await;
+        value.as_str().map(str::to_owned)
+    }
+
     /// The widget's `data-state` (None before it rendered).
     pub async fn widget_state(&self) -> Option<String> {
         let value = self
@@ -468,6 +482,29 @@ media.getUserMedia = (constraints) => {
   return original(wanted);
 };
 return true;
+";
+
+const FORCE_TURN_RELAY: &str = "
+const Native = window.RTCPeerConnection;
+function RelayOnly(config) {
+  return new Native(Object.assign({}, config, { iceTransportPolicy: 'relay' }));
+}
+RelayOnly.prototype = Native.prototype;
+window.RTCPeerConnection = RelayOnly;
+return true;
+";
+
+const SELECTED_LOCAL_CANDIDATE: &str = "
+const w = document.querySelector('.cg-widget');
+const pc = w && w.callgate.pc;
+if (!pc) { done(null); return; }
+pc.getStats().then((stats) => {
+  let pairId = null;
+  stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+  const pair = pairId && stats.get(pairId);
+  const local = pair && stats.get(pair.localCandidateId);
+  done(local ? local.candidateType : null);
+}, () => done(null));
 ";
 
 /// The capture as a data URL, once the recorder has flushed its last chunk.

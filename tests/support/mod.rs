@@ -33,6 +33,7 @@ pub mod aiortc;
 pub mod audio;
 pub mod baresip;
 pub mod browser;
+pub mod coturn;
 pub mod digest;
 pub mod kamailio;
 pub mod node;
