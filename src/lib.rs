@@ -20,6 +20,7 @@
 //! - [`metrics`]: the node's Prometheus registry and the handles that record into it.
 //! - [`call`]: per-call drivers; today the trunk leg (SIP dialog + RTP endpoint).
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
+//! - [`recording`]: the encrypted recording format and its keys.
 //! - [`store`]: the database (SQLite via sqlx): tenants, numbers, widgets, CDRs.
 //! - [`node`]: starts and stops the pieces of one node.
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
@@ -36,6 +37,7 @@ pub mod media;
 pub mod metrics;
 pub mod node;
 pub mod privacy;
+pub mod recording;
 pub mod sip;
 pub mod store;
 pub mod telemetry;

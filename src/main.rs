@@ -38,6 +38,22 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage recording key-encryption keys (KEKs)
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random key-encryption key (one base64 line), or write it
+    /// to a new file readable by its owner only
+    Generate {
+        /// Write the key to this file (which must not exist yet)
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,7 +115,31 @@ fn run() -> Result<(), Failure> {
             println!("config ok");
             Ok(())
         }
+        Command::Keys {
+            command: KeysCommand::Generate { out },
+        } => generate_key(out),
     }
+}
+
+fn generate_key(out: Option<PathBuf>) -> Result<(), Failure> {
+    let text = callgate::recording::keys::generate_kek_text();
+    let Some(path) = out else {
+        println!("{}", text.as_str());
+        return Ok(());
+    };
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create key file {}", path.display()))
+        .map_err(Failure::Other)?;
+    writeln!(file, "{}", text.as_str())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write key file {}", path.display()))
+        .map_err(Failure::Other)
 }
 
 /// `None` when `--help` or `--version` was printed (a success); every other

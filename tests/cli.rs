@@ -340,3 +340,34 @@ fn unknown_callgate_variable_is_a_bad_setting() {
         "{stderr}"
     );
 }
+
+#[test]
+fn keys_generate_prints_or_writes_a_fresh_private_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = Sandbox::new();
+    let (code, first, stderr) = sandbox.run(&mut sandbox.command(&["keys", "generate"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (_, second, _) = sandbox.run(&mut sandbox.command(&["keys", "generate"]));
+    assert_ne!(first, second, "every key is new");
+    assert!(callgate::recording::keys::Kek::from_text("k", &first).is_ok());
+
+    let file = sandbox.path("kek-1");
+    let file_arg = file.to_str().unwrap();
+    let (code, stdout, stderr) =
+        sandbox.run(&mut sandbox.command(&["keys", "generate", "--out", file_arg]));
+    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only the owner may read a KEK");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(callgate::recording::keys::Kek::from_text("k", &text).is_ok());
+
+    // An existing key is never overwritten.
+    let (code, _, stderr) =
+        sandbox.run(&mut sandbox.command(&["keys", "generate", "--out", file_arg]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.starts_with("callgate: cannot create key file"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}

@@ -1,0 +1,318 @@
+//! Recording keys: a fresh random 256-bit data key per recording, wrapped
+//! under a key-encryption key (KEK) named by a key id.
+//!
+//! The wrapped data key is what the database keeps (never the blob's
+//! neighbour): deleting it makes every copy of the recording unreadable.
+//! Wrapping is AES-256-GCM under the KEK with a random 96-bit nonce and the
+//! key id and recording id as associated data, so a wrapped key moved to
+//! another recording or relabelled with another key id does not open.
+//!
+//! KEKs come from files or the environment, never from the config text,
+//! as one line of standard base64 (32 bytes), the form `callgate keys
+//! generate` prints. Several can be loaded at once: new recordings use the
+//! current one, older recordings still open with theirs (rotation).
+//!
+//! Invariants: key bytes are zeroed when dropped and never printed (`Debug`
+//! shows the key id only).
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rand::RngExt as _;
+use zeroize::{Zeroize, Zeroizing};
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 12;
+/// Domain separation for the wrap's associated data.
+const WRAP_CONTEXT: &[u8] = b"callgate recording data key v1";
+
+/// A recording's own key.
+pub struct DataKey([u8; KEY_LEN]);
+
+impl DataKey {
+    pub fn generate() -> Self {
+        Self(rand::rng().random())
+    }
+
+    pub fn expose(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey([redacted])")
+    }
+}
+
+/// A key id: which KEK wraps a recording's data key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId(pub String);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key-encryption key.
+pub struct Kek {
+    id: KeyId,
+    key: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl fmt::Debug for Kek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Kek({}, [redacted])", self.id)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("key {id}: not base64 of {KEY_LEN} bytes")]
+    BadKeyText { id: String },
+    #[error("key id {0:?} is not valid: use 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'")]
+    BadKeyId(String),
+    #[error("no key-encryption key with id {0} is loaded")]
+    UnknownKeyId(String),
+    #[error(
+        "key {key_id} does not open this recording's data key: wrong key, or the wrapped key was altered"
+    )]
+    Unwrap { key_id: String },
+    #[error("no key-encryption key is loaded")]
+    Empty,
+    #[error("key id {0} is loaded twice")]
+    Duplicate(String),
+}
+
+impl Kek {
+    /// A KEK from its text form (one base64 line; surrounding whitespace
+    /// ignored).
+    pub fn from_text(id: &str, text: &str) -> Result<Self, KeyError> {
+        let id = parse_key_id(id)?;
+        let bad = || KeyError::BadKeyText { id: id.0.clone() };
+        let bytes = Zeroizing::new(BASE64.decode(text.trim()).map_err(|_| bad())?);
+        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| bad())?;
+        Ok(Self {
+            id,
+            key: Zeroizing::new(key),
+        })
+    }
+
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+}
+
+fn parse_key_id(id: &str) -> Result<KeyId, KeyError> {
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    match valid {
+        true => Ok(KeyId(id.to_owned())),
+        false => Err(KeyError::BadKeyId(id.to_owned())),
+    }
+}
+
+/// A new random KEK in its text form, for `callgate keys generate`.
+pub fn generate_kek_text() -> Zeroizing<String> {
+    let key = Zeroizing::new(rand::rng().random::<[u8; KEY_LEN]>());
+    Zeroizing::new(BASE64.encode(key.as_slice()))
+}
+
+/// A data key wrapped under a KEK: what the database stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub key_id: KeyId,
+    /// Nonce, then the encrypted key and its tag.
+    pub bytes: Vec<u8>,
+}
+
+/// The loaded KEKs; the current one wraps new recordings' keys.
+#[derive(Debug)]
+pub struct KeyRing {
+    keks: Vec<Kek>,
+    current: usize,
+}
+
+impl KeyRing {
+    /// `keks` with `current` (a key id among them) for new recordings.
+    pub fn new(keks: Vec<Kek>, current: &str) -> Result<Self, KeyError> {
+        if keks.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        for (i, kek) in keks.iter().enumerate() {
+            if keks[..i].iter().any(|other| other.id == kek.id) {
+                return Err(KeyError::Duplicate(kek.id.0.clone()));
+            }
+        }
+        let current = keks
+            .iter()
+            .position(|k| k.id.0 == current)
+            .ok_or_else(|| KeyError::UnknownKeyId(current.to_owned()))?;
+        Ok(Self { keks, current })
+    }
+
+    pub fn current_id(&self) -> &KeyId {
+        &self.keks[self.current].id
+    }
+
+    /// Wraps `data_key` of `recording_id` under the current KEK.
+    pub fn wrap(&self, data_key: &DataKey, recording_id: &str) -> WrappedKey {
+        let kek = &self.keks[self.current];
+        let nonce: [u8; NONCE_LEN] = rand::rng().random();
+        let aad = wrap_aad(&kek.id, recording_id);
+        let payload = Payload {
+            msg: data_key.expose(),
+            aad: &aad,
+        };
+        let cipher = Aes256Gcm::new(&(*kek.key).into());
+        // 32 bytes cannot exceed AES-GCM's limits.
+        let sealed = cipher.encrypt(&nonce.into(), payload).unwrap_or_default();
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        WrappedKey {
+            key_id: kek.id.clone(),
+            bytes,
+        }
+    }
+
+    /// Opens a wrapped key with the KEK its key id names.
+    pub fn unwrap(&self, wrapped: &WrappedKey, recording_id: &str) -> Result<DataKey, KeyError> {
+        let kek = self
+            .keks
+            .iter()
+            .find(|k| k.id == wrapped.key_id)
+            .ok_or_else(|| KeyError::UnknownKeyId(wrapped.key_id.0.clone()))?;
+        let failed = || KeyError::Unwrap {
+            key_id: kek.id.0.clone(),
+        };
+        if wrapped.bytes.len() != NONCE_LEN + KEY_LEN + 16 {
+            return Err(failed());
+        }
+        let (nonce, sealed) = wrapped.bytes.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| failed())?;
+        let aad = wrap_aad(&kek.id, recording_id);
+        let payload = Payload {
+            msg: sealed,
+            aad: &aad,
+        };
+        let cipher = Aes256Gcm::new(&(*kek.key).into());
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(&nonce.into(), payload)
+                .map_err(|_| failed())?,
+        );
+        let key: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| failed())?;
+        Ok(DataKey(key))
+    }
+}
+
+fn wrap_aad(key_id: &KeyId, recording_id: &str) -> Vec<u8> {
+    let mut aad = WRAP_CONTEXT.to_vec();
+    for part in [key_id.0.as_bytes(), recording_id.as_bytes()] {
+        aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        aad.extend_from_slice(part);
+    }
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kek(id: &str) -> Kek {
+        Kek::from_text(id, &generate_kek_text()).unwrap()
+    }
+
+    #[test]
+    fn a_wrapped_key_opens_only_with_its_kek_and_recording() {
+        let ring = KeyRing::new(vec![kek("k1")], "k1").unwrap();
+        let key = DataKey::generate();
+        let wrapped = ring.wrap(&key, "rec-1");
+        assert_eq!(wrapped.key_id.0, "k1");
+        let opened = ring.unwrap(&wrapped, "rec-1").unwrap();
+        assert_eq!(opened.expose(), key.expose());
+        assert_eq!(
+            ring.unwrap(&wrapped, "rec-2").unwrap_err(),
+            KeyError::Unwrap {
+                key_id: "k1".into()
+            }
+        );
+        let other = KeyRing::new(vec![kek("k1")], "k1").unwrap();
+        assert!(matches!(
+            other.unwrap(&wrapped, "rec-1"),
+            Err(KeyError::Unwrap { .. })
+        ));
+    }
+
+    #[test]
+    fn rotation_wraps_with_the_new_key_and_still_opens_old_ones() {
+        let old_text = generate_kek_text();
+        let old_ring =
+            KeyRing::new(vec![Kek::from_text("old", &old_text).unwrap()], "old").unwrap();
+        let key = DataKey::generate();
+        let old_wrapped = old_ring.wrap(&key, "rec-1");
+
+        let ring = KeyRing::new(
+            vec![Kek::from_text("old", &old_text).unwrap(), kek("new")],
+            "new",
+        )
+        .unwrap();
+        assert_eq!(ring.current_id().0, "new");
+        assert_eq!(ring.wrap(&key, "rec-2").key_id.0, "new");
+        assert_eq!(
+            ring.unwrap(&old_wrapped, "rec-1").unwrap().expose(),
+            key.expose()
+        );
+        let retired = KeyRing::new(vec![kek("new")], "new").unwrap();
+        assert_eq!(
+            retired.unwrap(&old_wrapped, "rec-1").unwrap_err(),
+            KeyError::UnknownKeyId("old".into())
+        );
+    }
+
+    #[test]
+    fn bad_key_text_ids_and_rings_are_refused() {
+        assert!(matches!(
+            Kek::from_text("k", "not base64!"),
+            Err(KeyError::BadKeyText { .. })
+        ));
+        assert!(matches!(
+            Kek::from_text("k", &BASE64.encode([0u8; 16])),
+            Err(KeyError::BadKeyText { .. })
+        ));
+        assert!(matches!(
+            Kek::from_text("has space", &generate_kek_text()),
+            Err(KeyError::BadKeyId(_))
+        ));
+        assert_eq!(KeyRing::new(vec![], "x").unwrap_err(), KeyError::Empty);
+        assert_eq!(
+            KeyRing::new(vec![kek("a"), kek("a")], "a").unwrap_err(),
+            KeyError::Duplicate("a".into())
+        );
+        assert_eq!(
+            KeyRing::new(vec![kek("a")], "b").unwrap_err(),
+            KeyError::UnknownKeyId("b".into())
+        );
+    }
+
+    #[test]
+    fn keys_never_print() {
+        let text = generate_kek_text();
+        let kek = Kek::from_text("k1", &text).unwrap();
+        let shown = format!("{kek:?} {:?}", DataKey::generate());
+        assert!(!shown.contains(text.as_str()), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Recording: encrypted from the first byte, with a key per recording.
+//!
+//! - [`format`]: the file format, AES-256-GCM segments in the STREAM
+//!   construction under an authenticated header, written as audio arrives.
+//! - [`keys`]: per-recording data keys wrapped under key-encryption keys
+//!   (KEKs) named by key id, for rotation and crypto-shredding.
+//!
+//! Both are pure: no I/O, no clock. The consent gate, the recorder task and
+//! the storage backends build on them.
+
+pub mod format;
+pub mod keys;
