@@ -5,8 +5,14 @@
 //! - [`keys`]: per-recording data keys wrapped under key-encryption keys
 //!   (KEKs) named by key id, for rotation and crypto-shredding.
 //!
-//! Both are pure: no I/O, no clock. The consent gate, the recorder task and
-//! the storage backends build on them.
+//! - [`gate`]: the consent gate, open only while the call is answered, the
+//!   number's policy allows recording and the visitor consents.
+//! - [`mixer`]: the two channels (visitor, callee) aligned in time.
+//!
+//! These are pure: no I/O, no clock. The recorder task and the storage
+//! backends build on them.
 
 pub mod format;
+pub mod gate;
 pub mod keys;
+pub mod mixer;
