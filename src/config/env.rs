@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use super::{
     ConfigProblem, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig, LogConfig,
-    MediaConfig, NodeConfig, SipConfig, WebrtcConfig,
+    MediaConfig, NodeConfig, RecordingConfig, SipConfig, WebrtcConfig,
 };
 
 pub(super) const PREFIX: &str = "CALLGATE_";
@@ -98,6 +98,10 @@ fn shapes() -> Vec<(&'static str, serde_json::Map<String, Json>)> {
         ("webrtc", serde_json::to_value(WebrtcConfig::default())),
         ("limits", serde_json::to_value(LimitsConfig::default())),
         ("database", serde_json::to_value(DatabaseConfig::default())),
+        (
+            "recording",
+            serde_json::to_value(RecordingConfig::default()),
+        ),
     ];
     let objects = sections
         .into_iter()
@@ -189,7 +193,8 @@ mod tests {
                 "echo_trunk",
                 "webrtc",
                 "limits",
-                "database"
+                "database",
+                "recording"
             ]
         );
         for var in [

@@ -17,6 +17,7 @@
 mod address;
 mod calls;
 mod env;
+mod recording;
 mod sections;
 mod validate;
 
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::address::HostPort;
 pub use self::calls::{BrowserCodec, DatabaseConfig, IceServerConfig, LimitsConfig, WebrtcConfig};
+pub use self::recording::{KekConfig, RecordingConfig};
 use crate::privacy::Secret;
 
 /// The configuration a node runs on when started without a file.
@@ -105,6 +107,7 @@ pub struct Config {
     pub webrtc: WebrtcConfig,
     pub limits: LimitsConfig,
     pub database: DatabaseConfig,
+    pub recording: RecordingConfig,
     pub source: ConfigSource,
 }
 
@@ -157,7 +160,8 @@ fn load_from(
     let env: BTreeMap<String, String> = env.into_iter().collect();
     let mut problems = Vec::new();
     sections::reject_inline_passwords(&mut table, &mut problems);
-    let secret_vars = sections::password_env_names(&table);
+    let mut secret_vars = sections::password_env_names(&table);
+    secret_vars.extend(recording::kek_env_names(&table));
     let origins = env::apply_overrides(&mut table, &env, &secret_vars, &mut problems);
     let mut parsed = sections::parse(table, &mut problems);
     validate::validate(&mut parsed, &env, &mut problems);

@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 
 use super::{
     Config, ConfigProblem, ConfigSource, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig,
-    LogConfig, MediaConfig, NodeConfig, RouteConfig, SipConfig, TrunkConfig, WebrtcConfig,
+    LogConfig, MediaConfig, NodeConfig, RecordingConfig, RouteConfig, SipConfig, TrunkConfig,
+    WebrtcConfig,
 };
 
 /// The sections as far as they parsed; `None` marks one that did not (a
@@ -27,6 +28,7 @@ pub(super) struct Parsed {
     pub webrtc: Option<WebrtcConfig>,
     pub limits: Option<LimitsConfig>,
     pub database: Option<DatabaseConfig>,
+    pub recording: Option<RecordingConfig>,
 }
 
 impl Parsed {
@@ -45,12 +47,13 @@ impl Parsed {
             webrtc: self.webrtc?,
             limits: self.limits?,
             database: self.database?,
+            recording: self.recording?,
             source,
         })
     }
 }
 
-pub(super) const SECTIONS: [&str; 9] = [
+pub(super) const SECTIONS: [&str; 10] = [
     "node",
     "http",
     "log",
@@ -60,6 +63,7 @@ pub(super) const SECTIONS: [&str; 9] = [
     "webrtc",
     "limits",
     "database",
+    "recording",
 ];
 
 pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Parsed {
@@ -74,6 +78,7 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
     let (node, http, log, mut sip) = (take("node"), take("http"), take("log"), take("sip"));
     let (media, echo_trunk) = (take("media"), take("echo_trunk"));
     let (webrtc, limits, database) = (take("webrtc"), take("limits"), take("database"));
+    let recording = take("recording");
     let mut take_list = |key: &str| sip.as_mut().and_then(|t| t.remove(key));
     let (trunks, routes) = (take_list("trunks"), take_list("routes"));
     let trunks = take_array("sip.trunks", trunks, problems);
@@ -90,6 +95,7 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
         webrtc: section("webrtc", webrtc, problems),
         limits: section("limits", limits, problems),
         database: section("database", database, problems),
+        recording: section("recording", recording, problems),
     }
 }
 

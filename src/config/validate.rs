@@ -13,6 +13,7 @@ use std::path::Path;
 
 use super::address::is_host_name;
 use super::calls;
+use super::recording;
 use super::sections::Parsed;
 use super::{
     ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, HttpConfig, LogConfig, MediaConfig,
@@ -103,6 +104,9 @@ pub(super) fn validate(
     }
     if let Some(database) = &parsed.database {
         calls::check_database(database, &mut At::new("database", problems));
+    }
+    if let Some(recording) = &mut parsed.recording {
+        recording::check_recording(recording, env, &mut At::new("recording", problems));
     }
     if let Some(echo) = &parsed.echo_trunk {
         add_echo_trunk(echo, &mut parsed.trunks, problems);

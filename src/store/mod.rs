@@ -33,6 +33,7 @@
 
 mod cdr;
 mod error;
+mod recordings;
 mod seed;
 mod widgets;
 
@@ -49,8 +50,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 pub use self::cdr::{CdrRecord, EndedBy, LegStats};
 pub use self::error::StoreError;
+pub use self::recordings::{AuditEntry, ConsentReceiptRow, NewRecording, RecordingRow};
 pub use self::seed::DEMO_ID;
-pub use self::widgets::{RecordingPolicy, SELF_ORIGIN, WidgetRoute};
+pub use self::widgets::{OnRevoke, RecordingPolicy, SELF_ORIGIN, WidgetRoute};
 
 /// How long a statement waits for another writer before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

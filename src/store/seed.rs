@@ -15,7 +15,7 @@ const DEMO_E164: &str = "+15555550100";
 /// The `[[sip.routes]]` name the demo number dials through.
 const DEMO_ROUTE: &str = "demo";
 const DEMO_RETENTION_DAYS: i64 = 7;
-const DEMO_NOTICE: &str = "This demo call can be recorded if you allow it. \
+pub(super) const DEMO_NOTICE: &str = "This demo call can be recorded if you allow it. \
      Recordings are encrypted and deleted after 7 days.";
 
 impl Store {

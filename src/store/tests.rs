@@ -34,6 +34,9 @@ fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
         e164: "+15555550100".into(),
         trunk: "demo".into(),
         recording: RecordingPolicy::OptIn,
+        on_revoke: OnRevoke::Discard,
+        retention_days: 7,
+        notice_text: None,
         allowed_origins: vec![SELF_ORIGIN.into()],
     };
     let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms as u64);
@@ -137,6 +140,9 @@ async fn demo_widget_routes_to_the_demo_number() {
             e164: "+15555550100".into(),
             trunk: "demo".into(),
             recording: RecordingPolicy::OptIn,
+            on_revoke: OnRevoke::Discard,
+            retention_days: 7,
+            notice_text: Some(super::seed::DEMO_NOTICE.into()),
             allowed_origins: vec!["self".into()],
         })
     );
@@ -391,4 +397,88 @@ fn jitter_converts_between_units() {
 fn times_before_the_epoch_clamp_to_zero() {
     assert_eq!(unix_ms(UNIX_EPOCH - Duration::from_secs(1)), 0);
     assert_eq!(unix_ms(UNIX_EPOCH + Duration::from_millis(1_234)), 1_234);
+}
+
+fn new_recording(id: &str) -> NewRecording {
+    NewRecording {
+        id: id.into(),
+        call_id: "call-1".into(),
+        tenant_id: "demo".into(),
+        number_id: "demo".into(),
+        key_id: "k1".into(),
+        wrapped_key: vec![7; 60],
+        object_path: format!("demo/{id}.cgrec"),
+        receipt_hash: "ab".repeat(32),
+        created_at_ms: 1_000,
+        expires_at_ms: 5_000,
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_recording_destroys_its_key_and_leaves_an_audit_entry() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    store
+        .insert_recording(&new_recording("rec-1"))
+        .await
+        .unwrap();
+    store
+        .finish_recording("rec-1", true, 0, 3_000, 4_096)
+        .await
+        .unwrap();
+    let row = store.recording("rec-1").await.unwrap().unwrap();
+    assert_eq!((row.state.as_str(), row.complete), ("stored", true));
+    assert_eq!(row.wrapped_key.as_deref(), Some(&[7u8; 60][..]));
+
+    assert_eq!(store.expired_recordings(4_999).await.unwrap(), vec![]);
+    assert_eq!(store.expired_recordings(5_000).await.unwrap().len(), 1);
+
+    assert!(store.delete_recording("rec-1", "retention").await.unwrap());
+    assert!(
+        !store.delete_recording("rec-1", "api").await.unwrap(),
+        "once"
+    );
+    let row = store.recording("rec-1").await.unwrap().unwrap();
+    assert_eq!(row.state, "deleted");
+    assert_eq!(row.wrapped_key, None, "the key is gone");
+    assert!(row.deleted_at.is_some());
+    let audit = store.audit_entries("rec-1").await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].reason.as_str()),
+        ("deleted", "retention")
+    );
+    assert_eq!(store.expired_recordings(i64::MAX).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_finished_recording_stays_deleted_and_unfinished_ones_are_found() {
+    let store = memory().await;
+    store.seed_demo().await.unwrap();
+    store
+        .insert_recording(&new_recording("rec-1"))
+        .await
+        .unwrap();
+    store
+        .insert_recording(&new_recording("rec-2"))
+        .await
+        .unwrap();
+    assert_eq!(store.unfinished_recordings().await.unwrap().len(), 2);
+    store
+        .delete_recording("rec-1", "consent_revoked")
+        .await
+        .unwrap();
+    // The recorder finishing after a discard must not bring it back.
+    store
+        .finish_recording("rec-1", true, 0, 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recording("rec-1").await.unwrap().unwrap().state,
+        "deleted"
+    );
+    let unfinished = store.unfinished_recordings().await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].id, "rec-2");
+    assert_eq!(store.recordings_for_call("call-1").await.unwrap().len(), 2);
 }

@@ -57,6 +57,28 @@ impl FromStr for RecordingPolicy {
     }
 }
 
+/// What happens to a recording when the visitor revokes consent mid-call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRevoke {
+    Discard,
+    Keep,
+}
+
+impl FromStr for OnRevoke {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "discard" => Ok(OnRevoke::Discard),
+            "keep" => Ok(OnRevoke::Keep),
+            other => Err(StoreError::Corrupt {
+                column: "numbers.on_revoke",
+                detail: format!("unknown value {other:?}"),
+            }),
+        }
+    }
+}
+
 /// Everything a browser call needs to know about the widget it was placed
 /// from. The destination comes from here, never from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +91,13 @@ pub struct WidgetRoute {
     /// A route name from `[[sip.routes]]`.
     pub trunk: String,
     pub recording: RecordingPolicy,
+    /// Whether a mid-call revocation deletes the recording (`discard`) or
+    /// keeps what was recorded before it (`keep`).
+    pub on_revoke: OnRevoke,
+    /// Days a recording of this number is kept.
+    pub retention_days: u32,
+    /// The notice the widget shows before a call on a recorded number.
+    pub notice_text: Option<String>,
     /// Origins a browser may place calls from, e.g. `https://shop.example`.
     /// The token [`SELF_ORIGIN`] (`"self"`) stands for the node's own public
     /// origin, which the signalling layer resolves.
@@ -83,6 +112,9 @@ struct RouteRow {
     e164: String,
     trunk: String,
     recording: String,
+    on_revoke: String,
+    retention_days: i64,
+    notice_text: Option<String>,
     allowed_origins: String,
 }
 
@@ -93,6 +125,12 @@ impl TryFrom<RouteRow> for WidgetRoute {
         let allowed_origins = parse_origins(&row.allowed_origins)?;
         Ok(WidgetRoute {
             recording: row.recording.parse()?,
+            on_revoke: row.on_revoke.parse()?,
+            retention_days: u32::try_from(row.retention_days).map_err(|_| StoreError::Corrupt {
+                column: "numbers.retention_days",
+                detail: format!("out of range: {}", row.retention_days),
+            })?,
+            notice_text: row.notice_text,
             widget_id: row.widget_id,
             tenant_id: row.tenant_id,
             number_id: row.number_id,
@@ -123,7 +161,8 @@ impl Store {
     pub async fn widget_route(&self, widget_id: &str) -> Result<Option<WidgetRoute>, StoreError> {
         let row: Option<RouteRow> = sqlx::query_as(
             "SELECT w.id AS widget_id, w.tenant_id, w.number_id, n.e164, n.trunk, \
-                    n.recording, w.allowed_origins \
+                    n.recording, n.on_revoke, n.retention_days, n.notice_text, \
+                    w.allowed_origins \
              FROM widgets w JOIN numbers n ON n.id = w.number_id \
              WHERE w.id = $1",
         )

@@ -1,0 +1,280 @@
+//! Recordings, consent receipts and the audit log, as rows.
+//!
+//! Deleting a recording here is crypto-shredding: its wrapped data key is
+//! set to NULL in the same transaction that marks it deleted and writes the
+//! audit entry, so no copy of the blob can be opened afterwards, whether or
+//! not the blob itself is gone yet.
+
+use super::{Store, StoreError, now_ms};
+
+/// A recording as it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecording {
+    pub id: String,
+    pub call_id: String,
+    pub tenant_id: String,
+    pub number_id: String,
+    pub key_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub object_path: String,
+    pub receipt_hash: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// A stored recording.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecordingRow {
+    pub id: String,
+    pub call_id: String,
+    pub tenant_id: String,
+    pub number_id: String,
+    pub key_id: String,
+    /// `None` once deleted: the recording can no longer be opened.
+    pub wrapped_key: Option<Vec<u8>>,
+    pub object_path: String,
+    /// `recording`, `stored` or `deleted`.
+    pub state: String,
+    pub complete: bool,
+    pub frames_dropped: i64,
+    pub duration_ms: i64,
+    pub bytes: i64,
+    pub receipt_hash: String,
+    pub created_at: i64,
+    pub ended_at: Option<i64>,
+    pub expires_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+/// A signed record of one grant of consent.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConsentReceiptRow {
+    pub hash: String,
+    pub call_id: String,
+    pub number_id: String,
+    pub policy: String,
+    pub notice_hash: String,
+    pub method: String,
+    pub granted_at: i64,
+    pub signature: String,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub recording_id: String,
+    pub action: String,
+    pub reason: String,
+}
+
+const RECORDING_COLUMNS: &str = "id, call_id, tenant_id, number_id, key_id, wrapped_key, \
+     object_path, state, complete, frames_dropped, duration_ms, bytes, receipt_hash, \
+     created_at, ended_at, expires_at, deleted_at";
+
+impl Store {
+    pub async fn insert_recording(&self, new: &NewRecording) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recordings (id, call_id, tenant_id, number_id, key_id, wrapped_key, \
+             object_path, receipt_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&new.id)
+        .bind(&new.call_id)
+        .bind(&new.tenant_id)
+        .bind(&new.number_id)
+        .bind(&new.key_id)
+        .bind(&new.wrapped_key)
+        .bind(&new.object_path)
+        .bind(&new.receipt_hash)
+        .bind(new.created_at_ms)
+        .bind(new.expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording insert"))?;
+        Ok(())
+    }
+
+    /// Marks a recording stored with its final figures (unless it was
+    /// deleted meanwhile).
+    pub async fn finish_recording(
+        &self,
+        id: &str,
+        complete: bool,
+        frames_dropped: u64,
+        duration_ms: i64,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE recordings SET state = 'stored', complete = $2, frames_dropped = $3, \
+             duration_ms = $4, bytes = $5, ended_at = $6 \
+             WHERE id = $1 AND state = 'recording'",
+        )
+        .bind(id)
+        .bind(i32::from(complete))
+        .bind(i64::try_from(frames_dropped).unwrap_or(i64::MAX))
+        .bind(duration_ms)
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording finish"))?;
+        Ok(())
+    }
+
+    pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = $1");
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query("recording lookup"))
+    }
+
+    /// The recordings of a call, oldest first, deleted ones included.
+    pub async fn recordings_for_call(
+        &self,
+        call_id: &str,
+    ) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE call_id = $1 \
+             ORDER BY created_at, id"
+        );
+        sqlx::query_as(&sql)
+            .bind(call_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("recordings of a call"))
+    }
+
+    /// Recordings still marked in progress: after a restart, the ones the
+    /// node was writing when it stopped.
+    pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE state = 'recording'");
+        sqlx::query_as(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("unfinished recordings"))
+    }
+
+    /// Stored recordings whose retention ended at or before `now_ms`.
+    pub async fn expired_recordings(&self, now_ms: i64) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings \
+             WHERE state <> 'deleted' AND expires_at <= $1"
+        );
+        sqlx::query_as(&sql)
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("expired recordings"))
+    }
+
+    /// Destroys the recording's key and records why, atomically. Returns
+    /// false when it was already deleted (or never existed).
+    pub async fn delete_recording(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("recording delete"))?;
+        let changed = sqlx::query(
+            "UPDATE recordings SET state = 'deleted', wrapped_key = NULL, deleted_at = $2 \
+             WHERE id = $1 AND state <> 'deleted'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("recording delete"))?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, now, id, "deleted", reason).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("recording delete"))?;
+        Ok(true)
+    }
+
+    /// Records that someone read a recording (`reason`: `cli`, `api`).
+    pub async fn audit_access(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::query("audit"))?;
+        insert_audit(&mut conn, now_ms(), id, "accessed", reason).await
+    }
+
+    pub async fn audit_entries(&self, recording_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query_as(
+            "SELECT at, recording_id, action, reason FROM audit_log \
+             WHERE recording_id = $1 ORDER BY at, id",
+        )
+        .bind(recording_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("audit entries"))
+    }
+
+    pub async fn insert_consent_receipt(
+        &self,
+        receipt: &ConsentReceiptRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO consent_receipts (hash, call_id, number_id, policy, notice_hash, \
+             method, granted_at, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(&receipt.hash)
+        .bind(&receipt.call_id)
+        .bind(&receipt.number_id)
+        .bind(&receipt.policy)
+        .bind(&receipt.notice_hash)
+        .bind(&receipt.method)
+        .bind(receipt.granted_at)
+        .bind(&receipt.signature)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("consent receipt insert"))?;
+        Ok(())
+    }
+
+    pub async fn consent_receipts_for_call(
+        &self,
+        call_id: &str,
+    ) -> Result<Vec<ConsentReceiptRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT hash, call_id, number_id, policy, notice_hash, method, granted_at, \
+             signature FROM consent_receipts WHERE call_id = $1 ORDER BY granted_at, hash",
+        )
+        .bind(call_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("consent receipts"))
+    }
+}
+
+async fn insert_audit(
+    conn: &mut sqlx::SqliteConnection,
+    at: i64,
+    recording_id: &str,
+    action: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, recording_id, action, reason) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(at)
+    .bind(recording_id)
+    .bind(action)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(StoreError::query("audit insert"))?;
+    Ok(())
+}
