@@ -43,6 +43,26 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Work with stored call recordings
+    Recording {
+        #[command(subcommand)]
+        command: RecordingCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordingCommand {
+    /// Decrypt a recording to a two-channel WAV file (visitor left, callee
+    /// right); the access is written to the audit log
+    Decrypt {
+        /// The recording id
+        id: String,
+        /// The WAV file to write (must not exist yet)
+        #[arg(long, value_name = "FILE.wav")]
+        out: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +138,56 @@ fn run() -> Result<(), Failure> {
         Command::Keys {
             command: KeysCommand::Generate { out },
         } => generate_key(out),
+        Command::Recording {
+            command: RecordingCommand::Decrypt { id, out, config },
+        } => decrypt_recording(&id, &out, config.config),
     }
+}
+
+fn decrypt_recording(
+    id: &str,
+    out: &std::path::Path,
+    path: Option<PathBuf>,
+) -> Result<(), Failure> {
+    use callgate::recording::{access, setup};
+    let config = load(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::Other)?;
+    let wav = runtime
+        .block_on(async {
+            let store =
+                callgate::store::Store::open(&config.database.url_for(&config.node.data_dir))
+                    .await?;
+            let storage = setup::storage(&config)?;
+            let keys = setup::key_ring(&config)?;
+            let (_, decrypted) = access::open(&store, &storage, &keys, id, "cli").await?;
+            let audio = &decrypted.header.audio;
+            anyhow::Ok(access::wav(
+                &decrypted.audio,
+                u16::from(audio.channels),
+                audio.sample_rate,
+            ))
+        })
+        .map_err(Failure::Other)?;
+    write_new_file(out, &wav).map_err(Failure::Other)
+}
+
+/// Writes `bytes` to a new file only its owner can read.
+fn write_new_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn generate_key(out: Option<PathBuf>) -> Result<(), Failure> {
@@ -127,18 +196,9 @@ fn generate_key(out: Option<PathBuf>) -> Result<(), Failure> {
         println!("{}", text.as_str());
         return Ok(());
     };
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot create key file {}", path.display()))
-        .map_err(Failure::Other)?;
-    writeln!(file, "{}", text.as_str())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write key file {}", path.display()))
+    let line = zeroize::Zeroizing::new(format!("{}\n", text.as_str()));
+    write_new_file(&path, line.as_bytes())
+        .context("cannot create key file")
         .map_err(Failure::Other)
 }
 

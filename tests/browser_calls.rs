@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::aiortc::AiortcCall;
-use support::audio::{similarity, similarity_opus, speech_ulaw, speech_wav_48k};
+use support::audio::{similarity, similarity_opus, speech_pcm_8k, speech_wav_48k};
 use support::browser::{Browser, decode_with_ffmpeg};
 use support::coturn::{self, Coturn};
 use support::node::{RunningNode, http, metric};
@@ -40,10 +40,7 @@ fn place_demo_call(node: &RunningNode, body: &str) -> (u16, String) {
 const SPEECH: &str = "the quick brown fox jumps over the lazy dog, one two three four five";
 
 fn speech_8k() -> Vec<i16> {
-    speech_ulaw(SPEECH)
-        .iter()
-        .map(|&b| callgate::media::g711::decode_ulaw(b))
-        .collect()
+    speech_pcm_8k(SPEECH)
 }
 
 async fn aiortc_echo(codec: &str) {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::aiortc::AiortcCall;
 use support::audio::{
-    SAME_SPEECH_MIN, Similarity, similarity, similarity_within, speech_ulaw, speech_wav_48k,
+    SAME_SPEECH_MIN, Similarity, similarity, similarity_within, speech_pcm_8k, speech_wav_48k,
 };
 use support::browser::{Browser, decode_with_ffmpeg};
 use support::node::RunningNode;
@@ -42,10 +42,7 @@ fn answering_trunk(scenario: &str, sink: &EchoSink, calls: u32) -> Sipp {
 }
 
 fn speech_8k() -> Vec<i16> {
-    speech_ulaw(SPEECH)
-        .iter()
-        .map(|&b| callgate::media::g711::decode_ulaw(b))
-        .collect()
+    speech_pcm_8k(SPEECH)
 }
 
 /// The fake microphone loops the speech from when the page took it, so the

@@ -24,6 +24,9 @@ use crate::media::rtcp::ReceiveStats;
 use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
 use crate::media::sdp::Codec;
 use crate::media::transcode::Transcoder;
+use crate::recording::gate::{Consent, ConsentGate, GateAction};
+use crate::recording::mixer::Channel;
+use crate::recording::recorder::{G711Law, RecorderHandle};
 use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
 use crate::webrtc::{
     AudioCodec, BrowserFrame, BrowserSession, Datagram, OutgoingHeader, Registration, SessionEvent,
@@ -35,6 +38,9 @@ pub enum CallCommand {
     Hangup,
     /// Keypad digits, already checked to be 0-9 * # A-D.
     Dtmf(String),
+    /// The visitor granted (`Granted`) or revoked (`Declined`) consent to
+    /// recording.
+    Consent(Consent),
     Shutdown,
 }
 
@@ -73,6 +79,8 @@ pub struct CallReport {
     pub trunk_codec: Option<&'static str>,
     pub browser: LegStats,
     pub trunk: LegStats,
+    /// A recording of the call was kept.
+    pub recorded: bool,
 }
 
 /// Hooks for the node's metrics, called on the packet path (atomics only).
@@ -92,6 +100,9 @@ pub struct CallParts {
     pub view: watch::Sender<CallView>,
     pub disconnect_timeout: Duration,
     pub observer: Arc<dyn RelayObserver>,
+    pub gate: ConsentGate,
+    /// Present when the number records at all.
+    pub recorder: Option<RecorderHandle>,
 }
 
 struct Driver {
@@ -114,6 +125,8 @@ struct Driver {
     browser_rx: ReceiveStats,
     browser_sent: u64,
     browser_received: u64,
+    gate: ConsentGate,
+    recorder: Option<RecorderHandle>,
 }
 
 fn now() -> Instant {
@@ -131,6 +144,8 @@ pub async fn run(parts: CallParts) -> CallReport {
         view,
         disconnect_timeout,
         observer,
+        gate,
+        recorder,
     } = parts;
     let mut trunk_media = leg.take_media();
     let start = now();
@@ -163,6 +178,8 @@ pub async fn run(parts: CallParts) -> CallReport {
         browser_rx: ReceiveStats::new(browser_codec.clock_rate()),
         browser_sent: 0,
         browser_received: 0,
+        gate,
+        recorder,
     };
     loop {
         let deadline = driver.next_deadline();
@@ -201,6 +218,14 @@ fn lost_leg() -> LegEvent {
         ended_by: TrunkEndedBy::Local,
         trunk: None,
     })
+}
+
+fn g711_law(codec: AudioCodec) -> Option<G711Law> {
+    match codec {
+        AudioCodec::Pcmu => Some(G711Law::Ulaw),
+        AudioCodec::Pcma => Some(G711Law::Alaw),
+        AudioCodec::Opus => None,
+    }
 }
 
 fn codec_of_payload_type(pt: u8) -> Option<AudioCodec> {
@@ -265,8 +290,13 @@ impl Driver {
             return;
         };
         let endpoint = self.leg.endpoint();
+        let recorder = self.recorder.as_ref().filter(|_| self.gate.is_open());
+        let law = self.trunk_codec.and_then(g711_law);
         transcoder.convert(&frame.payload, |out| {
             let _ = endpoint.send_audio(&out.payload, out.ticks);
+            if let (Some(recorder), Some(law)) = (recorder, law) {
+                recorder.frame(Channel::Visitor, arrived, &out.payload, law);
+            }
         });
         self.observer.relayed_to_trunk(arrived.elapsed());
     }
@@ -280,6 +310,10 @@ impl Driver {
         };
         if self.trunk_codec != Some(codec) {
             self.set_trunk_codec(codec);
+        }
+        if let (Some(recorder), true) = (&self.recorder, self.gate.is_open()) {
+            let law = g711_law(codec).unwrap_or(G711Law::Ulaw);
+            recorder.frame(Channel::Callee, frame.received_at, &frame.payload, law);
         }
         self.relay_to_browser(frame);
     }
@@ -356,7 +390,29 @@ impl Driver {
                 view.reason = update.reason;
             });
         }
+        let gate_action = match self.machine.state() {
+            CallState::Answered => self.gate.handle_answered(),
+            CallState::Ended => self.gate.handle_ended(),
+            _ => None,
+        };
+        self.apply_gate(gate_action);
         self.machine.state() == CallState::Ended
+    }
+
+    /// Tells the recorder and the widget what the consent gate decided.
+    fn apply_gate(&mut self, action: Option<GateAction>) {
+        let Some(action) = action else {
+            return;
+        };
+        if let Some(recorder) = &self.recorder {
+            match action {
+                GateAction::Open { method } => recorder.open(method),
+                GateAction::Close => recorder.close(),
+                GateAction::CloseAndDiscard => recorder.discard(),
+            }
+        }
+        let active = self.recorder.is_some() && self.gate.is_open();
+        self.view.send_modify(|view| view.recording = active);
     }
 
     fn on_command(&mut self, command: CallCommand) {
@@ -367,6 +423,10 @@ impl Driver {
                 if self.machine.state() == CallState::Answered {
                     let _ = self.leg.endpoint().send_dtmf(&digits);
                 }
+            }
+            CallCommand::Consent(choice) => {
+                let action = self.gate.handle_consent(choice);
+                self.apply_gate(action);
             }
         }
     }
@@ -384,6 +444,10 @@ impl Driver {
         }
         let trunk_stats = self.leg.endpoint().stats();
         self.leg.close().await;
+        let recorded = match self.recorder.take() {
+            Some(recorder) => recorder.finish().await,
+            None => false,
+        };
         let outcome = self.machine.outcome().cloned().unwrap_or(Outcome {
             disposition: Disposition::Failed,
             sip_code: None,
@@ -408,6 +472,7 @@ impl Driver {
                 packets_lost: trunk_stats.lost,
                 jitter_ms: trunk_stats.jitter_ms,
             },
+            recorded,
         }
     }
 }

@@ -24,9 +24,13 @@ use crate::config::BrowserCodec;
 use crate::media::ports::PortAllocator;
 use crate::media::sdp::Codec;
 use crate::metrics::Metrics;
+use crate::recording::gate::{Consent, ConsentGate, OnRevoke, Policy};
+use crate::recording::receipt::notice_hash;
+use crate::recording::recorder::{RecordedCall, RecorderHandle, Recorders};
 use crate::sip::{CallRequest, SipAgent};
 use crate::store::{
-    CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, Store, WidgetRoute,
+    CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, OnRevoke as StoredOnRevoke,
+    RecordingPolicy, Store, WidgetRoute,
 };
 use crate::webrtc::{BrowserPort, BrowserSession, OfferError, SessionSettings, WebrtcError};
 
@@ -76,6 +80,8 @@ pub struct CallServiceParts {
     pub store: Store,
     pub observer: Arc<dyn RelayObserver>,
     pub metrics: Arc<Metrics>,
+    /// `None` when recording is not set up on this node.
+    pub recorders: Option<Recorders>,
 }
 
 /// How long an ended call still answers its events socket and DELETE: a
@@ -137,6 +143,7 @@ impl CallService {
         widget: &WidgetRoute,
         offer: &str,
         visitor_ip: IpAddr,
+        consent: Option<Consent>,
         permit: P,
     ) -> Result<PlacedCall, PlaceError> {
         let inner = &self.inner;
@@ -182,6 +189,8 @@ impl CallService {
             view: view_tx,
             disconnect_timeout: parts.disconnect_timeout,
             observer: parts.observer.clone(),
+            gate: consent_gate(widget, consent),
+            recorder: self.recorder_for(widget, &call_id),
         };
         let context = CdrContext {
             call_id: call_id.clone(),
@@ -230,6 +239,24 @@ impl CallService {
         });
     }
 
+    /// A recorder for calls on numbers that record at all.
+    fn recorder_for(&self, widget: &WidgetRoute, call_id: &str) -> Option<RecorderHandle> {
+        let policy = match widget.recording {
+            RecordingPolicy::Off => return None,
+            RecordingPolicy::OptIn => "opt_in",
+            RecordingPolicy::Notice => "notice",
+        };
+        let recorders = self.inner.parts.recorders.as_ref()?;
+        Some(recorders.start(RecordedCall {
+            call_id: call_id.to_owned(),
+            tenant_id: widget.tenant_id.clone(),
+            number_id: widget.number_id.clone(),
+            policy,
+            notice_hash: notice_hash(widget.notice_text.as_deref()),
+            retention_days: widget.retention_days,
+        }))
+    }
+
     /// Refuses new calls and asks every call in progress to hang up.
     pub fn drain(&self) {
         self.inner
@@ -272,10 +299,24 @@ impl CdrContext {
         record.sip_code = outcome.sip_code;
         record.browser_codec = Some(report.browser_codec.to_owned());
         record.trunk_codec = report.trunk_codec.map(str::to_owned);
+        record.recorded = report.recorded;
         record.browser_stats = leg_stats(&report.browser);
         record.trunk_stats = leg_stats(&report.trunk);
         record
     }
+}
+
+fn consent_gate(widget: &WidgetRoute, consent: Option<Consent>) -> ConsentGate {
+    let policy = match widget.recording {
+        RecordingPolicy::Off => Policy::Off,
+        RecordingPolicy::OptIn => Policy::OptIn,
+        RecordingPolicy::Notice => Policy::Notice,
+    };
+    let on_revoke = match widget.on_revoke {
+        StoredOnRevoke::Discard => OnRevoke::Discard,
+        StoredOnRevoke::Keep => OnRevoke::Keep,
+    };
+    ConsentGate::new(policy, on_revoke, consent)
 }
 
 fn leg_stats(stats: &driver::LegStats) -> StoredLegStats {

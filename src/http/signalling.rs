@@ -27,6 +27,7 @@ use crate::call::service::{CallService, PlaceError};
 use crate::call::state::CallState;
 use crate::config::IceServerConfig;
 use crate::metrics::{Metrics, RefusedReason};
+use crate::recording::gate::Consent as GateConsent;
 use crate::store::{Store, WidgetRoute};
 
 /// A browser offer is a few KiB; this bounds what a request can make the
@@ -220,7 +221,10 @@ async fn place_call(
             return error(StatusCode::BAD_REQUEST, message);
         }
     };
-    let _consent = request.consent;
+    let consent = request.consent.map(|c| match c {
+        Consent::Granted => GateConsent::Granted,
+        Consent::Declined => GateConsent::Declined,
+    });
     let permit = match state.guards.try_acquire_call(&widget.tenant_id) {
         Ok(permit) => permit,
         Err(refusal) => {
@@ -230,7 +234,7 @@ async fn place_call(
     };
     match state
         .calls
-        .place(&widget, &request.offer, peer.ip(), permit)
+        .place(&widget, &request.offer, peer.ip(), consent, permit)
     {
         Ok(placed) => {
             let events = events_url(&state.base_url, &placed.call_id, &placed.token);
@@ -336,7 +340,14 @@ async fn events(
 enum ClientMessage {
     Hangup,
     Dtmf { digits: String },
-    Consent,
+    Consent { value: ConsentChange },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ConsentChange {
+    Granted,
+    Revoked,
 }
 
 fn view_messages(view: &CallView, sent: &mut (Option<CallState>, Option<bool>)) -> Vec<String> {
@@ -404,8 +415,10 @@ fn on_client_message(call: &crate::call::service::LiveCall, text: &str) {
             }
             CallCommand::Dtmf(digits)
         }
-        // Consent changes arrive with recording (a later part).
-        ClientMessage::Consent => return,
+        ClientMessage::Consent { value } => CallCommand::Consent(match value {
+            ConsentChange::Granted => GateConsent::Granted,
+            ConsentChange::Revoked => GateConsent::Declined,
+        }),
     };
     let _ = call.commands.try_send(command);
 }

@@ -17,6 +17,7 @@ use crate::http::guard::Guards;
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
+use crate::recording::recorder::{RecorderParts, Recorders};
 use crate::store::{Store, StoreError};
 use crate::webrtc::{BrowserPort, PortCounters, SessionSettings, WebrtcError};
 
@@ -36,6 +37,8 @@ pub enum BrowserSideError {
     Webrtc(#[from] WebrtcError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("recording: {0}")]
+    Recording(#[from] crate::recording::setup::SetupError),
 }
 
 pub struct BrowserSide {
@@ -86,6 +89,7 @@ impl BrowserSide {
             store: store.clone(),
             observer: metrics.clone(),
             metrics: metrics.clone(),
+            recorders: Some(recorders(config, &store)?),
         });
         let state = SignallingState {
             calls: calls.clone(),
@@ -122,6 +126,16 @@ impl BrowserSide {
         }
         Ok(())
     }
+}
+
+fn recorders(config: &Config, store: &Store) -> Result<Recorders, BrowserSideError> {
+    use crate::recording::setup;
+    Ok(Recorders::new(RecorderParts {
+        storage: setup::storage(config)?,
+        keys: Arc::new(setup::key_ring(config)?),
+        store: store.clone(),
+        queue_frames: config.recording.queue_frames as usize,
+    }))
 }
 
 /// The codecs of each route's first trunk, in the trunk's order.

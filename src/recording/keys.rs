@@ -187,6 +187,23 @@ impl KeyRing {
         }
     }
 
+    /// HMAC-SHA256 of `message` under the current KEK (for consent
+    /// receipts): the key id and the tag.
+    pub fn sign(&self, message: &[u8]) -> (KeyId, [u8; 32]) {
+        let kek = &self.keks[self.current];
+        (kek.id.clone(), mac(kek, message))
+    }
+
+    /// Checks a tag made by [`KeyRing::sign`] with the KEK `key_id` names.
+    pub fn verify(&self, key_id: &str, message: &[u8], tag: &[u8]) -> Result<bool, KeyError> {
+        let kek = self
+            .keks
+            .iter()
+            .find(|k| k.id.0 == key_id)
+            .ok_or_else(|| KeyError::UnknownKeyId(key_id.to_owned()))?;
+        Ok(subtle_eq(&mac(kek, message), tag))
+    }
+
     /// Opens a wrapped key with the KEK its key id names.
     pub fn unwrap(&self, wrapped: &WrappedKey, recording_id: &str) -> Result<DataKey, KeyError> {
         let kek = self
@@ -216,6 +233,22 @@ impl KeyRing {
         let key: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| failed())?;
         Ok(DataKey(key))
     }
+}
+
+/// Domain separation keeps a signature from ever equalling a wrap or a
+/// data key made with the same KEK.
+fn mac(kek: &Kek, message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(kek.key.as_slice())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"callgate consent receipt v1\n");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// Constant-time comparison of two tags.
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn wrap_aad(key_id: &KeyId, recording_id: &str) -> Vec<u8> {

@@ -8,11 +8,22 @@
 //! - [`gate`]: the consent gate, open only while the call is answered, the
 //!   number's policy allows recording and the visitor consents.
 //! - [`mixer`]: the two channels (visitor, callee) aligned in time.
+//! - [`receipt`]: signed consent receipts, whose hash each recording carries.
 //!
-//! These are pure: no I/O, no clock. The recorder task and the storage
-//! backends build on them.
+//! These are pure: no I/O, no clock. On them:
+//! - [`recorder`]: the per-call task that writes a recording as the gate
+//!   lets audio through, never holding up the relay.
+//! - [`storage`]: the object store (a local directory by default) and the
+//!   spool of recordings in progress.
+//! - [`access`]: opening a stored recording (audited) and its WAV form.
+//! - [`setup`]: the key ring and storage a node builds from its config.
 
+pub mod access;
 pub mod format;
 pub mod gate;
 pub mod keys;
 pub mod mixer;
+pub mod receipt;
+pub mod recorder;
+pub mod setup;
+pub mod storage;

@@ -215,11 +215,31 @@ async def follow_events(args, ws):
 
 
 async def in_call(args, ws):
-    if args.dtmf:
-        await asyncio.sleep(min(1.0, args.seconds / 2))
-        await ws.send(json.dumps({"type": "dtmf", "digits": args.dtmf}))
-    await asyncio.sleep(args.seconds if not args.dtmf else max(0, args.seconds - 1.0))
-    await ws.send(json.dumps({"type": "hangup"}))
+    async def change_consent(at, value):
+        await asyncio.sleep(at)
+        await ws.send(json.dumps({"type": "consent", "value": value}))
+
+    changes = [asyncio.ensure_future(change_consent(at, value)) for at, value in args.consent_change]
+    try:
+        if args.dtmf:
+            await asyncio.sleep(min(1.0, args.seconds / 2))
+            await ws.send(json.dumps({"type": "dtmf", "digits": args.dtmf}))
+        await asyncio.sleep(args.seconds if not args.dtmf else max(0, args.seconds - 1.0))
+        await ws.send(json.dumps({"type": "hangup"}))
+    finally:
+        for change in changes:
+            change.cancel()
+
+
+def consent_change(text):
+    """SECONDS:granted|revoked, e.g. 3:granted."""
+    at, _, value = text.partition(":")
+    if value not in ("granted", "revoked"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SECONDS:granted or SECONDS:revoked")
+    try:
+        return float(at), value
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {at!r} is not a number of seconds") from error
 
 
 async def call(args):
@@ -263,6 +283,14 @@ def parse_args(argv):
     parser.add_argument("--dtmf", help="digits sent over the WebSocket once answered")
     parser.add_argument("--codec", choices=sorted(CODEC_MIME), help="offer only this codec")
     parser.add_argument("--consent", choices=["granted", "declined"], help="consent sent with the offer")
+    parser.add_argument(
+        "--consent-change",
+        type=consent_change,
+        action="append",
+        default=[],
+        metavar="SECONDS:VALUE",
+        help="send a consent change this long after the answer (granted or revoked); repeatable",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="give up without ended after this")
     args = parser.parse_args(argv)
     args.base = args.base.rstrip("/")

@@ -73,6 +73,7 @@ pub struct AiortcCall {
     dtmf: Option<String>,
     codec: Option<String>,
     consent: Option<String>,
+    consent_changes: Vec<(f64, String)>,
     timeout: Duration,
 }
 
@@ -91,6 +92,7 @@ impl AiortcCall {
             dtmf: None,
             codec: None,
             consent: None,
+            consent_changes: Vec::new(),
             timeout: Duration::from_secs(60),
         }
     }
@@ -126,6 +128,13 @@ impl AiortcCall {
         self
     }
 
+    /// Sends `{"type":"consent","value":VALUE}` `seconds` after the answer
+    /// (`granted` or `revoked`); repeatable.
+    pub fn consent_change(mut self, seconds: f64, value: &str) -> Self {
+        self.consent_changes.push((seconds, value.to_owned()));
+        self
+    }
+
     /// How long the client waits for `ended` once connected.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -154,6 +163,9 @@ impl AiortcCall {
             if let Some(value) = value {
                 command.args([flag, value]);
             }
+        }
+        for (seconds, value) in &self.consent_changes {
+            command.args(["--consent-change", &format!("{seconds}:{value}")]);
         }
         command
     }

@@ -60,6 +60,11 @@ pub fn speech_ulaw(text: &str) -> Vec<u8> {
     std::fs::read(path).expect("read cached speech")
 }
 
+/// `text` spoken, as 8 kHz 16-bit samples (decoded from [`speech_ulaw`]).
+pub fn speech_pcm_8k(text: &str) -> Vec<i16> {
+    decode_ulaw(&speech_ulaw(text))
+}
+
 /// `text` spoken, as a mono 16-bit WAV file at 48 kHz (for the browser's
 /// fake microphone).
 pub fn speech_wav_48k(text: &str) -> PathBuf {
@@ -277,10 +282,18 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 /// write): its sample rate and the first channel's samples.
 pub fn read_wav(path: &Path) -> (u32, Vec<i16>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let (rate, mut channels) =
+        parse_wav(&bytes).unwrap_or_else(|| panic!("{} is not 16-bit PCM WAV", path.display()));
+    (rate, channels.swap_remove(0))
+}
+
+/// A 16-bit PCM WAV file's sample rate and every channel's samples.
+pub fn read_wav_channels(path: &Path) -> (u32, Vec<Vec<i16>>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     parse_wav(&bytes).unwrap_or_else(|| panic!("{} is not 16-bit PCM WAV", path.display()))
 }
 
-fn parse_wav(bytes: &[u8]) -> Option<(u32, Vec<i16>)> {
+fn parse_wav(bytes: &[u8]) -> Option<(u32, Vec<Vec<i16>>)> {
     if bytes.get(0..4)? != b"RIFF" || bytes.get(8..12)? != b"WAVE" {
         return None;
     }
@@ -301,9 +314,14 @@ fn parse_wav(bytes: &[u8]) -> Option<(u32, Vec<i16>)> {
             }
             b"data" => {
                 let (rate, channels) = format?;
-                let samples = body
-                    .chunks_exact(2 * channels)
-                    .map(|frame| i16::from_le_bytes([frame[0], frame[1]]))
+                let samples = (0..channels)
+                    .map(|channel| {
+                        body.chunks_exact(2 * channels)
+                            .map(|frame| {
+                                i16::from_le_bytes([frame[2 * channel], frame[2 * channel + 1]])
+                            })
+                            .collect()
+                    })
                     .collect();
                 return Some((rate, samples));
             }

@@ -19,6 +19,8 @@ use super::ports::free_udp_port;
 pub struct RunningNode {
     pub addr: SocketAddr,
     pub data: TempDir,
+    /// The config the node runs on, for commands run against its data.
+    pub config_text: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -52,6 +54,7 @@ impl RunningNode {
         );
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         let config = Config::load(Some(&text), env).expect("test config");
+        let config_text = text;
         let node = Node::start(config).await.expect("node starts");
         let addr = node.http_addr();
         let shutdown = CancellationToken::new();
@@ -62,9 +65,17 @@ impl RunningNode {
         Self {
             addr,
             data,
+            config_text,
             shutdown,
             task,
         }
+    }
+
+    /// The node's config written to a file in its data directory.
+    pub fn config_file(&self) -> std::path::PathBuf {
+        let path = self.data.path().join("callgate.toml");
+        std::fs::write(&path, &self.config_text).expect("write the test config");
+        path
     }
 
     /// `http://host:port`, also the node's own Origin.
@@ -84,18 +95,29 @@ impl RunningNode {
     }
 
     /// Adds number `id` on `route` and widget `id` for it to the demo
-    /// tenant, allowed on the node's own origin (as an admin would).
+    /// tenant, allowed on the node's own origin (as an admin would); the
+    /// number does not record.
     pub async fn add_widget(&self, id: &str, route: &str) {
+        self.add_recorded_widget(id, route, "off", "discard").await;
+    }
+
+    /// [`RunningNode::add_widget`] for a number with recording `policy`
+    /// (`off`, `opt_in`, `notice`) and `on_revoke` (`discard`, `keep`),
+    /// kept 7 days.
+    pub async fn add_recorded_widget(&self, id: &str, route: &str, policy: &str, on_revoke: &str) {
         let pool = sqlx::SqlitePool::connect(&self.database_url())
             .await
             .unwrap();
         let now = callgate::store::now_ms();
         sqlx::query(
-            "INSERT INTO numbers (id, tenant_id, e164, trunk, created_at) \
-             VALUES (?, 'demo', '+15555550199', ?, ?)",
+            "INSERT INTO numbers (id, tenant_id, e164, trunk, recording, on_revoke, \
+             retention_days, notice_text, created_at) \
+             VALUES (?, 'demo', '+15555550199', ?, ?, ?, 7, 'This call may be recorded.', ?)",
         )
         .bind(id)
         .bind(route)
+        .bind(policy)
+        .bind(on_revoke)
         .bind(now)
         .execute(&pool)
         .await

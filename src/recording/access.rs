@@ -1,0 +1,88 @@
+//! Opening a stored recording: from its row to the key, the blob, the
+//! checks that bind them together, and the WAV a person listens to.
+//!
+//! Every opening is audited by the caller's door (`cli`, `api`). A deleted
+//! recording cannot be opened: its wrapped key is gone.
+
+use super::format::{self, Completeness, Decrypted, FormatError};
+use super::keys::{KeyError, KeyId, KeyRing, WrappedKey};
+use super::storage::{RecordingStorage, StorageError};
+use crate::store::{RecordingRow, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("no recording {0}")]
+    NotFound(String),
+    #[error("recording {0} was deleted: its key is destroyed and it cannot be opened")]
+    Deleted(String),
+    #[error("recording {0} is still being written")]
+    InProgress(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("recording {0}: the file's header names another recording or consent receipt")]
+    Mismatch(String),
+}
+
+/// Decrypts recording `id` and records the access as `door`.
+pub async fn open(
+    store: &Store,
+    storage: &RecordingStorage,
+    keys: &KeyRing,
+    id: &str,
+    door: &str,
+) -> Result<(RecordingRow, Decrypted), AccessError> {
+    let row = store
+        .recording(id)
+        .await?
+        .ok_or_else(|| AccessError::NotFound(id.to_owned()))?;
+    let Some(wrapped) = row.wrapped_key.clone() else {
+        return Err(AccessError::Deleted(id.to_owned()));
+    };
+    if row.state == "recording" {
+        return Err(AccessError::InProgress(id.to_owned()));
+    }
+    let wrapped = WrappedKey {
+        key_id: KeyId(row.key_id.clone()),
+        bytes: wrapped,
+    };
+    let data_key = keys.unwrap(&wrapped, id)?;
+    let blob = storage.read(&row.object_path).await?;
+    let expect = match row.complete {
+        true => Completeness::Complete,
+        false => Completeness::Interrupted,
+    };
+    let decrypted = format::decrypt(&data_key, &blob, expect)?;
+    let header = &decrypted.header;
+    if header.recording_id != row.id || hex::encode(header.consent_hash) != row.receipt_hash {
+        return Err(AccessError::Mismatch(id.to_owned()));
+    }
+    store.audit_access(id, door).await?;
+    Ok((row, decrypted))
+}
+
+/// A RIFF/WAVE file of 16-bit PCM, `channels` interleaved at `rate` Hz.
+pub fn wav(pcm: &[u8], channels: u16, rate: u32) -> Vec<u8> {
+    let data_len = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
+    let block_align = channels * 2;
+    let mut out = Vec::with_capacity(44 + pcm.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
+    out.extend_from_slice(&block_align.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    out.extend_from_slice(pcm);
+    out
+}

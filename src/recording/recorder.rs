@@ -1,0 +1,425 @@
+//! The recorder: one task per recorded call, fed by the call's driver
+//! through a bounded channel, writing the encrypted recording.
+//!
+//! The driver never waits for it: frames go with `try_send`, and when the
+//! recorder lags so far that the queue is full they are dropped, counted,
+//! and the recording is marked incomplete. A few slots are kept free for
+//! the gate's commands (open, close, discard, finish), which must not be
+//! lost. Frames arrive only while the consent gate is open; the recorder
+//! trusts the driver's gate and keeps no audio of its own.
+//!
+//! A recording starts at the first opening of the gate: its consent receipt
+//! is signed and stored, a fresh data key is made and wrapped, the row is
+//! written, and sealed segments go to the spool as the audio arrives. At the
+//! end it is uploaded and marked stored; on a discard its key is destroyed
+//! first, then its file.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tracing::warn;
+
+use super::format::{AudioFormat, RecordingHeader, SegmentEncryptor};
+use super::gate::ConsentMethod;
+use super::keys::{DataKey, KeyRing};
+use super::mixer::{Channel, SAMPLE_RATE, TwoChannelMixer};
+use super::receipt::ConsentReceipt;
+use super::storage::RecordingStorage;
+use crate::media::g711;
+use crate::store::{NewRecording, Store, now_ms};
+
+/// Queue slots kept for the gate's commands.
+const RESERVED_FOR_COMMANDS: usize = 8;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How a G.711 frame is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum G711Law {
+    Ulaw,
+    Alaw,
+}
+
+/// What the node's recorders share.
+pub struct RecorderParts {
+    pub storage: RecordingStorage,
+    pub keys: Arc<KeyRing>,
+    pub store: Store,
+    /// Queue length per call, in frames.
+    pub queue_frames: usize,
+}
+
+/// Starts recorders. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorders {
+    parts: Arc<RecorderParts>,
+}
+
+/// The facts of the call a recording belongs to.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub call_id: String,
+    pub tenant_id: String,
+    pub number_id: String,
+    /// `opt_in` or `notice`.
+    pub policy: &'static str,
+    pub notice_hash: String,
+    pub retention_days: u32,
+}
+
+enum RecorderInput {
+    Open { method: ConsentMethod },
+    Frame(Frame),
+    Close,
+    Discard,
+    Finish,
+}
+
+struct Frame {
+    channel: Channel,
+    at: Instant,
+    payload: Bytes,
+    law: G711Law,
+}
+
+/// The driver's end of a call's recorder.
+pub struct RecorderHandle {
+    tx: mpsc::Sender<RecorderInput>,
+    dropped: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<bool>,
+}
+
+impl Recorders {
+    pub fn new(parts: RecorderParts) -> Self {
+        Self {
+            parts: Arc::new(parts),
+        }
+    }
+
+    /// Starts the recorder task of `call` (idle until the gate opens).
+    pub fn start(&self, call: RecordedCall) -> RecorderHandle {
+        let capacity = self.parts.queue_frames + RESERVED_FOR_COMMANDS;
+        let (tx, rx) = mpsc::channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(run(Arc::clone(&self.parts), call, rx, Arc::clone(&dropped)));
+        RecorderHandle { tx, dropped, task }
+    }
+}
+
+impl RecorderHandle {
+    /// Hands one 20 ms frame to the recorder, or drops and counts it when
+    /// the recorder lags. Never waits.
+    pub fn frame(&self, channel: Channel, at: Instant, payload: &Bytes, law: G711Law) {
+        if self.tx.capacity() <= RESERVED_FOR_COMMANDS {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let frame = Frame {
+            channel,
+            at,
+            payload: payload.clone(),
+            law,
+        };
+        if self.tx.try_send(RecorderInput::Frame(frame)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn open(&self, method: ConsentMethod) {
+        self.command(RecorderInput::Open { method });
+    }
+
+    pub fn close(&self) {
+        self.command(RecorderInput::Close);
+    }
+
+    pub fn discard(&self) {
+        self.command(RecorderInput::Discard);
+    }
+
+    /// Frames dropped so far because the recorder lagged.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Ends the recording and waits for it to be stored; true when a
+    /// recording of this call was kept.
+    pub async fn finish(self) -> bool {
+        let _ = self.tx.send(RecorderInput::Finish).await;
+        self.task.await.unwrap_or(false)
+    }
+
+    fn command(&self, input: RecorderInput) {
+        match self.tx.try_send(input) {
+            Ok(()) => {}
+            // Only if the reserved slots are used up too: deliver it late
+            // rather than lose it (no frames follow a close or a discard).
+            Err(TrySendError::Full(input)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(input).await;
+                });
+            }
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+async fn run(
+    parts: Arc<RecorderParts>,
+    call: RecordedCall,
+    mut rx: mpsc::Receiver<RecorderInput>,
+    dropped: Arc<AtomicU64>,
+) -> bool {
+    let mut active: Option<ActiveRecording> = None;
+    let mut open = false;
+    while let Some(input) = rx.recv().await {
+        match input {
+            RecorderInput::Open { method } => {
+                open = true;
+                match active.as_mut() {
+                    Some(recording) => recording.resume(),
+                    None => match ActiveRecording::start(&parts, &call, method).await {
+                        Ok(recording) => active = Some(recording),
+                        Err(error) => {
+                            warn!(call = %call.call_id, %error, "cannot start the recording");
+                            open = false;
+                        }
+                    },
+                }
+            }
+            RecorderInput::Frame(frame) if open => {
+                if let Some(recording) = active.as_mut() {
+                    recording.write(&frame).await;
+                }
+            }
+            RecorderInput::Frame(_) => {}
+            RecorderInput::Close => {
+                open = false;
+                if let Some(recording) = active.as_mut() {
+                    recording.pause().await;
+                }
+            }
+            RecorderInput::Discard => {
+                open = false;
+                if let Some(recording) = active.take() {
+                    recording.discard(&parts).await;
+                }
+            }
+            RecorderInput::Finish => break,
+        }
+    }
+    match active {
+        Some(recording) => {
+            recording
+                .finish(&parts, dropped.load(Ordering::Relaxed))
+                .await
+        }
+        None => false,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("spool: {0}")]
+    Spool(#[from] std::io::Error),
+}
+
+struct ActiveRecording {
+    id: String,
+    call_id: String,
+    object_path: String,
+    encryptor: Option<SegmentEncryptor>,
+    mixer: Option<TwoChannelMixer>,
+    file: tokio::fs::File,
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+    /// Sample frames (both channels) written.
+    written: u64,
+    /// A write to the spool failed: the recording is incomplete.
+    failed: bool,
+}
+
+impl ActiveRecording {
+    async fn start(
+        parts: &RecorderParts,
+        call: &RecordedCall,
+        method: ConsentMethod,
+    ) -> Result<Self, StartError> {
+        let now = now_ms();
+        let receipt = ConsentReceipt {
+            call_id: call.call_id.clone(),
+            number_id: call.number_id.clone(),
+            policy: call.policy.to_owned(),
+            notice_hash: call.notice_hash.clone(),
+            method,
+            granted_at_ms: now,
+        };
+        parts
+            .store
+            .insert_consent_receipt(&receipt.signed(&parts.keys))
+            .await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let data_key = DataKey::generate();
+        let wrapped = parts.keys.wrap(&data_key, &id);
+        let header = RecordingHeader {
+            key_id: wrapped.key_id.0.clone(),
+            recording_id: id.clone(),
+            nonce_prefix: rand::random(),
+            consent_hash: receipt.hash(),
+            audio: AudioFormat::two_channel_8k(),
+        };
+        let (encryptor, start) = SegmentEncryptor::new(&data_key, &header);
+        let mut file = create_spool_file(&parts.storage.spool_path(&id)).await?;
+        file.write_all(&start).await?;
+        let object_path = format!("{}/{id}.cgrec", call.tenant_id);
+        let retention = i64::from(call.retention_days) * DAY_MS;
+        parts
+            .store
+            .insert_recording(&NewRecording {
+                id: id.clone(),
+                call_id: call.call_id.clone(),
+                tenant_id: call.tenant_id.clone(),
+                number_id: call.number_id.clone(),
+                key_id: wrapped.key_id.0.clone(),
+                wrapped_key: wrapped.bytes,
+                object_path: object_path.clone(),
+                receipt_hash: hex::encode(receipt.hash()),
+                created_at_ms: now,
+                expires_at_ms: now.saturating_add(retention),
+            })
+            .await?;
+        Ok(Self {
+            id,
+            call_id: call.call_id.clone(),
+            object_path,
+            encryptor: Some(encryptor),
+            mixer: Some(TwoChannelMixer::new(Instant::now())),
+            file,
+            plain: Vec::new(),
+            sealed: Vec::new(),
+            written: 0,
+            failed: false,
+        })
+    }
+
+    fn resume(&mut self) {
+        if self.mixer.is_none() {
+            self.mixer = Some(TwoChannelMixer::new(Instant::now()));
+        }
+    }
+
+    async fn write(&mut self, frame: &Frame) {
+        let Some(mixer) = self.mixer.as_mut() else {
+            return;
+        };
+        let mut pcm = [0i16; 160];
+        let len = frame.payload.len().min(pcm.len());
+        let samples = &mut pcm[..len];
+        match frame.law {
+            G711Law::Ulaw => g711::decode_ulaw_into(&frame.payload[..len], samples),
+            G711Law::Alaw => g711::decode_alaw_into(&frame.payload[..len], samples),
+        };
+        mixer.push(frame.channel, frame.at, samples);
+        mixer.drain(&mut self.plain);
+        self.seal_plain().await;
+    }
+
+    /// The gate closed: what is mixed so far goes in; a later opening
+    /// continues after it.
+    async fn pause(&mut self) {
+        if let Some(mut mixer) = self.mixer.take() {
+            mixer.finish(&mut self.plain);
+            self.seal_plain().await;
+        }
+    }
+
+    async fn seal_plain(&mut self) {
+        self.written += (self.plain.len() / 4) as u64;
+        if let Some(encryptor) = self.encryptor.as_mut() {
+            if encryptor.push(&self.plain, &mut self.sealed).is_err() {
+                self.failed = true;
+            }
+        }
+        self.plain.clear();
+        self.flush_sealed().await;
+    }
+
+    async fn flush_sealed(&mut self) {
+        if self.sealed.is_empty() {
+            return;
+        }
+        if let Err(error) = self.file.write_all(&self.sealed).await {
+            warn!(call = %self.call_id, %error, "cannot write the recording spool");
+            self.failed = true;
+        }
+        self.sealed.clear();
+    }
+
+    async fn finish(mut self, parts: &RecorderParts, dropped: u64) -> bool {
+        self.pause().await;
+        if let Some(encryptor) = self.encryptor.take() {
+            if encryptor.finish(&mut self.sealed).is_err() {
+                self.failed = true;
+            }
+        }
+        self.flush_sealed().await;
+        if let Err(error) = self.file.sync_all().await {
+            warn!(call = %self.call_id, %error, "cannot sync the recording spool");
+            self.failed = true;
+        }
+        let bytes = match parts
+            .storage
+            .upload_spooled(&self.id, &self.object_path)
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                // It stays in the spool, marked in progress, for a later upload.
+                warn!(call = %self.call_id, recording = %self.id, %error, "cannot store the recording");
+                return true;
+            }
+        };
+        let duration_ms = (self.written * 1000 / u64::from(SAMPLE_RATE)) as i64;
+        let complete = dropped == 0 && !self.failed;
+        if let Err(error) = parts
+            .store
+            .finish_recording(&self.id, complete, dropped, duration_ms, bytes)
+            .await
+        {
+            warn!(recording = %self.id, %error, "cannot mark the recording stored");
+        }
+        true
+    }
+
+    /// Consent revoked under `discard`: the key goes first, so the
+    /// recording is unreadable even if removing its file fails.
+    async fn discard(self, parts: &RecorderParts) {
+        drop(self.file);
+        if let Err(error) = parts
+            .store
+            .delete_recording(&self.id, "consent_revoked")
+            .await
+        {
+            warn!(recording = %self.id, %error, "cannot delete the revoked recording's key");
+        }
+        if let Err(error) = parts.storage.delete(&self.id, &self.object_path).await {
+            warn!(recording = %self.id, %error, "cannot remove the revoked recording's file");
+        }
+    }
+}
+
+async fn create_spool_file(path: &std::path::Path) -> std::io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .await
+}

@@ -1,0 +1,325 @@
+//! Consent-gated recording end to end: aiortc calls through an in-process
+//! node to its echo trunk, on numbers with each recording policy; what is
+//! (and is not) on disk and in the database afterwards; the recording
+//! decrypted by `callgate recording decrypt` and compared with the speech.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use callgate::store::RecordingRow;
+use support::aiortc::{AiortcCall, AiortcOutcome};
+use support::audio::{
+    SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
+};
+use support::node::RunningNode;
+
+const SPEECH: &str = "the quick brown fox jumps over the lazy dog, one two three four five";
+const ECHO_ROUTE: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
+
+fn speech_8k() -> Vec<i16> {
+    speech_pcm_8k(SPEECH)
+}
+
+async fn call(
+    node: &RunningNode,
+    widget: &str,
+    setup: impl FnOnce(AiortcCall) -> AiortcCall,
+) -> AiortcOutcome {
+    let play = speech_wav_48k(SPEECH);
+    let client = AiortcCall::new(&node.base(), widget, &node.base(), &play)
+        .codec("pcmu")
+        .seconds(6.0);
+    let outcome = setup(client).spawn().wait_async().await;
+    assert_eq!(outcome.code, Some(0), "{}", outcome.report());
+    outcome
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+async fn recordings_of_widget(node: &RunningNode, widget: &str) -> Vec<RecordingRow> {
+    let cdr = node.cdr_of_widget(widget).await;
+    node.store()
+        .await
+        .recordings_for_call(&cdr.call_id)
+        .await
+        .unwrap()
+}
+
+/// `callgate recording decrypt ID --out OUT`: exit code and stderr.
+fn decrypt_cli(config: &Path, id: &str, out: &Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["recording", "decrypt", id, "--out"])
+        .arg(out)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run callgate");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Shannon entropy in bits per byte.
+fn entropy(bytes: &[u8]) -> f64 {
+    let mut counts = [0u64; 256];
+    for &b in bytes {
+        counts[usize::from(b)] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consented_call_is_recorded_encrypted_and_decrypts_to_both_voices() {
+    let node = RunningNode::start(18000..=18499, ECHO_ROUTE, &[]).await;
+    let outcome = call(&node, "demo", |c| c.consent("granted")).await;
+    assert!(
+        outcome.recording_events().contains(&true),
+        "the widget was told the call is recorded: {}",
+        outcome.report()
+    );
+    let cdr = node.cdr_of_widget("demo").await;
+    assert!(cdr.recorded, "{cdr:?}");
+    let recordings = recordings_of_widget(&node, "demo").await;
+    assert_eq!(recordings.len(), 1, "{recordings:#?}");
+    let recording = &recordings[0];
+    assert_eq!(
+        (recording.state.as_str(), recording.complete),
+        ("stored", true)
+    );
+    assert_eq!(recording.key_id, "development");
+
+    // What lies on disk is ciphertext: no RIFF header, no readable audio.
+    let stored = node
+        .data
+        .path()
+        .join("recordings")
+        .join(&recording.object_path);
+    let blob = std::fs::read(&stored).unwrap();
+    assert!(!blob.windows(4).any(|w| w == b"RIFF"));
+    let body = &blob[200..];
+    assert!(entropy(body) > 7.9, "entropy {:.3}", entropy(body));
+    assert!(files_under(&node.data.path().join("spool")).is_empty());
+
+    let out = node.data.path().join("decrypted.wav");
+    let (code, stderr) = decrypt_cli(&node.config_file(), &recording.id, &out);
+    assert_eq!(code, 0, "{stderr}");
+    let (rate, channels) = read_wav_channels(&out);
+    assert_eq!((rate, channels.len()), (8000, 2));
+    let (visitor, callee) = (&channels[0], &channels[1]);
+    let speech = speech_8k();
+    let heard = similarity_within(&speech, visitor, std::time::Duration::from_secs(2));
+    assert!(heard.score >= SAME_SPEECH_MIN, "visitor channel: {heard:?}");
+    // The echo trunk's audio is the visitor's speech, a moment later.
+    let echoed = similarity_within(&speech, callee, std::time::Duration::from_secs(2));
+    assert!(
+        echoed.score >= SAME_SPEECH_MIN,
+        "callee channel: {echoed:?}"
+    );
+    assert!(echoed.lag_ms >= heard.lag_ms, "{heard:?} {echoed:?}");
+
+    // The recording covers the consented part: the whole answered call.
+    let recorded_ms = visitor.len() as i64 / 8;
+    assert!(
+        (recorded_ms - cdr.duration_ms).abs() <= 500,
+        "recorded {recorded_ms} ms of a {} ms call",
+        cdr.duration_ms
+    );
+    let store = node.store().await;
+    let audit = store.audit_entries(&recording.id).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].reason.as_str()),
+        ("accessed", "cli")
+    );
+    let receipts = store.consent_receipts_for_call(&cdr.call_id).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].hash, recording.receipt_hash);
+    assert_eq!(receipts[0].method, "api");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_consent_nothing_is_recorded_anywhere() {
+    let node = RunningNode::start(18500..=18999, ECHO_ROUTE, &[]).await;
+    node.add_recorded_widget("off", "demo", "off", "discard")
+        .await;
+    node.add_recorded_widget("notice", "demo", "notice", "discard")
+        .await;
+    node.add_recorded_widget("never", "demo", "opt_in", "discard")
+        .await;
+    // opt_in declined, opt_in never asked, off with consent, notice declined.
+    call(&node, "demo", |c| c.consent("declined").seconds(3.0)).await;
+    call(&node, "never", |c| c.seconds(3.0)).await;
+    call(&node, "off", |c| c.consent("granted").seconds(3.0)).await;
+    let outcome = call(&node, "notice", |c| c.consent("declined").seconds(3.0)).await;
+    assert!(
+        !outcome.recording_events().contains(&true),
+        "{}",
+        outcome.report()
+    );
+
+    let cdrs = node.wait_for_cdrs(4).await;
+    assert!(cdrs.iter().all(|c| !c.recorded), "{cdrs:#?}");
+    let store = node.store().await;
+    for cdr in &cdrs {
+        assert!(
+            store
+                .recordings_for_call(&cdr.call_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .consent_receipts_for_call(&cdr.call_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    for dir in ["recordings", "spool"] {
+        let files = files_under(&node.data.path().join(dir));
+        assert!(files.is_empty(), "{dir}: {files:?}");
+    }
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notice_numbers_record_unless_declined() {
+    let node = RunningNode::start(19000..=19499, ECHO_ROUTE, &[]).await;
+    node.add_recorded_widget("notice", "demo", "notice", "discard")
+        .await;
+    call(&node, "notice", |c| c.seconds(3.0)).await;
+    let recordings = recordings_of_widget(&node, "notice").await;
+    assert_eq!(recordings.len(), 1);
+    let cdr = node.cdr_of_widget("notice").await;
+    let receipts = node
+        .store()
+        .await
+        .consent_receipts_for_call(&cdr.call_id)
+        .await
+        .unwrap();
+    assert_eq!(receipts[0].method, "notice");
+    assert_eq!(receipts[0].policy, "notice");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consent_granted_then_revoked_keeps_only_that_window_or_nothing() {
+    let node = RunningNode::start(19500..=19999, ECHO_ROUTE, &[]).await;
+    node.add_recorded_widget("keep", "demo", "opt_in", "keep")
+        .await;
+    node.add_recorded_widget("discard", "demo", "opt_in", "discard")
+        .await;
+    let window = |c: AiortcCall| {
+        c.seconds(8.0)
+            .consent_change(3.0, "granted")
+            .consent_change(6.0, "revoked")
+    };
+    let kept = call(&node, "keep", window).await;
+    assert_eq!(
+        kept.recording_events(),
+        [false, true, false],
+        "{}",
+        kept.report()
+    );
+    call(&node, "discard", window).await;
+
+    let keep = recordings_of_widget(&node, "keep").await;
+    assert_eq!(keep.len(), 1);
+    let out = node.data.path().join("window.wav");
+    let (code, stderr) = decrypt_cli(&node.config_file(), &keep[0].id, &out);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, channels) = read_wav_channels(&out);
+    let recorded_ms = channels[0].len() as i64 / 8;
+    assert!(
+        (recorded_ms - 3_000).abs() <= 100,
+        "the recording covers the 3 s consented: {recorded_ms} ms"
+    );
+
+    let discard = recordings_of_widget(&node, "discard").await;
+    assert_eq!(
+        discard.len(),
+        1,
+        "the row stays as the record of a deletion"
+    );
+    let discarded = &discard[0];
+    assert_eq!(discarded.state, "deleted");
+    assert_eq!(discarded.wrapped_key, None);
+    let stored = node
+        .data
+        .path()
+        .join("recordings")
+        .join(&discarded.object_path);
+    assert!(!stored.exists(), "no blob of a discarded recording");
+    let audit = node
+        .store()
+        .await
+        .audit_entries(&discarded.id)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].reason.as_str()),
+        ("deleted", "consent_revoked")
+    );
+    let (code, stderr) = decrypt_cli(
+        &node.config_file(),
+        &discarded.id,
+        &out.with_extension("2.wav"),
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("was deleted"), "{stderr}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_recording_cannot_be_opened_even_from_a_copy() {
+    let node = RunningNode::start(20000..=20499, ECHO_ROUTE, &[]).await;
+    call(&node, "demo", |c| c.consent("granted").seconds(3.0)).await;
+    let recording = recordings_of_widget(&node, "demo").await.remove(0);
+    let stored = node
+        .data
+        .path()
+        .join("recordings")
+        .join(&recording.object_path);
+    let copy = std::fs::read(&stored).unwrap();
+
+    let store = node.store().await;
+    assert!(store.delete_recording(&recording.id, "api").await.unwrap());
+    std::fs::remove_file(&stored).unwrap();
+    std::fs::write(&stored, &copy).unwrap();
+    let out = node.data.path().join("shredded.wav");
+    let (code, stderr) = decrypt_cli(&node.config_file(), &recording.id, &out);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("its key is destroyed"), "{stderr}");
+    assert!(!out.exists());
+    node.stop().await;
+}
