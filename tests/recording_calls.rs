@@ -323,3 +323,90 @@ async fn a_deleted_recording_cannot_be_opened_even_from_a_copy() {
     assert!(!out.exists());
     node.stop().await;
 }
+
+/// A new KEK file made with `callgate keys generate --out`.
+fn generate_kek(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["keys", "generate", "--out"])
+        .arg(&path)
+        .status()
+        .expect("run callgate keys generate");
+    assert!(status.success());
+    path
+}
+
+fn recording_keys(keys: &[(&str, &Path)], current: &str) -> String {
+    let list: Vec<String> = keys
+        .iter()
+        .map(|(id, file)| {
+            format!(
+                "{{ id = \"{id}\", file = {:?} }}",
+                file.display().to_string()
+            )
+        })
+        .collect();
+    format!(
+        "{ECHO_ROUTE}[recording]\nkeys = [{}]\ncurrent_key = \"{current}\"\n",
+        list.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_rotation_old_recordings_open_and_a_missing_or_wrong_key_is_named() {
+    let secrets = tempfile::tempdir().unwrap();
+    let k1 = generate_kek(secrets.path(), "k1");
+    let k2 = generate_kek(secrets.path(), "k2");
+    let ports = 20500..=20999;
+
+    let node = RunningNode::start(ports.clone(), &recording_keys(&[("k1", &k1)], "k1"), &[]).await;
+    call(&node, "demo", |c| c.consent("granted").seconds(3.0)).await;
+    let old = recordings_of_widget(&node, "demo").await.remove(0);
+    assert_eq!(old.key_id, "k1");
+    let data = node.stop_keeping_data().await;
+
+    let rotated = recording_keys(&[("k1", &k1), ("k2", &k2)], "k2");
+    let node = RunningNode::start_in(data, ports, &rotated, &[]).await;
+    call(&node, "demo", |c| c.consent("granted").seconds(3.0)).await;
+    let cdrs = node.wait_for_cdrs(2).await;
+    let store = node.store().await;
+    let new = store
+        .recordings_for_call(&cdrs[0].call_id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(new.key_id, "k2", "new recordings use the new key");
+    let config = node.config_file();
+    for (recording, name) in [(&old, "old.wav"), (&new, "new.wav")] {
+        let (code, stderr) = decrypt_cli(&config, &recording.id, &node.data.path().join(name));
+        assert_eq!(code, 0, "{}: {stderr}", recording.key_id);
+    }
+
+    // Only the new key: the old recording names the key it needs.
+    let only_new = node.data.path().join("only-new.toml");
+    let text = node
+        .config_text
+        .replace(&rotated, &recording_keys(&[("k2", &k2)], "k2"));
+    std::fs::write(&only_new, text).unwrap();
+    let out = node.data.path().join("missing.wav");
+    let (code, stderr) = decrypt_cli(&only_new, &old.id, &out);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no key-encryption key with id k1 is loaded"),
+        "{stderr}"
+    );
+
+    // Another key under the old id: refused, not decrypted to noise.
+    let impostor = generate_kek(secrets.path(), "impostor");
+    let wrong = node.data.path().join("wrong.toml");
+    let text = node.config_text.replace(
+        &rotated,
+        &recording_keys(&[("k1", &impostor), ("k2", &k2)], "k2"),
+    );
+    std::fs::write(&wrong, text).unwrap();
+    let (code, stderr) = decrypt_cli(&wrong, &old.id, &out);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("key k1 does not open"), "{stderr}");
+    assert!(!out.exists());
+    node.stop().await;
+}

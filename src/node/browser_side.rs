@@ -18,6 +18,8 @@ use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
 use crate::recording::recorder::{RecorderParts, Recorders};
+use crate::recording::retention;
+use crate::recording::storage::RecordingStorage;
 use crate::store::{Store, StoreError};
 use crate::webrtc::{BrowserPort, PortCounters, SessionSettings, WebrtcError};
 
@@ -46,6 +48,8 @@ pub struct BrowserSide {
     pub calls: CallService,
     pub metrics: Arc<Metrics>,
     port_counters: Arc<PortCounters>,
+    store: Store,
+    recording_storage: RecordingStorage,
 }
 
 impl BrowserSide {
@@ -76,6 +80,14 @@ impl BrowserSide {
             candidate,
             certificate: crate::webrtc::generate_certificate()?,
         };
+        let recording_storage = crate::recording::setup::storage(config)?;
+        let recovered = recover_interrupted(&store, &recording_storage).await;
+        if recovered > 0 {
+            tracing::warn!(
+                count = recovered,
+                "stored recordings interrupted by the last stop, marked incomplete"
+            );
+        }
         let calls = CallService::new(CallServiceParts {
             node_id: config.node.id.to_string(),
             port,
@@ -89,11 +101,11 @@ impl BrowserSide {
             store: store.clone(),
             observer: metrics.clone(),
             metrics: metrics.clone(),
-            recorders: Some(recorders(config, &store)?),
+            recorders: Some(recorders(config, &store, &recording_storage)?),
         });
         let state = SignallingState {
             calls: calls.clone(),
-            store,
+            store: store.clone(),
             guards: Arc::new(Guards::new(&config.limits)),
             own_origin: origin_of(base_url),
             base_url: base_url.to_owned(),
@@ -106,12 +118,21 @@ impl BrowserSide {
             calls,
             metrics,
             port_counters,
+            store,
+            recording_storage,
         })
     }
 
     /// Runs until `stop`: copies port counters into metrics; on stop, hangs
     /// up every call and waits (bounded by the node's drain) for them.
     pub async fn run(self, stop: CancellationToken) -> Result<(), BrowserSideError> {
+        let sweeper = tokio::spawn(retention::run(
+            self.store.clone(),
+            self.recording_storage.clone(),
+            retention::SweepClock::start(),
+            retention::SWEEP_INTERVAL,
+            stop.child_token(),
+        ));
         let mut copied = PortSnapshot::default();
         let mut tick = tokio::time::interval(PORT_COUNTER_INTERVAL);
         loop {
@@ -124,14 +145,58 @@ impl BrowserSide {
         while self.calls.active() > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = sweeper.await;
         Ok(())
     }
 }
 
-fn recorders(config: &Config, store: &Store) -> Result<Recorders, BrowserSideError> {
+/// Recordings this node was writing when it last stopped (their spool
+/// files are here): stored as they are, marked incomplete. Returns how many.
+async fn recover_interrupted(store: &Store, storage: &RecordingStorage) -> usize {
+    let unfinished = match store.unfinished_recordings().await {
+        Ok(unfinished) => unfinished,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for interrupted recordings");
+            return 0;
+        }
+    };
+    let mut recovered = 0;
+    for recording in unfinished {
+        if !storage.spool_path(&recording.id).exists() {
+            continue;
+        }
+        let stored = storage
+            .upload_spooled(&recording.id, &recording.object_path)
+            .await;
+        let outcome = match stored {
+            Ok(bytes) => {
+                store
+                    .finish_recording(&recording.id, false, 0, 0, bytes)
+                    .await
+            }
+            Err(error) => {
+                tracing::warn!(recording = %recording.id, %error, "cannot store an interrupted recording");
+                continue;
+            }
+        };
+        match outcome {
+            Ok(()) => recovered += 1,
+            Err(error) => {
+                tracing::warn!(recording = %recording.id, %error, "cannot mark an interrupted recording")
+            }
+        }
+    }
+    recovered
+}
+
+fn recorders(
+    config: &Config,
+    store: &Store,
+    storage: &RecordingStorage,
+) -> Result<Recorders, BrowserSideError> {
     use crate::recording::setup;
     Ok(Recorders::new(RecorderParts {
-        storage: setup::storage(config)?,
+        storage: storage.clone(),
         keys: Arc::new(setup::key_ring(config)?),
         store: store.clone(),
         queue_frames: config.recording.queue_frames as usize,

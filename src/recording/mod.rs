@@ -15,6 +15,7 @@
 //!   lets audio through, never holding up the relay.
 //! - [`storage`]: the object store (a local directory by default) and the
 //!   spool of recordings in progress.
+//! - [`retention`]: the sweeper that deletes recordings past retention.
 //! - [`access`]: opening a stored recording (audited) and its WAV form.
 //! - [`setup`]: the key ring and storage a node builds from its config.
 
@@ -25,5 +26,6 @@ pub mod keys;
 pub mod mixer;
 pub mod receipt;
 pub mod recorder;
+pub mod retention;
 pub mod setup;
 pub mod storage;

@@ -32,10 +32,20 @@ impl RunningNode {
     /// `extra` (trunks and routes; a `demo` route seeds the demo widget) and
     /// the `CALLGATE_*` overrides in `env`.
     pub async fn start(media: RangeInclusive<u16>, extra: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), media, extra, env).await
+    }
+
+    /// [`RunningNode::start`] on an existing data directory (a node
+    /// restarted with another config).
+    pub async fn start_in(
+        data: TempDir,
+        media: RangeInclusive<u16>,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_test_writer().try_init();
         }
-        let data = tempfile::tempdir().unwrap();
         let text = format!(
             "[node]\ndata_dir = {data:?}\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\
@@ -166,8 +176,14 @@ impl RunningNode {
     }
 
     pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Drains the node and hands back its data directory.
+    pub async fn stop_keeping_data(self) -> TempDir {
         self.shutdown.cancel();
         self.task.await.unwrap();
+        self.data
     }
 }
 
