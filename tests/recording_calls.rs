@@ -13,7 +13,7 @@ use support::aiortc::{AiortcCall, AiortcOutcome};
 use support::audio::{
     SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
 };
-use support::node::RunningNode;
+use support::node::{RunningNode, metric};
 
 const SPEECH: &str = "the quick brown fox jumps over the lazy dog, one two three four five";
 const ECHO_ROUTE: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
@@ -162,6 +162,12 @@ async fn a_consented_call_is_recorded_encrypted_and_decrypts_to_both_voices() {
     assert_eq!(receipts.len(), 1);
     assert_eq!(receipts[0].hash, recording.receipt_hash);
     assert_eq!(receipts[0].method, "api");
+    assert!(metric(node.addr, "callgate_recording_bytes_written_total") >= blob.len() as f64);
+    assert_eq!(metric(node.addr, "callgate_recordings_active"), 0.0);
+    assert_eq!(
+        metric(node.addr, "callgate_recording_frames_dropped_total"),
+        0.0
+    );
     node.stop().await;
 }
 
@@ -297,6 +303,8 @@ async fn consent_granted_then_revoked_keeps_only_that_window_or_nothing() {
     );
     assert_eq!(code, 1);
     assert!(stderr.contains("was deleted"), "{stderr}");
+    let revoked = "callgate_recording_deletions_total{reason=\"consent_revoked\"}";
+    assert_eq!(metric(node.addr, revoked), 1.0);
     node.stop().await;
 }
 

@@ -15,6 +15,7 @@
 //! - The SIP agent's counters stay its own atomics; a collector
 //!   reads them at scrape time.
 
+mod recording;
 mod sip;
 
 use prometheus::{
@@ -22,6 +23,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+pub use self::recording::{DeletionReason, RecordingMetrics};
 use self::sip::SipCollector;
 pub use self::sip::SipSource;
 use crate::media::endpoint::{DropCounts, DropReason};
@@ -250,6 +252,7 @@ pub struct Metrics {
     pub drops: DropMetrics,
     pub ice_failures: IntCounter,
     pub dtls_failures: IntCounter,
+    pub recording: RecordingMetrics,
     refused: [IntCounter; 4],
     sip: SipCollector,
 }
@@ -272,6 +275,7 @@ impl Metrics {
             "Browser legs whose DTLS handshake failed.",
         )?;
         let refused = register_refused(&registry)?;
+        let recording = RecordingMetrics::register(&registry)?;
         let sip = SipCollector::new()?;
         registry.register(Box::new(sip.clone()))?;
         Ok(Self {
@@ -281,6 +285,7 @@ impl Metrics {
             drops,
             ice_failures,
             dtls_failures,
+            recording,
             refused,
             sip,
         })

@@ -257,6 +257,9 @@ fn label_values_come_only_from_the_fixed_sets() {
     for r in RefusedReason::ALL {
         metrics.http_refused(r);
     }
+    for r in DeletionReason::ALL {
+        metrics.recording.deleted(r);
+    }
     let text = metrics.render();
     assert_eq!(series_count(&text), before, "no series appeared on use");
     let set = |values: &[&str]| {
@@ -268,6 +271,7 @@ fn label_values_come_only_from_the_fixed_sets() {
     let mut reasons: Vec<&str> = TRUNK_DROPS.into_iter().map(trunk_drop_label).collect();
     reasons.extend(BrowserDrop::ALL.map(BrowserDrop::as_str));
     reasons.extend(RefusedReason::ALL.map(RefusedReason::as_str));
+    reasons.extend(DeletionReason::ALL.map(DeletionReason::as_str));
     let dispositions: Vec<&str> = DISPOSITIONS.map(Disposition::as_str).to_vec();
     let mut expected = BTreeMap::new();
     expected.insert("class".to_owned(), set(&CLASSES_FOR_TEST));

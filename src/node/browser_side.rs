@@ -101,7 +101,7 @@ impl BrowserSide {
             store: store.clone(),
             observer: metrics.clone(),
             metrics: metrics.clone(),
-            recorders: Some(recorders(config, &store, &recording_storage)?),
+            recorders: Some(recorders(config, &store, &recording_storage, &metrics)?),
         });
         let state = SignallingState {
             calls: calls.clone(),
@@ -129,6 +129,7 @@ impl BrowserSide {
         let sweeper = tokio::spawn(retention::run(
             self.store.clone(),
             self.recording_storage.clone(),
+            self.metrics.recording.clone(),
             retention::SweepClock::start(),
             retention::SWEEP_INTERVAL,
             stop.child_token(),
@@ -193,6 +194,7 @@ fn recorders(
     config: &Config,
     store: &Store,
     storage: &RecordingStorage,
+    metrics: &Metrics,
 ) -> Result<Recorders, BrowserSideError> {
     use crate::recording::setup;
     Ok(Recorders::new(RecorderParts {
@@ -200,6 +202,7 @@ fn recorders(
         keys: Arc::new(setup::key_ring(config)?),
         store: store.clone(),
         queue_frames: config.recording.queue_frames as usize,
+        metrics: metrics.recording.clone(),
     }))
 }
 

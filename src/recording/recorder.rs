@@ -31,6 +31,7 @@ use super::mixer::{Channel, SAMPLE_RATE, TwoChannelMixer};
 use super::receipt::ConsentReceipt;
 use super::storage::RecordingStorage;
 use crate::media::g711;
+use crate::metrics::{DeletionReason, RecordingMetrics};
 use crate::store::{NewRecording, Store, now_ms};
 
 /// Queue slots kept for the gate's commands.
@@ -51,6 +52,7 @@ pub struct RecorderParts {
     pub store: Store,
     /// Queue length per call, in frames.
     pub queue_frames: usize,
+    pub metrics: RecordingMetrics,
 }
 
 /// Starts recorders. Cheap to clone.
@@ -184,7 +186,10 @@ async fn run(
                 match active.as_mut() {
                     Some(recording) => recording.resume(),
                     None => match ActiveRecording::start(&parts, &call, method).await {
-                        Ok(recording) => active = Some(recording),
+                        Ok(recording) => {
+                            parts.metrics.active.inc();
+                            active = Some(recording);
+                        }
                         Err(error) => {
                             warn!(call = %call.call_id, %error, "cannot start the recording");
                             open = false;
@@ -207,17 +212,20 @@ async fn run(
             RecorderInput::Discard => {
                 open = false;
                 if let Some(recording) = active.take() {
+                    parts.metrics.active.dec();
                     recording.discard(&parts).await;
                 }
             }
             RecorderInput::Finish => break,
         }
     }
+    let dropped = dropped.load(Ordering::Relaxed);
+    parts.metrics.frames_dropped.inc_by(dropped);
     match active {
         Some(recording) => {
-            recording
-                .finish(&parts, dropped.load(Ordering::Relaxed))
-                .await
+            let kept = recording.finish(&parts, dropped).await;
+            parts.metrics.active.dec();
+            kept
         }
         None => false,
     }
@@ -244,6 +252,7 @@ struct ActiveRecording {
     written: u64,
     /// A write to the spool failed: the recording is incomplete.
     failed: bool,
+    metrics: RecordingMetrics,
 }
 
 impl ActiveRecording {
@@ -278,6 +287,7 @@ impl ActiveRecording {
         let (encryptor, start) = SegmentEncryptor::new(&data_key, &header);
         let mut file = create_spool_file(&parts.storage.spool_path(&id)).await?;
         file.write_all(&start).await?;
+        parts.metrics.bytes_written.inc_by(start.len() as u64);
         let object_path = format!("{}/{id}.cgrec", call.tenant_id);
         let retention = i64::from(call.retention_days) * DAY_MS;
         parts
@@ -306,6 +316,7 @@ impl ActiveRecording {
             sealed: Vec::new(),
             written: 0,
             failed: false,
+            metrics: parts.metrics.clone(),
         })
     }
 
@@ -355,9 +366,12 @@ impl ActiveRecording {
         if self.sealed.is_empty() {
             return;
         }
-        if let Err(error) = self.file.write_all(&self.sealed).await {
-            warn!(call = %self.call_id, %error, "cannot write the recording spool");
-            self.failed = true;
+        match self.file.write_all(&self.sealed).await {
+            Ok(()) => self.metrics.bytes_written.inc_by(self.sealed.len() as u64),
+            Err(error) => {
+                warn!(call = %self.call_id, %error, "cannot write the recording spool");
+                self.failed = true;
+            }
         }
         self.sealed.clear();
     }
@@ -382,6 +396,7 @@ impl ActiveRecording {
             Ok(bytes) => bytes,
             Err(error) => {
                 // It stays in the spool, marked in progress, for a later upload.
+                parts.metrics.upload_failures.inc();
                 warn!(call = %self.call_id, recording = %self.id, %error, "cannot store the recording");
                 return true;
             }
@@ -402,12 +417,16 @@ impl ActiveRecording {
     /// recording is unreadable even if removing its file fails.
     async fn discard(self, parts: &RecorderParts) {
         drop(self.file);
-        if let Err(error) = parts
+        let reason = DeletionReason::ConsentRevoked;
+        match parts
             .store
-            .delete_recording(&self.id, "consent_revoked")
+            .delete_recording(&self.id, reason.as_str())
             .await
         {
-            warn!(recording = %self.id, %error, "cannot delete the revoked recording's key");
+            Ok(_) => parts.metrics.deleted(reason),
+            Err(error) => {
+                warn!(recording = %self.id, %error, "cannot delete the revoked recording's key")
+            }
         }
         if let Err(error) = parts.storage.delete(&self.id, &self.object_path).await {
             warn!(recording = %self.id, %error, "cannot remove the revoked recording's file");

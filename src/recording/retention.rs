@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::storage::RecordingStorage;
+use crate::metrics::{DeletionReason, RecordingMetrics};
 use crate::store::{Store, StoreError, now_ms};
 
 /// How often the sweeper looks for expired recordings.
@@ -42,11 +43,17 @@ impl SweepClock {
 pub async fn sweep(
     store: &Store,
     storage: &RecordingStorage,
+    metrics: &RecordingMetrics,
     now_ms: i64,
 ) -> Result<usize, StoreError> {
     let mut deleted = 0;
+    let reason = DeletionReason::Retention;
     for recording in store.expired_recordings(now_ms).await? {
-        if store.delete_recording(&recording.id, "retention").await? {
+        if store
+            .delete_recording(&recording.id, reason.as_str())
+            .await?
+        {
+            metrics.deleted(reason);
             deleted += 1;
         }
         if let Err(error) = storage.delete(&recording.id, &recording.object_path).await {
@@ -61,6 +68,7 @@ pub async fn sweep(
 pub async fn run(
     store: Store,
     storage: RecordingStorage,
+    metrics: RecordingMetrics,
     clock: SweepClock,
     interval: Duration,
     stop: CancellationToken,
@@ -71,7 +79,7 @@ pub async fn run(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match sweep(&store, &storage, clock.now_ms()).await {
+        match sweep(&store, &storage, &metrics, clock.now_ms()).await {
             Ok(0) => {}
             Ok(count) => info!(count, "deleted recordings past their retention"),
             Err(error) => warn!(%error, "retention sweep failed"),
@@ -103,6 +111,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage =
             RecordingStorage::local(&dir.path().join("rec"), &dir.path().join("spool")).unwrap();
+        let metrics = RecordingMetrics::unregistered();
         let created = now_ms();
         let day = DAY.as_millis() as i64;
         store
@@ -128,12 +137,22 @@ mod tests {
             .await
             .unwrap();
 
-        assert_eq!(sweep(&store, &storage, created + 6 * day).await.unwrap(), 0);
+        assert_eq!(
+            sweep(&store, &storage, &metrics, created + 6 * day)
+                .await
+                .unwrap(),
+            0
+        );
         let row = store.recording("rec-1").await.unwrap().unwrap();
         assert_eq!(row.state, "stored", "day 6");
         assert!(blob.exists());
 
-        assert_eq!(sweep(&store, &storage, created + 8 * day).await.unwrap(), 1);
+        assert_eq!(
+            sweep(&store, &storage, &metrics, created + 8 * day)
+                .await
+                .unwrap(),
+            1
+        );
         let row = store.recording("rec-1").await.unwrap().unwrap();
         assert_eq!(row.state, "deleted", "day 8");
         assert_eq!(row.wrapped_key, None);
@@ -141,6 +160,12 @@ mod tests {
         let audit = store.audit_entries("rec-1").await.unwrap();
         assert_eq!(audit.len(), 1);
         assert_eq!(audit[0].reason, "retention");
-        assert_eq!(sweep(&store, &storage, created + 9 * day).await.unwrap(), 0);
+        assert_eq!(metrics.deletions(DeletionReason::Retention), 1);
+        assert_eq!(
+            sweep(&store, &storage, &metrics, created + 9 * day)
+                .await
+                .unwrap(),
+            0
+        );
     }
 }
