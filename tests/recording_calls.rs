@@ -418,3 +418,145 @@ async fn after_rotation_old_recordings_open_and_a_missing_or_wrong_key_is_named(
     assert!(!out.exists());
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_visitor_allows_recording_in_the_widget_and_can_take_it_back() {
+    use support::browser::Browser;
+    let node = RunningNode::start(21000..=21499, ECHO_ROUTE, &[]).await;
+    let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
+    browser.goto(&format!("{}/demo", node.base())).await;
+    browser.disable_audio_processing().await;
+    let wait = std::time::Duration::from_secs(20);
+
+    // The demo number is opt_in: placing the call shows its notice and an
+    // unticked choice; nothing is recorded until the visitor ticks it.
+    browser.click(".cg-widget .cg-call").await;
+    browser
+        .wait_for(
+            "document.querySelector('.cg-widget .cg-consent-box') !== null",
+            wait,
+        )
+        .await;
+    let notice = browser
+        .eval("return document.querySelector('.cg-widget .cg-notice').textContent;")
+        .await;
+    assert!(
+        notice.as_str().unwrap_or_default().contains("recorded"),
+        "{notice}"
+    );
+    let ticked = browser
+        .eval("return document.querySelector('.cg-widget .cg-consent-box').checked;")
+        .await;
+    assert_eq!(ticked, serde_json::json!(false));
+    browser.wait_widget_state("answered", wait).await;
+    browser.click(".cg-widget .cg-consent-box").await;
+    let banner =
+        "document.querySelector('.cg-widget .cg-recording').textContent.includes('recorded')";
+    browser.wait_for(banner, wait).await;
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    browser.click(".cg-widget .cg-hangup").await;
+    browser.wait_widget_state("ended", wait).await;
+    let recording = recordings_of_widget(&node, "demo").await.remove(0);
+    let out = node.data.path().join("chromium.wav");
+    let (code, stderr) = decrypt_cli(&node.config_file(), &recording.id, &out);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, channels) = read_wav_channels(&out);
+    let speech = speech_8k();
+    // The fake microphone loops the speech: search a whole loop of lags.
+    let lags = std::time::Duration::from_millis(speech.len() as u64 / 8 * 2);
+    let visitor = similarity_within(&speech, &channels[0], lags);
+    assert!(
+        visitor.score >= SAME_SPEECH_MIN,
+        "visitor channel: {visitor:?}"
+    );
+
+    // A second call, still allowed from the start, then taken back
+    // mid-call (the demo number discards on revocation).
+    browser.click(".cg-widget .cg-call").await;
+    browser.wait_widget_state("answered", wait).await;
+    browser.wait_for(banner, wait).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    browser.click(".cg-widget .cg-consent-box").await;
+    browser
+        .wait_for(
+            "document.querySelector('.cg-widget .cg-recording').textContent === ''",
+            wait,
+        )
+        .await;
+    browser.click(".cg-widget .cg-hangup").await;
+    browser.wait_widget_state("ended", wait).await;
+    browser.close().await;
+    let cdrs = node.wait_for_cdrs(2).await;
+    let second = node
+        .store()
+        .await
+        .recordings_for_call(&cdrs[0].call_id)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        (second[0].state.as_str(), second[0].wrapped_key.as_ref()),
+        ("deleted", None)
+    );
+    assert!(!cdrs[0].recorded);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_on_a_notice_number_shows_the_notice_first_and_honours_dont_record() {
+    use support::browser::Browser;
+    let node = RunningNode::start(21500..=21999, ECHO_ROUTE, &[]).await;
+    node.add_recorded_widget("notice", "demo", "notice", "discard")
+        .await;
+    let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
+    browser.goto(&format!("{}/demo", node.base())).await;
+    browser.embed_widget("notice").await;
+    let wait = std::time::Duration::from_secs(20);
+
+    // The first press only shows the notice, with recording allowed.
+    browser.click(".cg-widget .cg-call").await;
+    browser
+        .wait_for(
+            "document.querySelector('.cg-widget').dataset.reason === 'notice'",
+            wait,
+        )
+        .await;
+    assert_eq!(browser.widget_state().await.as_deref(), Some("idle"));
+    let ticked = browser
+        .eval("return document.querySelector('.cg-widget .cg-consent-box').checked;")
+        .await;
+    assert_eq!(ticked, serde_json::json!(true));
+    assert_eq!(
+        node.store()
+            .await
+            .cdrs_for_tenant("demo", 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    // "Don't record": untick, then call.
+    browser.click(".cg-widget .cg-consent-box").await;
+    browser.click(".cg-widget .cg-call").await;
+    browser.wait_widget_state("answered", wait).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let banner = browser
+        .eval("return document.querySelector('.cg-widget .cg-recording').textContent;")
+        .await;
+    assert_eq!(banner, serde_json::json!(""));
+    browser.click(".cg-widget .cg-hangup").await;
+    browser.wait_widget_state("ended", wait).await;
+    browser.close().await;
+    let cdr = node.cdr_of_widget("notice").await;
+    assert!(!cdr.recorded);
+    assert!(
+        node.store()
+            .await
+            .recordings_for_call(&cdr.call_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(files_under(&node.data.path().join("recordings")).is_empty());
+    node.stop().await;
+}

@@ -28,6 +28,14 @@
  * DELETE /v1/calls/{call_id}?token=T on page hide or when the socket is not
  * open. Nothing is sent to the node before the microphone is granted.
  *
+ * Consent: the config says whether the number records. For `opt_in` the
+ * notice and an unticked allow-recording choice appear as the call is placed
+ * (nothing is recorded unless ticked). For `notice` the first press of Call
+ * only shows the notice and a ticked choice (recorded unless unticked); the
+ * second press calls. The choice goes with the call request and, changed
+ * later, over the events socket; the "being recorded" line follows what the
+ * node reports.
+ *
  * Test hooks (stable, harmless): the root element has class `cg-widget`, a
  * `data-state` attribute (idle | connecting | ringing | answered | ended |
  * error), `data-reason` once a call ended or failed, and a property
@@ -49,6 +57,9 @@
     ringing: 'Ringing\u2026',
     answered: 'In call',
     recording: 'This call is being recorded.',
+    allowRecording: 'Allow this call to be recorded',
+    noticeFirst: 'Please read the recording notice above, then press Call.',
+    defaultNotice: 'Calls to this number can be recorded.',
   };
 
   /** What the status line says when a call ends, per reason. */
@@ -102,6 +113,8 @@
 .cg-widget .cg-digits{margin:8px 0 0;min-height:1.4em;font-variant-numeric:tabular-nums;letter-spacing:.1em}
 .cg-widget .cg-recording{margin:12px 0 0;color:#b3261e;font-weight:600}
 .cg-widget .cg-consent:empty{display:none}
+.cg-widget .cg-notice{margin:0 0 6px;font-size:.9em}
+.cg-widget .cg-consent-choice{display:block;margin:0 0 10px}
 `;
 
   // ------------------------------------------------------------ bootstrap
@@ -276,8 +289,11 @@
       this.statusText = el('p', 'cg-status', { role: 'status', 'aria-live': 'polite' });
       this.timer = el('span', 'cg-timer', { role: 'timer', 'aria-label': 'Call duration' });
       line.append(this.statusText, this.timer);
-      // The consent UI (recording notice, opt-in) goes here; empty for now.
+      // Filled by loadConsent() when the number records calls: the notice
+      // and the visitor's choice, shown before the call and kept during it.
       this.consent = el('div', 'cg-consent', { 'data-slot': 'consent' });
+      this.policy = 'off';
+      this.consentBox = null;
       this.callButton = button('cg-call', 'Start a call', 'Call');
       this.hangupButton = button('cg-hangup', 'Hang up', 'Hang up');
       this.muteButton = button('cg-mute', 'Mute microphone', 'Mute');
@@ -358,6 +374,7 @@
     }
 
     describe(state, reason) {
+      if (state === 'idle' && reason === 'notice') return TEXT.noticeFirst;
       if (state === 'ended') return ENDED[reason] || ENDED.disconnected;
       if (state === 'error') return ERRORS[reason] || ERRORS.server;
       return TEXT[state];
@@ -375,6 +392,47 @@
     stopTimer() {
       if (this.ticker) clearInterval(this.ticker);
       this.ticker = null;
+    }
+
+    /** Shows the number's notice and the allow-recording choice unless it
+     * does not record: unticked for `opt_in` (recorded only if ticked),
+     * ticked for `notice` (recorded unless unticked). The choice can change
+     * during the call. */
+    applyConsentConfig(config) {
+      const policy = config && config.recording;
+      if (policy !== 'opt_in' && policy !== 'notice') return;
+      if (this.policy === policy) return;
+      this.policy = policy;
+      this.consent.textContent = '';
+      const notice = el('p', 'cg-notice');
+      notice.textContent = config.notice || TEXT.defaultNotice;
+      const label = el('label', 'cg-consent-choice');
+      this.consentBox = el('input', 'cg-consent-box', { type: 'checkbox' });
+      this.consentBox.checked = policy === 'notice';
+      this.consentBox.addEventListener('change', () => this.onConsentChange());
+      label.append(this.consentBox, document.createTextNode(' ' + TEXT.allowRecording));
+      this.consent.append(notice, label);
+    }
+
+    /** The choice for the call request: granted, declined or none. */
+    consentChoice() {
+      if (!this.consentBox) return null;
+      if (this.consentBox.checked) return 'granted';
+      return this.policy === 'notice' ? 'declined' : null;
+    }
+
+    onConsentChange() {
+      const call = this.call;
+      if (!call || call.over || !call.ws || call.ws.readyState !== WebSocket.OPEN) return;
+      this.sendConsent(call);
+    }
+
+    /** Tells the node the current choice if it is not what it last heard. */
+    sendConsent(call) {
+      const granted = this.consentBox ? this.consentBox.checked : false;
+      if (granted === call.consentGranted) return;
+      call.consentGranted = granted;
+      call.ws.send(JSON.stringify({ type: 'consent', value: granted ? 'granted' : 'revoked' }));
     }
 
     showRecording(active) {
@@ -398,6 +456,16 @@
         this.setMuted(this.muteButton.getAttribute('aria-pressed') === 'true');
         const config = await this.request('GET', 'v1/widgets/' + this.widgetPath() + '/config');
         if (call.over) return this.release(call);
+        this.applyConsentConfig(config);
+        if (this.policy === 'notice' && !this.noticeShown) {
+          // A notice number records from the answer: the visitor reads the
+          // notice (and may untick) before the call, then presses Call again.
+          this.noticeShown = true;
+          call.over = true;
+          this.release(call);
+          this.setState('idle', 'notice');
+          return;
+        }
         await this.connect(call, config);
       } catch (failure) {
         this.fail(call, failure);
@@ -438,10 +506,11 @@
       const codecs = preferredCodecs(this.settings.codecs);
       if (codecs && transceiver.setCodecPreferences) transceiver.setCodecPreferences(codecs);
       await pc.setLocalDescription(await pc.createOffer());
+      const consent = this.consentChoice();
+      call.consentGranted = consent === 'granted';
       const answer = await this.request('POST', 'v1/widgets/' + this.widgetPath() + '/calls', {
         offer: pc.localDescription.sdp,
-        // The consent UI will fill this in; until then the node decides.
-        consent: null,
+        consent,
       });
       call.callId = answer.call_id;
       call.token = answer.token;
@@ -454,6 +523,10 @@
       const ws = new WebSocket(url);
       call.ws = ws;
       ws.addEventListener('message', (event) => this.onEvent(call, event.data));
+      // The choice may have changed while the call was being placed.
+      ws.addEventListener('open', () => {
+        if (this.call === call && !call.over && this.consentBox) this.sendConsent(call);
+      });
       ws.addEventListener('close', () => {
         if (this.call === call && !call.over) this.finish(call, 'disconnected');
       });

@@ -167,7 +167,7 @@ async fn widget_config(
     let config = WidgetConfig {
         ice_servers,
         recording: widget.recording.as_str().to_owned(),
-        notice: None,
+        notice: widget.notice_text.clone(),
     };
     Json(config).into_response()
 }
