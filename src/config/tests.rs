@@ -467,3 +467,30 @@ fn public_url_must_be_http() {
     let config = load("[http]\npublic_url = \"https://calls.example/\"\n", &[]).unwrap();
     assert_eq!(config.http.base_url(), "https://calls.example");
 }
+
+#[test]
+fn recording_keys_come_from_named_variables_and_are_checked() {
+    let kek = crate::recording::keys::generate_kek_text();
+    let text = "[recording]\nkeys = [{ id = \"k1\", env = \"CALLGATE_KEK_ONE\" }]\n";
+    let config = load(text, &[("CALLGATE_KEK_ONE", kek.as_str())]).unwrap();
+    assert_eq!(config.recording.current_key_id(), Some("k1"));
+    assert!(
+        !format!("{config:?}").contains(kek.as_str()),
+        "key in Debug output"
+    );
+
+    let bad = problems(text, &[("CALLGATE_KEK_ONE", "too-short")]);
+    assert!(
+        message_for(&bad, "recording.keys[0]").contains("not base64 of 32 bytes"),
+        "{bad:?}"
+    );
+    let missing = problems(text, &[]);
+    assert!(message_for(&missing, "recording.keys[0]").contains("is not set"));
+
+    let unknown_current = format!("{text}current_key = \"k9\"\n");
+    let wrong = problems(&unknown_current, &[("CALLGATE_KEK_ONE", kek.as_str())]);
+    assert_eq!(keys(&wrong), ["recording.current_key"]);
+
+    let inline = "[recording]\nkeys = [{ id = \"k1\", text = \"abc\" }]\n";
+    assert!(!problems(inline, &[]).is_empty(), "no inline key text");
+}
