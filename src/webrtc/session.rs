@@ -345,7 +345,10 @@ fn codec_parameters(media: &BrowserMedia) -> Vec<(RTCRtpCodecParameters, RtpCode
     codecs
 }
 
-fn outgoing_track(media: &BrowserMedia, ssrc: u32) -> rtc::media_stream::MediaStreamTrack {
+/// The one audio track a peer sends: `media`'s codec under `ssrc`. The
+/// node's sessions send on it; a client playing the browser (the load tool,
+/// benchmarks) offers with it, see [`offering_peer`].
+pub fn outgoing_track(media: &BrowserMedia, ssrc: u32) -> rtc::media_stream::MediaStreamTrack {
     let codec = codec_parameters(media)
         .into_iter()
         .next()
@@ -367,7 +370,12 @@ fn outgoing_track(media: &BrowserMedia, ssrc: u32) -> rtc::media_stream::MediaSt
     )
 }
 
-fn add_host_candidate(pc: &mut RTCPeerConnection, address: SocketAddr) -> Result<(), WebrtcError> {
+/// Adds `address` as `pc`'s one UDP host candidate: the node's shared
+/// browser port in a session, the client's own socket in a peer.
+pub fn add_host_candidate(
+    pc: &mut RTCPeerConnection,
+    address: SocketAddr,
+) -> Result<(), WebrtcError> {
     let candidate = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
@@ -385,6 +393,40 @@ fn add_host_candidate(pc: &mut RTCPeerConnection, address: SocketAddr) -> Result
         .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
     pc.add_local_candidate(init)
         .map_err(|e| WebrtcError::Negotiation(e.to_string()))
+}
+
+/// A full-ICE peer that offers like a browser (rtc's default codecs, so
+/// Opus, G.711 and more) and sends `media` under `ssrc` from one host
+/// candidate at `address`. It is the other end of a [`BrowserSession`] for
+/// clients and benchmarks that play the browser; the node never uses it.
+/// Returns the peer, its audio sender and the offer SDP.
+pub fn offering_peer(
+    now: Instant,
+    address: SocketAddr,
+    media: &BrowserMedia,
+    ssrc: u32,
+) -> Result<(RTCPeerConnection, RTCRtpSenderId, String), WebrtcError> {
+    let negotiation = |e: rtc::shared::error::Error| WebrtcError::Negotiation(e.to_string());
+    let mut media_engine = MediaEngine::default();
+    media_engine
+        .register_default_codecs()
+        .map_err(negotiation)?;
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .build(now)
+        .map_err(negotiation)?;
+    let sender = pc
+        .add_track(outgoing_track(media, ssrc))
+        .map_err(negotiation)?;
+    add_host_candidate(&mut pc, address)?;
+    let offer = pc.create_offer(None).map_err(negotiation)?;
+    pc.set_local_description(now, offer).map_err(negotiation)?;
+    let sdp = pc
+        .local_description()
+        .map(|d| d.sdp)
+        .ok_or_else(|| WebrtcError::Negotiation("no local description".to_owned()))?;
+    Ok((pc, sender, sdp))
 }
 
 #[cfg(test)]

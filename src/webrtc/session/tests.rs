@@ -6,9 +6,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::RTCPeerConnectionBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -27,31 +24,22 @@ const BROWSER_SSRC: u32 = 4242;
 
 struct FakeBrowser {
     pc: RTCPeerConnection,
+    sender: RTCRtpSenderId,
     connected: bool,
     received: Vec<rtc::rtp::Packet>,
 }
 
 fn browser_offer(now: Instant) -> (FakeBrowser, String) {
-    let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs().unwrap();
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine)
-        .build(now)
-        .unwrap();
     let pcmu = BrowserMedia {
         codec: AudioCodec::Pcmu,
         payload_type: 0,
         telephone_event: None,
     };
-    pc.add_track(outgoing_track(&pcmu, BROWSER_SSRC)).unwrap();
     let address: SocketAddr = BROWSER.parse().unwrap();
-    add_host_candidate(&mut pc, address).unwrap();
-    let offer = pc.create_offer(None).unwrap();
-    pc.set_local_description(now, offer.clone()).unwrap();
-    let sdp = pc.local_description().unwrap().sdp;
+    let (pc, sender, sdp) = offering_peer(now, address, &pcmu, BROWSER_SSRC).unwrap();
     let browser = FakeBrowser {
         pc,
+        sender,
         connected: false,
         received: Vec::new(),
     };
@@ -166,9 +154,8 @@ fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
             .send_rtp(now, header, Bytes::from(vec![0xd5; 160]))
             .unwrap();
     }
-    let sender = browser.pc.get_senders().next().unwrap();
     {
-        let mut sender = browser.pc.rtp_sender(sender).unwrap();
+        let mut sender = browser.pc.rtp_sender(browser.sender).unwrap();
         let ssrc = BROWSER_SSRC;
         let packet = rtc::rtp::Packet {
             header: rtc::rtp::Header {

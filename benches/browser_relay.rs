@@ -1,0 +1,310 @@
+//! The browser-side relay path without sockets: what one 20 ms audio
+//! packet from the browser, and the packet sent back to it, cost the node.
+//!
+//! An in-memory `rtc` peer (a full-ICE browser) and a [`BrowserSession`]
+//! are handshaken (ICE, DTLS-SRTP) once; then each iteration takes one
+//! SRTP packet the peer protected (made outside the timing) through
+//! `handle_datagram` (SRTP unprotect) → the `Audio` event → the transcoder
+//! towards the trunk → the transcoder back from the trunk →
+//! `StreamRewriter::rewrite` → `send_rtp` (SRTP protect) → `poll_transmit`,
+//! as the call driver does when the echo trunk sends the audio straight
+//! back.
+//!
+//! - `browser_relay/pcmu_passthrough`: PCMU both ways, no transcoding.
+//! - `browser_relay/opus_transcode`: Opus from the browser decoded to PCMU
+//!   for the trunk, and PCMU encoded to Opus for the browser.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use callgate::config::BrowserCodec;
+use callgate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
+use callgate::media::sdp::Codec;
+use callgate::media::transcode::Transcoder;
+use callgate::webrtc::offer::inspect;
+use callgate::webrtc::session::offering_peer;
+use callgate::webrtc::{
+    AudioCodec, BrowserMedia, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings,
+};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+const BROWSER: &str = "192.0.2.10:50000";
+const NODE: &str = "192.0.2.1:40000";
+const PEER_SSRC: u32 = 0x0bad_cafe;
+const OPUS_PT: u8 = 111;
+const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The browser: an in-memory `rtc` peer sending one audio stream.
+struct Browser {
+    peer: RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    address: SocketAddr,
+    /// What it sends every packet (PCMU or an Opus frame of a tone).
+    payload: Bytes,
+    payload_type: u8,
+    ticks: u32,
+    sequence: u16,
+    now: Instant,
+}
+
+/// The node's side of the call: the session and the relay state the call
+/// driver keeps for it.
+struct Node {
+    session: BrowserSession,
+    to_trunk: Transcoder,
+    to_browser: Transcoder,
+    rewriter: StreamRewriter,
+    browser: SocketAddr,
+    /// Numbering of transcoded packets, the rewriter's input.
+    generated: (u16, u32),
+}
+
+/// A browser and a node's session for `codec`, handshaken.
+fn connected(codec: AudioCodec) -> (Browser, Node) {
+    let now = Instant::now();
+    let address: SocketAddr = BROWSER.parse().expect("address");
+    let payload_type = if codec == AudioCodec::Opus {
+        OPUS_PT
+    } else {
+        0
+    };
+    let media = BrowserMedia {
+        codec,
+        payload_type,
+        telephone_event: None,
+    };
+    let (mut peer, sender, offer) = offering_peer(now, address, &media, PEER_SSRC).expect("peer");
+    let preference = match codec {
+        AudioCodec::Opus => BrowserCodec::Opus,
+        _ => BrowserCodec::G711,
+    };
+    let chosen = inspect(&offer)
+        .and_then(|offered| offered.choose(preference, &[Codec::Pcmu]))
+        .expect("a usable offer");
+    assert_eq!(chosen.codec, codec);
+    let settings = SessionSettings {
+        candidate: NODE.parse().expect("address"),
+        certificate: callgate::webrtc::generate_certificate().expect("certificate"),
+    };
+    let (session, answer) = BrowserSession::answer(
+        &settings,
+        &offer,
+        chosen,
+        "benchfrag123",
+        "benchpassword0123456789a",
+        now,
+    )
+    .expect("answer");
+    let answer = RTCSessionDescription::answer(answer).expect("answer sdp");
+    peer.set_remote_description(now, answer)
+        .expect("answer applies");
+    let start = StreamStart {
+        ssrc: Ssrc(session.ssrc()),
+        sequence: 1,
+        timestamp: 1,
+    };
+    let mut browser = Browser {
+        peer,
+        sender,
+        address,
+        payload: browser_payload(codec),
+        payload_type,
+        ticks: codec.clock_rate() / 50,
+        sequence: 0,
+        now,
+    };
+    let mut node = Node {
+        session,
+        to_trunk: Transcoder::new(codec, AudioCodec::Pcmu).expect("transcoder"),
+        to_browser: Transcoder::new(AudioCodec::Pcmu, codec).expect("transcoder"),
+        rewriter: StreamRewriter::new(start, codec.clock_rate(), now),
+        browser: address,
+        generated: (0, 0),
+    };
+    handshake(&mut browser, &mut node);
+    (browser, node)
+}
+
+/// Moves datagrams both ways, 5 ms of simulated time a step, until the
+/// peer and the session are both connected.
+fn handshake(browser: &mut Browser, node: &mut Node) {
+    let (mut browser_up, mut node_up) = (false, false);
+    for _ in 0..1000 {
+        while let Some(out) = browser.peer.poll_write() {
+            let _ = node
+                .session
+                .handle_datagram(browser.now, browser.address, out.message);
+        }
+        while let Some((_, bytes)) = node.session.poll_transmit() {
+            let _ = browser.peer.handle_read(browser.incoming(bytes));
+        }
+        while let Some(event) = browser.peer.poll_event() {
+            browser_up |= matches!(
+                event,
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Connected
+                )
+            );
+        }
+        while browser.peer.poll_read().is_some() {}
+        while let Some(event) = node.session.poll_event() {
+            node_up |= event == SessionEvent::Connected;
+        }
+        if browser_up && node_up {
+            return;
+        }
+        browser.now += Duration::from_millis(5);
+        let _ = browser.peer.handle_timeout(browser.now);
+        node.session.handle_timeout(browser.now);
+    }
+    panic!("the in-memory handshake did not complete");
+}
+
+impl Browser {
+    fn incoming(&self, bytes: BytesMut) -> TaggedBytesMut {
+        TaggedBytesMut {
+            now: self.now,
+            transport: TransportContext {
+                local_addr: self.address,
+                peer_addr: NODE.parse().expect("address"),
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: bytes,
+        }
+    }
+
+    /// The next audio packet, SRTP-protected: the timed part's input.
+    fn next_datagram(&mut self) -> (BytesMut, Instant) {
+        self.sequence = self.sequence.wrapping_add(1);
+        self.now += PACKET_INTERVAL;
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::Header {
+                version: 2,
+                payload_type: self.payload_type,
+                sequence_number: self.sequence,
+                timestamp: u32::from(self.sequence).wrapping_mul(self.ticks),
+                ssrc: PEER_SSRC,
+                ..Default::default()
+            },
+            payload: self.payload.clone(),
+        };
+        let mut sender = self.peer.rtp_sender(self.sender).expect("sender");
+        sender.write_rtp(self.now, packet).expect("peer sends");
+        let out = self.peer.poll_write().expect("a protected packet");
+        (out.message, self.now)
+    }
+}
+
+impl Node {
+    /// The timed part: one packet in from the browser, its echo back out.
+    /// Returns the bytes sent.
+    fn relay(&mut self, datagram: BytesMut, now: Instant) -> usize {
+        let _ = self.session.handle_datagram(now, self.browser, datagram);
+        while let Some(event) = self.session.poll_event() {
+            if let SessionEvent::Audio(frame) = event {
+                self.echo(&frame.payload, frame.sequence, frame.timestamp, now);
+            }
+        }
+        let mut sent = 0;
+        while let Some((_, bytes)) = self.session.poll_transmit() {
+            sent += black_box(bytes).len();
+        }
+        sent
+    }
+
+    /// To the trunk's codec and back, rewritten into our stream and sent.
+    fn echo(&mut self, payload: &Bytes, sequence: u16, timestamp: u32, now: Instant) {
+        let mut trunk = None;
+        self.to_trunk
+            .convert(payload, |out| trunk = Some(out.payload));
+        let Some(trunk) = trunk else {
+            return;
+        };
+        let passthrough = self.to_browser.is_passthrough();
+        let (session, rewriter, generated) =
+            (&mut self.session, &mut self.rewriter, &mut self.generated);
+        self.to_browser.convert(&trunk, |out| {
+            let (sequence, timestamp) = match passthrough {
+                true => (sequence, timestamp),
+                false => {
+                    generated.0 = generated.0.wrapping_add(1);
+                    generated.1 = generated.1.wrapping_add(out.ticks);
+                    *generated
+                }
+            };
+            let input = RewriteInput {
+                ssrc: Ssrc(0),
+                sequence,
+                timestamp,
+                marker: false,
+            };
+            let Some(rewritten) = rewriter.rewrite(now, input) else {
+                return;
+            };
+            let header = OutgoingHeader {
+                payload_type: session.media().payload_type,
+                sequence: rewritten.sequence,
+                timestamp: rewritten.timestamp,
+                marker: rewritten.marker,
+            };
+            let _ = session.send_rtp(now, header, out.payload);
+        });
+    }
+}
+
+/// 20 ms of audio as the browser would send it in `codec`: a 400 Hz tone,
+/// so Opus has something to code.
+fn browser_payload(codec: AudioCodec) -> Bytes {
+    let samples: Vec<i16> = (0..160)
+        .map(|i| {
+            let phase = f64::from(i) * 400.0 / 8000.0 * std::f64::consts::TAU;
+            (phase.sin() * 8000.0) as i16
+        })
+        .collect();
+    let mut tone = vec![0u8; samples.len()];
+    callgate::media::g711::encode_ulaw_into(&samples, &mut tone);
+    let tone = Bytes::from(tone);
+    if codec != AudioCodec::Opus {
+        return tone;
+    }
+    let mut encoder = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Opus).expect("encoder");
+    let mut frame = None;
+    encoder.convert(&tone, |out| frame = Some(out.payload));
+    frame.expect("one 20 ms Opus frame")
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("browser_relay");
+    for (name, codec) in [
+        ("pcmu_passthrough", AudioCodec::Pcmu),
+        ("opus_transcode", AudioCodec::Opus),
+    ] {
+        let (mut browser, mut node) = connected(codec);
+        let (datagram, now) = browser.next_datagram();
+        assert!(
+            node.relay(datagram, now) > 0,
+            "{name}: a packet in makes a packet out"
+        );
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || browser.next_datagram(),
+                |(datagram, now)| node.relay(datagram, now),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,197 @@
+//! One call's task: a UDP socket of its own, the [`LoadClient`] driven over
+//! it, and the call's signalling (placed, then hung up).
+//!
+//! The call reports itself ready once audio comes back (or drops its ready
+//! sender when it gives up), keeps sending 20 ms packets until told to
+//! stop, waits briefly for the echoes still on their way, and hangs up. A
+//! refusal by the node is the run's failure (a bad setting, the node gone)
+//! and comes back as an error; anything that goes wrong with this call's
+//! media is this call's failure, counted in its [`CallOutcome`].
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::time::{Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ClientState, EchoStats, FRAME_INTERVAL, LoadClient};
+use crate::node::{NodeClient, NodeError, PlacedCall};
+
+/// From the offer's answer to the first echo: ICE, DTLS and the trunk's
+/// answer, with room for a node that is busy setting up many calls.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long echoes still on their way are waited for after the last send.
+const DRAIN: Duration = Duration::from_secs(1);
+/// Larger than any datagram the node sends (DTLS flights, SRTP).
+const RECV_BUFFER: usize = 2048;
+
+/// What a call needs from the run.
+#[derive(Clone)]
+pub struct CallSetup {
+    pub index: u32,
+    pub node: NodeClient,
+    pub local_ip: IpAddr,
+    /// Send times are stamped relative to this.
+    pub epoch: Instant,
+}
+
+/// How one call went.
+#[derive(Debug, Clone, Default)]
+pub struct CallOutcome {
+    pub connected: bool,
+    pub echoed: bool,
+    /// From sending the offer to the first echo: signalling, ICE, DTLS,
+    /// the trunk's answer and one round trip.
+    pub setup: Option<Duration>,
+    /// Why the call failed, if it did.
+    pub failure: Option<String>,
+    pub stats: EchoStats,
+}
+
+/// Runs one call until `stop` (or its own failure). `ready` gets `true`
+/// once audio echoes; it is dropped unsent if the call fails first.
+pub async fn run(
+    setup: CallSetup,
+    ready: oneshot::Sender<bool>,
+    stop: CancellationToken,
+) -> Result<CallOutcome, NodeError> {
+    let socket = match UdpSocket::bind((setup.local_ip, 0)).await {
+        Ok(socket) => socket,
+        Err(e) => return Ok(failed(format!("cannot bind a UDP socket: {e}"))),
+    };
+    let local = match socket.local_addr() {
+        Ok(local) => local,
+        Err(e) => return Ok(failed(format!("cannot bind a UDP socket: {e}"))),
+    };
+    let (mut client, offer) = match LoadClient::new(Instant::now(), setup.epoch, local, setup.index)
+    {
+        Ok(created) => created,
+        Err(e) => return Ok(failed(e.to_string())),
+    };
+    let placing = Instant::now();
+    let placed = setup.node.place_call(&offer).await?;
+    let mut first_echo = None;
+    let result = drive(&socket, &mut client, &placed, ready, &stop, &mut first_echo).await;
+    let hung_up = setup.node.hang_up(&placed).await;
+    client.close();
+    flush(&socket, &mut client).await;
+    hung_up?;
+    let connected = client.state() == ClientState::Connected || client.echoing();
+    let echoed = client.echoing();
+    Ok(CallOutcome {
+        connected,
+        echoed,
+        setup: first_echo.map(|at: Instant| at - placing),
+        failure: result.err(),
+        stats: client.into_stats(),
+    })
+}
+
+fn failed(reason: String) -> CallOutcome {
+    CallOutcome {
+        failure: Some(reason),
+        ..CallOutcome::default()
+    }
+}
+
+/// The call's media until it is stopped and drained; `Err` names why the
+/// call failed. `first_echo` is set when audio first comes back.
+async fn drive(
+    socket: &UdpSocket,
+    client: &mut LoadClient,
+    placed: &PlacedCall,
+    ready: oneshot::Sender<bool>,
+    stop: &CancellationToken,
+    first_echo: &mut Option<Instant>,
+) -> Result<(), String> {
+    let ready_by = Instant::now() + READY_TIMEOUT;
+    client
+        .handle_answer(Instant::now(), &placed.answer)
+        .map_err(|e| e.to_string())?;
+    let mut ready = Some(ready);
+    let mut ticker: Option<Interval> = None;
+    let mut drain_until: Option<Instant> = None;
+    let mut buffer = vec![0u8; RECV_BUFFER];
+    loop {
+        flush(socket, client).await;
+        let now = Instant::now();
+        if client.state() == ClientState::Failed {
+            return Err("ICE or DTLS failed".to_owned());
+        }
+        if ticker.is_none() && client.state() == ClientState::Connected {
+            ticker = Some(audio_ticker());
+        }
+        if client.echoing() {
+            if let Some(ready) = ready.take() {
+                *first_echo = Some(now);
+                let _ = ready.send(true);
+            }
+        } else if now >= ready_by {
+            return Err(not_ready(client.state()));
+        }
+        if let Some(until) = drain_until {
+            if client.all_echoed() || now >= until {
+                return match ready {
+                    None => Ok(()),
+                    Some(_) => Err("stopped before audio echoed".to_owned()),
+                };
+            }
+        }
+        let wake = [
+            client.poll_timeout(),
+            drain_until,
+            ready.as_ref().map(|_| ready_by),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(now + Duration::from_secs(1), Instant::min);
+        tokio::select! {
+            received = socket.recv_from(&mut buffer) => {
+                if let Ok((len, from)) = received {
+                    let bytes = BytesMut::from(&buffer[..len]);
+                    client.handle_datagram(Instant::now(), from, bytes);
+                }
+            }
+            () = tick(&mut ticker), if drain_until.is_none() => client.send_audio(Instant::now()),
+            () = tokio::time::sleep_until(wake.into()) => client.handle_timeout(Instant::now()),
+            () = stop.cancelled(), if drain_until.is_none() => {
+                drain_until = Some(Instant::now() + DRAIN);
+            }
+        }
+    }
+}
+
+fn not_ready(state: ClientState) -> String {
+    let seconds = READY_TIMEOUT.as_secs();
+    match state {
+        ClientState::Connected => format!("no audio echoed within {seconds} s"),
+        _ => format!("ICE and DTLS not connected within {seconds} s"),
+    }
+}
+
+fn audio_ticker() -> Interval {
+    let mut ticker = tokio::time::interval(FRAME_INTERVAL);
+    // A late tick is skipped, not made up in a burst: a real browser's
+    // capture clock does not catch up either.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    ticker
+}
+
+async fn tick(ticker: &mut Option<Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn flush(socket: &UdpSocket, client: &mut LoadClient) {
+    while let Some((to, bytes)) = client.poll_transmit() {
+        // A failed send costs that datagram: loss is what the run measures.
+        let _ = socket.send_to(&bytes, to).await;
+    }
+}

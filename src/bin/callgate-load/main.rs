@@ -1,0 +1,220 @@
+//! `callgate-load`: places concurrent WebRTC calls through a running
+//! callgate node to its echo trunk and reports what a node operator sizes
+//! by: calls connected, packet loss, echo round trip, the node's own relay
+//! latency, and the node's CPU and memory per call.
+//!
+//! Each call is a real WebRTC client on the `rtc` crate with a UDP socket
+//! of its own (full ICE, DTLS-SRTP, PCMU in 20 ms packets), placed over the
+//! node's public signalling contract. See [`run`] for how a run is timed
+//! and [`report`] for what each figure means.
+//!
+//! Exit codes, as the node's own command line: 0 when every call connected
+//! and echoed audio, 64 for bad usage, 1 for any other failure (the node
+//! unreachable or refusing calls, or calls that failed), with a one-line
+//! reason on stderr: `callgate-load: <reason>`.
+#![forbid(unsafe_code)]
+
+mod call;
+mod client;
+mod node;
+mod process;
+mod report;
+mod run;
+mod scrape;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::http::Uri;
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use node::NodeClient;
+use process::NodeProcess;
+use report::Report;
+use run::Plan;
+
+const EX_USAGE: u8 = 64;
+/// Beyond this one machine runs out of ports and file descriptors anyway.
+const MAX_CALLS: u32 = 20_000;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callgate-load",
+    version,
+    about = "Places concurrent WebRTC calls through a callgate node to its echo trunk \
+             and reports loss, latency, CPU and memory per call"
+)]
+struct Args {
+    /// The node's base URL
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    node: String,
+    /// The widget to call through (its route must lead to an echo trunk)
+    #[arg(long, default_value = "demo")]
+    widget: String,
+    /// Calls up at once
+    #[arg(long, default_value_t = 10)]
+    calls: u32,
+    /// Seconds of the steady window, with every call up
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// New calls per second while ramping up
+    #[arg(long, default_value_t = 50.0)]
+    ramp_per_sec: f64,
+    /// Rounds to run one after another (each places --calls calls)
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// The node's process id, for its CPU time and memory (same machine)
+    #[arg(long, value_name = "PID")]
+    node_pid: Option<u32>,
+    /// The Origin header of call requests; default: the node's own origin
+    /// (the --node URL), which the demo widget allows
+    #[arg(long)]
+    origin: Option<String>,
+    /// Print one JSON object instead of lines
+    #[arg(long)]
+    json: bool,
+}
+
+enum Failure {
+    Usage(String),
+    Other(String),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(reason)) => {
+            eprintln!("callgate-load: {reason}");
+            ExitCode::from(EX_USAGE)
+        }
+        Err(Failure::Other(reason)) => {
+            eprintln!("callgate-load: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Failure> {
+    let Some(args) = parse_args()? else {
+        return Ok(());
+    };
+    let base = node_base(&args.node)?;
+    check_numbers(&args)?;
+    let process = args
+        .node_pid
+        .map(NodeProcess::open)
+        .transpose()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::Other(format!("cannot start the runtime: {e}")))?;
+    let origin = args.origin.clone().unwrap_or_else(|| base.clone());
+    let report = runtime.block_on(async {
+        let local_ip = local_ip_towards(&base).await?;
+        let plan = Plan {
+            node: NodeClient::new(base.clone(), args.widget.clone(), origin),
+            local_ip,
+            calls: args.calls,
+            repeat: args.repeat,
+            duration: Duration::from_secs_f64(args.duration),
+            ramp_per_sec: args.ramp_per_sec,
+            process,
+        };
+        let measured = run::run(&plan)
+            .await
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        Ok::<_, Failure>(Report::new(&measured))
+    })?;
+    match args.json {
+        true => println!("{}", report.to_json()),
+        false => print!("{}", report.to_text()),
+    }
+    if report.failed > 0 || report.calls_with_echo < report.calls {
+        let bad = report.calls - report.calls_with_echo.min(report.calls);
+        return Err(Failure::Other(format!(
+            "{bad} of {} calls failed or echoed no audio",
+            report.calls
+        )));
+    }
+    Ok(())
+}
+
+/// `None` when `--help` or `--version` was printed; any other clap error
+/// is a usage error.
+fn parse_args() -> Result<Option<Args>, Failure> {
+    match Args::try_parse() {
+        Ok(args) => Ok(Some(args)),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            Ok(None)
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            let reason = first.strip_prefix("error: ").unwrap_or(first);
+            Err(Failure::Usage(format!(
+                "{reason} (see 'callgate-load --help')"
+            )))
+        }
+    }
+}
+
+/// `http://host:port` from `--node`, without a trailing slash.
+fn node_base(node: &str) -> Result<String, Failure> {
+    let bad = |why: &str| Failure::Usage(format!("--node {node:?}: {why}"));
+    let uri: Uri = node.parse().map_err(|_| bad("not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad(
+            "must start with http:// (the load tool speaks plain HTTP)",
+        ));
+    }
+    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad("must be the node's base URL, without a path"));
+    }
+    Ok(format!("http://{authority}"))
+}
+
+fn check_numbers(args: &Args) -> Result<(), Failure> {
+    let usage = |message: String| Err(Failure::Usage(message));
+    if !(1..=MAX_CALLS).contains(&args.calls) {
+        return usage(format!("--calls must be between 1 and {MAX_CALLS}"));
+    }
+    if args.repeat == 0 {
+        return usage("--repeat must be at least 1".to_owned());
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 86_400.0) {
+        return usage("--duration must be a number of seconds above 0".to_owned());
+    }
+    if !(args.ramp_per_sec.is_finite() && args.ramp_per_sec > 0.0) {
+        return usage("--ramp-per-sec must be a number above 0".to_owned());
+    }
+    Ok(())
+}
+
+/// The local address the machine would use to reach the node: the calls'
+/// sockets bind it, so their ICE host candidate is one the node can reach.
+async fn local_ip_towards(base: &str) -> Result<IpAddr, Failure> {
+    let authority = base.trim_start_matches("http://");
+    let unreachable =
+        |reason: String| Failure::Other(format!("cannot reach the node at {base}: {reason}"));
+    let node: SocketAddr = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unreachable("the host name has no address".to_owned()))?;
+    let any: SocketAddr = match node {
+        SocketAddr::V4(_) => "0.0.0.0:0".parse().unwrap_or(node),
+        SocketAddr::V6(_) => "[::]:0".parse().unwrap_or(node),
+    };
+    let probe = std::net::UdpSocket::bind(any).map_err(|e| unreachable(e.to_string()))?;
+    // Connecting a UDP socket sends nothing; it only picks the route.
+    probe
+        .connect(node)
+        .map_err(|e| unreachable(e.to_string()))?;
+    probe
+        .local_addr()
+        .map(|a| a.ip())
+        .map_err(|e| unreachable(e.to_string()))
+}

@@ -1,0 +1,243 @@
+//! The run: rounds of concurrent calls, each with a steady window over
+//! which the node's figures are taken.
+//!
+//! A round places `calls` calls at `ramp_per_sec`, waits until every one
+//! echoes audio (or has failed), then measures for `duration` with all of
+//! them up: two `/metrics` scrapes and, with the node's pid, its CPU time
+//! around the window and its RSS at the window's end. Then every call is
+//! stopped and hung up. `repeat` rounds run one after another; their
+//! windows add up. The node's RSS before the first call is the baseline.
+//!
+//! The first refusal by the node stops the whole run: every call placed so
+//! far is hung up and the refusal is the run's error.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::call::{self, CallOutcome, CallSetup};
+use crate::node::{NodeClient, NodeError};
+use crate::process::{NodeProcess, ProcessError};
+use crate::scrape::{self, Histogram};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("the node's /metrics has no {0} relay-latency histogram")]
+    NoHistogram(&'static str),
+    #[error("a call task failed: {0}")]
+    Task(String),
+}
+
+/// What to run.
+pub struct Plan {
+    pub node: NodeClient,
+    pub local_ip: IpAddr,
+    pub calls: u32,
+    pub repeat: u32,
+    pub duration: Duration,
+    pub ramp_per_sec: f64,
+    pub process: Option<NodeProcess>,
+}
+
+/// Everything the run observed, for the report.
+#[derive(Debug, Default)]
+pub struct Measurements {
+    pub outcomes: Vec<CallOutcome>,
+    /// The steady windows' total length.
+    pub steady: Duration,
+    pub to_trunk: Histogram,
+    pub to_browser: Histogram,
+    /// The node's CPU time over the steady windows.
+    pub node_cpu: Option<Duration>,
+    pub rss_before_kib: Option<u64>,
+    /// At the end of the last round's steady window.
+    pub rss_during_kib: Option<u64>,
+    /// Calls up (echoing) in the last round's steady window.
+    pub last_round_up: u32,
+    /// `callgate_calls_active` at the end of the last steady window.
+    pub node_calls_active: Option<u32>,
+}
+
+/// The node's cumulative figures at one moment.
+struct Snapshot {
+    at: Instant,
+    to_trunk: Histogram,
+    to_browser: Histogram,
+    cpu: Option<Duration>,
+    calls_active: Option<u32>,
+}
+
+impl Snapshot {
+    async fn take(plan: &Plan) -> Result<Self, RunError> {
+        let text = plan.node.metrics().await?;
+        let cpu = plan
+            .process
+            .as_ref()
+            .map(NodeProcess::cpu_time)
+            .transpose()?;
+        Ok(Self {
+            at: Instant::now(),
+            to_trunk: Histogram::parse(&text, "to_trunk")
+                .ok_or(RunError::NoHistogram("to_trunk"))?,
+            to_browser: Histogram::parse(&text, "to_browser")
+                .ok_or(RunError::NoHistogram("to_browser"))?,
+            cpu,
+            calls_active: scrape::value(&text, "callgate_calls_active").map(|v| v as u32),
+        })
+    }
+}
+
+type CallTask = JoinHandle<Result<CallOutcome, NodeError>>;
+
+/// Runs every round; see the module documentation.
+pub async fn run(plan: &Plan) -> Result<Measurements, RunError> {
+    plan.node.check_health().await?;
+    let rss_before_kib = plan
+        .process
+        .as_ref()
+        .map(NodeProcess::rss_kib)
+        .transpose()?;
+    let mut measured = Measurements {
+        rss_before_kib,
+        ..Measurements::default()
+    };
+    let epoch = Instant::now();
+    for round in 0..plan.repeat {
+        run_round(plan, epoch, round, &mut measured).await?;
+    }
+    Ok(measured)
+}
+
+async fn run_round(
+    plan: &Plan,
+    epoch: Instant,
+    round: u32,
+    measured: &mut Measurements,
+) -> Result<(), RunError> {
+    let stop = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let (tasks, readies) = place_calls(plan, epoch, round, &stop, &abort).await;
+    let up = wait_ready(readies, &abort).await;
+    let window = match abort.is_cancelled() {
+        true => None,
+        false => Some(steady_window(plan, &abort).await),
+    };
+    stop.cancel();
+    let outcomes = join(tasks).await?;
+    if let Some(window) = window {
+        let (before, after, rss) = window?;
+        measured.steady += after.at - before.at;
+        measured
+            .to_trunk
+            .add(&after.to_trunk.since(&before.to_trunk));
+        measured
+            .to_browser
+            .add(&after.to_browser.since(&before.to_browser));
+        if let (Some(start), Some(end)) = (before.cpu, after.cpu) {
+            let total = measured.node_cpu.unwrap_or_default();
+            measured.node_cpu = Some(total + end.saturating_sub(start));
+        }
+        measured.rss_during_kib = rss.or(measured.rss_during_kib);
+        measured.node_calls_active = after.calls_active;
+    }
+    measured.last_round_up = up;
+    measured.outcomes.extend(outcomes);
+    Ok(())
+}
+
+/// Starts the round's calls at the ramp rate; stops early on `abort`.
+async fn place_calls(
+    plan: &Plan,
+    epoch: Instant,
+    round: u32,
+    stop: &CancellationToken,
+    abort: &CancellationToken,
+) -> (Vec<CallTask>, Vec<oneshot::Receiver<bool>>) {
+    let gap = Duration::from_secs_f64(1.0 / plan.ramp_per_sec);
+    let mut next = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    let mut readies = Vec::new();
+    for i in 0..plan.calls {
+        let setup = CallSetup {
+            index: round.wrapping_mul(plan.calls).wrapping_add(i),
+            node: plan.node.clone(),
+            local_ip: plan.local_ip,
+            epoch,
+        };
+        let (ready, ready_rx) = oneshot::channel();
+        let (call_stop, call_abort) = (stop.clone(), abort.clone());
+        tasks.push(tokio::spawn(async move {
+            let outcome = call::run(setup, ready, call_stop).await;
+            if outcome.is_err() {
+                call_abort.cancel();
+            }
+            outcome
+        }));
+        readies.push(ready_rx);
+        next += gap;
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = abort.cancelled() => break,
+        }
+    }
+    (tasks, readies)
+}
+
+/// How many calls echo audio once each has either done so or given up.
+async fn wait_ready(readies: Vec<oneshot::Receiver<bool>>, abort: &CancellationToken) -> u32 {
+    let mut up = 0;
+    for ready in readies {
+        tokio::select! {
+            echoing = ready => up += u32::from(echoing.unwrap_or(false)),
+            () = abort.cancelled() => break,
+        }
+    }
+    up
+}
+
+/// Scrapes around `duration` with every call up; the RSS at the end.
+async fn steady_window(
+    plan: &Plan,
+    abort: &CancellationToken,
+) -> Result<(Snapshot, Snapshot, Option<u64>), RunError> {
+    let before = Snapshot::take(plan).await?;
+    tokio::select! {
+        () = tokio::time::sleep(plan.duration) => {}
+        () = abort.cancelled() => {}
+    }
+    let after = Snapshot::take(plan).await?;
+    let rss = plan
+        .process
+        .as_ref()
+        .map(NodeProcess::rss_kib)
+        .transpose()?;
+    Ok((before, after, rss))
+}
+
+/// Every call's outcome, or the first refusal by the node.
+async fn join(tasks: Vec<CallTask>) -> Result<Vec<CallOutcome>, RunError> {
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(outcome)) => outcomes.push(outcome),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(RunError::Node(e));
+            }
+            Err(e) => {
+                first_error.get_or_insert(RunError::Task(e.to_string()));
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(outcomes),
+    }
+}
