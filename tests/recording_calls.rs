@@ -560,3 +560,81 @@ async fn chromium_on_a_notice_number_shows_the_notice_first_and_honours_dont_rec
     assert!(files_under(&node.data.path().join("recordings")).is_empty());
     node.stop().await;
 }
+
+/// `callgate serve --config CONFIG` as a process of its own, ready.
+fn serve(config: &Path, http: std::net::SocketAddr) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start callgate serve");
+    let ready = support::wait_until(std::time::Duration::from_secs(30), || {
+        std::net::TcpStream::connect(http).is_ok()
+            && support::node::http(http, "GET", "/readyz", None, b"").0 == 200
+    });
+    assert!(ready, "the node became ready");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_cut_by_a_killed_node_is_stored_incomplete_at_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let http: std::net::SocketAddr = format!("127.0.0.1:{}", support::ports::free_tcp_port())
+        .parse()
+        .unwrap();
+    let text =
+        support::node::node_config(data.path(), &http.to_string(), 22000..=22499, ECHO_ROUTE);
+    let config = data.path().join("callgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut node = serve(&config, http);
+
+    let base = format!("http://{http}");
+    let play = speech_wav_48k(SPEECH);
+    let client = AiortcCall::new(&base, "demo", &base, &play)
+        .codec("pcmu")
+        .consent("granted")
+        .seconds(20.0)
+        .timeout(std::time::Duration::from_secs(30))
+        .spawn();
+    let answered = tokio::task::block_in_place(|| {
+        client.wait_for_event(std::time::Duration::from_secs(20), |e| {
+            e["state"] == "answered"
+        })
+    });
+    assert!(answered.is_some(), "answered");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    node.kill().unwrap();
+    node.wait().unwrap();
+    drop(client);
+
+    let url = format!("sqlite://{}", data.path().join("callgate.db").display());
+    let store = callgate::store::Store::open(&url).await.unwrap();
+    let cut = store.unfinished_recordings().await.unwrap();
+    assert_eq!(cut.len(), 1, "one recording left in progress");
+    let spool = data
+        .path()
+        .join("spool")
+        .join(format!("{}.cgrec", cut[0].id));
+    assert!(spool.exists(), "its sealed segments are in the spool");
+
+    let mut node = serve(&config, http);
+    let row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    assert_eq!((row.state.as_str(), row.complete), ("stored", false));
+    assert!(!spool.exists());
+    let out = data.path().join("cut.wav");
+    let (code, stderr) = decrypt_cli(&config, &row.id, &out);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, channels) = read_wav_channels(&out);
+    let seconds = channels[0].len() as f64 / 8000.0;
+    // Whole 64 KiB segments (2.048 s each) of the 5 s before the kill.
+    assert!((2.0..=5.0).contains(&seconds), "{seconds:.2} s recovered");
+    let loud = channels[0]
+        .iter()
+        .filter(|s| s.unsigned_abs() > 1000)
+        .count();
+    assert!(loud > 1000, "the visitor's speech is in it");
+    let _ = Command::new("kill").arg(node.id().to_string()).status();
+    node.wait().unwrap();
+}

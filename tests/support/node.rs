@@ -46,22 +46,7 @@ impl RunningNode {
         if std::env::var_os("RUST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_test_writer().try_init();
         }
-        let text = format!(
-            "[node]\ndata_dir = {data:?}\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n\
-             [sip]\nlisten_udp = \"127.0.0.1:{sip}\"\noptions_interval_secs = 0\n\
-             [media]\nrtp_port_min = {min}\nrtp_port_max = {max}\n\
-             [webrtc]\nlisten = \"127.0.0.1:{webrtc}\"\n\
-             [limits]\ncalls_per_minute_per_ip = 1000\n\
-             [echo_trunk]\nenabled = true\nlisten = \"127.0.0.1:{echo}\"\n\
-             {extra}",
-            data = data.path().display().to_string(),
-            sip = free_udp_port(),
-            min = media.start(),
-            max = media.end(),
-            webrtc = free_udp_port(),
-            echo = free_udp_port(),
-        );
+        let text = node_config(data.path(), "127.0.0.1:0", media, extra);
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         let config = Config::load(Some(&text), env).expect("test config");
         let config_text = text;
@@ -185,6 +170,33 @@ impl RunningNode {
         self.task.await.unwrap();
         self.data
     }
+}
+
+/// The config text of a test node: data in `data`, HTTP on `http` (port 0
+/// for any), the other listeners on free loopback ports, trunk media ports
+/// in `media`, the echo trunk on, per-IP rate limit raised, then `extra`.
+pub fn node_config(
+    data: &std::path::Path,
+    http: &str,
+    media: RangeInclusive<u16>,
+    extra: &str,
+) -> String {
+    format!(
+        "[node]\ndata_dir = {data:?}\n\
+         [http]\nlisten = \"{http}\"\n\
+         [sip]\nlisten_udp = \"127.0.0.1:{sip}\"\noptions_interval_secs = 0\n\
+         [media]\nrtp_port_min = {min}\nrtp_port_max = {max}\n\
+         [webrtc]\nlisten = \"127.0.0.1:{webrtc}\"\n\
+         [limits]\ncalls_per_minute_per_ip = 1000\n\
+         [echo_trunk]\nenabled = true\nlisten = \"127.0.0.1:{echo}\"\n\
+         {extra}",
+        data = data.display().to_string(),
+        sip = free_udp_port(),
+        min = media.start(),
+        max = media.end(),
+        webrtc = free_udp_port(),
+        echo = free_udp_port(),
+    )
 }
 
 /// One HTTP/1.1 request; returns the status and body.
