@@ -114,6 +114,9 @@ struct Driver {
     browser_rx: ReceiveStats,
     browser_sent: u64,
     browser_received: u64,
+    /// When the port received the datagram being handled: the start of its
+    /// audio's relay latency, queueing and decryption included.
+    arrived: Instant,
 }
 
 fn now() -> Instant {
@@ -163,6 +166,7 @@ pub async fn run(parts: CallParts) -> CallReport {
         browser_rx: ReceiveStats::new(browser_codec.clock_rate()),
         browser_sent: 0,
         browser_received: 0,
+        arrived: start,
     };
     loop {
         let deadline = driver.next_deadline();
@@ -222,6 +226,7 @@ impl Driver {
 
     fn on_datagram(&mut self, datagram: Datagram) {
         self.last_heard = datagram.received_at;
+        self.arrived = datagram.received_at;
         // A bad datagram concerns that datagram only.
         let _ = self
             .session
@@ -257,7 +262,7 @@ impl Driver {
         if frame.payload_type != self.session.media().payload_type {
             return;
         }
-        let arrived = now();
+        let arrived = self.arrived;
         self.browser_received += 1;
         self.browser_rx
             .handle_packet(frame.sequence, frame.timestamp, arrived);
