@@ -127,6 +127,9 @@ struct Driver {
     browser_received: u64,
     gate: ConsentGate,
     recorder: Option<RecorderHandle>,
+    /// When the port received the datagram being handled: the start of its
+    /// audio's relay latency, queueing and decryption included.
+    arrived: Instant,
 }
 
 fn now() -> Instant {
@@ -180,6 +183,7 @@ pub async fn run(parts: CallParts) -> CallReport {
         browser_received: 0,
         gate,
         recorder,
+        arrived: start,
     };
     loop {
         let deadline = driver.next_deadline();
@@ -247,6 +251,7 @@ impl Driver {
 
     fn on_datagram(&mut self, datagram: Datagram) {
         self.last_heard = datagram.received_at;
+        self.arrived = datagram.received_at;
         // A bad datagram concerns that datagram only.
         let _ = self
             .session
@@ -282,7 +287,7 @@ impl Driver {
         if frame.payload_type != self.session.media().payload_type {
             return;
         }
-        let arrived = now();
+        let arrived = self.arrived;
         self.browser_received += 1;
         self.browser_rx
             .handle_packet(frame.sequence, frame.timestamp, arrived);

@@ -74,6 +74,7 @@ impl BrowserSide {
                     addr: webrtc.listen,
                     error,
                 })?;
+        warn_on_small_buffer(&port);
         let candidate = webrtc.public_address.unwrap_or(port.local_addr());
         let port_counters = port.counters();
         let settings = SessionSettings {
@@ -204,6 +205,24 @@ fn recorders(
         queue_frames: config.recording.queue_frames as usize,
         metrics: metrics.recording.clone(),
     }))
+}
+
+/// A capped receive buffer drops datagrams under load long before the CPU
+/// is busy; say so once, at start, with the setting that lifts the cap.
+fn warn_on_small_buffer(port: &BrowserPort) {
+    let wanted = crate::webrtc::port::RECV_BUFFER_BYTES;
+    match port.recv_buffer_size() {
+        // Linux reports twice what it set aside; half of what we asked
+        // for still holds some 80 ms of 1,000 calls.
+        Ok(reported) if reported / 2 < wanted / 2 => tracing::warn!(
+            granted_kib = reported / 2 / 1024,
+            wanted_kib = wanted / 1024,
+            "the browser port's receive buffer is capped by net.core.rmem_max; \
+             raise it for many concurrent calls"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the browser port's receive buffer size"),
+    }
 }
 
 /// The codecs of each route's first trunk, in the trunk's order.
