@@ -255,6 +255,24 @@ async fn failures_end_cleanly_while_another_call_carries_on() {
         tokio::task::block_in_place(|| steady.wait_for_event(WAIT, |e| e["state"] == "answered"));
     assert!(answered.is_some(), "the steady call was answered");
 
+    // Bad requests beside it: clear errors, no call started.
+    let calls = "/v1/widgets/demo/calls";
+    let origin = node.base();
+    let no_audio = serde_json::json!({ "offer": "v=0\r\ns=-\r\n" }).to_string();
+    let garbage = vec![b'x'; 1 << 20];
+    for (body, from, status) in [
+        (no_audio.as_bytes(), origin.as_str(), 400),
+        (&garbage[..], origin.as_str(), 400),
+        (no_audio.as_bytes(), "https://evil.example", 403),
+    ] {
+        let (got, reply) = support::node::http(node.addr, "POST", calls, Some(from), body);
+        assert_eq!(got, status, "{reply}");
+    }
+    assert_eq!(
+        support::node::metric(node.addr, "callgate_calls_started_total"),
+        1.0
+    );
+
     let browser = Browser::start(&play).await;
     browser.goto(&format!("{}/demo", node.base())).await;
 
