@@ -65,8 +65,9 @@ impl Baresip {
             "baresip modules missing at {MODULES}: run scripts/install-test-deps.sh"
         );
         let dir = temp_dir("baresip");
-        // baresip 1.0 puts TLS on the SIP port + 1: keep both ours.
-        let port = ports::free_udp_ports(2, false);
+        // baresip 1.0 listens on UDP and TCP, and puts TLS on the SIP
+        // port + 1: keep both ours, for both protocols.
+        let port = ports::free_udp_tcp_ports(2);
         let user = write_config(dir.path(), port, &mode);
         if let Some(certificate) = certificate {
             let mut config = std::fs::OpenOptions::new()

@@ -34,6 +34,16 @@ pub fn free_tcp_port() -> u16 {
     })
 }
 
+/// The first of `count` consecutive ports free for both UDP and TCP, for
+/// peers that listen on both (baresip: SIP over UDP and TCP on `p`, TLS on
+/// `p + 1`).
+pub fn free_udp_tcp_ports(count: u16) -> u16 {
+    reserve(count, false, |port| {
+        UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+    })
+}
+
 /// An even UDP port `p` with `p + 1` free too: an RTP/RTCP pair.
 pub fn free_udp_port_pair() -> u16 {
     free_udp_ports(2, true)
