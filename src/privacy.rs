@@ -311,6 +311,12 @@ fn country_code_len(digits: &str) -> usize {
     len.min(digits.len())
 }
 
+/// Whether two secrets (tokens, tags) are equal, in time that depends on
+/// their length only, not on where they first differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,13 +24,13 @@ use crate::config::BrowserCodec;
 use crate::media::ports::PortAllocator;
 use crate::media::sdp::Codec;
 use crate::metrics::Metrics;
-use crate::recording::gate::{Consent, ConsentGate, OnRevoke, Policy};
+use crate::recording::gate::{Consent, ConsentGate};
 use crate::recording::receipt::notice_hash;
 use crate::recording::recorder::{RecordedCall, RecorderHandle, Recorders};
 use crate::sip::{CallRequest, SipAgent};
 use crate::store::{
-    CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, OnRevoke as StoredOnRevoke,
-    RecordingPolicy, Store, WidgetRoute,
+    CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, RecordingPolicy, Store,
+    WidgetRoute,
 };
 use crate::webrtc::{BrowserPort, BrowserSession, OfferError, SessionSettings, WebrtcError};
 
@@ -189,7 +189,7 @@ impl CallService {
             view: view_tx,
             disconnect_timeout: parts.disconnect_timeout,
             observer: parts.observer.clone(),
-            gate: consent_gate(widget, consent),
+            gate: ConsentGate::new(widget.recording, widget.on_revoke, consent),
             recorder: self.recorder_for(widget, &call_id),
         };
         let context = CdrContext {
@@ -241,17 +241,15 @@ impl CallService {
 
     /// A recorder for calls on numbers that record at all.
     fn recorder_for(&self, widget: &WidgetRoute, call_id: &str) -> Option<RecorderHandle> {
-        let policy = match widget.recording {
-            RecordingPolicy::Off => return None,
-            RecordingPolicy::OptIn => "opt_in",
-            RecordingPolicy::Notice => "notice",
-        };
+        if widget.recording == RecordingPolicy::Off {
+            return None;
+        }
         let recorders = self.inner.parts.recorders.as_ref()?;
         Some(recorders.start(RecordedCall {
             call_id: call_id.to_owned(),
             tenant_id: widget.tenant_id.clone(),
             number_id: widget.number_id.clone(),
-            policy,
+            policy: widget.recording.as_str(),
             notice_hash: notice_hash(widget.notice_text.as_deref()),
             retention_days: widget.retention_days,
         }))
@@ -304,19 +302,6 @@ impl CdrContext {
         record.trunk_stats = leg_stats(&report.trunk);
         record
     }
-}
-
-fn consent_gate(widget: &WidgetRoute, consent: Option<Consent>) -> ConsentGate {
-    let policy = match widget.recording {
-        RecordingPolicy::Off => Policy::Off,
-        RecordingPolicy::OptIn => Policy::OptIn,
-        RecordingPolicy::Notice => Policy::Notice,
-    };
-    let on_revoke = match widget.on_revoke {
-        StoredOnRevoke::Discard => OnRevoke::Discard,
-        StoredOnRevoke::Keep => OnRevoke::Keep,
-    };
-    ConsentGate::new(policy, on_revoke, consent)
 }
 
 fn leg_stats(stats: &driver::LegStats) -> StoredLegStats {

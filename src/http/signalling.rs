@@ -297,13 +297,7 @@ fn authorised(
     token: &str,
 ) -> Option<crate::call::service::LiveCall> {
     let call = state.calls.call(call_id)?;
-    let equal = call.token.len() == token.len()
-        && call
-            .token
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+    let equal = crate::privacy::constant_time_eq(call.token.as_bytes(), token.as_bytes());
     equal.then_some(call)
 }
 

@@ -17,20 +17,7 @@
 //! further audio is kept out. A later grant opens the gate again (a fresh
 //! recording after a discard, the same one after keep).
 
-/// A number's recording policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    Off,
-    OptIn,
-    Notice,
-}
-
-/// What happens to a recording when consent is revoked mid-call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnRevoke {
-    Discard,
-    Keep,
-}
+pub use crate::store::{OnRevoke, RecordingPolicy as Policy};
 
 /// The visitor's choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -201,7 +201,7 @@ impl KeyRing {
             .iter()
             .find(|k| k.id.0 == key_id)
             .ok_or_else(|| KeyError::UnknownKeyId(key_id.to_owned()))?;
-        Ok(subtle_eq(&mac(kek, message), tag))
+        Ok(crate::privacy::constant_time_eq(&mac(kek, message), tag))
     }
 
     /// Opens a wrapped key with the KEK its key id names.
@@ -244,11 +244,6 @@ fn mac(kek: &Kek, message: &[u8]) -> [u8; 32] {
     mac.update(b"callgate consent receipt v1\n");
     mac.update(message);
     mac.finalize().into_bytes().into()
-}
-
-/// Constant-time comparison of two tags.
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn wrap_aad(key_id: &KeyId, recording_id: &str) -> Vec<u8> {

@@ -414,14 +414,19 @@ fn new_recording(id: &str) -> NewRecording {
     }
 }
 
-#[tokio::test]
-async fn deleting_a_recording_destroys_its_key_and_leaves_an_audit_entry() {
+/// The demo seed plus a recording in progress for each of `ids`.
+async fn store_with_recordings(ids: &[&str]) -> Store {
     let store = memory().await;
     store.seed_demo().await.unwrap();
+    for id in ids {
+        store.insert_recording(&new_recording(id)).await.unwrap();
+    }
     store
-        .insert_recording(&new_recording("rec-1"))
-        .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn deleting_a_recording_destroys_its_key_and_leaves_an_audit_entry() {
+    let store = store_with_recordings(&["rec-1"]).await;
     store
         .finish_recording("rec-1", true, 0, 3_000, 4_096)
         .await
@@ -453,16 +458,7 @@ async fn deleting_a_recording_destroys_its_key_and_leaves_an_audit_entry() {
 
 #[tokio::test]
 async fn a_finished_recording_stays_deleted_and_unfinished_ones_are_found() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    store
-        .insert_recording(&new_recording("rec-1"))
-        .await
-        .unwrap();
-    store
-        .insert_recording(&new_recording("rec-2"))
-        .await
-        .unwrap();
+    let store = store_with_recordings(&["rec-1", "rec-2"]).await;
     assert_eq!(store.unfinished_recordings().await.unwrap().len(), 2);
     store
         .delete_recording("rec-1", "consent_revoked")
