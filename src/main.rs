@@ -20,6 +20,8 @@ use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+mod tenant_commands;
+
 const EX_USAGE: u8 = 64;
 
 #[derive(Debug, Parser)]
@@ -47,6 +49,55 @@ enum Command {
     Recording {
         #[command(subcommand)]
         command: RecordingCommand,
+    },
+    /// Manage tenants (the customers of a node)
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage API keys for the admin API
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Add a tenant
+    Create {
+        /// The tenant id (a-z, 0-9, '_' and '-')
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Make a key and print it once; only its keyed hash is stored
+    Create {
+        /// The tenant the key belongs to (not for operator keys)
+        #[arg(long)]
+        tenant: Option<String>,
+        /// admin (read and change), read (read only) or operator (node endpoints)
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Revoke a key by its id (the hex part after "cg_")
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List a tenant's keys (ids, roles and dates; never the keys)
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -141,7 +192,58 @@ fn run() -> Result<(), Failure> {
         Command::Recording {
             command: RecordingCommand::Decrypt { id, out, config },
         } => decrypt_recording(&id, &out, config.config),
+        Command::Tenant {
+            command: TenantCommand::Create { id, config },
+        } => with_store(config.config, async |store, _| {
+            tenant_commands::create(&store, &id).await
+        }),
+        Command::Apikey { command } => apikey(command),
     }
+}
+
+fn apikey(command: ApikeyCommand) -> Result<(), Failure> {
+    match command {
+        ApikeyCommand::Create {
+            tenant,
+            role,
+            config,
+        } => {
+            let role =
+                tenant_commands::parse_role(&role, tenant.as_deref()).map_err(Failure::Usage)?;
+            with_store(config.config, async |store, config| {
+                let keys = callgate::recording::setup::key_ring(&config)?;
+                tenant_commands::create_key(&store, &keys, tenant.as_deref(), role).await
+            })
+        }
+        ApikeyCommand::Revoke { id, config } => with_store(config.config, async |store, _| {
+            tenant_commands::revoke_key(&store, &id).await
+        }),
+        ApikeyCommand::List { tenant, config } => with_store(config.config, async |store, _| {
+            tenant_commands::list_keys(&store, &tenant).await
+        }),
+    }
+}
+
+/// Opens the config's store on a small runtime and runs `work` with it.
+fn with_store(
+    path: Option<PathBuf>,
+    work: impl AsyncFnOnce(callgate::store::Store, Config) -> anyhow::Result<()>,
+) -> Result<(), Failure> {
+    let config = load(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::Other)?;
+    runtime
+        .block_on(async {
+            let url = config.database.url_for(&config.node.data_dir);
+            let store = callgate::store::Store::open(&url).await?;
+            let outcome = work(store.clone(), config).await;
+            store.close().await;
+            outcome
+        })
+        .map_err(Failure::Other)
 }
 
 fn decrypt_recording(
@@ -163,7 +265,8 @@ fn decrypt_recording(
                     .await?;
             let storage = setup::storage(&config)?;
             let keys = setup::key_ring(&config)?;
-            let (_, decrypted) = access::open(&store, &storage, &keys, id, "cli").await?;
+            let (_, decrypted) =
+                access::open(&store, &storage, &keys, id, &callgate::store::Actor::Cli).await?;
             let audio = &decrypted.header.audio;
             anyhow::Ok(access::wav(
                 &decrypted.audio,

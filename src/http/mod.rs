@@ -9,6 +9,7 @@
 //! [`guard`] holds the signalling guards (rate limits, tenant concurrency,
 //! Origin check); [`metrics_router`] serves `GET /metrics`.
 
+pub mod admin;
 pub mod guard;
 mod health;
 mod metrics;

@@ -13,10 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::TrunkSide;
 use crate::call::service::{CallService, CallServiceParts};
 use crate::config::Config;
+use crate::http::admin::{self, AdminState};
 use crate::http::guard::Guards;
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
+use crate::recording::keys::KeyRing;
 use crate::recording::recorder::{RecorderParts, Recorders};
 use crate::recording::retention;
 use crate::recording::storage::RecordingStorage;
@@ -82,6 +84,7 @@ impl BrowserSide {
             certificate: crate::webrtc::generate_certificate()?,
         };
         let recording_storage = crate::recording::setup::storage(config)?;
+        let keys = Arc::new(crate::recording::setup::key_ring(config)?);
         let recovered = recover_interrupted(&store, &recording_storage).await;
         if recovered > 0 {
             tracing::warn!(
@@ -102,7 +105,13 @@ impl BrowserSide {
             store: store.clone(),
             observer: metrics.clone(),
             metrics: metrics.clone(),
-            recorders: Some(recorders(config, &store, &recording_storage, &metrics)?),
+            recorders: Some(recorders(
+                config,
+                &store,
+                &recording_storage,
+                &keys,
+                &metrics,
+            )),
         });
         let state = SignallingState {
             calls: calls.clone(),
@@ -113,7 +122,21 @@ impl BrowserSide {
             ice_servers: webrtc.ice_servers.clone(),
             metrics: metrics.clone(),
         };
-        let routes = signalling::routes(state).merge(crate::http::metrics_router(metrics.clone()));
+        let admin = AdminState {
+            store: store.clone(),
+            keys,
+            storage: recording_storage.clone(),
+            routes: config
+                .sip
+                .routes
+                .iter()
+                .map(|r| r.name.to_string())
+                .collect(),
+            base_url: base_url.to_owned(),
+        };
+        let routes = signalling::routes(state)
+            .merge(admin::routes(admin))
+            .merge(crate::http::metrics_router(metrics.clone()));
         Ok(Self {
             routes,
             calls,
@@ -195,16 +218,16 @@ fn recorders(
     config: &Config,
     store: &Store,
     storage: &RecordingStorage,
+    keys: &Arc<KeyRing>,
     metrics: &Metrics,
-) -> Result<Recorders, BrowserSideError> {
-    use crate::recording::setup;
-    Ok(Recorders::new(RecorderParts {
+) -> Recorders {
+    Recorders::new(RecorderParts {
         storage: storage.clone(),
-        keys: Arc::new(setup::key_ring(config)?),
+        keys: keys.clone(),
         store: store.clone(),
         queue_frames: config.recording.queue_frames as usize,
         metrics: metrics.recording.clone(),
-    }))
+    })
 }
 
 /// A capped receive buffer drops datagrams under load long before the CPU

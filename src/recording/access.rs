@@ -7,7 +7,7 @@
 use super::format::{self, Completeness, Decrypted, FormatError};
 use super::keys::{KeyError, KeyId, KeyRing, WrappedKey};
 use super::storage::{RecordingStorage, StorageError};
-use crate::store::{RecordingRow, Store, StoreError};
+use crate::store::{Actor, RecordingRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -29,18 +29,31 @@ pub enum AccessError {
     Mismatch(String),
 }
 
-/// Decrypts recording `id` and records the access as `door`.
+/// Decrypts recording `id` and audits `actor` reading it.
 pub async fn open(
     store: &Store,
     storage: &RecordingStorage,
     keys: &KeyRing,
     id: &str,
-    door: &str,
+    actor: &Actor,
 ) -> Result<(RecordingRow, Decrypted), AccessError> {
     let row = store
         .recording(id)
         .await?
         .ok_or_else(|| AccessError::NotFound(id.to_owned()))?;
+    open_row(store, storage, keys, row, actor).await
+}
+
+/// Decrypts the recording of `row` (already looked up, and scoped to its
+/// tenant by the caller) and audits `actor` reading it.
+pub async fn open_row(
+    store: &Store,
+    storage: &RecordingStorage,
+    keys: &KeyRing,
+    row: RecordingRow,
+    actor: &Actor,
+) -> Result<(RecordingRow, Decrypted), AccessError> {
+    let id = row.id.as_str();
     let Some(wrapped) = row.wrapped_key.clone() else {
         return Err(AccessError::Deleted(id.to_owned()));
     };
@@ -62,8 +75,17 @@ pub async fn open(
     if header.recording_id != row.id || hex::encode(header.consent_hash) != row.receipt_hash {
         return Err(AccessError::Mismatch(id.to_owned()));
     }
-    store.audit_access(id, door).await?;
+    store.audit_access(&row, actor, door_of(actor)).await?;
     Ok((row, decrypted))
+}
+
+/// The audit reason for an access: the door it came through.
+fn door_of(actor: &Actor) -> &'static str {
+    match actor {
+        Actor::Key(_) => "api",
+        Actor::Cli => "cli",
+        Actor::Node => "node",
+    }
 }
 
 /// A RIFF/WAVE file of 16-bit PCM, `channels` interleaved at `rate` Hz.

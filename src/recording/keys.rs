@@ -190,18 +190,45 @@ impl KeyRing {
     /// HMAC-SHA256 of `message` under the current KEK (for consent
     /// receipts): the key id and the tag.
     pub fn sign(&self, message: &[u8]) -> (KeyId, [u8; 32]) {
-        let kek = &self.keks[self.current];
-        (kek.id.clone(), mac(kek, message))
+        self.tag(MacPurpose::ConsentReceipt, message)
     }
 
     /// Checks a tag made by [`KeyRing::sign`] with the KEK `key_id` names.
     pub fn verify(&self, key_id: &str, message: &[u8], tag: &[u8]) -> Result<bool, KeyError> {
+        self.check(MacPurpose::ConsentReceipt, key_id, message, tag)
+    }
+
+    /// The keyed hash an API key is stored as, under the current KEK.
+    pub fn hash_api_key(&self, key: &[u8]) -> (KeyId, [u8; 32]) {
+        self.tag(MacPurpose::ApiKey, key)
+    }
+
+    /// Checks an API key against a hash made by [`KeyRing::hash_api_key`].
+    pub fn check_api_key(&self, key_id: &str, key: &[u8], hash: &[u8]) -> Result<bool, KeyError> {
+        self.check(MacPurpose::ApiKey, key_id, key, hash)
+    }
+
+    fn tag(&self, purpose: MacPurpose, message: &[u8]) -> (KeyId, [u8; 32]) {
+        let kek = &self.keks[self.current];
+        (kek.id.clone(), mac(kek, purpose, message))
+    }
+
+    fn check(
+        &self,
+        purpose: MacPurpose,
+        key_id: &str,
+        message: &[u8],
+        tag: &[u8],
+    ) -> Result<bool, KeyError> {
         let kek = self
             .keks
             .iter()
             .find(|k| k.id.0 == key_id)
             .ok_or_else(|| KeyError::UnknownKeyId(key_id.to_owned()))?;
-        Ok(crate::privacy::constant_time_eq(&mac(kek, message), tag))
+        Ok(crate::privacy::constant_time_eq(
+            &mac(kek, purpose, message),
+            tag,
+        ))
     }
 
     /// Opens a wrapped key with the KEK its key id names.
@@ -235,13 +262,23 @@ impl KeyRing {
     }
 }
 
-/// Domain separation keeps a signature from ever equalling a wrap or a
-/// data key made with the same KEK.
-fn mac(kek: &Kek, message: &[u8]) -> [u8; 32] {
+/// What a KEK's HMAC is for; each purpose has its own label.
+#[derive(Clone, Copy)]
+enum MacPurpose {
+    ConsentReceipt,
+    ApiKey,
+}
+
+/// Domain separation keeps a signature from ever equalling a wrap, a data
+/// key or a tag of another purpose made with the same KEK.
+fn mac(kek: &Kek, purpose: MacPurpose, message: &[u8]) -> [u8; 32] {
     use hmac::{KeyInit as _, Mac as _};
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(kek.key.as_slice())
         .expect("HMAC takes keys of any length");
-    mac.update(b"callgate consent receipt v1\n");
+    mac.update(match purpose {
+        MacPurpose::ConsentReceipt => b"callgate consent receipt v1\n".as_slice(),
+        MacPurpose::ApiKey => b"callgate api key v1\n".as_slice(),
+    });
     mac.update(message);
     mac.finalize().into_bytes().into()
 }

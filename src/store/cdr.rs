@@ -343,3 +343,58 @@ impl Store {
         rows.into_iter().map(CdrRecord::try_from).collect()
     }
 }
+
+/// Which of a tenant's records an export wants: created in
+/// `[from_ms, to_ms)`, optionally of one number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrFilter {
+    pub tenant_id: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub number_id: Option<String>,
+}
+
+/// Where the previous page of an export ended: its last row's creation
+/// time and call id. Pages follow that key, so rows written meanwhile
+/// neither repeat nor shift a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrCursor {
+    pub created_at_ms: i64,
+    pub call_id: String,
+}
+
+impl Store {
+    /// Up to `limit` records matching `filter` after `cursor`, oldest
+    /// first. An export reads page after page, so a year of records never
+    /// sits in memory at once.
+    pub async fn cdr_page(
+        &self,
+        filter: &CdrFilter,
+        cursor: Option<&CdrCursor>,
+        limit: u32,
+    ) -> Result<Vec<CdrRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {CDR_COLUMNS} FROM cdrs \
+             WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
+               AND ($4 IS NULL OR number_id = $4) \
+               AND (created_at > $5 OR (created_at = $5 AND call_id > $6)) \
+             ORDER BY created_at, call_id LIMIT $7"
+        );
+        let (after_ms, after_id) = match cursor {
+            Some(cursor) => (cursor.created_at_ms, cursor.call_id.as_str()),
+            None => (i64::MIN, ""),
+        };
+        let rows: Vec<CdrRow> = sqlx::query_as(&sql)
+            .bind(&filter.tenant_id)
+            .bind(filter.from_ms)
+            .bind(filter.to_ms)
+            .bind(&filter.number_id)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("cdr export"))?;
+        rows.into_iter().map(CdrRecord::try_from).collect()
+    }
+}

@@ -31,10 +31,13 @@
 //! # }
 //! ```
 
+mod audit;
 mod cdr;
 mod error;
+mod numbers;
 mod recordings;
 mod seed;
+mod tenants;
 mod widgets;
 
 #[cfg(test)]
@@ -48,11 +51,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-pub use self::cdr::{CdrRecord, EndedBy, LegStats};
+pub use self::audit::{Actor, AuditEntry, AuditEvent, NewAuditEvent};
+pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, EndedBy, LegStats};
 pub use self::error::StoreError;
-pub use self::recordings::{AuditEntry, ConsentReceiptRow, NewRecording, RecordingRow};
+pub use self::numbers::{Number, NumberChange, NumberDelete};
+pub use self::recordings::{ConsentReceiptRow, NewRecording, RecordingRow};
 pub use self::seed::DEMO_ID;
-pub use self::widgets::{OnRevoke, RecordingPolicy, SELF_ORIGIN, WidgetRoute};
+pub use self::tenants::{ApiKeyRecord, Role};
+pub use self::widgets::{
+    OnRevoke, RecordingPolicy, SELF_ORIGIN, Widget, WidgetChange, WidgetRoute, WidgetWrite,
+};
 
 /// How long a statement waits for another writer before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -5,6 +5,7 @@
 //! audit entry, so no copy of the blob can be opened afterwards, whether or
 //! not the blob itself is gone yet.
 
+use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::{Store, StoreError, now_ms};
 
 /// A recording as it starts.
@@ -57,15 +58,6 @@ pub struct ConsentReceiptRow {
     pub method: String,
     pub granted_at: i64,
     pub signature: String,
-}
-
-/// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct AuditEntry {
-    pub at: i64,
-    pub recording_id: String,
-    pub action: String,
-    pub reason: String,
 }
 
 const RECORDING_COLUMNS: &str = "id, call_id, tenant_id, number_id, key_id, wrapped_key, \
@@ -170,54 +162,84 @@ impl Store {
             .map_err(StoreError::query("expired recordings"))
     }
 
-    /// Destroys the recording's key and records why, atomically. Returns
-    /// false when it was already deleted (or never existed).
+    /// Destroys the recording's key and records why, as the node (retention,
+    /// a revoked consent). See [`Store::delete_recording_as`].
     pub async fn delete_recording(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
+        self.delete_recording_as(id, reason, &Actor::Node).await
+    }
+
+    /// Destroys the recording's key and audits `actor` doing it for
+    /// `reason`, atomically. Returns false when it was already deleted (or
+    /// never existed).
+    pub async fn delete_recording_as(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(StoreError::query("recording delete"))?;
-        let changed = sqlx::query(
+        let tenant: Option<String> = sqlx::query_scalar(
             "UPDATE recordings SET state = 'deleted', wrapped_key = NULL, deleted_at = $2 \
-             WHERE id = $1 AND state <> 'deleted'",
+             WHERE id = $1 AND state <> 'deleted' RETURNING tenant_id",
         )
         .bind(id)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(StoreError::query("recording delete"))?
-        .rows_affected();
-        if changed == 0 {
+        .map_err(StoreError::query("recording delete"))?;
+        let Some(tenant) = tenant else {
             return Ok(false);
-        }
-        insert_audit(&mut tx, now, id, "deleted", reason).await?;
+        };
+        let event = recording_event(&tenant, actor, "deleted", id, reason);
+        insert_event(&mut tx, now, &event).await?;
         tx.commit()
             .await
             .map_err(StoreError::query("recording delete"))?;
         Ok(true)
     }
 
-    /// Records that someone read a recording (`reason`: `cli`, `api`).
-    pub async fn audit_access(&self, id: &str, reason: &str) -> Result<(), StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::query("audit"))?;
-        insert_audit(&mut conn, now_ms(), id, "accessed", reason).await
+    /// Records that `actor` read a recording (`reason`: `cli`, `api`).
+    pub async fn audit_access(
+        &self,
+        recording: &RecordingRow,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let event = recording_event(
+            &recording.tenant_id,
+            actor,
+            "accessed",
+            &recording.id,
+            reason,
+        );
+        self.audit(&event).await
     }
 
-    pub async fn audit_entries(&self, recording_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-        sqlx::query_as(
-            "SELECT at, recording_id, action, reason FROM audit_log \
-             WHERE recording_id = $1 ORDER BY at, id",
-        )
-        .bind(recording_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::query("audit entries"))
+    /// The recordings of `tenant`, newest first, optionally of one call,
+    /// deleted ones included (their rows say when and carry no key).
+    pub async fn recordings_of_tenant(
+        &self,
+        tenant: &str,
+        call_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings \
+             WHERE tenant_id = $1 AND ($2 IS NULL OR call_id = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        sqlx::query_as(&sql)
+            .bind(tenant)
+            .bind(call_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query("recordings of a tenant"))
     }
 
     pub async fn insert_consent_receipt(
@@ -258,23 +280,19 @@ impl Store {
     }
 }
 
-async fn insert_audit(
-    conn: &mut sqlx::SqliteConnection,
-    at: i64,
-    recording_id: &str,
-    action: &str,
-    reason: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, at, recording_id, action, reason) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(at)
-    .bind(recording_id)
-    .bind(action)
-    .bind(reason)
-    .execute(conn)
-    .await
-    .map_err(StoreError::query("audit insert"))?;
-    Ok(())
+fn recording_event<'a>(
+    tenant_id: &'a str,
+    actor: &'a Actor,
+    action: &'a str,
+    recording_id: &'a str,
+    reason: &'a str,
+) -> NewAuditEvent<'a> {
+    NewAuditEvent {
+        tenant_id,
+        actor,
+        action,
+        target_kind: "recording",
+        target_id: recording_id,
+        reason,
+    }
 }

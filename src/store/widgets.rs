@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Store, StoreError};
+use super::audit::{Actor, NewAuditEvent, insert_event};
+use super::{Store, StoreError, now_ms};
 
 /// The `allowed_origins` token meaning "the node's own public origin".
 ///
@@ -13,7 +14,7 @@ use super::{Store, StoreError};
 pub const SELF_ORIGIN: &str = "self";
 
 /// A number's recording policy (the `numbers.recording` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordingPolicy {
     /// Never recorded.
@@ -58,10 +59,21 @@ impl FromStr for RecordingPolicy {
 }
 
 /// What happens to a recording when the visitor revokes consent mid-call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum OnRevoke {
     Discard,
     Keep,
+}
+
+impl OnRevoke {
+    /// The stored and API name: `discard` or `keep`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnRevoke::Discard => "discard",
+            OnRevoke::Keep => "keep",
+        }
+    }
 }
 
 impl FromStr for OnRevoke {
@@ -171,5 +183,212 @@ impl Store {
         .await
         .map_err(StoreError::query("widget lookup"))?;
         row.map(WidgetRoute::try_from).transpose()
+    }
+}
+
+/// A widget as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Widget {
+    pub id: String,
+    pub number_id: String,
+    pub allowed_origins: Vec<String>,
+    pub created_at_ms: i64,
+}
+
+/// The fields a `PATCH` may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WidgetChange {
+    pub number_id: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// The outcome of a widget write that names a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WidgetWrite {
+    Done(Widget),
+    /// No widget with that id for this tenant.
+    NotFound,
+    /// The number is missing or another tenant's.
+    NoSuchNumber,
+}
+
+#[derive(sqlx::FromRow)]
+struct WidgetRow {
+    id: String,
+    number_id: String,
+    allowed_origins: String,
+    created_at: i64,
+}
+
+impl TryFrom<WidgetRow> for Widget {
+    type Error = StoreError;
+
+    fn try_from(row: WidgetRow) -> Result<Self, Self::Error> {
+        Ok(Widget {
+            allowed_origins: parse_origins(&row.allowed_origins)?,
+            id: row.id,
+            number_id: row.number_id,
+            created_at_ms: row.created_at,
+        })
+    }
+}
+
+fn widget_event<'a>(
+    tenant_id: &'a str,
+    actor: &'a Actor,
+    action: &'a str,
+    id: &'a str,
+    reason: &'a str,
+) -> NewAuditEvent<'a> {
+    NewAuditEvent {
+        tenant_id,
+        actor,
+        action,
+        target_kind: "widget",
+        target_id: id,
+        reason,
+    }
+}
+
+impl Store {
+    /// The widgets of `tenant`, by id.
+    pub async fn widgets(&self, tenant: &str) -> Result<Vec<Widget>, StoreError> {
+        let rows: Vec<WidgetRow> = sqlx::query_as(
+            "SELECT id, number_id, allowed_origins, created_at FROM widgets \
+             WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("widget listing"))?;
+        rows.into_iter().map(Widget::try_from).collect()
+    }
+
+    /// Widget `id` of `tenant`; `None` when missing or another tenant's.
+    pub async fn widget(&self, tenant: &str, id: &str) -> Result<Option<Widget>, StoreError> {
+        let row: Option<WidgetRow> = sqlx::query_as(
+            "SELECT id, number_id, allowed_origins, created_at FROM widgets \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("widget lookup"))?;
+        row.map(Widget::try_from).transpose()
+    }
+
+    /// Adds `widget` to `tenant`; its number must be one of the tenant's.
+    pub async fn insert_widget(
+        &self,
+        tenant: &str,
+        widget: Widget,
+        actor: &Actor,
+    ) -> Result<WidgetWrite, StoreError> {
+        if self.number(tenant, &widget.number_id).await?.is_none() {
+            return Ok(WidgetWrite::NoSuchNumber);
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("widget insert"))?;
+        sqlx::query(
+            "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&widget.id)
+        .bind(tenant)
+        .bind(&widget.number_id)
+        .bind(encode_origins(&widget.allowed_origins))
+        .bind(widget.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("widget insert"))?;
+        let event = widget_event(tenant, actor, "created", &widget.id, "");
+        insert_event(&mut tx, now_ms(), &event).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("widget insert"))?;
+        Ok(WidgetWrite::Done(widget))
+    }
+
+    /// Applies `change` to widget `id` of `tenant`.
+    pub async fn update_widget(
+        &self,
+        tenant: &str,
+        id: &str,
+        change: WidgetChange,
+        actor: &Actor,
+    ) -> Result<WidgetWrite, StoreError> {
+        let Some(mut widget) = self.widget(tenant, id).await? else {
+            return Ok(WidgetWrite::NotFound);
+        };
+        let mut fields = Vec::new();
+        if let Some(number_id) = change.number_id {
+            if self.number(tenant, &number_id).await?.is_none() {
+                return Ok(WidgetWrite::NoSuchNumber);
+            }
+            widget.number_id = number_id;
+            fields.push("number_id");
+        }
+        if let Some(origins) = change.allowed_origins {
+            widget.allowed_origins = origins;
+            fields.push("allowed_origins");
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("widget update"))?;
+        sqlx::query(
+            "UPDATE widgets SET number_id = $3, allowed_origins = $4 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(&widget.number_id)
+        .bind(encode_origins(&widget.allowed_origins))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("widget update"))?;
+        let fields = fields.join(",");
+        let event = widget_event(tenant, actor, "updated", id, &fields);
+        insert_event(&mut tx, now_ms(), &event).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("widget update"))?;
+        Ok(WidgetWrite::Done(widget))
+    }
+
+    /// Deletes widget `id` of `tenant`; false when there was none. Calls in
+    /// progress through it go on; new ones get 404.
+    pub async fn delete_widget(
+        &self,
+        tenant: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("widget delete"))?;
+        let deleted = sqlx::query("DELETE FROM widgets WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("widget delete"))?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        let event = widget_event(tenant, actor, "deleted", id, "");
+        insert_event(&mut tx, now_ms(), &event).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("widget delete"))?;
+        Ok(true)
     }
 }

@@ -1,0 +1,80 @@
+//! The customer's admin API (`Authorization: Bearer <api key>`): numbers,
+//! widgets, CDR export, recordings and the audit log, plus the OpenAPI
+//! document that describes every route of the node.
+//!
+//! Invariants:
+//! - Every query is scoped to the caller's tenant; another tenant's object
+//!   answers 404, exactly like a missing one.
+//! - `read` keys change nothing (403); every change by an `admin` key and
+//!   every recording access is in the audit log, written with the change.
+//! - Bodies and queries are strict: unknown fields and bad values answer
+//!   400 naming the field.
+
+pub mod api_key;
+mod audit;
+mod auth;
+mod body;
+mod cdrs;
+mod error;
+mod numbers;
+pub mod openapi;
+mod recordings;
+mod times;
+pub mod validate;
+mod widgets;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+pub use self::auth::Caller;
+pub use self::cdrs::CdrView;
+pub use self::error::ApiError;
+pub use self::widgets::embed_snippet;
+use crate::recording::keys::KeyRing;
+use crate::recording::storage::RecordingStorage;
+use crate::store::Store;
+
+/// What the admin routes share. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Store,
+    /// Checks API keys and opens recordings.
+    pub keys: Arc<KeyRing>,
+    pub storage: RecordingStorage,
+    /// The `[[sip.routes]]` names a number's `trunk` may take.
+    pub routes: Arc<[String]>,
+    /// Where browsers reach this node, for embed snippets.
+    pub base_url: String,
+}
+
+pub fn routes(state: AdminState) -> Router {
+    Router::new()
+        .route("/v1/numbers", get(numbers::list).post(numbers::create))
+        .route(
+            "/v1/numbers/{id}",
+            get(numbers::get)
+                .patch(numbers::update)
+                .delete(numbers::delete),
+        )
+        .route("/v1/widgets", get(widgets::list).post(widgets::create))
+        .route(
+            "/v1/widgets/{id}",
+            get(widgets::get)
+                .patch(widgets::update)
+                .delete(widgets::delete),
+        )
+        .route("/v1/cdrs", get(cdrs::export))
+        .route("/v1/recordings", get(recordings::list))
+        .route(
+            "/v1/recordings/{id}",
+            get(recordings::get).delete(recordings::delete),
+        )
+        .route("/v1/recordings/{id}/audio", get(recordings::audio))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/openapi.json", get(openapi::document))
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,229 @@
+//! `/v1/numbers`: a tenant's numbers, their trunk route, recording policy
+//! and retention.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::body::{nullable, parse_json};
+use super::error::{ApiError, ErrorBody};
+use super::{AdminState, times, validate};
+use crate::store::{Number, NumberChange, NumberDelete, OnRevoke, RecordingPolicy, now_ms};
+
+/// A number as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberView {
+    pub id: String,
+    /// The callee in E.164.
+    pub e164: String,
+    /// The `[[sip.routes]]` name calls to this number take.
+    pub trunk: String,
+    pub recording: RecordingPolicy,
+    pub on_revoke: OnRevoke,
+    pub retention_days: u32,
+    /// The notice the widget shows before a call that may be recorded.
+    pub notice_text: Option<String>,
+    pub created_at: String,
+}
+
+impl From<Number> for NumberView {
+    fn from(number: Number) -> Self {
+        NumberView {
+            created_at: times::format(number.created_at_ms),
+            id: number.id,
+            e164: number.e164,
+            trunk: number.trunk,
+            recording: number.recording,
+            on_revoke: number.on_revoke,
+            retention_days: number.retention_days,
+            notice_text: number.notice_text,
+        }
+    }
+}
+
+/// `POST /v1/numbers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNumber {
+    pub id: String,
+    pub e164: String,
+    pub trunk: String,
+    #[serde(default = "default_policy")]
+    pub recording: RecordingPolicy,
+    #[serde(default = "default_on_revoke")]
+    pub on_revoke: OnRevoke,
+    /// 1 to 3650; 30 when absent.
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+    #[serde(default)]
+    pub notice_text: Option<String>,
+}
+
+fn default_policy() -> RecordingPolicy {
+    RecordingPolicy::Off
+}
+
+fn default_on_revoke() -> OnRevoke {
+    OnRevoke::Discard
+}
+
+fn default_retention() -> u32 {
+    30
+}
+
+/// `PATCH /v1/numbers/{id}`: only the fields given change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberPatch {
+    pub e164: Option<String>,
+    pub trunk: Option<String>,
+    pub recording: Option<RecordingPolicy>,
+    pub on_revoke: Option<OnRevoke>,
+    pub retention_days: Option<u32>,
+    /// `null` removes the notice.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub notice_text: Option<Option<String>>,
+}
+
+impl NumberPatch {
+    fn validate(&self, routes: &[String]) -> Result<(), ApiError> {
+        if let Some(e164) = &self.e164 {
+            validate::e164("e164", e164)?;
+        }
+        if let Some(trunk) = &self.trunk {
+            validate::trunk("trunk", trunk, routes)?;
+        }
+        if let Some(days) = self.retention_days {
+            validate::retention_days("retention_days", days)?;
+        }
+        if let Some(Some(notice)) = &self.notice_text {
+            validate::notice_text("notice_text", notice)?;
+        }
+        Ok(())
+    }
+}
+
+#[utoipa::path(get, path = "/v1/numbers", tag = "numbers",
+    security(("api_key" = [])),
+    responses((status = 200, body = [NumberView]), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AdminState>,
+    caller: Caller,
+) -> Result<Json<Vec<NumberView>>, ApiError> {
+    let numbers = state.store.numbers(&caller.tenant_id).await?;
+    Ok(Json(numbers.into_iter().map(NumberView::from).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/numbers/{id}", tag = "numbers",
+    security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = NumberView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<NumberView>, ApiError> {
+    let number = state.store.number(&caller.tenant_id, &id).await?;
+    number
+        .map(|n| Json(n.into()))
+        .ok_or(ApiError::NotFound("number"))
+}
+
+#[utoipa::path(post, path = "/v1/numbers", tag = "numbers",
+    security(("api_key" = [])), request_body = NewNumber,
+    responses((status = 201, body = NumberView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let new: NewNumber = parse_json(&body)?;
+    validate::id("id", &new.id)?;
+    validate::e164("e164", &new.e164)?;
+    validate::trunk("trunk", &new.trunk, &state.routes)?;
+    validate::retention_days("retention_days", new.retention_days)?;
+    if let Some(notice) = &new.notice_text {
+        validate::notice_text("notice_text", notice)?;
+    }
+    let number = Number {
+        id: new.id,
+        e164: new.e164,
+        trunk: new.trunk,
+        recording: new.recording,
+        on_revoke: new.on_revoke,
+        retention_days: new.retention_days,
+        notice_text: new.notice_text,
+        created_at_ms: now_ms(),
+    };
+    match state
+        .store
+        .insert_number(&caller.tenant_id, &number, &caller.actor())
+        .await
+    {
+        Ok(()) => Ok((StatusCode::CREATED, Json(NumberView::from(number))).into_response()),
+        Err(error) if error.is_duplicate() => Err(ApiError::Conflict(
+            "id: a number with this id exists".into(),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[utoipa::path(patch, path = "/v1/numbers/{id}", tag = "numbers",
+    security(("api_key" = [])), params(("id" = String, Path)), request_body = NumberPatch,
+    responses((status = 200, body = NumberView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<NumberView>, ApiError> {
+    caller.require_admin()?;
+    let patch: NumberPatch = parse_json(&body)?;
+    patch.validate(&state.routes)?;
+    let change = NumberChange {
+        e164: patch.e164,
+        trunk: patch.trunk,
+        recording: patch.recording,
+        on_revoke: patch.on_revoke,
+        retention_days: patch.retention_days,
+        notice_text: patch.notice_text,
+    };
+    let updated = state
+        .store
+        .update_number(&caller.tenant_id, &id, change, &caller.actor())
+        .await?;
+    updated
+        .map(|n| Json(n.into()))
+        .ok_or(ApiError::NotFound("number"))
+}
+
+#[utoipa::path(delete, path = "/v1/numbers/{id}", tag = "numbers",
+    security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    match state
+        .store
+        .delete_number(&caller.tenant_id, &id, &caller.actor())
+        .await?
+    {
+        NumberDelete::Deleted => Ok(StatusCode::NO_CONTENT),
+        NumberDelete::NotFound => Err(ApiError::NotFound("number")),
+        NumberDelete::InUse => Err(ApiError::Conflict(
+            "widgets still dial this number: delete or repoint them first".into(),
+        )),
+    }
+}

@@ -1,0 +1,180 @@
+//! `/v1/recordings`: list a tenant's recordings, listen to one (decrypted
+//! to WAV, every access audited) and delete one (its key destroyed first,
+//! then the blob).
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::body::parse_query;
+use super::error::{ApiError, ErrorBody};
+use super::{AdminState, times};
+use crate::recording::access::{self, AccessError};
+use crate::store::RecordingRow;
+
+const MAX_LISTED: u32 = 1000;
+
+/// A recording's metadata; never its key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingView {
+    pub id: String,
+    pub call_id: String,
+    pub number_id: String,
+    /// `recording` while the call runs, `stored`, or `deleted`.
+    pub state: String,
+    /// False when frames were dropped or the node stopped mid-call.
+    pub complete: bool,
+    pub frames_dropped: i64,
+    pub duration_ms: i64,
+    /// Encrypted size.
+    pub bytes: i64,
+    /// The key-encryption key its data key is wrapped under.
+    pub key_id: String,
+    pub created_at: String,
+    pub ended_at: Option<String>,
+    /// When retention deletes it.
+    pub expires_at: String,
+    pub deleted_at: Option<String>,
+}
+
+impl From<RecordingRow> for RecordingView {
+    fn from(row: RecordingRow) -> Self {
+        RecordingView {
+            created_at: times::format(row.created_at),
+            ended_at: row.ended_at.map(times::format),
+            expires_at: times::format(row.expires_at),
+            deleted_at: row.deleted_at.map(times::format),
+            id: row.id,
+            call_id: row.call_id,
+            number_id: row.number_id,
+            state: row.state,
+            complete: row.complete,
+            frames_dropped: row.frames_dropped,
+            duration_ms: row.duration_ms,
+            bytes: row.bytes,
+            key_id: row.key_id,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordingQuery {
+    /// Only the recordings of this call.
+    pub call_id: Option<String>,
+}
+
+/// Recording `id` of the caller's tenant; another tenant's is missing.
+async fn owned(state: &AdminState, caller: &Caller, id: &str) -> Result<RecordingRow, ApiError> {
+    state
+        .store
+        .recording(id)
+        .await?
+        .filter(|row| row.tenant_id == caller.tenant_id)
+        .ok_or(ApiError::NotFound("recording"))
+}
+
+#[utoipa::path(get, path = "/v1/recordings", tag = "recordings",
+    security(("api_key" = [])), params(RecordingQuery),
+    responses((status = 200, body = [RecordingView]), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AdminState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<RecordingView>>, ApiError> {
+    let query: RecordingQuery = parse_query(query.as_deref())?;
+    let rows = state
+        .store
+        .recordings_of_tenant(&caller.tenant_id, query.call_id.as_deref(), MAX_LISTED)
+        .await?;
+    Ok(Json(rows.into_iter().map(RecordingView::from).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}", tag = "recordings",
+    security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = RecordingView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RecordingView>, ApiError> {
+    Ok(Json(owned(&state, &caller, &id).await?.into()))
+}
+
+#[utoipa::path(get, path = "/v1/recordings/{id}/audio", tag = "recordings",
+    security(("api_key" = [])), params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "two-channel WAV (visitor, callee), 16-bit PCM at 8 kHz",
+            content_type = "audio/wav"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 410, body = ErrorBody)))]
+pub async fn audio(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = owned(&state, &caller, &id).await?;
+    let opened = access::open_row(
+        &state.store,
+        &state.storage,
+        &state.keys,
+        row,
+        &caller.actor(),
+    )
+    .await;
+    let (_, decrypted) = opened.map_err(access_error)?;
+    let format = &decrypted.header.audio;
+    let wav = access::wav(
+        &decrypted.audio,
+        u16::from(format.channels),
+        format.sample_rate,
+    );
+    let disposition = format!("attachment; filename=\"{id}.wav\"");
+    let headers = [
+        (header::CONTENT_TYPE, "audio/wav".to_owned()),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    Ok((headers, wav).into_response())
+}
+
+fn access_error(error: AccessError) -> ApiError {
+    match error {
+        AccessError::NotFound(_) => ApiError::NotFound("recording"),
+        AccessError::Deleted(_) => ApiError::Gone("recording was deleted: its key is destroyed"),
+        AccessError::InProgress(_) => ApiError::Conflict("recording is still being written".into()),
+        AccessError::Store(error) => ApiError::Store(error),
+        other => {
+            tracing::warn!(error = %other, "a recording could not be opened");
+            ApiError::Unavailable("recording cannot be opened; see the node log".into())
+        }
+    }
+}
+
+#[utoipa::path(delete, path = "/v1/recordings/{id}", tag = "recordings",
+    security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "deleted now or before"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let row = owned(&state, &caller, &id).await?;
+    state
+        .store
+        .delete_recording_as(&id, "api", &caller.actor())
+        .await?;
+    // The key is gone, so the blob is unreadable already; a blob that
+    // cannot be removed now is removed by the retention sweeper later.
+    if let Err(error) = state.storage.delete(&id, &row.object_path).await {
+        tracing::warn!(recording = %id, %error, "recording key destroyed, blob left for retention");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

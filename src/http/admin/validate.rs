@@ -1,0 +1,224 @@
+//! The checks on admin values, each naming the field it refuses.
+
+use super::error::ApiError;
+use crate::store::SELF_ORIGIN;
+
+/// Retention a number may have: the usual choices are 7, 30, 90 and 365
+/// days; any whole number of days in this range is accepted.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
+const MAX_NOTICE_CHARS: usize = 2000;
+const MAX_ORIGINS: usize = 32;
+
+/// Ids of numbers and widgets: 1 to 64 of `a-z 0-9 _ -`, starting with a
+/// letter or digit, so they are safe in URLs, logs and file names.
+pub fn id(field: &str, value: &str) -> Result<(), ApiError> {
+    let mut chars = value.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if first_ok && rest_ok && value.len() <= 64 {
+        Ok(())
+    } else {
+        Err(ApiError::bad_field(
+            field,
+            "must be 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or digit",
+        ))
+    }
+}
+
+/// E.164 (ITU-T E.164 §6): `+`, a country code that does not start with 0,
+/// at most 15 digits in all.
+pub fn e164(field: &str, value: &str) -> Result<(), ApiError> {
+    let digits = value.strip_prefix('+').unwrap_or("");
+    let ok = (2..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_field(
+            field,
+            "must be an E.164 number: '+' and 2 to 15 digits, not starting with 0",
+        ))
+    }
+}
+
+pub fn retention_days(field: &str, days: u32) -> Result<(), ApiError> {
+    if RETENTION_DAYS.contains(&days) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_field(
+            field,
+            format!(
+                "must be between {} and {} days (e.g. 7, 30, 90 or 365)",
+                RETENTION_DAYS.start(),
+                RETENTION_DAYS.end()
+            ),
+        ))
+    }
+}
+
+/// The trunk must be one of the node's `[[sip.routes]]`.
+pub fn trunk(field: &str, value: &str, routes: &[String]) -> Result<(), ApiError> {
+    if routes.iter().any(|route| route == value) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_field(
+            field,
+            format!(
+                "no route {value:?} on this node (routes: {})",
+                routes.join(", ")
+            ),
+        ))
+    }
+}
+
+pub fn notice_text(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().count() <= MAX_NOTICE_CHARS && !value.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_field(
+            field,
+            format!("must be 1 to {MAX_NOTICE_CHARS} characters"),
+        ))
+    }
+}
+
+/// Each origin is `self` or `http(s)://host[:port]` with nothing after it
+/// (what browsers send in `Origin`, RFC 6454 §7).
+pub fn origins(field: &str, origins: &[String]) -> Result<(), ApiError> {
+    if origins.is_empty() || origins.len() > MAX_ORIGINS {
+        return Err(ApiError::bad_field(
+            field,
+            format!("must list 1 to {MAX_ORIGINS} origins"),
+        ));
+    }
+    for (index, origin) in origins.iter().enumerate() {
+        if !origin_ok(origin) {
+            return Err(ApiError::bad_field(
+                format!("{field}[{index}]"),
+                "must be \"self\" or scheme://host[:port] with scheme http or https and no path",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn origin_ok(origin: &str) -> bool {
+    if origin == SELF_ORIGIN {
+        return true;
+    }
+    let Some(host_port) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((v6, "")) => (v6, None),
+            Some((v6, rest)) => (v6, Some(rest.strip_prefix(':').unwrap_or("x"))),
+            None => return false,
+        },
+        None => match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    host_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(result: Result<(), ApiError>) -> Option<String> {
+        match result {
+            Err(ApiError::BadField { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn e164_numbers() {
+        for good in ["+15555550100", "+442079460000", "+12"] {
+            assert!(e164("e164", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "+",
+            "15555550100",
+            "+0123",
+            "+1555 555",
+            "+1234567890123456",
+            "+1a",
+        ] {
+            assert_eq!(field(e164("e164", bad)).as_deref(), Some("e164"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retention_limits() {
+        for good in [1, 7, 30, 90, 365, 3650] {
+            assert!(retention_days("retention_days", good).is_ok());
+        }
+        for bad in [0, 3651, u32::MAX] {
+            assert!(retention_days("retention_days", bad).is_err());
+        }
+    }
+
+    #[test]
+    fn ids() {
+        for good in ["demo", "n1", "sales-line_2", &"a".repeat(64)] {
+            assert!(id("id", good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "Demo", "a b", "a/b", "../x", &"a".repeat(65)] {
+            assert!(id("id", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origins_name_the_bad_entry() {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(
+            origins(
+                "o",
+                &list(&["self", "https://shop.example", "http://127.0.0.1:8080"])
+            )
+            .is_ok()
+        );
+        assert!(origins("o", &list(&["http://[::1]:8080"])).is_ok());
+        assert_eq!(
+            field(origins("o", &list(&["self", "https://shop.example/path"]))).as_deref(),
+            Some("o[1]")
+        );
+        for bad in [
+            "ftp://x",
+            "https://",
+            "shop.example",
+            "https://a:0",
+            "https://a:99999",
+            "*",
+        ] {
+            assert!(origins("o", &list(&[bad])).is_err(), "{bad}");
+        }
+        assert!(origins("o", &[]).is_err());
+    }
+
+    #[test]
+    fn trunks_must_be_routes() {
+        let routes = vec!["demo".to_owned(), "pstn".to_owned()];
+        assert!(trunk("trunk", "pstn", &routes).is_ok());
+        assert_eq!(
+            field(trunk("trunk", "other", &routes)).as_deref(),
+            Some("trunk")
+        );
+    }
+}
