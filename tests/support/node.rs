@@ -73,6 +73,32 @@ impl RunningNode {
         path
     }
 
+    /// Runs `callgate ARGS --config <this node's config>`; returns the exit
+    /// code, stdout and stderr.
+    pub fn command(&self, args: &[&str]) -> (i32, String, String) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+            .args(args)
+            .arg("--config")
+            .arg(self.config_file())
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run callgate");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// A new API key made with `callgate apikey create` (the tenant must
+    /// exist; `demo` always does).
+    pub fn api_key(&self, tenant: &str, role: &str) -> String {
+        let (code, stdout, stderr) =
+            self.command(&["apikey", "create", "--tenant", tenant, "--role", role]);
+        assert_eq!(code, 0, "apikey create: {stderr}");
+        stdout.trim().to_owned()
+    }
+
     /// `http://host:port`, also the node's own Origin.
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
@@ -207,14 +233,61 @@ pub fn http(
     origin: Option<&str>,
     body: &[u8],
 ) -> (u16, String) {
+    let origin = origin.map(|o| ("Origin", o));
+    let response = request(addr, method, path, origin.as_slice(), body);
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
+}
+
+/// An HTTP response as read off the wire.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One request with `headers`. HTTP/1.0, so a streamed answer arrives
+/// whole (no chunked framing) and ends when the server closes.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{origin}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}Content-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -222,14 +295,26 @@ pub fn http(
     let _ = stream.write_all(body);
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |at| at + 4);
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: response[split..].to_vec(),
+    }
 }
 
 /// The value of the first sample of metric `name` (-1 when absent).
