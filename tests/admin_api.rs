@@ -1,0 +1,721 @@
+//! The admin API against a running node: keys made and revoked with the
+//! real command line, every route refusing what it must (401, 403, 404,
+//! 400 naming the field), numbers and widgets managed end to end, the CDR
+//! export streamed as JSON and CSV that agree, a recorded call listened to
+//! and deleted through the API, the audit log, and the OpenAPI document.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use callgate::store::{CdrRecord, EndedBy, LegStats};
+use serde_json::{Value, json};
+use support::aiortc::AiortcCall;
+use support::audio::{
+    SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
+};
+use support::node::{Response, RunningNode, request};
+
+const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
+                      [[sip.routes]]\nname = \"sales\"\ntrunks = [\"echo\"]\n";
+const MEDIA: std::ops::RangeInclusive<u16> = 22000..=22499;
+const SPEECH: &str = "recordings can be heard through the admin interface, one two three";
+
+/// A client of the admin API with one key (or none).
+struct Api<'a> {
+    node: &'a RunningNode,
+    key: Option<String>,
+}
+
+impl<'a> Api<'a> {
+    fn new(node: &'a RunningNode, key: &str) -> Self {
+        Api {
+            node,
+            key: Some(key.to_owned()),
+        }
+    }
+
+    fn send(&self, method: &str, path: &str, body: &str) -> Response {
+        let auth = self.key.as_ref().map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        request(self.node.addr, method, path, &headers, body.as_bytes())
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.send("GET", path, "")
+    }
+
+    /// A request that must answer `status`; its JSON body (null if none).
+    fn expect(&self, method: &str, path: &str, body: Value, status: u16) -> Value {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let response = self.send(method, path, &body);
+        assert_eq!(
+            response.status,
+            status,
+            "{method} {path}: {}",
+            response.text()
+        );
+        if response.body.is_empty() {
+            Value::Null
+        } else {
+            response.json()
+        }
+    }
+}
+
+/// The field a 400 names.
+fn refused_field(api: &Api, method: &str, path: &str, body: &str) -> String {
+    let response = api.send(method, path, body);
+    assert_eq!(
+        response.status,
+        400,
+        "{method} {path} {body}: {}",
+        response.text()
+    );
+    let json = response.json();
+    json["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no field in {json}"))
+        .to_owned()
+}
+
+fn number(id: &str) -> Value {
+    json!({"id": id, "e164": "+15555550142", "trunk": "demo", "recording": "opt_in",
+           "retention_days": 30, "notice_text": "This call may be recorded."})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_made_once_checked_and_revoked_from_the_command_line() {
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let (code, stdout, _) = node.command(&["tenant", "create", "acme"]);
+    assert_eq!((code, stdout.trim()), (0, "tenant acme created"));
+    let (code, _, stderr) = node.command(&["tenant", "create", "acme"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let (code, _, stderr) =
+        node.command(&["apikey", "create", "--tenant", "nobody", "--role", "admin"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no tenant nobody"), "{stderr}");
+    let (code, _, stderr) =
+        node.command(&["apikey", "create", "--tenant", "acme", "--role", "root"]);
+    assert_eq!(code, 64, "{stderr}");
+
+    let key = node.api_key("acme", "admin");
+    assert!(key.starts_with("cg_"), "{key}");
+    let key_id = key[3..19].to_owned();
+    let api = Api::new(&node, &key);
+    assert_eq!(
+        api.expect("GET", "/v1/numbers", Value::Null, 200),
+        json!([])
+    );
+
+    // Only the keyed hash is stored; the listing shows id and role only.
+    let db = std::fs::read(node.data.path().join("callgate.db")).unwrap();
+    let secret = key.rsplit('_').next().unwrap();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    let (_, listing, _) = node.command(&["apikey", "list", "--tenant", "acme"]);
+    assert_eq!(listing.trim(), format!("{key_id}\tadmin\tactive"));
+
+    let (code, stdout, _) = node.command(&["apikey", "revoke", &key_id]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, format!("key {key_id} revoked").as_str())
+    );
+    let refused = api.get("/v1/numbers");
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused
+            .header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer"))
+    );
+    node.stop().await;
+}
+
+/// Every admin route, with a body where it takes one.
+fn routes() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        ("GET", "/v1/numbers", Value::Null),
+        ("POST", "/v1/numbers", number("x1")),
+        ("GET", "/v1/numbers/sales", Value::Null),
+        ("PATCH", "/v1/numbers/sales", json!({"recording": "off"})),
+        ("DELETE", "/v1/numbers/spare", Value::Null),
+        ("GET", "/v1/widgets", Value::Null),
+        (
+            "POST",
+            "/v1/widgets",
+            json!({"id": "x1", "number_id": "sales", "allowed_origins": ["self"]}),
+        ),
+        ("GET", "/v1/widgets/sales", Value::Null),
+        (
+            "PATCH",
+            "/v1/widgets/sales",
+            json!({"allowed_origins": ["self"]}),
+        ),
+        ("DELETE", "/v1/widgets/sales", Value::Null),
+        ("GET", "/v1/cdrs", Value::Null),
+        ("GET", "/v1/recordings", Value::Null),
+        ("GET", "/v1/recordings/rec-x", Value::Null),
+        ("GET", "/v1/recordings/rec-x/audio", Value::Null),
+        ("DELETE", "/v1/recordings/rec-x", Value::Null),
+        ("GET", "/v1/audit", Value::Null),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_refuses_missing_wrong_and_revoked_keys_read_keys_writing_and_other_tenants() {
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    node.command(&["tenant", "create", "acme"]);
+    let admin = Api::new(&node, &node.api_key("acme", "admin"));
+    admin.expect("POST", "/v1/numbers", number("sales"), 201);
+    admin.expect("POST", "/v1/numbers", number("spare"), 201);
+    admin.expect(
+        "POST",
+        "/v1/widgets",
+        json!({"id": "sales", "number_id": "sales", "allowed_origins": ["self"]}),
+        201,
+    );
+    let revoked_key = node.api_key("acme", "admin");
+    node.command(&["apikey", "revoke", &revoked_key[3..19]]);
+    let wrong_secret = format!("{}{}", &revoked_key[..20], "A".repeat(43));
+    let keys: [(&str, Option<String>); 4] = [
+        ("no key", None),
+        ("not a key", Some("hello".into())),
+        ("wrong secret", Some(wrong_secret)),
+        ("revoked", Some(revoked_key)),
+    ];
+    for (method, path, body) in routes() {
+        for (what, key) in &keys {
+            let api = Api {
+                node: &node,
+                key: key.clone(),
+            };
+            let body = if body.is_null() {
+                String::new()
+            } else {
+                body.to_string()
+            };
+            let response = api.send(method, path, &body);
+            assert_eq!(
+                response.status,
+                401,
+                "{what}: {method} {path}: {}",
+                response.text()
+            );
+        }
+    }
+
+    let reader = Api::new(&node, &node.api_key("acme", "read"));
+    let other = Api::new(&node, &node.api_key("demo", "admin"));
+    for (method, path, body) in routes() {
+        if method != "GET" {
+            let response = reader.expect(method, path, body.clone(), 403);
+            assert_eq!(response["error"], "this key may only read");
+        }
+        let foreign = path.contains("/sales") || path.contains("/spare");
+        if foreign {
+            other.expect(method, path, body, 404);
+        }
+    }
+    // Listings are scoped: the demo tenant sees only its own rows.
+    let demo_numbers = other.expect("GET", "/v1/numbers", Value::Null, 200);
+    let ids: Vec<&str> = demo_numbers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["demo"]);
+    // Nothing the refused requests asked for happened.
+    let numbers = admin.expect("GET", "/v1/numbers", Value::Null, 200);
+    assert_eq!(numbers.as_array().unwrap().len(), 2, "{numbers}");
+    assert_eq!(
+        admin.expect("GET", "/v1/numbers/sales", Value::Null, 200)["recording"],
+        "opt_in"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_bodies_and_values_are_refused_naming_the_field() {
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let api = Api::new(&node, &node.api_key("demo", "admin"));
+    let with = |field: &str, value: Value| {
+        let mut body = number("n2");
+        body[field] = value;
+        body.to_string()
+    };
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/numbers",
+            &with("e164", json!("555-0100"))
+        ),
+        "e164"
+    );
+    assert_eq!(
+        refused_field(&api, "POST", "/v1/numbers", &with("e164", json!("+0123"))),
+        "e164"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/numbers",
+            &with("retention_days", json!(0))
+        ),
+        "retention_days"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/numbers",
+            &with("retention_days", json!(4000))
+        ),
+        "retention_days"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/numbers",
+            &with("retention_days", json!(-7))
+        ),
+        "retention_days"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/numbers",
+            &with("recording", json!("always"))
+        ),
+        "recording"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/numbers",
+            &with("trunk", json!("nowhere"))
+        ),
+        "trunk"
+    );
+    assert_eq!(
+        refused_field(&api, "POST", "/v1/numbers", &with("id", json!("../etc"))),
+        "id"
+    );
+    assert_eq!(
+        refused_field(&api, "POST", "/v1/numbers", &with("colour", json!("red"))),
+        "colour"
+    );
+    assert_eq!(
+        refused_field(&api, "POST", "/v1/numbers", r#"{"id":"n2","trunk":"demo"}"#),
+        "e164"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "PATCH",
+            "/v1/numbers/demo",
+            r#"{"retention_days":9999}"#
+        ),
+        "retention_days"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/widgets",
+            r#"{"id":"w","number_id":"demo","allowed_origins":["self","https://a.example/x"]}"#
+        ),
+        "allowed_origins[1]"
+    );
+    assert_eq!(
+        refused_field(
+            &api,
+            "POST",
+            "/v1/widgets",
+            r#"{"id":"w","number_id":"nope","allowed_origins":["self"]}"#
+        ),
+        "number_id"
+    );
+    assert_eq!(
+        refused_field(&api, "GET", "/v1/cdrs?from=yesterday", ""),
+        "from"
+    );
+    assert_eq!(
+        refused_field(&api, "GET", "/v1/cdrs?format=xml", ""),
+        "format"
+    );
+    assert_eq!(
+        refused_field(&api, "GET", "/v1/cdrs?colour=red", ""),
+        "colour"
+    );
+    let trailing = format!("{} trailing", number("n2"));
+    for broken in ["{", "[]", "null", trailing.as_str()] {
+        let response = api.send("POST", "/v1/numbers", broken);
+        assert_eq!(response.status, 400, "{broken}: {}", response.text());
+        assert!(
+            response.json()["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("body"),
+            "{broken}"
+        );
+    }
+    // None of it was stored.
+    let numbers = api.expect("GET", "/v1/numbers", Value::Null, 200);
+    assert_eq!(numbers.as_array().unwrap().len(), 1, "{numbers}");
+    assert_eq!(
+        api.expect("GET", "/v1/widgets", Value::Null, 200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn numbers_and_widgets_are_managed_and_every_change_is_audited() {
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let key = node.api_key("demo", "admin");
+    let api = Api::new(&node, &key);
+    let created = api.expect("POST", "/v1/numbers", number("support"), 201);
+    assert_eq!(created["on_revoke"], "discard");
+    api.expect("POST", "/v1/numbers", number("support"), 409);
+    let patched = api.expect(
+        "PATCH",
+        "/v1/numbers/support",
+        json!({"recording": "notice", "retention_days": 90, "trunk": "sales", "notice_text": null}),
+        200,
+    );
+    assert_eq!(
+        (
+            &patched["recording"],
+            &patched["retention_days"],
+            &patched["trunk"],
+            &patched["notice_text"]
+        ),
+        (&json!("notice"), &json!(90), &json!("sales"), &Value::Null)
+    );
+    assert_eq!(
+        api.expect("GET", "/v1/numbers/support", Value::Null, 200),
+        patched
+    );
+
+    let widget = api.expect(
+        "POST",
+        "/v1/widgets",
+        json!({"id": "support", "number_id": "support", "allowed_origins": ["https://shop.example"]}),
+        201,
+    );
+    let embed = widget["embed"].as_str().unwrap();
+    assert!(
+        embed.contains(&format!("{}/widget/callgate.js", node.base())),
+        "{embed}"
+    );
+    assert!(embed.contains("data-widget=\"support\""), "{embed}");
+    api.expect("DELETE", "/v1/numbers/support", Value::Null, 409);
+
+    // The widget's origins are live at once: the new origin may call, the
+    // old one may not.
+    api.expect(
+        "PATCH",
+        "/v1/widgets/support",
+        json!({"allowed_origins": ["self"]}),
+        200,
+    );
+    let config = request(
+        node.addr,
+        "GET",
+        "/v1/widgets/support/config",
+        &[("Origin", "https://shop.example")],
+        b"",
+    );
+    assert_eq!(config.status, 403, "{}", config.text());
+    api.expect("DELETE", "/v1/widgets/support", Value::Null, 204);
+    api.expect("DELETE", "/v1/widgets/support", Value::Null, 404);
+    api.expect("DELETE", "/v1/numbers/support", Value::Null, 204);
+    api.expect("GET", "/v1/numbers/support", Value::Null, 404);
+
+    let audit = api.expect("GET", "/v1/audit", Value::Null, 200);
+    let steps: Vec<(String, String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap().to_owned();
+            (
+                text("actor"),
+                text("action"),
+                text("target_kind"),
+                text("reason"),
+            )
+        })
+        .collect();
+    let by = format!("key:{}", &key[3..19]);
+    let expected = [
+        ("created", "number", ""),
+        (
+            "updated",
+            "number",
+            "trunk,recording,retention_days,notice_text",
+        ),
+        ("created", "widget", ""),
+        ("updated", "widget", "allowed_origins"),
+        ("deleted", "widget", ""),
+        ("deleted", "number", ""),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(a, k, r)| (by.clone(), a.to_string(), k.to_string(), r.to_string()))
+        .collect();
+    let admin_steps: Vec<_> = steps.into_iter().filter(|s| s.0 == by).collect();
+    assert_eq!(admin_steps, expected);
+    node.stop().await;
+}
+
+fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
+    let created = 1_790_000_000_000 + index * 60_000;
+    CdrRecord {
+        call_id: format!("{tenant}-call-{index:05}"),
+        tenant_id: tenant.into(),
+        number_id: number.into(),
+        widget_id: number.into(),
+        trunk: (index % 3 != 0).then(|| "echo".to_owned()),
+        node_id: "node-1".into(),
+        created_at_ms: created,
+        answered_at_ms: (index % 3 != 0).then_some(created + 2_000),
+        ended_at_ms: created + 30_000,
+        duration_ms: if index % 3 != 0 { 28_000 } else { 0 },
+        disposition: if index % 3 != 0 { "answered" } else { "busy" }.into(),
+        sip_code: Some(if index % 3 != 0 { 200 } else { 486 }),
+        ended_by: EndedBy::Visitor,
+        browser_codec: Some("PCMU".into()),
+        trunk_codec: Some("PCMU".into()),
+        browser_stats: LegStats {
+            packets_sent: 1400,
+            packets_received: 1399,
+            packets_lost: 1,
+            jitter_us: 2500,
+        },
+        trunk_stats: LegStats::default(),
+        visitor_network: Some("203.0.113.0/24".into()),
+        recorded: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cdr_exports_stream_every_row_as_json_and_csv_that_agree() {
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    node.command(&["tenant", "create", "acme"]);
+    let store = node.store().await;
+    // More rows than one page of the export, in two numbers and two tenants.
+    for index in 0..1_203 {
+        let number = if index % 2 == 0 { "sales" } else { "support" };
+        store.insert_cdr(&cdr("acme", number, index)).await.unwrap();
+    }
+    for index in 0..5 {
+        store.insert_cdr(&cdr("demo", "demo", index)).await.unwrap();
+    }
+    let api = Api::new(&node, &node.api_key("acme", "read"));
+
+    let json = api.expect("GET", "/v1/cdrs", Value::Null, 200);
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 1_203);
+    let ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "oldest first, no repeats");
+    assert!(ids.iter().all(|id| id.starts_with("acme-")));
+    assert_eq!(rows[1]["created_at"], "2026-09-21T14:14:20Z");
+
+    let csv = api.get("/v1/cdrs?format=csv");
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let mut reader = csv::Reader::from_reader(csv.body.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let first_keys: Vec<String> = rows[0].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        header.iter().cloned().collect::<BTreeSet<_>>(),
+        first_keys.iter().cloned().collect()
+    );
+    let csv_rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(csv_rows.len(), rows.len());
+    for (json_row, csv_row) in rows.iter().zip(&csv_rows) {
+        for (column, cell) in header.iter().zip(csv_row) {
+            let expected = match &json_row[column] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(&expected, cell, "{column} of {}", json_row["call_id"]);
+        }
+    }
+
+    // Filters: one number, a time window (to exclusive).
+    let sales = api.expect("GET", "/v1/cdrs?number_id=sales", Value::Null, 200);
+    assert_eq!(sales.as_array().unwrap().len(), 602);
+    let from = rows[10]["created_at"].as_str().unwrap();
+    let to = rows[20]["created_at"].as_str().unwrap();
+    let window = api.get(&format!("/v1/cdrs?from={from}&to={to}&format=csv"));
+    let window_rows = csv::Reader::from_reader(window.body.as_slice())
+        .records()
+        .count();
+    assert_eq!(window_rows, 10);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_call_is_listed_heard_and_deleted_through_the_api_and_each_step_audited() {
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let key = node.api_key("demo", "admin");
+    let api = Api::new(&node, &key);
+    let play = speech_wav_48k(SPEECH);
+    let outcome = AiortcCall::new(&node.base(), "demo", &node.base(), &play)
+        .codec("pcmu")
+        .seconds(6.0)
+        .consent("granted")
+        .spawn()
+        .wait_async()
+        .await;
+    assert_eq!(outcome.code, Some(0), "{}", outcome.report());
+    let call_id = node.cdr_of_widget("demo").await.call_id;
+
+    let listed = api.expect(
+        "GET",
+        &format!("/v1/recordings?call_id={call_id}"),
+        Value::Null,
+        200,
+    );
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let recording = &listed[0];
+    assert_eq!(
+        (&recording["state"], &recording["complete"]),
+        (&json!("stored"), &json!(true))
+    );
+    assert!(recording.get("wrapped_key").is_none());
+    let id = recording["id"].as_str().unwrap().to_owned();
+
+    // Another tenant cannot see, hear or delete it.
+    node.command(&["tenant", "create", "acme"]);
+    let other = Api::new(&node, &node.api_key("acme", "admin"));
+    other.expect(
+        "GET",
+        &format!("/v1/recordings/{id}/audio"),
+        Value::Null,
+        404,
+    );
+    other.expect("DELETE", &format!("/v1/recordings/{id}"), Value::Null, 404);
+    assert_eq!(
+        other.expect("GET", "/v1/recordings", Value::Null, 200),
+        json!([])
+    );
+
+    let audio = api.get(&format!("/v1/recordings/{id}/audio"));
+    assert_eq!(audio.status, 200, "{}", audio.text());
+    assert_eq!(audio.header("content-type"), Some("audio/wav"));
+    assert_eq!(audio.header("cache-control"), Some("no-store"));
+    let wav = node.data.path().join("from-api.wav");
+    std::fs::write(&wav, &audio.body).unwrap();
+    let (rate, channels) = read_wav_channels(&wav);
+    assert_eq!((rate, channels.len()), (8000, 2));
+    let heard = similarity_within(
+        &speech_pcm_8k(SPEECH),
+        &channels[0],
+        std::time::Duration::from_secs(2),
+    );
+    assert!(heard.score >= SAME_SPEECH_MIN, "visitor channel: {heard:?}");
+
+    api.expect("DELETE", &format!("/v1/recordings/{id}"), Value::Null, 204);
+    let gone = api.expect(
+        "GET",
+        &format!("/v1/recordings/{id}/audio"),
+        Value::Null,
+        410,
+    );
+    assert!(
+        gone["error"].as_str().unwrap().contains("deleted"),
+        "{gone}"
+    );
+    assert_eq!(
+        api.expect("GET", &format!("/v1/recordings/{id}"), Value::Null, 200)["state"],
+        "deleted"
+    );
+
+    let by = format!("key:{}", &key[3..19]);
+    let audit = api.expect("GET", "/v1/audit", Value::Null, 200);
+    let trail: Vec<(&str, &str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target_id"] == id.as_str())
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            (by.as_str(), "accessed", "api"),
+            (by.as_str(), "deleted", "api")
+        ]
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_covers_every_route() {
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let doc = request(node.addr, "GET", "/v1/openapi.json", &[], b"").json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented: BTreeSet<(String, String)> = BTreeSet::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let mut expected: BTreeSet<(String, String)> = routes()
+        .into_iter()
+        .map(|(method, path, _)| {
+            let path = path
+                .replace("/sales", "/{id}")
+                .replace("/spare", "/{id}")
+                .replace("/rec-x", "/{id}");
+            (method.to_owned(), path)
+        })
+        .collect();
+    expected.insert(("GET".into(), "/v1/openapi.json".into()));
+    let missing: Vec<_> = expected.difference(&documented).collect();
+    assert!(missing.is_empty(), "undocumented: {missing:?}");
+    assert!(doc["components"]["securitySchemes"]["api_key"]["scheme"] == "bearer");
+    node.stop().await;
+}
