@@ -10,66 +10,17 @@ use std::collections::BTreeSet;
 
 use callgate::store::{CdrRecord, EndedBy, LegStats};
 use serde_json::{Value, json};
+use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::{
     SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
 };
-use support::node::{Response, RunningNode, request};
+use support::node::{RunningNode, request};
 
 const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
                       [[sip.routes]]\nname = \"sales\"\ntrunks = [\"echo\"]\n";
 const MEDIA: std::ops::RangeInclusive<u16> = 22000..=22499;
 const SPEECH: &str = "recordings can be heard through the admin interface, one two three";
-
-/// A client of the admin API with one key (or none).
-struct Api<'a> {
-    node: &'a RunningNode,
-    key: Option<String>,
-}
-
-impl<'a> Api<'a> {
-    fn new(node: &'a RunningNode, key: &str) -> Self {
-        Api {
-            node,
-            key: Some(key.to_owned()),
-        }
-    }
-
-    fn send(&self, method: &str, path: &str, body: &str) -> Response {
-        let auth = self.key.as_ref().map(|k| format!("Bearer {k}"));
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| ("Authorization", a))
-            .into_iter()
-            .collect();
-        request(self.node.addr, method, path, &headers, body.as_bytes())
-    }
-
-    fn get(&self, path: &str) -> Response {
-        self.send("GET", path, "")
-    }
-
-    /// A request that must answer `status`; its JSON body (null if none).
-    fn expect(&self, method: &str, path: &str, body: Value, status: u16) -> Value {
-        let body = if body.is_null() {
-            String::new()
-        } else {
-            body.to_string()
-        };
-        let response = self.send(method, path, &body);
-        assert_eq!(
-            response.status,
-            status,
-            "{method} {path}: {}",
-            response.text()
-        );
-        if response.body.is_empty() {
-            Value::Null
-        } else {
-            response.json()
-        }
-    }
-}
 
 /// The field a 400 names.
 fn refused_field(api: &Api, method: &str, path: &str, body: &str) -> String {
@@ -513,6 +464,8 @@ fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
         trunk_stats: LegStats::default(),
         visitor_network: Some("203.0.113.0/24".into()),
         recorded: false,
+        privacy_ref: None,
+        erased_at_ms: None,
     }
 }
 

@@ -129,6 +129,19 @@ async fn chromium_on_the_demo_page_hears_the_echo_and_hangs_up() {
     assert_eq!(cdrs[0].ended_by.as_str(), "visitor");
     assert!(cdrs[0].answered_at_ms.is_some());
     assert!(cdrs[0].ended_at_ms >= cdrs[0].answered_at_ms.unwrap_or(i64::MAX));
+    // The visitor is shown the call's privacy reference, the one its CDR
+    // can be found by.
+    let shown = browser
+        .eval("return document.querySelector('.cg-widget .cg-privacy').textContent")
+        .await;
+    let reference = cdrs[0]
+        .privacy_ref
+        .clone()
+        .expect("the CDR has a privacy reference");
+    assert_eq!(
+        shown.as_str(),
+        Some(format!("Privacy reference for this call: {reference}").as_str())
+    );
     browser.close().await;
     node.stop().await;
 }

@@ -38,9 +38,13 @@
  *
  * Test hooks (stable, harmless): the root element has class `cg-widget`, a
  * `data-state` attribute (idle | connecting | ringing | answered | ended |
- * error), `data-reason` once a call ended or failed, and a property
- * `element.callgate = { pc, callId, state, reason, start(), hangup(),
- * sendDtmf(digits) }`. Remote audio plays through the <audio> element inside
+ * error), `data-reason` once a call ended or failed, `data-privacy-ref`
+ * once a placed call ended, and a property `element.callgate = { pc,
+ * callId, privacyRef, state, reason, start(), hangup(), sendDtmf(digits) }`.
+ *
+ * When a placed call ends, the widget shows its privacy reference: the
+ * visitor quotes it to ask the site for a copy or an erasure of what is
+ * held about the call. Remote audio plays through the <audio> element inside
  * the widget.
  */
 (() => {
@@ -112,6 +116,7 @@
 .cg-widget .cg-keypad .cg-pressed{background:#c9d7ee}
 .cg-widget .cg-digits{margin:8px 0 0;min-height:1.4em;font-variant-numeric:tabular-nums;letter-spacing:.1em}
 .cg-widget .cg-recording{margin:12px 0 0;color:#b3261e;font-weight:600}
+.cg-widget .cg-privacy{margin:12px 0 0;font-size:13px;color:#444}
 .cg-widget .cg-consent:empty{display:none}
 .cg-widget .cg-notice{margin:0 0 6px;font-size:.9em}
 .cg-widget .cg-consent-choice{display:block;margin:0 0 10px}
@@ -311,9 +316,12 @@
       this.digits = el('p', 'cg-digits');
       this.sent = '';
       this.recording = el('p', 'cg-recording', { role: 'status', 'aria-live': 'polite' });
+      this.privacy = el('p', 'cg-privacy');
+      this.privacy.hidden = true;
       this.audio = el('audio', 'cg-audio', { autoplay: '' });
       this.audio.autoplay = true;
-      root.append(this.consent, line, controls, this.keypad, this.digits, this.recording, this.audio);
+      root.append(this.consent, line, controls, this.keypad, this.digits, this.recording,
+        this.privacy, this.audio);
       root.callgate = this.hooks();
       this.root = root;
     }
@@ -323,6 +331,7 @@
       return {
         get pc() { return widget.call ? widget.call.pc : null; },
         get callId() { return widget.call ? widget.call.callId : null; },
+        get privacyRef() { return widget.call ? widget.call.privacyRef : null; },
         get state() { return widget.state; },
         get reason() { return widget.reason; },
         start: () => widget.start(),
@@ -444,11 +453,14 @@
 
     async start() {
       if (ACTIVE.includes(this.state)) return;
-      const call = { pc: null, stream: null, callId: null, token: null, ws: null, over: false };
+      const call = {
+        pc: null, stream: null, callId: null, token: null, privacyRef: null, ws: null, over: false,
+      };
       this.call = call;
       this.sent = '';
       this.digits.textContent = '';
       this.setMuted(false);
+      this.showPrivacyRef(null);
       this.setState('connecting');
       try {
         call.stream = await this.microphone();
@@ -514,6 +526,7 @@
       });
       call.callId = answer.call_id;
       call.token = answer.token;
+      call.privacyRef = answer.privacy_ref || null;
       if (call.over) return this.deleteCall(call);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.answer });
       this.openEvents(call, answer.events);
@@ -565,6 +578,15 @@
       else if (call.ws) call.ws.close();
       this.release(call);
       this.setState('ended', reason);
+      this.showPrivacyRef(call.privacyRef);
+    }
+
+    /** Shows the ended call's privacy reference (none for a call never placed). */
+    showPrivacyRef(reference) {
+      this.privacy.hidden = !reference;
+      this.privacy.textContent = reference ? 'Privacy reference for this call: ' + reference : '';
+      if (reference) this.root.setAttribute('data-privacy-ref', reference);
+      else this.root.removeAttribute('data-privacy-ref');
     }
 
     tellNodeHangup(call) {

@@ -8,6 +8,7 @@
 //! build on this.
 
 pub mod driver;
+pub mod privacy_ref;
 pub mod service;
 pub mod state;
 pub mod trunk_leg;

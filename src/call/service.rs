@@ -63,6 +63,8 @@ pub struct PlacedCall {
     pub call_id: String,
     pub answer: String,
     pub token: String,
+    /// Shown to the visitor when the call ends, for privacy requests.
+    pub privacy_ref: String,
 }
 
 /// What the service needs from the rest of the node.
@@ -192,8 +194,10 @@ impl CallService {
             gate: ConsentGate::new(widget.recording, widget.on_revoke, consent),
             recorder: self.recorder_for(widget, &call_id),
         };
+        let privacy_ref = super::privacy_ref::new_privacy_ref();
         let context = CdrContext {
             call_id: call_id.clone(),
+            privacy_ref: privacy_ref.clone(),
             widget: widget.clone(),
             visitor_ip,
             created_at: SystemTime::now(),
@@ -212,6 +216,7 @@ impl CallService {
             call_id,
             answer,
             token,
+            privacy_ref,
         })
     }
 
@@ -268,6 +273,7 @@ impl CallService {
 
 struct CdrContext {
     call_id: String,
+    privacy_ref: String,
     widget: WidgetRoute,
     visitor_ip: IpAddr,
     created_at: SystemTime,
@@ -298,6 +304,7 @@ impl CdrContext {
         record.browser_codec = Some(report.browser_codec.to_owned());
         record.trunk_codec = report.trunk_codec.map(str::to_owned);
         record.recorded = report.recorded;
+        record.privacy_ref = Some(self.privacy_ref.clone());
         record.browser_stats = leg_stats(&report.browser);
         record.trunk_stats = leg_stats(&report.trunk);
         record

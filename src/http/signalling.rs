@@ -193,6 +193,8 @@ struct PlaceResponse {
     answer: String,
     token: String,
     events: String,
+    /// Shown to the visitor when the call ends, for privacy requests.
+    privacy_ref: String,
 }
 
 async fn place_call(
@@ -243,6 +245,7 @@ async fn place_call(
                 answer: placed.answer,
                 token: placed.token,
                 events,
+                privacy_ref: placed.privacy_ref,
             };
             (StatusCode::CREATED, Json(body)).into_response()
         }

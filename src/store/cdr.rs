@@ -114,6 +114,10 @@ pub struct CdrRecord {
     /// The visitor's network (`203.0.113.0/24`), never the full address.
     pub visitor_network: Option<String>,
     pub recorded: bool,
+    /// What the visitor was shown to quote in a privacy request.
+    pub privacy_ref: Option<String>,
+    /// Set once the call was erased: only the billing fields remain.
+    pub erased_at_ms: Option<i64>,
 }
 
 impl CdrRecord {
@@ -147,6 +151,8 @@ impl CdrRecord {
             trunk_stats: LegStats::default(),
             visitor_network: None,
             recorded: false,
+            privacy_ref: None,
+            erased_at_ms: None,
         }
     }
 
@@ -176,10 +182,10 @@ const CDR_COLUMNS: &str = "call_id, tenant_id, number_id, widget_id, trunk, node
     browser_codec, trunk_codec, \
     browser_packets_sent, browser_packets_received, browser_packets_lost, browser_jitter_us, \
     trunk_packets_sent, trunk_packets_received, trunk_packets_lost, trunk_jitter_us, \
-    visitor_network, recorded";
+    visitor_network, recorded, privacy_ref, erased_at";
 
 const CDR_PLACEHOLDERS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25";
+    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27";
 
 /// The row as stored: BIGINT columns as `i64`, INTEGER columns as `i32`
 /// (the widths PostgreSQL will insist on).
@@ -210,6 +216,8 @@ struct CdrRow {
     trunk_jitter_us: i64,
     visitor_network: Option<String>,
     recorded: i32,
+    privacy_ref: Option<String>,
+    erased_at: Option<i64>,
 }
 
 impl TryFrom<CdrRow> for CdrRecord {
@@ -257,6 +265,8 @@ impl TryFrom<CdrRow> for CdrRecord {
             trunk_stats,
             visitor_network: row.visitor_network,
             recorded: row.recorded != 0,
+            privacy_ref: row.privacy_ref,
+            erased_at_ms: row.erased_at,
         })
     }
 }
@@ -307,6 +317,8 @@ impl Store {
             .bind(stored(trunk.jitter_us))
             .bind(&cdr.visitor_network)
             .bind(i32::from(cdr.recorded))
+            .bind(&cdr.privacy_ref)
+            .bind(cdr.erased_at_ms)
             .execute(&self.pool)
             .await
             .map_err(StoreError::query("cdr insert"))?;

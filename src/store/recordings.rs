@@ -60,7 +60,7 @@ pub struct ConsentReceiptRow {
     pub signature: String,
 }
 
-const RECORDING_COLUMNS: &str = "id, call_id, tenant_id, number_id, key_id, wrapped_key, \
+pub(super) const RECORDING_COLUMNS: &str = "id, call_id, tenant_id, number_id, key_id, wrapped_key, \
      object_path, state, complete, frames_dropped, duration_ms, bytes, receipt_hash, \
      created_at, ended_at, expires_at, deleted_at";
 
@@ -183,15 +183,7 @@ impl Store {
             .begin()
             .await
             .map_err(StoreError::query("recording delete"))?;
-        let tenant: Option<String> = sqlx::query_scalar(
-            "UPDATE recordings SET state = 'deleted', wrapped_key = NULL, deleted_at = $2 \
-             WHERE id = $1 AND state <> 'deleted' RETURNING tenant_id",
-        )
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::query("recording delete"))?;
+        let tenant = shred(&mut tx, now, id).await?;
         let Some(tenant) = tenant else {
             return Ok(false);
         };
@@ -278,6 +270,24 @@ impl Store {
         .await
         .map_err(StoreError::query("consent receipts"))
     }
+}
+
+/// Destroys recording `id`'s key and marks it deleted at `now`; its tenant,
+/// or `None` when it was already deleted (or never existed).
+pub(super) async fn shred(
+    conn: &mut sqlx::SqliteConnection,
+    now: i64,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query_scalar(
+        "UPDATE recordings SET state = 'deleted', wrapped_key = NULL, deleted_at = $2 \
+         WHERE id = $1 AND state <> 'deleted' RETURNING tenant_id",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .map_err(StoreError::query("recording delete"))
 }
 
 fn recording_event<'a>(

@@ -23,12 +23,15 @@
 //!   packet counts.
 //! - [`aiortc`]: `tests/clients/aiortc_call.py`, an independent WebRTC
 //!   client of the widget signalling, run with the test virtualenv.
+//! - [`node`]: a whole node in-process (`RunningNode`) and plain HTTP
+//!   requests to it; [`admin`]: a client of its admin API with one key.
 //!
 //! Invariants: everything binds 127.0.0.1; every process a test starts is
 //! stopped by that test; a missing peer program fails the test with a message
 //! naming the install script, it never skips silently.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod aiortc;
 pub mod audio;
 pub mod baresip;

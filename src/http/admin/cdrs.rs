@@ -53,6 +53,10 @@ pub struct CdrView {
     /// The visitor's network, cut to /24 or /48.
     pub visitor_network: Option<String>,
     pub recorded: bool,
+    /// The reference the visitor was shown, for privacy requests.
+    pub privacy_ref: Option<String>,
+    /// When the call was erased (only billing fields remain).
+    pub erased_at: Option<String>,
 }
 
 impl From<CdrRecord> for CdrView {
@@ -82,6 +86,8 @@ impl From<CdrRecord> for CdrView {
             trunk_codec: cdr.trunk_codec,
             visitor_network: cdr.visitor_network,
             recorded: cdr.recorded,
+            privacy_ref: cdr.privacy_ref,
+            erased_at: cdr.erased_at_ms.map(times::format),
         }
     }
 }
@@ -222,7 +228,7 @@ const CSV_HEADER: &str = "call_id,number_id,widget_id,trunk,node_id,created_at,a
 ended_at,duration_ms,disposition,sip_code,ended_by,browser_codec,trunk_codec,\
 browser_packets_sent,browser_packets_received,browser_packets_lost,browser_jitter_us,\
 trunk_packets_sent,trunk_packets_received,trunk_packets_lost,trunk_jitter_us,\
-visitor_network,recorded\n";
+visitor_network,recorded,privacy_ref,erased_at\n";
 
 fn csv_body(pages: impl Stream<Item = Page>) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     use futures_util::StreamExt as _;
@@ -271,6 +277,8 @@ mod tests {
             trunk_stats: LegStats::default(),
             visitor_network: Some("203.0.113.0/24".into()),
             recorded: false,
+            privacy_ref: None,
+            erased_at_ms: None,
         })
     }
 

@@ -1,5 +1,6 @@
 //! The customer's admin API (`Authorization: Bearer <api key>`): numbers,
-//! widgets, CDR export, recordings and the audit log, plus the OpenAPI
+//! widgets, CDR export, recordings, the audit log and privacy requests
+//! (export and erase by the reference a visitor was shown), plus the OpenAPI
 //! document that describes every route of the node.
 //!
 //! Invariants:
@@ -18,6 +19,7 @@ mod cdrs;
 mod error;
 mod numbers;
 pub mod openapi;
+mod privacy;
 mod recordings;
 mod times;
 pub mod validate;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use self::auth::Caller;
 pub use self::cdrs::CdrView;
@@ -74,6 +76,8 @@ pub fn routes(state: AdminState) -> Router {
         )
         .route("/v1/recordings/{id}/audio", get(recordings::audio))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/privacy/{reference}/export", get(privacy::export))
+        .route("/v1/privacy/{reference}/erase", post(privacy::erase))
         .route("/v1/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)

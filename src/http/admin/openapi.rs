@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, cdrs, error, numbers, recordings, widgets};
+use super::{audit, cdrs, error, numbers, privacy, recordings, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{audit, cdrs, error, numbers, recordings, widgets};
         cdrs::export,
         recordings::list, recordings::get, recordings::audio, recordings::delete,
         audit::list,
+        privacy::export, privacy::erase,
         document,
     ),
     components(schemas(error::ErrorBody)),
@@ -26,6 +27,7 @@ use super::{audit, cdrs, error, numbers, recordings, widgets};
         (name = "cdrs", description = "call detail records, JSON or CSV"),
         (name = "recordings", description = "encrypted recordings: list, listen, delete"),
         (name = "audit", description = "who changed or read what, and when"),
+        (name = "privacy", description = "a visitor's request: export or erase one call's data"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,223 @@
+//! `/v1/privacy/{reference}`: a visitor's privacy request, by the reference
+//! the widget showed them at the end of the call (or the call id).
+//!
+//! `GET .../export` answers one tar archive with everything held about the
+//! call: `call.json` (the CDR), `consent_receipts.json`, `recordings.json`
+//! (metadata) and `recordings/<id>.wav` for each recording that can still be
+//! opened. `POST .../erase` destroys the call's recording keys, deletes its
+//! consent receipts and reduces its CDR to the billing fields. Both are
+//! audited.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::cdrs::CdrView;
+use super::error::{ApiError, ErrorBody};
+use super::recordings::RecordingView;
+use super::{AdminState, times};
+use crate::call::privacy_ref;
+use crate::recording::access;
+use crate::store::{CdrRecord, ConsentReceiptRow, NewAuditEvent};
+
+/// A consent receipt as exported.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptView {
+    pub hash: String,
+    pub policy: String,
+    /// SHA-256 of the notice text the visitor was shown.
+    pub notice_hash: String,
+    /// `api`, `button` or `notice`.
+    pub method: String,
+    pub granted_at: String,
+    /// HMAC-SHA256 by the node, for an auditor holding its key.
+    pub signature: String,
+}
+
+impl From<ConsentReceiptRow> for ReceiptView {
+    fn from(row: ConsentReceiptRow) -> Self {
+        ReceiptView {
+            hash: row.hash,
+            policy: row.policy,
+            notice_hash: row.notice_hash,
+            method: row.method,
+            granted_at: times::format(row.granted_at),
+            signature: row.signature,
+        }
+    }
+}
+
+/// What an erasure did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureView {
+    pub call_id: String,
+    pub privacy_ref: Option<String>,
+    /// Recordings whose keys were destroyed by this request.
+    pub recordings_erased: usize,
+    pub consent_receipts_deleted: u64,
+    /// The CDR as it is kept now.
+    pub cdr: CdrView,
+}
+
+/// The caller's call that `reference` names.
+async fn find_call(
+    state: &AdminState,
+    caller: &Caller,
+    reference: &str,
+) -> Result<CdrRecord, ApiError> {
+    let key = privacy_ref::normalise(reference).unwrap_or_else(|| reference.to_owned());
+    state
+        .store
+        .cdr_by_reference(&caller.tenant_id, &key)
+        .await?
+        .ok_or(ApiError::NotFound("call with this privacy reference"))
+}
+
+#[utoipa::path(get, path = "/v1/privacy/{reference}/export", tag = "privacy",
+    security(("api_key" = [])), params(("reference" = String, Path, description = "privacy reference or call id")),
+    responses((status = 200, description = "tar archive: call.json, consent_receipts.json, recordings.json, recordings/<id>.wav",
+        content_type = "application/x-tar"), (status = 404, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let cdr = find_call(&state, &caller, &reference).await?;
+    let call_id = cdr.call_id.clone();
+    let receipts = state.store.consent_receipts_for_call(&call_id).await?;
+    let recordings = state.store.recordings_for_call(&call_id).await?;
+    let mut archive = Archive::default();
+    archive.json("call.json", &CdrView::from(cdr))?;
+    let receipts: Vec<ReceiptView> = receipts.into_iter().map(ReceiptView::from).collect();
+    archive.json("consent_receipts.json", &receipts)?;
+    let views: Vec<RecordingView> = recordings
+        .iter()
+        .cloned()
+        .map(RecordingView::from)
+        .collect();
+    archive.json("recordings.json", &views)?;
+    let actor = caller.actor();
+    for row in recordings.into_iter().filter(|r| r.state == "stored") {
+        let id = row.id.clone();
+        let opened = access::open_row(&state.store, &state.storage, &state.keys, row, &actor).await;
+        match opened {
+            Ok((_, decrypted)) => {
+                let format = &decrypted.header.audio;
+                let wav = access::wav(
+                    &decrypted.audio,
+                    u16::from(format.channels),
+                    format.sample_rate,
+                );
+                archive.file(&format!("recordings/{id}.wav"), &wav)?;
+            }
+            Err(error) => {
+                tracing::warn!(recording = %id, %error, "recording left out of a privacy export");
+                return Err(ApiError::Unavailable(format!(
+                    "recording {id} cannot be opened"
+                )));
+            }
+        }
+    }
+    state
+        .store
+        .audit(&NewAuditEvent {
+            tenant_id: &caller.tenant_id,
+            actor: &actor,
+            action: "exported",
+            target_kind: "call",
+            target_id: &call_id,
+            reason: "",
+        })
+        .await?;
+    let headers = [
+        (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"call-{call_id}.tar\""),
+        ),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    Ok((headers, archive.finish()?).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/privacy/{reference}/erase", tag = "privacy",
+    security(("api_key" = [])), params(("reference" = String, Path, description = "privacy reference or call id")),
+    responses((status = 200, body = ErasureView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn erase(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> Result<Json<ErasureView>, ApiError> {
+    caller.require_admin()?;
+    let cdr = find_call(&state, &caller, &reference).await?;
+    let erased = state
+        .store
+        .erase_call(&caller.tenant_id, &cdr.call_id, &caller.actor())
+        .await?;
+    for recording in &erased.recordings {
+        // Unreadable already (its key is gone); a blob that cannot be
+        // removed now goes with the retention sweep.
+        if let Err(error) = state
+            .storage
+            .delete(&recording.id, &recording.object_path)
+            .await
+        {
+            tracing::warn!(recording = %recording.id, %error, "erased recording's blob left for retention");
+        }
+    }
+    let kept = state
+        .store
+        .cdr(&cdr.call_id)
+        .await?
+        .ok_or(ApiError::NotFound("call"))?;
+    Ok(Json(ErasureView {
+        call_id: erased.call_id,
+        privacy_ref: kept.privacy_ref.clone(),
+        recordings_erased: erased.recordings.len(),
+        consent_receipts_deleted: erased.consent_receipts,
+        cdr: CdrView::from(kept),
+    }))
+}
+
+/// A tar archive built in memory (one call's data).
+struct Archive {
+    builder: tar::Builder<Vec<u8>>,
+}
+
+impl Default for Archive {
+    fn default() -> Self {
+        Archive {
+            builder: tar::Builder::new(Vec::new()),
+        }
+    }
+}
+
+impl Archive {
+    fn json<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), ApiError> {
+        let body =
+            serde_json::to_vec_pretty(value).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        self.file(name, &body)
+    }
+
+    fn file(&mut self, name: &str, body: &[u8]) -> Result<(), ApiError> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime(0);
+        self.builder
+            .append_data(&mut header, name, body)
+            .map_err(|e| ApiError::Unavailable(format!("archive: {e}")))
+    }
+
+    /// The archive with its end-of-archive blocks.
+    fn finish(self) -> Result<Vec<u8>, ApiError> {
+        self.builder
+            .into_inner()
+            .map_err(|e| ApiError::Unavailable(format!("archive: {e}")))
+    }
+}
