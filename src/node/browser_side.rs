@@ -1,6 +1,6 @@
 //! The node's browser side: the store, the shared browser port, the call
-//! service and the signalling and metrics routes, built from the config
-//! and the trunk side's handles.
+//! service and the signalling, admin, dashboard and metrics routes, built
+//! from the config and the trunk side's handles.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -136,6 +136,7 @@ impl BrowserSide {
         };
         let routes = signalling::routes(state)
             .merge(admin::routes(admin))
+            .merge(crate::http::dashboard::routes())
             .merge(crate::http::metrics_router(metrics.clone()));
         Ok(Self {
             routes,
