@@ -406,10 +406,17 @@
     /** Shows the number's notice and the allow-recording choice unless it
      * does not record: unticked for `opt_in` (recorded only if ticked),
      * ticked for `notice` (recorded unless unticked). The choice can change
-     * during the call. */
+     * during the call. A number that stopped recording since the last call
+     * loses its notice and choice. */
     applyConsentConfig(config) {
       const policy = config && config.recording;
-      if (policy !== 'opt_in' && policy !== 'notice') return;
+      if (policy !== 'opt_in' && policy !== 'notice') {
+        this.policy = 'off';
+        this.consentBox = null;
+        this.noticeShown = false;
+        this.consent.textContent = '';
+        return;
+      }
       if (this.policy === policy) return;
       this.policy = policy;
       this.consent.textContent = '';

@@ -27,7 +27,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub use self::origin::{SELF_TOKEN, normalize_origin, origin_allowed};
+pub use self::origin::{SELF_TOKEN, normalize_origin, origin_allowed, origin_of};
 pub use self::rate::{DEFAULT_MAX_KEYS, RateLimiter, RetryAfter, client_key};
 use crate::config::LimitsConfig;
 use crate::metrics::RefusedReason;

@@ -7,9 +7,11 @@
 //! returns (the node bounds how long that may take).
 //!
 //! [`guard`] holds the signalling guards (rate limits, tenant concurrency,
-//! Origin check); [`metrics_router`] serves `GET /metrics`.
+//! Origin check); [`metrics_router`] serves `GET /metrics`; [`dashboard`]
+//! serves the customer dashboard's files.
 
 pub mod admin;
+pub mod dashboard;
 pub mod guard;
 mod health;
 mod metrics;

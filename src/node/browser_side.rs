@@ -1,6 +1,6 @@
 //! The node's browser side: the store, the shared browser port, the call
-//! service and the signalling and metrics routes, built from the config
-//! and the trunk side's handles.
+//! service and the signalling, admin, dashboard and metrics routes, built
+//! from the config and the trunk side's handles.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use super::TrunkSide;
 use crate::call::service::{CallService, CallServiceParts};
 use crate::config::Config;
 use crate::http::admin::{self, AdminState};
-use crate::http::guard::Guards;
+use crate::http::guard::{Guards, origin_of};
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
@@ -136,6 +136,7 @@ impl BrowserSide {
         };
         let routes = signalling::routes(state)
             .merge(admin::routes(admin))
+            .merge(crate::http::dashboard::routes())
             .merge(crate::http::metrics_router(metrics.clone()));
         Ok(Self {
             routes,
@@ -267,13 +268,6 @@ fn route_codecs(config: &Config) -> HashMap<String, Vec<sdp::Codec>> {
             Some((route.name.to_string(), codecs))
         })
         .collect()
-}
-
-/// `scheme://host[:port]` of a base URL.
-fn origin_of(base_url: &str) -> String {
-    let (scheme, rest) = base_url.split_once("://").unwrap_or(("http", base_url));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}")
 }
 
 #[derive(Default)]

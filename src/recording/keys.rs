@@ -208,6 +208,21 @@ impl KeyRing {
         self.check(MacPurpose::ApiKey, key_id, key, hash)
     }
 
+    /// HMAC-SHA256 of a dashboard session's text under the current KEK.
+    pub fn sign_session(&self, message: &[u8]) -> (KeyId, [u8; 32]) {
+        self.tag(MacPurpose::Session, message)
+    }
+
+    /// Checks a tag made by [`KeyRing::sign_session`].
+    pub fn check_session(
+        &self,
+        key_id: &str,
+        message: &[u8],
+        tag: &[u8],
+    ) -> Result<bool, KeyError> {
+        self.check(MacPurpose::Session, key_id, message, tag)
+    }
+
     fn tag(&self, purpose: MacPurpose, message: &[u8]) -> (KeyId, [u8; 32]) {
         let kek = &self.keks[self.current];
         (kek.id.clone(), mac(kek, purpose, message))
@@ -267,6 +282,7 @@ impl KeyRing {
 enum MacPurpose {
     ConsentReceipt,
     ApiKey,
+    Session,
 }
 
 /// Domain separation keeps a signature from ever equalling a wrap, a data
@@ -278,6 +294,7 @@ fn mac(kek: &Kek, purpose: MacPurpose, message: &[u8]) -> [u8; 32] {
     mac.update(match purpose {
         MacPurpose::ConsentReceipt => b"callgate consent receipt v1\n".as_slice(),
         MacPurpose::ApiKey => b"callgate api key v1\n".as_slice(),
+        MacPurpose::Session => b"callgate session v1\n".as_slice(),
     });
     mac.update(message);
     mac.finalize().into_bytes().into()
@@ -379,5 +396,18 @@ mod tests {
         let shown = format!("{kek:?} {:?}", DataKey::generate());
         assert!(!shown.contains(text.as_str()), "{shown}");
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn each_purpose_tags_the_same_text_differently() {
+        let ring = KeyRing::new(vec![kek("k1")], "k1").unwrap();
+        let text = b"cg_0123456789abcdef_secret";
+        let (_, receipt) = ring.sign(text);
+        let (_, api_key) = ring.hash_api_key(text);
+        let (id, session) = ring.sign_session(text);
+        assert!(receipt != api_key && api_key != session && session != receipt);
+        assert!(ring.check_session(&id.0, text, &session).unwrap());
+        assert!(!ring.check_session(&id.0, text, &api_key).unwrap());
+        assert!(!ring.check_api_key(&id.0, text, &session).unwrap());
     }
 }

@@ -130,6 +130,15 @@ impl Browser {
         previous
     }
 
+    /// Makes `tab` the one later steps act on; returns the tab that was
+    /// current before.
+    pub async fn switch_tab(&self, tab: WindowHandle) -> WindowHandle {
+        let client = self.client();
+        let previous = client.window().await.expect("current tab");
+        client.switch_to_window(tab).await.expect("switch tabs");
+        previous
+    }
+
     /// Closes the current tab as a visitor would (the page gets its
     /// `pagehide`), then acts on `back_to`.
     pub async fn close_tab(&self, back_to: WindowHandle) {
@@ -171,12 +180,47 @@ impl Browser {
 
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) {
-        let element = match self.client().find(Locator::Css(css)).await {
-            Ok(element) => element,
-            Err(e) => panic!("no element {css}: {e}\n{}", self.diagnostics().await),
-        };
+        let element = self.find(css).await;
         if let Err(e) = element.click().await {
             panic!("cannot click {css}: {e}\n{}", self.diagnostics().await);
+        }
+    }
+
+    /// Types `text` into the first element matching `css`, as a person
+    /// would (key events, not a value set by script).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        if let Err(e) = element.send_keys(text).await {
+            panic!("cannot type into {css}: {e}\n{}", self.diagnostics().await);
+        }
+    }
+
+    /// Chooses the option with `value` in the `<select>` matching `css`.
+    pub async fn choose(&self, css: &str, value: &str) {
+        let element = self.find(css).await;
+        if let Err(e) = element.select_by_value(value).await {
+            panic!(
+                "cannot choose {value} in {css}: {e}\n{}",
+                self.diagnostics().await
+            );
+        }
+    }
+
+    /// Accepts the open `confirm()` (or alert) and returns its text.
+    pub async fn accept_dialog(&self) -> String {
+        let client = self.client();
+        let text = match client.get_alert_text().await {
+            Ok(text) => text,
+            Err(e) => panic!("no dialog is open: {e}\n{}", self.diagnostics().await),
+        };
+        client.accept_alert().await.expect("accept the dialog");
+        text
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        match self.client().find(Locator::Css(css)).await {
+            Ok(element) => element,
+            Err(e) => panic!("no element {css}: {e}\n{}", self.diagnostics().await),
         }
     }
 

@@ -1,18 +1,18 @@
 //! Who is calling: the [`Caller`] extractor behind every admin route.
 //!
-//! `Authorization: Bearer cg_<id>_<secret>`. A missing, malformed, unknown,
-//! wrong or revoked key is 401, all alike, so a probe learns nothing about
-//! which keys exist. A well-formed key costs one row lookup by id and one
-//! HMAC compared in constant time.
+//! `Authorization: Bearer cg_<id>_<secret>`, or else the dashboard's
+//! session cookie (see [`super::session`]). A missing, malformed, unknown,
+//! wrong or revoked key or session is 401, all alike, so a probe learns
+//! nothing about which keys exist. A well-formed key or session costs one
+//! row lookup by id and one HMAC compared in constant time.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::AdminState;
-use super::api_key;
 use super::error::ApiError;
-use crate::store::{Actor, Role};
+use super::{AdminState, api_key, session};
+use crate::store::{Actor, ApiKeyRecord, Role};
 
 /// The key a request was made with, and the one tenant it may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,30 +44,54 @@ impl FromRequestParts<AdminState> for Caller {
         parts: &mut Parts,
         state: &AdminState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or(ApiError::Unauthorized)?;
-        let presented = api_key::parse(token).ok_or(ApiError::Unauthorized)?;
-        let record = state
-            .store
-            .api_key(presented.id)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        if !api_key::matches(&state.keys, &record, &presented) {
-            return Err(ApiError::Unauthorized);
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(bearer_token)
+                .ok_or(ApiError::Unauthorized)?;
+            return authenticate_key(state, token)
+                .await
+                .map(|(caller, _)| caller);
         }
-        let tenant_id = record
-            .tenant_id
-            .ok_or(ApiError::Forbidden("operator keys belong to no tenant"))?;
-        Ok(Caller {
-            key_id: record.id,
-            tenant_id,
-            role: record.role,
-        })
+        let cookie = session::cookie_value(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let origin = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        session::check_same_origin(&parts.method, origin, &state.base_url)?;
+        session::authenticate(state, cookie).await
     }
+}
+
+/// The caller an API key's text stands for, and the key's record.
+pub async fn authenticate_key(
+    state: &AdminState,
+    text: &str,
+) -> Result<(Caller, ApiKeyRecord), ApiError> {
+    let presented = api_key::parse(text).ok_or(ApiError::Unauthorized)?;
+    let record = state
+        .store
+        .api_key(presented.id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !api_key::matches(&state.keys, &record, &presented) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok((caller_of(record.clone())?, record))
+}
+
+/// The caller a checked key's record stands for; operator keys have no
+/// tenant to see.
+pub fn caller_of(record: ApiKeyRecord) -> Result<Caller, ApiError> {
+    let tenant_id = record
+        .tenant_id
+        .ok_or(ApiError::Forbidden("operator keys belong to no tenant"))?;
+    Ok(Caller {
+        key_id: record.id,
+        tenant_id,
+        role: record.role,
+    })
 }
 
 /// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 9110

@@ -1,13 +1,16 @@
-//! The customer's admin API (`Authorization: Bearer <api key>`): numbers,
-//! widgets, CDR export, recordings, the audit log and privacy requests
-//! (export and erase by the reference a visitor was shown), plus the OpenAPI
-//! document that describes every route of the node.
+//! The customer's admin API (`Authorization: Bearer <api key>`, or the
+//! dashboard's session cookie): numbers, widgets, CDR export, recordings,
+//! the audit log and privacy requests (export and erase by the reference a
+//! visitor was shown), plus the OpenAPI document that describes every route
+//! of the node.
 //!
 //! Invariants:
 //! - Every query is scoped to the caller's tenant; another tenant's object
 //!   answers 404, exactly like a missing one.
 //! - `read` keys change nothing (403); every change by an `admin` key and
 //!   every recording access is in the audit log, written with the change.
+//! - A change authenticated by the session cookie comes from the node's
+//!   own origin (403 otherwise).
 //! - Bodies and queries are strict: unknown fields and bad values answer
 //!   400 naming the field.
 
@@ -21,6 +24,7 @@ mod numbers;
 pub mod openapi;
 mod privacy;
 mod recordings;
+mod session;
 mod times;
 pub mod validate;
 mod widgets;
@@ -78,6 +82,12 @@ pub fn routes(state: AdminState) -> Router {
         .route("/v1/audit", get(audit::list))
         .route("/v1/privacy/{reference}/export", get(privacy::export))
         .route("/v1/privacy/{reference}/erase", post(privacy::erase))
+        .route(
+            "/v1/session",
+            get(session::show)
+                .post(session::create)
+                .delete(session::delete),
+        )
         .route("/v1/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)

@@ -2,10 +2,12 @@
 //! generated from the handlers' annotations so it cannot drift from them.
 
 use axum::Json;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, cdrs, error, numbers, privacy, recordings, widgets};
+use super::{audit, cdrs, error, numbers, privacy, recordings, session, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +19,7 @@ use super::{audit, cdrs, error, numbers, privacy, recordings, widgets};
         recordings::list, recordings::get, recordings::audio, recordings::delete,
         audit::list,
         privacy::export, privacy::erase,
+        session::create, session::show, session::delete,
         document,
     ),
     components(schemas(error::ErrorBody)),
@@ -28,6 +31,8 @@ use super::{audit, cdrs, error, numbers, privacy, recordings, widgets};
         (name = "recordings", description = "encrypted recordings: list, listen, delete"),
         (name = "audit", description = "who changed or read what, and when"),
         (name = "privacy", description = "a visitor's request: export or erase one call's data"),
+        (name = "session", description = "the dashboard's sign-in: an API key traded for an \
+            HttpOnly cookie that the admin routes accept too"),
     )
 )]
 pub struct ApiDoc;
@@ -41,6 +46,33 @@ impl Modify for BearerKeys {
             "api_key",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                session::COOKIE,
+                "from POST /v1/session; a change needs the node's own Origin",
+            ))),
+        );
+        // Every route that takes a key takes the session cookie instead.
+        let bearer = SecurityRequirement::new("api_key", Vec::<String>::new());
+        let cookie = SecurityRequirement::new("session", Vec::<String>::new());
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for security in operations
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.security.as_mut())
+            {
+                if security.contains(&bearer) {
+                    security.push(cookie.clone());
+                }
+            }
+        }
     }
 }
 

@@ -39,6 +39,14 @@ pub fn origin_allowed(origin: Option<&str>, allowed: &[String], own_origin: &str
     })
 }
 
+/// `scheme://host[:port]` of a base URL (its path dropped): the origin a
+/// browser sends for pages the node serves at that URL.
+pub fn origin_of(base_url: &str) -> String {
+    let (scheme, rest) = base_url.split_once("://").unwrap_or(("http", base_url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}")
+}
+
 /// `scheme://host:port` in canonical form, or `None` when `text` is not an
 /// http(s) origin. Also fit for checking an allowed-origins list on input.
 pub fn normalize_origin(text: &str) -> Option<String> {
@@ -182,6 +190,12 @@ mod tests {
         assert_eq!(normalize_origin("http://::1"), None, "brackets required");
         assert_eq!(normalize_origin("http://[::1"), None);
         assert_eq!(normalize_origin("http://[::1]8080"), None);
+    }
+
+    #[test]
+    fn a_base_urls_origin_drops_its_path() {
+        assert_eq!(origin_of("https://gw.example.net/callgate"), OWN);
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 
     #[test]
