@@ -103,11 +103,23 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://FILE`; `sqlite://<data_dir>/callgate.db` when unset.
     pub url: Option<String>,
+    /// Call detail records older than this many days are deleted (with
+    /// their consent receipts) by the sweeper.
+    pub cdr_retention_days: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            cdr_retention_days: 365,
+        }
+    }
 }
 
 impl DatabaseConfig {
@@ -210,6 +222,7 @@ pub(super) fn check_limits(limits: &LimitsConfig, at: &mut At) {
 }
 
 pub(super) fn check_database(database: &DatabaseConfig, at: &mut At) {
+    at.range("cdr_retention_days", database.cdr_retention_days, 1..=3650);
     let Some(url) = &database.url else { return };
     if !url.starts_with("sqlite:") || url.len() <= "sqlite:".len() {
         at.bad(

@@ -52,6 +52,7 @@ pub struct BrowserSide {
     port_counters: Arc<PortCounters>,
     store: Store,
     recording_storage: RecordingStorage,
+    cdr_retention: Duration,
 }
 
 impl BrowserSide {
@@ -145,20 +146,24 @@ impl BrowserSide {
             port_counters,
             store,
             recording_storage,
+            cdr_retention: Duration::from_secs(
+                u64::from(config.database.cdr_retention_days) * 24 * 60 * 60,
+            ),
         })
     }
 
     /// Runs until `stop`: copies port counters into metrics; on stop, hangs
     /// up every call and waits (bounded by the node's drain) for them.
     pub async fn run(self, stop: CancellationToken) -> Result<(), BrowserSideError> {
-        let sweeper = tokio::spawn(retention::run(
-            self.store.clone(),
-            self.recording_storage.clone(),
-            self.metrics.recording.clone(),
-            retention::SweepClock::start(),
-            retention::SWEEP_INTERVAL,
-            stop.child_token(),
-        ));
+        let sweeper = retention::Sweeper {
+            store: self.store.clone(),
+            storage: self.recording_storage.clone(),
+            metrics: self.metrics.recording.clone(),
+            clock: retention::SweepClock::start(),
+            interval: retention::SWEEP_INTERVAL,
+            cdr_retention: self.cdr_retention,
+        };
+        let sweeper = tokio::spawn(retention::run(sweeper, stop.child_token()));
         let mut copied = PortSnapshot::default();
         let mut tick = tokio::time::interval(PORT_COUNTER_INTERVAL);
         loop {

@@ -1,6 +1,7 @@
 //! The retention sweeper: deletes recordings past their number's
 //! retention, key first (crypto-shredding), then the blob, each with an
-//! audit entry saying `retention`.
+//! audit entry saying `retention`; and call detail records (with their
+//! consent receipts) older than `database.cdr_retention_days`.
 //!
 //! Its clock is the wall time at start plus tokio's elapsed time, and
 //! [`sweep`] takes the time as a value, so tests jump days ahead.
@@ -64,15 +65,39 @@ pub async fn sweep(
     Ok(deleted)
 }
 
+/// Deletes the CDRs older than `retention` at `now_ms`; returns how many.
+pub async fn sweep_cdrs(
+    store: &Store,
+    retention: Duration,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    store
+        .delete_cdrs_before(now_ms.saturating_sub(retention_ms))
+        .await
+}
+
+/// What the sweeper keeps and for how long.
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    pub store: Store,
+    pub storage: RecordingStorage,
+    pub metrics: RecordingMetrics,
+    pub clock: SweepClock,
+    pub interval: Duration,
+    pub cdr_retention: Duration,
+}
+
 /// Sweeps every `interval` until `stop`.
-pub async fn run(
-    store: Store,
-    storage: RecordingStorage,
-    metrics: RecordingMetrics,
-    clock: SweepClock,
-    interval: Duration,
-    stop: CancellationToken,
-) {
+pub async fn run(sweeper: Sweeper, stop: CancellationToken) {
+    let Sweeper {
+        store,
+        storage,
+        metrics,
+        clock,
+        interval,
+        cdr_retention,
+    } = sweeper;
     let mut tick = tokio::time::interval(interval);
     loop {
         tokio::select! {
@@ -83,6 +108,11 @@ pub async fn run(
             Ok(0) => {}
             Ok(count) => info!(count, "deleted recordings past their retention"),
             Err(error) => warn!(%error, "retention sweep failed"),
+        }
+        match sweep_cdrs(&store, cdr_retention, clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(count) => info!(count, "deleted call records past their retention"),
+            Err(error) => warn!(%error, "call record retention sweep failed"),
         }
     }
 }
@@ -100,6 +130,51 @@ mod tests {
         let start = clock.now_ms();
         tokio::time::advance(8 * DAY).await;
         assert_eq!(clock.now_ms() - start, 8 * DAY.as_millis() as i64);
+    }
+
+    #[tokio::test]
+    async fn call_records_go_with_their_receipts_after_the_cdr_retention() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.seed_demo().await.unwrap();
+        let route = store.widget_route("demo").await.unwrap().unwrap();
+        let day = DAY.as_millis() as i64;
+        let now = now_ms();
+        for (call, age_days) in [("old", 366), ("recent", 364)] {
+            let placed =
+                std::time::UNIX_EPOCH + Duration::from_millis((now - age_days * day) as u64);
+            let cdr = crate::store::CdrRecord::begin(call, &route, "node-1", placed);
+            store.insert_cdr(&cdr).await.unwrap();
+            let receipt = crate::store::ConsentReceiptRow {
+                hash: format!("{call}-receipt"),
+                call_id: call.into(),
+                number_id: "demo".into(),
+                policy: "opt_in".into(),
+                notice_hash: "00".into(),
+                method: "button".into(),
+                granted_at: cdr.created_at_ms,
+                signature: "00".into(),
+            };
+            store.insert_consent_receipt(&receipt).await.unwrap();
+        }
+        let deleted = sweep_cdrs(&store, 365 * DAY, now).await.unwrap();
+        assert_eq!(deleted, 1);
+        assert!(store.cdr("old").await.unwrap().is_none());
+        assert!(
+            store
+                .consent_receipts_for_call("old")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.cdr("recent").await.unwrap().is_some());
+        assert_eq!(
+            store
+                .consent_receipts_for_call("recent")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     /// The sweeper's database work runs on real time (sqlx's pool has its

@@ -356,6 +356,36 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes the records of calls placed before `cutoff_ms`, and their
+    /// consent receipts, in one transaction; returns how many records.
+    pub async fn delete_cdrs_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("cdr retention"))?;
+        sqlx::query(
+            "DELETE FROM consent_receipts WHERE call_id IN \
+             (SELECT call_id FROM cdrs WHERE created_at < $1)",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("cdr retention"))?;
+        let deleted = sqlx::query("DELETE FROM cdrs WHERE created_at < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("cdr retention"))?
+            .rows_affected();
+        tx.commit()
+            .await
+            .map_err(StoreError::query("cdr retention"))?;
+        Ok(deleted)
+    }
+}
+
 /// Which of a tenant's records an export wants: created in
 /// `[from_ms, to_ms)`, optionally of one number.
 #[derive(Debug, Clone, PartialEq, Eq)]
