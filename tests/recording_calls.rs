@@ -620,7 +620,15 @@ async fn a_recording_cut_by_a_killed_node_is_stored_incomplete_at_restart() {
     assert!(spool.exists(), "its sealed segments are in the spool");
 
     let mut node = serve(&config, http);
-    let row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    // The restarted node hands the spool file to its uploader.
+    let mut row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    for _ in 0..100 {
+        if row.state != "recording" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    }
     assert_eq!((row.state.as_str(), row.complete), ("stored", false));
     assert!(!spool.exists());
     let out = data.path().join("cut.wav");

@@ -1,12 +1,13 @@
-//! Where encrypted recordings live: an `object_store` (a local directory by
-//! default), and the local spool that holds a recording's segments while
-//! it is being made.
+//! Where encrypted recordings live: an `object_store` (a local directory),
+//! and the local spool that holds a recording's segments while it is being
+//! made and until it is stored.
 //!
 //! The spool decouples the call from the store: segments reach local disk
 //! as they are sealed (ciphertext only), and the finished file is uploaded
 //! in parts, never whole in memory. A store that is down leaves the file in
-//! the spool for a later upload; a node that dies mid-call leaves what it
-//! sealed so far, readable up to its last whole segment.
+//! the spool for the uploader (see [`super::uploader`]); a node that dies
+//! mid-call leaves what it sealed so far, readable up to its last whole
+//! segment.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +19,9 @@ use tokio::io::AsyncReadExt as _;
 
 /// Upload part size: S3's minimum for every part but the last.
 const PART_SIZE: usize = 5 * 1024 * 1024;
+/// Parts in flight at once: with [`PART_SIZE`], what an upload holds in
+/// memory.
+const PARTS_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -29,27 +33,54 @@ pub enum StorageError {
         #[source]
         error: std::io::Error,
     },
+    #[error("recording store directory {path}: {error}")]
+    Directory {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+impl StorageError {
+    /// The object or spool file is not there.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            StorageError::Store(object_store::Error::NotFound { .. }) => true,
+            StorageError::Spool { error, .. } => error.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
 }
 
 /// See the module documentation. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RecordingStorage {
     store: Arc<dyn ObjectStore>,
     spool: PathBuf,
 }
 
+/// The store by its `Display` (its kind and directory).
+impl std::fmt::Debug for RecordingStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingStorage")
+            .field("store", &format_args!("{}", self.store))
+            .field("spool", &self.spool)
+            .finish()
+    }
+}
+
 impl RecordingStorage {
     /// Recordings under `directory`, spooled under `spool` (both created).
     pub fn local(directory: &Path, spool: &Path) -> Result<Self, StorageError> {
-        for dir in [directory, spool] {
-            std::fs::create_dir_all(dir).map_err(|error| StorageError::Spool {
-                path: dir.to_path_buf(),
-                error,
-            })?;
-        }
+        create_dir(directory)?;
         let store = LocalFileSystem::new_with_prefix(directory)?.with_automatic_cleanup(true);
+        Self::with_store(Arc::new(store), spool)
+    }
+
+    fn with_store(store: Arc<dyn ObjectStore>, spool: &Path) -> Result<Self, StorageError> {
+        create_dir(spool)?;
         Ok(Self {
-            store: Arc::new(store),
+            store,
             spool: spool.to_path_buf(),
         })
     }
@@ -59,8 +90,9 @@ impl RecordingStorage {
         self.spool.join(format!("{id}.cgrec"))
     }
 
-    /// Uploads the spool file of `id` to `object_path` in parts, then
-    /// removes it from the spool. Returns the bytes stored.
+    /// Uploads the spool file of `id` to `object_path` in parts, keeping
+    /// the spool file (see [`RecordingStorage::remove_spooled`]). Returns
+    /// the bytes stored.
     pub async fn upload_spooled(&self, id: &str, object_path: &str) -> Result<u64, StorageError> {
         let path = self.spool_path(id);
         let spool_error = |error| StorageError::Spool {
@@ -84,13 +116,35 @@ impl RecordingStorage {
                     return Err(spool_error(error));
                 }
             };
-            writer.wait_for_capacity(2).await?;
+            if let Err(error) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                // Best effort: a store that is down will not hear it either.
+                let _ = writer.abort().await;
+                return Err(error.into());
+            }
             writer.write(&buffer[..read]);
             total += read as u64;
         }
         writer.finish().await?;
-        tokio::fs::remove_file(&path).await.map_err(spool_error)?;
         Ok(total)
+    }
+
+    /// Removes the spool file of `id`; a missing one is fine.
+    pub async fn remove_spooled(&self, id: &str) -> Result<(), StorageError> {
+        let path = self.spool_path(id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(StorageError::Spool { path, error }),
+        }
+    }
+
+    /// The spool file of `id`: a finished recording still waiting for the
+    /// store holds the same bytes there as it will in the store.
+    pub async fn read_spooled(&self, id: &str) -> Result<Vec<u8>, StorageError> {
+        let path = self.spool_path(id);
+        tokio::fs::read(&path)
+            .await
+            .map_err(|error| StorageError::Spool { path, error })
     }
 
     /// The stored (encrypted) bytes of `object_path`.
@@ -101,15 +155,22 @@ impl RecordingStorage {
 
     /// Deletes a stored recording and any spool file; a missing one is fine.
     pub async fn delete(&self, id: &str, object_path: &str) -> Result<(), StorageError> {
+        self.delete_stored(object_path).await?;
+        self.remove_spooled(id).await
+    }
+
+    /// Deletes the stored object only; a missing one is fine.
+    pub async fn delete_stored(&self, object_path: &str) -> Result<(), StorageError> {
         match self.store.delete(&ObjectPath::from(object_path)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(error.into()),
-        }
-        let path = self.spool_path(id);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(StorageError::Spool { path, error }),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
         }
     }
+}
+
+fn create_dir(path: &Path) -> Result<(), StorageError> {
+    std::fs::create_dir_all(path).map_err(|error| StorageError::Directory {
+        path: path.to_path_buf(),
+        error,
+    })
 }
