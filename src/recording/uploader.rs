@@ -110,16 +110,27 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Adds `upload`, due at `due` (a recording already waiting keeps its
-    /// place).
-    pub fn handle_upload(&mut self, upload: PendingUpload, due: Instant) {
+    /// Adds `upload` at `now`, after `failures` failed attempts elsewhere:
+    /// due at once, or after its backoff. A recording already waiting
+    /// keeps its place.
+    pub fn handle_upload(
+        &mut self,
+        upload: PendingUpload,
+        failures: u32,
+        now: Instant,
+        retry: &UploadRetry,
+    ) {
         if self.waiting.iter().any(|s| s.upload.id == upload.id) {
             return;
         }
+        let due = match failures {
+            0 => now,
+            n => now + retry.delay(n),
+        };
         self.waiting.push(Scheduled {
             upload,
             due,
-            failures: 0,
+            failures,
         });
     }
 
@@ -173,7 +184,8 @@ pub struct UploaderParts {
 /// Hands recordings to the uploader task. Cheap to clone; never waits.
 #[derive(Clone, Debug)]
 pub struct Uploader {
-    tx: mpsc::UnboundedSender<(PendingUpload, bool)>,
+    /// A recording and how many attempts to store it failed already.
+    tx: mpsc::UnboundedSender<(PendingUpload, u32)>,
 }
 
 impl Uploader {
@@ -189,19 +201,19 @@ impl Uploader {
 
     /// A recording to upload now (one left by the last run).
     pub fn upload_now(&self, upload: PendingUpload) {
-        let _ = self.tx.send((upload, true));
+        let _ = self.tx.send((upload, 0));
     }
 
     /// A recording whose upload just failed: tried again after the first
     /// backoff.
     pub fn retry_later(&self, upload: PendingUpload) {
-        let _ = self.tx.send((upload, false));
+        let _ = self.tx.send((upload, 1));
     }
 }
 
 async fn run(
     parts: UploaderParts,
-    mut rx: mpsc::UnboundedReceiver<(PendingUpload, bool)>,
+    mut rx: mpsc::UnboundedReceiver<(PendingUpload, u32)>,
     stop: CancellationToken,
 ) {
     let mut schedule = Schedule::default();
@@ -220,10 +232,8 @@ async fn run(
         tokio::select! {
             () = stop.cancelled() => return,
             received = rx.recv() => {
-                let Some((upload, now_please)) = received else { return };
-                let now = Instant::now();
-                let due = if now_please { now } else { now + parts.retry.first };
-                schedule.handle_upload(upload, due);
+                let Some((upload, failures)) = received else { return };
+                schedule.handle_upload(upload, failures, Instant::now(), &parts.retry);
                 parts.metrics.uploads_waiting.set(schedule.len() as i64);
             }
             () = sleep_until(wake) => {}
@@ -301,32 +311,36 @@ mod tests {
         let retry = UploadRetry::default();
         let start = Instant::now();
         let mut schedule = Schedule::default();
-        schedule.handle_upload(upload("a"), start);
-        schedule.handle_upload(upload("b"), start + Duration::from_secs(5));
-        schedule.handle_upload(upload("a"), start + Duration::from_secs(9));
+        schedule.handle_upload(upload("a"), 0, start, &retry);
+        // b failed once at the end of its call: due after the first backoff.
+        schedule.handle_upload(upload("b"), 1, start + Duration::from_secs(4), &retry);
+        schedule.handle_upload(upload("a"), 0, start + Duration::from_secs(9), &retry);
         assert_eq!(schedule.len(), 2, "a recording is scheduled once");
         assert_eq!(schedule.poll_due(start), Some(upload("a")));
 
         let mut now = start;
-        for expected in [1, 2, 4] {
-            let wait = schedule.handle_failed("a", now, &retry);
-            assert_eq!(wait, Duration::from_secs(expected));
-            assert_eq!(schedule.poll_due(now), None);
-            now += wait;
+        for (wait, next) in [(1, "a"), (2, "a"), (4, "b")] {
             assert_eq!(
-                schedule.poll_due(now),
-                Some(upload(if expected == 4 { "b" } else { "a" }))
+                schedule.handle_failed("a", now, &retry),
+                Duration::from_secs(wait)
             );
+            assert_eq!(schedule.poll_due(now), None);
+            now += Duration::from_secs(wait);
+            assert_eq!(schedule.poll_due(now), Some(upload(next)));
         }
-        // b came due at 5 s, before a (due at 7 s): b goes first, on its
-        // own schedule.
+        // At 7 s a (due at 7 s) and b (due at 5 s) are both due: b first,
+        // and its next failure waits 2 s, its own second backoff.
         assert_eq!(
             schedule.poll_timeout(),
             Some(start + Duration::from_secs(5))
         );
-        schedule.handle_done("b");
+        assert_eq!(
+            schedule.handle_failed("b", now, &retry),
+            Duration::from_secs(2)
+        );
         assert_eq!(schedule.poll_due(now), Some(upload("a")));
         schedule.handle_done("a");
+        schedule.handle_done("b");
         assert!(schedule.is_empty());
         assert_eq!(schedule.poll_timeout(), None);
     }
