@@ -38,12 +38,17 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn s3_node(media: std::ops::RangeInclusive<u16>) -> (S3Server, RunningNode, TempDir) {
     let s3 = S3Server::start().await;
     let secrets = tempfile::tempdir().unwrap();
+    let node = RunningNode::start(media, &node_extra(&s3, &secrets), &NODE_ENV).await;
+    (s3, node, secrets)
+}
+
+const NODE_ENV: [(&str, &str); 1] = [(SECRET_VAR, SECRET_ACCESS_KEY)];
+
+/// The node's route and `[recording.s3]`.
+fn node_extra(s3: &S3Server, secrets: &TempDir) -> String {
     let key_file = secrets.path().join("s3-access-key-id");
     let section = s3.config_section(PREFIX, &key_file, SECRET_VAR);
-    let extra = format!("{ECHO_ROUTE}{section}");
-    let env = [(SECRET_VAR, SECRET_ACCESS_KEY)];
-    let node = RunningNode::start(media, &extra, &env).await;
-    (s3, node, secrets)
+    format!("{ECHO_ROUTE}{section}")
 }
 
 async fn call(node: &RunningNode, setup: impl FnOnce(AiortcCall) -> AiortcCall) -> AiortcOutcome {
@@ -70,8 +75,7 @@ async fn only_recording(node: &RunningNode) -> RecordingRow {
 /// channels of the WAV.
 fn decrypt(node: &RunningNode, id: &str, name: &str) -> Vec<Vec<i16>> {
     let out = node.data.path().join(name);
-    let env = [(SECRET_VAR, SECRET_ACCESS_KEY)];
-    let (code, stderr) = decrypt_cli_with_env(&node.config_file(), id, &out, &env);
+    let (code, stderr) = decrypt_cli_with_env(&node.config_file(), id, &out, &NODE_ENV);
     assert_eq!(code, 0, "{stderr}");
     let (rate, channels) = read_wav_channels(&out);
     assert_eq!((rate, channels.len()), (8000, 2));
@@ -215,6 +219,49 @@ async fn a_store_killed_mid_call_gets_the_whole_recording_when_it_returns() {
 
     // Nothing lost: the object holds the whole consented call.
     assert_whole_call(&decrypt(&node, &stored.id, "stored.wav"), cdr.duration_ms);
+    node.stop().await;
+}
+
+/// The store is down for the whole call and the node stops before it
+/// returns: the next start hands the spooled recording to the uploader,
+/// figures and all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_waiting_for_the_store_survives_a_node_restart() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (mut s3, node, secrets) = s3_node(24500..=24999).await;
+    s3.kill();
+    call(&node, |c| c.consent("granted").seconds(4.0)).await;
+    let cdr = node.cdr_of_widget("demo").await;
+    eventually("the upload failed", Duration::from_secs(30), async || {
+        metric(node.addr, FAILURES) >= 1.0
+    })
+    .await;
+    let waiting = only_recording(&node).await;
+    assert_eq!(waiting.state, "recording");
+    let data = node.stop_keeping_data().await;
+
+    s3.restart().await;
+    let node =
+        RunningNode::start_in(data, 24500..=24999, &node_extra(&s3, &secrets), &NODE_ENV).await;
+    let store = node.store().await;
+    eventually(
+        "the restarted node stored it",
+        Duration::from_secs(30),
+        async || store.recording(&waiting.id).await.unwrap().unwrap().state == "stored",
+    )
+    .await;
+    let stored = only_recording(&node).await;
+    assert!(
+        stored.complete,
+        "a finished recording, not an interrupted one"
+    );
+    assert_eq!(stored.duration_ms, waiting.duration_ms);
+    assert_eq!(s3.objects().await.len(), 1);
+    assert!(spool_files(&node).is_empty());
+    assert_whole_call(
+        &decrypt(&node, &stored.id, "restarted.wav"),
+        cdr.duration_ms,
+    );
     node.stop().await;
 }
 
