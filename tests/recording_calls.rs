@@ -14,6 +14,7 @@ use support::audio::{
     SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
 };
 use support::node::{RunningNode, metric};
+use support::recordings::{decrypt_cli, entropy, files_under};
 
 const SPEECH: &str = "the quick brown fox jumps over the lazy dog, one two three four five";
 const ECHO_ROUTE: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
@@ -36,24 +37,6 @@ async fn call(
     outcome
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .flat_map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                files_under(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
-}
-
 async fn recordings_of_widget(node: &RunningNode, widget: &str) -> Vec<RecordingRow> {
     let cdr = node.cdr_of_widget(widget).await;
     node.store()
@@ -61,38 +44,6 @@ async fn recordings_of_widget(node: &RunningNode, widget: &str) -> Vec<Recording
         .recordings_for_call(&cdr.call_id)
         .await
         .unwrap()
-}
-
-/// `callgate recording decrypt ID --out OUT`: exit code and stderr.
-fn decrypt_cli(config: &Path, id: &str, out: &Path) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .args(["recording", "decrypt", id, "--out"])
-        .arg(out)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .expect("run callgate");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Shannon entropy in bits per byte.
-fn entropy(bytes: &[u8]) -> f64 {
-    let mut counts = [0u64; 256];
-    for &b in bytes {
-        counts[usize::from(b)] += 1;
-    }
-    let n = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -620,7 +571,15 @@ async fn a_recording_cut_by_a_killed_node_is_stored_incomplete_at_restart() {
     assert!(spool.exists(), "its sealed segments are in the spool");
 
     let mut node = serve(&config, http);
-    let row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    // The restarted node hands the spool file to its uploader.
+    let mut row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    for _ in 0..100 {
+        if row.state != "recording" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    }
     assert_eq!((row.state.as_str(), row.complete), ("stored", false));
     assert!(!spool.exists());
     let out = data.path().join("cut.wav");

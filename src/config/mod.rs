@@ -18,6 +18,7 @@ mod address;
 mod calls;
 mod env;
 mod recording;
+mod s3;
 mod sections;
 mod validate;
 
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 pub use self::address::HostPort;
 pub use self::calls::{BrowserCodec, DatabaseConfig, IceServerConfig, LimitsConfig, WebrtcConfig};
 pub use self::recording::{KekConfig, RecordingConfig};
+pub use self::s3::S3Config;
 use crate::privacy::Secret;
 
 /// The configuration a node runs on when started without a file.
@@ -161,7 +163,7 @@ fn load_from(
     let mut problems = Vec::new();
     sections::reject_inline_passwords(&mut table, &mut problems);
     let mut secret_vars = sections::password_env_names(&table);
-    secret_vars.extend(recording::kek_env_names(&table));
+    secret_vars.extend(recording::secret_env_names(&table));
     let origins = env::apply_overrides(&mut table, &env, &secret_vars, &mut problems);
     let mut parsed = sections::parse(table, &mut problems);
     validate::validate(&mut parsed, &env, &mut problems);

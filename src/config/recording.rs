@@ -4,13 +4,16 @@
 //!
 //! KEKs come only from the environment or files, like every secret: the
 //! config names them. Each is checked at load (base64 of 32 bytes), so a
-//! node never starts with a key it cannot use.
+//! node never starts with a key it cannot use. `[recording.s3]` (see
+//! [`super::s3`]) puts recordings in an S3-compatible store instead of the
+//! local directory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::s3::{S3Config, check_s3, s3_env_names};
 use super::validate::{At, password_from_env, password_from_file};
 use crate::privacy::Secret;
 use crate::recording::keys::Kek;
@@ -34,8 +37,12 @@ pub struct KekConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RecordingConfig {
     /// The local directory recordings are stored in (encrypted);
-    /// `<data_dir>/recordings` when unset.
+    /// `<data_dir>/recordings` when unset. Not used with `s3`.
     pub directory: Option<PathBuf>,
+    /// An S3-compatible store instead of the local directory. Skipped when
+    /// unset so that it is no `CALLGATE_RECORDING_S3` override.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
     /// Encrypted segments of recordings in progress wait here until the
     /// recording is stored; `<data_dir>/spool` when unset.
     pub spool_directory: Option<PathBuf>,
@@ -54,6 +61,7 @@ impl Default for RecordingConfig {
     fn default() -> Self {
         Self {
             directory: None,
+            s3: None,
             spool_directory: None,
             keys: Vec::new(),
             current_key: None,
@@ -83,17 +91,20 @@ impl RecordingConfig {
     }
 }
 
-/// The variables that hold KEKs: secrets, not settings.
-pub(super) fn kek_env_names(table: &toml::Table) -> BTreeSet<String> {
+/// The variables that hold KEKs and S3 credentials: secrets, not settings.
+pub(super) fn secret_env_names(table: &toml::Table) -> BTreeSet<String> {
     let keys = table
         .get("recording")
         .and_then(|r| r.get("keys"))
         .and_then(toml::Value::as_array);
-    keys.into_iter()
+    let mut names: BTreeSet<String> = keys
+        .into_iter()
         .flatten()
         .filter_map(|key| key.get("env")?.as_str())
         .map(str::to_owned)
-        .collect()
+        .collect();
+    names.extend(s3_env_names(table));
+    names
 }
 
 pub(super) fn check_recording(
@@ -114,6 +125,16 @@ pub(super) fn check_recording(
         if !recording.keys.iter().any(|k| &k.id == current) {
             at.bad("current_key", "must be the id of one of keys");
         }
+    }
+    if let Some(s3) = &mut recording.s3 {
+        if recording.directory.is_some() {
+            at.bad(
+                "directory",
+                "is the local store, unused with [recording.s3]; set one of them",
+            );
+        }
+        let mut at = at.nested("s3");
+        check_s3(s3, env, &mut at);
     }
 }
 

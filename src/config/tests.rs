@@ -494,3 +494,89 @@ fn recording_keys_come_from_named_variables_and_are_checked() {
     let inline = "[recording]\nkeys = [{ id = \"k1\", text = \"abc\" }]\n";
     assert!(!problems(inline, &[]).is_empty(), "no inline key text");
 }
+
+const S3: &str = "[recording.s3]\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n\
+    bucket = \"recordings\"\naccess_key_id_env = \"CALLGATE_S3_KEY\"\n\
+    secret_access_key_env = \"CALLGATE_S3_SECRET\"\n";
+
+#[test]
+fn s3_credentials_come_from_named_variables_exempt_from_the_override_check() {
+    let vars = [
+        ("CALLGATE_S3_KEY", "AKID"),
+        ("CALLGATE_S3_SECRET", "sekrit-key"),
+    ];
+    let config = load(S3, &vars).unwrap();
+    let s3 = config.recording.s3.as_ref().unwrap();
+    assert_eq!(s3.region, "us-east-1");
+    assert_eq!(s3.access_key_id.as_ref().map(Secret::expose), Some("AKID"));
+    assert_eq!(
+        s3.secret_access_key.as_ref().map(Secret::expose),
+        Some("sekrit-key")
+    );
+    assert!(!format!("{config:?}").contains("sekrit-key"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "from-a-file\n").unwrap();
+    let text = S3.replace(
+        "secret_access_key_env = \"CALLGATE_S3_SECRET\"",
+        &format!(
+            "secret_access_key_file = {:?}",
+            secret.display().to_string()
+        ),
+    );
+    let config = load(&text, &vars[..1]).unwrap();
+    let s3 = config.recording.s3.unwrap();
+    assert_eq!(
+        s3.secret_access_key.as_ref().map(Secret::expose),
+        Some("from-a-file")
+    );
+}
+
+#[test]
+fn every_bad_s3_setting_is_named() {
+    let text = "[recording]\ndirectory = \"/srv/rec\"\n[recording.s3]\n\
+        endpoint = \"http://127.0.0.1:9000/path\"\nbucket = \"Not_A_Bucket\"\nregion = \"\"\n\
+        prefix = \"/calls//\"\naccess_key_id_env = \"S3_KEY\"\naccess_key_id_file = \"/k\"\n";
+    let found = problems(text, &[]);
+    assert_eq!(
+        keys(&found),
+        [
+            "recording.directory",
+            "recording.s3.endpoint",
+            "recording.s3.bucket",
+            "recording.s3.region",
+            "recording.s3.prefix",
+            "recording.s3.access_key_id_file",
+            "recording.s3.secret_access_key_env",
+        ]
+    );
+    let http = S3.replace("allow_http = true\n", "");
+    let vars = [("CALLGATE_S3_KEY", "k"), ("CALLGATE_S3_SECRET", "s")];
+    let found = problems(&http, &vars);
+    assert!(message_for(&found, "recording.s3.endpoint").contains("allow_http"));
+    let missing = problems(S3, &vars[..1]);
+    assert!(message_for(&missing, "recording.s3.secret_access_key_env").contains("is not set"));
+    let inline = format!("{S3}secret_access_key = \"inline\"\n");
+    let found = problems(&inline, &vars);
+    assert!(message_for(&found, "recording.s3.secret_access_key").contains("unknown setting"));
+}
+
+#[test]
+fn the_example_s3_section_loads_once_uncommented() {
+    let start = EXAMPLE
+        .find("# [recording.s3]")
+        .expect("an example [recording.s3]");
+    let block: String = EXAMPLE[start..]
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| line.starts_with('[') || line.contains(" = "))
+        // Each credential from one place: the files are the alternative.
+        .filter(|line| !line.contains("_file = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let vars = [("S3_ACCESS_KEY_ID", "k"), ("S3_SECRET_ACCESS_KEY", "s")];
+    let config = load(&block, &vars).unwrap_or_else(|e| panic!("{block}\n{e}"));
+    assert!(config.recording.s3.is_some(), "{block}");
+}

@@ -35,6 +35,11 @@ impl<'a> At<'a> {
         }
     }
 
+    /// Problems under `prefix.key` (a table within this one).
+    pub(super) fn nested(&mut self, key: &str) -> At<'_> {
+        At::new(format!("{}.{key}", self.prefix), self.problems)
+    }
+
     pub(super) fn bad(&mut self, key: &str, message: impl Into<String>) {
         let key = format!("{}.{key}", self.prefix);
         self.problems.push(ConfigProblem::new(key, message));

@@ -1,6 +1,7 @@
 //! The recording families: recordings in progress, bytes sealed, frames
-//! the recorder could not keep up with, failed uploads, and deletions by
-//! reason (a fixed set).
+//! the recorder could not keep up with, failed uploads and recordings
+//! waiting in the spool for the store, and deletions by reason (a fixed
+//! set).
 
 use prometheus::{IntCounter, IntGauge, Registry};
 
@@ -38,6 +39,7 @@ pub struct RecordingMetrics {
     pub bytes_written: IntCounter,
     pub frames_dropped: IntCounter,
     pub upload_failures: IntCounter,
+    pub uploads_waiting: IntGauge,
     deletions: [IntCounter; 3],
 }
 
@@ -48,6 +50,11 @@ impl RecordingMetrics {
             "Recordings being written now.",
         )?;
         registry.register(Box::new(active.clone()))?;
+        let uploads_waiting = IntGauge::new(
+            "callgate_recording_uploads_waiting",
+            "Finished recordings waiting in the spool for the store, retried with backoff.",
+        )?;
+        registry.register(Box::new(uploads_waiting.clone()))?;
         let deletions = counter_vec(
             registry,
             "callgate_recording_deletions_total",
@@ -69,8 +76,9 @@ impl RecordingMetrics {
             upload_failures: counter(
                 registry,
                 "callgate_recording_upload_failures_total",
-                "Finished recordings that could not be stored (they wait in the spool).",
+                "Recording uploads that failed (the recording waits in the spool for a retry).",
             )?,
+            uploads_waiting,
             deletions: children(&deletions, DeletionReason::ALL, |r| [r.as_str()])?,
         })
     }

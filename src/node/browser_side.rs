@@ -22,6 +22,7 @@ use crate::recording::keys::KeyRing;
 use crate::recording::recorder::{RecorderParts, Recorders};
 use crate::recording::retention;
 use crate::recording::storage::RecordingStorage;
+use crate::recording::uploader::{PendingUpload, UploadRetry, Uploader, UploaderParts};
 use crate::store::{Store, StoreError};
 use crate::webrtc::{BrowserPort, PortCounters, SessionSettings, WebrtcError};
 
@@ -53,6 +54,14 @@ pub struct BrowserSide {
     store: Store,
     recording_storage: RecordingStorage,
     cdr_retention: Duration,
+    uploads: Uploads,
+}
+
+/// The uploader task, stopped when this is dropped (also when starting
+/// the rest fails).
+struct Uploads {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::DropGuard,
 }
 
 impl BrowserSide {
@@ -86,13 +95,7 @@ impl BrowserSide {
         };
         let recording_storage = crate::recording::setup::storage(config)?;
         let keys = Arc::new(crate::recording::setup::key_ring(config)?);
-        let recovered = recover_interrupted(&store, &recording_storage).await;
-        if recovered > 0 {
-            tracing::warn!(
-                count = recovered,
-                "stored recordings interrupted by the last stop, marked incomplete"
-            );
-        }
+        let (uploader, uploads) = start_uploads(&store, &recording_storage, &metrics).await;
         let calls = CallService::new(CallServiceParts {
             node_id: config.node.id.to_string(),
             port,
@@ -112,6 +115,7 @@ impl BrowserSide {
                 &recording_storage,
                 &keys,
                 &metrics,
+                uploader,
             )),
         });
         let state = SignallingState {
@@ -149,6 +153,7 @@ impl BrowserSide {
             cdr_retention: Duration::from_secs(
                 u64::from(config.database.cdr_retention_days) * 24 * 60 * 60,
             ),
+            uploads,
         })
     }
 
@@ -177,47 +182,76 @@ impl BrowserSide {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = sweeper.await;
+        // After the calls: their recorders may have handed it recordings.
+        // What it has not stored waits in the spool for the next start.
+        drop(self.uploads.stop);
+        let _ = self.uploads.task.await;
         Ok(())
     }
 }
 
-/// Recordings this node was writing when it last stopped (their spool
-/// files are here): stored as they are, marked incomplete. Returns how many.
-async fn recover_interrupted(store: &Store, storage: &RecordingStorage) -> usize {
+/// Starts the uploader and hands it what the last run left in the spool.
+async fn start_uploads(
+    store: &Store,
+    storage: &RecordingStorage,
+    metrics: &Metrics,
+) -> (Uploader, Uploads) {
+    let stop = CancellationToken::new();
+    let parts = UploaderParts {
+        storage: storage.clone(),
+        store: store.clone(),
+        metrics: metrics.recording.clone(),
+        retry: UploadRetry::default(),
+    };
+    let (uploader, task) = Uploader::start(parts, stop.clone());
+    hand_over_spooled(store, storage, &uploader).await;
+    let stop = stop.drop_guard();
+    (uploader, Uploads { task, stop })
+}
+
+/// Recordings the last run left in this node's spool, handed to the
+/// uploader: finished ones that waited for the store, and ones cut by a
+/// stop mid-call, which are marked incomplete first (they keep what was
+/// sealed).
+async fn hand_over_spooled(store: &Store, storage: &RecordingStorage, uploader: &Uploader) {
     let unfinished = match store.unfinished_recordings().await {
         Ok(unfinished) => unfinished,
         Err(error) => {
-            tracing::warn!(%error, "cannot look for interrupted recordings");
-            return 0;
+            tracing::warn!(%error, "cannot look for recordings left in the spool");
+            return;
         }
     };
-    let mut recovered = 0;
+    let (mut waiting, mut interrupted) = (0, 0);
     for recording in unfinished {
         if !storage.spool_path(&recording.id).exists() {
             continue;
         }
-        let stored = storage
-            .upload_spooled(&recording.id, &recording.object_path)
-            .await;
-        let outcome = match stored {
-            Ok(bytes) => {
-                store
-                    .finish_recording(&recording.id, false, 0, 0, bytes)
-                    .await
-            }
-            Err(error) => {
-                tracing::warn!(recording = %recording.id, %error, "cannot store an interrupted recording");
+        if recording.ended_at.is_none() {
+            if let Err(error) = store.end_recording(&recording.id, false, 0, 0).await {
+                tracing::warn!(recording = %recording.id, %error, "cannot mark an interrupted recording");
                 continue;
             }
-        };
-        match outcome {
-            Ok(()) => recovered += 1,
-            Err(error) => {
-                tracing::warn!(recording = %recording.id, %error, "cannot mark an interrupted recording")
-            }
+            interrupted += 1;
+        } else {
+            waiting += 1;
         }
+        uploader.upload_now(PendingUpload {
+            id: recording.id,
+            object_path: recording.object_path,
+        });
     }
-    recovered
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "recordings interrupted by the last stop are stored as they are, marked incomplete"
+        );
+    }
+    if waiting > 0 {
+        tracing::info!(
+            count = waiting,
+            "storing recordings that waited in the spool"
+        );
+    }
 }
 
 fn recorders(
@@ -226,6 +260,7 @@ fn recorders(
     storage: &RecordingStorage,
     keys: &Arc<KeyRing>,
     metrics: &Metrics,
+    uploader: Uploader,
 ) -> Recorders {
     Recorders::new(RecorderParts {
         storage: storage.clone(),
@@ -233,6 +268,7 @@ fn recorders(
         store: store.clone(),
         queue_frames: config.recording.queue_frames as usize,
         metrics: metrics.recording.clone(),
+        uploader,
     })
 }
 

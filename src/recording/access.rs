@@ -3,6 +3,10 @@
 //!
 //! Every opening is audited by the caller's door (`cli`, `api`). A deleted
 //! recording cannot be opened: its wrapped key is gone.
+//!
+//! A finished recording still waiting for the store (it was down) is read
+//! from the spool of the node that made it, which holds the same bytes the
+//! store will; elsewhere it opens once it is stored.
 
 use super::format::{self, Completeness, Decrypted, FormatError};
 use super::keys::{KeyError, KeyId, KeyRing, WrappedKey};
@@ -17,6 +21,8 @@ pub enum AccessError {
     Deleted(String),
     #[error("recording {0} is still being written")]
     InProgress(String),
+    #[error("recording {0} waits in the spool of the node that made it until the store takes it")]
+    AwaitingUpload(String),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -57,7 +63,7 @@ pub async fn open_row(
     let Some(wrapped) = row.wrapped_key.clone() else {
         return Err(AccessError::Deleted(id.to_owned()));
     };
-    if row.state == "recording" {
+    if row.state == "recording" && row.ended_at.is_none() {
         return Err(AccessError::InProgress(id.to_owned()));
     }
     let wrapped = WrappedKey {
@@ -65,7 +71,7 @@ pub async fn open_row(
         bytes: wrapped,
     };
     let data_key = keys.unwrap(&wrapped, id)?;
-    let blob = storage.read(&row.object_path).await?;
+    let blob = read_blob(storage, &row).await?;
     let expect = match row.complete {
         true => Completeness::Complete,
         false => Completeness::Interrupted,
@@ -85,6 +91,24 @@ fn door_of(actor: &Actor) -> &'static str {
         Actor::Key(_) => "api",
         Actor::Cli => "cli",
         Actor::Node => "node",
+    }
+}
+
+/// The encrypted bytes of `row`: from the store, or from the spool while
+/// it waits for upload (checked first, as the upload may end meanwhile).
+async fn read_blob(storage: &RecordingStorage, row: &RecordingRow) -> Result<Vec<u8>, AccessError> {
+    if row.state != "recording" {
+        return Ok(storage.read(&row.object_path).await?);
+    }
+    match storage.read_spooled(&row.id).await {
+        Ok(blob) => return Ok(blob),
+        Err(error) if error.is_not_found() => {}
+        Err(error) => return Err(error.into()),
+    }
+    match storage.read(&row.object_path).await {
+        Ok(blob) => Ok(blob),
+        Err(error) if error.is_not_found() => Err(AccessError::AwaitingUpload(row.id.clone())),
+        Err(error) => Err(error.into()),
     }
 }
 

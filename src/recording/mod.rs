@@ -13,8 +13,10 @@
 //! These are pure: no I/O, no clock. On them:
 //! - [`recorder`]: the per-call task that writes a recording as the gate
 //!   lets audio through, never holding up the relay.
-//! - [`storage`]: the object store (a local directory by default) and the
-//!   spool of recordings in progress.
+//! - [`storage`]: the object store (a local directory by default, or
+//!   S3-compatible) and the spool of recordings in progress.
+//! - [`uploader`]: retries storing finished recordings the store did not
+//!   take, with capped exponential backoff.
 //! - [`retention`]: the sweeper that deletes recordings past retention.
 //! - [`access`]: opening a stored recording (audited) and its WAV form.
 //! - [`setup`]: the key ring and storage a node builds from its config.
@@ -29,3 +31,4 @@ pub mod recorder;
 pub mod retention;
 pub mod setup;
 pub mod storage;
+pub mod uploader;

@@ -11,8 +11,9 @@
 //! A recording starts at the first opening of the gate: its consent receipt
 //! is signed and stored, a fresh data key is made and wrapped, the row is
 //! written, and sealed segments go to the spool as the audio arrives. At the
-//! end it is uploaded and marked stored; on a discard its key is destroyed
-//! first, then its file.
+//! end its figures are recorded and it is uploaded and marked stored; if
+//! the store fails, the uploader retries in the background. On a discard
+//! its key is destroyed first, then its file.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use super::keys::{DataKey, KeyRing};
 use super::mixer::{Channel, SAMPLE_RATE, TwoChannelMixer};
 use super::receipt::ConsentReceipt;
 use super::storage::RecordingStorage;
+use super::uploader::{PendingUpload, Uploader, store_spooled};
 use crate::media::g711;
 use crate::metrics::{DeletionReason, RecordingMetrics};
 use crate::store::{NewRecording, Store, now_ms};
@@ -53,6 +55,8 @@ pub struct RecorderParts {
     /// Queue length per call, in frames.
     pub queue_frames: usize,
     pub metrics: RecordingMetrics,
+    /// Takes the recordings the store did not take at the end of a call.
+    pub uploader: Uploader,
 }
 
 /// Starts recorders. Cheap to clone.
@@ -388,27 +392,24 @@ impl ActiveRecording {
             warn!(call = %self.call_id, %error, "cannot sync the recording spool");
             self.failed = true;
         }
-        let bytes = match parts
-            .storage
-            .upload_spooled(&self.id, &self.object_path)
-            .await
-        {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                // It stays in the spool, marked in progress, for a later upload.
-                parts.metrics.upload_failures.inc();
-                warn!(call = %self.call_id, recording = %self.id, %error, "cannot store the recording");
-                return true;
-            }
-        };
         let duration_ms = (self.written * 1000 / u64::from(SAMPLE_RATE)) as i64;
         let complete = dropped == 0 && !self.failed;
         if let Err(error) = parts
             .store
-            .finish_recording(&self.id, complete, dropped, duration_ms, bytes)
+            .end_recording(&self.id, complete, dropped, duration_ms)
             .await
         {
-            warn!(recording = %self.id, %error, "cannot mark the recording stored");
+            warn!(recording = %self.id, %error, "cannot record the recording's end");
+        }
+        let upload = PendingUpload {
+            id: self.id,
+            object_path: self.object_path,
+        };
+        if let Err(error) = store_spooled(&parts.storage, &parts.store, &upload).await {
+            // It stays in the spool, for the uploader to retry.
+            parts.metrics.upload_failures.inc();
+            warn!(call = %self.call_id, recording = %upload.id, %error, "cannot store the recording yet");
+            parts.uploader.retry_later(upload);
         }
         true
     }

@@ -1,5 +1,6 @@
 //! The recording pieces a node or a command builds from the config: the
-//! key ring and the storage.
+//! key ring and the storage (a local directory, or S3 with
+//! `[recording.s3]`).
 //!
 //! With no `[recording] keys`, a development KEK is generated once under
 //! `data_dir` (mode 0600) and used with a loud warning: recordings are still
@@ -82,12 +83,15 @@ fn development_key(path: &Path) -> Result<String, SetupError> {
     }
 }
 
-/// The local recording store and spool the config names.
+/// The recording store (S3 when configured, else the local directory)
+/// and the spool the config names.
 pub fn storage(config: &Config) -> Result<RecordingStorage, SetupError> {
     let data_dir = &config.node.data_dir;
     let recording = &config.recording;
-    Ok(RecordingStorage::local(
-        &recording.directory_for(data_dir),
-        &recording.spool_for(data_dir),
-    )?)
+    let spool = recording.spool_for(data_dir);
+    let storage = match &recording.s3 {
+        Some(s3) => RecordingStorage::s3(s3, &spool)?,
+        None => RecordingStorage::local(&recording.directory_for(data_dir), &spool)?,
+    };
+    Ok(storage)
 }

@@ -114,6 +114,47 @@ impl Store {
         Ok(())
     }
 
+    /// Records a recording's final figures as its call ends. It stays
+    /// `recording` (with `ended_at` set) until the store has it, see
+    /// [`Store::mark_recording_stored`]; meanwhile it waits in the spool.
+    pub async fn end_recording(
+        &self,
+        id: &str,
+        complete: bool,
+        frames_dropped: u64,
+        duration_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE recordings SET complete = $2, frames_dropped = $3, duration_ms = $4, \
+             ended_at = $5 WHERE id = $1 AND state = 'recording'",
+        )
+        .bind(id)
+        .bind(i32::from(complete))
+        .bind(i64::try_from(frames_dropped).unwrap_or(i64::MAX))
+        .bind(duration_ms)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording end"))?;
+        Ok(())
+    }
+
+    /// Marks an ended recording stored, `bytes` long. False when it was
+    /// not waiting for that (deleted meanwhile).
+    pub async fn mark_recording_stored(&self, id: &str, bytes: u64) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE recordings SET state = 'stored', bytes = $2 \
+             WHERE id = $1 AND state = 'recording'",
+        )
+        .bind(id)
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("recording stored"))?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
     pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {
         let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = $1");
         sqlx::query_as(&sql)

@@ -13,6 +13,10 @@
 //!   an envelope similarity that says "the speech sent came back", RTP
 //!   parsing, capture and paced sending.
 //! - [`pki`]: a throwaway CA and server certificate made with openssl.
+//! - [`recordings`]: files left on disk, blob entropy, and the decrypt
+//!   command.
+//! - [`s3`]: SeaweedFS as an S3-compatible server that checks signatures,
+//!   killed and restarted on the same data as a store that goes away.
 //! - [`digest`]: checks a Digest `Authorization` (MD5, SHA-256) that sipp
 //!   3.6.1 cannot check itself.
 //! - [`sip_raw`]: malformed SIP datagrams and a raw OPTIONS probe.
@@ -43,7 +47,9 @@ pub mod node;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod recordings;
 pub mod rtp;
+pub mod s3;
 pub mod sip_raw;
 pub mod sip_trace;
 pub mod sipp;
