@@ -309,8 +309,48 @@ async fn the_dashboard_turns_recording_on_and_off_plays_and_deletes_with_each_st
     assert_audited(&browser, "updated", NUMBER, 2).await;
     assert_audited(&browser, "accessed", &recording, 1).await;
     assert_audited(&browser, "deleted", &recording, 1).await;
+    erase(&browser, &setup, &plain_call).await;
+    assert_audited(&browser, "erased", &plain_call, 1).await;
     browser.close().await;
     setup.node.stop().await;
+}
+
+/// Erases a call from the privacy section by the reference its visitor was
+/// shown; its record keeps only the billing fields afterwards.
+async fn erase(browser: &Browser, setup: &Setup, call_id: &str) {
+    let cdr = setup
+        .node
+        .store()
+        .await
+        .cdr(call_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let reference = cdr.privacy_ref.expect("a privacy reference");
+    let field = "document.querySelector('#privacy-form input[name=reference]')";
+    browser
+        .eval(&format!("{field}.value = '{reference}'; return true;"))
+        .await;
+    browser.click("#privacy button.erase").await;
+    let question = browser.accept_dialog().await;
+    assert!(question.contains(&reference), "{question}");
+    let status = "document.querySelector('#privacy .status').textContent";
+    browser
+        .wait_for(
+            &format!("{status}.startsWith('Erased call {call_id}')"),
+            BROWSER_WAIT,
+        )
+        .await;
+    let kept = setup
+        .node
+        .store()
+        .await
+        .cdr(call_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept.erased_at_ms.is_some());
+    assert_eq!(kept.visitor_network, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

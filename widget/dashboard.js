@@ -150,6 +150,7 @@
     $('#who').hidden = false;
     $('#sign-out').hidden = false;
     $('#read-only').hidden = canChange();
+    $('#privacy .erase').disabled = !canChange();
     document.body.classList.toggle('read-only', !canChange());
     $('#app').hidden = false;
     await Promise.all([loadNumbers(), loadWidgets(), loadCdrs(), loadRecordings(), loadAudit()]);
@@ -390,6 +391,52 @@
     }
   }
 
+  // ------------------------------------------------------------ privacy
+
+  function privacyReference() {
+    return $('#privacy-form').elements.reference.value.trim();
+  }
+
+  /** Downloads the call's archive through the session cookie. */
+  async function exportCall(event) {
+    event.preventDefault();
+    const reference = privacyReference();
+    if (!reference) return;
+    const exportPath = path('v1', 'privacy', reference, 'export');
+    try {
+      const response = await fetch(exportPath, { credentials: 'same-origin' });
+      if (!response.ok) {
+        const answer = await response.json().catch(() => null);
+        throw new ApiError(response.status, (answer && answer.error) || String(response.status));
+      }
+      const archive = await response.blob();
+      const link = el('a', { href: URL.createObjectURL(archive), download: 'call-' + reference + '.tar' });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+      status('privacy', 'Exported the call ' + reference + '.');
+      loadAudit();
+    } catch (error) {
+      status('privacy', 'Could not export ' + reference + ': ' + error.message, true);
+    }
+  }
+
+  async function eraseCall() {
+    const reference = privacyReference();
+    if (!reference) return;
+    const question = 'Erase everything held about call ' + reference + '? Its recordings can '
+      + 'never be heard again and only the billing fields of its record are kept.';
+    if (!window.confirm(question)) return;
+    try {
+      const erased = await api('POST', path('v1', 'privacy', reference, 'erase'));
+      status('privacy', 'Erased call ' + erased.call_id + ': ' + erased.recordings_erased
+        + ' recording(s) destroyed, ' + erased.consent_receipts_deleted + ' consent receipt(s) deleted.');
+      loadRecordings();
+      loadAudit();
+    } catch (error) {
+      status('privacy', 'Could not erase ' + reference + ': ' + error.message, true);
+    }
+  }
+
   // -------------------------------------------------------------- audit
 
   function auditRow(event) {
@@ -424,6 +471,8 @@
     $('#cdr-filter').addEventListener('submit', loadCdrs);
     $('#audit-filter').addEventListener('submit', loadAudit);
     $('#recordings .refresh').addEventListener('click', loadRecordings);
+    $('#privacy-form').addEventListener('submit', exportCall);
+    $('#privacy .erase').addEventListener('click', eraseCall);
     $('#cdr-filter').elements.from.value = localDaysAgo(DEFAULT_PERIOD_DAYS);
     $('#audit-filter').elements.from.value = localDaysAgo(DEFAULT_PERIOD_DAYS);
     try {
