@@ -20,6 +20,7 @@ mod env;
 mod recording;
 mod sections;
 mod validate;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 pub use self::address::HostPort;
 pub use self::calls::{BrowserCodec, DatabaseConfig, IceServerConfig, LimitsConfig, WebrtcConfig};
 pub use self::recording::{KekConfig, RecordingConfig};
+pub use self::webhooks::WebhooksConfig;
 use crate::privacy::Secret;
 
 /// The configuration a node runs on when started without a file.
@@ -108,6 +110,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub database: DatabaseConfig,
     pub recording: RecordingConfig,
+    pub webhooks: WebhooksConfig,
     pub source: ConfigSource,
 }
 

@@ -1,6 +1,6 @@
 //! The node's browser side: the store, the shared browser port, the call
-//! service and the signalling, admin, dashboard and metrics routes, built
-//! from the config and the trunk side's handles.
+//! service, the webhook worker and the signalling, admin, dashboard and
+//! metrics routes, built from the config and the trunk side's handles.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use crate::recording::recorder::{RecorderParts, Recorders};
 use crate::recording::retention;
 use crate::recording::storage::RecordingStorage;
 use crate::store::{Store, StoreError};
+use crate::webhooks::{self, Webhooks, WorkerSettings};
 use crate::webrtc::{BrowserPort, PortCounters, SessionSettings, WebrtcError};
 
 /// How often the shared port's drop counters are copied into the metrics.
@@ -52,6 +53,8 @@ pub struct BrowserSide {
     port_counters: Arc<PortCounters>,
     store: Store,
     recording_storage: RecordingStorage,
+    webhooks: Webhooks,
+    webhook_settings: WorkerSettings,
 }
 
 impl BrowserSide {
@@ -92,6 +95,7 @@ impl BrowserSide {
                 "stored recordings interrupted by the last stop, marked incomplete"
             );
         }
+        let webhooks = Webhooks::new(store.clone());
         let calls = CallService::new(CallServiceParts {
             node_id: config.node.id.to_string(),
             port,
@@ -111,7 +115,9 @@ impl BrowserSide {
                 &recording_storage,
                 &keys,
                 &metrics,
+                &webhooks,
             )),
+            webhooks: webhooks.clone(),
         });
         let state = SignallingState {
             calls: calls.clone(),
@@ -138,6 +144,7 @@ impl BrowserSide {
             .merge(admin::routes(admin))
             .merge(crate::http::dashboard::routes())
             .merge(crate::http::metrics_router(metrics.clone()));
+        let webhook_settings = webhook_settings(config, &metrics);
         Ok(Self {
             routes,
             calls,
@@ -145,6 +152,8 @@ impl BrowserSide {
             port_counters,
             store,
             recording_storage,
+            webhooks,
+            webhook_settings,
         })
     }
 
@@ -157,6 +166,12 @@ impl BrowserSide {
             self.metrics.recording.clone(),
             retention::SweepClock::start(),
             retention::SWEEP_INTERVAL,
+            stop.child_token(),
+        ));
+        // Stops with the node; what it has not sent stays queued.
+        let worker = tokio::spawn(webhooks::run(
+            self.webhooks.clone(),
+            self.webhook_settings.clone(),
             stop.child_token(),
         ));
         let mut copied = PortSnapshot::default();
@@ -172,6 +187,7 @@ impl BrowserSide {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = sweeper.await;
+        let _ = worker.await;
         Ok(())
     }
 }
@@ -221,6 +237,7 @@ fn recorders(
     storage: &RecordingStorage,
     keys: &Arc<KeyRing>,
     metrics: &Metrics,
+    webhooks: &Webhooks,
 ) -> Recorders {
     Recorders::new(RecorderParts {
         storage: storage.clone(),
@@ -228,7 +245,20 @@ fn recorders(
         store: store.clone(),
         queue_frames: config.recording.queue_frames as usize,
         metrics: metrics.recording.clone(),
+        webhooks: webhooks.clone(),
     })
+}
+
+fn webhook_settings(config: &Config, metrics: &Metrics) -> WorkerSettings {
+    let retry = &config.webhooks;
+    WorkerSettings {
+        backoff: webhooks::sign::Backoff {
+            initial: Duration::from_secs(retry.retry_initial_secs.into()),
+            max: Duration::from_secs(retry.retry_max_secs.into()),
+            give_up_after: Duration::from_secs(u64::from(retry.give_up_hours) * 3600),
+        },
+        deliveries: metrics.webhook_deliveries.clone(),
+    }
 }
 
 /// A capped receive buffer drops datagrams under load long before the CPU

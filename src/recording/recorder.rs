@@ -33,6 +33,7 @@ use super::storage::RecordingStorage;
 use crate::media::g711;
 use crate::metrics::{DeletionReason, RecordingMetrics};
 use crate::store::{NewRecording, Store, now_ms};
+use crate::webhooks::Webhooks;
 
 /// Queue slots kept for the gate's commands.
 const RESERVED_FOR_COMMANDS: usize = 8;
@@ -53,6 +54,8 @@ pub struct RecorderParts {
     /// Queue length per call, in frames.
     pub queue_frames: usize,
     pub metrics: RecordingMetrics,
+    /// Queues `recording.ready` once a recording is stored.
+    pub webhooks: Webhooks,
 }
 
 /// Starts recorders. Cheap to clone.
@@ -403,12 +406,13 @@ impl ActiveRecording {
         };
         let duration_ms = (self.written * 1000 / u64::from(SAMPLE_RATE)) as i64;
         let complete = dropped == 0 && !self.failed;
-        if let Err(error) = parts
+        match parts
             .store
             .finish_recording(&self.id, complete, dropped, duration_ms, bytes)
             .await
         {
-            warn!(recording = %self.id, %error, "cannot mark the recording stored");
+            Ok(()) => parts.webhooks.on_recording_stored(&self.id).await,
+            Err(error) => warn!(recording = %self.id, %error, "cannot mark the recording stored"),
         }
         true
     }
