@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::speech_wav_48k;
-use support::node::RunningNode;
+use support::node::{RunningNode, metric};
 use support::ports::free_tcp_port;
 use tokio_util::sync::CancellationToken;
 
@@ -285,6 +285,13 @@ async fn signed_webhooks_arrive_and_a_dead_receiver_never_slows_a_call() {
         .unwrap();
     assert!(row.delivered_at.is_some() && row.attempts >= 2, "{row:?}");
     assert!(!row.last_error.unwrap_or_default().contains("127.0.0.1"));
+    let counted = |outcome: &str| {
+        let name = format!("callgate_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
+        metric(node.addr, &name)
+    };
+    assert!(counted("delivered") >= 3.0, "{}", counted("delivered"));
+    assert!(counted("retry") >= 1.0, "{}", counted("retry"));
+    assert_eq!(counted("failed"), 0.0);
     node.stop().await;
 }
 
