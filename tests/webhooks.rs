@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use base64::Engine as _;
+use callgate::store::DeliveryRow;
 use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
@@ -214,6 +215,50 @@ fn set_webhook(api: &Api, port: u16) -> String {
     answer["secret"].as_str().expect("a secret").to_owned()
 }
 
+/// With the receiver up: a plain call's `call.ended` and a recorded call's
+/// `recording.ready` arrive signed; a tampered body fails the check.
+/// Returns the plain call's timing.
+async fn receiver_up(node: &RunningNode, port: u16, secret: &str) -> Timing {
+    let receiver = Receiver::start(port).await;
+    let up = timed_call(node, "plain", None).await;
+    let ended = receiver
+        .wait_for("call.ended", &up.call_id, Duration::from_secs(10))
+        .await;
+    assert!(verify(secret, &ended.headers, &ended.body), "{ended:?}");
+    assert_eq!(ended.json()["widget_id"], "plain");
+    assert!(!ended.header("callgate-delivery").is_empty());
+    let mut tampered = ended.body.to_vec();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    assert!(!verify(secret, &ended.headers, &tampered));
+    assert!(!verify("another secret", &ended.headers, &ended.body));
+
+    let recorded = timed_call(node, "rec", Some("granted")).await;
+    let ready = receiver
+        .wait_for(
+            "recording.ready",
+            &recorded.call_id,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(verify(secret, &ready.headers, &ready.body), "{ready:?}");
+    assert_eq!(ready.json()["state"], "stored");
+    assert!(ready.json().get("wrapped_key").is_none());
+    receiver.stop().await;
+    up
+}
+
+/// The queued delivery about call `call_id`.
+async fn delivery_of(node: &RunningNode, call_id: &str) -> Option<DeliveryRow> {
+    let rows = node.store().await.webhook_deliveries("demo").await.unwrap();
+    rows.into_iter().find(|d| d.body.contains(call_id))
+}
+
+fn deliveries_counted(node: &RunningNode, outcome: &str) -> f64 {
+    let name = format!("callgate_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
+    metric(node.addr, &name)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_webhooks_arrive_and_a_dead_receiver_never_slows_a_call() {
     let node = RunningNode::start(CALL_MEDIA, ROUTES, &[]).await;
@@ -225,46 +270,19 @@ async fn signed_webhooks_arrive_and_a_dead_receiver_never_slows_a_call() {
     let port = free_tcp_port();
     let secret = set_webhook(&api, port);
 
-    // (a) receiver up.
-    let receiver = Receiver::start(port).await;
-    let up = timed_call(&node, "plain", None).await;
-    let ended = receiver
-        .wait_for("call.ended", &up.call_id, Duration::from_secs(10))
-        .await;
-    assert!(verify(&secret, &ended.headers, &ended.body), "{ended:?}");
-    assert_eq!(ended.json()["widget_id"], "plain");
-    assert!(!ended.header("callgate-delivery").is_empty());
-    let mut tampered = ended.body.to_vec();
-    let middle = tampered.len() / 2;
-    tampered[middle] ^= 1;
-    assert!(!verify(&secret, &ended.headers, &tampered));
-    assert!(!verify("another secret", &ended.headers, &ended.body));
-
-    let recorded = timed_call(&node, "rec", Some("granted")).await;
-    let ready = receiver
-        .wait_for(
-            "recording.ready",
-            &recorded.call_id,
-            Duration::from_secs(10),
-        )
-        .await;
-    assert!(verify(&secret, &ready.headers, &ready.body), "{ready:?}");
-    assert_eq!(ready.json()["state"], "stored");
-    assert!(ready.json().get("wrapped_key").is_none());
-    receiver.stop().await;
+    let up = receiver_up(&node, port, &secret).await;
 
     // (b) receiver down: the port is closed, the call is as quick.
     let down = timed_call(&node, "plain-down", None).await;
     eprintln!("receiver up: {up:?}\nreceiver down: {down:?}");
     assert!(down.setup <= up.setup + MARGIN, "{up:?} {down:?}");
     assert!(down.end_to_cdr <= up.end_to_cdr + MARGIN, "{up:?} {down:?}");
-    let store = node.store().await;
-    let failing = |rows: &[callgate::store::DeliveryRow]| {
-        rows.iter()
-            .any(|d| d.body.contains(&down.call_id) && d.attempts >= 1 && d.delivered_at.is_none())
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !failing(&store.webhook_deliveries("demo").await.unwrap()) {
+    loop {
+        let row = delivery_of(&node, &down.call_id).await;
+        if row.is_some_and(|d| d.attempts >= 1 && d.delivered_at.is_none()) {
+            break;
+        }
         assert!(Instant::now() < deadline, "no failed attempt recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -276,27 +294,20 @@ async fn signed_webhooks_arrive_and_a_dead_receiver_never_slows_a_call() {
         .await;
     assert!(verify(&secret, &late.headers, &late.body));
     receiver.stop().await;
-    let row = store
-        .webhook_deliveries("demo")
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|d| d.body.contains(&down.call_id))
-        .unwrap();
+    let row = delivery_of(&node, &down.call_id).await.unwrap();
     assert!(row.delivered_at.is_some() && row.attempts >= 2, "{row:?}");
     assert!(!row.last_error.unwrap_or_default().contains("127.0.0.1"));
-    let counted = |outcome: &str| {
-        let name = format!("callgate_webhook_deliveries_total{{outcome=\"{outcome}\"}}");
-        metric(node.addr, &name)
-    };
+    let counted = |outcome| deliveries_counted(&node, outcome);
     assert!(counted("delivered") >= 3.0, "{}", counted("delivered"));
     assert!(counted("retry") >= 1.0, "{}", counted("retry"));
     assert_eq!(counted("failed"), 0.0);
     node.stop().await;
 }
 
+const GOOD_URL: &str = "https://hooks.example.com/callgate";
+
 #[tokio::test(flavor = "multi_thread")]
-async fn the_webhook_endpoint_is_admin_only_audited_and_its_secret_shown_once() {
+async fn the_webhook_endpoint_refuses_missing_and_read_keys_and_bad_urls() {
     let node = RunningNode::start(API_MEDIA, ROUTES, &[]).await;
     let admin = Api::new(&node, &node.api_key("demo", "admin"));
     let reader = Api::new(&node, &node.api_key("demo", "read"));
@@ -304,7 +315,7 @@ async fn the_webhook_endpoint_is_admin_only_audited_and_its_secret_shown_once() 
         node: &node,
         key: None,
     };
-    let good = json!({"url": "https://hooks.example.com/callgate"});
+    let good = json!({ "url": GOOD_URL });
     for (method, body) in [
         ("GET", Value::Null),
         ("PUT", good.clone()),
@@ -319,7 +330,6 @@ async fn the_webhook_endpoint_is_admin_only_audited_and_its_secret_shown_once() 
         (unset["set"].clone(), unset["url"].clone()),
         (json!(false), Value::Null)
     );
-
     for bad in [
         json!({"url": "http://hooks.example.com/"}),
         json!({"url": "ftp://hooks.example.com/"}),
@@ -330,13 +340,28 @@ async fn the_webhook_endpoint_is_admin_only_audited_and_its_secret_shown_once() 
         assert_eq!(response.status, 400, "{bad}: {}", response.text());
         assert_eq!(response.json()["field"], "url", "{bad}");
     }
-    admin.expect(
-        "PUT",
-        "/v1/webhook",
-        json!({"url": "https://x.example", "extra": 1}),
-        400,
+    let extra = json!({"url": GOOD_URL, "extra": 1});
+    admin.expect("PUT", "/v1/webhook", extra, 400);
+    assert_eq!(
+        admin.expect("GET", "/v1/webhook", Value::Null, 200)["set"],
+        false
     );
 
+    let doc = admin.expect("GET", "/v1/openapi.json", Value::Null, 200);
+    let path = &doc["paths"]["/v1/webhook"];
+    for method in ["get", "put", "delete"] {
+        assert!(path[method].is_object(), "{method} /v1/webhook: {path}");
+    }
+    assert_eq!(path["put"]["security"].as_array().unwrap().len(), 2);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_secret_is_shown_once_and_every_change_is_audited() {
+    let node = RunningNode::start(API_MEDIA, ROUTES, &[]).await;
+    let admin = Api::new(&node, &node.api_key("demo", "admin"));
+    let reader = Api::new(&node, &node.api_key("demo", "read"));
+    let good = json!({ "url": GOOD_URL });
     let first = admin.expect("PUT", "/v1/webhook", good.clone(), 200);
     let secret = first["secret"].as_str().unwrap();
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -346,9 +371,11 @@ async fn the_webhook_endpoint_is_admin_only_audited_and_its_secret_shown_once() 
     let shown = reader.get("/v1/webhook");
     assert_eq!(shown.status, 200);
     assert!(!shown.text().contains(secret), "{}", shown.text());
-    assert_eq!(shown.json()["url"], good["url"]);
-    assert_eq!(shown.json()["set"], true);
-    let second = admin.expect("PUT", "/v1/webhook", good.clone(), 200);
+    assert_eq!(
+        (shown.json()["url"].clone(), shown.json()["set"].clone()),
+        (json!(GOOD_URL), json!(true))
+    );
+    let second = admin.expect("PUT", "/v1/webhook", good, 200);
     assert_ne!(second["secret"], first["secret"]);
 
     // Another tenant sees none of it.
@@ -378,12 +405,5 @@ async fn the_webhook_endpoint_is_admin_only_audited_and_its_secret_shown_once() 
         .collect();
     assert_eq!(actions, ["created", "updated", "deleted"]);
     assert!(!audit.to_string().contains(secret));
-
-    let doc = admin.expect("GET", "/v1/openapi.json", Value::Null, 200);
-    let path = &doc["paths"]["/v1/webhook"];
-    for method in ["get", "put", "delete"] {
-        assert!(path[method].is_object(), "{method} /v1/webhook: {path}");
-    }
-    assert_eq!(path["put"]["security"].as_array().unwrap().len(), 2);
     node.stop().await;
 }
