@@ -22,6 +22,7 @@
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
 //! - [`recording`]: the encrypted recording format and its keys.
 //! - [`store`]: the database (SQLite via sqlx): tenants, numbers, widgets, CDRs.
+//! - [`webhooks`]: the signed `call.ended` / `recording.ready` queue and its delivery worker.
 //! - [`node`]: starts and stops the pieces of one node.
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
 //!
@@ -41,4 +42,5 @@ pub mod recording;
 pub mod sip;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 pub mod webrtc;

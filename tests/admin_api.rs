@@ -117,6 +117,13 @@ fn routes() -> Vec<(&'static str, &'static str, Value)> {
         ("GET", "/v1/recordings/rec-x/audio", Value::Null),
         ("DELETE", "/v1/recordings/rec-x", Value::Null),
         ("GET", "/v1/audit", Value::Null),
+        ("GET", "/v1/webhook", Value::Null),
+        (
+            "PUT",
+            "/v1/webhook",
+            json!({"url": "https://hooks.example.com/"}),
+        ),
+        ("DELETE", "/v1/webhook", Value::Null),
     ]
 }
 

@@ -3,8 +3,8 @@
 //! Placing a call checks the offer, picks the browser leg's codec, claims
 //! an ICE username fragment on the shared browser port, answers the offer,
 //! starts the trunk leg towards the widget's number and spawns the call's
-//! driver. When the driver returns, the CDR row is written and the call
-//! leaves the table. The callee always comes from the widget's number: the
+//! driver. When the driver returns, the CDR row is written, its
+//! `call.ended` webhook queued, and the call leaves the table. The callee always comes from the widget's number: the
 //! request that places a call has no say in where it goes.
 
 use std::collections::HashMap;
@@ -32,6 +32,7 @@ use crate::store::{
     CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, RecordingPolicy, Store,
     WidgetRoute,
 };
+use crate::webhooks::Webhooks;
 use crate::webrtc::{BrowserPort, BrowserSession, OfferError, SessionSettings, WebrtcError};
 
 /// Commands queued per call; a visitor cannot usefully send more.
@@ -84,6 +85,8 @@ pub struct CallServiceParts {
     pub metrics: Arc<Metrics>,
     /// `None` when recording is not set up on this node.
     pub recorders: Option<Recorders>,
+    /// Queues the `call.ended` webhook once the CDR is written.
+    pub webhooks: Webhooks,
 }
 
 /// How long an ended call still answers its events socket and DELETE: a
@@ -224,8 +227,12 @@ impl CallService {
         let parts = &self.inner.parts;
         parts.metrics.call_ended(report.outcome.disposition);
         let record = context.record(&parts.node_id, &report);
-        if let Err(error) = parts.store.insert_cdr(&record).await {
-            warn!(call = %context.call_id, %error, "cannot write the call's CDR");
+        match parts.store.insert_cdr(&record).await {
+            Ok(()) => {
+                let tenant = &context.widget.tenant_id;
+                parts.webhooks.on_call_ended(tenant, &record).await;
+            }
+            Err(error) => warn!(call = %context.call_id, %error, "cannot write the call's CDR"),
         }
         info!(
             call = %context.call_id,

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use super::{
     ConfigProblem, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig, LogConfig,
-    MediaConfig, NodeConfig, RecordingConfig, SipConfig, WebrtcConfig,
+    MediaConfig, NodeConfig, RecordingConfig, SipConfig, WebhooksConfig, WebrtcConfig,
 };
 
 pub(super) const PREFIX: &str = "CALLGATE_";
@@ -102,6 +102,7 @@ fn shapes() -> Vec<(&'static str, serde_json::Map<String, Json>)> {
             "recording",
             serde_json::to_value(RecordingConfig::default()),
         ),
+        ("webhooks", serde_json::to_value(WebhooksConfig::default())),
     ];
     let objects = sections
         .into_iter()
@@ -194,7 +195,8 @@ mod tests {
                 "webrtc",
                 "limits",
                 "database",
-                "recording"
+                "recording",
+                "webhooks"
             ]
         );
         for var in [

@@ -21,6 +21,7 @@ mod recording;
 mod s3;
 mod sections;
 mod validate;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +37,7 @@ pub use self::address::HostPort;
 pub use self::calls::{BrowserCodec, DatabaseConfig, IceServerConfig, LimitsConfig, WebrtcConfig};
 pub use self::recording::{KekConfig, RecordingConfig};
 pub use self::s3::S3Config;
+pub use self::webhooks::WebhooksConfig;
 use crate::privacy::Secret;
 
 /// The configuration a node runs on when started without a file.
@@ -110,6 +112,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub database: DatabaseConfig,
     pub recording: RecordingConfig,
+    pub webhooks: WebhooksConfig,
     pub source: ConfigSource,
 }
 

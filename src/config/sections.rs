@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use super::{
     Config, ConfigProblem, ConfigSource, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig,
     LogConfig, MediaConfig, NodeConfig, RecordingConfig, RouteConfig, SipConfig, TrunkConfig,
-    WebrtcConfig,
+    WebhooksConfig, WebrtcConfig,
 };
 
 /// The sections as far as they parsed; `None` marks one that did not (a
@@ -29,6 +29,7 @@ pub(super) struct Parsed {
     pub limits: Option<LimitsConfig>,
     pub database: Option<DatabaseConfig>,
     pub recording: Option<RecordingConfig>,
+    pub webhooks: Option<WebhooksConfig>,
 }
 
 impl Parsed {
@@ -48,12 +49,13 @@ impl Parsed {
             limits: self.limits?,
             database: self.database?,
             recording: self.recording?,
+            webhooks: self.webhooks?,
             source,
         })
     }
 }
 
-pub(super) const SECTIONS: [&str; 10] = [
+pub(super) const SECTIONS: [&str; 11] = [
     "node",
     "http",
     "log",
@@ -64,6 +66,7 @@ pub(super) const SECTIONS: [&str; 10] = [
     "limits",
     "database",
     "recording",
+    "webhooks",
 ];
 
 pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Parsed {
@@ -78,7 +81,7 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
     let (node, http, log, mut sip) = (take("node"), take("http"), take("log"), take("sip"));
     let (media, echo_trunk) = (take("media"), take("echo_trunk"));
     let (webrtc, limits, database) = (take("webrtc"), take("limits"), take("database"));
-    let recording = take("recording");
+    let (recording, webhooks) = (take("recording"), take("webhooks"));
     let mut take_list = |key: &str| sip.as_mut().and_then(|t| t.remove(key));
     let (trunks, routes) = (take_list("trunks"), take_list("routes"));
     let trunks = take_array("sip.trunks", trunks, problems);
@@ -96,6 +99,7 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
         limits: section("limits", limits, problems),
         database: section("database", database, problems),
         recording: section("recording", recording, problems),
+        webhooks: section("webhooks", webhooks, problems),
     }
 }
 

@@ -13,12 +13,12 @@ use std::path::Path;
 
 use super::address::is_host_name;
 use super::calls;
-use super::recording;
 use super::sections::Parsed;
 use super::{
     ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, HttpConfig, LogConfig, MediaConfig,
     NodeConfig, RouteConfig, SipConfig, SrtpMode, Transport, TrunkConfig,
 };
+use super::{recording, webhooks};
 use crate::privacy::Secret;
 
 /// Problems found under one key prefix (`sip`, `sip.trunks[2]`).
@@ -112,6 +112,9 @@ pub(super) fn validate(
     }
     if let Some(recording) = &mut parsed.recording {
         recording::check_recording(recording, env, &mut At::new("recording", problems));
+    }
+    if let Some(webhooks) = &parsed.webhooks {
+        webhooks::check_webhooks(webhooks, &mut At::new("webhooks", problems));
     }
     if let Some(echo) = &parsed.echo_trunk {
         add_echo_trunk(echo, &mut parsed.trunks, problems);

@@ -253,6 +253,8 @@ pub struct Metrics {
     pub ice_failures: IntCounter,
     pub dtls_failures: IntCounter,
     pub recording: RecordingMetrics,
+    /// `callgate_webhook_deliveries_total{outcome}`: `delivered`, `retry`, `failed`.
+    pub webhook_deliveries: IntCounterVec,
     refused: [IntCounter; 4],
     sip: SipCollector,
 }
@@ -276,6 +278,15 @@ impl Metrics {
         )?;
         let refused = register_refused(&registry)?;
         let recording = RecordingMetrics::register(&registry)?;
+        let webhook_deliveries = counter_vec(
+            &registry,
+            "callgate_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome: delivered, retry (failed, tried again later), failed (given up).",
+            &["outcome"],
+        )?;
+        for outcome in ["delivered", "retry", "failed"] {
+            webhook_deliveries.with_label_values(&[outcome]);
+        }
         let sip = SipCollector::new()?;
         registry.register(Box::new(sip.clone()))?;
         Ok(Self {
@@ -286,6 +297,7 @@ impl Metrics {
             ice_failures,
             dtls_failures,
             recording,
+            webhook_deliveries,
             refused,
             sip,
         })

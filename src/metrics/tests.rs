@@ -281,6 +281,7 @@ fn label_values_come_only_from_the_fixed_sets() {
     );
     expected.insert("disposition".to_owned(), set(&dispositions));
     expected.insert("leg".to_owned(), set(&["browser", "trunk"]));
+    expected.insert("outcome".to_owned(), set(&["delivered", "retry", "failed"]));
     expected.insert("reason".to_owned(), set(&reasons));
     let mut found = label_values(&text);
     let buckets = found.remove("le").unwrap();

@@ -1,6 +1,6 @@
 //! The node's browser side: the store, the shared browser port, the call
-//! service and the signalling, admin, dashboard and metrics routes, built
-//! from the config and the trunk side's handles.
+//! service, the webhook worker and the signalling, admin, dashboard and
+//! metrics routes, built from the config and the trunk side's handles.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use crate::recording::retention;
 use crate::recording::storage::RecordingStorage;
 use crate::recording::uploader::{PendingUpload, UploadRetry, Uploader, UploaderParts};
 use crate::store::{Store, StoreError};
+use crate::webhooks::{self, Webhooks, WorkerSettings};
 use crate::webrtc::{BrowserPort, PortCounters, SessionSettings, WebrtcError};
 
 /// How often the shared port's drop counters are copied into the metrics.
@@ -55,6 +56,8 @@ pub struct BrowserSide {
     recording_storage: RecordingStorage,
     cdr_retention: Duration,
     uploads: Uploads,
+    webhooks: Webhooks,
+    webhook_settings: WorkerSettings,
 }
 
 /// The uploader task, stopped when this is dropped (also when starting
@@ -95,7 +98,9 @@ impl BrowserSide {
         };
         let recording_storage = crate::recording::setup::storage(config)?;
         let keys = Arc::new(crate::recording::setup::key_ring(config)?);
-        let (uploader, uploads) = start_uploads(&store, &recording_storage, &metrics).await;
+        let webhooks = Webhooks::new(store.clone());
+        let (uploader, uploads) =
+            start_uploads(&store, &recording_storage, &metrics, &webhooks).await;
         let calls = CallService::new(CallServiceParts {
             node_id: config.node.id.to_string(),
             port,
@@ -116,7 +121,9 @@ impl BrowserSide {
                 &keys,
                 &metrics,
                 uploader,
+                &webhooks,
             )),
+            webhooks: webhooks.clone(),
         });
         let state = SignallingState {
             calls: calls.clone(),
@@ -143,6 +150,7 @@ impl BrowserSide {
             .merge(admin::routes(admin))
             .merge(crate::http::dashboard::routes())
             .merge(crate::http::metrics_router(metrics.clone()));
+        let webhook_settings = webhook_settings(config, &metrics);
         Ok(Self {
             routes,
             calls,
@@ -154,6 +162,8 @@ impl BrowserSide {
                 u64::from(config.database.cdr_retention_days) * 24 * 60 * 60,
             ),
             uploads,
+            webhooks,
+            webhook_settings,
         })
     }
 
@@ -169,6 +179,12 @@ impl BrowserSide {
             cdr_retention: self.cdr_retention,
         };
         let sweeper = tokio::spawn(retention::run(sweeper, stop.child_token()));
+        // Stops with the node; what it has not sent stays queued.
+        let worker = tokio::spawn(webhooks::run(
+            self.webhooks.clone(),
+            self.webhook_settings.clone(),
+            stop.child_token(),
+        ));
         let mut copied = PortSnapshot::default();
         let mut tick = tokio::time::interval(PORT_COUNTER_INTERVAL);
         loop {
@@ -186,6 +202,7 @@ impl BrowserSide {
         // What it has not stored waits in the spool for the next start.
         drop(self.uploads.stop);
         let _ = self.uploads.task.await;
+        let _ = worker.await;
         Ok(())
     }
 }
@@ -195,6 +212,7 @@ async fn start_uploads(
     store: &Store,
     storage: &RecordingStorage,
     metrics: &Metrics,
+    webhooks: &Webhooks,
 ) -> (Uploader, Uploads) {
     let stop = CancellationToken::new();
     let parts = UploaderParts {
@@ -202,6 +220,7 @@ async fn start_uploads(
         store: store.clone(),
         metrics: metrics.recording.clone(),
         retry: UploadRetry::default(),
+        webhooks: webhooks.clone(),
     };
     let (uploader, task) = Uploader::start(parts, stop.clone());
     hand_over_spooled(store, storage, &uploader).await;
@@ -261,6 +280,7 @@ fn recorders(
     keys: &Arc<KeyRing>,
     metrics: &Metrics,
     uploader: Uploader,
+    webhooks: &Webhooks,
 ) -> Recorders {
     Recorders::new(RecorderParts {
         storage: storage.clone(),
@@ -269,7 +289,20 @@ fn recorders(
         queue_frames: config.recording.queue_frames as usize,
         metrics: metrics.recording.clone(),
         uploader,
+        webhooks: webhooks.clone(),
     })
+}
+
+fn webhook_settings(config: &Config, metrics: &Metrics) -> WorkerSettings {
+    let retry = &config.webhooks;
+    WorkerSettings {
+        backoff: webhooks::sign::Backoff {
+            initial: Duration::from_secs(retry.retry_initial_secs.into()),
+            max: Duration::from_secs(retry.retry_max_secs.into()),
+            give_up_after: Duration::from_secs(u64::from(retry.give_up_hours) * 3600),
+        },
+        deliveries: metrics.webhook_deliveries.clone(),
+    }
 }
 
 /// A capped receive buffer drops datagrams under load long before the CPU

@@ -31,10 +31,11 @@ use super::keys::{DataKey, KeyRing};
 use super::mixer::{Channel, SAMPLE_RATE, TwoChannelMixer};
 use super::receipt::ConsentReceipt;
 use super::storage::RecordingStorage;
-use super::uploader::{PendingUpload, Uploader, store_spooled};
+use super::uploader::{PendingUpload, Stored, Uploader, store_spooled};
 use crate::media::g711;
 use crate::metrics::{DeletionReason, RecordingMetrics};
 use crate::store::{NewRecording, Store, now_ms};
+use crate::webhooks::Webhooks;
 
 /// Queue slots kept for the gate's commands.
 const RESERVED_FOR_COMMANDS: usize = 8;
@@ -57,6 +58,8 @@ pub struct RecorderParts {
     pub metrics: RecordingMetrics,
     /// Takes the recordings the store did not take at the end of a call.
     pub uploader: Uploader,
+    /// Queues `recording.ready` once a recording is stored.
+    pub webhooks: Webhooks,
 }
 
 /// Starts recorders. Cheap to clone.
@@ -405,11 +408,15 @@ impl ActiveRecording {
             id: self.id,
             object_path: self.object_path,
         };
-        if let Err(error) = store_spooled(&parts.storage, &parts.store, &upload).await {
-            // It stays in the spool, for the uploader to retry.
-            parts.metrics.upload_failures.inc();
-            warn!(call = %self.call_id, recording = %upload.id, %error, "cannot store the recording yet");
-            parts.uploader.retry_later(upload);
+        match store_spooled(&parts.storage, &parts.store, &upload).await {
+            Ok(Stored::Bytes(_)) => parts.webhooks.on_recording_stored(&upload.id).await,
+            Ok(Stored::Deleted) => {}
+            Err(error) => {
+                // It stays in the spool, for the uploader to retry.
+                parts.metrics.upload_failures.inc();
+                warn!(call = %self.call_id, recording = %upload.id, %error, "cannot store the recording yet");
+                parts.uploader.retry_later(upload);
+            }
         }
         true
     }

@@ -179,6 +179,8 @@ pub struct UploaderParts {
     pub store: Store,
     pub metrics: RecordingMetrics,
     pub retry: UploadRetry,
+    /// Queues `recording.ready` once a waiting recording is stored.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// Hands recordings to the uploader task. Cheap to clone; never waits.
@@ -268,6 +270,7 @@ async fn attempt(parts: &UploaderParts, schedule: &mut Schedule, upload: &Pendin
         Ok(Stored::Bytes(bytes)) => {
             schedule.handle_done(id);
             info!(recording = %id, bytes, "stored a recording that waited in the spool");
+            parts.webhooks.on_recording_stored(id).await;
         }
         Ok(Stored::Deleted) => schedule.handle_done(id),
         Err(UploadError::Storage(error)) if error.is_not_found() && !spooled(parts, id) => {
@@ -392,6 +395,7 @@ mod tests {
             storage: storage.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
+            webhooks: crate::webhooks::Webhooks::new(store.clone()),
             retry: UploadRetry {
                 first: Duration::from_millis(10),
                 max: Duration::from_millis(40),
@@ -451,6 +455,7 @@ mod tests {
             storage: storage.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
+            webhooks: crate::webhooks::Webhooks::new(store.clone()),
             retry: UploadRetry::default(),
         };
         let stop = CancellationToken::new();

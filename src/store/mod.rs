@@ -39,6 +39,7 @@ mod privacy;
 mod recordings;
 mod seed;
 mod tenants;
+mod webhooks;
 mod widgets;
 
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub use self::privacy::Erased;
 pub use self::recordings::{ConsentReceiptRow, NewRecording, RecordingRow};
 pub use self::seed::DEMO_ID;
 pub use self::tenants::{ApiKeyRecord, Role};
+pub use self::webhooks::{DeliveryRow, DueDelivery, WebhookEndpoint};
 pub use self::widgets::{
     OnRevoke, RecordingPolicy, SELF_ORIGIN, Widget, WidgetChange, WidgetRoute, WidgetWrite,
 };

@@ -1,6 +1,6 @@
 //! The customer's admin API (`Authorization: Bearer <api key>`, or the
 //! dashboard's session cookie): numbers, widgets, CDR export, recordings,
-//! the audit log and privacy requests (export and erase by the reference a
+//! the audit log, the webhook endpoint and privacy requests (export and erase by the reference a
 //! visitor was shown), plus the OpenAPI document that describes every route
 //! of the node.
 //!
@@ -27,6 +27,7 @@ mod recordings;
 mod session;
 mod times;
 pub mod validate;
+mod webhooks;
 mod widgets;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use axum::routing::{get, post};
 pub use self::auth::Caller;
 pub use self::cdrs::CdrView;
 pub use self::error::ApiError;
+pub use self::recordings::RecordingView;
 pub use self::widgets::embed_snippet;
 use crate::recording::keys::KeyRing;
 use crate::recording::storage::RecordingStorage;
@@ -80,6 +82,12 @@ pub fn routes(state: AdminState) -> Router {
         )
         .route("/v1/recordings/{id}/audio", get(recordings::audio))
         .route("/v1/audit", get(audit::list))
+        .route(
+            "/v1/webhook",
+            get(webhooks::get)
+                .put(webhooks::put)
+                .delete(webhooks::delete),
+        )
         .route("/v1/privacy/{reference}/export", get(privacy::export))
         .route("/v1/privacy/{reference}/erase", post(privacy::erase))
         .route(

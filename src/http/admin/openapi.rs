@@ -7,7 +7,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, cdrs, error, numbers, privacy, recordings, session, widgets};
+use super::{audit, cdrs, error, numbers, privacy, recordings, session, webhooks, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use super::{audit, cdrs, error, numbers, privacy, recordings, session, widgets};
         cdrs::export,
         recordings::list, recordings::get, recordings::audio, recordings::delete,
         audit::list,
+        webhooks::get, webhooks::put, webhooks::delete,
         privacy::export, privacy::erase,
         session::create, session::show, session::delete,
         document,
@@ -30,6 +31,8 @@ use super::{audit, cdrs, error, numbers, privacy, recordings, session, widgets};
         (name = "cdrs", description = "call detail records, JSON or CSV"),
         (name = "recordings", description = "encrypted recordings: list, listen, delete"),
         (name = "audit", description = "who changed or read what, and when"),
+        (name = "webhooks", description = "the tenant's endpoint for signed call.ended and \
+            recording.ready events"),
         (name = "privacy", description = "a visitor's request: export or erase one call's data"),
         (name = "session", description = "the dashboard's sign-in: an API key traded for an \
             HttpOnly cookie that the admin routes accept too"),
@@ -59,6 +62,7 @@ impl Modify for BearerKeys {
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
+                &mut item.put,
                 &mut item.post,
                 &mut item.patch,
                 &mut item.delete,

@@ -135,6 +135,36 @@ fn origin_ok(origin: &str) -> bool {
     host_ok && port_ok
 }
 
+/// A webhook endpoint: an absolute `https` URL, or `http` to a loopback
+/// host (a receiver on the same machine); no user info, at most 2048 bytes.
+pub fn webhook_url(field: &str, value: &str) -> Result<(), ApiError> {
+    const MESSAGE: &str = "must be an https:// URL (http:// only to localhost, 127.0.0.0/8 or \
+        [::1]) with a host and no user info, at most 2048 characters";
+    let uri: axum::http::Uri = value
+        .parse()
+        .map_err(|_| ApiError::bad_field(field, MESSAGE))?;
+    let host = uri.host().unwrap_or("");
+    let no_user_info = uri.authority().is_some_and(|a| !a.as_str().contains('@'));
+    let scheme_ok = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => is_loopback_host(host),
+        _ => false,
+    };
+    if value.len() <= 2048 && !host.is_empty() && no_user_info && scheme_ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_field(field, MESSAGE))
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +250,31 @@ mod tests {
             field(trunk("trunk", "other", &routes)).as_deref(),
             Some("trunk")
         );
+    }
+
+    #[test]
+    fn webhook_urls_are_https_or_loopback_http() {
+        for ok in [
+            "https://hooks.example.com/callgate",
+            "http://127.0.0.1:9000/hook",
+            "http://localhost/hook",
+            "http://[::1]:8080/",
+        ] {
+            assert_eq!(webhook_url("url", ok).ok(), Some(()), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example.com/",
+            "http://10.0.0.1/",
+            "ftp://example.com/",
+            "https://user:pw@example.com/",
+            "/relative",
+            "",
+        ] {
+            assert_eq!(
+                field(webhook_url("url", bad)).as_deref(),
+                Some("url"),
+                "{bad}"
+            );
+        }
     }
 }

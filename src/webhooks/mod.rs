@@ -1,0 +1,84 @@
+//! Webhooks: a tenant's `call.ended` and `recording.ready` events, queued
+//! in the database and POSTed to the tenant's endpoint by a worker on each
+//! node.
+//!
+//! Invariants:
+//! - Nothing here runs on a call's path: an event is queued (one insert)
+//!   after the CDR or the recording row is written, in the task that wrote
+//!   it; sending is the worker's alone, so a slow or dead endpoint never
+//!   delays a call.
+//! - The queue lives in the database: a node that stops, crashes or cannot
+//!   reach an endpoint loses no event; another run (or node) sends it.
+//! - Bodies are the admin API's views ([`CdrView`], [`RecordingView`]):
+//!   nothing a customer could not already read through the API.
+//! - Every delivery is signed ([`sign::signature`]) with the tenant's
+//!   secret; the secret is never logged, nor is the endpoint's url.
+
+pub mod sign;
+mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tracing::warn;
+
+pub use self::worker::{WorkerSettings, run};
+use crate::http::admin::{CdrView, RecordingView};
+use crate::store::{CdrRecord, Store};
+
+/// `Callgate-Event` of a finished call; the body is its [`CdrView`].
+pub const CALL_ENDED: &str = "call.ended";
+/// `Callgate-Event` of a stored recording; the body is its [`RecordingView`].
+pub const RECORDING_READY: &str = "recording.ready";
+
+/// Queues events and wakes the worker. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Webhooks {
+    store: Store,
+    wake: Arc<Notify>,
+}
+
+impl Webhooks {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Queues `call.ended` for the tenant of a written CDR.
+    pub async fn on_call_ended(&self, tenant: &str, cdr: &CdrRecord) {
+        let view = CdrView::from(cdr.clone());
+        self.enqueue(tenant, CALL_ENDED, &view).await;
+    }
+
+    /// Queues `recording.ready` for recording `id`, now stored.
+    pub async fn on_recording_stored(&self, id: &str) {
+        match self.store.recording(id).await {
+            Ok(Some(row)) => {
+                let tenant = row.tenant_id.clone();
+                self.enqueue(&tenant, RECORDING_READY, &RecordingView::from(row))
+                    .await;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                warn!(recording = %id, %error, "cannot read a stored recording for its webhook")
+            }
+        }
+    }
+
+    async fn enqueue(&self, tenant: &str, event: &'static str, view: &impl serde::Serialize) {
+        let body = match serde_json::to_string(view) {
+            Ok(body) => body,
+            Err(error) => {
+                warn!(event, %error, "cannot encode a webhook body");
+                return;
+            }
+        };
+        match self.store.enqueue_webhook(tenant, event, &body).await {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
+            Err(error) => warn!(event, %error, "cannot queue a webhook"),
+        }
+    }
+}
