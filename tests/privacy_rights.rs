@@ -58,6 +58,13 @@ async fn a_call_is_exported_then_erased_by_its_privacy_reference() {
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     let key = node.api_key("demo", "admin");
     let api = Api::new(&node, &key);
+    // A webhook endpoint nobody answers: what it would be sent stays queued.
+    api.expect(
+        "PUT",
+        "/v1/webhook",
+        json!({"url": "http://127.0.0.1:9/hooks"}),
+        200,
+    );
     let play = speech_wav_48k(SPEECH);
     let outcome = AiortcCall::new(&node.base(), "demo", &node.base(), &play)
         .codec("pcmu")
@@ -127,6 +134,15 @@ async fn a_call_is_exported_then_erased_by_its_privacy_reference() {
     let blob_path = node.data.path().join("recordings").join(&object_path);
     let backup = std::fs::read(&blob_path).unwrap();
 
+    let about_call = |rows: Vec<callgate::store::DeliveryRow>| {
+        rows.into_iter()
+            .filter(|row| row.body.contains(&cdr.call_id))
+            .map(|row| row.event)
+            .collect::<Vec<_>>()
+    };
+    let queued = node.store().await.webhook_deliveries("demo").await.unwrap();
+    assert!(about_call(queued).contains(&"call.ended".to_owned()));
+
     let reader = Api::new(&node, &node.api_key("demo", "read"));
     reader.expect(
         "POST",
@@ -143,6 +159,12 @@ async fn a_call_is_exported_then_erased_by_its_privacy_reference() {
     assert_eq!(erased["recordings_erased"], 1, "{erased}");
     assert_eq!(erased["consent_receipts_deleted"], 1, "{erased}");
     assert!(!blob_path.exists(), "the blob is removed");
+    let queued = node.store().await.webhook_deliveries("demo").await.unwrap();
+    assert_eq!(
+        about_call(queued),
+        Vec::<String>::new(),
+        "webhook bodies about the call are gone"
+    );
 
     // What billing needs stays; nothing else about the visitor or the call.
     let kept = &erased["cdr"];
@@ -232,6 +254,7 @@ async fn a_call_is_exported_then_erased_by_its_privacy_reference() {
     assert_eq!(
         steps,
         [
+            step("created", "webhook", "demo", ""),
             step("accessed", "recording", &recording_id, "api"),
             step("exported", "call", &cdr.call_id, ""),
             step("deleted", "recording", &recording_id, "erasure"),

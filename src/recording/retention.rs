@@ -1,7 +1,8 @@
 //! The retention sweeper: deletes recordings past their number's
 //! retention, key first (crypto-shredding), then the blob, each with an
 //! audit entry saying `retention`; and call detail records (with their
-//! consent receipts) older than `database.cdr_retention_days`.
+//! consent receipts) older than `database.cdr_retention_days`, and webhook
+//! deliveries a week after they were sent or given up.
 //!
 //! Its clock is the wall time at start plus tokio's elapsed time, and
 //! [`sweep`] takes the time as a value, so tests jump days ahead.
@@ -17,6 +18,9 @@ use crate::store::{Store, StoreError, now_ms};
 
 /// How often the sweeper looks for expired recordings.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Sent (or given-up) webhook deliveries are kept this long, for support.
+const WEBHOOK_KEEP_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// A clock that follows tokio's time from a wall-clock start.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +117,10 @@ pub async fn run(sweeper: Sweeper, stop: CancellationToken) {
             Ok(0) => {}
             Ok(count) => info!(count, "deleted call records past their retention"),
             Err(error) => warn!(%error, "call record retention sweep failed"),
+        }
+        let sent_cutoff = clock.now_ms().saturating_sub(WEBHOOK_KEEP_MS);
+        if let Err(error) = store.delete_finished_webhooks_before(sent_cutoff).await {
+            warn!(%error, "webhook retention sweep failed");
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Erasing destroys the keys of the call's recordings (crypto-shredding:
 //! every copy of their blobs is unreadable from then on), deletes its
-//! consent receipts, and reduces its CDR to what billing needs: ids, times,
+//! consent receipts and the webhook bodies about it, and reduces its CDR to what billing needs: ids, times,
 //! duration, number and disposition. The audit log keeps that it happened.
 //! All of it is one transaction: a request is either done or not at all.
 
@@ -82,6 +82,17 @@ impl Store {
             .await
             .map_err(StoreError::query("erase"))?
             .rows_affected();
+        // Webhook bodies about the call (its CDR, its recordings) carry what
+        // is being erased: queued or already sent, they go too.
+        sqlx::query("DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND body LIKE $2")
+            .bind(tenant)
+            .bind(format!(
+                "%\"call_id\":\"{}\"%",
+                call_id.replace(['%', '_'], "")
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("erase"))?;
         sqlx::query(
             "UPDATE cdrs SET widget_id = '', trunk = NULL, node_id = '', sip_code = NULL, \
              browser_codec = NULL, trunk_codec = NULL, browser_packets_sent = 0, \

@@ -163,6 +163,20 @@ impl Store {
         Ok(queued > 0)
     }
 
+    /// Deletes deliveries delivered or given up before `cutoff_ms`: their
+    /// bodies hold CDRs, which should not outlive their use.
+    pub async fn delete_finished_webhooks_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE COALESCE(delivered_at, failed_at) < $1",
+        )
+        .bind(cutoff_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("webhook retention"))?
+        .rows_affected();
+        Ok(deleted)
+    }
+
     /// Claims up to `limit` deliveries due at `now`: each claimed one is
     /// not due again before `lease_until`, so a crash mid-send retries it.
     pub async fn claim_webhooks(
