@@ -44,6 +44,28 @@ pub struct NewAuditEvent<'a> {
     pub reason: &'a str,
 }
 
+impl<'a> NewAuditEvent<'a> {
+    /// `actor` did `action` to the `target_kind` object `target_id` of
+    /// `tenant_id`, for `reason`.
+    pub fn new(
+        target_kind: &'a str,
+        tenant_id: &'a str,
+        actor: &'a Actor,
+        action: &'a str,
+        target_id: &'a str,
+        reason: &'a str,
+    ) -> Self {
+        NewAuditEvent {
+            tenant_id,
+            actor,
+            action,
+            target_kind,
+            target_id,
+            reason,
+        }
+    }
+}
+
 /// One event as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AuditEvent {

@@ -118,23 +118,6 @@ impl TryFrom<NumberRow> for Number {
 const NUMBER_COLUMNS: &str =
     "id, e164, trunk, recording, on_revoke, retention_days, notice_text, created_at";
 
-fn number_event<'a>(
-    tenant_id: &'a str,
-    actor: &'a Actor,
-    action: &'a str,
-    id: &'a str,
-    reason: &'a str,
-) -> NewAuditEvent<'a> {
-    NewAuditEvent {
-        tenant_id,
-        actor,
-        action,
-        target_kind: "number",
-        target_id: id,
-        reason,
-    }
-}
-
 impl Store {
     /// The numbers of `tenant`, by id.
     pub async fn numbers(&self, tenant: &str) -> Result<Vec<Number>, StoreError> {
@@ -190,7 +173,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("number insert"))?;
-        let event = number_event(tenant, actor, "created", &number.id, "");
+        let event = NewAuditEvent::new("number", tenant, actor, "created", &number.id, "");
         insert_event(&mut tx, now_ms(), &event).await?;
         tx.commit()
             .await
@@ -235,7 +218,7 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
-        let event = number_event(tenant, actor, "updated", id, &fields);
+        let event = NewAuditEvent::new("number", tenant, actor, "updated", id, &fields);
         insert_event(&mut tx, now_ms(), &event).await?;
         tx.commit()
             .await
@@ -280,7 +263,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("number delete"))?;
-        let event = number_event(tenant, actor, "deleted", id, "");
+        let event = NewAuditEvent::new("number", tenant, actor, "deleted", id, "");
         insert_event(&mut tx, now_ms(), &event).await?;
         tx.commit()
             .await

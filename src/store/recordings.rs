@@ -228,7 +228,7 @@ impl Store {
         let Some(tenant) = tenant else {
             return Ok(false);
         };
-        let event = recording_event(&tenant, actor, "deleted", id, reason);
+        let event = NewAuditEvent::new("recording", &tenant, actor, "deleted", id, reason);
         insert_event(&mut tx, now, &event).await?;
         tx.commit()
             .await
@@ -243,7 +243,8 @@ impl Store {
         actor: &Actor,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let event = recording_event(
+        let event = NewAuditEvent::new(
+            "recording",
             &recording.tenant_id,
             actor,
             "accessed",
@@ -329,21 +330,4 @@ pub(super) async fn shred(
     .fetch_optional(conn)
     .await
     .map_err(StoreError::query("recording delete"))
-}
-
-fn recording_event<'a>(
-    tenant_id: &'a str,
-    actor: &'a Actor,
-    action: &'a str,
-    recording_id: &'a str,
-    reason: &'a str,
-) -> NewAuditEvent<'a> {
-    NewAuditEvent {
-        tenant_id,
-        actor,
-        action,
-        target_kind: "recording",
-        target_id: recording_id,
-        reason,
-    }
 }

@@ -151,7 +151,14 @@ impl Store {
         .await
         .map_err(StoreError::query("api key insert"))?;
         if let Some(tenant) = &key.tenant_id {
-            let event = key_event(tenant, actor, "created", &key.id, key.role.as_str());
+            let event = NewAuditEvent::new(
+                "api_key",
+                tenant,
+                actor,
+                "created",
+                &key.id,
+                key.role.as_str(),
+            );
             insert_event(&mut tx, now_ms(), &event).await?;
         }
         tx.commit()
@@ -205,29 +212,12 @@ impl Store {
             return Ok(false);
         };
         if let Some(tenant) = tenant {
-            let event = key_event(&tenant, actor, "revoked", id, "");
+            let event = NewAuditEvent::new("api_key", &tenant, actor, "revoked", id, "");
             insert_event(&mut tx, now, &event).await?;
         }
         tx.commit()
             .await
             .map_err(StoreError::query("api key revoke"))?;
         Ok(true)
-    }
-}
-
-fn key_event<'a>(
-    tenant_id: &'a str,
-    actor: &'a Actor,
-    action: &'a str,
-    id: &'a str,
-    reason: &'a str,
-) -> NewAuditEvent<'a> {
-    NewAuditEvent {
-        tenant_id,
-        actor,
-        action,
-        target_kind: "api_key",
-        target_id: id,
-        reason,
     }
 }

@@ -44,17 +44,6 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
 }
 
-fn webhook_event<'a>(tenant_id: &'a str, actor: &'a Actor, action: &'a str) -> NewAuditEvent<'a> {
-    NewAuditEvent {
-        tenant_id,
-        actor,
-        action,
-        target_kind: "webhook",
-        target_id: tenant_id,
-        reason: "",
-    }
-}
-
 impl Store {
     /// The endpoint of `tenant`, if it set one.
     pub async fn webhook(&self, tenant: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
@@ -105,7 +94,12 @@ impl Store {
             .map_err(StoreError::query(op))?;
         }
         let action = if replaced == 0 { "created" } else { "updated" };
-        insert_event(&mut tx, now, &webhook_event(tenant, actor, action)).await?;
+        insert_event(
+            &mut tx,
+            now,
+            &NewAuditEvent::new("webhook", tenant, actor, action, tenant, ""),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::query(op))
     }
 
@@ -132,7 +126,12 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query(op))?;
-        insert_event(&mut tx, now_ms(), &webhook_event(tenant, actor, "deleted")).await?;
+        insert_event(
+            &mut tx,
+            now_ms(),
+            &NewAuditEvent::new("webhook", tenant, actor, "deleted", tenant, ""),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::query(op))?;
         Ok(true)
     }

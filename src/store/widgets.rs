@@ -233,23 +233,6 @@ impl TryFrom<WidgetRow> for Widget {
     }
 }
 
-fn widget_event<'a>(
-    tenant_id: &'a str,
-    actor: &'a Actor,
-    action: &'a str,
-    id: &'a str,
-    reason: &'a str,
-) -> NewAuditEvent<'a> {
-    NewAuditEvent {
-        tenant_id,
-        actor,
-        action,
-        target_kind: "widget",
-        target_id: id,
-        reason,
-    }
-}
-
 impl Store {
     /// The widgets of `tenant`, by id.
     pub async fn widgets(&self, tenant: &str) -> Result<Vec<Widget>, StoreError> {
@@ -305,7 +288,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("widget insert"))?;
-        let event = widget_event(tenant, actor, "created", &widget.id, "");
+        let event = NewAuditEvent::new("widget", tenant, actor, "created", &widget.id, "");
         insert_event(&mut tx, now_ms(), &event).await?;
         tx.commit()
             .await
@@ -353,7 +336,7 @@ impl Store {
         .await
         .map_err(StoreError::query("widget update"))?;
         let fields = fields.join(",");
-        let event = widget_event(tenant, actor, "updated", id, &fields);
+        let event = NewAuditEvent::new("widget", tenant, actor, "updated", id, &fields);
         insert_event(&mut tx, now_ms(), &event).await?;
         tx.commit()
             .await
@@ -384,7 +367,7 @@ impl Store {
         if deleted == 0 {
             return Ok(false);
         }
-        let event = widget_event(tenant, actor, "deleted", id, "");
+        let event = NewAuditEvent::new("widget", tenant, actor, "deleted", id, "");
         insert_event(&mut tx, now_ms(), &event).await?;
         tx.commit()
             .await
