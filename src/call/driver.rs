@@ -395,9 +395,10 @@ impl Driver {
                 view.reason = update.reason;
             });
         }
-        let gate_action = match self.machine.state() {
-            CallState::Answered => self.gate.handle_answered(),
-            CallState::Ended => self.gate.handle_ended(),
+        let gate_action = match (self.machine.state(), &event) {
+            (CallState::Ended, _) => self.gate.handle_ended(),
+            (_, LegEvent::Hold(on_hold)) => self.gate.handle_hold(*on_hold),
+            (CallState::Answered, _) => self.gate.handle_answered(),
             _ => None,
         };
         self.apply_gate(gate_action);

@@ -1,8 +1,8 @@
 //! The consent gate: whether the audio of a call may be recorded right now.
 //!
-//! The gate is open only while the call is answered, the number's policy
-//! allows recording and the visitor's consent is granted. It closes at once
-//! on revocation and at the end of the call. No I/O and no clock: the driver
+//! The gate is open only while the call is answered and not on hold, the
+//! number's policy allows recording and the visitor's consent is granted.
+//! It closes at once on revocation, on hold and at the end of the call. No I/O and no clock: the driver
 //! feeds it inputs (`handle_*`) and acts on the [`GateAction`]s it returns.
 //!
 //! Consent per policy:
@@ -67,6 +67,9 @@ pub struct ConsentGate {
     /// The current choice and how it was made.
     consent: Option<(Consent, ConsentMethod)>,
     answered: bool,
+    /// The callee put the call on hold (a re-INVITE with `sendonly` or
+    /// `inactive`): nothing is recorded until they take it off hold.
+    on_hold: bool,
     ended: bool,
     open: bool,
 }
@@ -85,6 +88,7 @@ impl ConsentGate {
             on_revoke,
             consent,
             answered: false,
+            on_hold: false,
             ended: false,
             open: false,
         }
@@ -112,6 +116,14 @@ impl ConsentGate {
         self.update(false)
     }
 
+    /// The call went on hold (`true`) or came off it (`false`). The same
+    /// recording goes on after the hold: consent did not change.
+    #[must_use]
+    pub fn handle_hold(&mut self, on_hold: bool) -> Option<GateAction> {
+        self.on_hold = on_hold;
+        self.update(false)
+    }
+
     /// The visitor granted (`Granted`) or revoked (`Declined`) consent
     /// during the call.
     #[must_use]
@@ -131,6 +143,7 @@ impl ConsentGate {
 
     fn allowed(&self) -> bool {
         self.answered
+            && !self.on_hold
             && !self.ended
             && self.policy != Policy::Off
             && matches!(self.consent, Some((Consent::Granted, _)))
@@ -194,6 +207,26 @@ mod tests {
             gate.handle_consent(Consent::Granted),
             open(ConsentMethod::Button)
         );
+    }
+
+    #[test]
+    fn a_hold_closes_the_gate_and_taking_the_call_back_reopens_it() {
+        let mut gate = ConsentGate::new(Policy::OptIn, OnRevoke::Discard, Some(Consent::Granted));
+        assert_eq!(gate.handle_answered(), open(ConsentMethod::Api));
+        assert_eq!(
+            gate.handle_hold(true),
+            Some(GateAction::Close),
+            "not a discard"
+        );
+        assert!(!gate.is_open());
+        assert_eq!(gate.handle_answered(), None, "still on hold");
+        assert_eq!(gate.handle_hold(false), open(ConsentMethod::Api));
+        // A grant while on hold waits for the call to come back.
+        let mut later = ConsentGate::new(Policy::OptIn, OnRevoke::Keep, None);
+        assert_eq!(later.handle_answered(), None);
+        assert_eq!(later.handle_hold(true), None);
+        assert_eq!(later.handle_consent(Consent::Granted), None);
+        assert_eq!(later.handle_hold(false), open(ConsentMethod::Button));
     }
 
     #[test]
