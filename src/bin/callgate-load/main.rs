@@ -75,6 +75,11 @@ struct Args {
     /// Print one JSON object instead of lines
     #[arg(long)]
     json: bool,
+    /// The consent every call request carries: `granted` records calls on
+    /// a recording number (to measure what recording costs), `declined`
+    /// does not; without it the request carries none
+    #[arg(long, value_parser = ["granted", "declined"])]
+    consent: Option<String>,
 }
 
 enum Failure {
@@ -113,7 +118,8 @@ fn run() -> Result<(), Failure> {
     let report = runtime.block_on(async {
         let local_ip = local_ip_towards(&base).await?;
         let plan = Plan {
-            node: NodeClient::new(base.clone(), args.widget.clone(), origin),
+            node: NodeClient::new(base.clone(), args.widget.clone(), origin)
+                .with_consent(args.consent.clone()),
             local_ip,
             calls: args.calls,
             repeat: args.repeat,

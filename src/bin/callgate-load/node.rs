@@ -56,6 +56,8 @@ pub struct NodeClient {
     base: String,
     widget: String,
     origin: String,
+    /// `consent` of every call request (`None`: null).
+    consent: Option<String>,
 }
 
 impl NodeClient {
@@ -70,7 +72,14 @@ impl NodeClient {
             base,
             widget,
             origin,
+            consent: None,
         }
+    }
+
+    /// Every call request carries `consent` (`granted`, `declined`).
+    pub fn with_consent(mut self, consent: Option<String>) -> Self {
+        self.consent = consent;
+        self
     }
 
     /// Fails unless `GET /healthz` answers 200.
@@ -91,7 +100,7 @@ impl NodeClient {
     pub async fn place_call(&self, offer: &str) -> Result<PlacedCall, NodeError> {
         const WHAT: &str = "a call";
         let path = format!("/v1/widgets/{}/calls", self.widget);
-        let body = serde_json::json!({ "offer": offer, "consent": null }).to_string();
+        let body = serde_json::json!({ "offer": offer, "consent": self.consent }).to_string();
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!("{}{path}", self.base))
