@@ -609,6 +609,36 @@ async fn a_recorded_call_is_listed_heard_and_deleted_through_the_api_and_each_st
         std::time::Duration::from_secs(2),
     );
     assert!(heard.score >= SAME_SPEECH_MIN, "visitor channel: {heard:?}");
+    // Streamed with its length known up front.
+    let length: usize = audio.header("content-length").unwrap().parse().unwrap();
+    assert_eq!(length, audio.body.len());
+
+    // A flipped byte in the stored file breaks the transfer: the answer
+    // stops short of its length rather than carry altered audio.
+    let object_path = node
+        .store()
+        .await
+        .recording(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .object_path;
+    let blob_path = node.data.path().join("recordings").join(object_path);
+    let mut blob = std::fs::read(&blob_path).unwrap();
+    let middle = blob.len() / 2;
+    blob[middle] ^= 0x01;
+    std::fs::write(&blob_path, &blob).unwrap();
+    let broken = api.get(&format!("/v1/recordings/{id}/audio"));
+    let promised: usize = broken.header("content-length").unwrap().parse().unwrap();
+    assert!(
+        broken.body.len() < promised,
+        "{} of {promised} bytes",
+        broken.body.len()
+    );
+    assert!(
+        broken.body.len() < middle,
+        "nothing after the tampered segment"
+    );
 
     api.expect("DELETE", &format!("/v1/recordings/{id}"), Value::Null, 204);
     let gone = api.expect(
@@ -644,6 +674,7 @@ async fn a_recorded_call_is_listed_heard_and_deleted_through_the_api_and_each_st
     assert_eq!(
         trail,
         [
+            (by.as_str(), "accessed", "api"),
             (by.as_str(), "accessed", "api"),
             (by.as_str(), "deleted", "api")
         ]

@@ -8,8 +8,8 @@
 //! from the spool of the node that made it, which holds the same bytes the
 //! store will; elsewhere it opens once it is stored.
 
-use super::format::{self, Completeness, Decrypted, FormatError};
-use super::keys::{KeyError, KeyId, KeyRing, WrappedKey};
+use super::format::{self, Completeness, Decrypted, FormatError, RecordingHeader};
+use super::keys::{DataKey, KeyError, KeyId, KeyRing, WrappedKey};
 use super::storage::{RecordingStorage, StorageError};
 use crate::store::{Actor, RecordingRow, Store, StoreError};
 
@@ -59,34 +59,48 @@ pub async fn open_row(
     row: RecordingRow,
     actor: &Actor,
 ) -> Result<(RecordingRow, Decrypted), AccessError> {
-    let id = row.id.as_str();
-    let Some(wrapped) = row.wrapped_key.clone() else {
-        return Err(AccessError::Deleted(id.to_owned()));
-    };
-    if row.state == "recording" && row.ended_at.is_none() {
-        return Err(AccessError::InProgress(id.to_owned()));
-    }
-    let wrapped = WrappedKey {
-        key_id: KeyId(row.key_id.clone()),
-        bytes: wrapped,
-    };
-    let data_key = keys.unwrap(&wrapped, id)?;
+    let data_key = data_key(keys, &row)?;
     let blob = read_blob(storage, &row).await?;
     let expect = match row.complete {
         true => Completeness::Complete,
         false => Completeness::Interrupted,
     };
     let decrypted = format::decrypt(&data_key, &blob, expect)?;
-    let header = &decrypted.header;
-    if header.recording_id != row.id || hex::encode(header.consent_hash) != row.receipt_hash {
-        return Err(AccessError::Mismatch(id.to_owned()));
-    }
+    check_header(&row, &decrypted.header)?;
     store.audit_access(&row, actor, door_of(actor)).await?;
     Ok((row, decrypted))
 }
 
+/// The data key of `row`, unless the recording was deleted or is still
+/// being written.
+pub(super) fn data_key(keys: &KeyRing, row: &RecordingRow) -> Result<DataKey, AccessError> {
+    let Some(wrapped) = row.wrapped_key.clone() else {
+        return Err(AccessError::Deleted(row.id.clone()));
+    };
+    if row.state == "recording" && row.ended_at.is_none() {
+        return Err(AccessError::InProgress(row.id.clone()));
+    }
+    let wrapped = WrappedKey {
+        key_id: KeyId(row.key_id.clone()),
+        bytes: wrapped,
+    };
+    Ok(keys.unwrap(&wrapped, &row.id)?)
+}
+
+/// The file must be the one the row describes: its header names the same
+/// recording and consent receipt.
+pub(super) fn check_header(
+    row: &RecordingRow,
+    header: &RecordingHeader,
+) -> Result<(), AccessError> {
+    if header.recording_id != row.id || hex::encode(header.consent_hash) != row.receipt_hash {
+        return Err(AccessError::Mismatch(row.id.clone()));
+    }
+    Ok(())
+}
+
 /// The audit reason for an access: the door it came through.
-fn door_of(actor: &Actor) -> &'static str {
+pub(super) fn door_of(actor: &Actor) -> &'static str {
     match actor {
         Actor::Key(_) => "api",
         Actor::Cli => "cli",
@@ -114,9 +128,17 @@ async fn read_blob(storage: &RecordingStorage, row: &RecordingRow) -> Result<Vec
 
 /// A RIFF/WAVE file of 16-bit PCM, `channels` interleaved at `rate` Hz.
 pub fn wav(pcm: &[u8], channels: u16, rate: u32) -> Vec<u8> {
-    let data_len = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
-    let block_align = channels * 2;
     let mut out = Vec::with_capacity(44 + pcm.len());
+    out.extend_from_slice(&wav_header(pcm.len() as u64, channels, rate));
+    out.extend_from_slice(pcm);
+    out
+}
+
+/// The 44-byte RIFF/WAVE header for `data_len` bytes of 16-bit PCM.
+pub fn wav_header(data_len: u64, channels: u16, rate: u32) -> Vec<u8> {
+    let data_len = u32::try_from(data_len).unwrap_or(u32::MAX);
+    let block_align = channels * 2;
+    let mut out = Vec::with_capacity(44);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
@@ -129,6 +151,5 @@ pub fn wav(pcm: &[u8], channels: u16, rate: u32) -> Vec<u8> {
     out.extend_from_slice(&16u16.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&data_len.to_le_bytes());
-    out.extend_from_slice(pcm);
     out
 }

@@ -383,6 +383,82 @@ pub fn decrypt(key: &DataKey, file: &[u8], expect: Completeness) -> Result<Decry
     }
 }
 
+/// One sealed segment as it lies in the file: up to 64 KiB and its tag.
+pub const SEALED_SEGMENT_LEN: usize = SEGMENT_SIZE + TAG_LEN;
+
+/// Decrypts a finished recording segment by segment, so it can be streamed
+/// out without being held in memory. [`SegmentDecryptor::start`] checks the
+/// header; each sealed segment then goes to [`SegmentDecryptor::open_next`]
+/// in file order, and the same checks as [`decrypt`] apply: a segment that
+/// is altered, moved, cut short or missing at the end is an error.
+pub struct SegmentDecryptor {
+    cipher: Cipher,
+    next: u32,
+    finished: bool,
+}
+
+impl SegmentDecryptor {
+    /// From the first bytes of a file (at least its header and header tag):
+    /// the decryptor, the header, and where the first segment starts.
+    pub fn start(
+        key: &DataKey,
+        file_start: &[u8],
+    ) -> Result<(Self, RecordingHeader, usize), FormatError> {
+        let (header, header_len) = RecordingHeader::decode(file_start)?;
+        let cipher = Cipher::new(key, &header);
+        let tag_end = header_len + TAG_LEN;
+        let tag = file_start
+            .get(header_len..tag_end)
+            .ok_or(FormatError::Truncated)?;
+        cipher.check_header_tag(tag)?;
+        let decryptor = Self {
+            cipher,
+            next: 0,
+            finished: false,
+        };
+        Ok((decryptor, header, tag_end))
+    }
+
+    /// The audio of the next sealed segment; `final_chunk` when it is the
+    /// last bytes of the file, which must hold the last segment.
+    pub fn open_next(&mut self, segment: &[u8], final_chunk: bool) -> Result<Vec<u8>, FormatError> {
+        if self.finished {
+            return Err(FormatError::TrailingData);
+        }
+        let index = self.next;
+        self.next = index.checked_add(1).ok_or(FormatError::TooLong)?;
+        match open_segment(
+            &self.cipher,
+            index,
+            segment,
+            final_chunk,
+            Completeness::Complete,
+        )? {
+            Opened::Middle(_) if final_chunk => Err(FormatError::Truncated),
+            Opened::Middle(plain) => Ok(plain),
+            Opened::Last(plain) => {
+                self.finished = true;
+                Ok(plain)
+            }
+            Opened::CutOff => Err(FormatError::Truncated),
+        }
+    }
+}
+
+/// The audio length of a finished recording file of `file_len` bytes whose
+/// segments start at `segments_start`: every segment but the last is full,
+/// and the last holds at least its tag. `None` for a size no finished
+/// recording can have.
+pub fn audio_len(file_len: u64, segments_start: u64) -> Option<u64> {
+    let sealed = file_len.checked_sub(segments_start)?;
+    let chunk = SEALED_SEGMENT_LEN as u64;
+    let (full, rest) = (sealed / chunk, sealed % chunk);
+    if rest < TAG_LEN as u64 {
+        return None;
+    }
+    Some(sealed - (full + 1) * TAG_LEN as u64)
+}
+
 enum Opened {
     Middle(Vec<u8>),
     Last(Vec<u8>),

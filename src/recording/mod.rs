@@ -5,8 +5,9 @@
 //! - [`keys`]: per-recording data keys wrapped under key-encryption keys
 //!   (KEKs) named by key id, for rotation and crypto-shredding.
 //!
-//! - [`gate`]: the consent gate, open only while the call is answered, the
-//!   number's policy allows recording and the visitor consents.
+//! - [`gate`]: the consent gate, open only while the call is answered and
+//!   not on hold, the number's policy allows recording and the visitor
+//!   consents.
 //! - [`mixer`]: the two channels (visitor, callee) aligned in time.
 //! - [`receipt`]: signed consent receipts, whose hash each recording carries.
 //!
@@ -18,7 +19,8 @@
 //! - [`uploader`]: retries storing finished recordings the store did not
 //!   take, with capped exponential backoff.
 //! - [`retention`]: the sweeper that deletes recordings past retention.
-//! - [`access`]: opening a stored recording (audited) and its WAV form.
+//! - [`access`]: opening a stored recording (audited) and its WAV form;
+//!   [`stream`]: the same streamed, one segment at a time.
 //! - [`setup`]: the key ring and storage a node builds from its config.
 
 pub mod access;
@@ -31,4 +33,5 @@ pub mod recorder;
 pub mod retention;
 pub mod setup;
 pub mod storage;
+pub mod stream;
 pub mod uploader;

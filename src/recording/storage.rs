@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -203,6 +205,21 @@ impl RecordingStorage {
     pub async fn read(&self, object_path: &str) -> Result<Vec<u8>, StorageError> {
         let result = self.store.get(&ObjectPath::from(object_path)).await?;
         Ok(result.bytes().await?.to_vec())
+    }
+
+    /// A stored recording's size and its bytes as they arrive, so a reader
+    /// never holds the whole blob.
+    pub async fn read_stream(
+        &self,
+        object_path: &str,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, StorageError>>), StorageError> {
+        use futures_util::StreamExt as _;
+        let result = self.store.get(&ObjectPath::from(object_path)).await?;
+        let size = result.meta.size;
+        let chunks = result
+            .into_stream()
+            .map(|chunk| chunk.map_err(StorageError::from));
+        Ok((size, chunks.boxed()))
     }
 
     /// Deletes a stored recording and any spool file; a missing one is fine.

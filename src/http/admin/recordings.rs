@@ -3,6 +3,7 @@
 //! then the blob).
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,7 @@ use super::body::parse_query;
 use super::error::{ApiError, ErrorBody};
 use super::{AdminState, times};
 use crate::recording::access::{self, AccessError};
+use crate::recording::stream;
 use crate::store::RecordingRow;
 
 const MAX_LISTED: u32 = 1000;
@@ -119,14 +121,24 @@ pub async fn audio(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let row = owned(&state, &caller, &id).await?;
-    let opened = access::open_row(
-        &state.store,
-        &state.storage,
-        &state.keys,
-        row,
-        &caller.actor(),
-    )
-    .await;
+    let disposition = format!("attachment; filename=\"{id}.wav\"");
+    let headers = [
+        (header::CONTENT_TYPE, "audio/wav".to_owned()),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    let actor = caller.actor();
+    if row.state == "stored" && row.complete {
+        // The usual case: streamed a segment at a time.
+        let wav = stream::open_wav_stream(&state.store, &state.storage, &state.keys, &row, &actor)
+            .await
+            .map_err(access_error)?;
+        let length = [(header::CONTENT_LENGTH, wav.len.to_string())];
+        return Ok((headers, length, Body::from_stream(wav.body)).into_response());
+    }
+    // Interrupted recordings (read up to their last whole segment) and ones
+    // waiting in the spool are read whole.
+    let opened = access::open_row(&state.store, &state.storage, &state.keys, row, &actor).await;
     let (_, decrypted) = opened.map_err(access_error)?;
     let format = &decrypted.header.audio;
     let wav = access::wav(
@@ -134,12 +146,6 @@ pub async fn audio(
         u16::from(format.channels),
         format.sample_rate,
     );
-    let disposition = format!("attachment; filename=\"{id}.wav\"");
-    let headers = [
-        (header::CONTENT_TYPE, "audio/wav".to_owned()),
-        (header::CONTENT_DISPOSITION, disposition),
-        (header::CACHE_CONTROL, "no-store".to_owned()),
-    ];
     Ok((headers, wav).into_response())
 }
 

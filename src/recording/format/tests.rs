@@ -191,3 +191,63 @@ fn garbage_headers_are_errors_not_panics() {
         FormatError::NotARecording
     );
 }
+
+/// Streams `file` through a [`SegmentDecryptor`], as the API does.
+fn stream_decrypt(key: &DataKey, file: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let (mut decryptor, _, start) = SegmentDecryptor::start(key, file)?;
+    let chunks: Vec<&[u8]> = file[start..].chunks(SEALED_SEGMENT_LEN).collect();
+    let mut audio = Vec::new();
+    for (index, chunk) in chunks.iter().enumerate() {
+        audio.extend(decryptor.open_next(chunk, index + 1 == chunks.len())?);
+    }
+    Ok(audio)
+}
+
+#[test]
+fn streaming_decrypts_what_the_whole_file_decrypts_and_knows_its_length_first() {
+    let key = DataKey::generate();
+    for len in [
+        0,
+        1,
+        SEGMENT_SIZE - 1,
+        SEGMENT_SIZE,
+        SEGMENT_SIZE + 1,
+        3 * SEGMENT_SIZE,
+    ] {
+        let plain = audio(len);
+        let file = encrypt(&key, &plain);
+        assert_eq!(stream_decrypt(&key, &file).unwrap(), plain, "length {len}");
+        let start = header().encode().len() + TAG_LEN;
+        assert_eq!(audio_len(file.len() as u64, start as u64), Some(len as u64));
+    }
+}
+
+#[test]
+fn streaming_refuses_tampering_reordering_and_truncation() {
+    let key = DataKey::generate();
+    let file = encrypt(&key, &audio(3 * SEGMENT_SIZE + 10));
+    let mut flipped = file.clone();
+    flipped[segment_start(1) + 5] ^= 1;
+    assert!(matches!(
+        stream_decrypt(&key, &flipped),
+        Err(FormatError::SegmentTampered { index: 1 })
+    ));
+    let mut swapped = file.clone();
+    let (a, b) = (segment_start(0), segment_start(1));
+    let first: Vec<u8> = swapped[a..b].to_vec();
+    let second: Vec<u8> = swapped[b..b + (b - a)].to_vec();
+    swapped[a..b].copy_from_slice(&second);
+    swapped[b..b + (b - a)].copy_from_slice(&first);
+    assert!(matches!(
+        stream_decrypt(&key, &swapped),
+        Err(FormatError::SegmentsReordered { .. })
+    ));
+    let cut = &file[..segment_start(3)];
+    assert!(
+        stream_decrypt(&key, cut).is_err(),
+        "the last segment is missing"
+    );
+    let mut header_edit = file.clone();
+    header_edit[8] ^= 1;
+    assert!(stream_decrypt(&key, &header_edit).is_err());
+}
