@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::{
-    SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
+    SAME_SPEECH_MIN, SPEECH_TURNS, read_wav_channels, similarity_within, speech_pcm_8k,
+    speech_wav_48k,
 };
 use support::node::{RunningNode, request};
 
@@ -21,11 +22,6 @@ const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
                       [[sip.routes]]\nname = \"sales\"\ntrunks = [\"echo\"]\n";
 const MEDIA: std::ops::RangeInclusive<u16> = 22000..=22499;
 const SPEECH: &str = "recordings can be heard through the admin interface, one two three";
-
-/// The tests take turns: the recorded call's audio is compared with the
-/// speech sent, and a real-time WebRTC client starved of CPU by the other
-/// tests' nodes on two cores sends gaps, not speech.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The field a 400 names.
 fn refused_field(api: &Api, method: &str, path: &str, body: &str) -> String {
@@ -50,7 +46,7 @@ fn number(id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_are_made_once_checked_and_revoked_from_the_command_line() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     let (code, stdout, _) = node.command(&["tenant", "create", "acme"]);
     assert_eq!((code, stdout.trim()), (0, "tenant acme created"));
@@ -135,7 +131,7 @@ fn routes() -> Vec<(&'static str, &'static str, Value)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_refuses_missing_wrong_and_revoked_keys_read_keys_writing_and_other_tenants() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     node.command(&["tenant", "create", "acme"]);
     let admin = Api::new(&node, &node.api_key("acme", "admin"));
@@ -210,7 +206,7 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_read_keys_writing_an
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_bodies_and_values_are_refused_naming_the_field() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     let api = Api::new(&node, &node.api_key("demo", "admin"));
     let with = |field: &str, value: Value| {
@@ -354,7 +350,7 @@ async fn bad_bodies_and_values_are_refused_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn numbers_and_widgets_are_managed_and_every_change_is_audited() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     let key = node.api_key("demo", "admin");
     let api = Api::new(&node, &key);
@@ -487,7 +483,7 @@ fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cdr_exports_stream_every_row_as_json_and_csv_that_agree() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     node.command(&["tenant", "create", "acme"]);
     let store = node.store().await;
@@ -560,7 +556,7 @@ async fn cdr_exports_stream_every_row_as_json_and_csv_that_agree() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recorded_call_is_listed_heard_and_deleted_through_the_api_and_each_step_audited() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     let key = node.api_key("demo", "admin");
     let api = Api::new(&node, &key);
@@ -695,7 +691,7 @@ async fn a_recorded_call_is_listed_heard_and_deleted_through_the_api_and_each_st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_covers_every_route() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
     let doc = request(node.addr, "GET", "/v1/openapi.json", &[], b"").json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");

@@ -11,7 +11,8 @@ use std::process::Command;
 use callgate::store::RecordingRow;
 use support::aiortc::{AiortcCall, AiortcOutcome};
 use support::audio::{
-    SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
+    SAME_SPEECH_MIN, SPEECH_TURNS, read_wav_channels, similarity_within, speech_pcm_8k,
+    speech_wav_48k,
 };
 use support::node::{RunningNode, metric};
 use support::recordings::{decrypt_cli, entropy, files_under};
@@ -48,6 +49,7 @@ async fn recordings_of_widget(node: &RunningNode, widget: &str) -> Vec<Recording
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_consented_call_is_recorded_encrypted_and_decrypts_to_both_voices() {
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(18000..=18499, ECHO_ROUTE, &[]).await;
     let outcome = call(&node, "demo", |c| c.consent("granted")).await;
     assert!(
@@ -124,6 +126,7 @@ async fn a_consented_call_is_recorded_encrypted_and_decrypts_to_both_voices() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_consent_nothing_is_recorded_anywhere() {
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(18500..=18999, ECHO_ROUTE, &[]).await;
     node.add_recorded_widget("off", "demo", "off", "discard")
         .await;
@@ -170,6 +173,7 @@ async fn without_consent_nothing_is_recorded_anywhere() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn notice_numbers_record_unless_declined() {
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(19000..=19499, ECHO_ROUTE, &[]).await;
     node.add_recorded_widget("notice", "demo", "notice", "discard")
         .await;
@@ -190,6 +194,7 @@ async fn notice_numbers_record_unless_declined() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consent_granted_then_revoked_keeps_only_that_window_or_nothing() {
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(19500..=19999, ECHO_ROUTE, &[]).await;
     node.add_recorded_widget("keep", "demo", "opt_in", "keep")
         .await;
@@ -261,6 +266,7 @@ async fn consent_granted_then_revoked_keeps_only_that_window_or_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_recording_cannot_be_opened_even_from_a_copy() {
+    let _turn = SPEECH_TURNS.lock().await;
     let node = RunningNode::start(20000..=20499, ECHO_ROUTE, &[]).await;
     call(&node, "demo", |c| c.consent("granted").seconds(3.0)).await;
     let recording = recordings_of_widget(&node, "demo").await.remove(0);
@@ -313,6 +319,7 @@ fn recording_keys(keys: &[(&str, &Path)], current: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_rotation_old_recordings_open_and_a_missing_or_wrong_key_is_named() {
+    let _turn = SPEECH_TURNS.lock().await;
     let secrets = tempfile::tempdir().unwrap();
     let k1 = generate_kek(secrets.path(), "k1");
     let k2 = generate_kek(secrets.path(), "k2");
@@ -372,6 +379,7 @@ async fn after_rotation_old_recordings_open_and_a_missing_or_wrong_key_is_named(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_visitor_allows_recording_in_the_widget_and_can_take_it_back() {
+    let _turn = SPEECH_TURNS.lock().await;
     use support::browser::Browser;
     let node = RunningNode::start(21000..=21499, ECHO_ROUTE, &[]).await;
     let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
@@ -455,6 +463,7 @@ async fn chromium_visitor_allows_recording_in_the_widget_and_can_take_it_back() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_on_a_notice_number_shows_the_notice_first_and_honours_dont_record() {
+    let _turn = SPEECH_TURNS.lock().await;
     use support::browser::Browser;
     let node = RunningNode::start(21500..=21999, ECHO_ROUTE, &[]).await;
     node.add_recorded_widget("notice", "demo", "notice", "discard")
@@ -531,6 +540,7 @@ fn serve(config: &Path, http: std::net::SocketAddr) -> std::process::Child {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_recording_cut_by_a_killed_node_is_stored_incomplete_at_restart() {
+    let _turn = SPEECH_TURNS.lock().await;
     let data = tempfile::tempdir().unwrap();
     let http: std::net::SocketAddr = format!("127.0.0.1:{}", support::ports::free_tcp_port())
         .parse()
@@ -573,8 +583,9 @@ async fn a_recording_cut_by_a_killed_node_is_stored_incomplete_at_restart() {
     let mut node = serve(&config, http);
     // The restarted node hands the spool file to its uploader.
     let mut row = store.recording(&cut[0].id).await.unwrap().unwrap();
+    // Stored first, then its spool file removed: wait for both.
     for _ in 0..100 {
-        if row.state != "recording" {
+        if row.state != "recording" && !spool.exists() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
