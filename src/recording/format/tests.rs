@@ -28,6 +28,16 @@ fn encrypt(key: &DataKey, plain: &[u8]) -> Vec<u8> {
     file
 }
 
+/// Empty, one byte, and either side of every segment boundary.
+const INTERESTING_LENGTHS: [usize; 6] = [
+    0,
+    1,
+    SEGMENT_SIZE - 1,
+    SEGMENT_SIZE,
+    SEGMENT_SIZE + 1,
+    3 * SEGMENT_SIZE,
+];
+
 fn segment_start(index: usize) -> usize {
     header().encode().len() + TAG_LEN + index * (SEGMENT_SIZE + TAG_LEN)
 }
@@ -35,14 +45,7 @@ fn segment_start(index: usize) -> usize {
 #[test]
 fn round_trip_at_every_interesting_length() {
     let key = DataKey::generate();
-    for len in [
-        0,
-        1,
-        SEGMENT_SIZE - 1,
-        SEGMENT_SIZE,
-        SEGMENT_SIZE + 1,
-        3 * SEGMENT_SIZE,
-    ] {
+    for len in INTERESTING_LENGTHS {
         let plain = audio(len);
         let file = encrypt(&key, &plain);
         let out = decrypt(&key, &file, Completeness::Complete).unwrap();
@@ -206,14 +209,7 @@ fn stream_decrypt(key: &DataKey, file: &[u8]) -> Result<Vec<u8>, FormatError> {
 #[test]
 fn streaming_decrypts_what_the_whole_file_decrypts_and_knows_its_length_first() {
     let key = DataKey::generate();
-    for len in [
-        0,
-        1,
-        SEGMENT_SIZE - 1,
-        SEGMENT_SIZE,
-        SEGMENT_SIZE + 1,
-        3 * SEGMENT_SIZE,
-    ] {
+    for len in INTERESTING_LENGTHS {
         let plain = audio(len);
         let file = encrypt(&key, &plain);
         assert_eq!(stream_decrypt(&key, &file).unwrap(), plain, "length {len}");
