@@ -25,7 +25,7 @@ use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
 use crate::media::sdp::Codec;
 use crate::media::transcode::Transcoder;
 use crate::recording::gate::{Consent, ConsentGate, GateAction};
-use crate::recording::mixer::Channel;
+use crate::recording::mixer::{Channel, MediaTime, SAMPLE_RATE};
 use crate::recording::recorder::{G711Law, RecorderHandle};
 use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
 use crate::webrtc::{
@@ -297,10 +297,22 @@ impl Driver {
         let endpoint = self.leg.endpoint();
         let recorder = self.recorder.as_ref().filter(|_| self.gate.is_open());
         let law = self.trunk_codec.and_then(g711_law);
+        let clock_rate = self.session.media().codec.clock_rate();
+        // One packet may decode to several 8 kHz frames: each is stamped
+        // with the browser's timestamp of its first sample.
+        let ticks_per_sample = clock_rate / SAMPLE_RATE;
+        let mut samples_before = 0u32;
         transcoder.convert(&frame.payload, |out| {
             let _ = endpoint.send_audio(&out.payload, out.ticks);
             if let (Some(recorder), Some(law)) = (recorder, law) {
-                recorder.frame(Channel::Visitor, arrived, &out.payload, law);
+                let time = MediaTime {
+                    rtp: frame
+                        .timestamp
+                        .wrapping_add(samples_before.wrapping_mul(ticks_per_sample)),
+                    clock_rate,
+                };
+                recorder.frame(Channel::Visitor, arrived, time, &out.payload, law);
+                samples_before = samples_before.wrapping_add(out.payload.len() as u32);
             }
         });
         self.observer.relayed_to_trunk(arrived.elapsed());
@@ -318,7 +330,17 @@ impl Driver {
         }
         if let (Some(recorder), true) = (&self.recorder, self.gate.is_open()) {
             let law = g711_law(codec).unwrap_or(G711Law::Ulaw);
-            recorder.frame(Channel::Callee, frame.received_at, &frame.payload, law);
+            let time = MediaTime {
+                rtp: frame.timestamp,
+                clock_rate: codec.clock_rate(),
+            };
+            recorder.frame(
+                Channel::Callee,
+                frame.received_at,
+                time,
+                &frame.payload,
+                law,
+            );
         }
         self.relay_to_browser(frame);
     }
@@ -412,7 +434,7 @@ impl Driver {
         };
         if let Some(recorder) = &self.recorder {
             match action {
-                GateAction::Open { method } => recorder.open(method),
+                GateAction::Open { method } => recorder.open(method, Instant::now()),
                 GateAction::Close => recorder.close(),
                 GateAction::CloseAndDiscard => recorder.discard(),
             }

@@ -28,7 +28,7 @@ use tracing::warn;
 use super::format::{AudioFormat, RecordingHeader, SegmentEncryptor};
 use super::gate::ConsentMethod;
 use super::keys::{DataKey, KeyRing};
-use super::mixer::{Channel, SAMPLE_RATE, TwoChannelMixer};
+use super::mixer::{Channel, MediaTime, SAMPLE_RATE, TwoChannelMixer};
 use super::receipt::ConsentReceipt;
 use super::storage::RecordingStorage;
 use super::uploader::{PendingUpload, Stored, Uploader, store_spooled};
@@ -81,7 +81,11 @@ pub struct RecordedCall {
 }
 
 enum RecorderInput {
-    Open { method: ConsentMethod },
+    /// The gate opened at `at`, the recording's position 0 from here.
+    Open {
+        method: ConsentMethod,
+        at: Instant,
+    },
     Frame(Frame),
     Close,
     Discard,
@@ -91,6 +95,7 @@ enum RecorderInput {
 struct Frame {
     channel: Channel,
     at: Instant,
+    time: MediaTime,
     payload: Bytes,
     law: G711Law,
 }
@@ -120,9 +125,16 @@ impl Recorders {
 }
 
 impl RecorderHandle {
-    /// Hands one 20 ms frame to the recorder, or drops and counts it when
-    /// the recorder lags. Never waits.
-    pub fn frame(&self, channel: Channel, at: Instant, payload: &Bytes, law: G711Law) {
+    /// Hands one 20 ms frame, stamped `time` and arrived `at`, to the
+    /// recorder, or drops and counts it when the recorder lags. Never waits.
+    pub fn frame(
+        &self,
+        channel: Channel,
+        at: Instant,
+        time: MediaTime,
+        payload: &Bytes,
+        law: G711Law,
+    ) {
         if self.tx.capacity() <= RESERVED_FOR_COMMANDS {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -130,6 +142,7 @@ impl RecorderHandle {
         let frame = Frame {
             channel,
             at,
+            time,
             payload: payload.clone(),
             law,
         };
@@ -138,8 +151,9 @@ impl RecorderHandle {
         }
     }
 
-    pub fn open(&self, method: ConsentMethod) {
-        self.command(RecorderInput::Open { method });
+    /// The gate opened at `at`.
+    pub fn open(&self, method: ConsentMethod, at: Instant) {
+        self.command(RecorderInput::Open { method, at });
     }
 
     pub fn close(&self) {
@@ -188,11 +202,11 @@ async fn run(
     let mut open = false;
     while let Some(input) = rx.recv().await {
         match input {
-            RecorderInput::Open { method } => {
+            RecorderInput::Open { method, at } => {
                 open = true;
                 match active.as_mut() {
-                    Some(recording) => recording.resume(),
-                    None => match ActiveRecording::start(&parts, &call, method).await {
+                    Some(recording) => recording.resume(at),
+                    None => match ActiveRecording::start(&parts, &call, method, at).await {
                         Ok(recording) => {
                             parts.metrics.active.inc();
                             active = Some(recording);
@@ -267,6 +281,7 @@ impl ActiveRecording {
         parts: &RecorderParts,
         call: &RecordedCall,
         method: ConsentMethod,
+        opened_at: Instant,
     ) -> Result<Self, StartError> {
         let now = now_ms();
         let receipt = ConsentReceipt {
@@ -317,7 +332,7 @@ impl ActiveRecording {
             call_id: call.call_id.clone(),
             object_path,
             encryptor: Some(encryptor),
-            mixer: Some(TwoChannelMixer::new(Instant::now())),
+            mixer: Some(TwoChannelMixer::new(opened_at)),
             file,
             plain: Vec::new(),
             sealed: Vec::new(),
@@ -327,9 +342,9 @@ impl ActiveRecording {
         })
     }
 
-    fn resume(&mut self) {
+    fn resume(&mut self, opened_at: Instant) {
         if self.mixer.is_none() {
-            self.mixer = Some(TwoChannelMixer::new(Instant::now()));
+            self.mixer = Some(TwoChannelMixer::new(opened_at));
         }
     }
 
@@ -344,7 +359,7 @@ impl ActiveRecording {
             G711Law::Ulaw => g711::decode_ulaw_into(&frame.payload[..len], samples),
             G711Law::Alaw => g711::decode_alaw_into(&frame.payload[..len], samples),
         };
-        mixer.push(frame.channel, frame.at, samples);
+        mixer.push(frame.channel, frame.at, frame.time, samples);
         mixer.drain(&mut self.plain);
         self.seal_plain().await;
     }
