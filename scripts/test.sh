@@ -9,4 +9,9 @@ scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
+
+# The store tests run against SQLite and against this PostgreSQL server.
+trap 'scripts/test-postgres.sh stop' EXIT
+TEST_POSTGRES_URL=$(scripts/test-postgres.sh start)
+export TEST_POSTGRES_URL
 cargo test --release

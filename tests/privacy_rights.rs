@@ -2,7 +2,8 @@
 //! reference the visitor was shown; everything held about it exported as
 //! one archive; then erased: the recording cannot be decrypted (not even a
 //! copy of its blob put back), the CDR keeps only the billing fields, and a
-//! second export shows exactly that.
+//! second export shows exactly that. Once on the embedded SQLite store and
+//! once on PostgreSQL.
 
 mod support;
 
@@ -13,7 +14,8 @@ use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::{
-    SAME_SPEECH_MIN, read_wav_channels, similarity_within, speech_pcm_8k, speech_wav_48k,
+    SAME_SPEECH_MIN, SPEECH_TURNS, read_wav_channels, similarity_within, speech_pcm_8k,
+    speech_wav_48k,
 };
 use support::node::RunningNode;
 
@@ -55,7 +57,19 @@ fn export(api: &Api, reference: &str) -> BTreeMap<String, Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_is_exported_then_erased_by_its_privacy_reference() {
-    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let _turn = SPEECH_TURNS.lock().await;
+    export_then_erase(RunningNode::start(MEDIA, ROUTES, &[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_holds_on_a_node_whose_store_is_postgresql() {
+    let _turn = SPEECH_TURNS.lock().await;
+    let url = support::postgres::fresh_database().await;
+    let env = [("CALLGATE_DATABASE_URL", url.as_str())];
+    export_then_erase(RunningNode::start(MEDIA, ROUTES, &env).await).await;
+}
+
+async fn export_then_erase(node: RunningNode) {
     let key = node.api_key("demo", "admin");
     let api = Api::new(&node, &key);
     // A webhook endpoint nobody answers: what it would be sent stays queued.

@@ -106,8 +106,15 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://FILE`; `sqlite://<data_dir>/callgate.db` when unset.
+    /// `sqlite://FILE` or `postgres://USER@HOST:PORT/DB` (no password: see
+    /// `password_env`); `sqlite://<data_dir>/callgate.db` when unset.
     pub url: Option<String>,
+    /// The PostgreSQL password, from an environment variable or a file.
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Resolved at load time from `password_env` or `password_file`.
+    #[serde(skip)]
+    pub password: Option<Secret>,
     /// Call detail records older than this many days are deleted (with
     /// their consent receipts) by the sweeper.
     pub cdr_retention_days: u32,
@@ -117,19 +124,56 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: None,
+            password_env: None,
+            password_file: None,
+            password: None,
             cdr_retention_days: 365,
         }
     }
 }
 
 impl DatabaseConfig {
-    /// The URL to open, with the default resolved against `data_dir`.
+    /// The URL to open, with the default resolved against `data_dir` and
+    /// the password, if any, put in. It is a secret when a password is set:
+    /// hand it to [`crate::store::Store::open`] and nowhere else.
     pub fn url_for(&self, data_dir: &Path) -> String {
-        match &self.url {
+        let url = match &self.url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}", data_dir.join("callgate.db").display()),
+            None => return format!("sqlite://{}", data_dir.join("callgate.db").display()),
+        };
+        match (&self.password, server_user(&url)) {
+            (Some(password), Some(user)) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or_default();
+                let host = &rest[user.len()..];
+                let password = percent_encode(password.expose());
+                format!("{scheme}://{user}:{password}{host}")
+            }
+            _ => url,
         }
     }
+}
+
+/// The `USER` of a `postgres://USER@...` URL (with any `:PASSWORD`).
+fn server_user(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !matches!(scheme, "postgres" | "postgresql") {
+        return None;
+    }
+    let authority = rest.split(['/', '?']).next()?;
+    let (user, _) = authority.rsplit_once('@')?;
+    Some(user).filter(|user| !user.is_empty())
+}
+
+/// Every byte but an unreserved URL character as `%XX` (RFC 3986 §2.3).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 pub(super) fn check_webrtc(webrtc: &mut WebrtcConfig, env: &BTreeMap<String, String>, at: &mut At) {
@@ -221,13 +265,53 @@ pub(super) fn check_limits(limits: &LimitsConfig, at: &mut At) {
     );
 }
 
-pub(super) fn check_database(database: &DatabaseConfig, at: &mut At) {
+pub(super) fn check_database(
+    database: &mut DatabaseConfig,
+    env: &BTreeMap<String, String>,
+    at: &mut At,
+) {
     at.range("cdr_retention_days", database.cdr_retention_days, 1..=3650);
-    let Some(url) = &database.url else { return };
-    if !url.starts_with("sqlite:") || url.len() <= "sqlite:".len() {
+    let password = match (&database.password_env, &database.password_file) {
+        (None, None) => None,
+        (Some(var), None) => password_from_env("database", var, env)
+            .map_err(|m| at.bad("password_env", m))
+            .ok(),
+        (None, Some(path)) => password_from_file("database", path)
+            .map_err(|m| at.bad("password_file", m))
+            .ok(),
+        (Some(_), Some(_)) => {
+            at.bad(
+                "password_env",
+                "set password_env or password_file, not both",
+            );
+            None
+        }
+    };
+    let url = database.url.as_deref().unwrap_or_default();
+    let user = server_user(url);
+    if database.url.is_some() {
+        let known = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len());
+        if !known {
+            at.bad(
+                "url",
+                "must be sqlite://FILE, sqlite::memory: or postgres://USER@HOST:PORT/DB",
+            );
+        } else if user.is_some_and(|user| user.contains(':')) {
+            at.bad(
+                "url",
+                "holds a password; secrets come from the environment (password_env) \
+                 or a file (password_file)",
+            );
+        }
+    }
+    let has_password = database.password_env.is_some() || database.password_file.is_some();
+    if has_password && user.is_none() {
         at.bad(
             "url",
-            "must be a sqlite: URL (sqlite://FILE or sqlite::memory:)",
+            "must be postgres://USER@HOST:PORT/DB when a password is set",
         );
     }
+    database.password = password;
 }

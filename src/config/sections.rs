@@ -118,17 +118,19 @@ pub(super) fn reject_inline_passwords(table: &mut toml::Table, problems: &mut Ve
     }
 }
 
-/// The variables named by `password_env`: secrets, not settings, even when
-/// they start with `CALLGATE_`.
+/// The variables named by a trunk's or the database's `password_env`:
+/// secrets, not settings, even when they start with `CALLGATE_`.
 pub(super) fn password_env_names(table: &toml::Table) -> BTreeSet<String> {
     let trunks = table
         .get("sip")
         .and_then(|sip| sip.get("trunks"))
         .and_then(toml::Value::as_array);
+    let database = table.get("database");
     trunks
         .into_iter()
         .flatten()
-        .filter_map(|trunk| trunk.get("password_env")?.as_str())
+        .chain(database)
+        .filter_map(|owner| owner.get("password_env")?.as_str())
         .map(str::to_owned)
         .collect()
 }

@@ -580,3 +580,45 @@ fn the_example_s3_section_loads_once_uncommented() {
     let config = load(&block, &vars).unwrap_or_else(|e| panic!("{block}\n{e}"));
     assert!(config.recording.s3.is_some(), "{block}");
 }
+
+#[test]
+fn a_postgres_password_comes_from_its_variable_into_the_url_only() {
+    let text = "[database]\nurl = \"postgres://callgate@db.internal:5432/calls\"\n\
+                password_env = \"CALLGATE_DB_PASSWORD\"\n";
+    let config = load(text, &[("CALLGATE_DB_PASSWORD", "p@ss/w:rd")]).unwrap();
+    assert_eq!(
+        config.database.url_for(Path::new("/unused")),
+        "postgres://callgate:p%40ss%2Fw%3Ard@db.internal:5432/calls"
+    );
+    assert!(!format!("{config:?}").contains("p@ss"), "secret in Debug");
+    // Without a password the URL is used as written.
+    let text = "[database]\nurl = \"postgres://callgate@db.internal/calls\"\n";
+    let config = load(text, &[]).unwrap();
+    assert_eq!(
+        config.database.url_for(Path::new("/unused")),
+        "postgres://callgate@db.internal/calls"
+    );
+}
+
+#[test]
+fn database_urls_are_checked_and_hold_no_password() {
+    let url = |url: &str| format!("[database]\nurl = {url:?}\n");
+    let inline = problems_of(&url("postgres://callgate:hunter2@db/calls"));
+    assert!(message_for(&inline, "database.url").contains("password_env"));
+    assert!(!format!("{inline:?}").contains("hunter2"));
+    let mysql = problems_of(&url("mysql://db/calls"));
+    assert!(message_for(&mysql, "database.url").contains("postgres://"));
+    let no_user = format!(
+        "{}password_env = \"P\"\n",
+        url("postgres://db.internal/calls")
+    );
+    assert_eq!(keys(&problems(&no_user, &[("P", "x")])), ["database.url"]);
+    let sqlite_with_password = format!("{}password_env = \"P\"\n", url("sqlite://x.db"));
+    assert_eq!(
+        keys(&problems(&sqlite_with_password, &[("P", "x")])),
+        ["database.url"]
+    );
+    for good in ["sqlite://x.db", "sqlite::memory:", "postgresql://u@h:1/d"] {
+        load(&url(good), &[]).unwrap();
+    }
+}

@@ -107,8 +107,8 @@ pub(super) fn validate(
     if let Some(limits) = &parsed.limits {
         calls::check_limits(limits, &mut At::new("limits", problems));
     }
-    if let Some(database) = &parsed.database {
-        calls::check_database(database, &mut At::new("database", problems));
+    if let Some(database) = &mut parsed.database {
+        calls::check_database(database, env, &mut At::new("database", problems));
     }
     if let Some(recording) = &mut parsed.recording {
         recording::check_recording(recording, env, &mut At::new("recording", problems));

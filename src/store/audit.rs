@@ -89,7 +89,7 @@ pub struct AuditEntry {
 
 /// Writes `event` at `at` on `conn` (a transaction, usually).
 pub(super) async fn insert_event(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     at: i64,
     event: &NewAuditEvent<'_>,
 ) -> Result<(), StoreError> {

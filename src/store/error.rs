@@ -2,7 +2,8 @@
 //!
 //! Messages name the operation and the database's reason. They may print a
 //! SQLite file path, never a whole database URL: a server URL can carry a
-//! password, so only its scheme is ever shown.
+//! password, so only its scheme is ever shown. (sqlx's own URL errors name
+//! the part that failed to parse, not the URL.)
 
 use std::io;
 use std::path::PathBuf;
@@ -15,10 +16,10 @@ use thiserror::Error;
 pub enum StoreError {
     // The reason is part of each message, so it is not also exposed as a
     // `source` (a report walking the chain would print it twice).
-    #[error("unsupported database scheme {scheme:?}: only sqlite is built in")]
+    #[error("unsupported database scheme {scheme:?}: use sqlite: or postgres:")]
     UnsupportedScheme { scheme: String },
-    #[error("bad sqlite database url: {error}")]
-    BadUrl { error: sqlx::Error },
+    #[error("bad {scheme} database url: {error}")]
+    BadUrl { scheme: String, error: sqlx::Error },
     #[error("cannot create the database directory {}: {error}", .path.display())]
     CreateDir { path: PathBuf, error: io::Error },
     #[error("cannot open the database {target}: {error}")]

@@ -1,17 +1,24 @@
 //! The store: tenants, numbers, widgets and call detail records, in SQL.
 //!
-//! Owns the database pool behind [`Store`] (SQLite today; the pool type stays
-//! private so PostgreSQL can be added behind the same API), the embedded
-//! migrations under `migrations/`, the idempotent demo seed, the lookup a
-//! browser call makes when it is placed ([`Store::widget_route`]) and the one
-//! [`CdrRecord`] written when it ends.
+//! Owns the database pool behind [`Store`], the embedded migrations, the
+//! idempotent demo seed, the lookup a browser call makes when it is placed
+//! ([`Store::widget_route`]) and the one [`CdrRecord`] written when it ends.
+//!
+//! Two databases, one behaviour: SQLite (`sqlite://FILE`, the embedded
+//! default, or `sqlite::memory:` for tests) and PostgreSQL
+//! (`postgres://USER:PASSWORD@HOST:PORT/DB`) for nodes that share a store.
+//! Queries go through sqlx's `Any` driver, so every statement is written
+//! once; the schema is written twice, `migrations/sqlite` and
+//! `migrations/postgres`, migration for migration.
 //!
 //! Invariants:
 //! - SQL stays portable: TEXT, INTEGER and BIGINT columns, times as BIGINT
-//!   unix milliseconds, `$N` placeholders, `ON CONFLICT ... DO NOTHING`, and
-//!   queries checked at run time (`sqlx::query`), so no database is needed
-//!   at build time.
-//! - Opening runs every pending migration; opening twice is harmless.
+//!   unix milliseconds, booleans as INTEGER 0/1 (read as integers: the `Any`
+//!   driver decodes `bool` only from a real boolean), `$N` placeholders,
+//!   `ON CONFLICT ... DO NOTHING`, and queries checked at run time
+//!   (`sqlx::query`), so no database is needed at build time.
+//! - Opening runs every pending migration; opening twice is harmless, and
+//!   PostgreSQL nodes opening at once take turns (the migrator's lock).
 //! - Foreign keys are enforced on every connection; a widget can only point
 //!   at a number of its own tenant.
 //! - A CDR holds no visitor data beyond the truncated network
@@ -50,8 +57,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AnyPool, ConnectOptions as _, Connection as _};
 
 pub use self::audit::{Actor, AuditEntry, AuditEvent, NewAuditEvent};
 pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, EndedBy, LegStats};
@@ -73,12 +81,44 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// writer, and the node has little to read concurrently.
 const FILE_POOL_SIZE: u32 = 4;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Connections to a PostgreSQL server per node: calls write one CDR each,
+/// and the admin API and sweepers read beside them.
+const SERVER_POOL_SIZE: u32 = 10;
+
+/// How long opening waits for a PostgreSQL server before it gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The database of one node. Cheap to clone: clones share one pool.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    SqliteMemory,
+    SqliteFile,
+    Postgres,
+}
+
+impl Backend {
+    fn of(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if is_sqlite_memory(url) {
+            Ok(Backend::SqliteMemory)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::SqliteFile)
+        } else {
+            Err(StoreError::UnsupportedScheme {
+                scheme: scheme_of(url),
+            })
+        }
+    }
 }
 
 impl fmt::Debug for Store {
@@ -90,20 +130,26 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url` and runs pending
-    /// migrations.
+    /// Opens the database at `url` and runs pending migrations.
     ///
     /// `sqlite://FILE` creates the file and its parent directory, and uses a
     /// WAL journal. `sqlite::memory:` gives a private in-memory database on a
     /// single connection, for tests. Foreign keys are on and a busy database
-    /// is waited on for up to 5 s.
+    /// is waited on for up to 5 s. `postgres://...` connects to a server
+    /// (waiting up to 10 s for it) whose database must exist.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let pool = if is_sqlite_memory(url) {
-            open_memory(url).await?
-        } else {
-            open_file(url).await?
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
+        let pool = match backend {
+            Backend::SqliteMemory => open_memory(url).await?,
+            Backend::SqliteFile => open_file(url).await?,
+            Backend::Postgres => open_server(url).await?,
         };
-        MIGRATOR
+        let migrator = match backend {
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+            Backend::SqliteMemory | Backend::SqliteFile => &SQLITE_MIGRATOR,
+        };
+        migrator
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate { error })?;
@@ -148,27 +194,22 @@ fn is_sqlite_memory(url: &str) -> bool {
     url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
 }
 
-fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    if !url.starts_with("sqlite:") {
-        return Err(StoreError::UnsupportedScheme {
-            scheme: scheme_of(url),
-        });
-    }
-    let options =
-        SqliteConnectOptions::from_str(url).map_err(|error| StoreError::BadUrl { error })?;
-    Ok(options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT))
+fn any_options(url: &str) -> Result<AnyConnectOptions, StoreError> {
+    AnyConnectOptions::from_str(url).map_err(|error| StoreError::BadUrl {
+        scheme: scheme_of(url),
+        error,
+    })
 }
 
-async fn open_memory(url: &str) -> Result<SqlitePool, StoreError> {
-    let options = sqlite_options(url)?;
+async fn open_memory(url: &str) -> Result<AnyPool, StoreError> {
     // One connection that never idles out: the in-memory database lives only
     // as long as a connection to it does.
-    SqlitePoolOptions::new()
+    AnyPoolOptions::new()
         .max_connections(1)
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
-        .connect_with(options)
+        .connect_with(any_options(url)?)
         .await
         .map_err(|error| StoreError::Open {
             target: "in memory".to_owned(),
@@ -176,20 +217,60 @@ async fn open_memory(url: &str) -> Result<SqlitePool, StoreError> {
         })
 }
 
-async fn open_file(url: &str) -> Result<SqlitePool, StoreError> {
-    let options = sqlite_options(url)?
+/// Creates the file (and its directory) in WAL mode with a first, direct
+/// connection, then opens the pool on it: the journal mode is a property of
+/// the file, and foreign keys and the busy timeout are sqlx's defaults on
+/// every connection.
+async fn open_file(url: &str) -> Result<AnyPool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| StoreError::BadUrl {
+            scheme: scheme_of(url),
+            error,
+        })?
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal);
     let path = options.get_filename().to_owned();
     create_parent_dir(&path).await?;
-    SqlitePoolOptions::new()
+    let opened = |error| StoreError::Open {
+        target: path.display().to_string(),
+        error,
+    };
+    options
+        .connect()
+        .await
+        .map_err(opened)?
+        .close()
+        .await
+        .map_err(opened)?;
+    AnyPoolOptions::new()
         .max_connections(FILE_POOL_SIZE)
+        .connect_with(any_options(url)?)
+        .await
+        .map_err(opened)
+}
+
+/// Connects once first, so a server that is down or refuses the login
+/// fails at once with its reason (the pool would retry until its timeout
+/// and report only that).
+async fn open_server(url: &str) -> Result<AnyPool, StoreError> {
+    let options = any_options(url)?;
+    let opened = |error| StoreError::Open {
+        target: "on the PostgreSQL server".to_owned(),
+        error,
+    };
+    let first = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect_with(&options))
+        .await
+        .map_err(|_| opened(sqlx::Error::PoolTimedOut))?
+        .map_err(opened)?;
+    first.close().await.map_err(opened)?;
+    AnyPoolOptions::new()
+        .max_connections(SERVER_POOL_SIZE)
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|error| StoreError::Open {
-            target: path.display().to_string(),
-            error,
-        })
+        .map_err(opened)
 }
 
 async fn create_parent_dir(file: &Path) -> Result<(), StoreError> {

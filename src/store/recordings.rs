@@ -5,6 +5,9 @@
 //! audit entry, so no copy of the blob can be opened afterwards, whether or
 //! not the blob itself is gone yet.
 
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
 use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::{Store, StoreError, now_ms};
 
@@ -24,7 +27,7 @@ pub struct NewRecording {
 }
 
 /// A stored recording.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingRow {
     pub id: String,
     pub call_id: String,
@@ -58,6 +61,31 @@ pub struct ConsentReceiptRow {
     pub method: String,
     pub granted_at: i64,
     pub signature: String,
+}
+
+impl<'r> sqlx::FromRow<'r, AnyRow> for RecordingRow {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            call_id: row.try_get("call_id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            number_id: row.try_get("number_id")?,
+            key_id: row.try_get("key_id")?,
+            wrapped_key: row.try_get("wrapped_key")?,
+            object_path: row.try_get("object_path")?,
+            state: row.try_get("state")?,
+            // An INTEGER 0/1 column (see the module's invariants).
+            complete: row.try_get::<i64, _>("complete")? != 0,
+            frames_dropped: row.try_get("frames_dropped")?,
+            duration_ms: row.try_get("duration_ms")?,
+            bytes: row.try_get("bytes")?,
+            receipt_hash: row.try_get("receipt_hash")?,
+            created_at: row.try_get("created_at")?,
+            ended_at: row.try_get("ended_at")?,
+            expires_at: row.try_get("expires_at")?,
+            deleted_at: row.try_get("deleted_at")?,
+        })
+    }
 }
 
 pub(super) const RECORDING_COLUMNS: &str = "id, call_id, tenant_id, number_id, key_id, wrapped_key, \
@@ -317,7 +345,7 @@ impl Store {
 /// Destroys recording `id`'s key and marks it deleted at `now`; its tenant,
 /// or `None` when it was already deleted (or never existed).
 pub(super) async fn shred(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     now: i64,
     id: &str,
 ) -> Result<Option<String>, StoreError> {

@@ -1,13 +1,70 @@
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
+use sqlx::{Connection as _, Executor as _};
+
 use super::*;
 use crate::config::Config;
+
+/// The PostgreSQL server the store tests use: an admin URL whose database
+/// part the tests replace with a fresh database each.
+const POSTGRES_URL_VAR: &str = "TEST_POSTGRES_URL";
 
 async fn memory() -> Store {
     Store::open("sqlite::memory:")
         .await
         .expect("open in-memory store")
+}
+
+/// The URL of a new, empty database on the tests' PostgreSQL server.
+async fn fresh_postgres_url() -> String {
+    let admin = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{POSTGRES_URL_VAR} must name a PostgreSQL server for the store tests: \
+             scripts/test.sh starts one with scripts/test-postgres.sh"
+        )
+    });
+    let name = format!("store_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to the tests' PostgreSQL server");
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a database for the test");
+    conn.close().await.ok();
+    let (server, _) = admin.rsplit_once('/').expect("a URL with a database");
+    format!("{server}/{name}")
+}
+
+async fn postgres() -> Store {
+    Store::open(&fresh_postgres_url().await)
+        .await
+        .expect("open a PostgreSQL store")
+}
+
+/// Each test runs twice, on a fresh store of each kind: SQLite in memory
+/// and a new PostgreSQL database. Its name becomes a module holding the
+/// `sqlite` and `postgres` runs.
+macro_rules! on_both_stores {
+    ($(async fn $name:ident($store:ident: Store) $body:block)*) => {
+        $(
+            mod $name {
+                use super::*;
+
+                async fn run($store: Store) $body
+
+                #[tokio::test]
+                async fn sqlite() {
+                    run(memory().await).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    run(super::postgres().await).await
+                }
+            }
+        )*
+    };
 }
 
 async fn count(store: &Store, table: &str) -> i64 {
@@ -75,9 +132,35 @@ async fn opening_twice_runs_migrations_once() {
         .fetch_one(&again.pool)
         .await
         .unwrap();
-    assert_eq!(applied, MIGRATOR.iter().count() as i64);
+    assert_eq!(applied, SQLITE_MIGRATOR.iter().count() as i64);
     // Running the migrator again on an open pool is a no-op too.
-    MIGRATOR.run(&again.pool).await.unwrap();
+    SQLITE_MIGRATOR.run(&again.pool).await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_nodes_opening_at_once_migrate_once() {
+    let url = fresh_postgres_url().await;
+    let (first, second) = tokio::join!(Store::open(&url), Store::open(&url));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    first.seed_demo().await.unwrap();
+    second.seed_demo().await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&second.pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, POSTGRES_MIGRATOR.iter().count() as i64);
+    assert_eq!(count(&first, "widgets").await, 1);
+}
+
+#[test]
+fn both_databases_have_the_same_migrations() {
+    let names = |migrator: &sqlx::migrate::Migrator| {
+        migrator
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&SQLITE_MIGRATOR), names(&POSTGRES_MIGRATOR));
 }
 
 #[tokio::test]
@@ -96,171 +179,171 @@ async fn file_database_uses_wal_and_foreign_keys() {
     assert_eq!(fk, 1);
 }
 
-#[tokio::test]
-async fn seeding_twice_gives_one_row_each() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    store.seed_demo().await.unwrap();
-    for table in ["tenants", "numbers", "widgets"] {
-        assert_eq!(count(&store, table).await, 1, "{table}");
-    }
-    let (retention, notice): (i32, Option<String>) =
-        sqlx::query_as("SELECT retention_days, notice_text FROM numbers WHERE id = 'demo'")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
-    assert_eq!(retention, 7);
-    assert!(notice.is_some_and(|text| !text.is_empty()));
-}
-
-#[tokio::test]
-async fn seeding_keeps_an_operator_change() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    sqlx::query("UPDATE numbers SET recording = 'off' WHERE id = 'demo'")
-        .execute(&store.pool)
-        .await
-        .unwrap();
-    store.seed_demo().await.unwrap();
-    let route = store.widget_route(DEMO_ID).await.unwrap().unwrap();
-    assert_eq!(route.recording, RecordingPolicy::Off);
-}
-
-#[tokio::test]
-async fn demo_widget_routes_to_the_demo_number() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    let route = store.widget_route("demo").await.unwrap();
-    assert_eq!(
-        route,
-        Some(WidgetRoute {
-            widget_id: "demo".into(),
-            tenant_id: "demo".into(),
-            number_id: "demo".into(),
-            e164: "+15555550100".into(),
-            trunk: "demo".into(),
-            recording: RecordingPolicy::OptIn,
-            on_revoke: OnRevoke::Discard,
-            retention_days: 7,
-            notice_text: Some(super::seed::DEMO_NOTICE.into()),
-            allowed_origins: vec!["self".into()],
-        })
-    );
-}
-
-#[tokio::test]
-async fn unknown_widget_has_no_route() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    assert_eq!(store.widget_route("nope").await.unwrap(), None);
-    assert_eq!(store.widget_route("").await.unwrap(), None);
-    assert_eq!(store.widget_route("demo' OR '1'='1").await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn corrupt_origins_are_an_error_not_a_panic() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    sqlx::query("UPDATE widgets SET allowed_origins = 'not json' WHERE id = 'demo'")
-        .execute(&store.pool)
-        .await
-        .unwrap();
-    let err = store.widget_route("demo").await.unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::Corrupt {
-            column: "widgets.allowed_origins",
-            ..
+on_both_stores! {
+    async fn seeding_twice_gives_one_row_each(store: Store) {
+        store.seed_demo().await.unwrap();
+        store.seed_demo().await.unwrap();
+        for table in ["tenants", "numbers", "widgets"] {
+            assert_eq!(count(&store, table).await, 1, "{table}");
         }
-    ));
+        let (retention, notice): (i32, Option<String>) =
+            sqlx::query_as("SELECT retention_days, notice_text FROM numbers WHERE id = 'demo'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(retention, 7);
+        assert!(notice.is_some_and(|text| !text.is_empty()));
+    }
 }
 
-#[tokio::test]
-async fn cdr_round_trips_every_field() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    let cdr = full_cdr("call-1", 1_700_000_000_000);
-    assert_eq!(cdr.duration_ms, 60_000);
-    assert_eq!(cdr.visitor_network.as_deref(), Some("203.0.113.0/24"));
-    assert_eq!(cdr.browser_stats.jitter_us, 4_250);
-    store.insert_cdr(&cdr).await.unwrap();
-    assert_eq!(store.cdr("call-1").await.unwrap(), Some(cdr));
-    assert_eq!(store.cdr("call-2").await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn unanswered_cdr_keeps_nulls_and_zero_duration() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    let route = store.widget_route("demo").await.unwrap().unwrap();
-    let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let mut cdr = CdrRecord::begin("call-x", &route, "node-1", start);
-    cdr.on_ended(
-        start + Duration::from_secs(30),
-        EndedBy::Visitor,
-        "cancelled",
-    );
-    assert_eq!(cdr.duration_ms, 0);
-    store.insert_cdr(&cdr).await.unwrap();
-    let read = store.cdr("call-x").await.unwrap().unwrap();
-    assert_eq!(read, cdr);
-    assert_eq!(read.answered_at_ms, None);
-    assert_eq!(read.sip_code, None);
-    assert!(!read.recorded);
-}
-
-#[tokio::test]
-async fn duplicate_call_id_is_an_error() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    let cdr = full_cdr("call-1", 1_700_000_000_000);
-    store.insert_cdr(&cdr).await.unwrap();
-    let err = store.insert_cdr(&cdr).await.unwrap_err();
-    assert!(err.is_duplicate(), "{err}");
-    assert_eq!(
-        err.to_string(),
-        "cdr insert: a row with this key already exists"
-    );
-    assert_eq!(count(&store, "cdrs").await, 1);
-}
-
-#[tokio::test]
-async fn cdr_for_unknown_tenant_is_an_error() {
-    let store = memory().await;
-    let err = store.insert_cdr(&full_cdr("call-1", 1)).await.unwrap_err();
-    assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
-}
-
-#[tokio::test]
-async fn tenant_cdrs_are_newest_first_and_limited() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    sqlx::query("INSERT INTO tenants (id, created_at) VALUES ('other', 0)")
-        .execute(&store.pool)
-        .await
-        .unwrap();
-    for (i, created) in [3_000, 1_000, 2_000].into_iter().enumerate() {
-        store
-            .insert_cdr(&full_cdr(&format!("c{i}"), created))
+on_both_stores! {
+    async fn seeding_keeps_an_operator_change(store: Store) {
+        store.seed_demo().await.unwrap();
+        sqlx::query("UPDATE numbers SET recording = 'off' WHERE id = 'demo'")
+            .execute(&store.pool)
             .await
             .unwrap();
+        store.seed_demo().await.unwrap();
+        let route = store.widget_route(DEMO_ID).await.unwrap().unwrap();
+        assert_eq!(route.recording, RecordingPolicy::Off);
     }
-    let mut foreign = full_cdr("theirs", 5_000);
-    foreign.tenant_id = "other".into();
-    store.insert_cdr(&foreign).await.unwrap();
+}
 
-    let ids = |cdrs: Vec<CdrRecord>| cdrs.into_iter().map(|c| c.call_id).collect::<Vec<_>>();
-    let all = store.cdrs_for_tenant("demo", 10).await.unwrap();
-    assert_eq!(ids(all), ["c0", "c2", "c1"]);
-    let two = store.cdrs_for_tenant("demo", 2).await.unwrap();
-    assert_eq!(ids(two), ["c0", "c2"]);
-    assert!(
-        store
-            .cdrs_for_tenant("nobody", 10)
+on_both_stores! {
+    async fn demo_widget_routes_to_the_demo_number(store: Store) {
+        store.seed_demo().await.unwrap();
+        let route = store.widget_route("demo").await.unwrap();
+        assert_eq!(
+            route,
+            Some(WidgetRoute {
+                widget_id: "demo".into(),
+                tenant_id: "demo".into(),
+                number_id: "demo".into(),
+                e164: "+15555550100".into(),
+                trunk: "demo".into(),
+                recording: RecordingPolicy::OptIn,
+                on_revoke: OnRevoke::Discard,
+                retention_days: 7,
+                notice_text: Some(super::seed::DEMO_NOTICE.into()),
+                allowed_origins: vec!["self".into()],
+            })
+        );
+    }
+}
+
+on_both_stores! {
+    async fn unknown_widget_has_no_route(store: Store) {
+        store.seed_demo().await.unwrap();
+        assert_eq!(store.widget_route("nope").await.unwrap(), None);
+        assert_eq!(store.widget_route("").await.unwrap(), None);
+        assert_eq!(store.widget_route("demo' OR '1'='1").await.unwrap(), None);
+    }
+}
+
+on_both_stores! {
+    async fn corrupt_origins_are_an_error_not_a_panic(store: Store) {
+        store.seed_demo().await.unwrap();
+        sqlx::query("UPDATE widgets SET allowed_origins = 'not json' WHERE id = 'demo'")
+            .execute(&store.pool)
             .await
-            .unwrap()
-            .is_empty()
-    );
+            .unwrap();
+        let err = store.widget_route("demo").await.unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Corrupt {
+                column: "widgets.allowed_origins",
+                ..
+            }
+        ));
+    }
+}
+
+on_both_stores! {
+    async fn cdr_round_trips_every_field(store: Store) {
+        store.seed_demo().await.unwrap();
+        let cdr = full_cdr("call-1", 1_700_000_000_000);
+        assert_eq!(cdr.duration_ms, 60_000);
+        assert_eq!(cdr.visitor_network.as_deref(), Some("203.0.113.0/24"));
+        assert_eq!(cdr.browser_stats.jitter_us, 4_250);
+        store.insert_cdr(&cdr).await.unwrap();
+        assert_eq!(store.cdr("call-1").await.unwrap(), Some(cdr));
+        assert_eq!(store.cdr("call-2").await.unwrap(), None);
+    }
+}
+
+on_both_stores! {
+    async fn unanswered_cdr_keeps_nulls_and_zero_duration(store: Store) {
+        store.seed_demo().await.unwrap();
+        let route = store.widget_route("demo").await.unwrap().unwrap();
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut cdr = CdrRecord::begin("call-x", &route, "node-1", start);
+        cdr.on_ended(
+            start + Duration::from_secs(30),
+            EndedBy::Visitor,
+            "cancelled",
+        );
+        assert_eq!(cdr.duration_ms, 0);
+        store.insert_cdr(&cdr).await.unwrap();
+        let read = store.cdr("call-x").await.unwrap().unwrap();
+        assert_eq!(read, cdr);
+        assert_eq!(read.answered_at_ms, None);
+        assert_eq!(read.sip_code, None);
+        assert!(!read.recorded);
+    }
+}
+
+on_both_stores! {
+    async fn duplicate_call_id_is_an_error(store: Store) {
+        store.seed_demo().await.unwrap();
+        let cdr = full_cdr("call-1", 1_700_000_000_000);
+        store.insert_cdr(&cdr).await.unwrap();
+        let err = store.insert_cdr(&cdr).await.unwrap_err();
+        assert!(err.is_duplicate(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "cdr insert: a row with this key already exists"
+        );
+        assert_eq!(count(&store, "cdrs").await, 1);
+    }
+}
+
+on_both_stores! {
+    async fn cdr_for_unknown_tenant_is_an_error(store: Store) {
+        let err = store.insert_cdr(&full_cdr("call-1", 1)).await.unwrap_err();
+        assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
+    }
+}
+
+on_both_stores! {
+    async fn tenant_cdrs_are_newest_first_and_limited(store: Store) {
+        store.seed_demo().await.unwrap();
+        sqlx::query("INSERT INTO tenants (id, created_at) VALUES ('other', 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        for (i, created) in [3_000, 1_000, 2_000].into_iter().enumerate() {
+            store
+                .insert_cdr(&full_cdr(&format!("c{i}"), created))
+                .await
+                .unwrap();
+        }
+        let mut foreign = full_cdr("theirs", 5_000);
+        foreign.tenant_id = "other".into();
+        store.insert_cdr(&foreign).await.unwrap();
+
+        let ids = |cdrs: Vec<CdrRecord>| cdrs.into_iter().map(|c| c.call_id).collect::<Vec<_>>();
+        let all = store.cdrs_for_tenant("demo", 10).await.unwrap();
+        assert_eq!(ids(all), ["c0", "c2", "c1"]);
+        let two = store.cdrs_for_tenant("demo", 2).await.unwrap();
+        assert_eq!(ids(two), ["c0", "c2"]);
+        assert!(
+            store
+                .cdrs_for_tenant("nobody", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
 
 #[tokio::test]
@@ -278,47 +361,47 @@ async fn file_database_persists_across_reopen() {
     assert_eq!(reopened.cdr("call-1").await.unwrap(), Some(cdr));
 }
 
-#[tokio::test]
-async fn widget_for_unknown_tenant_fails() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    let insert = |tenant: &'static str, number: &'static str| {
-        sqlx::query(
-            "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, created_at) \
-             VALUES ('w', $1, $2, '[]', 0)",
-        )
-        .bind(tenant)
-        .bind(number)
-    };
-    let err = insert("ghost", "demo")
-        .execute(&store.pool)
-        .await
-        .unwrap_err();
-    let err = StoreError::query("widget insert")(err);
-    assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
+on_both_stores! {
+    async fn widget_for_unknown_tenant_fails(store: Store) {
+        store.seed_demo().await.unwrap();
+        let insert = |tenant: &'static str, number: &'static str| {
+            sqlx::query(
+                "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, created_at) \
+                 VALUES ('w', $1, $2, '[]', 0)",
+            )
+            .bind(tenant)
+            .bind(number)
+        };
+        let err = insert("ghost", "demo")
+            .execute(&store.pool)
+            .await
+            .unwrap_err();
+        let err = StoreError::query("widget insert")(err);
+        assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
 
-    // Another tenant's number is refused too.
-    sqlx::query("INSERT INTO tenants (id, created_at) VALUES ('other', 0)")
-        .execute(&store.pool)
-        .await
-        .unwrap();
-    let err = insert("other", "demo")
-        .execute(&store.pool)
-        .await
-        .unwrap_err();
-    let err = StoreError::query("widget insert")(err);
-    assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
-    assert_eq!(count(&store, "widgets").await, 1);
+        // Another tenant's number is refused too.
+        sqlx::query("INSERT INTO tenants (id, created_at) VALUES ('other', 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = insert("other", "demo")
+            .execute(&store.pool)
+            .await
+            .unwrap_err();
+        let err = StoreError::query("widget insert")(err);
+        assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
+        assert_eq!(count(&store, "widgets").await, 1);
+    }
 }
 
-#[tokio::test]
-async fn recording_policy_check_is_enforced() {
-    let store = memory().await;
-    store.seed_demo().await.unwrap();
-    let result = sqlx::query("UPDATE numbers SET recording = 'always' WHERE id = 'demo'")
-        .execute(&store.pool)
-        .await;
-    assert!(result.is_err());
+on_both_stores! {
+    async fn recording_policy_check_is_enforced(store: Store) {
+        store.seed_demo().await.unwrap();
+        let result = sqlx::query("UPDATE numbers SET recording = 'always' WHERE id = 'demo'")
+            .execute(&store.pool)
+            .await;
+        assert!(result.is_err());
+    }
 }
 
 #[tokio::test]
@@ -335,8 +418,8 @@ async fn opens_the_configured_default_database() {
 }
 
 #[tokio::test]
-async fn server_urls_are_refused_without_printing_them() {
-    let err = Store::open("postgres://app:hunter2@db.internal/callgate")
+async fn other_schemes_are_refused_without_printing_the_url() {
+    let err = Store::open("mysql://app:hunter2@db.internal/callgate")
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -345,9 +428,29 @@ async fn server_urls_are_refused_without_printing_them() {
         !text.contains("hunter2") && !text.contains("db.internal"),
         "{text}"
     );
-    assert!(text.contains("\"postgres\""), "{text}");
+    assert!(text.contains("\"mysql\""), "{text}");
     let err = Store::open("hunter2@weird").await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_server_is_a_clear_error_without_its_password() {
+    // A port nothing listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/callgate");
+    let err = Store::open(&url).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Open { .. }), "{text}");
+    assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(
+        text.contains("refused"),
+        "the reason, not a timeout: {text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[tokio::test]
@@ -415,66 +518,88 @@ fn new_recording(id: &str) -> NewRecording {
 }
 
 /// The demo seed plus a recording in progress for each of `ids`.
-async fn store_with_recordings(ids: &[&str]) -> Store {
-    let store = memory().await;
+async fn seed_recordings(store: &Store, ids: &[&str]) {
     store.seed_demo().await.unwrap();
     for id in ids {
         store.insert_recording(&new_recording(id)).await.unwrap();
     }
-    store
 }
 
-#[tokio::test]
-async fn deleting_a_recording_destroys_its_key_and_leaves_an_audit_entry() {
-    let store = store_with_recordings(&["rec-1"]).await;
-    store
-        .finish_recording("rec-1", true, 0, 3_000, 4_096)
-        .await
-        .unwrap();
-    let row = store.recording("rec-1").await.unwrap().unwrap();
-    assert_eq!((row.state.as_str(), row.complete), ("stored", true));
-    assert_eq!(row.wrapped_key.as_deref(), Some(&[7u8; 60][..]));
+on_both_stores! {
+    async fn deleting_a_recording_destroys_its_key_and_leaves_an_audit_entry(store: Store) {
+        seed_recordings(&store, &["rec-1"]).await;
+        store
+            .finish_recording("rec-1", true, 0, 3_000, 4_096)
+            .await
+            .unwrap();
+        let row = store.recording("rec-1").await.unwrap().unwrap();
+        assert_eq!((row.state.as_str(), row.complete), ("stored", true));
+        assert_eq!(row.wrapped_key.as_deref(), Some(&[7u8; 60][..]));
 
-    assert_eq!(store.expired_recordings(4_999).await.unwrap(), vec![]);
-    assert_eq!(store.expired_recordings(5_000).await.unwrap().len(), 1);
+        assert_eq!(store.expired_recordings(4_999).await.unwrap(), vec![]);
+        assert_eq!(store.expired_recordings(5_000).await.unwrap().len(), 1);
 
-    assert!(store.delete_recording("rec-1", "retention").await.unwrap());
-    assert!(
-        !store.delete_recording("rec-1", "api").await.unwrap(),
-        "once"
-    );
-    let row = store.recording("rec-1").await.unwrap().unwrap();
-    assert_eq!(row.state, "deleted");
-    assert_eq!(row.wrapped_key, None, "the key is gone");
-    assert!(row.deleted_at.is_some());
-    let audit = store.audit_entries("rec-1").await.unwrap();
-    assert_eq!(audit.len(), 1);
-    assert_eq!(
-        (audit[0].action.as_str(), audit[0].reason.as_str()),
-        ("deleted", "retention")
-    );
-    assert_eq!(store.expired_recordings(i64::MAX).await.unwrap(), vec![]);
+        assert!(store.delete_recording("rec-1", "retention").await.unwrap());
+        assert!(
+            !store.delete_recording("rec-1", "api").await.unwrap(),
+            "once"
+        );
+        let row = store.recording("rec-1").await.unwrap().unwrap();
+        assert_eq!(row.state, "deleted");
+        assert_eq!(row.wrapped_key, None, "the key is gone");
+        assert!(row.deleted_at.is_some());
+        let audit = store.audit_entries("rec-1").await.unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            (audit[0].action.as_str(), audit[0].reason.as_str()),
+            ("deleted", "retention")
+        );
+        assert_eq!(store.expired_recordings(i64::MAX).await.unwrap(), vec![]);
+    }
 }
 
-#[tokio::test]
-async fn a_finished_recording_stays_deleted_and_unfinished_ones_are_found() {
-    let store = store_with_recordings(&["rec-1", "rec-2"]).await;
-    assert_eq!(store.unfinished_recordings().await.unwrap().len(), 2);
-    store
-        .delete_recording("rec-1", "consent_revoked")
-        .await
-        .unwrap();
-    // The recorder finishing after a discard must not bring it back.
-    store
-        .finish_recording("rec-1", true, 0, 1, 1)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.recording("rec-1").await.unwrap().unwrap().state,
-        "deleted"
-    );
-    let unfinished = store.unfinished_recordings().await.unwrap();
-    assert_eq!(unfinished.len(), 1);
-    assert_eq!(unfinished[0].id, "rec-2");
-    assert_eq!(store.recordings_for_call("call-1").await.unwrap().len(), 2);
+on_both_stores! {
+    async fn a_finished_recording_stays_deleted_and_unfinished_ones_are_found(store: Store) {
+        seed_recordings(&store, &["rec-1", "rec-2"]).await;
+        assert_eq!(store.unfinished_recordings().await.unwrap().len(), 2);
+        store
+            .delete_recording("rec-1", "consent_revoked")
+            .await
+            .unwrap();
+        // The recorder finishing after a discard must not bring it back.
+        store
+            .finish_recording("rec-1", true, 0, 1, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.recording("rec-1").await.unwrap().unwrap().state,
+            "deleted"
+        );
+        let unfinished = store.unfinished_recordings().await.unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].id, "rec-2");
+        assert_eq!(store.recordings_for_call("call-1").await.unwrap().len(), 2);
+    }
+}
+
+on_both_stores! {
+    async fn a_revoked_key_reads_back_revoked(store: Store) {
+        store.seed_demo().await.unwrap();
+        let key = ApiKeyRecord {
+            id: "0123456789abcdef".into(),
+            tenant_id: Some("demo".into()),
+            role: Role::Admin,
+            hash_key_id: "k1".into(),
+            hash: "ab".repeat(32),
+            created_at_ms: 1,
+            revoked_at_ms: None,
+        };
+        store.insert_api_key(&key, &Actor::Cli).await.unwrap();
+        assert!(store.revoke_api_key(&key.id, &Actor::Cli).await.unwrap());
+        let read = store.api_key(&key.id).await.unwrap().unwrap();
+        assert!(read.revoked_at_ms.is_some(), "{read:?}");
+        assert!(!store.revoke_api_key(&key.id, &Actor::Cli).await.unwrap(), "once");
+        let audit = store.audit_events("demo", 0, i64::MAX, 10).await.unwrap();
+        assert_eq!(audit.len(), 2, "{audit:?}");
+    }
 }

@@ -29,6 +29,8 @@
 //!   client of the widget signalling, run with the test virtualenv.
 //! - [`node`]: a whole node in-process (`RunningNode`) and plain HTTP
 //!   requests to it; [`admin`]: a client of its admin API with one key.
+//! - [`postgres`]: a fresh database on the tests' PostgreSQL server, for a
+//!   node run on PostgreSQL instead of its embedded SQLite.
 //!
 //! Invariants: everything binds 127.0.0.1; every process a test starts is
 //! stopped by that test; a missing peer program fails the test with a message
@@ -46,6 +48,7 @@ pub mod kamailio;
 pub mod node;
 pub mod pki;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod recordings;
 pub mod rtp;

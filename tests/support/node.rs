@@ -21,6 +21,11 @@ pub struct RunningNode {
     pub data: TempDir,
     /// The config the node runs on, for commands run against its data.
     pub config_text: String,
+    /// The database the node runs on (`CALLGATE_DATABASE_URL` in the
+    /// test's `env` points it at PostgreSQL).
+    database_url: String,
+    /// The `CALLGATE_*` overrides the node started with; commands get them.
+    env: Vec<(String, String)>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -47,8 +52,12 @@ impl RunningNode {
             let _ = tracing_subscriber::fmt().with_test_writer().try_init();
         }
         let text = node_config(data.path(), "127.0.0.1:0", media, extra);
-        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-        let config = Config::load(Some(&text), env).expect("test config");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let config = Config::load(Some(&text), env.clone()).expect("test config");
+        let database_url = config.database.url_for(&config.node.data_dir);
         let config_text = text;
         let node = Node::start(config).await.expect("node starts");
         let addr = node.http_addr();
@@ -61,6 +70,8 @@ impl RunningNode {
             addr,
             data,
             config_text,
+            database_url,
+            env,
             shutdown,
             task,
         }
@@ -80,6 +91,7 @@ impl RunningNode {
             .args(args)
             .arg("--config")
             .arg(self.config_file())
+            .envs(self.env.iter().cloned())
             .env_remove("RUST_LOG")
             .output()
             .expect("run callgate");
@@ -104,15 +116,8 @@ impl RunningNode {
         format!("http://{}", self.addr)
     }
 
-    fn database_url(&self) -> String {
-        format!(
-            "sqlite://{}",
-            self.data.path().join("callgate.db").display()
-        )
-    }
-
     pub async fn store(&self) -> Store {
-        Store::open(&self.database_url()).await.unwrap()
+        Store::open(&self.database_url).await.unwrap()
     }
 
     /// Adds number `id` on `route` and widget `id` for it to the demo
@@ -126,14 +131,13 @@ impl RunningNode {
     /// (`off`, `opt_in`, `notice`) and `on_revoke` (`discard`, `keep`),
     /// kept 7 days.
     pub async fn add_recorded_widget(&self, id: &str, route: &str, policy: &str, on_revoke: &str) {
-        let pool = sqlx::SqlitePool::connect(&self.database_url())
-            .await
-            .unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
         let now = callgate::store::now_ms();
         sqlx::query(
             "INSERT INTO numbers (id, tenant_id, e164, trunk, recording, on_revoke, \
              retention_days, notice_text, created_at) \
-             VALUES (?, 'demo', '+15555550199', ?, ?, ?, 7, 'This call may be recorded.', ?)",
+             VALUES ($1, 'demo', '+15555550199', $2, $3, $4, 7, 'This call may be recorded.', $5)",
         )
         .bind(id)
         .bind(route)
@@ -145,7 +149,7 @@ impl RunningNode {
         .unwrap();
         sqlx::query(
             "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, created_at) \
-             VALUES (?, 'demo', ?, '[\"self\"]', ?)",
+             VALUES ($1, 'demo', $2, '[\"self\"]', $3)",
         )
         .bind(id)
         .bind(id)
