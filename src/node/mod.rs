@@ -299,8 +299,14 @@ mod tests {
 
     fn config(dir: &tempfile::TempDir) -> Config {
         let data_dir = dir.path().join("data");
+        // A free SIP port: 5060 may be taken on a machine running other
+        // tests or a SIP peer.
         let env = [
             ("CALLGATE_HTTP_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "CALLGATE_SIP_LISTEN_UDP".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
             (
                 "CALLGATE_NODE_DATA_DIR".to_owned(),
                 data_dir.display().to_string(),
