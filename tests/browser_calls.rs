@@ -319,8 +319,16 @@ async fn chromium_behind_a_turn_relay_reaches_the_node() {
     browser
         .wait_widget_state("answered", Duration::from_secs(20))
         .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let inbound = browser.inbound_audio_packets().await;
+    // Echoed audio keeps coming back (about 50 packets a second); a loaded
+    // machine may take longer than 3 s to pass 150, so poll up to 20 s.
+    let mut inbound = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        inbound = browser.inbound_audio_packets().await;
+        if inbound > 150 {
+            break;
+        }
+    }
     let candidate = browser.selected_local_candidate_type().await;
     browser.click(".cg-widget .cg-hangup").await;
     browser
