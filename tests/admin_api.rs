@@ -85,7 +85,9 @@ async fn keys_are_made_once_checked_and_revoked_from_the_command_line() {
     );
 
     // Only the keyed hash is stored; the listing shows id and role only.
-    let secret = key.rsplit('_').next().unwrap();
+    // The secret is everything after "cg_<id>_" (it may hold '_' itself).
+    let secret = key.splitn(3, '_').nth(2).unwrap();
+    assert!(secret.len() >= 40, "{key}");
     let database = database_bytes(&node);
     assert!(!database.is_empty());
     assert!(
