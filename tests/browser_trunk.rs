@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use support::aiortc::AiortcCall;
 use support::audio::{
-    SAME_SPEECH_MIN, Similarity, similarity, similarity_within, speech_pcm_8k, speech_wav_48k,
+    SAME_SPEECH_MIN, SPEECH_TURNS, Similarity, similarity, similarity_within, speech_pcm_8k,
+    speech_wav_48k,
 };
 use support::browser::{Browser, decode_with_ffmpeg};
 use support::node::RunningNode;
@@ -124,6 +125,8 @@ fn assert_callee_heard_the_visitor(stream: &[RtpPacket]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_talks_to_sipp_sends_keypad_digits_and_hangs_up() {
+    // Real-time browsers beside each other starve on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
     let sink = EchoSink::start(TELEPHONE_EVENT);
     let mut sipp = answering_trunk("uas_media_sink_wait_bye.xml", &sink, 1);
     let node = RunningNode::start(16000..=16499, &trunks(sipp.sip_addr(), ""), &[]).await;
@@ -172,6 +175,8 @@ async fn chromium_talks_to_sipp_sends_keypad_digits_and_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn opus_only_chromium_is_transcoded_and_the_trunk_hangs_up() {
+    // Real-time browsers beside each other starve on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
     let sink = EchoSink::start(TELEPHONE_EVENT);
     let mut sipp = Sipp::uas("uas_media_sink_remote_bye.xml")
         .key("sink_port", &sink.port().to_string())
@@ -221,6 +226,8 @@ async fn wait_for_byes(sipp: &Sipp, count: usize, timeout: Duration) -> Option<I
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_end_cleanly_while_another_call_carries_on() {
+    // Real-time browsers beside each other starve on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
     let sink = EchoSink::start(TELEPHONE_EVENT);
     // The aiortc call, a tab that is closed, a browser that is killed.
     let mut answer = answering_trunk("uas_media_sink_wait_bye.xml", &sink, 3);
