@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use callgate::media::endpoint::DropReason;
 use callgate::sip::{Disposition, EndedBy};
-use support::audio::similarity_ulaw;
+use support::audio::{SPEECH_TURNS, similarity_ulaw};
 use support::baresip::{Baresip, BaresipMode};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{SAME_SPEECH, TestNode, speech, talk, trunk, until_answered, until_ended};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdes_srtp_call_with_baresip_echoes_the_speech() {
+    // The real-time echo check is starved by calls beside it on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
     let baresip = Baresip::start(BaresipMode::EchoSrtp);
     let mut t = trunk("baresip", baresip.addr());
     t.srtp = true;
@@ -46,6 +48,8 @@ async fn sdes_srtp_call_with_baresip_echoes_the_speech() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trunks_in_dialog_options_is_answered() {
+    // The real-time echo check is starved by calls beside it on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
     let mut sipp = Sipp::uas("uas_options.xml").rtp_echo().spawn();
     let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
     let mut leg = node.call();
@@ -63,6 +67,8 @@ async fn the_trunks_in_dialog_options_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_maximum_call_duration_ends_the_call_with_bye() {
+    // The real-time echo check is starved by calls beside it on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
     let mut sipp = Sipp::builtin_uas().rtp_echo().spawn();
     let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |s| {
         s.max_call_duration = Duration::from_secs(2);
