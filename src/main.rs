@@ -60,6 +60,25 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Work with the node's database
+    Database {
+        #[command(subcommand)]
+        command: DatabaseCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DatabaseCommand {
+    /// Copy every row of this config's database into the empty database of
+    /// another config (from the embedded SQLite to PostgreSQL); stop the
+    /// node first
+    Copy {
+        /// The config whose [database] receives the copy
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,7 +217,31 @@ fn run() -> Result<(), Failure> {
             tenant_commands::create(&store, &id).await
         }),
         Command::Apikey { command } => apikey(command),
+        Command::Database {
+            command: DatabaseCommand::Copy { to, config },
+        } => copy_database(&to, config.config),
     }
+}
+
+/// `callgate database copy`: the config's store into `to`'s, which must be
+/// empty; prints the rows copied per table.
+fn copy_database(to: &std::path::Path, from: Option<PathBuf>) -> Result<(), Failure> {
+    let target_config = load(Some(to.to_owned()))?;
+    with_store(from, async |source, config| {
+        let from_url = config.database.url_for(&config.node.data_dir);
+        let to_url = target_config.database.url_for(&target_config.node.data_dir);
+        anyhow::ensure!(
+            from_url != to_url,
+            "--to names the database this config already uses"
+        );
+        let target = callgate::store::Store::open(&to_url).await?;
+        let copied = source.copy_into(&target).await;
+        target.close().await;
+        for (table, rows) in copied? {
+            println!("{table}\t{rows}");
+        }
+        Ok(())
+    })
 }
 
 fn apikey(command: ApikeyCommand) -> Result<(), Failure> {

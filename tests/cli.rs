@@ -170,7 +170,7 @@ fn serve_until_signal(signal: &str) {
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         http_get(sandbox.http, "/readyz").unwrap(),
-        (200, r#"{"ready":true}"#.to_owned())
+        (200, r#"{"ready":true,"draining":false}"#.to_owned())
     );
     assert!(sandbox.path("data").is_dir(), "data dir not created");
 

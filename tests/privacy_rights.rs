@@ -19,7 +19,9 @@ use support::audio::{
 };
 use support::node::RunningNode;
 
-const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
+/// The webhook below goes to loopback, which needs `allow_private_targets`.
+const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
+                      [webhooks]\nallow_private_targets = true\n";
 const MEDIA: std::ops::RangeInclusive<u16> = 22500..=22999;
 const SPEECH: &str = "please send me a copy of this call and then forget it";
 

@@ -144,16 +144,24 @@ impl Spray {
 /// repeats 160 times.
 const HIJACK_BYTE: u8 = 0x55;
 
-/// For `length`, from a socket of its own on `from_host`, one datagram every 2 ms in turn:
-/// random bytes, a datagram shorter than an RTP header, and a well-formed
-/// PCMU packet with another SSRC (what a hijacker sends to be latched).
+/// Rounds (garbage, short, hijack) a spray sends at least, however slowly
+/// a loaded machine runs the attacker's thread: the tests count on more
+/// than 100 hijack packets.
+const MIN_SPRAY_ROUNDS: u64 = 120;
+
+/// For `length` (and at least [`MIN_SPRAY_ROUNDS`] rounds), from a socket
+/// of its own on `from_host`, one datagram every 2 ms in turn: random
+/// bytes, a datagram shorter than an RTP header, and a well-formed PCMU
+/// packet with another SSRC (what a hijacker sends to be latched).
 fn spray_rtp_port(from_host: &str, target: SocketAddr, length: Duration) -> Spray {
     let socket = UdpSocket::bind((from_host, 0)).expect("bind attacker socket");
     let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut spray = Spray::default();
     let end = Instant::now() + length;
     let mut seq: u16 = 0;
-    while Instant::now() < end {
+    let mut rounds = 0_u64;
+    while Instant::now() < end || rounds < MIN_SPRAY_ROUNDS {
+        rounds += 1;
         let len = 13 + usize::try_from(random.next() % 300).unwrap_or(0);
         let garbage = random.bytes(len);
         let short_len = usize::try_from(random.next() % 12).unwrap_or(0);

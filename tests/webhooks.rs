@@ -26,8 +26,14 @@ use support::node::{RunningNode, metric};
 use support::ports::free_tcp_port;
 use tokio_util::sync::CancellationToken;
 
+/// The tests' receivers listen on loopback, which a node allows only with
+/// `allow_private_targets`.
 const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
-                      [webhooks]\nretry_initial_secs = 1\nretry_max_secs = 2\n";
+                      [webhooks]\nretry_initial_secs = 1\nretry_max_secs = 2\n\
+                      allow_private_targets = true\n";
+/// A node with the default: webhooks go to public addresses only.
+const PUBLIC_ONLY: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
+                           [webhooks]\nretry_initial_secs = 1\nretry_max_secs = 2\n";
 const CALL_MEDIA: std::ops::RangeInclusive<u16> = 23000..=23249;
 const API_MEDIA: std::ops::RangeInclusive<u16> = 23250..=23499;
 const SPEECH: &str = "webhooks tell the customer about every call, one two three";
@@ -304,6 +310,117 @@ async fn signed_webhooks_arrive_and_a_dead_receiver_never_slows_a_call() {
     node.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_node_sends_no_webhook_into_its_own_network() {
+    let node = RunningNode::start(API_MEDIA, PUBLIC_ONLY, &[]).await;
+    let admin = Api::new(&node, &node.api_key("demo", "admin"));
+    let port = free_tcp_port();
+    let receiver = Receiver::start(port).await;
+    for inside in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("https://localhost:{port}/hook"),
+        "https://10.0.0.7/hook".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        "https://[fd00::7]/hook".to_owned(),
+        "https://[::ffff:192.168.0.1]/hook".to_owned(),
+    ] {
+        let response = admin.send("PUT", "/v1/webhook", &json!({ "url": inside }).to_string());
+        assert_eq!(response.status, 400, "{inside}: {}", response.text());
+        let json = response.json();
+        assert_eq!(json["field"], "url", "{inside}");
+        assert!(
+            json["error"].as_str().unwrap().contains("public host"),
+            "{json}"
+        );
+    }
+    assert_eq!(
+        admin.expect("GET", "/v1/webhook", Value::Null, 200)["set"],
+        false
+    );
+
+    // An endpoint already in the database (set before this rule, or by
+    // hand) is refused when sent to: by its literal address, and by a name
+    // that resolves to loopback.
+    let store = node.store().await;
+    for (n, url) in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://localhost:{port}/hook"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let actor = callgate::store::Actor::Cli;
+        store
+            .set_webhook("demo", &url, "secret", &actor)
+            .await
+            .unwrap();
+        let probe = format!("probe-{n}");
+        let body = json!({ "call_id": probe }).to_string();
+        assert!(
+            store
+                .enqueue_webhook("demo", "call.ended", &body)
+                .await
+                .unwrap()
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let row = loop {
+            let row = delivery_of(&node, &probe).await;
+            if let Some(row) = row.filter(|d| d.attempts >= 1) {
+                break row;
+            }
+            assert!(Instant::now() < deadline, "{url}: no attempt recorded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            (row.delivered_at, row.last_error.as_deref()),
+            (None, Some("refused: the target is not a public address")),
+            "{url}"
+        );
+    }
+    assert!(
+        receiver.received.lock().unwrap().is_empty(),
+        "a request reached the receiver"
+    );
+    receiver.stop().await;
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_stored_as_issued_by_an_older_node_is_sealed_at_start_and_still_signs() {
+    let node = RunningNode::start(API_MEDIA, ROUTES, &[]).await;
+    let port = free_tcp_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let legacy = "an older node kept this secret as issued";
+    let store = node.store().await;
+    let actor = callgate::store::Actor::Cli;
+    store
+        .set_webhook("demo", &url, legacy, &actor)
+        .await
+        .unwrap();
+    drop(store);
+    let data = node.stop_keeping_data().await;
+
+    let node = RunningNode::start_in(data, API_MEDIA, ROUTES, &[]).await;
+    let store = node.store().await;
+    let kept = store.webhook("demo").await.unwrap().unwrap().secret;
+    assert!(kept.starts_with("sealed:v1:"), "{kept}");
+    assert!(!kept.contains(legacy));
+    let receiver = Receiver::start(port).await;
+    let body = json!({ "call_id": "after-sealing" }).to_string();
+    assert!(
+        store
+            .enqueue_webhook("demo", "call.ended", &body)
+            .await
+            .unwrap()
+    );
+    let received = receiver
+        .wait_for("call.ended", "after-sealing", Duration::from_secs(15))
+        .await;
+    assert!(verify(legacy, &received.headers, &received.body));
+    receiver.stop().await;
+    node.stop().await;
+}
+
 const GOOD_URL: &str = "https://hooks.example.com/callgate";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -375,6 +492,10 @@ async fn the_webhook_secret_is_shown_once_and_every_change_is_audited() {
         (shown.json()["url"].clone(), shown.json()["set"].clone()),
         (json!(GOOD_URL), json!(true))
     );
+    // The database holds the secret sealed under the node's KEK.
+    let stored = node.store().await.webhook("demo").await.unwrap().unwrap();
+    assert!(stored.secret.starts_with("sealed:v1:"), "{}", stored.secret);
+    assert!(!stored.secret.contains(secret));
     let second = admin.expect("PUT", "/v1/webhook", good, 200);
     assert_ne!(second["secret"], first["secret"]);
 

@@ -17,6 +17,11 @@ pub struct WebhooksConfig {
     /// A delivery still failing this many hours after its event is given
     /// up and marked failed.
     pub give_up_hours: u32,
+    /// Lets tenants' webhooks reach private, loopback and link-local
+    /// addresses (and `http://` to loopback). Off: a tenant cannot point
+    /// the node at its own network. Only for a node whose tenants are
+    /// trusted, or for development.
+    pub allow_private_targets: bool,
 }
 
 impl Default for WebhooksConfig {
@@ -25,6 +30,7 @@ impl Default for WebhooksConfig {
             retry_initial_secs: 5,
             retry_max_secs: 600,
             give_up_hours: 24,
+            allow_private_targets: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The guards in front of call signalling: per-client and per-widget rate
-//! limits, per-tenant concurrency, and the Origin check.
+//! limits, per-tenant and per-widget concurrency, and the Origin check.
+//! A widget's own limits ([`WidgetLimits`]) only ever tighten the node's.
 //!
 //! Pure policy, no I/O: every time-dependent check takes `now`. [`Guards`]
 //! is the thread-safe form the HTTP handlers share; each of its locks is a
@@ -31,6 +32,7 @@ pub use self::origin::{SELF_TOKEN, normalize_origin, origin_allowed, origin_of};
 pub use self::rate::{DEFAULT_MAX_KEYS, RateLimiter, RetryAfter, client_key};
 use crate::config::LimitsConfig;
 use crate::metrics::RefusedReason;
+use crate::store::WidgetLimits;
 
 /// The retry hint when a tenant is at its concurrency limit: no wait is
 /// known (calls end when people hang up), so suggest a short one.
@@ -45,6 +47,8 @@ pub enum Refusal {
     RateLimitedWidget { retry_after: Duration },
     #[error("too many calls in progress, try again later")]
     TooManyCalls { limit: u32 },
+    #[error("too many calls in progress through this widget, try again later")]
+    WidgetBusy { limit: u32 },
 }
 
 impl Refusal {
@@ -58,7 +62,7 @@ impl Refusal {
             Refusal::RateLimitedIp { retry_after } | Refusal::RateLimitedWidget { retry_after } => {
                 retry_after
             }
-            Refusal::TooManyCalls { .. } => BUSY_RETRY_AFTER,
+            Refusal::TooManyCalls { .. } | Refusal::WidgetBusy { .. } => BUSY_RETRY_AFTER,
         }
     }
 
@@ -84,7 +88,7 @@ impl Refusal {
             Refusal::RateLimitedIp { .. } | Refusal::RateLimitedWidget { .. } => {
                 RefusedReason::RateLimited
             }
-            Refusal::TooManyCalls { .. } => RefusedReason::Concurrency,
+            Refusal::TooManyCalls { .. } | Refusal::WidgetBusy { .. } => RefusedReason::Concurrency,
         }
     }
 }
@@ -96,13 +100,15 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Calls in progress per tenant; a tenant with none has no entry.
-type TenantTable = Mutex<HashMap<String, u32>>;
+/// Calls in progress per tenant (or per widget); one with none has no
+/// entry.
+type CallCounts = Mutex<HashMap<String, u32>>;
 
 struct Inner {
     per_ip: Mutex<RateLimiter<IpAddr>>,
     per_widget: Mutex<RateLimiter<String>>,
-    tenants: Arc<TenantTable>,
+    tenants: Arc<CallCounts>,
+    widgets: Arc<CallCounts>,
     max_calls_per_tenant: u32,
 }
 
@@ -118,6 +124,7 @@ impl Guards {
             per_ip: Mutex::new(RateLimiter::per_minute(limits.calls_per_minute_per_ip)),
             per_widget: Mutex::new(RateLimiter::per_minute(limits.calls_per_minute_per_widget)),
             tenants: Arc::new(Mutex::new(HashMap::new())),
+            widgets: Arc::new(Mutex::new(HashMap::new())),
             max_calls_per_tenant: limits.max_concurrent_calls_per_tenant.max(1),
         };
         Self {
@@ -132,34 +139,60 @@ impl Guards {
             .map_err(|RetryAfter(retry_after)| Refusal::RateLimitedIp { retry_after })
     }
 
-    /// Counts one new call through `widget_id` (an existing widget's id).
-    pub fn check_widget(&self, widget_id: &str, now: Instant) -> Result<(), Refusal> {
-        lock(&self.inner.per_widget)
-            .check(widget_id, now)
-            .map_err(|RetryAfter(retry_after)| Refusal::RateLimitedWidget { retry_after })
+    /// Counts one new call through `widget_id` (an existing widget's id),
+    /// under the widget's own per-minute limit where it is lower.
+    pub fn check_widget(
+        &self,
+        widget_id: &str,
+        limits: &WidgetLimits,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let mut limiter = lock(&self.inner.per_widget);
+        let checked = match limits.calls_per_minute {
+            Some(limit) => limiter.check_at_most(widget_id, limit, now),
+            None => limiter.check(widget_id, now),
+        };
+        checked.map_err(|RetryAfter(retry_after)| Refusal::RateLimitedWidget { retry_after })
     }
 
     /// Both rate limits, client first. A client refused by the widget limit
     /// has still spent its own token: retrying into a saturated widget is
     /// itself load.
-    pub fn check_new_call(&self, ip: IpAddr, widget_id: &str, now: Instant) -> Result<(), Refusal> {
+    pub fn check_new_call(
+        &self,
+        ip: IpAddr,
+        widget_id: &str,
+        limits: &WidgetLimits,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         self.check_ip(ip, now)?;
-        self.check_widget(widget_id, now)
+        self.check_widget(widget_id, limits, now)
     }
 
-    /// Takes one of `tenant`'s concurrent-call slots for as long as the
+    /// Takes one of `tenant`'s concurrent-call slots, and one of
+    /// `widget_id`'s where the widget has its own limit, for as long as the
     /// returned permit lives (the call driver holds it for the whole call).
-    pub fn try_acquire_call(&self, tenant: &str) -> Result<TenantPermit, Refusal> {
-        let limit = self.inner.max_calls_per_tenant;
-        let mut table = lock(&self.inner.tenants);
-        let count = table.get(tenant).copied().unwrap_or(0);
-        if count >= limit {
-            return Err(Refusal::TooManyCalls { limit });
-        }
-        table.insert(tenant.to_owned(), count + 1);
-        Ok(TenantPermit {
-            tenants: self.inner.tenants.clone(),
-            tenant: tenant.to_owned(),
+    pub fn try_acquire_call(
+        &self,
+        tenant: &str,
+        widget_id: &str,
+        limits: &WidgetLimits,
+    ) -> Result<CallPermit, Refusal> {
+        let tenant_limit = self.inner.max_calls_per_tenant;
+        let tenant_slot =
+            Slot::take(&self.inner.tenants, tenant, tenant_limit).ok_or(Refusal::TooManyCalls {
+                limit: tenant_limit,
+            })?;
+        let widget_slot = match limits.max_concurrent_calls {
+            Some(limit) => Some(
+                Slot::take(&self.inner.widgets, widget_id, limit)
+                    .ok_or(Refusal::WidgetBusy { limit })?,
+            ),
+            None => None,
+        };
+        Ok(CallPermit {
+            tenant: tenant_slot,
+            _widget: widget_slot,
         })
     }
 
@@ -169,34 +202,57 @@ impl Guards {
     }
 }
 
-/// One of a tenant's concurrent-call slots; dropping it frees the slot.
-#[must_use = "the call's slot is freed as soon as the permit is dropped"]
-pub struct TenantPermit {
-    tenants: Arc<TenantTable>,
-    tenant: String,
+/// A call's concurrent-call slots (its tenant's, and its widget's where
+/// that has a limit); dropping the permit frees them.
+#[must_use = "the call's slots are freed as soon as the permit is dropped"]
+pub struct CallPermit {
+    tenant: Slot,
+    _widget: Option<Slot>,
 }
 
-impl TenantPermit {
+impl CallPermit {
     pub fn tenant(&self) -> &str {
-        &self.tenant
+        &self.tenant.key
     }
 }
 
-impl std::fmt::Debug for TenantPermit {
+impl std::fmt::Debug for CallPermit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantPermit")
-            .field("tenant", &self.tenant)
+        f.debug_struct("CallPermit")
+            .field("tenant", &self.tenant.key)
             .finish()
     }
 }
 
-impl Drop for TenantPermit {
+/// One counted call under `key` in a [`CallCounts`] table.
+struct Slot {
+    counts: Arc<CallCounts>,
+    key: String,
+}
+
+impl Slot {
+    /// Counts one more call under `key`, unless it already has `limit`.
+    fn take(counts: &Arc<CallCounts>, key: &str, limit: u32) -> Option<Slot> {
+        let mut table = lock(counts);
+        let count = table.get(key).copied().unwrap_or(0);
+        if count >= limit.max(1) {
+            return None;
+        }
+        table.insert(key.to_owned(), count + 1);
+        Some(Slot {
+            counts: counts.clone(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut table = lock(&self.tenants);
-        if let Some(count) = table.get_mut(&self.tenant) {
+        let mut table = lock(&self.counts);
+        if let Some(count) = table.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                table.remove(&self.tenant);
+                table.remove(&self.key);
             }
         }
     }

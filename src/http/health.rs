@@ -1,9 +1,11 @@
 //! Liveness and readiness: `GET /healthz` and `GET /readyz`.
 //!
 //! `/healthz` answers 200 whenever the process can serve HTTP at all.
-//! `/readyz` answers 200 only while [`Readiness`] is set: the node sets it
-//! once every listener is up and clears it as soon as shutdown begins, so a
-//! load balancer stops sending new calls before the node stops taking them.
+//! `/readyz` answers 200 only while [`Readiness`] is set and the node is
+//! not draining: the node sets it once every listener is up and clears it
+//! as soon as shutdown begins, and an operator's drain (`POST
+//! /v1/node/drain`) holds it off, so a load balancer stops sending new
+//! calls before the node stops taking them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +20,15 @@ use crate::config::NodeId;
 
 /// Whether the node takes new work; shared between the node and the router.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<Flags>);
+
+#[derive(Debug, Default)]
+struct Flags {
+    /// Every listener is up and shutdown has not begun.
+    up: AtomicBool,
+    /// An operator asked the node to take no new calls.
+    draining: AtomicBool,
+}
 
 impl Readiness {
     /// Starts out not ready.
@@ -27,15 +37,26 @@ impl Readiness {
     }
 
     pub fn set_ready(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.up.store(true, Ordering::Release);
     }
 
     pub fn set_not_ready(&self) {
-        self.0.store(false, Ordering::Release);
+        self.0.up.store(false, Ordering::Release);
     }
 
+    /// Starts (`true`) or ends a drain: new calls are refused while it
+    /// lasts, calls in progress go on.
+    pub fn set_draining(&self, draining: bool) {
+        self.0.draining.store(draining, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Acquire)
+    }
+
+    /// Up, and not draining.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.up.load(Ordering::Acquire) && !self.is_draining()
     }
 }
 
@@ -77,6 +98,7 @@ async fn healthz(State(state): State<HealthState>) -> Json<Health> {
 #[derive(Serialize)]
 struct Ready {
     ready: bool,
+    draining: bool,
 }
 
 async fn readyz(State(state): State<HealthState>) -> (StatusCode, Json<Ready>) {
@@ -86,5 +108,6 @@ async fn readyz(State(state): State<HealthState>) -> (StatusCode, Json<Ready>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Ready { ready }))
+    let draining = state.readiness.is_draining();
+    (status, Json(Ready { ready, draining }))
 }

@@ -153,13 +153,20 @@ mod tests {
         let node = start().await;
         assert_eq!(
             get(node.addr, "/readyz").await,
-            (503, r#"{"ready":false}"#.to_owned())
+            (503, r#"{"ready":false,"draining":false}"#.to_owned())
         );
         node.readiness.set_ready();
         assert_eq!(
             get(node.addr, "/readyz").await,
-            (200, r#"{"ready":true}"#.to_owned())
+            (200, r#"{"ready":true,"draining":false}"#.to_owned())
         );
+        node.readiness.set_draining(true);
+        assert_eq!(
+            get(node.addr, "/readyz").await,
+            (503, r#"{"ready":false,"draining":true}"#.to_owned())
+        );
+        node.readiness.set_draining(false);
+        assert_eq!(get(node.addr, "/readyz").await.0, 200);
         node.readiness.set_not_ready();
         assert_eq!(get(node.addr, "/readyz").await.0, 503);
         node.shutdown.cancel();

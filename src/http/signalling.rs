@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::Readiness;
 use super::guard::{Guards, origin_allowed};
 use crate::call::driver::{CallCommand, CallView};
 use crate::call::service::{CallService, PlaceError};
@@ -33,6 +34,9 @@ use crate::store::{Store, WidgetRoute};
 /// A browser offer is a few KiB; this bounds what a request can make the
 /// node buffer before it is refused.
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// The `Retry-After` (seconds) of a call refused while the node drains: a
+/// load balancer will have moved the visitor's retry to another node.
+const DRAINING_RETRY_AFTER: u64 = 5;
 const WIDGET_SCRIPT: &str = include_str!("../../widget/callgate.js");
 const DEMO_PAGE: &str = include_str!("../../widget/demo.html");
 
@@ -48,6 +52,8 @@ pub struct SignallingState {
     pub base_url: String,
     pub ice_servers: Vec<IceServerConfig>,
     pub metrics: Arc<Metrics>,
+    /// While it says draining, new calls are refused.
+    pub readiness: Readiness,
 }
 
 pub fn routes(state: SignallingState) -> Router {
@@ -204,14 +210,21 @@ async fn place_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if state.readiness.is_draining() {
+        state.metrics.http_refused(RefusedReason::Draining);
+        let headers = [(header::RETRY_AFTER, HeaderValue::from(DRAINING_RETRY_AFTER))];
+        let body = Json(serde_json::json!({ "error": "this node is draining: try again" }));
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response();
+    }
     let widget = match checked_widget(&state, &widget_id, &headers, false).await {
         Ok(widget) => widget,
         Err(response) => return response,
     };
     let now = tokio::time::Instant::now().into_std();
-    if let Err(refusal) = state
-        .guards
-        .check_new_call(peer.ip(), &widget.widget_id, now)
+    if let Err(refusal) =
+        state
+            .guards
+            .check_new_call(peer.ip(), &widget.widget_id, &widget.limits, now)
     {
         state.metrics.http_refused(refusal.reason());
         return refusal.into_response();
@@ -227,13 +240,17 @@ async fn place_call(
         Consent::Granted => GateConsent::Granted,
         Consent::Declined => GateConsent::Declined,
     });
-    let permit = match state.guards.try_acquire_call(&widget.tenant_id) {
-        Ok(permit) => permit,
-        Err(refusal) => {
-            state.metrics.http_refused(refusal.reason());
-            return refusal.into_response();
-        }
-    };
+    let permit =
+        match state
+            .guards
+            .try_acquire_call(&widget.tenant_id, &widget.widget_id, &widget.limits)
+        {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                state.metrics.http_refused(refusal.reason());
+                return refusal.into_response();
+            }
+        };
     match state
         .calls
         .place(&widget, &request.offer, peer.ip(), consent, permit)

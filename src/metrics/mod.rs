@@ -51,14 +51,16 @@ pub enum RefusedReason {
     Origin,
     Concurrency,
     BadRequest,
+    Draining,
 }
 
 impl RefusedReason {
-    pub const ALL: [RefusedReason; 4] = [
+    pub const ALL: [RefusedReason; 5] = [
         RefusedReason::RateLimited,
         RefusedReason::Origin,
         RefusedReason::Concurrency,
         RefusedReason::BadRequest,
+        RefusedReason::Draining,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +69,7 @@ impl RefusedReason {
             RefusedReason::Origin => "origin",
             RefusedReason::Concurrency => "concurrency",
             RefusedReason::BadRequest => "bad_request",
+            RefusedReason::Draining => "draining",
         }
     }
 }
@@ -255,7 +258,9 @@ pub struct Metrics {
     pub recording: RecordingMetrics,
     /// `callgate_webhook_deliveries_total{outcome}`: `delivered`, `retry`, `failed`.
     pub webhook_deliveries: IntCounterVec,
-    refused: [IntCounter; 4],
+    /// `callgate_node_draining`: 1 while an operator's drain lasts.
+    pub draining: IntGauge,
+    refused: [IntCounter; 5],
     sip: SipCollector,
 }
 
@@ -287,6 +292,11 @@ impl Metrics {
         for outcome in ["delivered", "retry", "failed"] {
             webhook_deliveries.with_label_values(&[outcome]);
         }
+        let draining = IntGauge::new(
+            "callgate_node_draining",
+            "1 while the node is draining: new calls refused, calls in progress going on.",
+        )?;
+        registry.register(Box::new(draining.clone()))?;
         let sip = SipCollector::new()?;
         registry.register(Box::new(sip.clone()))?;
         Ok(Self {
@@ -298,6 +308,7 @@ impl Metrics {
             dtls_failures,
             recording,
             webhook_deliveries,
+            draining,
             refused,
             sip,
         })
@@ -445,7 +456,7 @@ fn register_drops(registry: &Registry) -> Result<DropMetrics, MetricsError> {
     })
 }
 
-fn register_refused(registry: &Registry) -> Result<[IntCounter; 4], MetricsError> {
+fn register_refused(registry: &Registry) -> Result<[IntCounter; 5], MetricsError> {
     let refused = counter_vec(
         registry,
         "callgate_http_requests_refused_total",

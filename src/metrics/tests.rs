@@ -6,8 +6,9 @@ use std::time::Duration;
 use super::*;
 use crate::sip::SipCounters;
 
-const FAMILIES: [(&str, &str); 15] = [
+const FAMILIES: [(&str, &str); 16] = [
     ("callgate_calls_active", "gauge"),
+    ("callgate_node_draining", "gauge"),
     ("callgate_calls_started_total", "counter"),
     ("callgate_calls_ended_total", "counter"),
     ("callgate_packets_relayed_total", "counter"),

@@ -13,12 +13,13 @@ use tokio_util::sync::CancellationToken;
 use super::TrunkSide;
 use crate::call::service::{CallService, CallServiceParts};
 use crate::config::Config;
-use crate::http::admin::{self, AdminState};
+use crate::http::Readiness;
+use crate::http::admin::{self, AdminState, NodeControl};
 use crate::http::guard::{Guards, origin_of};
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
-use crate::recording::keys::KeyRing;
+use crate::recording::keys::{KeyRing, SEALED_PREFIX};
 use crate::recording::recorder::{RecorderParts, Recorders};
 use crate::recording::retention;
 use crate::recording::storage::RecordingStorage;
@@ -73,6 +74,7 @@ impl BrowserSide {
         config: &Config,
         trunk_side: &TrunkSide,
         base_url: &str,
+        readiness: &Readiness,
     ) -> Result<Self, BrowserSideError> {
         let metrics =
             Arc::new(Metrics::new().map_err(|e| BrowserSideError::Metrics(e.to_string()))?);
@@ -98,6 +100,7 @@ impl BrowserSide {
         };
         let recording_storage = crate::recording::setup::storage(config)?;
         let keys = Arc::new(crate::recording::setup::key_ring(config)?);
+        seal_webhook_secrets(&store, &keys).await;
         let webhooks = Webhooks::new(store.clone());
         let (uploader, uploads) =
             start_uploads(&store, &recording_storage, &metrics, &webhooks).await;
@@ -133,10 +136,11 @@ impl BrowserSide {
             base_url: base_url.to_owned(),
             ice_servers: webrtc.ice_servers.clone(),
             metrics: metrics.clone(),
+            readiness: readiness.clone(),
         };
         let admin = AdminState {
             store: store.clone(),
-            keys,
+            keys: keys.clone(),
             storage: recording_storage.clone(),
             routes: config
                 .sip
@@ -145,12 +149,20 @@ impl BrowserSide {
                 .map(|r| r.name.to_string())
                 .collect(),
             base_url: base_url.to_owned(),
+            limits: config.limits.clone(),
+            webhooks_allow_private: config.webhooks.allow_private_targets,
+            node: NodeControl {
+                id: config.node.id.clone(),
+                readiness: readiness.clone(),
+                calls: calls.clone(),
+                metrics: metrics.clone(),
+            },
         };
         let routes = signalling::routes(state)
             .merge(admin::routes(admin))
             .merge(crate::http::dashboard::routes())
             .merge(crate::http::metrics_router(metrics.clone()));
-        let webhook_settings = webhook_settings(config, &metrics);
+        let webhook_settings = webhook_settings(config, &metrics, keys.clone());
         Ok(Self {
             routes,
             calls,
@@ -293,7 +305,7 @@ fn recorders(
     })
 }
 
-fn webhook_settings(config: &Config, metrics: &Metrics) -> WorkerSettings {
+fn webhook_settings(config: &Config, metrics: &Metrics, keys: Arc<KeyRing>) -> WorkerSettings {
     let retry = &config.webhooks;
     WorkerSettings {
         backoff: webhooks::sign::Backoff {
@@ -302,6 +314,26 @@ fn webhook_settings(config: &Config, metrics: &Metrics) -> WorkerSettings {
             give_up_after: Duration::from_secs(u64::from(retry.give_up_hours) * 3600),
         },
         deliveries: metrics.webhook_deliveries.clone(),
+        allow_private_targets: retry.allow_private_targets,
+        keys,
+    }
+}
+
+/// Seals the webhook secrets a node from before sealing stored as issued,
+/// so no copy of the database made from now on holds them.
+async fn seal_webhook_secrets(store: &Store, keys: &KeyRing) {
+    let unsealed = match store.unsealed_webhook_secrets(SEALED_PREFIX).await {
+        Ok(unsealed) => unsealed,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for unsealed webhook secrets");
+            return;
+        }
+    };
+    for (tenant, secret) in unsealed {
+        let sealed = keys.seal_secret(&secret, &tenant);
+        if let Err(error) = store.reseal_webhook_secret(&tenant, &secret, &sealed).await {
+            tracing::warn!(%error, "cannot seal a webhook secret");
+        }
     }
 }
 

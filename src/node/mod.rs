@@ -123,7 +123,7 @@ async fn start_services(
         Some(_) => config.http.base_url(),
         None => format!("http://{http_addr}"),
     };
-    let browser_side = BrowserSide::start(config, &trunk_side, &base_url).await?;
+    let browser_side = BrowserSide::start(config, &trunk_side, &base_url, readiness).await?;
     let routes = browser_side.routes.clone();
     let trunk_stop = calls_done.clone();
     services.push(Service::new("trunk side", async move {

@@ -28,6 +28,10 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 /// Domain separation for the wrap's associated data.
 const WRAP_CONTEXT: &[u8] = b"callgate recording data key v1";
+/// Domain separation for a sealed secret's associated data.
+const SEAL_CONTEXT: &[u8] = b"callgate sealed secret v1";
+/// How a sealed secret's text starts: `sealed:v1:<key id>:<base64>`.
+pub const SEALED_PREFIX: &str = "sealed:v1:";
 
 /// A recording's own key.
 pub struct DataKey([u8; KEY_LEN]);
@@ -88,6 +92,10 @@ pub enum KeyError {
         "key {key_id} does not open this recording's data key: wrong key, or the wrapped key was altered"
     )]
     Unwrap { key_id: String },
+    #[error("key {key_id} does not open this sealed secret: wrong key, or it was altered")]
+    Unseal { key_id: String },
+    #[error("not a sealed secret")]
+    NotSealed,
     #[error("no key-encryption key is loaded")]
     Empty,
     #[error("key id {0} is loaded twice")]
@@ -170,20 +178,10 @@ impl KeyRing {
     /// Wraps `data_key` of `recording_id` under the current KEK.
     pub fn wrap(&self, data_key: &DataKey, recording_id: &str) -> WrappedKey {
         let kek = &self.keks[self.current];
-        let nonce: [u8; NONCE_LEN] = rand::rng().random();
         let aad = wrap_aad(&kek.id, recording_id);
-        let payload = Payload {
-            msg: data_key.expose(),
-            aad: &aad,
-        };
-        let cipher = Aes256Gcm::new(&(*kek.key).into());
-        // 32 bytes cannot exceed AES-GCM's limits.
-        let sealed = cipher.encrypt(&nonce.into(), payload).unwrap_or_default();
-        let mut bytes = nonce.to_vec();
-        bytes.extend_from_slice(&sealed);
         WrappedKey {
             key_id: kek.id.clone(),
-            bytes,
+            bytes: seal(kek, &aad, data_key.expose()),
         }
     }
 
@@ -259,21 +257,46 @@ impl KeyRing {
         if wrapped.bytes.len() != NONCE_LEN + KEY_LEN + 16 {
             return Err(failed());
         }
-        let (nonce, sealed) = wrapped.bytes.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| failed())?;
         let aad = wrap_aad(&kek.id, recording_id);
-        let payload = Payload {
-            msg: sealed,
-            aad: &aad,
-        };
-        let cipher = Aes256Gcm::new(&(*kek.key).into());
-        let plain = Zeroizing::new(
-            cipher
-                .decrypt(&nonce.into(), payload)
-                .map_err(|_| failed())?,
-        );
+        let plain = open(kek, &aad, &wrapped.bytes).ok_or_else(failed)?;
         let key: [u8; KEY_LEN] = plain.as_slice().try_into().map_err(|_| failed())?;
         Ok(DataKey(key))
+    }
+}
+
+impl KeyRing {
+    /// Seals `secret`, one the node must read back (a webhook's signing
+    /// secret), for `context` (whose it is) under the current KEK:
+    /// AES-256-GCM with a random nonce, the key id and `context` as
+    /// associated data, as the text `sealed:v1:<key id>:<base64>`. A sealed
+    /// secret copied to another context, or relabelled, does not open.
+    pub fn seal_secret(&self, secret: &str, context: &str) -> String {
+        let kek = &self.keks[self.current];
+        let aad = seal_aad(&kek.id, context);
+        let bytes = seal(kek, &aad, secret.as_bytes());
+        format!("{SEALED_PREFIX}{}:{}", kek.id.0, BASE64.encode(bytes))
+    }
+
+    /// Opens a secret sealed by [`KeyRing::seal_secret`] for `context`,
+    /// with the KEK its text names.
+    pub fn open_secret(&self, sealed: &str, context: &str) -> Result<Zeroizing<String>, KeyError> {
+        let rest = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(KeyError::NotSealed)?;
+        let (key_id, text) = rest.split_once(':').ok_or(KeyError::NotSealed)?;
+        let kek = self
+            .keks
+            .iter()
+            .find(|k| k.id.0 == key_id)
+            .ok_or_else(|| KeyError::UnknownKeyId(key_id.to_owned()))?;
+        let failed = || KeyError::Unseal {
+            key_id: kek.id.0.clone(),
+        };
+        let bytes = BASE64.decode(text).map_err(|_| failed())?;
+        let aad = seal_aad(&kek.id, context);
+        let plain = open(kek, &aad, &bytes).ok_or_else(failed)?;
+        let text = std::str::from_utf8(&plain).map_err(|_| failed())?;
+        Ok(Zeroizing::new(text.to_owned()))
     }
 }
 
@@ -300,9 +323,48 @@ fn mac(kek: &Kek, purpose: MacPurpose, message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// AES-256-GCM of `msg` under `kek` with a random nonce: nonce, then
+/// ciphertext and tag.
+fn seal(kek: &Kek, aad: &[u8], msg: &[u8]) -> Vec<u8> {
+    let nonce: [u8; NONCE_LEN] = rand::rng().random();
+    let cipher = Aes256Gcm::new(&(*kek.key).into());
+    // Keys and secrets are far below AES-GCM's limits.
+    let sealed = cipher
+        .encrypt(&nonce.into(), Payload { msg, aad })
+        .unwrap_or_default();
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    bytes
+}
+
+/// Opens what [`seal`] made; `None` when the key, the associated data or
+/// the bytes do not match.
+fn open(kek: &Kek, aad: &[u8], bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if bytes.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+    let cipher = Aes256Gcm::new(&(*kek.key).into());
+    let payload = Payload { msg: sealed, aad };
+    cipher
+        .decrypt(&nonce.into(), payload)
+        .ok()
+        .map(Zeroizing::new)
+}
+
 fn wrap_aad(key_id: &KeyId, recording_id: &str) -> Vec<u8> {
-    let mut aad = WRAP_CONTEXT.to_vec();
-    for part in [key_id.0.as_bytes(), recording_id.as_bytes()] {
+    labelled_aad(WRAP_CONTEXT, key_id, recording_id)
+}
+
+fn seal_aad(key_id: &KeyId, context: &str) -> Vec<u8> {
+    labelled_aad(SEAL_CONTEXT, key_id, context)
+}
+
+/// `label`, then the key id and `context`, each prefixed by its length.
+fn labelled_aad(label: &[u8], key_id: &KeyId, context: &str) -> Vec<u8> {
+    let mut aad = label.to_vec();
+    for part in [key_id.0.as_bytes(), context.as_bytes()] {
         aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
         aad.extend_from_slice(part);
     }
@@ -336,6 +398,44 @@ mod tests {
             other.unwrap(&wrapped, "rec-1"),
             Err(KeyError::Unwrap { .. })
         ));
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_kek_and_context() {
+        let ring = KeyRing::new(vec![kek("k1")], "k1").unwrap();
+        let sealed = ring.seal_secret("webhook secret", "tenant-a");
+        assert!(sealed.starts_with("sealed:v1:k1:"), "{sealed}");
+        assert!(!sealed.contains("webhook secret"));
+        assert_ne!(ring.seal_secret("webhook secret", "tenant-a"), sealed);
+        assert_eq!(
+            ring.open_secret(&sealed, "tenant-a").unwrap().as_str(),
+            "webhook secret"
+        );
+        assert!(matches!(
+            ring.open_secret(&sealed, "tenant-b"),
+            Err(KeyError::Unseal { .. })
+        ));
+        let other = KeyRing::new(vec![kek("k1")], "k1").unwrap();
+        assert!(matches!(
+            other.open_secret(&sealed, "tenant-a"),
+            Err(KeyError::Unseal { .. })
+        ));
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 3;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(ring.open_secret(&tampered, "tenant-a").is_err());
+        let relabelled = sealed.replacen(":k1:", ":k2:", 1);
+        assert!(matches!(
+            ring.open_secret(&relabelled, "tenant-a"),
+            Err(KeyError::UnknownKeyId(_))
+        ));
+        for not_sealed in ["plain", "sealed:v1:", "sealed:v1:k1", "sealed:v1:k1:%%"] {
+            assert!(
+                ring.open_secret(not_sealed, "tenant-a").is_err(),
+                "{not_sealed}"
+            );
+        }
     }
 
     #[test]

@@ -383,6 +383,9 @@ mod tests {
     async fn a_refused_upload_is_retried_until_the_store_takes_it() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         store.seed_demo().await.unwrap();
+        let actor = crate::store::Actor::Cli;
+        let hook = "https://hooks.example.com/";
+        store.set_webhook("demo", hook, "s", &actor).await.unwrap();
         ended_recording(&store, "r1").await;
         let dir = tempfile::tempdir().unwrap();
         let (rec, spool) = (dir.path().join("rec"), dir.path().join("spool"));
@@ -412,6 +415,8 @@ mod tests {
         let row = store.recording("r1").await.unwrap().unwrap();
         assert_eq!(row.state, "recording");
         assert!(storage.spool_path("r1").exists());
+        let queued = store.webhook_deliveries("demo").await.unwrap();
+        assert!(queued.is_empty(), "recording.ready before it is stored");
 
         std::fs::remove_file(rec.join("demo")).unwrap();
         wait_for("it is stored", async || {
@@ -432,6 +437,14 @@ mod tests {
         })
         .await;
         wait_for("nothing waits", async || metrics.uploads_waiting.get() == 0).await;
+        let queued = store.webhook_deliveries("demo").await.unwrap();
+        let events: Vec<_> = queued.iter().map(|d| d.event.as_str()).collect();
+        assert_eq!(events, ["recording.ready"]);
+        assert!(
+            queued[0].body.contains("\"id\":\"r1\""),
+            "{}",
+            queued[0].body
+        );
         stop.cancel();
         task.await.unwrap();
     }

@@ -24,6 +24,8 @@ pub enum StoreError {
     CreateDir { path: PathBuf, error: io::Error },
     #[error("cannot open the database {target}: {error}")]
     Open { target: String, error: sqlx::Error },
+    #[error("cannot open the database on the PostgreSQL server: no answer within {} s", .waited.as_secs_f32())]
+    ConnectTimeout { waited: std::time::Duration },
     #[error("cannot migrate the database: {error}")]
     Migrate { error: sqlx::migrate::MigrateError },
     #[error("{op}: a row with this key already exists")]

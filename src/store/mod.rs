@@ -40,6 +40,7 @@
 
 mod audit;
 mod cdr;
+pub mod copy;
 mod error;
 mod numbers;
 mod privacy;
@@ -71,7 +72,8 @@ pub use self::seed::DEMO_ID;
 pub use self::tenants::{ApiKeyRecord, Role};
 pub use self::webhooks::{DeliveryRow, DueDelivery, WebhookEndpoint};
 pub use self::widgets::{
-    OnRevoke, RecordingPolicy, SELF_ORIGIN, Widget, WidgetChange, WidgetRoute, WidgetWrite,
+    OnRevoke, RecordingPolicy, SELF_ORIGIN, Widget, WidgetChange, WidgetLimits, WidgetRoute,
+    WidgetWrite,
 };
 
 /// How long a statement waits for another writer before it fails.
@@ -95,6 +97,7 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    backend: Backend,
 }
 
 /// Which database a URL names.
@@ -143,7 +146,7 @@ impl Store {
         let pool = match backend {
             Backend::SqliteMemory => open_memory(url).await?,
             Backend::SqliteFile => open_file(url).await?,
-            Backend::Postgres => open_server(url).await?,
+            Backend::Postgres => open_server(url, CONNECT_TIMEOUT).await?,
         };
         let migrator = match backend {
             Backend::Postgres => &POSTGRES_MIGRATOR,
@@ -153,7 +156,7 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate { error })?;
-        Ok(Store { pool })
+        Ok(Store { pool, backend })
     }
 
     /// Closes every connection, waiting for statements in flight; clones
@@ -251,23 +254,24 @@ async fn open_file(url: &str) -> Result<AnyPool, StoreError> {
         .map_err(opened)
 }
 
-/// Connects once first, so a server that is down or refuses the login
-/// fails at once with its reason (the pool would retry until its timeout
-/// and report only that).
-async fn open_server(url: &str) -> Result<AnyPool, StoreError> {
+/// Connects once first, so a refused connection or a bad login fails at
+/// once with its reason (the pool would retry until its timeout and report
+/// only that), and a server that does not answer within `wait` says so;
+/// then opens the pool.
+async fn open_server(url: &str, wait: Duration) -> Result<AnyPool, StoreError> {
     let options = any_options(url)?;
     let opened = |error| StoreError::Open {
         target: "on the PostgreSQL server".to_owned(),
         error,
     };
-    let first = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect_with(&options))
+    let first = tokio::time::timeout(wait, sqlx::AnyConnection::connect_with(&options))
         .await
-        .map_err(|_| opened(sqlx::Error::PoolTimedOut))?
+        .map_err(|_| StoreError::ConnectTimeout { waited: wait })?
         .map_err(opened)?;
     first.close().await.map_err(opened)?;
     AnyPoolOptions::new()
         .max_connections(SERVER_POOL_SIZE)
-        .acquire_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(wait)
         .connect_with(options)
         .await
         .map_err(opened)

@@ -95,6 +95,7 @@ fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
         retention_days: 7,
         notice_text: None,
         allowed_origins: vec![SELF_ORIGIN.into()],
+        limits: WidgetLimits::default(),
     };
     let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms as u64);
     let mut cdr = CdrRecord::begin(call_id, &route, "node-1", at(created_at_ms));
@@ -226,8 +227,36 @@ on_both_stores! {
                 retention_days: 7,
                 notice_text: Some(super::seed::DEMO_NOTICE.into()),
                 allowed_origins: vec!["self".into()],
+                limits: WidgetLimits::default(),
             })
         );
+    }
+}
+
+on_both_stores! {
+    async fn a_widgets_own_limits_reach_its_route_and_can_be_cleared(store: Store) {
+        store.seed_demo().await.unwrap();
+        let actor = Actor::Key("k1".into());
+        let limits = WidgetLimits {
+            calls_per_minute: Some(3),
+            max_concurrent_calls: Some(2),
+        };
+        let change = WidgetChange {
+            limits: Some(limits),
+            ..WidgetChange::default()
+        };
+        let written = store.update_widget(DEMO_ID, DEMO_ID, change, &actor).await.unwrap();
+        assert!(matches!(written, WidgetWrite::Done(ref w) if w.limits == limits));
+        assert_eq!(store.widget(DEMO_ID, DEMO_ID).await.unwrap().unwrap().limits, limits);
+        assert_eq!(store.widget_route(DEMO_ID).await.unwrap().unwrap().limits, limits);
+
+        let change = WidgetChange {
+            limits: Some(WidgetLimits::default()),
+            ..WidgetChange::default()
+        };
+        store.update_widget(DEMO_ID, DEMO_ID, change, &actor).await.unwrap();
+        let route = store.widget_route(DEMO_ID).await.unwrap().unwrap();
+        assert_eq!(route.limits, WidgetLimits::default());
     }
 }
 
@@ -454,6 +483,22 @@ async fn an_unreachable_postgres_server_is_a_clear_error_without_its_password() 
 }
 
 #[tokio::test]
+async fn a_postgres_server_that_never_answers_is_named_as_such() {
+    // A listener that takes connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/callgate");
+    let wait = Duration::from_millis(300);
+    sqlx::any::install_default_drivers();
+    let err = open_server(&url, wait).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::ConnectTimeout { .. }), "{text}");
+    assert!(text.contains("no answer within 0.3 s"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    drop(silent);
+}
+
+#[tokio::test]
 async fn unwritable_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("file");
@@ -585,15 +630,7 @@ on_both_stores! {
 on_both_stores! {
     async fn a_revoked_key_reads_back_revoked(store: Store) {
         store.seed_demo().await.unwrap();
-        let key = ApiKeyRecord {
-            id: "0123456789abcdef".into(),
-            tenant_id: Some("demo".into()),
-            role: Role::Admin,
-            hash_key_id: "k1".into(),
-            hash: "ab".repeat(32),
-            created_at_ms: 1,
-            revoked_at_ms: None,
-        };
+        let key = demo_admin_key();
         store.insert_api_key(&key, &Actor::Cli).await.unwrap();
         assert!(store.revoke_api_key(&key.id, &Actor::Cli).await.unwrap());
         let read = store.api_key(&key.id).await.unwrap().unwrap();
@@ -601,5 +638,137 @@ on_both_stores! {
         assert!(!store.revoke_api_key(&key.id, &Actor::Cli).await.unwrap(), "once");
         let audit = store.audit_events("demo", 0, i64::MAX, 10).await.unwrap();
         assert_eq!(audit.len(), 2, "{audit:?}");
+    }
+}
+
+/// An admin key of the demo tenant, as stored.
+fn demo_admin_key() -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: "0123456789abcdef".into(),
+        tenant_id: Some("demo".into()),
+        role: Role::Admin,
+        hash_key_id: "k1".into(),
+        hash: "ab".repeat(32),
+        created_at_ms: 1,
+        revoked_at_ms: None,
+    }
+}
+
+/// A file store holding a row in every table.
+async fn populated_store(dir: &tempfile::TempDir) -> Store {
+    let store = Store::open(&file_url(dir)).await.unwrap();
+    store.seed_demo().await.unwrap();
+    let limits = WidgetLimits {
+        calls_per_minute: Some(5),
+        max_concurrent_calls: None,
+    };
+    let change = WidgetChange {
+        limits: Some(limits),
+        ..WidgetChange::default()
+    };
+    let actor = Actor::Key("0123456789abcdef".into());
+    store
+        .update_widget(DEMO_ID, DEMO_ID, change, &actor)
+        .await
+        .unwrap();
+    store
+        .insert_api_key(&demo_admin_key(), &Actor::Cli)
+        .await
+        .unwrap();
+    // 305 call records fill three of the copy's multi-row inserts.
+    for i in 0..305 {
+        let cdr = full_cdr(&format!("call-{i}"), 1_700_000_000_000 + i);
+        store.insert_cdr(&cdr).await.unwrap();
+    }
+    store
+        .insert_recording(&new_recording("rec-1"))
+        .await
+        .unwrap();
+    let receipt = ConsentReceiptRow {
+        hash: "cd".repeat(32),
+        call_id: "call-1".into(),
+        number_id: "demo".into(),
+        policy: "opt_in".into(),
+        notice_hash: "ef".repeat(32),
+        method: "button".into(),
+        granted_at: 1_500,
+        signature: "k1:00".into(),
+    };
+    store.insert_consent_receipt(&receipt).await.unwrap();
+    store
+        .set_webhook(
+            "demo",
+            "https://hooks.example.com/",
+            "sealed:v1:k1:AAAA",
+            &Actor::Cli,
+        )
+        .await
+        .unwrap();
+    store
+        .enqueue_webhook("demo", "call.ended", "{}")
+        .await
+        .unwrap();
+    store
+}
+
+#[tokio::test]
+async fn the_copy_list_names_every_table_of_the_schema() {
+    let store = memory().await;
+    let mut tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    let mut listed: Vec<String> = copy::TABLES.iter().map(|t| t.to_string()).collect();
+    tables.sort();
+    listed.sort();
+    assert_eq!(tables, listed);
+}
+
+on_both_stores! {
+    async fn a_copy_carries_every_row_and_refuses_a_target_with_data(target: Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let source = populated_store(&dir).await;
+        let copied = source.copy_into(&target).await.unwrap();
+        for (table, rows) in &copied {
+            assert_eq!(*rows, count(&source, table).await, "{table}");
+            assert_eq!(*rows, count(&target, table).await, "{table}");
+        }
+        let empty: Vec<_> = copied.iter().filter(|(_, rows)| *rows == 0).collect();
+        assert!(empty.is_empty(), "the fixture left tables empty: {empty:?}");
+
+        assert_eq!(
+            target.widget_route(DEMO_ID).await.unwrap(),
+            source.widget_route(DEMO_ID).await.unwrap()
+        );
+        assert_eq!(
+            target.api_key("0123456789abcdef").await.unwrap(),
+            source.api_key("0123456789abcdef").await.unwrap()
+        );
+        assert_eq!(
+            target.cdrs_for_tenant("demo", 2_000).await.unwrap(),
+            source.cdrs_for_tenant("demo", 2_000).await.unwrap()
+        );
+        assert_eq!(
+            target.recording("rec-1").await.unwrap(),
+            source.recording("rec-1").await.unwrap()
+        );
+        assert_eq!(
+            target.webhook("demo").await.unwrap(),
+            source.webhook("demo").await.unwrap()
+        );
+        assert_eq!(
+            target.consent_receipts_for_call("call-1").await.unwrap(),
+            source.consent_receipts_for_call("call-1").await.unwrap()
+        );
+
+        let again = source.copy_into(&target).await.unwrap_err();
+        assert!(
+            matches!(again, copy::CopyError::TargetNotEmpty { table: "tenants", .. }),
+            "{again}"
+        );
+        assert_eq!(count(&target, "cdrs").await, 305, "nothing written twice");
     }
 }

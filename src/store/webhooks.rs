@@ -9,7 +9,9 @@
 use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::{Store, StoreError, now_ms};
 
-/// A tenant's endpoint; `secret` signs every delivery.
+/// A tenant's endpoint; `secret` signs every delivery. The store keeps the
+/// secret as it is given: the admin API gives it sealed under the KEK
+/// (`KeyRing::seal_secret`), so a copy of the database does not hold it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WebhookEndpoint {
     pub url: String,
@@ -22,6 +24,7 @@ pub struct WebhookEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DueDelivery {
     pub id: String,
+    pub tenant_id: String,
     pub event: String,
     pub body: String,
     pub attempts: i64,
@@ -186,7 +189,8 @@ impl Store {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let op = "webhook claim";
         let due: Vec<DueDelivery> = sqlx::query_as(
-            "SELECT d.id, d.event, d.body, d.attempts, d.created_at, e.url, e.secret \
+            "SELECT d.id, d.tenant_id, d.event, d.body, d.attempts, d.created_at, e.url, \
+                    e.secret \
              FROM webhook_deliveries d JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id \
              WHERE d.delivered_at IS NULL AND d.failed_at IS NULL AND d.next_attempt_at <= $1 \
              ORDER BY d.next_attempt_at, d.id LIMIT $2",
@@ -214,6 +218,44 @@ impl Store {
             }
         }
         Ok(claimed)
+    }
+
+    /// Tenants whose endpoint's secret is not in `sealed` form yet (one
+    /// set before secrets were sealed), with that secret.
+    pub async fn unsealed_webhook_secrets(
+        &self,
+        sealed_prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, secret FROM webhook_endpoints ORDER BY tenant_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::query("webhook secrets"))?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, secret)| !secret.starts_with(sealed_prefix))
+            .collect())
+    }
+
+    /// Replaces the secret of `tenant`'s endpoint with `sealed`, if it is
+    /// still `was` (so a concurrent `PUT` is never undone).
+    pub async fn reseal_webhook_secret(
+        &self,
+        tenant: &str,
+        was: &str,
+        sealed: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE webhook_endpoints SET secret = $3 WHERE tenant_id = $1 AND secret = $2",
+        )
+        .bind(tenant)
+        .bind(was)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("webhook secret reseal"))?
+        .rows_affected();
+        Ok(updated > 0)
     }
 
     /// The earliest next attempt of any pending delivery.

@@ -114,6 +114,52 @@ pub struct WidgetRoute {
     /// The token [`SELF_ORIGIN`] (`"self"`) stands for the node's own public
     /// origin, which the signalling layer resolves.
     pub allowed_origins: Vec<String>,
+    /// The widget's own limits, where it has any.
+    pub limits: WidgetLimits,
+}
+
+/// A widget's own limits on new calls; `None` leaves the node's limit.
+///
+/// They can only tighten the node's limits: the admin API refuses values
+/// above them, and the guards apply whichever is lower.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct WidgetLimits {
+    /// New calls per minute through the widget.
+    pub calls_per_minute: Option<u32>,
+    /// Calls in progress through the widget at once.
+    pub max_concurrent_calls: Option<u32>,
+}
+
+impl WidgetLimits {
+    fn from_columns(
+        calls_per_minute: Option<i64>,
+        max_concurrent_calls: Option<i64>,
+    ) -> Result<Self, StoreError> {
+        let positive = |column: &'static str, value: Option<i64>| {
+            value
+                .map(|v| {
+                    u32::try_from(v)
+                        .ok()
+                        .filter(|&v| v > 0)
+                        .ok_or_else(|| StoreError::Corrupt {
+                            column,
+                            detail: format!("out of range: {v}"),
+                        })
+                })
+                .transpose()
+        };
+        Ok(WidgetLimits {
+            calls_per_minute: positive("widgets.calls_per_minute", calls_per_minute)?,
+            max_concurrent_calls: positive("widgets.max_concurrent_calls", max_concurrent_calls)?,
+        })
+    }
+
+    fn columns(self) -> (Option<i64>, Option<i64>) {
+        (
+            self.calls_per_minute.map(i64::from),
+            self.max_concurrent_calls.map(i64::from),
+        )
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -128,6 +174,8 @@ struct RouteRow {
     retention_days: i64,
     notice_text: Option<String>,
     allowed_origins: String,
+    calls_per_minute: Option<i64>,
+    max_concurrent_calls: Option<i64>,
 }
 
 impl TryFrom<RouteRow> for WidgetRoute {
@@ -136,6 +184,7 @@ impl TryFrom<RouteRow> for WidgetRoute {
     fn try_from(row: RouteRow) -> Result<Self, Self::Error> {
         let allowed_origins = parse_origins(&row.allowed_origins)?;
         Ok(WidgetRoute {
+            limits: WidgetLimits::from_columns(row.calls_per_minute, row.max_concurrent_calls)?,
             recording: row.recording.parse()?,
             on_revoke: row.on_revoke.parse()?,
             retention_days: u32::try_from(row.retention_days).map_err(|_| StoreError::Corrupt {
@@ -174,7 +223,7 @@ impl Store {
         let row: Option<RouteRow> = sqlx::query_as(
             "SELECT w.id AS widget_id, w.tenant_id, w.number_id, n.e164, n.trunk, \
                     n.recording, n.on_revoke, n.retention_days, n.notice_text, \
-                    w.allowed_origins \
+                    w.allowed_origins, w.calls_per_minute, w.max_concurrent_calls \
              FROM widgets w JOIN numbers n ON n.id = w.number_id \
              WHERE w.id = $1",
         )
@@ -192,6 +241,7 @@ pub struct Widget {
     pub id: String,
     pub number_id: String,
     pub allowed_origins: Vec<String>,
+    pub limits: WidgetLimits,
     pub created_at_ms: i64,
 }
 
@@ -200,6 +250,8 @@ pub struct Widget {
 pub struct WidgetChange {
     pub number_id: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
+    /// Replaces every limit at once.
+    pub limits: Option<WidgetLimits>,
 }
 
 /// The outcome of a widget write that names a number.
@@ -217,6 +269,8 @@ struct WidgetRow {
     id: String,
     number_id: String,
     allowed_origins: String,
+    calls_per_minute: Option<i64>,
+    max_concurrent_calls: Option<i64>,
     created_at: i64,
 }
 
@@ -226,6 +280,7 @@ impl TryFrom<WidgetRow> for Widget {
     fn try_from(row: WidgetRow) -> Result<Self, Self::Error> {
         Ok(Widget {
             allowed_origins: parse_origins(&row.allowed_origins)?,
+            limits: WidgetLimits::from_columns(row.calls_per_minute, row.max_concurrent_calls)?,
             id: row.id,
             number_id: row.number_id,
             created_at_ms: row.created_at,
@@ -237,7 +292,8 @@ impl Store {
     /// The widgets of `tenant`, by id.
     pub async fn widgets(&self, tenant: &str) -> Result<Vec<Widget>, StoreError> {
         let rows: Vec<WidgetRow> = sqlx::query_as(
-            "SELECT id, number_id, allowed_origins, created_at FROM widgets \
+            "SELECT id, number_id, allowed_origins, calls_per_minute, max_concurrent_calls, \
+             created_at FROM widgets \
              WHERE tenant_id = $1 ORDER BY id",
         )
         .bind(tenant)
@@ -250,7 +306,8 @@ impl Store {
     /// Widget `id` of `tenant`; `None` when missing or another tenant's.
     pub async fn widget(&self, tenant: &str, id: &str) -> Result<Option<Widget>, StoreError> {
         let row: Option<WidgetRow> = sqlx::query_as(
-            "SELECT id, number_id, allowed_origins, created_at FROM widgets \
+            "SELECT id, number_id, allowed_origins, calls_per_minute, max_concurrent_calls, \
+             created_at FROM widgets \
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
@@ -271,19 +328,23 @@ impl Store {
         if self.number(tenant, &widget.number_id).await?.is_none() {
             return Ok(WidgetWrite::NoSuchNumber);
         }
+        let (per_minute, concurrent) = widget.limits.columns();
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(StoreError::query("widget insert"))?;
         sqlx::query(
-            "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO widgets (id, tenant_id, number_id, allowed_origins, \
+             calls_per_minute, max_concurrent_calls, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&widget.id)
         .bind(tenant)
         .bind(&widget.number_id)
         .bind(encode_origins(&widget.allowed_origins))
+        .bind(per_minute)
+        .bind(concurrent)
         .bind(widget.created_at_ms)
         .execute(&mut *tx)
         .await
@@ -319,19 +380,27 @@ impl Store {
             widget.allowed_origins = origins;
             fields.push("allowed_origins");
         }
+        if let Some(limits) = change.limits {
+            widget.limits = limits;
+            fields.push("limits");
+        }
+        let (per_minute, concurrent) = widget.limits.columns();
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(StoreError::query("widget update"))?;
         sqlx::query(
-            "UPDATE widgets SET number_id = $3, allowed_origins = $4 \
+            "UPDATE widgets SET number_id = $3, allowed_origins = $4, \
+             calls_per_minute = $5, max_concurrent_calls = $6 \
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
         .bind(&widget.number_id)
         .bind(encode_origins(&widget.allowed_origins))
+        .bind(per_minute)
+        .bind(concurrent)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("widget update"))?;

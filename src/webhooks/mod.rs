@@ -11,10 +11,13 @@
 //!   reach an endpoint loses no event; another run (or node) sends it.
 //! - Bodies are the admin API's views ([`CdrView`], [`RecordingView`]):
 //!   nothing a customer could not already read through the API.
+//! - Deliveries go only to public addresses unless the operator allows
+//!   private ones ([`target`]).
 //! - Every delivery is signed ([`sign::signature`]) with the tenant's
 //!   secret; the secret is never logged, nor is the endpoint's url.
 
 pub mod sign;
+pub mod target;
 mod worker;
 
 use std::sync::Arc;

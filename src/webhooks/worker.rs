@@ -18,9 +18,12 @@ use hyper_util::rt::TokioExecutor;
 use prometheus::IntCounterVec;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+use zeroize::Zeroizing;
 
 use super::Webhooks;
 use super::sign::{Backoff, signature};
+use super::target::{self, CheckedResolver};
+use crate::recording::keys::{KeyRing, SEALED_PREFIX};
 use crate::store::{DueDelivery, now_ms};
 
 /// How long one attempt may take, connection included.
@@ -35,7 +38,8 @@ const PARALLEL: usize = 8;
 /// sharing the database are seen.
 const MAX_IDLE: Duration = Duration::from_secs(2);
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpsClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
 
 /// What the worker needs besides the queue.
 #[derive(Debug, Clone)]
@@ -43,11 +47,15 @@ pub struct WorkerSettings {
     pub backoff: Backoff,
     /// `callgate_webhook_deliveries_total{outcome}`.
     pub deliveries: IntCounterVec,
+    /// `webhooks.allow_private_targets`: send to private addresses too.
+    pub allow_private_targets: bool,
+    /// Opens the endpoints' sealed signing secrets.
+    pub keys: Arc<KeyRing>,
 }
 
 /// Runs the worker until `stop`. Queued deliveries stay in the database.
 pub async fn run(webhooks: Webhooks, settings: WorkerSettings, stop: CancellationToken) {
-    let client = match https_client() {
+    let client = match https_client(settings.allow_private_targets) {
         Ok(client) => client,
         Err(error) => {
             warn!(%error, "cannot start the webhook client; webhooks stay queued");
@@ -118,11 +126,17 @@ async fn deliver(
     delivery: DueDelivery,
 ) {
     let attempts = delivery.attempts.saturating_add(1);
-    let outcome = tokio::time::timeout(SEND_TIMEOUT, send(client, &delivery)).await;
-    let error = match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(error)) => Some(error),
-        Err(_) => Some(format!("timed out after {}s", SEND_TIMEOUT.as_secs())),
+    let error = match signing_secret(&settings.keys, &delivery) {
+        Ok(secret) => {
+            let allow_private = settings.allow_private_targets;
+            let sending = send(client, &delivery, &secret, allow_private);
+            match tokio::time::timeout(SEND_TIMEOUT, sending).await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error),
+                Err(_) => Some(format!("timed out after {}s", SEND_TIMEOUT.as_secs())),
+            }
+        }
+        Err(error) => Some(error),
     };
     let store = &webhooks.store;
     let (label, written) = match error {
@@ -155,10 +169,31 @@ async fn deliver(
 
 /// One POST; the error text names a status or a transport failure, never
 /// the url or the secret.
-async fn send(client: &HttpsClient, delivery: &DueDelivery) -> Result<(), String> {
+/// The endpoint's secret, opened; one from before secrets were sealed is
+/// used as stored (the node seals those when it starts).
+fn signing_secret(keys: &KeyRing, delivery: &DueDelivery) -> Result<Zeroizing<String>, String> {
+    if !delivery.secret.starts_with(SEALED_PREFIX) {
+        return Ok(Zeroizing::new(delivery.secret.clone()));
+    }
+    keys.open_secret(&delivery.secret, &delivery.tenant_id)
+        .map_err(|error| format!("cannot open the signing secret: {error}"))
+}
+
+async fn send(
+    client: &HttpsClient,
+    delivery: &DueDelivery,
+    secret: &str,
+    allow_private: bool,
+) -> Result<(), String> {
+    // A literal address never reaches the resolver, so it is checked here.
+    let uri: axum::http::Uri = delivery.url.parse().map_err(|_| "bad url".to_owned())?;
+    let literal = uri.host().and_then(target::literal_ip);
+    if literal.is_some_and(|ip| !allow_private && !target::is_public(ip)) {
+        return Err(target::REFUSED.to_owned());
+    }
     let timestamp = unix_seconds();
     let body = Bytes::from(delivery.body.clone());
-    let request = axum::http::Request::post(delivery.url.as_str())
+    let request = axum::http::Request::post(uri)
         .header("content-type", "application/json")
         .header(
             "user-agent",
@@ -167,10 +202,7 @@ async fn send(client: &HttpsClient, delivery: &DueDelivery) -> Result<(), String
         .header("callgate-event", delivery.event.as_str())
         .header("callgate-delivery", delivery.id.as_str())
         .header("callgate-timestamp", timestamp.to_string())
-        .header(
-            "callgate-signature",
-            signature(&delivery.secret, timestamp, &body),
-        )
+        .header("callgate-signature", signature(secret, timestamp, &body))
         .body(Full::new(body))
         .map_err(|_| "bad request".to_owned())?;
     let response = client
@@ -188,16 +220,34 @@ async fn send(client: &HttpsClient, delivery: &DueDelivery) -> Result<(), String
 /// The kind of a transport failure, without its text (which may echo the
 /// host or url).
 fn transport_error(error: &hyper_util::client::legacy::Error) -> String {
-    if error.is_connect() {
+    if refused_by_resolver(error) {
+        target::REFUSED.to_owned()
+    } else if error.is_connect() {
         "cannot connect".to_owned()
     } else {
         "connection failed".to_owned()
     }
 }
 
-/// An http and https client; with no system CA certificates (a bare
-/// container) https endpoints fail per delivery, loopback http still works.
-fn https_client() -> Result<HttpsClient, rustls::Error> {
+/// Whether [`CheckedResolver`] refused the host somewhere in `error`'s chain.
+fn refused_by_resolver(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let refused = error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied);
+        if refused {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// An http and https client that connects only where [`CheckedResolver`]
+/// allows; with no system CA certificates (a bare container) https
+/// endpoints fail per delivery, loopback http still works.
+fn https_client(allow_private: bool) -> Result<HttpsClient, rustls::Error> {
     let provider = || rustls::crypto::ring::default_provider();
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_provider_and_native_roots(provider()) {
@@ -211,7 +261,10 @@ fn https_client() -> Result<HttpsClient, rustls::Error> {
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
         }
     };
-    let connector = builder.https_or_http().enable_http1().build();
+    let mut http = HttpConnector::new_with_resolver(CheckedResolver { allow_private });
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(SEND_TIMEOUT));
+    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 

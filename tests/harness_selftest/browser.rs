@@ -237,7 +237,7 @@ async fn chromium_renders_the_demo_widget_under_a_strict_csp() {
     browser.close().await;
 }
 
-/// Compares loudness envelopes on 10 ms frames (`similarity_opus`, see
+/// Compares loudness envelopes on 10 ms frames (`similarity_coarse`, see
 /// support::audio): the capture went 48 kHz WAV → Chromium's fake
 /// microphone (looped) → MediaRecorder webm/opus → ffmpeg 8 kHz, so
 /// waveforms do not line up, envelopes do. Audio processing is off, as the
@@ -270,10 +270,10 @@ async fn the_fake_microphone_captures_the_speech_file() {
         captured.len(),
         sent.len()
     );
-    let same = audio::similarity_opus(&sent, &captured);
+    let same = audio::similarity_coarse(&sent, &captured);
     assert!(same.score >= SAME_SPEECH_MIN, "{same:?}");
     let (_, other) = audio::read_wav(&audio::speech_wav(SENTENCE_B, 8000));
-    let different = audio::similarity_opus(&other, &captured);
+    let different = audio::similarity_coarse(&other, &captured);
     assert!(different.score < DIFFERENT_MAX, "{different:?}");
     browser.close().await;
 }

@@ -274,7 +274,7 @@ impl Browser {
     /// echo cancellation, noise suppression and automatic gain control.
     /// Chromium applies all three by default and they reshape speech: the
     /// fake microphone's capture scores 0.86 instead of 0.98 against its
-    /// file (`audio::similarity_opus`); echo cancellation would also fight
+    /// file (`audio::similarity_coarse`); echo cancellation would also fight
     /// an echo call.
     /// Call it after each page load, before the widget asks for the
     /// microphone.
@@ -355,28 +355,37 @@ impl Browser {
     /// `packetsReceived` summed over the widget's audio `inbound-rtp`
     /// stats (0 before a call).
     pub async fn inbound_audio_packets(&self) -> u64 {
-        self.rtp_packets("inbound-rtp", "packetsReceived").await
+        self.audio_packets().await.received
     }
 
     /// `packetsSent` summed over the widget's audio `outbound-rtp` stats.
     pub async fn outbound_audio_packets(&self) -> u64 {
-        self.rtp_packets("outbound-rtp", "packetsSent").await
+        self.audio_packets().await.sent
     }
 
-    async fn rtp_packets(&self, kind: &str, field: &str) -> u64 {
-        let script = format!(
-            "const w = document.querySelector('.cg-widget');
-             const pc = w && w.callgate.pc;
-             if (!pc) {{ done(0); return; }}
-             pc.getStats().then((stats) => {{
-               let n = 0;
-               stats.forEach((r) => {{
-                 if (r.type === '{kind}' && r.kind === 'audio') n += r.{field} || 0;
-               }});
-               done(n);
-             }}, () => done(0));"
-        );
-        self.eval_async(&script).await.as_u64().unwrap_or(0)
+    /// Both directions' audio packets, read from one `getStats`.
+    pub async fn audio_packets(&self) -> AudioPackets {
+        let value = self
+            .eval_async(
+                "const w = document.querySelector('.cg-widget');
+                 const pc = w && w.callgate.pc;
+                 if (!pc) { done([0, 0]); return; }
+                 pc.getStats().then((stats) => {
+                   let sent = 0, received = 0;
+                   stats.forEach((r) => {
+                     if (r.kind !== 'audio') return;
+                     if (r.type === 'outbound-rtp') sent += r.packetsSent || 0;
+                     if (r.type === 'inbound-rtp') received += r.packetsReceived || 0;
+                   });
+                   done([sent, received]);
+                 }, () => done([0, 0]));",
+            )
+            .await;
+        let count = |i: usize| value.get(i).and_then(Value::as_u64).unwrap_or(0);
+        AudioPackets {
+            sent: count(0),
+            received: count(1),
+        }
     }
 
     /// Writes a PNG screenshot of the page (for a person to look at).
@@ -582,4 +591,28 @@ pub fn artifacts_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir
+}
+
+/// The widget's audio packet counts at one moment of a call.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioPackets {
+    pub sent: u64,
+    pub received: u64,
+}
+
+impl AudioPackets {
+    /// Asserts that an echoing far end sent the browser's audio back: the
+    /// browser sent at least `min_sent` packets and received at least 95 %
+    /// as many. The browser's own send count is the reference because a
+    /// starved machine slows Chromium's fake microphone (it drops the time
+    /// it did not run); what the relay must do is return every packet.
+    pub fn assert_echoed(&self, min_sent: u64) {
+        assert!(
+            self.sent >= min_sent && self.received * 100 >= self.sent * 95,
+            "the echo came back: the browser sent {} audio packets (at least {min_sent} \
+             wanted) and received {}",
+            self.sent,
+            self.received
+        );
+    }
 }

@@ -87,19 +87,10 @@ impl RunningNode {
     /// Runs `callgate ARGS --config <this node's config>`; returns the exit
     /// code, stdout and stderr.
     pub fn command(&self, args: &[&str]) -> (i32, String, String) {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
-            .args(args)
-            .arg("--config")
-            .arg(self.config_file())
-            .envs(self.env.iter().cloned())
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run callgate");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let config = self.config_file();
+        let config = config.to_str().expect("a UTF-8 path");
+        let args: Vec<&str> = args.iter().copied().chain(["--config", config]).collect();
+        callgate(&args, &self.env)
     }
 
     /// A new API key made with `callgate apikey create` (the tenant must
@@ -200,6 +191,22 @@ impl RunningNode {
         self.task.await.unwrap();
         self.data
     }
+}
+
+/// Runs `callgate ARGS` with the `env` overrides; returns the exit code,
+/// stdout and stderr.
+pub fn callgate(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_callgate"))
+        .args(args)
+        .envs(env.iter().cloned())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run callgate");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// The config text of a test node: data in `data`, HTTP on `http` (port 0

@@ -69,6 +69,12 @@ pub async fn authenticate_key(
     state: &AdminState,
     text: &str,
 ) -> Result<(Caller, ApiKeyRecord), ApiError> {
+    let record = checked_key(state, text).await?;
+    Ok((caller_of(record.clone())?, record))
+}
+
+/// The record of the live key `text` is, whatever its role.
+pub async fn checked_key(state: &AdminState, text: &str) -> Result<ApiKeyRecord, ApiError> {
     let presented = api_key::parse(text).ok_or(ApiError::Unauthorized)?;
     let record = state
         .store
@@ -78,7 +84,36 @@ pub async fn authenticate_key(
     if !api_key::matches(&state.keys, &record, &presented) {
         return Err(ApiError::Unauthorized);
     }
-    Ok((caller_of(record.clone())?, record))
+    Ok(record)
+}
+
+/// An operator key's holder: the node's own routes (`/v1/node`) take only
+/// `Authorization: Bearer` with an `operator` key, never a session cookie;
+/// a tenant's key is 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub key_id: String,
+}
+
+impl FromRequestParts<AdminState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(bearer_token)
+            .ok_or(ApiError::Unauthorized)?;
+        let record = checked_key(state, token).await?;
+        match record.role {
+            Role::Operator => Ok(Operator { key_id: record.id }),
+            _ => Err(ApiError::Forbidden("an operator key is required")),
+        }
+    }
 }
 
 /// The caller a checked key's record stands for; operator keys have no

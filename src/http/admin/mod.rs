@@ -1,8 +1,9 @@
 //! The customer's admin API (`Authorization: Bearer <api key>`, or the
 //! dashboard's session cookie): numbers, widgets, CDR export, recordings,
-//! the audit log, the webhook endpoint and privacy requests (export and erase by the reference a
-//! visitor was shown), plus the OpenAPI document that describes every route
-//! of the node.
+//! the audit log, the webhook endpoint and privacy requests (export and
+//! erase by the reference a visitor was shown); the operator's `/v1/node`
+//! (status and drain, `operator` keys only); and the OpenAPI document that
+//! describes every route of the node.
 //!
 //! Invariants:
 //! - Every query is scoped to the caller's tenant; another tenant's object
@@ -20,6 +21,7 @@ mod auth;
 mod body;
 mod cdrs;
 mod error;
+mod node;
 mod numbers;
 pub mod openapi;
 mod privacy;
@@ -39,8 +41,10 @@ use axum::routing::{get, post};
 pub use self::auth::Caller;
 pub use self::cdrs::CdrView;
 pub use self::error::ApiError;
+pub use self::node::NodeControl;
 pub use self::recordings::RecordingView;
 pub use self::widgets::embed_snippet;
+use crate::config::LimitsConfig;
 use crate::recording::keys::KeyRing;
 use crate::recording::storage::RecordingStorage;
 use crate::store::Store;
@@ -56,6 +60,13 @@ pub struct AdminState {
     pub routes: Arc<[String]>,
     /// Where browsers reach this node, for embed snippets.
     pub base_url: String,
+    /// The node's limits, which a widget's own may only tighten.
+    pub limits: LimitsConfig,
+    /// `webhooks.allow_private_targets`: a webhook URL may name a private
+    /// address.
+    pub webhooks_allow_private: bool,
+    /// What the operator routes report and drain.
+    pub node: NodeControl,
 }
 
 pub fn routes(state: AdminState) -> Router {
@@ -96,6 +107,8 @@ pub fn routes(state: AdminState) -> Router {
                 .post(session::create)
                 .delete(session::delete),
         )
+        .route("/v1/node", get(node::status))
+        .route("/v1/node/drain", post(node::drain).delete(node::resume))
         .route("/v1/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)

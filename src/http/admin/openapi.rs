@@ -7,7 +7,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, cdrs, error, numbers, privacy, recordings, session, webhooks, widgets};
+use super::{audit, cdrs, error, node, numbers, privacy, recordings, session, webhooks, widgets};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use super::{audit, cdrs, error, numbers, privacy, recordings, session, webhooks,
         webhooks::get, webhooks::put, webhooks::delete,
         privacy::export, privacy::erase,
         session::create, session::show, session::delete,
+        node::status, node::drain, node::resume,
         document,
     ),
     components(schemas(error::ErrorBody)),
@@ -36,6 +37,8 @@ use super::{audit, cdrs, error, numbers, privacy, recordings, session, webhooks,
         (name = "privacy", description = "a visitor's request: export or erase one call's data"),
         (name = "session", description = "the dashboard's sign-in: an API key traded for an \
             HttpOnly cookie that the admin routes accept too"),
+        (name = "node", description = "the operator's view of this node and its drain \
+            (operator keys only)"),
     )
 )]
 pub struct ApiDoc;
@@ -56,10 +59,17 @@ impl Modify for BearerKeys {
                 "from POST /v1/session; a change needs the node's own Origin",
             ))),
         );
-        // Every route that takes a key takes the session cookie instead.
+        // Every route that takes a key takes the session cookie instead,
+        // except the operator's, which take only an operator key.
         let bearer = SecurityRequirement::new("api_key", Vec::<String>::new());
         let cookie = SecurityRequirement::new("session", Vec::<String>::new());
-        for item in openapi.paths.paths.values_mut() {
+        let tenant_routes = openapi
+            .paths
+            .paths
+            .iter_mut()
+            .filter(|(path, _)| !path.starts_with("/v1/node"))
+            .map(|(_, item)| item);
+        for item in tenant_routes {
             let operations = [
                 &mut item.get,
                 &mut item.put,

@@ -2,6 +2,7 @@
 
 use super::error::ApiError;
 use crate::store::SELF_ORIGIN;
+use crate::webhooks::target::{is_public, literal_ip};
 
 /// Retention a number may have: the usual choices are 7, 30, 90 and 365
 /// days; any whole number of days in this range is accepted.
@@ -137,32 +138,35 @@ fn origin_ok(origin: &str) -> bool {
 
 /// A webhook endpoint: an absolute `https` URL, or `http` to a loopback
 /// host (a receiver on the same machine); no user info, at most 2048 bytes.
-pub fn webhook_url(field: &str, value: &str) -> Result<(), ApiError> {
-    const MESSAGE: &str = "must be an https:// URL (http:// only to localhost, 127.0.0.0/8 or \
-        [::1]) with a host and no user info, at most 2048 characters";
+pub fn webhook_url(field: &str, value: &str, allow_private: bool) -> Result<(), ApiError> {
+    const MESSAGE: &str = "must be an https:// URL with a host and no user info, at most 2048 \
+        characters";
+    const PRIVATE: &str = "must name a public host: this node sends webhooks to no private, \
+        loopback or link-local address, nor over http:// (webhooks.allow_private_targets)";
+    const PRIVATE_HTTP: &str = "must be an https:// URL (http:// only to localhost, \
+        127.0.0.0/8 or [::1]) with a host and no user info, at most 2048 characters";
     let uri: axum::http::Uri = value
         .parse()
         .map_err(|_| ApiError::bad_field(field, MESSAGE))?;
     let host = uri.host().unwrap_or("");
     let no_user_info = uri.authority().is_some_and(|a| !a.as_str().contains('@'));
-    let scheme_ok = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => is_loopback_host(host),
-        _ => false,
-    };
-    if value.len() <= 2048 && !host.is_empty() && no_user_info && scheme_ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_field(field, MESSAGE))
+    if value.len() > 2048 || host.is_empty() || !no_user_info {
+        return Err(ApiError::bad_field(field, MESSAGE));
+    }
+    let inside =
+        host.eq_ignore_ascii_case("localhost") || literal_ip(host).is_some_and(|ip| !is_public(ip));
+    match (uri.scheme_str(), allow_private) {
+        (Some("https"), false) if inside => Err(ApiError::bad_field(field, PRIVATE)),
+        (Some("https"), _) => Ok(()),
+        (Some("http"), false) if is_loopback_host(host) => Err(ApiError::bad_field(field, PRIVATE)),
+        (Some("http"), true) if is_loopback_host(host) => Ok(()),
+        (_, true) => Err(ApiError::bad_field(field, PRIVATE_HTTP)),
+        (_, false) => Err(ApiError::bad_field(field, MESSAGE)),
     }
 }
 
 fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || literal_ip(host).is_some_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -253,14 +257,28 @@ mod tests {
     }
 
     #[test]
-    fn webhook_urls_are_https_or_loopback_http() {
-        for ok in [
-            "https://hooks.example.com/callgate",
+    fn webhook_urls_are_https_to_public_hosts_unless_private_targets_are_allowed() {
+        let public = ["https://hooks.example.com/callgate", "https://8.8.8.8/hook"];
+        let inside = [
+            "https://10.0.0.1/hook",
+            "https://169.254.169.254/latest",
+            "https://[fd00::1]/",
+            "https://localhost/",
             "http://127.0.0.1:9000/hook",
             "http://localhost/hook",
             "http://[::1]:8080/",
-        ] {
-            assert_eq!(webhook_url("url", ok).ok(), Some(()), "{ok}");
+        ];
+        for ok in public {
+            assert!(webhook_url("url", ok, false).is_ok(), "{ok}");
+            assert!(webhook_url("url", ok, true).is_ok(), "{ok}");
+        }
+        for ok in inside {
+            assert!(webhook_url("url", ok, true).is_ok(), "{ok}");
+            assert_eq!(
+                field(webhook_url("url", ok, false)).as_deref(),
+                Some("url"),
+                "{ok}"
+            );
         }
         for bad in [
             "http://hooks.example.com/",
@@ -270,11 +288,13 @@ mod tests {
             "/relative",
             "",
         ] {
-            assert_eq!(
-                field(webhook_url("url", bad)).as_deref(),
-                Some("url"),
-                "{bad}"
-            );
+            for allow_private in [false, true] {
+                assert_eq!(
+                    field(webhook_url("url", bad, allow_private)).as_deref(),
+                    Some("url"),
+                    "{bad}"
+                );
+            }
         }
     }
 }

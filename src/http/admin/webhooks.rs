@@ -1,6 +1,6 @@
 //! `/v1/webhook`: the tenant's webhook endpoint. `PUT` sets it and answers
-//! a fresh signing secret, the only time the secret is ever shown; `GET`
-//! answers the url alone.
+//! a fresh signing secret, the only time the secret is ever shown (the
+//! database keeps it sealed under the KEK); `GET` answers the url alone.
 
 use axum::Json;
 use axum::extract::State;
@@ -31,7 +31,8 @@ pub struct WebhookView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPut {
-    /// `https://...`; `http://` only to a loopback host.
+    /// `https://...` to a public host; private addresses and `http://` to
+    /// a loopback host only where the node allows private targets.
     pub url: String,
 }
 
@@ -71,11 +72,12 @@ pub async fn put(
 ) -> Result<Json<WebhookCreated>, ApiError> {
     caller.require_admin()?;
     let put: WebhookPut = parse_json(&body)?;
-    validate::webhook_url("url", &put.url)?;
+    validate::webhook_url("url", &put.url, state.webhooks_allow_private)?;
     let secret = URL_SAFE_NO_PAD.encode(rand::rng().random::<[u8; 32]>());
+    let sealed = state.keys.seal_secret(&secret, &caller.tenant_id);
     state
         .store
-        .set_webhook(&caller.tenant_id, &put.url, &secret, &caller.actor())
+        .set_webhook(&caller.tenant_id, &put.url, &sealed, &caller.actor())
         .await?;
     Ok(Json(WebhookCreated {
         url: put.url,

@@ -1,5 +1,5 @@
-//! `/v1/widgets`: a tenant's call buttons, the number each dials and the
-//! origins that may embed it.
+//! `/v1/widgets`: a tenant's call buttons, the number each dials, the
+//! origins that may embed it and its own limits on calls.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,7 +13,8 @@ use super::auth::Caller;
 use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
 use super::{AdminState, times, validate};
-use crate::store::{Widget, WidgetChange, WidgetWrite, now_ms};
+use crate::config::LimitsConfig;
+use crate::store::{Widget, WidgetChange, WidgetLimits, WidgetWrite, now_ms};
 
 /// A widget as the API shows it, with the snippet that embeds it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,6 +23,7 @@ pub struct WidgetView {
     pub number_id: String,
     /// `self` (the node's own origin) or `https://host[:port]`.
     pub allowed_origins: Vec<String>,
+    pub limits: LimitsView,
     /// The one script tag a page adds to show this widget's call button.
     pub embed: String,
     pub created_at: String,
@@ -35,7 +37,49 @@ impl WidgetView {
             id: widget.id,
             number_id: widget.number_id,
             allowed_origins: widget.allowed_origins,
+            limits: LimitsView {
+                calls_per_minute: widget.limits.calls_per_minute,
+                max_concurrent_calls: widget.limits.max_concurrent_calls,
+            },
         }
+    }
+}
+
+/// A widget's own limits; `null` (or absent) leaves the node's limit. They
+/// can only be tighter than the node's.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsView {
+    /// New calls per minute through this widget, from all visitors.
+    #[serde(default)]
+    pub calls_per_minute: Option<u32>,
+    /// Calls in progress through this widget at once.
+    #[serde(default)]
+    pub max_concurrent_calls: Option<u32>,
+}
+
+impl LimitsView {
+    /// The limits, each between 1 and the node's own limit.
+    fn checked(self, node: &LimitsConfig) -> Result<WidgetLimits, ApiError> {
+        let within = |field: &str, value: Option<u32>, ceiling: u32| match value {
+            Some(v) if v == 0 || v > ceiling => Err(ApiError::bad_field(
+                field,
+                format!("must be between 1 and {ceiling} (this node's limit), or null"),
+            )),
+            _ => Ok(value),
+        };
+        Ok(WidgetLimits {
+            calls_per_minute: within(
+                "limits.calls_per_minute",
+                self.calls_per_minute,
+                node.calls_per_minute_per_widget,
+            )?,
+            max_concurrent_calls: within(
+                "limits.max_concurrent_calls",
+                self.max_concurrent_calls,
+                node.max_concurrent_calls_per_tenant,
+            )?,
+        })
     }
 }
 
@@ -53,6 +97,8 @@ pub struct NewWidget {
     pub id: String,
     pub number_id: String,
     pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub limits: LimitsView,
 }
 
 /// `PATCH /v1/widgets/{id}`: only the fields given change.
@@ -61,6 +107,8 @@ pub struct NewWidget {
 pub struct WidgetPatch {
     pub number_id: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
+    /// Replaces both limits; a limit left out goes back to the node's.
+    pub limits: Option<LimitsView>,
 }
 
 fn written(write: WidgetWrite, base_url: &str) -> Result<WidgetView, ApiError> {
@@ -117,10 +165,12 @@ pub async fn create(
     validate::id("id", &new.id)?;
     validate::id("number_id", &new.number_id)?;
     validate::origins("allowed_origins", &new.allowed_origins)?;
+    let limits = new.limits.checked(&state.limits)?;
     let widget = Widget {
         id: new.id,
         number_id: new.number_id,
         allowed_origins: new.allowed_origins,
+        limits,
         created_at_ms: now_ms(),
     };
     match state
@@ -156,9 +206,14 @@ pub async fn update(
     if let Some(origins) = &patch.allowed_origins {
         validate::origins("allowed_origins", origins)?;
     }
+    let limits = patch
+        .limits
+        .map(|limits| limits.checked(&state.limits))
+        .transpose()?;
     let change = WidgetChange {
         number_id: patch.number_id,
         allowed_origins: patch.allowed_origins,
+        limits,
     };
     let write = state
         .store

@@ -41,6 +41,9 @@ pub struct RetryAfter(pub Duration);
 /// A per-key limiter of `limit` requests per `window`, burst `limit`.
 #[derive(Debug)]
 pub struct RateLimiter<K> {
+    /// N: requests per window, unless a key asks for fewer.
+    limit: u32,
+    window: Duration,
     /// T: the time one request "costs".
     interval: Duration,
     /// (N - 1) * T: how far ahead of `now` the TAT may run.
@@ -61,10 +64,12 @@ impl<K: Hash + Eq> RateLimiter<K> {
     /// `limit` per `window`, burst `limit`; a `limit` of 0 is taken as 1.
     pub fn new(limit: u32, window: Duration, max_keys: usize) -> Self {
         let limit = limit.max(1);
-        let interval = window / limit;
+        let (interval, tolerance) = gcra_params(limit, window);
         Self {
+            limit,
+            window,
             interval,
-            tolerance: interval * (limit - 1),
+            tolerance,
             max_keys: max_keys.max(1),
             table: HashMap::new(),
             sweep_at: MIN_SWEEP_AT,
@@ -78,11 +83,28 @@ impl<K: Hash + Eq> RateLimiter<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        self.check_at_most(key, self.limit, now)
+    }
+
+    /// Like [`RateLimiter::check`], for a key with its own lower `limit`
+    /// per window (the limiter's own applies when it is lower). A key
+    /// should keep one limit; a changed one takes effect from its next
+    /// request.
+    pub fn check_at_most<Q>(&mut self, key: &Q, limit: u32, now: Instant) -> Result<(), RetryAfter>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let (interval, tolerance) = if limit.max(1) < self.limit {
+            gcra_params(limit.max(1), self.window)
+        } else {
+            (self.interval, self.tolerance)
+        };
         if let Some(tat) = self.table.get_mut(key) {
-            return conform(tat, now, self.interval, self.tolerance);
+            return conform(tat, now, interval, tolerance);
         }
         self.make_room(now)?;
-        self.table.insert(key.to_owned(), now + self.interval);
+        self.table.insert(key.to_owned(), now + interval);
         Ok(())
     }
 
@@ -134,6 +156,12 @@ impl<K: Hash + Eq> RateLimiter<K> {
         });
         earliest
     }
+}
+
+/// T and (N - 1) * T for `limit` (at least 1) per `window`.
+fn gcra_params(limit: u32, window: Duration) -> (Duration, Duration) {
+    let interval = window / limit;
+    (interval, interval * (limit - 1))
 }
 
 fn conform(
@@ -190,6 +218,32 @@ mod tests {
         assert_eq!(limiter.check("a", t0 + secs(20)), Err(RetryAfter(secs(20))));
         // Other keys are independent.
         assert_eq!(limiter.check("b", t0 + secs(20)), Ok(()));
+    }
+
+    #[test]
+    fn a_key_with_its_own_lower_limit_gets_its_own_burst_and_rate() {
+        let t0 = Instant::now();
+        let mut limiter = RateLimiter::<String>::per_minute(6);
+        for _ in 0..2 {
+            assert_eq!(limiter.check_at_most("tight", 2, t0), Ok(()));
+        }
+        assert_eq!(
+            limiter.check_at_most("tight", 2, t0),
+            Err(RetryAfter(secs(30)))
+        );
+        assert_eq!(limiter.check_at_most("tight", 2, t0 + secs(30)), Ok(()));
+        // A limit above the limiter's own is capped at it.
+        for _ in 0..6 {
+            assert_eq!(limiter.check_at_most("loose", 100, t0), Ok(()));
+        }
+        assert_eq!(
+            limiter.check_at_most("loose", 100, t0),
+            Err(RetryAfter(secs(10)))
+        );
+        // Keys without their own limit are unaffected.
+        for _ in 0..6 {
+            assert_eq!(limiter.check("other", t0), Ok(()));
+        }
     }
 
     #[test]

@@ -8,6 +8,12 @@ fn limits(per_ip: u32, per_widget: u32, per_tenant: u32) -> LimitsConfig {
     }
 }
 
+/// A widget without limits of its own.
+const NODE: WidgetLimits = WidgetLimits {
+    calls_per_minute: None,
+    max_concurrent_calls: None,
+};
+
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
@@ -36,19 +42,70 @@ fn widget_limit_counts_every_client() {
     let t0 = Instant::now();
     for n in 1..=3 {
         let client = ip(&format!("192.0.2.{n}"));
-        assert_eq!(guards.check_new_call(client, "w1", t0), Ok(()));
+        assert_eq!(guards.check_new_call(client, "w1", &NODE, t0), Ok(()));
     }
-    let refused = guards.check_new_call(ip("192.0.2.9"), "w1", t0 + Duration::from_secs(5));
+    let refused = guards.check_new_call(ip("192.0.2.9"), "w1", &NODE, t0 + Duration::from_secs(5));
     assert_eq!(
         refused,
         Err(Refusal::RateLimitedWidget {
             retry_after: Duration::from_secs(15)
         })
     );
-    assert_eq!(guards.check_new_call(ip("192.0.2.9"), "w2", t0), Ok(()));
+    assert_eq!(
+        guards.check_new_call(ip("192.0.2.9"), "w2", &NODE, t0),
+        Ok(())
+    );
     // The window rolls over: one call per 20 s comes back.
     let t1 = t0 + Duration::from_secs(20);
-    assert_eq!(guards.check_new_call(ip("192.0.2.8"), "w1", t1), Ok(()));
+    assert_eq!(
+        guards.check_new_call(ip("192.0.2.8"), "w1", &NODE, t1),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_widget_with_its_own_limits_is_held_to_them_and_others_are_not() {
+    let guards = Guards::new(&limits(100, 10, 10));
+    let own = WidgetLimits {
+        calls_per_minute: Some(2),
+        max_concurrent_calls: Some(1),
+    };
+    let t0 = Instant::now();
+    assert_eq!(
+        guards.check_new_call(ip("192.0.2.1"), "tight", &own, t0),
+        Ok(())
+    );
+    assert_eq!(
+        guards.check_new_call(ip("192.0.2.2"), "tight", &own, t0),
+        Ok(())
+    );
+    assert_eq!(
+        guards.check_new_call(ip("192.0.2.3"), "tight", &own, t0),
+        Err(Refusal::RateLimitedWidget {
+            retry_after: Duration::from_secs(30)
+        })
+    );
+    for n in 0..10 {
+        let client = ip(&format!("192.0.2.{}", 10 + n));
+        assert_eq!(guards.check_new_call(client, "loose", &NODE, t0), Ok(()));
+    }
+
+    let first = guards.try_acquire_call("acme", "tight", &own).unwrap();
+    assert_eq!(
+        guards.try_acquire_call("acme", "tight", &own).unwrap_err(),
+        Refusal::WidgetBusy { limit: 1 }
+    );
+    assert_eq!(
+        guards.calls_in_progress("acme"),
+        1,
+        "a refused call holds no tenant slot"
+    );
+    let other = guards.try_acquire_call("acme", "loose", &NODE).unwrap();
+    drop(first);
+    let again = guards.try_acquire_call("acme", "tight", &own).unwrap();
+    drop((other, again));
+    assert!(lock(&guards.inner.widgets).is_empty());
+    assert_eq!(guards.calls_in_progress("acme"), 0);
 }
 
 #[test]
@@ -56,8 +113,8 @@ fn client_is_checked_before_widget() {
     let guards = Guards::new(&limits(1, 1, 10));
     let t0 = Instant::now();
     let client = ip("198.51.100.7");
-    assert_eq!(guards.check_new_call(client, "w", t0), Ok(()));
-    let refused = guards.check_new_call(client, "w", t0).unwrap_err();
+    assert_eq!(guards.check_new_call(client, "w", &NODE, t0), Ok(()));
+    let refused = guards.check_new_call(client, "w", &NODE, t0).unwrap_err();
     assert!(
         matches!(refused, Refusal::RateLimitedIp { .. }),
         "{refused:?}"
@@ -67,19 +124,19 @@ fn client_is_checked_before_widget() {
 #[test]
 fn tenant_permits_are_released_on_drop() {
     let guards = Guards::new(&limits(10, 10, 2));
-    let a = guards.try_acquire_call("acme").unwrap();
-    let b = guards.try_acquire_call("acme").unwrap();
+    let a = guards.try_acquire_call("acme", "w", &NODE).unwrap();
+    let b = guards.try_acquire_call("acme", "w", &NODE).unwrap();
     assert_eq!(guards.calls_in_progress("acme"), 2);
     assert_eq!(
-        guards.try_acquire_call("acme").unwrap_err(),
+        guards.try_acquire_call("acme", "w", &NODE).unwrap_err(),
         Refusal::TooManyCalls { limit: 2 }
     );
     // Other tenants have their own slots.
-    let other = guards.try_acquire_call("globex").unwrap();
+    let other = guards.try_acquire_call("globex", "w", &NODE).unwrap();
     assert_eq!(other.tenant(), "globex");
     drop(a);
     assert_eq!(guards.calls_in_progress("acme"), 1);
-    let c = guards.try_acquire_call("acme").unwrap();
+    let c = guards.try_acquire_call("acme", "w", &NODE).unwrap();
     drop((b, c, other));
     assert_eq!(guards.calls_in_progress("acme"), 0);
     assert!(
@@ -91,9 +148,9 @@ fn tenant_permits_are_released_on_drop() {
 #[test]
 fn permits_move_to_other_threads_and_still_release() {
     let guards = Guards::new(&limits(10, 10, 1));
-    let permit = guards.try_acquire_call("acme").unwrap();
+    let permit = guards.try_acquire_call("acme", "w", &NODE).unwrap();
     std::thread::spawn(move || drop(permit)).join().unwrap();
-    assert!(guards.try_acquire_call("acme").is_ok());
+    assert!(guards.try_acquire_call("acme", "w", &NODE).is_ok());
 }
 
 #[test]
