@@ -45,9 +45,9 @@ impl Readiness {
     }
 
     /// Starts (`true`) or ends a drain: new calls are refused while it
-    /// lasts, calls in progress go on.
-    pub fn set_draining(&self, draining: bool) {
-        self.0.draining.store(draining, Ordering::Release);
+    /// lasts, calls in progress go on. Returns whether this changed it.
+    pub fn set_draining(&self, draining: bool) -> bool {
+        self.0.draining.swap(draining, Ordering::AcqRel) != draining
     }
 
     pub fn is_draining(&self) -> bool {

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use super::AdminState;
 use super::auth::Operator;
-use super::error::{ApiError, ErrorBody};
+use super::error::ErrorBody;
 use crate::call::service::CallService;
 use crate::config::NodeId;
 use crate::http::Readiness;
@@ -72,34 +72,31 @@ pub async fn status(State(state): State<AdminState>, _operator: Operator) -> Jso
     security(("api_key" = [])),
     responses((status = 200, description = "draining: new calls refused", body = NodeStatus),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn drain(
-    State(state): State<AdminState>,
-    operator: Operator,
-) -> Result<Json<NodeStatus>, ApiError> {
-    if !state.node.readiness.is_draining() {
-        state.node.readiness.set_draining(true);
-        state.node.metrics.draining.set(1);
+pub async fn drain(State(state): State<AdminState>, operator: Operator) -> Json<NodeStatus> {
+    if set_draining(&state.node, true) {
         tracing::info!(
             key = %operator.key_id,
             calls_active = state.node.calls.active(),
             "draining: new calls refused, calls in progress go on"
         );
     }
-    Ok(Json(NodeStatus::of(&state.node)))
+    Json(NodeStatus::of(&state.node))
 }
 
 #[utoipa::path(delete, path = "/v1/node/drain", tag = "node",
     security(("api_key" = [])),
     responses((status = 200, description = "taking calls again", body = NodeStatus),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn resume(
-    State(state): State<AdminState>,
-    operator: Operator,
-) -> Result<Json<NodeStatus>, ApiError> {
-    if state.node.readiness.is_draining() {
-        state.node.readiness.set_draining(false);
-        state.node.metrics.draining.set(0);
+pub async fn resume(State(state): State<AdminState>, operator: Operator) -> Json<NodeStatus> {
+    if set_draining(&state.node, false) {
         tracing::info!(key = %operator.key_id, "drain ended: taking new calls");
     }
-    Ok(Json(NodeStatus::of(&state.node)))
+    Json(NodeStatus::of(&state.node))
+}
+
+/// Starts or ends the drain and its gauge; whether this changed it.
+fn set_draining(node: &NodeControl, draining: bool) -> bool {
+    let changed = node.readiness.set_draining(draining);
+    node.metrics.draining.set(i64::from(draining));
+    changed
 }
