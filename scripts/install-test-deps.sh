@@ -24,11 +24,13 @@ packages=(
   procps          # ps, kill (tests signal the node)
   iproute2        # ip, for network-namespace tests
   ca-certificates
-  openssl         # test certificates for SIP over TLS
+  openssl         # test certificates for SIP over TLS and HTTPS
+  curl            # HTTP/2 over TLS, HSTS and redirects from the node
   chromium        # the real browser for the widget
   chromium-driver # chromedriver, WebDriver for chromium
   ffmpeg          # decodes the browser's webm/opus captures
   coturn          # TURN relay the widget is told about
+  pebble          # ACME test CA for the node's own certificates
   postgresql      # the store at scale (scripts/test-postgres.sh runs one)
   python3         # the test virtualenv's interpreter
   python3-venv
@@ -82,7 +84,7 @@ check_programs() {
   fi
   local program
   for program in sipp baresip kamailio sox espeak-ng tshark kill ip openssl \
-    chromium chromedriver ffmpeg turnserver; do
+    chromium chromedriver ffmpeg turnserver pebble curl; do
     if ! command -v "$program" >/dev/null; then
       echo "install-test-deps: $program is not on PATH after installing" >&2
       exit 1

@@ -274,42 +274,86 @@ async fn calls_over_the_tenant_limit_are_refused_until_one_ends() {
     node.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn chromium_behind_a_turn_relay_reaches_the_node() {
-    let turn = Coturn::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let credential = secrets.path().join("turn-credential");
-    std::fs::write(&credential, format!("{}\n", coturn::PASSWORD)).unwrap();
-    let extra = format!(
-        "{ECHO_ROUTE}[[webrtc.ice_servers]]\nurls = [\"{}\"]\nusername = \"{}\"\n\
-         credential_file = {:?}\n",
-        turn.url(),
-        coturn::USER,
-        credential.display().to_string()
-    );
-    let node = RunningNode::start(MEDIA_PORTS, &extra, &[]).await;
-
-    // The widget is told about the relay, with the credential from the file.
-    let (status, config) = http(
-        node.addr,
-        "GET",
-        "/v1/widgets/demo/config",
-        Some(&node.base()),
-        b"",
-    );
+/// The widget config's ICE servers, as the node hands them to a browser.
+fn ice_servers(node: &RunningNode) -> serde_json::Value {
+    let path = "/v1/widgets/demo/config";
+    let (status, config) = http(node.addr, "GET", path, Some(&node.base()), b"");
     assert_eq!(status, 200, "{config}");
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
-    assert_eq!(
-        config["ice_servers"][0]["urls"][0].as_str(),
-        Some(turn.url().as_str())
+    config["ice_servers"].clone()
+}
+
+/// Whether Chromium gathers a relay candidate from the TURN server at
+/// `url` with `username` and `credential`: coturn allocates only for a
+/// credential it accepts.
+async fn gathers_relay_candidate(
+    browser: &Browser,
+    url: &str,
+    username: &str,
+    credential: &str,
+) -> bool {
+    let server = serde_json::json!({ "urls": url, "username": username, "credential": credential });
+    let script = format!(
+        "const pc = new RTCPeerConnection({{ iceServers: [{server}], iceTransportPolicy: 'relay' }});
+         pc.addTransceiver('audio');
+         let relay = false;
+         pc.onicecandidate = (e) => {{ if (e.candidate && / relay /.test(e.candidate.candidate)) relay = true; }};
+         pc.createOffer().then((o) => pc.setLocalDescription(o));
+         setTimeout(() => {{ pc.close(); done(relay); }}, 4000);"
     );
-    assert_eq!(
-        config["ice_servers"][0]["credential"].as_str(),
-        Some(coturn::PASSWORD)
+    browser.eval_async(&script).await.as_bool() == Some(true)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_behind_a_turn_relay_reaches_the_node_with_credentials_that_expire() {
+    let turn = Coturn::start();
+    let extra = format!(
+        "{ECHO_ROUTE}[[webrtc.ice_servers]]\nurls = [\"{}\"]\nauth_secret_env = \"TURN_SECRET\"\n",
+        turn.url(),
     );
+    let env = [("TURN_SECRET", coturn::AUTH_SECRET)];
+    let node = RunningNode::start(MEDIA_PORTS, &extra, &env).await;
+
+    // Each config carries a credential of its own, valid for 10 minutes.
+    let (first, second) = (ice_servers(&node), ice_servers(&node));
+    assert_eq!(first[0]["urls"][0].as_str(), Some(turn.url().as_str()));
+    let username = first[0]["username"].as_str().expect("a TURN username");
+    let (expiry, _opaque) = username.split_once(':').expect("EXPIRY:OPAQUE");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().expect("the expiry in Unix seconds");
+    assert!((now + 590..=now + 610).contains(&expiry), "{username}");
+    assert_ne!(first[0]["username"], second[0]["username"]);
+    assert_ne!(first[0]["credential"], second[0]["credential"]);
 
     let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
     browser.goto(&format!("{}/demo", node.base())).await;
+    // coturn refuses a credential whose time has passed, and takes a fresh one.
+    let expired = callgate::webrtc::turn_rest::credential(
+        coturn::AUTH_SECRET.as_bytes(),
+        now - 60,
+        "expired",
+    );
+    let url = turn.url();
+    let refused =
+        !gathers_relay_candidate(&browser, &url, &expired.username, &expired.credential).await;
+    let fresh = ice_servers(&node);
+    let fresh_username = fresh[0]["username"].as_str().unwrap();
+    let fresh_credential = fresh[0]["credential"].as_str().unwrap();
+    let accepted = gathers_relay_candidate(&browser, &url, fresh_username, fresh_credential).await;
+    assert!(
+        refused,
+        "coturn refused the expired credential\n{}",
+        turn.log()
+    );
+    assert!(
+        accepted,
+        "coturn accepted the fresh credential\n{}",
+        turn.log()
+    );
+
     browser.disable_audio_processing().await;
     browser.force_turn_relay().await;
     browser.click(".cg-widget .cg-call").await;

@@ -546,8 +546,12 @@ async fn a_recording_cut_by_a_killed_node_is_stored_incomplete_at_restart() {
     let http: std::net::SocketAddr = format!("127.0.0.1:{}", support::ports::free_tcp_port())
         .parse()
         .unwrap();
-    let text =
-        support::node::node_config(data.path(), &http.to_string(), 22000..=22499, ECHO_ROUTE);
+    let text = support::node::node_config(
+        data.path(),
+        &format!("listen = \"{http}\""),
+        22000..=22499,
+        ECHO_ROUTE,
+    );
     let config = data.path().join("callgate.toml");
     std::fs::write(&config, text).unwrap();
     let mut node = serve(&config, http);

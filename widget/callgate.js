@@ -40,7 +40,8 @@
  * `data-state` attribute (idle | connecting | ringing | answered | ended |
  * error), `data-reason` once a call ended or failed, `data-privacy-ref`
  * once a placed call ended, and a property `element.callgate = { pc,
- * callId, privacyRef, state, reason, start(), hangup(), sendDtmf(digits) }`.
+ * callId, eventsUrl, privacyRef, state, reason, start(), hangup(),
+ * sendDtmf(digits) }`.
  *
  * When a placed call ends, the widget shows its privacy reference: the
  * visitor quotes it to ask the site for a copy or an erasure of what is
@@ -331,6 +332,7 @@
       return {
         get pc() { return widget.call ? widget.call.pc : null; },
         get callId() { return widget.call ? widget.call.callId : null; },
+        get eventsUrl() { return widget.call && widget.call.ws ? widget.call.ws.url : null; },
         get privacyRef() { return widget.call ? widget.call.privacyRef : null; },
         get state() { return widget.state; },
         get reason() { return widget.reason; },
@@ -696,7 +698,7 @@
           body: body ? JSON.stringify(body) : undefined,
         });
       } catch (_) {
-        throw callError('network');
+        throw callError(await this.refusedThisSite() ? 'forbidden' : 'network');
       }
       if (response.ok) {
         try {
@@ -706,6 +708,24 @@
         }
       }
       throw httpError(response);
+    }
+
+    // A node refuses a site that is not among its widget's allowed origins
+    // by leaving out the CORS headers, so the browser hides the answer and
+    // the failure looks like a network error. If a no-cors request (whose
+    // answer stays opaque) gets through, the node is reachable and it is
+    // this site that was refused.
+    async refusedThisSite() {
+      try {
+        await fetch(this.url('v1/widgets/' + this.widgetPath() + '/config'), {
+          mode: 'no-cors', credentials: 'omit', cache: 'no-store',
+        });
+      } catch (_) {
+        return false;
+      }
+      console.warn('callgate: the call service refused this site (' + window.location.origin +
+        '); add it to the allowed origins of widget "' + this.settings.widget + '"');
+      return true;
     }
   }
 

@@ -54,6 +54,9 @@ pub enum PlaceError {
 #[derive(Clone)]
 pub struct LiveCall {
     pub token: String,
+    /// The origins its widget allowed when it was placed: the ones that may
+    /// hang it up or follow its events from a browser.
+    pub allowed_origins: Arc<[String]>,
     pub commands: mpsc::Sender<CallCommand>,
     pub view: watch::Receiver<CallView>,
 }
@@ -181,6 +184,7 @@ impl CallService {
             call_id.clone(),
             LiveCall {
                 token: token.clone(),
+                allowed_origins: widget.allowed_origins.as_slice().into(),
                 commands: commands_tx,
                 view,
             },

@@ -31,10 +31,21 @@ pub enum BrowserCodec {
 pub struct IceServerConfig {
     /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:...`.
     pub urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn `use-auth-secret`,
+    /// `static-auth-secret`): each browser gets a credential of its own
+    /// that expires after `[webrtc] turn_credential_ttl_secs`.
+    #[serde(default)]
+    pub auth_secret_env: Option<String>,
+    #[serde(default)]
+    pub auth_secret_file: Option<PathBuf>,
+    /// Resolved at load time from `auth_secret_env` or `auth_secret_file`.
+    #[serde(skip)]
+    pub auth_secret: Option<Secret>,
+    /// A fixed username and credential instead, handed to every browser
+    /// that asks: anyone can copy them out of the page and relay through
+    /// the TURN server, so they need `static_credential = true`.
     #[serde(default)]
     pub username: Option<String>,
-    /// TURN credentials are handed to every browser, so they are not kept
-    /// secret from visitors, only out of the config text.
     #[serde(default)]
     pub credential_env: Option<String>,
     #[serde(default)]
@@ -42,6 +53,9 @@ pub struct IceServerConfig {
     /// Resolved at load time from `credential_env` or `credential_file`.
     #[serde(skip)]
     pub credential: Option<Secret>,
+    /// The operator's explicit yes to handing out a fixed credential.
+    #[serde(default)]
+    pub static_credential: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -58,6 +72,9 @@ pub struct WebrtcConfig {
     pub disconnect_timeout_secs: u32,
     /// Handed to the widget for its RTCPeerConnection.
     pub ice_servers: Vec<IceServerConfig>,
+    /// How long a TURN credential made from an `auth_secret` is valid: the
+    /// widget asks for one as a call starts.
+    pub turn_credential_ttl_secs: u32,
 }
 
 impl WebrtcConfig {
@@ -67,6 +84,10 @@ impl WebrtcConfig {
 
     pub fn disconnect_timeout(&self) -> Duration {
         Duration::from_secs(self.disconnect_timeout_secs.into())
+    }
+
+    pub fn turn_credential_ttl(&self) -> Duration {
+        Duration::from_secs(self.turn_credential_ttl_secs.into())
     }
 }
 
@@ -78,6 +99,7 @@ impl Default for WebrtcConfig {
             browser_codec: BrowserCodec::G711,
             disconnect_timeout_secs: 15,
             ice_servers: Vec::new(),
+            turn_credential_ttl_secs: 600,
         }
     }
 }
@@ -91,6 +113,9 @@ pub struct LimitsConfig {
     pub calls_per_minute_per_widget: u32,
     /// Calls of one tenant in progress at once.
     pub max_concurrent_calls_per_tenant: u32,
+    /// Widget configs (which carry TURN credentials) one client IP may
+    /// fetch per minute; the widget fetches one per call it starts.
+    pub config_requests_per_minute_per_ip: u32,
 }
 
 impl Default for LimitsConfig {
@@ -99,6 +124,7 @@ impl Default for LimitsConfig {
             calls_per_minute_per_ip: 10,
             calls_per_minute_per_widget: 120,
             max_concurrent_calls_per_tenant: 50,
+            config_requests_per_minute_per_ip: 30,
         }
     }
 }
@@ -182,6 +208,11 @@ pub(super) fn check_webrtc(webrtc: &mut WebrtcConfig, env: &BTreeMap<String, Str
         webrtc.disconnect_timeout_secs,
         5..=30,
     );
+    at.range(
+        "turn_credential_ttl_secs",
+        webrtc.turn_credential_ttl_secs,
+        60..=86_400,
+    );
     if let Some(public) = webrtc.public_address {
         if public.ip().is_unspecified() || public.port() == 0 {
             at.bad(
@@ -202,18 +233,30 @@ pub(super) fn check_webrtc(webrtc: &mut WebrtcConfig, env: &BTreeMap<String, Str
     for (i, server) in webrtc.ice_servers.iter_mut().enumerate() {
         let key = format!("ice_servers[{i}]");
         check_ice_server(server, &key, at);
-        server.credential = load_credential(server, &key, env, at);
+        let (var, file) = (
+            server.credential_env.as_ref(),
+            server.credential_file.as_ref(),
+        );
+        server.credential = load_ice_secret(var, file, &key, env, at);
+        let (var, file) = (
+            server.auth_secret_env.as_ref(),
+            server.auth_secret_file.as_ref(),
+        );
+        server.auth_secret = load_ice_secret(var, file, &key, env, at);
     }
 }
 
-fn load_credential(
-    server: &IceServerConfig,
+/// The secret an ICE server's `*_env` or `*_file` names (one of the two;
+/// setting both is reported by [`check_ice_server`]).
+fn load_ice_secret(
+    var: Option<&String>,
+    file: Option<&PathBuf>,
     key: &str,
     env: &BTreeMap<String, String>,
     at: &mut At,
 ) -> Option<Secret> {
     let owner = format!("ice server {key}");
-    let loaded = match (&server.credential_env, &server.credential_file) {
+    let loaded = match (var, file) {
         (Some(var), None) => password_from_env(&owner, var, env),
         (None, Some(path)) => password_from_file(&owner, path),
         _ => return None,
@@ -234,15 +277,34 @@ fn check_ice_server(server: &IceServerConfig, key: &str, at: &mut At) {
             );
         }
     }
-    let is_turn = server.urls.iter().any(|u| u.starts_with("turn"));
     let has_credential = server.credential_env.is_some() || server.credential_file.is_some();
+    let has_secret = server.auth_secret_env.is_some() || server.auth_secret_file.is_some();
     if server.credential_env.is_some() && server.credential_file.is_some() {
         at.bad(key, "set credential_env or credential_file, not both");
     }
-    if is_turn && (server.username.is_none() || !has_credential) {
+    if server.auth_secret_env.is_some() && server.auth_secret_file.is_some() {
+        at.bad(key, "set auth_secret_env or auth_secret_file, not both");
+    }
+    if has_secret && (has_credential || server.username.is_some()) {
         at.bad(
             key,
-            "a TURN server needs username and credential_env or credential_file",
+            "an auth_secret makes a credential per browser; drop username and credential_*",
+        );
+    }
+    let is_turn = server.urls.iter().any(|u| u.starts_with("turn"));
+    let fixed = server.username.is_some() && has_credential;
+    if is_turn && !has_secret && !fixed {
+        at.bad(
+            key,
+            "a TURN server needs auth_secret_env or auth_secret_file (TURN REST credentials)",
+        );
+    }
+    if fixed && !server.static_credential {
+        at.bad(
+            key,
+            "a fixed TURN credential is handed to every visitor, which opens the relay to anyone; \
+             use auth_secret_env or auth_secret_file (coturn use-auth-secret), \
+             or set static_credential = true",
         );
     }
 }
@@ -262,6 +324,11 @@ pub(super) fn check_limits(limits: &LimitsConfig, at: &mut At) {
         "max_concurrent_calls_per_tenant",
         limits.max_concurrent_calls_per_tenant,
         1..=100_000,
+    );
+    at.range(
+        "config_requests_per_minute_per_ip",
+        limits.config_requests_per_minute_per_ip,
+        1..=10_000,
     );
 }
 

@@ -17,6 +17,7 @@
 mod address;
 mod calls;
 mod env;
+mod http;
 mod recording;
 mod s3;
 mod sections;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::address::HostPort;
 pub use self::calls::{BrowserCodec, DatabaseConfig, IceServerConfig, LimitsConfig, WebrtcConfig};
+pub use self::http::{AcmeConfig, HttpConfig};
 pub use self::recording::{KekConfig, RecordingConfig};
 pub use self::s3::S3Config;
 pub use self::webhooks::WebhooksConfig;
@@ -244,33 +246,6 @@ impl Default for NodeConfig {
         Self {
             id: NodeId::new("node-1"),
             data_dir: PathBuf::from("./data"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    pub listen: SocketAddr,
-    /// The URL browsers reach this node at; derived from `listen` when unset.
-    pub public_url: Option<String>,
-}
-
-impl HttpConfig {
-    /// `public_url` without a trailing slash, or `http://<listen>`.
-    pub fn base_url(&self) -> String {
-        match &self.public_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.listen),
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
-            public_url: None,
         }
     }
 }

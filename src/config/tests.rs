@@ -622,3 +622,75 @@ fn database_urls_are_checked_and_hold_no_password() {
         load(&url(good), &[]).unwrap();
     }
 }
+
+#[test]
+fn https_needs_both_files_and_an_https_public_url() {
+    let found = problems("[http]\ntls_cert_file = \"/nonexistent/cert.pem\"\n", &[]);
+    assert_eq!(
+        message_for(&found, "http.tls_key_file"),
+        "must be set with tls_cert_file"
+    );
+    let text = "[http]\ntls_cert_file = \"/nonexistent/c\"\ntls_key_file = \"/nonexistent/k\"\n\
+                public_url = \"http://calls.example\"\nredirect_listen = \"127.0.0.1:8080\"\n";
+    let found = problems(text, &[]);
+    assert!(message_for(&found, "http.tls_cert_file").starts_with("cannot read /nonexistent/c"));
+    assert!(message_for(&found, "http.tls_key_file").starts_with("cannot read /nonexistent/k"));
+    assert_eq!(
+        message_for(&found, "http.public_url"),
+        "must be https:// when the node serves TLS"
+    );
+    assert_eq!(
+        message_for(&found, "http.redirect_listen"),
+        "must differ from listen"
+    );
+    let found = problems("[http]\nredirect_listen = \"127.0.0.1:80\"\n", &[]);
+    assert!(message_for(&found, "http.redirect_listen").contains("needs tls_cert_file"));
+    let vars = [("CALLGATE_HTTP_TLS_CERT_FILE", "/nonexistent/env-cert")];
+    let found = problems("", &vars);
+    assert!(message_for(&found, "http.tls_key_file").starts_with("must be set"));
+}
+
+#[test]
+fn trusted_proxies_must_be_addresses_or_cidrs() {
+    let found = problems(
+        "[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"lb.internal\"]\n",
+        &[],
+    );
+    assert_eq!(keys(&found), ["http.trusted_proxies"]);
+    assert!(message_for(&found, "http.trusted_proxies").contains("\"lb.internal\""));
+    let config = load("[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n", &[]).unwrap();
+    assert_eq!(config.http.trusted_proxy_nets().len(), 2);
+}
+
+#[test]
+fn a_fixed_turn_credential_needs_the_operators_explicit_yes() {
+    let fixed = "[[webrtc.ice_servers]]\nurls = [\"turn:turn.example:3478\"]\n\
+                 username = \"u\"\ncredential_env = \"TURN_CREDENTIAL\"\n";
+    let vars = [("TURN_CREDENTIAL", "c")];
+    let found = problems(fixed, &vars);
+    assert!(message_for(&found, "webrtc.ice_servers[0]").contains("static_credential = true"));
+    let allowed = format!("{fixed}static_credential = true\n");
+    let config = load(&allowed, &vars).unwrap();
+    assert_eq!(
+        config.webrtc.ice_servers[0]
+            .credential
+            .as_ref()
+            .map(Secret::expose),
+        Some("c")
+    );
+
+    let rest = "[[webrtc.ice_servers]]\nurls = [\"turn:turn.example:3478\"]\n\
+                auth_secret_env = \"TURN_SECRET\"\n";
+    let config = load(rest, &[("TURN_SECRET", "s")]).unwrap();
+    let server = &config.webrtc.ice_servers[0];
+    assert_eq!(server.auth_secret.as_ref().map(Secret::expose), Some("s"));
+    assert_eq!(config.webrtc.turn_credential_ttl_secs, 600);
+    let found = problems(rest, &[]);
+    assert!(message_for(&found, "webrtc.ice_servers[0]").contains("TURN_SECRET"));
+    let neither = "[[webrtc.ice_servers]]\nurls = [\"turn:turn.example:3478\"]\n";
+    let found = problems(neither, &[]);
+    assert!(message_for(&found, "webrtc.ice_servers[0]").contains("auth_secret_env"));
+    let both = format!("{rest}username = \"u\"\n");
+    let found = problems(&both, &[("TURN_SECRET", "s")]);
+    assert!(message_for(&found, "webrtc.ice_servers[0]").contains("drop username"));
+}

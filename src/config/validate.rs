@@ -15,10 +15,10 @@ use super::address::is_host_name;
 use super::calls;
 use super::sections::Parsed;
 use super::{
-    ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, HttpConfig, LogConfig, MediaConfig,
-    NodeConfig, RouteConfig, SipConfig, SrtpMode, Transport, TrunkConfig,
+    ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, LogConfig, MediaConfig, NodeConfig,
+    RouteConfig, SipConfig, SrtpMode, Transport, TrunkConfig,
 };
-use super::{recording, webhooks};
+use super::{http, recording, webhooks};
 use crate::privacy::Secret;
 
 /// Problems found under one key prefix (`sip`, `sip.trunks[2]`).
@@ -59,7 +59,7 @@ impl<'a> At<'a> {
 
     /// Opening is the real test of readability (permissions, not just
     /// existence); a directory opens too, so it is ruled out separately.
-    fn readable(&mut self, key: &str, path: &Path) {
+    pub(super) fn readable(&mut self, key: &str, path: &Path) {
         let opened = std::fs::File::open(path).and_then(|file| file.metadata());
         match opened {
             Ok(meta) if meta.is_file() => {}
@@ -78,7 +78,7 @@ pub(super) fn validate(
         check_node(node, &mut At::new("node", problems));
     }
     if let Some(http) = &parsed.http {
-        check_http(http, &mut At::new("http", problems));
+        http::check_http(http, &mut At::new("http", problems));
     }
     if let Some(log) = &parsed.log {
         check_log(log, &mut At::new("log", problems));
@@ -135,17 +135,6 @@ fn check_node(node: &NodeConfig, at: &mut At) {
     }
     if node.data_dir.as_os_str().is_empty() {
         at.bad("data_dir", "must not be empty");
-    }
-}
-
-fn check_http(http: &HttpConfig, at: &mut At) {
-    let Some(url) = &http.public_url else { return };
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let printable = url.chars().all(|c| c.is_ascii_graphic());
-    if !printable || rest.is_none_or(|r| r.trim_end_matches('/').is_empty()) {
-        at.bad("public_url", "must be an http:// or https:// URL");
     }
 }
 

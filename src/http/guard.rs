@@ -106,6 +106,7 @@ type CallCounts = Mutex<HashMap<String, u32>>;
 
 struct Inner {
     per_ip: Mutex<RateLimiter<IpAddr>>,
+    config_per_ip: Mutex<RateLimiter<IpAddr>>,
     per_widget: Mutex<RateLimiter<String>>,
     tenants: Arc<CallCounts>,
     widgets: Arc<CallCounts>,
@@ -122,6 +123,9 @@ impl Guards {
     pub fn new(limits: &LimitsConfig) -> Self {
         let inner = Inner {
             per_ip: Mutex::new(RateLimiter::per_minute(limits.calls_per_minute_per_ip)),
+            config_per_ip: Mutex::new(RateLimiter::per_minute(
+                limits.config_requests_per_minute_per_ip,
+            )),
             per_widget: Mutex::new(RateLimiter::per_minute(limits.calls_per_minute_per_widget)),
             tenants: Arc::new(Mutex::new(HashMap::new())),
             widgets: Arc::new(Mutex::new(HashMap::new())),
@@ -135,6 +139,15 @@ impl Guards {
     /// Counts one new call from `ip` (grouped by [`client_key`]).
     pub fn check_ip(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
         lock(&self.inner.per_ip)
+            .check(&client_key(ip), now)
+            .map_err(|RetryAfter(retry_after)| Refusal::RateLimitedIp { retry_after })
+    }
+
+    /// Counts one widget config fetched by `ip` (grouped by [`client_key`]):
+    /// each carries TURN credentials, so handing them out is rate-limited
+    /// like calls, on a budget of its own.
+    pub fn check_config_request(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        lock(&self.inner.config_per_ip)
             .check(&client_key(ip), now)
             .map_err(|RetryAfter(retry_after)| Refusal::RateLimitedIp { retry_after })
     }

@@ -8,19 +8,26 @@
 //!
 //! [`guard`] holds the signalling guards (rate limits, tenant concurrency,
 //! Origin check); [`metrics_router`] serves `GET /metrics`; [`dashboard`]
-//! serves the customer dashboard's files.
+//! serves the customer dashboard's files; [`tls`] puts HTTPS on the
+//! listener, and then every answer carries HSTS.
 
+pub mod acme;
 pub mod admin;
+mod client_addr;
+mod cors;
 pub mod dashboard;
 pub mod guard;
 mod health;
 mod metrics;
 pub mod signalling;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -37,7 +44,16 @@ pub enum HttpError {
     Bind { addr: SocketAddr, error: io::Error },
     #[error("http server stopped: {}", describe_io(.0))]
     Serve(io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Acme(#[from] acme::AcmeError),
 }
+
+/// `Strict-Transport-Security` on every answer over TLS: a year, the value
+/// browsers' preload lists ask for; no `includeSubDomains`, since a node
+/// cannot speak for its domain's other hosts.
+const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
 
 /// Binds the HTTP listener; a failure names the setting and the reason.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
@@ -53,18 +69,72 @@ pub fn router(health: HealthState) -> Router {
         .fallback(not_found)
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled and the
-/// in-flight requests have finished.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` is
+/// cancelled and the in-flight requests have finished.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(HttpError::Serve)
+    let stopped = shutdown.cancelled_owned();
+    let served = match tls {
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(config) => {
+            let router = router.layer(axum::middleware::map_response(with_hsts));
+            // The handshake task already set TCP_NODELAY; tapping the
+            // stream is what gives handlers the peer's address.
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(HttpError::Serve)?
+                .tap_io(|_| {});
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    };
+    served.map_err(HttpError::Serve)
+}
+
+async fn with_hsts(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
+    response
+}
+
+/// The plain-HTTP router of `[http] redirect_listen`: every request is sent
+/// on to the same path and query under `https_base` (the node's HTTPS base
+/// URL) with 308, which keeps the method and the body; except ACME http-01
+/// challenges, answered from `challenges`.
+pub fn redirect_router(https_base: String, challenges: acme::Http01Challenges) -> Router {
+    let challenge = move |axum::extract::Path(token): axum::extract::Path<String>| {
+        let answer = challenges.answer(&token);
+        async move {
+            match answer {
+                Some(answer) => answer.into_response(),
+                None => (StatusCode::NOT_FOUND, "no such challenge").into_response(),
+            }
+        }
+    };
+    Router::new()
+        .route(
+            "/.well-known/acme-challenge/{token}",
+            axum::routing::get(challenge),
+        )
+        .fallback(move |uri: Uri| {
+            let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+            let target = format!("{https_base}{path}");
+            async move { Redirect::permanent(&target).into_response() }
+        })
 }
 
 #[derive(Serialize)]
@@ -127,7 +197,7 @@ mod tests {
         let readiness = Readiness::new();
         let health = HealthState::new(NodeId::new("n1"), readiness.clone());
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, router(health), shutdown.clone()));
+        let server = tokio::spawn(serve(listener, router(health), None, shutdown.clone()));
         Running {
             addr,
             readiness,

@@ -5,23 +5,30 @@
 //!
 //! Checks run cheapest first, and nothing is created until all have passed:
 //! the widget exists (404), the browser's Origin is one the widget allows
-//! (403), the client IP and the widget are under their rate limits (429),
-//! the body is a well-formed request with a usable offer (400), the tenant
-//! has a free call slot (429). The callee comes from the widget's number.
+//! (403), the node is not draining (503), the client IP and the widget are
+//! under their rate limits (429), the body is a well-formed request with a
+//! usable offer (400), the tenant has a free call slot (429). The callee
+//! comes from the widget's number.
+//!
+//! The widget runs on customers' own sites, so these routes answer CORS
+//! preflights and let an allowed origin read their answers, refusals
+//! included (see [`super::cors`]); a refused origin learns nothing.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodFilter, get, on, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::Readiness;
+use super::client_addr::client_ip;
+use super::cors;
 use super::guard::{Guards, origin_allowed};
 use crate::call::driver::{CallCommand, CallView};
 use crate::call::service::{CallService, PlaceError};
@@ -30,6 +37,7 @@ use crate::config::IceServerConfig;
 use crate::metrics::{Metrics, RefusedReason};
 use crate::recording::gate::Consent as GateConsent;
 use crate::store::{Store, WidgetRoute};
+use crate::webrtc::turn_rest;
 
 /// A browser offer is a few KiB; this bounds what a request can make the
 /// node buffer before it is refused.
@@ -51,6 +59,10 @@ pub struct SignallingState {
     /// Base URL for links (`http://…`); the events URL is derived from it.
     pub base_url: String,
     pub ice_servers: Vec<IceServerConfig>,
+    /// How long a TURN credential made from an auth secret is valid.
+    pub turn_credential_ttl: std::time::Duration,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
     pub metrics: Arc<Metrics>,
     /// While it says draining, new calls are refused.
     pub readiness: Readiness,
@@ -60,10 +72,23 @@ pub fn routes(state: SignallingState) -> Router {
     Router::new()
         .route("/widget/callgate.js", get(widget_script))
         .route("/demo", get(demo_page))
-        .route("/v1/widgets/{id}/config", get(widget_config))
-        .route("/v1/widgets/{id}/calls", post(place_call))
-        .route("/v1/calls/{id}/events", get(events))
-        .route("/v1/calls/{id}", delete(hang_up))
+        .route(
+            "/v1/widgets/{id}/config",
+            get(widget_config).options(|s, p, h| widget_preflight(s, p, h, "GET")),
+        )
+        .route(
+            "/v1/widgets/{id}/calls",
+            post(place_call).options(|s, p, h| widget_preflight(s, p, h, "POST")),
+        )
+        // WebSockets over HTTP/2 (RFC 8441) arrive as CONNECT.
+        .route(
+            "/v1/calls/{id}/events",
+            on(MethodFilter::GET.or(MethodFilter::CONNECT), events),
+        )
+        .route(
+            "/v1/calls/{id}",
+            axum::routing::delete(hang_up).options(call_preflight),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -80,12 +105,58 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn widget_script() -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-        (header::CACHE_CONTROL, "public, max-age=300"),
+/// The widget script's entity tag: a digest of its text, so a browser
+/// revalidates a cached copy for the price of a 304.
+static WIDGET_SCRIPT_ETAG: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(WIDGET_SCRIPT.as_bytes());
+    let tag = format!("\"{}\"", hex::encode(&digest[..12]));
+    HeaderValue::from_str(&tag).expect("hex is a valid header value")
+});
+
+/// The script customers embed with one tag on their own sites: loadable
+/// cross-origin (`Cross-Origin-Resource-Policy`, for sites that isolate
+/// themselves), cached for five minutes so a fix reaches every site soon.
+async fn widget_script(headers: HeaderMap) -> Response {
+    let etag = &*WIDGET_SCRIPT_ETAG;
+    let cached = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|value| if_none_match(value, etag));
+    let response_headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        ),
+        (header::ETAG, etag.clone()),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
     ];
-    (headers, WIDGET_SCRIPT).into_response()
+    if cached {
+        return (StatusCode::NOT_MODIFIED, response_headers).into_response();
+    }
+    (response_headers, WIDGET_SCRIPT).into_response()
+}
+
+/// Whether an `If-None-Match` list (RFC 9110 §13.1.2) names `etag`; the
+/// weak comparison applies, so `W/` prefixes are ignored.
+fn if_none_match(value: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(list) = value.to_str() else {
+        return false;
+    };
+    let etag = etag.to_str().unwrap_or_default();
+    list.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 async fn demo_page(State(state): State<SignallingState>) -> Response {
@@ -104,6 +175,54 @@ async fn demo_page(State(state): State<SignallingState>) -> Response {
     (headers, page).into_response()
 }
 
+/// A widget a request may use, and the Origin its answer may be read from.
+struct CheckedWidget {
+    widget: WidgetRoute,
+    /// `None` for a same-origin request that sent no Origin.
+    origin: Option<HeaderValue>,
+}
+
+/// `response` as the request's origin may see it: readable cross-origin
+/// when `origin` was allowed, otherwise only marked as depending on it.
+fn for_origin(response: Response, origin: Option<&HeaderValue>) -> Response {
+    match origin {
+        Some(origin) => cors::allow(response, origin),
+        None => cors::vary_on_origin(response),
+    }
+}
+
+/// A refused widget or call request: answered with its status and message,
+/// `Vary: Origin` and no CORS header, so a page on another site cannot read
+/// it.
+#[derive(Debug, Clone, Copy)]
+struct Refused(StatusCode, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        cors::vary_on_origin(error(self.0, self.1))
+    }
+}
+
+const ORIGIN_REFUSED: Refused =
+    Refused(StatusCode::FORBIDDEN, "origin not allowed for this widget");
+
+/// The request's Origin if `allowed_origins` lists it; `Err` with the 403
+/// for an Origin it does not. `Ok(None)` when no Origin was sent.
+fn checked_origin(
+    state: &SignallingState,
+    headers: &HeaderMap,
+    allowed_origins: &[String],
+) -> Result<Option<HeaderValue>, Refused> {
+    let Some(origin) = cors::request_origin(headers) else {
+        return Ok(None);
+    };
+    if origin_allowed(origin.to_str().ok(), allowed_origins, &state.own_origin) {
+        return Ok(Some(origin.clone()));
+    }
+    state.metrics.http_refused(RefusedReason::Origin);
+    Err(ORIGIN_REFUSED)
+}
+
 /// The widget, or the response that refuses the request.
 /// `same_origin_ok`: a browser sends no Origin on a same-origin GET, and
 /// the widget config is no secret, so a missing Origin is accepted there.
@@ -112,28 +231,42 @@ async fn checked_widget(
     widget_id: &str,
     headers: &HeaderMap,
     same_origin_ok: bool,
-) -> Result<WidgetRoute, Response> {
+) -> Result<CheckedWidget, Refused> {
     let widget = match state.store.widget_route(widget_id).await {
         Ok(Some(widget)) => widget,
-        Ok(None) => return Err(error(StatusCode::NOT_FOUND, "no such widget")),
+        Ok(None) => return Err(Refused(StatusCode::NOT_FOUND, "no such widget")),
         Err(e) => {
             tracing::warn!(error = %e, "widget lookup failed");
-            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"));
+            return Err(Refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+            ));
         }
     };
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let allowed = match origin {
-        None => same_origin_ok,
-        Some(_) => origin_allowed(origin, &widget.allowed_origins, &state.own_origin),
-    };
-    if !allowed {
+    let origin = checked_origin(state, headers, &widget.allowed_origins)?;
+    if origin.is_none() && !same_origin_ok {
         state.metrics.http_refused(RefusedReason::Origin);
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "origin not allowed for this widget",
-        ));
+        return Err(ORIGIN_REFUSED);
     }
-    Ok(widget)
+    Ok(CheckedWidget { widget, origin })
+}
+
+/// A preflight for one of a widget's routes (`methods`): answered only for
+/// an origin the widget allows.
+async fn widget_preflight(
+    State(state): State<SignallingState>,
+    Path(widget_id): Path<String>,
+    headers: HeaderMap,
+    methods: &'static str,
+) -> Response {
+    match checked_widget(&state, &widget_id, &headers, false).await {
+        Ok(CheckedWidget {
+            origin: Some(origin),
+            ..
+        }) => cors::preflight(&origin, methods),
+        Ok(_) => ORIGIN_REFUSED.into_response(),
+        Err(refused) => refused.into_response(),
+    }
 }
 
 #[derive(Serialize)]
@@ -156,26 +289,53 @@ async fn widget_config(
     State(state): State<SignallingState>,
     Path(widget_id): Path<String>,
     headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    let widget = match checked_widget(&state, &widget_id, &headers, true).await {
-        Ok(widget) => widget,
-        Err(response) => return response,
-    };
-    let ice_servers = state
-        .ice_servers
-        .iter()
-        .map(|s| IceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone(),
-            credential: s.credential.as_ref().map(|c| c.expose().to_owned()),
-        })
-        .collect();
+    let CheckedWidget { widget, origin } =
+        match checked_widget(&state, &widget_id, &headers, true).await {
+            Ok(checked) => checked,
+            Err(refused) => return refused.into_response(),
+        };
+    let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+    let now = tokio::time::Instant::now().into_std();
+    if let Err(refusal) = state.guards.check_config_request(client, now) {
+        state.metrics.http_refused(refusal.reason());
+        return for_origin(refusal.into_response(), origin.as_ref());
+    }
     let config = WidgetConfig {
-        ice_servers,
+        ice_servers: state
+            .ice_servers
+            .iter()
+            .map(|s| ice_server(&state, s))
+            .collect(),
         recording: widget.recording.as_str().to_owned(),
         notice: widget.notice_text.clone(),
     };
-    Json(config).into_response()
+    for_origin(Json(config).into_response(), origin.as_ref())
+}
+
+/// `server` as the widget gets it: with a fresh TURN credential of its own
+/// when the node shares a secret with the TURN server.
+fn ice_server(state: &SignallingState, server: &IceServerConfig) -> IceServer {
+    let urls = server.urls.clone();
+    if let Some(secret) = &server.auth_secret {
+        let expires = std::time::SystemTime::now() + state.turn_credential_ttl;
+        let expires_unix = expires
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let opaque = uuid::Uuid::new_v4().simple().to_string();
+        let made = turn_rest::credential(secret.expose().as_bytes(), expires_unix, &opaque);
+        return IceServer {
+            urls,
+            username: Some(made.username),
+            credential: Some(made.credential),
+        };
+    }
+    IceServer {
+        urls,
+        username: server.username.clone(),
+        credential: server.credential.as_ref().map(|c| c.expose().to_owned()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -210,26 +370,39 @@ async fn place_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let CheckedWidget { widget, origin } =
+        match checked_widget(&state, &widget_id, &headers, false).await {
+            Ok(checked) => checked,
+            Err(refused) => return refused.into_response(),
+        };
+    let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+    let response = place_checked(&state, &widget, client, &body);
+    for_origin(response, origin.as_ref())
+}
+
+/// Places a call through `widget`, whose Origin check has passed.
+fn place_checked(
+    state: &SignallingState,
+    widget: &WidgetRoute,
+    client: IpAddr,
+    body: &[u8],
+) -> Response {
     if state.readiness.is_draining() {
         state.metrics.http_refused(RefusedReason::Draining);
         let headers = [(header::RETRY_AFTER, HeaderValue::from(DRAINING_RETRY_AFTER))];
         let body = Json(serde_json::json!({ "error": "this node is draining: try again" }));
         return (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response();
     }
-    let widget = match checked_widget(&state, &widget_id, &headers, false).await {
-        Ok(widget) => widget,
-        Err(response) => return response,
-    };
     let now = tokio::time::Instant::now().into_std();
     if let Err(refusal) =
         state
             .guards
-            .check_new_call(peer.ip(), &widget.widget_id, &widget.limits, now)
+            .check_new_call(client, &widget.widget_id, &widget.limits, now)
     {
         state.metrics.http_refused(refusal.reason());
         return refusal.into_response();
     }
-    let request: PlaceRequest = match parse_body(&body) {
+    let request: PlaceRequest = match parse_body(body) {
         Ok(request) => request,
         Err(message) => {
             state.metrics.http_refused(RefusedReason::BadRequest);
@@ -253,7 +426,7 @@ async fn place_call(
         };
     match state
         .calls
-        .place(&widget, &request.offer, peer.ip(), consent, permit)
+        .place(widget, &request.offer, client, consent, permit)
     {
         Ok(placed) => {
             let events = events_url(&state.base_url, &placed.call_id, &placed.token);
@@ -321,17 +494,49 @@ fn authorised(
     equal.then_some(call)
 }
 
+/// The live call the request names, with the Origin its answer may be
+/// read from; or the response that refuses it: 404 for an unknown call or
+/// a wrong token, 403 for an Origin its widget does not allow.
+fn checked_call(
+    state: &SignallingState,
+    call_id: &str,
+    token: &str,
+    headers: &HeaderMap,
+) -> Result<(crate::call::service::LiveCall, Option<HeaderValue>), Refused> {
+    let Some(call) = authorised(state, call_id, token) else {
+        return Err(Refused(StatusCode::NOT_FOUND, "no such call"));
+    };
+    let origin = checked_origin(state, headers, &call.allowed_origins)?;
+    Ok((call, origin))
+}
+
+/// A preflight for the hang-up (`DELETE`, which a page closing sends with
+/// `keepalive`).
+async fn call_preflight(
+    State(state): State<SignallingState>,
+    Path(call_id): Path<String>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match checked_call(&state, &call_id, &query.token, &headers) {
+        Ok((_, Some(origin))) => cors::preflight(&origin, "DELETE"),
+        Ok((_, None)) => ORIGIN_REFUSED.into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
 async fn hang_up(
     State(state): State<SignallingState>,
     Path(call_id): Path<String>,
     Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    match authorised(&state, &call_id, &query.token) {
-        Some(call) => {
+    match checked_call(&state, &call_id, &query.token, &headers) {
+        Ok((call, origin)) => {
             let _ = call.commands.try_send(CallCommand::Hangup);
-            StatusCode::NO_CONTENT.into_response()
+            for_origin(StatusCode::NO_CONTENT.into_response(), origin.as_ref())
         }
-        None => error(StatusCode::NOT_FOUND, "no such call"),
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -339,10 +544,12 @@ async fn events(
     State(state): State<SignallingState>,
     Path(call_id): Path<String>,
     Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(call) = authorised(&state, &call_id, &query.token) else {
-        return error(StatusCode::NOT_FOUND, "no such call");
+    let call = match checked_call(&state, &call_id, &query.token, &headers) {
+        Ok((call, _)) => call,
+        Err(refused) => return refused.into_response(),
     };
     upgrade
         .max_message_size(4096)

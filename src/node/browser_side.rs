@@ -135,6 +135,8 @@ impl BrowserSide {
             own_origin: origin_of(base_url),
             base_url: base_url.to_owned(),
             ice_servers: webrtc.ice_servers.clone(),
+            turn_credential_ttl: webrtc.turn_credential_ttl(),
+            trusted_proxies: config.http.trusted_proxy_nets().into(),
             metrics: metrics.clone(),
             readiness: readiness.clone(),
         };

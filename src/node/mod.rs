@@ -27,7 +27,11 @@ mod trunk_side;
 pub use browser_side::{BrowserSide, BrowserSideError};
 pub use trunk_side::{TrunkSide, TrunkSideError, agent_settings};
 
+use std::sync::Arc;
+
 use crate::config::{Config, ConfigSource};
+use crate::http::acme::{self, AcmeSettings, Http01Challenges};
+use crate::http::tls::{self, CertificateFiles, ReloadingCertificate};
 use crate::http::{self, HealthState, HttpError, Readiness};
 
 /// How long services get to finish in-flight work once shutdown begins.
@@ -114,15 +118,19 @@ async fn start_services(
     let calls_done = CancellationToken::new();
     let trunk_side = TrunkSide::start(config, &calls_done).await?;
 
+    let (tls, challenges) = tls_config(config, stop, &mut services)?;
     let listener = http::bind(config.http.listen).await?;
     let http_addr = listener.local_addr().map_err(|error| HttpError::Bind {
         addr: config.http.listen,
         error,
     })?;
-    let base_url = match &config.http.public_url {
-        Some(_) => config.http.base_url(),
-        None => format!("http://{http_addr}"),
-    };
+    let base_url = config.http.base_url_for(http_addr);
+    if let Some(addr) = config.http.redirect_listen {
+        let redirects = http::bind(addr).await?;
+        let router = http::redirect_router(base_url.clone(), challenges);
+        let server = http::serve(redirects, router, None, stop.clone());
+        services.push(Service::new("http redirect", server));
+    }
     let browser_side = BrowserSide::start(config, &trunk_side, &base_url, readiness).await?;
     let routes = browser_side.routes.clone();
     let trunk_stop = calls_done.clone();
@@ -138,13 +146,66 @@ async fn start_services(
 
     let health = HealthState::new(config.node.id.clone(), readiness.clone());
     let router = routes.merge(http::router(health));
-    let server = http::serve(listener, router, stop.clone());
+    let server = http::serve(listener, router, tls, stop.clone());
     services.push(Service::new("http server", server));
 
     Ok(Started {
         http_addr,
         services,
     })
+}
+
+/// The TLS settings of `[http]`, with the services that keep the
+/// certificate current (its files watched; with ACME, issued and renewed);
+/// `None` when TLS is off. Also the http-01 challenges ACME leaves for the
+/// plain listener.
+fn tls_config(
+    config: &Config,
+    stop: &CancellationToken,
+    services: &mut Vec<Service>,
+) -> Result<(Option<Arc<rustls::ServerConfig>>, Http01Challenges), NodeError> {
+    let challenges = Http01Challenges::default();
+    let certificate = match (
+        &config.http.acme,
+        &config.http.tls_cert_file,
+        &config.http.tls_key_file,
+    ) {
+        (Some(acme), _, _) => {
+            let settings = AcmeSettings {
+                config: acme.clone(),
+                cache_dir: acme
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| config.node.data_dir.join("acme")),
+            };
+            let certificate = settings.certificate().map_err(HttpError::Acme)?;
+            let issuer = acme::run(
+                settings,
+                certificate.clone(),
+                challenges.clone(),
+                stop.clone(),
+            );
+            services.push(Service::new("acme", async move {
+                issuer.await;
+                Ok::<(), std::convert::Infallible>(())
+            }));
+            certificate
+        }
+        (None, Some(cert), Some(key)) => {
+            let files = CertificateFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            ReloadingCertificate::load(files).map_err(HttpError::Tls)?
+        }
+        _ => return Ok((None, challenges)),
+    };
+    let watcher = certificate.clone().watch(stop.clone());
+    services.push(Service::new("tls certificate watcher", async move {
+        watcher.await;
+        Ok::<(), std::convert::Infallible>(())
+    }));
+    Ok((Some(tls::server_config(certificate)), challenges))
 }
 
 /// A started node: every listener bound, every service running, ready.
@@ -179,10 +240,7 @@ impl Node {
             tasks.spawn(service);
         }
         readiness.set_ready();
-        let url = match &config.http.public_url {
-            Some(_) => config.http.base_url(),
-            None => format!("http://{}", started.http_addr),
-        };
+        let url = config.http.base_url_for(started.http_addr);
         tracing::info!("callgate node {} listening on {url}", config.node.id);
         if config.route("demo").is_some() {
             tracing::info!("demo page (call the demo number from a browser): {url}/demo");

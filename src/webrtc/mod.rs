@@ -6,7 +6,8 @@
 //!   to calls (ICE-lite: the browser checks, we answer);
 //! - [`session`] is one call's peer connection: ICE-lite, DTLS-SRTP with
 //!   the browser's fingerprint checked, RTP in and out, RTCP reports;
-//! - [`demux`] classifies datagrams (RFC 7983) and reads STUN usernames.
+//! - [`demux`] classifies datagrams (RFC 7983) and reads STUN usernames;
+//! - [`turn_rest`] makes the short-lived TURN credentials browsers get.
 //!
 //! `rtc` is sans-IO, so one socket can serve every call and the packet
 //! path stays in our hands: the port's receive loop hands datagrams to each
@@ -16,6 +17,7 @@ pub mod demux;
 pub mod offer;
 pub mod port;
 pub mod session;
+pub mod turn_rest;
 
 pub use offer::{AudioCodec, BrowserMedia, OfferError};
 pub use port::{BrowserPort, Datagram, PortCounters, Registration};

@@ -136,11 +136,13 @@ class Recorder:
             wav.writeframes(bytes(self.pcm))
 
 
-def http_json(method, url, origin, body=None):
+def http_json(method, url, origin, body=None, forwarded_for=None):
     """(status, parsed JSON body or None)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Origin", origin)
+    if forwarded_for:
+        request.add_header("X-Forwarded-For", forwarded_for)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -182,7 +184,9 @@ def prefer_codec(transceiver, name):
 async def post_offer(args, pc):
     url = f"{args.base}/v1/widgets/{args.widget}/calls"
     body = {"offer": pc.localDescription.sdp, "consent": args.consent}
-    status, answer = await asyncio.to_thread(http_json, "POST", url, args.origin, body)
+    status, answer = await asyncio.to_thread(
+        http_json, "POST", url, args.origin, body, args.forwarded_for
+    )
     if status != 201 or not isinstance(answer, dict):
         error = answer if isinstance(answer, dict) else {"error": str(answer)}
         emit({**error, "status": status})
@@ -282,6 +286,9 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=5.0, help="answered time before hanging up")
     parser.add_argument("--dtmf", help="digits sent over the WebSocket once answered")
     parser.add_argument("--codec", choices=sorted(CODEC_MIME), help="offer only this codec")
+    parser.add_argument(
+        "--forwarded-for", help="X-Forwarded-For sent on the POST, as a proxy in front of the node would"
+    )
     parser.add_argument("--consent", choices=["granted", "declined"], help="consent sent with the offer")
     parser.add_argument(
         "--consent-change",

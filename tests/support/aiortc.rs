@@ -73,6 +73,7 @@ pub struct AiortcCall {
     dtmf: Option<String>,
     codec: Option<String>,
     consent: Option<String>,
+    forwarded_for: Option<String>,
     consent_changes: Vec<(f64, String)>,
     timeout: Duration,
 }
@@ -92,6 +93,7 @@ impl AiortcCall {
             dtmf: None,
             codec: None,
             consent: None,
+            forwarded_for: None,
             consent_changes: Vec::new(),
             timeout: Duration::from_secs(60),
         }
@@ -128,6 +130,13 @@ impl AiortcCall {
         self
     }
 
+    /// Sends `X-Forwarded-For: ADDRESS` with the call request, as a proxy
+    /// in front of the node would.
+    pub fn forwarded_for(mut self, address: &str) -> Self {
+        self.forwarded_for = Some(address.to_owned());
+        self
+    }
+
     /// Sends `{"type":"consent","value":VALUE}` `seconds` after the answer
     /// (`granted` or `revoked`); repeatable.
     pub fn consent_change(mut self, seconds: f64, value: &str) -> Self {
@@ -158,6 +167,7 @@ impl AiortcCall {
             ("--dtmf", &self.dtmf),
             ("--codec", &self.codec),
             ("--consent", &self.consent),
+            ("--forwarded-for", &self.forwarded_for),
         ];
         for (flag, value) in optional {
             if let Some(value) = value {

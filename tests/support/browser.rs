@@ -61,16 +61,21 @@ impl Browser {
             "no fake audio {}",
             fake_audio.display()
         );
-        Self::launch(Some(fake_audio)).await
+        Self::launch(Some(fake_audio), &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags.
+    pub async fn start_with_flags(fake_audio: &Path, flags: &[String]) -> Self {
+        Self::launch(Some(fake_audio), flags).await
     }
 
     /// Chromium without fake devices: on a machine with no sound card it
     /// has no microphone at all. Permission prompts are still accepted.
     pub async fn start_without_microphone() -> Self {
-        Self::launch(None).await
+        Self::launch(None, &[]).await
     }
 
-    async fn launch(fake_audio: Option<&Path>) -> Self {
+    async fn launch(fake_audio: Option<&Path>, flags: &[String]) -> Self {
         require_program(CHROMIUM);
         let chromedriver = require_program("chromedriver");
         let dir = temp_dir("chromedriver");
@@ -90,7 +95,7 @@ impl Browser {
             driver.output_tail(30)
         );
         let mut builder = ClientBuilder::new(HttpConnector::new());
-        builder.capabilities(capabilities(profile.path(), fake_audio));
+        builder.capabilities(capabilities(profile.path(), fake_audio, flags));
         let client = match builder.connect(&format!("http://127.0.0.1:{port}")).await {
             Ok(client) => client,
             Err(e) => panic!(
@@ -433,7 +438,11 @@ impl Drop for Browser {
 
 /// The WebDriver capabilities: Chromium with the flags that work on these
 /// machines (see the project's notes on real peers).
-fn capabilities(profile: &Path, fake_audio: Option<&Path>) -> serde_json::Map<String, Value> {
+fn capabilities(
+    profile: &Path,
+    fake_audio: Option<&Path>,
+    flags: &[String],
+) -> serde_json::Map<String, Value> {
     let mut args = vec![
         "--headless".to_owned(),
         "--no-sandbox".into(),
@@ -457,6 +466,7 @@ fn capabilities(profile: &Path, fake_audio: Option<&Path>) -> serde_json::Map<St
             wav.display()
         ));
     }
+    args.extend_from_slice(flags);
     let capabilities = json!({
         "browserName": "chrome",
         "goog:chromeOptions": { "binary": CHROMIUM, "args": args },

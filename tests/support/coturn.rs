@@ -1,7 +1,8 @@
 //! coturn (`turnserver` 4.6) as the TURN relay a widget is told about: on
-//! loopback, long-term credentials for one user, relaying to loopback peers
-//! (the node), no TLS, no CLI, its verbose log on stdout: the test reads
-//! the allocation from it, and it goes into the failure report.
+//! loopback, TURN REST credentials (`use-auth-secret` with a secret it
+//! shares with the node), relaying to loopback peers (the node), no TLS, no
+//! CLI, its verbose log on stdout: the test reads the allocation from it,
+//! and it goes into the failure report.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -13,8 +14,8 @@ use super::ports::{free_udp_port, free_udp_ports};
 use super::process::{PeerProcess, temp_dir};
 use super::require_program;
 
-pub const USER: &str = "visitor";
-pub const PASSWORD: &str = "relay-secret";
+/// The secret coturn and the node share.
+pub const AUTH_SECRET: &str = "relay-secret-shared-with-the-node";
 const REALM: &str = "callgate.test";
 /// Relay ports a test's allocations may use.
 const RELAY_PORTS: u16 = 20;
@@ -39,8 +40,13 @@ impl Coturn {
             .args(["--listening-port", &port.to_string()])
             .args(["--min-port", &relay_min.to_string()])
             .args(["--max-port", &(relay_min + RELAY_PORTS - 1).to_string()])
-            .args(["--allow-loopback-peers", "--lt-cred-mech", "--realm", REALM])
-            .args(["--user", &format!("{USER}:{PASSWORD}")])
+            .args([
+                "--allow-loopback-peers",
+                "--use-auth-secret",
+                "--realm",
+                REALM,
+            ])
+            .args(["--static-auth-secret", AUTH_SECRET])
             .args(["--log-file", "stdout", "--simple-log", "--verbose"])
             // Its pid file and user database in its own directory, not the system's.
             .arg("--pidfile")

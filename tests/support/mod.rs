@@ -12,7 +12,8 @@
 //! - [`audio`], [`rtp`]: speech made with espeak-ng and sox, G.711 µ-law,
 //!   an envelope similarity that says "the speech sent came back", RTP
 //!   parsing, capture and paced sending.
-//! - [`pki`]: a throwaway CA and server certificate made with openssl.
+//! - [`pki`]: a throwaway CA and server certificate made with openssl;
+//!   [`pebble`]: an ACME test CA.
 //! - [`recordings`]: files left on disk, blob entropy, and the decrypt
 //!   command.
 //! - [`s3`]: SeaweedFS as an S3-compatible server that checks signatures,
@@ -29,6 +30,8 @@
 //!   client of the widget signalling, run with the test virtualenv.
 //! - [`node`]: a whole node in-process (`RunningNode`) and plain HTTP
 //!   requests to it; [`admin`]: a client of its admin API with one key.
+//! - [`site`]: a customer's website on another origin that embeds the
+//!   widget with its one tag, over HTTP or HTTPS.
 //! - [`postgres`]: a fresh database on the tests' PostgreSQL server, for a
 //!   node run on PostgreSQL instead of its embedded SQLite.
 //!
@@ -46,6 +49,7 @@ pub mod coturn;
 pub mod digest;
 pub mod kamailio;
 pub mod node;
+pub mod pebble;
 pub mod pki;
 pub mod ports;
 pub mod postgres;
@@ -56,6 +60,7 @@ pub mod s3;
 pub mod sip_raw;
 pub mod sip_trace;
 pub mod sipp;
+pub mod site;
 pub mod trunk;
 
 use std::path::{Path, PathBuf};

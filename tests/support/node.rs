@@ -18,6 +18,8 @@ use super::ports::free_udp_port;
 /// A running node; [`RunningNode::stop`] drains it.
 pub struct RunningNode {
     pub addr: SocketAddr,
+    /// `http://host:port`, or `https://` when the node serves TLS.
+    base: String,
     pub data: TempDir,
     /// The config the node runs on, for commands run against its data.
     pub config_text: String,
@@ -48,10 +50,33 @@ impl RunningNode {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_configured(data, media, "", extra, env).await
+    }
+
+    /// [`RunningNode::start`] with more `[http]` settings (lines of TOML).
+    pub async fn start_with_http(
+        media: RangeInclusive<u16>,
+        http_settings: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        Self::start_configured(data, media, http_settings, extra, env).await
+    }
+
+    /// [`RunningNode::start_with_http`] on an existing data directory.
+    pub async fn start_configured(
+        data: TempDir,
+        media: RangeInclusive<u16>,
+        http_settings: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_test_writer().try_init();
         }
-        let text = node_config(data.path(), "127.0.0.1:0", media, extra);
+        let http = format!("listen = \"127.0.0.1:0\"\n{http_settings}");
+        let text = node_config(data.path(), &http, media, extra);
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -59,8 +84,13 @@ impl RunningNode {
         let config = Config::load(Some(&text), env.clone()).expect("test config");
         let database_url = config.database.url_for(&config.node.data_dir);
         let config_text = text;
+        let tls = config.http.tls();
         let node = Node::start(config).await.expect("node starts");
         let addr = node.http_addr();
+        let base = match tls {
+            true => format!("https://{addr}"),
+            false => format!("http://{addr}"),
+        };
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -68,6 +98,7 @@ impl RunningNode {
         });
         Self {
             addr,
+            base,
             data,
             config_text,
             database_url,
@@ -102,9 +133,9 @@ impl RunningNode {
         stdout.trim().to_owned()
     }
 
-    /// `http://host:port`, also the node's own Origin.
+    /// `http(s)://host:port`, also the node's own Origin.
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        self.base.clone()
     }
 
     pub async fn store(&self) -> Store {
@@ -148,6 +179,21 @@ impl RunningNode {
         .execute(&pool)
         .await
         .unwrap();
+        pool.close().await;
+    }
+
+    /// Sets the origins that may embed `widget`, straight in its database
+    /// (for a node whose admin API speaks only HTTPS).
+    pub async fn set_allowed_origins(&self, widget: &str, origins: &[&str]) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.database_url).await.unwrap();
+        let list = serde_json::to_string(origins).unwrap();
+        sqlx::query("UPDATE widgets SET allowed_origins = $1 WHERE id = $2")
+            .bind(list)
+            .bind(widget)
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
     }
 
@@ -209,8 +255,8 @@ pub fn callgate(args: &[&str], env: &[(String, String)]) -> (i32, String, String
     )
 }
 
-/// The config text of a test node: data in `data`, HTTP on `http` (port 0
-/// for any), the other listeners on free loopback ports, trunk media ports
+/// The config text of a test node: data in `data`, `http` the `[http]`
+/// section's lines (`listen = "127.0.0.1:0"` for any port), the other listeners on free loopback ports, trunk media ports
 /// in `media`, the echo trunk on, per-IP rate limit raised, then `extra`.
 pub fn node_config(
     data: &std::path::Path,
@@ -220,7 +266,7 @@ pub fn node_config(
 ) -> String {
     format!(
         "[node]\ndata_dir = {data:?}\n\
-         [http]\nlisten = \"{http}\"\n\
+         [http]\n{http}\n\
          [sip]\nlisten_udp = \"127.0.0.1:{sip}\"\noptions_interval_secs = 0\n\
          [media]\nrtp_port_min = {min}\nrtp_port_max = {max}\n\
          [webrtc]\nlisten = \"127.0.0.1:{webrtc}\"\n\

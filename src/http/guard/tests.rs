@@ -5,6 +5,7 @@ fn limits(per_ip: u32, per_widget: u32, per_tenant: u32) -> LimitsConfig {
         calls_per_minute_per_ip: per_ip,
         calls_per_minute_per_widget: per_widget,
         max_concurrent_calls_per_tenant: per_tenant,
+        ..LimitsConfig::default()
     }
 }
 
