@@ -1,10 +1,11 @@
 //! The customer dashboard in a real headless Chromium against an
 //! in-process node: sign in with an API key, switch a number's recording
 //! on and off and see the widget's next calls follow, play a recording and
-//! delete it, with every step in the audit log; a `read` key's change
-//! refused with the API's own words. And the session cookie over plain
-//! HTTP: its attributes, bad keys, foreign origins, a stretched token,
-//! sign-out and revocation.
+//! delete it, with every step in the audit log; create a widget, allow and
+//! remove its sites, a bad site refused in the API's own words; a `read`
+//! key's changes refused with the API's own words. And the session cookie
+//! over plain HTTP: its attributes, bad keys, foreign origins, a stretched
+//! token, sign-out and revocation.
 
 mod support;
 
@@ -354,7 +355,7 @@ async fn erase(browser: &Browser, setup: &Setup, call_id: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_read_key_sees_the_dashboard_but_its_save_is_refused_with_the_apis_message() {
+async fn a_read_key_sees_the_dashboard_but_its_changes_are_refused_with_the_apis_message() {
     let setup = setup(23500..=23999, "read").await;
     let browser = Browser::start_without_microphone().await;
     sign_in(&browser, &setup.node, &setup.key).await;
@@ -391,6 +392,57 @@ async fn a_read_key_sees_the_dashboard_but_its_save_is_refused_with_the_apis_mes
     let number = api_json(&setup.node, &setup.key, &format!("/v1/numbers/{NUMBER}"));
     assert_eq!(number["recording"], "off");
 
+    // The widget controls too: off, and refused by the API when forced on.
+    let controls = browser
+        .eval(&format!(
+            "const row = document.querySelector(\"{widget}\");
+             return [document.querySelector('#widget-new fieldset').disabled,
+                     row.querySelector('input[name=origin]').disabled,
+                     row.querySelector('form.add-site button').disabled,
+                     row.querySelector('button.remove-site').disabled];"
+        ))
+        .await;
+    assert_eq!(controls, json!([true, true, true, true]));
+    browser
+        .eval(
+            "document.querySelectorAll('#widgets [disabled]').forEach((e) => e.disabled = false);
+             return true;",
+        )
+        .await;
+    let (shown, error) = add_site(&browser, NUMBER, "https://shop.example.com").await;
+    assert_eq!(
+        (shown.as_str(), error),
+        (
+            "Could not add https://shop.example.com to widget dash: this key may only read",
+            true
+        )
+    );
+    browser
+        .type_into("#widget-new input[name=id]", "shop")
+        .await;
+    browser
+        .type_into("#widget-new input[name=origin]", "https://shop.example.com")
+        .await;
+    let (shown, error) = widgets_step(&browser, "#widget-new button[type=submit]").await;
+    assert_eq!(
+        (shown.as_str(), error),
+        ("Could not create widget shop: this key may only read", true)
+    );
+    let widgets = api_json(&setup.node, &setup.key, "/v1/widgets");
+    let sites: Vec<_> = widgets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["id"].clone(), w["allowed_origins"].clone()))
+        .collect();
+    assert_eq!(
+        sites,
+        [
+            (json!("dash"), json!(["self"])),
+            (json!("demo"), json!(["self"]))
+        ]
+    );
+
     // Signed out, the page's own requests carry no session.
     browser.click("#sign-out").await;
     browser
@@ -402,6 +454,185 @@ async fn a_read_key_sees_the_dashboard_but_its_save_is_refused_with_the_apis_mes
     assert_eq!(status, 401);
     browser.close().await;
     setup.node.stop().await;
+}
+
+/// Clicks `css` in the widgets section and returns the status line the
+/// page shows then, and whether it shows it as an error.
+async fn widgets_step(browser: &Browser, css: &str) -> (String, bool) {
+    let status = "document.querySelector('#widgets .status')";
+    browser
+        .eval(&format!("{status}.textContent = ''; return true;"))
+        .await;
+    browser.click(css).await;
+    browser
+        .wait_for(&format!("{status}.textContent !== ''"), BROWSER_WAIT)
+        .await;
+    let shown = browser
+        .eval(&format!(
+            "return [{status}.textContent, {status}.classList.contains('error')];"
+        ))
+        .await;
+    let text = shown[0].as_str().unwrap_or_default().to_owned();
+    (text, shown[1] == true)
+}
+
+/// Types `origin` into widget `id`'s new-site field and presses Add site.
+async fn add_site(browser: &Browser, id: &str, origin: &str) -> (String, bool) {
+    let row = format!("#widgets tr[data-id='{id}']");
+    browser
+        .type_into(&format!("{row} input[name=origin]"), origin)
+        .await;
+    widgets_step(browser, &format!("{row} form.add-site button[type=submit]")).await
+}
+
+/// The sites the page lists for widget `id`, in order, as shown.
+async fn shown_sites(browser: &Browser, id: &str) -> Value {
+    let sites = format!("#widgets tr[data-id='{id}'] li[data-origin] .site");
+    browser
+        .eval(&format!(
+            "return [...document.querySelectorAll(\"{sites}\")].map((s) => s.textContent);"
+        ))
+        .await
+}
+
+/// `GET /v1/widgets/{id}/config` as a page on `origin` asks for it: the
+/// status the node answers with.
+fn config_status(node: &RunningNode, id: &str, origin: &str) -> u16 {
+    let path = format!("/v1/widgets/{id}/config");
+    request(node.addr, "GET", &path, &[("Origin", origin)], b"").status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_creates_a_widget_and_changes_its_sites_and_a_bad_site_gets_the_apis_refusal() {
+    const SHOP: &str = "https://shop.example.com";
+    const LOCAL: &str = "http://127.0.0.1:4173";
+    const BAD: &str = "https://*.example.com";
+    let setup = setup(24200..=24299, "admin").await;
+    let (node, key) = (&setup.node, &setup.key);
+    let browser = Browser::start_without_microphone().await;
+    sign_in(&browser, node, key).await;
+
+    // A new widget for the demo number, first allowed on the shop.
+    browser
+        .type_into("#widget-new input[name=id]", "shop")
+        .await;
+    browser
+        .choose("#widget-new select[name=number_id]", "demo")
+        .await;
+    browser
+        .type_into("#widget-new input[name=origin]", SHOP)
+        .await;
+    let (shown, error) = widgets_step(&browser, "#widget-new button[type=submit]").await;
+    let created = format!(
+        "Created widget shop for number demo, allowed on {SHOP}. \
+         Its embed snippet is in the table."
+    );
+    assert_eq!((shown, error), (created, false));
+    assert_eq!(shown_sites(&browser, "shop").await, json!([SHOP]));
+
+    // Its Copy button puts exactly the API's embed snippet on the clipboard.
+    let row = "#widgets tr[data-id='shop']";
+    let (shown, error) = widgets_step(&browser, &format!("{row} button.copy")).await;
+    assert_eq!(
+        (shown.as_str(), error),
+        ("Copied the embed snippet of shop.", false)
+    );
+    let widget = api_json(node, key, "/v1/widgets/shop");
+    assert_eq!(widget["number_id"], "demo");
+    assert_eq!(browser.clipboard_text().await, widget["embed"]);
+
+    let (shown, error) = add_site(&browser, "shop", LOCAL).await;
+    let added = format!("Added {LOCAL} to widget shop. Allowed sites: {SHOP}, {LOCAL}.");
+    assert_eq!((shown, error), (added, false));
+    assert_eq!(shown_sites(&browser, "shop").await, json!([SHOP, LOCAL]));
+
+    // A wildcard is no origin: the page shows the API's own refusal, in
+    // the words the API gives anyone who sends that list, and keeps the
+    // typed text to be corrected; nothing changes.
+    let sent = json!({ "allowed_origins": [SHOP, LOCAL, BAD] });
+    let refusal = bearer_patch(node, key, "/v1/widgets/shop", &sent);
+    assert_eq!(refusal.status, 400);
+    assert_eq!(refusal.json()["field"], "allowed_origins[2]");
+    let (shown, error) = add_site(&browser, "shop", BAD).await;
+    let api_says = refusal.json()["error"].as_str().unwrap().to_owned();
+    let refused = format!("Could not add {BAD} to widget shop: {api_says}");
+    assert_eq!((shown, error), (refused, true));
+    let field = browser
+        .eval(&format!(
+            "const input = document.querySelector(\"{row} input[name=origin]\");
+             return [input.value, input.getAttribute('aria-invalid')];"
+        ))
+        .await;
+    assert_eq!(field, json!([BAD, "true"]));
+    assert_eq!(shown_sites(&browser, "shop").await, json!([SHOP, LOCAL]));
+    let widget = api_json(node, key, "/v1/widgets/shop");
+    assert_eq!(widget["allowed_origins"], json!([SHOP, LOCAL]));
+
+    let remove = format!("{row} li[data-origin='{SHOP}'] button.remove-site");
+    let (shown, error) = widgets_step(&browser, &remove).await;
+    let removed = format!("Removed {SHOP} from widget shop. Allowed sites: {LOCAL}.");
+    assert_eq!((shown, error), (removed, false));
+
+    // The last site cannot go: the API says so and the widget keeps it.
+    let sent = json!({ "allowed_origins": [] });
+    let refusal = bearer_patch(node, key, "/v1/widgets/shop", &sent);
+    assert_eq!(refusal.status, 400);
+    let api_says = refusal.json()["error"].as_str().unwrap().to_owned();
+    let remove = format!("{row} li[data-origin='{LOCAL}'] button.remove-site");
+    let (shown, error) = widgets_step(&browser, &remove).await;
+    let refused = format!("Could not remove {LOCAL} from widget shop: {api_says}");
+    assert_eq!((shown, error), (refused, true));
+
+    // What the page lists is what the node holds and enforces.
+    let listed = shown_sites(&browser, "shop").await;
+    assert_eq!(listed, json!([LOCAL]));
+    let widget = api_json(node, key, "/v1/widgets/shop");
+    assert_eq!(widget["allowed_origins"], listed);
+    assert_eq!(config_status(node, "shop", LOCAL), 200);
+    assert_eq!(config_status(node, "shop", SHOP), 403);
+
+    // Created and changed twice, by this key; the refused changes left no
+    // trace.
+    assert_audited(&browser, "created", "shop", 1).await;
+    assert_audited(&browser, "updated", "shop", 2).await;
+    let actor = json!(format!("key:{}", setup.key_id));
+    let audit = api_json(node, key, "/v1/audit");
+    let events: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target_id"] == "shop")
+        .map(|e| {
+            (
+                e["action"].clone(),
+                e["actor"] == actor,
+                e["reason"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (json!("created"), true, json!("")),
+            (json!("updated"), true, json!("allowed_origins")),
+            (json!("updated"), true, json!("allowed_origins")),
+        ]
+    );
+    browser.close().await;
+    setup.node.stop().await;
+}
+
+/// A JSON `PATCH` with `Authorization: Bearer key`.
+fn bearer_patch(node: &RunningNode, key: &str, path: &str, body: &Value) -> Response {
+    let auth = format!("Bearer {key}");
+    let headers = [("Authorization", auth.as_str())];
+    request(
+        node.addr,
+        "PATCH",
+        path,
+        &headers,
+        body.to_string().as_bytes(),
+    )
 }
 
 /// `POST /v1/session` with `key`, from `origin` (none when empty).

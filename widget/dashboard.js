@@ -1,6 +1,8 @@
 /*! callgate customer dashboard: numbers and their recording policy,
- * widgets and their embed snippet, call records, recordings and the audit
- * log, all through the node's admin API.
+ * widgets (new ones, the sites each is allowed on, their embed snippet),
+ * call records, recordings and the audit log, all through the node's admin
+ * API. The API is the authority on every value: the page sends what was
+ * typed (trimmed) and shows the API's own refusal.
  *
  * Plain ES2020, no build step, no dependencies. The page runs under a
  * strict Content-Security-Policy (scripts and styles from the node only),
@@ -14,7 +16,8 @@
  * by themselves. GET /v1/session tells whether a session exists and its
  * role; a `read` key sees everything with the change controls turned off.
  *
- * Test hooks (stable): table rows carry `data-id`; each section's
+ * Test hooks (stable): table rows carry `data-id`, a widget's allowed
+ * sites are `li[data-origin]` with a `.site` text; each section's
  * `.status` line shows the last result or the API's error text; the player
  * is `#player audio` with `data-recording` naming what it plays.
  */
@@ -151,6 +154,7 @@
     $('#sign-out').hidden = false;
     $('#read-only').hidden = canChange();
     $('#privacy .erase').disabled = !canChange();
+    $('#widget-new fieldset').disabled = !canChange();
     document.body.classList.toggle('read-only', !canChange());
     $('#app').hidden = false;
     await Promise.all([loadNumbers(), loadWidgets(), loadCdrs(), loadRecordings(), loadAudit()]);
@@ -214,6 +218,7 @@
       const chosen = filter.value;
       filter.replaceChildren(el('option', { value: '' }, 'all numbers'),
         ...numbers.map((n) => el('option', { value: n.id, selected: n.id === chosen }, n.id)));
+      showNumberChoices(numbers);
       status('numbers', numbers.length ? '' : 'No numbers yet.');
     } catch (error) {
       status('numbers', 'Could not load numbers: ' + error.message, true);
@@ -246,13 +251,59 @@
     }
   }
 
+  /** One allowed site with its Remove button. */
+  function siteItem(widget, origin) {
+    const remove = el('button', {
+      type: 'button',
+      class: 'remove-site',
+      disabled: !canChange(),
+      'aria-label': 'Remove ' + origin + ' from widget ' + widget.id,
+    }, 'Remove');
+    remove.addEventListener('click', () => removeSite(widget.id, origin, remove));
+    return el('li', { 'data-origin': origin }, el('span', { class: 'site' }, origin), ' ', remove);
+  }
+
+  /** The allowed sites of a widget and the small form that adds one. */
+  function sitesCell(widget) {
+    const sites = widget.allowed_origins.map((origin) => siteItem(widget, origin));
+    const list = el('ul', { class: 'sites' }, ...sites);
+    const input = el('input', {
+      name: 'origin',
+      type: 'text',
+      required: true,
+      autocomplete: 'off',
+      spellcheck: 'false',
+      placeholder: 'https://shop.example.com',
+      'aria-label': 'New site for widget ' + widget.id,
+      'aria-describedby': 'sites-hint',
+      disabled: !canChange(),
+    });
+    const add = el('button', { type: 'submit', disabled: !canChange() }, 'Add site');
+    const form = el('form', { class: 'add-site' }, el('label', null, 'New site ', input), ' ', add);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      addSite(widget.id, input, add);
+    });
+    return cell(list, form);
+  }
+
   function widgetRow(widget) {
     const snippet = el('code', { class: 'embed' }, widget.embed);
     const button = el('button', { type: 'button', class: 'copy' }, 'Copy');
     button.addEventListener('click', () => copy(widget.embed, widget.id));
     return el('tr', { 'data-id': widget.id },
-      cell(widget.id), cell(widget.number_id), cell(widget.allowed_origins.join(', ')),
+      cell(widget.id), cell(widget.number_id), sitesCell(widget),
       cell(snippet, ' ', button));
+  }
+
+  /** Puts `widget` (as the API answered) in its row; `focus` names the
+   * control to give the keyboard back to, since the row is rebuilt. */
+  function showWidget(widget, focus) {
+    const row = widgetRow(widget);
+    const old = $('#widgets tbody').querySelector('tr[data-id="' + CSS.escape(widget.id) + '"]');
+    if (old) old.replaceWith(row);
+    else $('#widgets tbody').append(row);
+    if (focus) $(focus, row).focus();
   }
 
   async function loadWidgets() {
@@ -262,6 +313,95 @@
       status('widgets', widgets.length ? '' : 'No widgets yet.');
     } catch (error) {
       status('widgets', 'Could not load widgets: ' + error.message, true);
+    }
+  }
+
+  /** Sends the widget's sites as `change` makes them from the node's
+   * current list (not the page's, which another tab may have outdated);
+   * the API checks every origin and answers with the widget as saved. */
+  async function changeSites(id, change) {
+    const current = await api('GET', path('v1', 'widgets', id));
+    const origins = change(current.allowed_origins);
+    if (!origins) return current;
+    return api('PATCH', path('v1', 'widgets', id), { allowed_origins: origins });
+  }
+
+  async function addSite(id, input, button) {
+    const origin = input.value.trim();
+    if (!origin) return;
+    button.disabled = true;
+    input.removeAttribute('aria-invalid');
+    let known = false;
+    try {
+      const saved = await changeSites(id, (origins) => {
+        known = origins.includes(origin);
+        return known ? null : origins.concat([origin]);
+      });
+      showWidget(saved, 'input[name="origin"]');
+      status('widgets', (known ? origin + ' was already allowed on widget ' : 'Added ' + origin
+        + ' to widget ') + id + '. Allowed sites: ' + saved.allowed_origins.join(', ') + '.');
+      if (!known) loadAudit();
+    } catch (error) {
+      // The row is left as it was, the typed site kept to be corrected.
+      input.setAttribute('aria-invalid', 'true');
+      status('widgets', 'Could not add ' + origin + ' to widget ' + id + ': ' + error.message,
+        true);
+      input.focus();
+    } finally {
+      button.disabled = !canChange();
+    }
+  }
+
+  async function removeSite(id, origin, button) {
+    button.disabled = true;
+    let known = true;
+    try {
+      const saved = await changeSites(id, (origins) => {
+        known = origins.includes(origin);
+        return known ? origins.filter((o) => o !== origin) : null;
+      });
+      showWidget(saved, 'input[name="origin"]');
+      status('widgets', (known ? 'Removed ' + origin + ' from widget ' : origin
+        + ' was no longer allowed on widget ') + id + '. Allowed sites: '
+        + saved.allowed_origins.join(', ') + '.');
+      if (known) loadAudit();
+    } catch (error) {
+      status('widgets', 'Could not remove ' + origin + ' from widget ' + id + ': '
+        + error.message, true);
+      button.disabled = !canChange();
+    }
+  }
+
+  /** The new-widget form: its number choices follow the tenant's numbers. */
+  function showNumberChoices(numbers) {
+    const form = $('#widget-new');
+    const select = form.elements.number_id;
+    const chosen = select.value;
+    select.replaceChildren(...numbers.map((n) => el('option',
+      { value: n.id, selected: n.id === chosen }, n.id + ' (' + n.e164 + ')')));
+    form.elements.create.disabled = !canChange() || numbers.length === 0;
+  }
+
+  async function createWidget(event) {
+    event.preventDefault();
+    const form = $('#widget-new');
+    const id = form.elements.id.value.trim();
+    const origin = form.elements.origin.value.trim();
+    const widget = { id, number_id: form.elements.number_id.value, allowed_origins: [origin] };
+    const button = form.elements.create;
+    button.disabled = true;
+    try {
+      const created = await api('POST', '/v1/widgets', widget);
+      showWidget(created);
+      form.reset();
+      status('widgets', 'Created widget ' + created.id + ' for number ' + created.number_id
+        + ', allowed on ' + created.allowed_origins.join(', ')
+        + '. Its embed snippet is in the table.');
+      loadAudit();
+    } catch (error) {
+      status('widgets', 'Could not create widget ' + id + ': ' + error.message, true);
+    } finally {
+      button.disabled = !canChange() || form.elements.number_id.options.length === 0;
     }
   }
 
@@ -473,6 +613,7 @@
     $('#recordings .refresh').addEventListener('click', loadRecordings);
     $('#privacy-form').addEventListener('submit', exportCall);
     $('#privacy .erase').addEventListener('click', eraseCall);
+    $('#widget-new').addEventListener('submit', createWidget);
     $('#cdr-filter').elements.from.value = localDaysAgo(DEFAULT_PERIOD_DAYS);
     $('#audit-filter').elements.from.value = localDaysAgo(DEFAULT_PERIOD_DAYS);
     try {

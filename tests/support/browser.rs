@@ -247,6 +247,15 @@ impl Browser {
         }
     }
 
+    /// The clipboard's text, read by the current page as any page would.
+    pub async fn clipboard_text(&self) -> String {
+        let read = "navigator.clipboard.readText().then(done, (e) => done({ error: String(e) }));";
+        match self.eval_async(read).await {
+            Value::String(text) => text,
+            other => panic!("cannot read the clipboard: {other}"),
+        }
+    }
+
     /// Whether the JS `expression` becomes truthy within `timeout`
     /// (polled every 100 ms; script errors count as false).
     pub async fn poll_for(&self, expression: &str, timeout: Duration) -> bool {
@@ -467,9 +476,12 @@ fn capabilities(
         ));
     }
     args.extend_from_slice(flags);
+    // Clipboard access without a prompt (a headless browser shows none), so
+    // a test can read back what a page's Copy button wrote.
+    let prefs = json!({ "profile.default_content_setting_values.clipboard": 1 });
     let capabilities = json!({
         "browserName": "chrome",
-        "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+        "goog:chromeOptions": { "binary": CHROMIUM, "args": args, "prefs": prefs },
         "timeouts": { "script": 30_000, "pageLoad": 30_000 },
     });
     match capabilities {
