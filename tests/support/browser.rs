@@ -30,7 +30,7 @@ use tempfile::TempDir;
 
 use super::ports::free_tcp_port;
 use super::process::{PeerProcess, temp_dir};
-use super::{require_program, tcp_port_listening, wait_until};
+use super::require_program;
 
 /// The Chromium binary Debian's `chromium` package installs.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -85,15 +85,7 @@ impl Browser {
         // No --allowed-ips: with it chromedriver binds every interface (and
         // filters by address); without it, it binds loopback only.
         command.arg(format!("--port={port}"));
-        let mut driver = PeerProcess::spawn("chromedriver", command, dir.path());
-        let listening = wait_until(Duration::from_secs(10), || {
-            tcp_port_listening(port) || !driver.is_running()
-        });
-        assert!(
-            listening && driver.is_running(),
-            "chromedriver did not start on {port}\n{}",
-            driver.output_tail(30)
-        );
+        let driver = PeerProcess::spawn_listening_tcp("chromedriver", command, dir.path(), &[port]);
         let mut builder = ClientBuilder::new(HttpConnector::new());
         builder.capabilities(capabilities(profile.path(), fake_audio, flags));
         let client = match builder.connect(&format!("http://127.0.0.1:{port}")).await {

@@ -6,14 +6,13 @@
 //! every start; [`Pebble::root_pem`] fetches it.
 
 use std::process::Command;
-use std::time::Duration;
 
 use tempfile::TempDir;
 
 use super::pki::TestPki;
 use super::ports::free_tcp_port;
 use super::process::{PeerProcess, temp_dir};
-use super::{require_program, tcp_port_listening, wait_until};
+use super::require_program;
 
 /// A running pebble; stopped when dropped.
 pub struct Pebble {
@@ -50,16 +49,8 @@ impl Pebble {
             .env("PEBBLE_VA_ALWAYS_VALID", "1")
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0");
-        let mut process = PeerProcess::spawn("pebble", command, dir.path());
-        let listening = wait_until(Duration::from_secs(15), || {
-            (tcp_port_listening(directory_port) && tcp_port_listening(management_port))
-                || !process.is_running()
-        });
-        assert!(
-            listening && process.is_running(),
-            "pebble did not start\n{}",
-            process.output_tail(30)
-        );
+        let ports = [directory_port, management_port];
+        let process = PeerProcess::spawn_listening_tcp("pebble", command, dir.path(), &ports);
         Self {
             pki,
             directory_port,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::{udp_port_bound, wait_until};
+use super::{tcp_port_listening, udp_port_bound, wait_until};
 
 /// How long a peer gets to exit after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
@@ -61,6 +61,22 @@ impl PeerProcess {
         assert!(
             process.wait_udp_bound(port, Duration::from_secs(10)),
             "{name} did not start on {port}\n{}",
+            process.output_tail(30)
+        );
+        process
+    }
+
+    /// [`PeerProcess::spawn`], then waits up to 15 s for it to listen on
+    /// every TCP port in `ports`; fails the test with its output if it does
+    /// not.
+    pub fn spawn_listening_tcp(name: &str, command: Command, dir: &Path, ports: &[u16]) -> Self {
+        let mut process = Self::spawn(name, command, dir);
+        let listening = wait_until(Duration::from_secs(15), || {
+            ports.iter().all(|&port| tcp_port_listening(port)) || !process.is_running()
+        });
+        assert!(
+            listening && process.is_running(),
+            "{name} did not start on {ports:?}\n{}",
             process.output_tail(30)
         );
         process

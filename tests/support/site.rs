@@ -4,13 +4,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use tempfile::TempDir;
 
 use super::ports::free_tcp_port;
 use super::process::{PeerProcess, temp_dir};
-use super::{require_program, tcp_port_listening, wait_until};
+use super::require_program;
 
 /// Serves the current directory, wrapped in TLS when a certificate is given.
 const SERVER: &str = "\
@@ -63,15 +62,8 @@ impl CustomerSite {
         command
             .args(["-c", SERVER, &port.to_string(), &cert, &key])
             .current_dir(dir.path());
-        let mut process = PeerProcess::spawn("customer site", command, dir.path());
-        let listening = wait_until(Duration::from_secs(10), || {
-            tcp_port_listening(port) || !process.is_running()
-        });
-        assert!(
-            listening && process.is_running(),
-            "the customer site did not start on {port}\n{}",
-            process.output_tail(30)
-        );
+        let process =
+            PeerProcess::spawn_listening_tcp("customer site", command, dir.path(), &[port]);
         let scheme = if tls.is_some() { "https" } else { "http" };
         Self {
             origin: format!("{scheme}://localhost:{port}"),
