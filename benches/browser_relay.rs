@@ -24,7 +24,7 @@ use callgate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
 use callgate::media::sdp::Codec;
 use callgate::media::transcode::Transcoder;
 use callgate::webrtc::offer::inspect;
-use callgate::webrtc::session::offering_peer;
+use callgate::webrtc::peer::offering_peer;
 use callgate::webrtc::{
     AudioCodec, BrowserMedia, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings,
 };
@@ -91,10 +91,10 @@ fn connected(codec: AudioCodec) -> (Browser, Node) {
         .and_then(|offered| offered.choose(preference, &[Codec::Pcmu]))
         .expect("a usable offer");
     assert_eq!(chosen.codec, codec);
-    let settings = SessionSettings {
-        candidate: NODE.parse().expect("address"),
-        certificate: callgate::webrtc::generate_certificate().expect("certificate"),
-    };
+    let settings = SessionSettings::new(
+        NODE.parse().expect("address"),
+        callgate::webrtc::generate_certificate().expect("certificate"),
+    );
     let (session, answer) = BrowserSession::answer(
         &settings,
         &offer,
@@ -144,7 +144,8 @@ fn handshake(browser: &mut Browser, node: &mut Node) {
                 .session
                 .handle_datagram(browser.now, browser.address, out.message);
         }
-        while let Some((_, bytes)) = node.session.poll_transmit() {
+        while let Some(transmit) = node.session.poll_transmit() {
+            let bytes = BytesMut::from(transmit.bytes);
             let _ = browser.peer.handle_read(browser.incoming(bytes));
         }
         while let Some(event) = browser.peer.poll_event() {
@@ -216,8 +217,8 @@ impl Node {
             }
         }
         let mut sent = 0;
-        while let Some((_, bytes)) = self.session.poll_transmit() {
-            sent += black_box(bytes).len();
+        while let Some(transmit) = self.session.poll_transmit() {
+            sent += black_box(transmit.bytes).len();
         }
         sent
     }
@@ -257,7 +258,7 @@ impl Node {
                 timestamp: rewritten.timestamp,
                 marker: rewritten.marker,
             };
-            let _ = session.send_rtp(now, header, out.payload);
+            let _ = session.send_rtp(now, header, &out.payload);
         });
     }
 }

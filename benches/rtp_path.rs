@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use callgate::media::rtp::{
     RewriteInput, RtpHeader, RtpPacket, RtpPacketMut, Ssrc, StreamRewriter, StreamStart,
 };
-use callgate::media::srtp::{SrtpKeyMaterial, SrtpReceiver, SrtpSender};
+use callgate::media::srtp::{SrtpKeyMaterial, sdes};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 const AUDIO_PT: u8 = 0;
@@ -100,9 +100,9 @@ fn bench(c: &mut Criterion) {
     });
 
     let (theirs, ours) = (SrtpKeyMaterial::generate(), SrtpKeyMaterial::generate());
-    let mut far_end = SrtpSender::new(&theirs).expect("key");
-    let mut inbound = SrtpReceiver::new(&theirs).expect("key");
-    let mut outbound = SrtpSender::new(&ours).expect("key");
+    let mut far_end = sdes::sender(&theirs).expect("key");
+    let mut inbound = sdes::receiver(&theirs).expect("key");
+    let mut outbound = sdes::sender(&ours).expect("key");
     let mut rw = rewriter(t0);
     let mut out = Vec::with_capacity(256);
     let mut seq = 0u16;
@@ -111,19 +111,18 @@ fn bench(c: &mut Criterion) {
             || {
                 seq = seq.wrapping_add(1);
                 let now = t0 + Duration::from_millis(20 * u64::from(seq));
-                (
-                    far_end.protect_rtp(&pcmu_packet(seq)).expect("protect"),
-                    now,
-                )
+                let mut wire = pcmu_packet(seq);
+                far_end.protect_rtp(&mut wire).expect("protect");
+                (wire, now)
             },
-            |(wire, now)| {
-                let Ok(plain) = inbound.unprotect_rtp(&wire) else {
+            |(mut wire, now)| {
+                let Ok(len) = inbound.unprotect_rtp(&mut wire) else {
                     return None;
                 };
-                if !relay(&plain, peer, peer, &mut rw, now, &mut out) {
+                if !relay(&wire[..len], peer, peer, &mut rw, now, &mut out) {
                     return None;
                 }
-                outbound.protect_rtp(&out).ok()
+                outbound.protect_rtp(&mut out).ok()
             },
             BatchSize::SmallInput,
         )

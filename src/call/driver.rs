@@ -250,12 +250,15 @@ impl Driver {
     }
 
     fn on_datagram(&mut self, datagram: Datagram) {
-        self.last_heard = datagram.received_at;
         self.arrived = datagram.received_at;
         // A bad datagram concerns that datagram only.
         let _ = self
             .session
             .handle_datagram(datagram.received_at, datagram.from, datagram.bytes);
+        // Only what authenticated proves the browser is still there.
+        if let Some(heard) = self.session.last_authenticated() {
+            self.last_heard = self.last_heard.max(heard);
+        }
     }
 
     fn on_timer(&mut self) {
@@ -268,12 +271,14 @@ impl Driver {
 
     /// Sends what the session has queued and handles its events.
     fn flush(&mut self) {
-        while let Some((to, bytes)) = self.session.poll_transmit() {
-            self.registration.send(to, &bytes);
+        while let Some(transmit) = self.session.poll_transmit() {
+            self.registration.send(transmit.to, transmit.bytes);
         }
         while let Some(event) = self.session.poll_event() {
             match event {
                 SessionEvent::Audio(frame) => self.on_browser_audio(frame),
+                SessionEvent::PeerAddress(address) => self.registration.learn(address),
+                SessionEvent::PeerAddressDropped(address) => self.registration.forget(address),
                 SessionEvent::Connected => {}
                 SessionEvent::Failed { ice } => {
                     self.observer.browser_connect_failed(ice);
@@ -380,7 +385,7 @@ impl Driver {
                 timestamp: rewritten.timestamp,
                 marker: rewritten.marker,
             };
-            if self.session.send_rtp(now, header, payload).is_ok() {
+            if self.session.send_rtp(now, header, &payload).is_ok() {
                 self.browser_sent += 1;
             }
         }
@@ -466,9 +471,9 @@ impl Driver {
     }
 
     async fn finish(mut self) -> CallReport {
-        self.session.close();
-        while let Some((to, bytes)) = self.session.poll_transmit() {
-            self.registration.send(to, &bytes);
+        self.session.close(now());
+        while let Some(transmit) = self.session.poll_transmit() {
+            self.registration.send(transmit.to, transmit.bytes);
         }
         let trunk_stats = self.leg.endpoint().stats();
         self.leg.close().await;

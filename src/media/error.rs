@@ -55,10 +55,8 @@ pub enum MediaError {
     SrtpReplay,
     #[error("srtp packet too short")]
     SrtpTooShort,
-    #[error("srtcp packet without the encryption flag")]
-    SrtcpUnencrypted,
-    #[error("srtp transform failed")]
-    Srtp(#[source] webrtc_srtp::Error),
+    #[error("srtp: {0}")]
+    Srtp(#[source] crate::media::srtp::SrtpError),
 
     #[error("port range {min}..={max} holds no even rtp port with rtcp above it")]
     PortRange { min: u16, max: u16 },

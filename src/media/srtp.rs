@@ -1,468 +1,361 @@
-//! SDES-keyed SRTP for the trunk leg: AES_CM_128_HMAC_SHA1_80 (RFC 3711,
-//! keys exchanged in `a=crypto` lines per RFC 4568), over the `webrtc-srtp`
-//! crate's transforms.
+//! SRTP and SRTCP (RFC 3711, RFC 7714) for both legs: keyed by DTLS-SRTP
+//! on the browser leg (RFC 5764, [`keys_from_dtls`]) and by SDES on the
+//! trunk leg ([`sdes`]).
 //!
-//! Invariants:
-//! - Key material is 16 key + 14 salt bytes, generated from the operating
-//!   system's CSPRNG via the thread RNG, and never printed: `Debug` is redacted.
-//! - Inbound packets pass a replay window (RFC 3711 §3.3.2) and the 80-bit
-//!   authentication tag before a single payload byte is used.
-//! - We validate the RTP header ourselves ([`RtpPacket::parse`]) and hand the
-//!   crate a header we built, because the crate's own header parser can be
-//!   driven out of bounds by a crafted one-byte extension before the tag is
-//!   checked.
-//! - SRTCP without the E flag is refused: the crate would return such a
-//!   packet without verifying its tag, and we never offer unencrypted SRTCP.
+//! # What this module owns
+//! - [`SrtpMasterKey`]: one direction's master key and salt, as exported by DTLS
+//!   ([`keys_from_dtls`]).
+//! - [`SrtpSender`]: session keys derived from our master key, the rollover counter of each
+//!   SSRC we send (at most [`MAX_STREAMS`]) and the SRTCP index.
+//! - [`SrtpReceiver`]: session keys derived from the peer's master key and, for at most
+//!   [`MAX_STREAMS`] SSRCs, the rollover counter plus one 128-packet replay window for SRTP
+//!   and one for SRTCP.
 //!
-//! The crate returns every transformed packet in a freshly allocated
-//! `Bytes`; there is no API that writes into a caller's buffer.
+//! Profiles: `AES_CM_128_HMAC_SHA1_80` (RFC 3711 §4, RFC 5764 §4.1.2) and
+//! `AEAD_AES_128_GCM` (RFC 7714). Session keys come from the AES-CM PRF with
+//! key_derivation_rate 0 for both (RFC 3711 §4.3, RFC 7714 §11). No MKI.
+//!
+//! # Invariants
+//! - **Safe before authentication.** Nothing a packet says is believed until its tag has
+//!   verified: replay windows, rollover counters and the per-SSRC table itself are only
+//!   written after verification, so forged or corrupted packets, whatever their SSRC, leave
+//!   the receiver exactly as it was. Before that, only read-only look-ups happen.
+//! - **No allocation per packet.** Key schedules (AES, GHASH, HMAC pads) are computed once
+//!   in `new`; stream tables are fixed arrays. `protect_*` only grows the caller's `Vec` by
+//!   the trailer, which reuses spare capacity; `unprotect_*` works on a slice.
+//! - **Never panics on input.** RTP/RTCP headers are parsed with bounds checks; every
+//!   length is validated before slicing.
+//! - **Key hygiene.** Master keys, session salts, AES key schedules and transient session
+//!   key bytes are zeroized on drop. ring's HMAC and AES-GCM key objects cannot be wiped
+//!   from outside; they are freed with the context.
+//! - Tags are compared in constant time (AES-CM) or by ring (GCM).
+//! - Sender state is never evicted (a forgotten ROC would repeat keystream); the receiver
+//!   evicts its least recently used authenticated SSRC when a ninth one authenticates.
 
-use bytes::Bytes;
-use rand::Rng;
-use webrtc_srtp::context::Context;
-use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
-use webrtc_srtp::protection_profile::ProtectionProfile;
+mod cipher;
+mod replay;
+pub mod sdes;
+#[cfg(test)]
+mod tests;
 
-use super::MediaError;
-use super::rtp::RtpPacket;
+pub use sdes::SrtpKeyMaterial;
 
-const KEY_LEN: usize = 16;
-const SALT_LEN: usize = 14;
-/// RFC 3711 §3.3.2 asks for at least 64; libsrtp uses 128.
-const REPLAY_WINDOW: usize = 128;
-const PROFILE: ProtectionProfile = ProtectionProfile::Aes128CmHmacSha1_80;
-/// Auth tag of the _80 profile, for both SRTP and SRTCP.
-pub const AUTH_TAG_LEN: usize = 10;
-/// The E flag and 31-bit index that SRTCP appends before the tag.
-const SRTCP_INDEX_LEN: usize = 4;
-/// RTCP header and sender SSRC: the part SRTCP leaves in the clear.
-const RTCP_CLEAR_LEN: usize = 8;
+use std::fmt;
 
-/// A master key and salt for one direction.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SrtpKeyMaterial {
+use zeroize::Zeroize;
+
+use cipher::{CM_TAG_LEN, GCM_TAG_LEN, KEY_LEN, RTCP_HEADER_LEN, SRTCP_TRAILER_LEN, SessionCipher};
+pub use replay::MAX_STREAMS;
+use replay::{ReceiverStreams, SenderStreams, estimate_srtp_index};
+
+/// The DTLS-SRTP protection profiles we negotiate (RFC 5764 §4.1.2, RFC 7714 §14.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SrtpProfile {
+    Aes128CmHmacSha1_80,
+    AeadAes128Gcm,
+}
+
+impl SrtpProfile {
+    pub fn master_key_len(self) -> usize {
+        KEY_LEN
+    }
+
+    pub fn master_salt_len(self) -> usize {
+        match self {
+            SrtpProfile::Aes128CmHmacSha1_80 => 14,
+            SrtpProfile::AeadAes128Gcm => 12,
+        }
+    }
+
+    /// Tag bytes appended to an SRTP packet.
+    pub fn rtp_overhead(self) -> usize {
+        match self {
+            SrtpProfile::Aes128CmHmacSha1_80 => CM_TAG_LEN,
+            SrtpProfile::AeadAes128Gcm => GCM_TAG_LEN,
+        }
+    }
+
+    /// Tag plus the 4-byte E|SRTCP-index word appended to an SRTCP packet.
+    pub fn rtcp_overhead(self) -> usize {
+        self.rtp_overhead() + SRTCP_TRAILER_LEN
+    }
+
+    /// Length of the DTLS-SRTP exported keying material (RFC 5764 §4.2): 2*(key+salt)
+    pub fn keying_material_len(self) -> usize {
+        2 * (self.master_key_len() + self.master_salt_len())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SrtpError {
+    #[error("packet too short")]
+    PacketTooShort,
+    #[error("not an rtp packet")]
+    NotRtp,
+    #[error("not an rtcp packet")]
+    NotRtcp,
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    #[error("replayed packet")]
+    ReplayedPacket,
+    /// The sequence number maps to no valid 48-bit index (before the stream's first packet).
+    #[error("packet index out of range")]
+    IndexOutOfRange,
+    #[error("srtcp index exhausted")]
+    SrtcpIndexExhausted,
+    #[error("bad key length")]
+    BadKeyLength,
+    #[error("too many streams")]
+    TooManyStreams,
+}
+
+/// A master key + salt for one direction; Debug prints "<redacted>", zeroized on drop.
+pub struct SrtpMasterKey {
+    profile: SrtpProfile,
     key: [u8; KEY_LEN],
-    salt: [u8; SALT_LEN],
+    /// Sized for the longer (AES-CM) salt; only `profile.master_salt_len()` bytes are used.
+    salt: [u8; 14],
 }
 
-impl std::fmt::Debug for SrtpKeyMaterial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SrtpKeyMaterial(<redacted>)")
-    }
-}
-
-impl SrtpKeyMaterial {
-    /// Length of the decoded `inline:` key parameter.
-    pub const LEN: usize = KEY_LEN + SALT_LEN;
-
-    /// Fresh random material for our side of a call.
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; Self::LEN];
-        rand::rng().fill_bytes(&mut bytes);
-        Self::from_array(&bytes)
-    }
-
-    /// From the 30 bytes of a base64-decoded `a=crypto` inline key.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MediaError> {
-        let array: &[u8; Self::LEN] = bytes.try_into().map_err(|_| MediaError::SrtpKeyLength {
-            expected: Self::LEN,
-            got: bytes.len(),
-        })?;
-        Ok(Self::from_array(array))
-    }
-
-    fn from_array(bytes: &[u8; Self::LEN]) -> Self {
-        let (key, salt) = bytes.split_at(KEY_LEN);
-        let mut material = Self {
+impl SrtpMasterKey {
+    pub fn new(profile: SrtpProfile, key: &[u8], salt: &[u8]) -> Result<Self, SrtpError> {
+        if key.len() != profile.master_key_len() || salt.len() != profile.master_salt_len() {
+            return Err(SrtpError::BadKeyLength);
+        }
+        let mut master = SrtpMasterKey {
+            profile,
             key: [0; KEY_LEN],
-            salt: [0; SALT_LEN],
+            salt: [0; 14],
         };
-        material.key.copy_from_slice(key);
-        material.salt.copy_from_slice(salt);
-        material
+        master.key.copy_from_slice(key);
+        master.salt[..salt.len()].copy_from_slice(salt);
+        Ok(master)
     }
 
-    /// Key then salt, as the `inline:` parameter encodes them.
-    pub fn to_bytes(&self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[..KEY_LEN].copy_from_slice(&self.key);
-        out[KEY_LEN..].copy_from_slice(&self.salt);
-        out
+    pub fn profile(&self) -> SrtpProfile {
+        self.profile
     }
 
-    fn context(&self) -> Result<Context, MediaError> {
-        Context::new(
-            &self.key,
-            &self.salt,
-            PROFILE,
-            Some(srtp_replay_protection(REPLAY_WINDOW)),
-            Some(srtcp_replay_protection(REPLAY_WINDOW)),
-        )
-        .map_err(MediaError::Srtp)
+    fn salt(&self) -> &[u8] {
+        &self.salt[..self.profile.master_salt_len()]
     }
 }
 
-/// Outbound half: protects what we send with our key. Keep one per key
-/// for the life of the call: a fresh one would restart the rollover
-/// counter and could reuse keystream.
+impl fmt::Debug for SrtpMasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for SrtpMasterKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+        self.salt.zeroize();
+    }
+}
+
+/// Splits DTLS-exported keying material (client_key | server_key | client_salt | server_salt, RFC 5764 §4.2)
+/// into (local, remote) for our role.
+pub fn keys_from_dtls(
+    profile: SrtpProfile,
+    material: &[u8],
+    we_are_dtls_client: bool,
+) -> Result<(SrtpMasterKey, SrtpMasterKey), SrtpError> {
+    if material.len() != profile.keying_material_len() {
+        return Err(SrtpError::BadKeyLength);
+    }
+    let (keys, salts) = material.split_at(2 * profile.master_key_len());
+    let (client_key, server_key) = keys.split_at(profile.master_key_len());
+    let (client_salt, server_salt) = salts.split_at(profile.master_salt_len());
+    let client = SrtpMasterKey::new(profile, client_key, client_salt)?;
+    let server = SrtpMasterKey::new(profile, server_key, server_salt)?;
+    Ok(if we_are_dtls_client {
+        (client, server)
+    } else {
+        (server, client)
+    })
+}
+
+/// The fields of an RTP header that SRTP needs.
+struct RtpHeader {
+    /// Fixed header + CSRCs + extension: the authenticated-only part (and the GCM AAD).
+    len: usize,
+    seq: u16,
+    ssrc: u32,
+}
+
+/// Parses an RTP header (RFC 3550 §5.1, §5.3.1). Padding is not interpreted: it belongs to
+/// the payload and is encrypted with it.
+fn parse_rtp_header(packet: &[u8]) -> Result<RtpHeader, SrtpError> {
+    const FIXED_LEN: usize = 12;
+    let fixed = packet.get(..FIXED_LEN).ok_or(SrtpError::PacketTooShort)?;
+    if fixed[0] >> 6 != 2 {
+        return Err(SrtpError::NotRtp);
+    }
+    let csrc_count = usize::from(fixed[0] & 0x0f);
+    let mut len = FIXED_LEN + 4 * csrc_count;
+    if fixed[0] & 0x10 != 0 {
+        // 16-bit profile, 16-bit length in 32-bit words, then the words.
+        let ext = packet.get(len..len + 4).ok_or(SrtpError::PacketTooShort)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    }
+    if packet.len() < len {
+        return Err(SrtpError::PacketTooShort);
+    }
+    Ok(RtpHeader {
+        len,
+        seq: u16::from_be_bytes([fixed[2], fixed[3]]),
+        ssrc: u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
+    })
+}
+
+/// Checks the RTCP version and returns the sender SSRC (RFC 3550 §6.4); the SSRC keys the
+/// SRTCP IV and replay state.
+fn parse_rtcp_ssrc(packet: &[u8]) -> Result<u32, SrtpError> {
+    let header = packet
+        .get(..RTCP_HEADER_LEN)
+        .ok_or(SrtpError::PacketTooShort)?;
+    if header[0] >> 6 != 2 {
+        return Err(SrtpError::NotRtcp);
+    }
+    Ok(u32::from_be_bytes([
+        header[4], header[5], header[6], header[7],
+    ]))
+}
+
+/// Constant-time equality: the time taken depends on the lengths only.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // black_box keeps the optimizer from turning the fold into an early-exit compare.
+    std::hint::black_box(diff) == 0
+}
+
+/// The SRTCP index is 31 bits (RFC 3711 §3.4).
+const SRTCP_INDEX_LIMIT: u32 = 1 << 31;
+
+/// Protects what we send (one master key; per-SSRC rollover state kept for the few SSRCs we send).
 pub struct SrtpSender {
-    context: Context,
-}
-
-/// Inbound half: authenticates and decrypts what the peer sends. Keep one
-/// per key for the life of the call: a fresh one forgets the replay window.
-pub struct SrtpReceiver {
-    context: Context,
-}
-
-/// Both directions of one call leg.
-pub struct SrtpSession {
-    sender: SrtpSender,
-    receiver: SrtpReceiver,
-}
-
-impl SrtpSession {
-    /// `local` protects what we send; `remote` is the key the peer offered.
-    pub fn new(local: &SrtpKeyMaterial, remote: &SrtpKeyMaterial) -> Result<Self, MediaError> {
-        Ok(Self {
-            sender: SrtpSender::new(local)?,
-            receiver: SrtpReceiver::new(remote)?,
-        })
-    }
-
-    /// Separates the halves so sending and receiving can live in
-    /// different tasks without a shared lock.
-    pub fn into_split(self) -> (SrtpSender, SrtpReceiver) {
-        (self.sender, self.receiver)
-    }
-
-    pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        self.sender.protect_rtp(packet)
-    }
-
-    pub fn protect_rtcp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        self.sender.protect_rtcp(packet)
-    }
-
-    pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        self.receiver.unprotect_rtp(packet)
-    }
-
-    pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        self.receiver.unprotect_rtcp(packet)
-    }
-}
-
-impl std::fmt::Debug for SrtpSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SrtpSession(<redacted>)")
-    }
+    profile: SrtpProfile,
+    cipher: SessionCipher,
+    streams: SenderStreams,
+    next_srtcp_index: u32,
 }
 
 impl SrtpSender {
-    /// The outbound transform keyed with our material.
-    pub fn new(local: &SrtpKeyMaterial) -> Result<Self, MediaError> {
-        Ok(Self {
-            context: local.context()?,
-        })
-    }
-
-    /// Encrypts the payload and appends the tag; the header stays clear.
-    pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        let header = crate_header(&RtpPacket::parse(packet)?);
-        self.context
-            .encrypt_rtp_with_header(packet, &header)
-            .map_err(map_error)
-    }
-
-    /// Encrypts everything after the sender SSRC, appends E|index and tag.
-    pub fn protect_rtcp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        if packet.len() < RTCP_CLEAR_LEN {
-            return Err(MediaError::RtcpTooShort { len: packet.len() });
+    pub fn new(key: &SrtpMasterKey) -> Self {
+        SrtpSender {
+            profile: key.profile,
+            cipher: SessionCipher::new(key),
+            streams: SenderStreams::default(),
+            next_srtcp_index: 0,
         }
-        self.context.encrypt_rtcp(packet).map_err(map_error)
     }
+
+    #[cfg(test)]
+    fn with_cipher(profile: SrtpProfile, cipher: SessionCipher, next_srtcp_index: u32) -> Self {
+        SrtpSender {
+            profile,
+            cipher,
+            streams: SenderStreams::default(),
+            next_srtcp_index,
+        }
+    }
+
+    /// `packet` holds one plain RTP packet (header + payload) and must have spare capacity;
+    /// encrypts the payload in place and appends the tag. No allocation when capacity suffices.
+    pub fn protect_rtp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
+        let header = parse_rtp_header(packet)?;
+        let index = self.streams.next_index(header.ssrc, header.seq)?;
+        packet.resize(packet.len() + self.profile.rtp_overhead(), 0);
+        self.cipher.seal_rtp(packet, header.len, header.ssrc, index);
+        Ok(())
+    }
+
+    /// Plain RTCP compound in, SRTCP out (encrypted, E=1, 31-bit index, tag), in place.
+    pub fn protect_rtcp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
+        let ssrc = parse_rtcp_ssrc(packet)?;
+        let index = self.next_srtcp_index;
+        if index >= SRTCP_INDEX_LIMIT {
+            // RFC 3711 §9.2: the key must be replaced; never reuse an index.
+            return Err(SrtpError::SrtcpIndexExhausted);
+        }
+        let rtcp_len = packet.len();
+        packet.resize(rtcp_len + self.profile.rtcp_overhead(), 0);
+        self.cipher.seal_rtcp(packet, rtcp_len, ssrc, index);
+        self.next_srtcp_index = index + 1;
+        Ok(())
+    }
+}
+
+/// Verifies and decrypts what we receive.
+pub struct SrtpReceiver {
+    profile: SrtpProfile,
+    cipher: SessionCipher,
+    streams: ReceiverStreams,
 }
 
 impl SrtpReceiver {
-    /// The inbound transform keyed with the peer's material.
-    pub fn new(remote: &SrtpKeyMaterial) -> Result<Self, MediaError> {
-        Ok(Self {
-            context: remote.context()?,
-        })
+    pub fn new(key: &SrtpMasterKey) -> Self {
+        Self::with_cipher(key.profile, SessionCipher::new(key))
     }
 
-    /// Checks replay and tag, then decrypts; returns the plain RTP packet.
-    pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        let parsed = RtpPacket::parse(packet)?;
-        if packet.len() < parsed.header_len() + AUTH_TAG_LEN {
-            return Err(MediaError::SrtpTooShort);
+    fn with_cipher(profile: SrtpProfile, cipher: SessionCipher) -> Self {
+        SrtpReceiver {
+            profile,
+            cipher,
+            streams: ReceiverStreams::default(),
         }
-        self.context
-            .decrypt_rtp_with_header(packet, &crate_header(&parsed))
-            .map_err(map_error)
     }
 
-    /// Checks the E flag, replay and tag, then decrypts the compound.
-    pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<Bytes, MediaError> {
-        // Below this length the crate would index out of bounds.
-        let flag_at = packet
+    /// Verifies the tag, checks replay, decrypts the payload in place. Returns the length of the
+    /// plain RTP packet (header + payload) at the start of `packet`.
+    ///
+    /// On error the receiver state is unchanged; the buffer contents are unspecified.
+    pub fn unprotect_rtp(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        let header = parse_rtp_header(packet)?;
+        let plain_len = packet
             .len()
-            .checked_sub(AUTH_TAG_LEN + SRTCP_INDEX_LEN)
-            .filter(|&at| at >= RTCP_CLEAR_LEN)
-            .ok_or(MediaError::SrtpTooShort)?;
-        if packet.get(flag_at).is_none_or(|b| b & 0x80 == 0) {
-            return Err(MediaError::SrtcpUnencrypted);
+            .checked_sub(self.profile.rtp_overhead())
+            .filter(|&len| len >= header.len)
+            .ok_or(SrtpError::PacketTooShort)?;
+        let index = match self.streams.rtp_window(header.ssrc) {
+            Some(window) => {
+                let index = estimate_srtp_index(window.highest(), header.seq)
+                    .ok_or(SrtpError::IndexOutOfRange)?;
+                window.check(index)?;
+                index
+            }
+            // First packet of the stream: ROC 0 (RFC 3711 §3.3.1).
+            None => u64::from(header.seq),
+        };
+        self.cipher
+            .open_rtp(packet, header.len, header.ssrc, index)?;
+        self.streams.accept_rtp(header.ssrc, index);
+        Ok(plain_len)
+    }
+
+    /// Same for SRTCP; returns the plain RTCP length. E=0 packets: tag still verified, replay checked, payload left as is.
+    ///
+    /// On error the receiver state is unchanged; the buffer contents are unspecified.
+    pub fn unprotect_rtcp(&mut self, packet: &mut [u8]) -> Result<usize, SrtpError> {
+        let ssrc = parse_rtcp_ssrc(packet)?;
+        if packet.len() < RTCP_HEADER_LEN + self.profile.rtcp_overhead() {
+            return Err(SrtpError::PacketTooShort);
         }
-        if packet.first().is_none_or(|b| b >> 6 != 2) {
-            return Err(MediaError::RtcpVersion(
-                packet.first().map_or(0, |b| b >> 6),
-            ));
+        let (encrypted, index) = self.cipher.srtcp_trailer(packet);
+        if let Some(window) = self.streams.rtcp_window(ssrc) {
+            window.check(u64::from(index))?;
         }
-        self.context.decrypt_rtcp(packet).map_err(map_error)
-    }
-}
-
-/// The crate needs its own header type only for the fields that enter the
-/// transform: SSRC and sequence number (IV, ROC) and the header length
-/// (where the keystream starts). Describing any extension as opaque
-/// padding of the right length gives that length without reparsing it.
-fn crate_header(packet: &RtpPacket<'_>) -> rtp::header::Header {
-    let extension = packet.extension();
-    rtp::header::Header {
-        version: 2,
-        padding: packet.padding_len() > 0,
-        extension: extension.is_some(),
-        marker: packet.marker(),
-        payload_type: packet.payload_type(),
-        sequence_number: packet.sequence(),
-        timestamp: packet.timestamp(),
-        ssrc: packet.ssrc().0,
-        csrc: packet.csrcs().map(|s| s.0).collect(),
-        extension_profile: extension.map_or(0, |e| e.profile),
-        extensions: Vec::new(),
-        extensions_padding: extension.map_or(0, |e| e.data.len()),
-    }
-}
-
-fn map_error(err: webrtc_srtp::Error) -> MediaError {
-    use webrtc_srtp::Error as E;
-    match err {
-        E::RtpFailedToVerifyAuthTag
-        | E::RtcpFailedToVerifyAuthTag
-        | E::ErrFailedToVerifyAuthTag => MediaError::SrtpAuth,
-        E::SrtpSsrcDuplicated(..) | E::SrtcpSsrcDuplicated(..) | E::ErrDuplicated => {
-            MediaError::SrtpReplay
-        }
-        E::ErrTooShortRtp | E::ErrTooShortRtcp | E::SrtpTooSmall(..) | E::SrtcpTooSmall(..) => {
-            MediaError::SrtpTooShort
-        }
-        other => MediaError::Srtp(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::media::rtcp;
-    use crate::media::rtp::Ssrc;
-    use crate::media::testing::rtp_packet;
-
-    /// Alice and Bob with each other's keys, as after an SDES exchange.
-    fn pair() -> (SrtpSession, SrtpSession) {
-        let a = SrtpKeyMaterial::generate();
-        let b = SrtpKeyMaterial::generate();
-        (
-            SrtpSession::new(&a, &b).unwrap(),
-            SrtpSession::new(&b, &a).unwrap(),
-        )
+        let plain_len = self.cipher.open_rtcp(packet, ssrc, encrypted, index)?;
+        self.streams.accept_rtcp(ssrc, index);
+        Ok(plain_len)
     }
 
-    #[test]
-    fn key_material_round_trips_and_checks_length() {
-        let k = SrtpKeyMaterial::generate();
-        assert_eq!(SrtpKeyMaterial::from_bytes(&k.to_bytes()).unwrap(), k);
-        assert_ne!(SrtpKeyMaterial::generate(), k);
-        assert!(matches!(
-            SrtpKeyMaterial::from_bytes(&[0; 29]),
-            Err(MediaError::SrtpKeyLength {
-                expected: 30,
-                got: 29
-            })
-        ));
-    }
-
-    #[test]
-    fn key_material_never_prints() {
-        let k = SrtpKeyMaterial::from_bytes(&[0xab; 30]).unwrap();
-        let shown = format!("{k:?}");
-        assert!(!shown.contains("ab") && !shown.contains("171"), "{shown}");
-    }
-
-    #[test]
-    fn rtp_round_trips_both_ways_and_hides_the_payload() {
-        let (mut alice, mut bob) = pair();
-        let plain = rtp_packet(0, 1, 0x1234, &[0x55; 160]);
-        let wire = alice.protect_rtp(&plain).unwrap();
-        assert_eq!(wire.len(), plain.len() + AUTH_TAG_LEN);
-        assert_eq!(&wire[..12], &plain[..12]);
-        assert_ne!(&wire[12..172], &plain[12..]);
-        assert_eq!(bob.unprotect_rtp(&wire).unwrap(), plain);
-        let back = rtp_packet(0, 9, 0x1234, &[0x11; 160]);
-        assert_eq!(
-            alice
-                .unprotect_rtp(&bob.protect_rtp(&back).unwrap())
-                .unwrap(),
-            back
-        );
-    }
-
-    #[test]
-    fn rtp_with_csrcs_and_extension_round_trips() {
-        let (mut alice, mut bob) = pair();
-        let mut plain = vec![0x91, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0x12, 0x34, 0, 0, 0, 9];
-        // A one-byte-header extension whose last element would overrun if
-        // parsed the crate's way; we treat it as opaque.
-        plain.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x10, 0xaa, 0x00, 0x1f]);
-        plain.extend_from_slice(&[7; 20]);
-        let wire = alice.protect_rtp(&plain).unwrap();
-        assert_eq!(bob.unprotect_rtp(&wire).unwrap(), plain);
-    }
-
-    #[test]
-    fn srtp_replay_attack() {
-        let (mut alice, mut bob) = pair();
-        let first = alice
-            .protect_rtp(&rtp_packet(0, 100, 0x1234, &[1; 160]))
-            .unwrap();
-        let second = alice
-            .protect_rtp(&rtp_packet(0, 101, 0x1234, &[2; 160]))
-            .unwrap();
-        assert!(bob.unprotect_rtp(&first).is_ok());
-        assert!(bob.unprotect_rtp(&second).is_ok());
-        assert!(matches!(
-            bob.unprotect_rtp(&first),
-            Err(MediaError::SrtpReplay)
-        ));
-        assert!(matches!(
-            bob.unprotect_rtp(&second),
-            Err(MediaError::SrtpReplay)
-        ));
-        // Reordering inside the window is not a replay.
-        let late = alice
-            .protect_rtp(&rtp_packet(0, 99, 0x1234, &[3; 160]))
-            .unwrap();
-        assert!(bob.unprotect_rtp(&late).is_ok());
-    }
-
-    #[test]
-    fn srtp_tampered_auth_tag() {
-        let (mut alice, mut bob) = pair();
-        let wire = alice
-            .protect_rtp(&rtp_packet(0, 7, 0x1234, &[1; 160]))
-            .unwrap();
-        let mut tag_flip = wire.to_vec();
-        *tag_flip.last_mut().unwrap() ^= 1;
-        let mut payload_flip = wire.to_vec();
-        payload_flip[20] ^= 0x80;
-        let mut header_flip = wire.to_vec();
-        header_flip[1] = 8; // payload type changed in transit
-        for forged in [tag_flip, payload_flip, header_flip] {
-            assert!(matches!(
-                bob.unprotect_rtp(&forged),
-                Err(MediaError::SrtpAuth)
-            ));
-        }
-        // The genuine packet still passes: a forgery does not poison the window.
-        assert!(bob.unprotect_rtp(&wire).is_ok());
-    }
-
-    #[test]
-    fn wrong_key_fails_authentication() {
-        let (mut alice, _) = pair();
-        let (_, mut eve) = pair();
-        let wire = alice
-            .protect_rtp(&rtp_packet(0, 1, 0x1234, &[1; 160]))
-            .unwrap();
-        assert!(matches!(
-            eve.unprotect_rtp(&wire),
-            Err(MediaError::SrtpAuth)
-        ));
-    }
-
-    #[test]
-    fn malformed_packet_injection_is_rejected_without_panic() {
-        let (_, mut bob) = pair();
-        let cases: [&[u8]; 6] = [
-            &[],
-            &[0x80, 0, 0, 1],
-            &[0x80; 12],
-            &[0x80; 21],
-            &[
-                0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde, 0, 1, 0x1f,
-            ],
-            &[0x8f; 40],
-        ];
-        for bytes in cases {
-            assert!(bob.unprotect_rtp(bytes).is_err(), "accepted {bytes:?}");
-            assert!(bob.unprotect_rtcp(bytes).is_err(), "accepted {bytes:?}");
-        }
-    }
-
-    #[test]
-    fn crafted_extension_is_refused_by_the_tag_not_a_panic() {
-        // A one-byte-header extension element claiming 16 bytes where only
-        // 13 remain: the crate's own header parser would read past the end
-        // before checking the tag. Ours treats the extension as opaque.
-        let (_, mut bob) = pair();
-        let mut forged = vec![0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
-        forged.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x1f, 0, 0, 0]);
-        forged.extend_from_slice(&[0; AUTH_TAG_LEN]);
-        assert!(RtpPacket::parse(&forged).is_ok());
-        assert!(matches!(
-            bob.unprotect_rtp(&forged),
-            Err(MediaError::SrtpAuth)
-        ));
-    }
-
-    #[test]
-    fn rtcp_round_trips_and_replay_is_refused() {
-        let (mut alice, mut bob) = pair();
-        let mut report = Vec::new();
-        rtcp::write_goodbye(&mut report, Ssrc(5), b"cname").unwrap();
-        let wire = alice.protect_rtcp(&report).unwrap();
-        assert_eq!(wire.len(), report.len() + SRTCP_INDEX_LEN + AUTH_TAG_LEN);
-        assert_eq!(bob.unprotect_rtcp(&wire).unwrap(), report);
-        assert!(matches!(
-            bob.unprotect_rtcp(&wire),
-            Err(MediaError::SrtpReplay)
-        ));
-    }
-
-    #[test]
-    fn unencrypted_srtcp_is_refused_even_with_a_forged_tag() {
-        let (mut alice, mut bob) = pair();
-        let mut report = Vec::new();
-        rtcp::write_goodbye(&mut report, Ssrc(5), b"cname").unwrap();
-        let mut wire = alice.protect_rtcp(&report).unwrap().to_vec();
-        let flag_at = wire.len() - AUTH_TAG_LEN - SRTCP_INDEX_LEN;
-        wire[flag_at] &= 0x7f;
-        assert!(matches!(
-            bob.unprotect_rtcp(&wire),
-            Err(MediaError::SrtcpUnencrypted)
-        ));
-    }
-
-    #[test]
-    fn tampered_srtcp_fails_authentication() {
-        let (mut alice, mut bob) = pair();
-        let mut report = Vec::new();
-        rtcp::write_goodbye(&mut report, Ssrc(5), b"cname").unwrap();
-        let mut wire = alice.protect_rtcp(&report).unwrap().to_vec();
-        wire[10] ^= 1;
-        assert!(matches!(
-            bob.unprotect_rtcp(&wire),
-            Err(MediaError::SrtpAuth)
-        ));
+    #[cfg(test)]
+    pub(crate) fn stream_count(&self) -> usize {
+        self.streams.len()
     }
 }

@@ -94,10 +94,7 @@ impl BrowserSide {
         warn_on_small_buffer(&port);
         let candidate = webrtc.public_address.unwrap_or(port.local_addr());
         let port_counters = port.counters();
-        let settings = SessionSettings {
-            candidate,
-            certificate: crate::webrtc::generate_certificate()?,
-        };
+        let settings = SessionSettings::new(candidate, crate::webrtc::generate_certificate()?);
         let recording_storage = crate::recording::setup::storage(config)?;
         let keys = Arc::new(crate::recording::setup::key_ring(config)?);
         seal_webhook_secrets(&store, &keys).await;

@@ -1,27 +1,37 @@
-//! The browser leg: WebRTC towards the visitor's browser, on the webrtc-rs
-//! project's sans-IO core (the `rtc` crate).
+//! The browser leg: WebRTC towards the visitor's browser.
 //!
 //! - [`offer`] checks a browser's offer and picks the leg's codec;
+//! - [`answer`] writes the SDP answer;
 //! - [`port`] owns the one UDP port all calls share and routes datagrams
 //!   to calls (ICE-lite: the browser checks, we answer);
-//! - [`session`] is one call's peer connection: ICE-lite, DTLS-SRTP with
-//!   the browser's fingerprint checked, RTP in and out, RTCP reports;
+//! - [`session`] is one call's browser leg, sans-IO: ICE-lite ([`stun`]),
+//!   DTLS-SRTP with the browser's fingerprint checked ([`dtls`], on the
+//!   webrtc-rs project's sans-IO DTLS), then SRTP in place
+//!   ([`crate::media::srtp`]) and RTCP reports;
 //! - [`demux`] classifies datagrams (RFC 7983) and reads STUN usernames;
+//! - [`peer`] is a full-ICE `rtc` peer that plays the browser in tools and
+//!   tests;
 //! - [`turn_rest`] makes the short-lived TURN credentials browsers get.
 //!
-//! `rtc` is sans-IO, so one socket can serve every call and the packet
-//! path stays in our hands: the port's receive loop hands datagrams to each
-//! call's task over a bounded channel and never waits.
+//! Only the handshake runs through a WebRTC library; every packet after it
+//! is ours: one socket serves every call, and the port's receive loop hands
+//! datagrams to each call's task over a bounded channel and never waits.
 
+pub mod answer;
 pub mod demux;
+pub mod dtls;
 pub mod offer;
+pub mod peer;
 pub mod port;
 pub mod session;
+pub mod stun;
 pub mod turn_rest;
 
 pub use offer::{AudioCodec, BrowserMedia, OfferError};
 pub use port::{BrowserPort, Datagram, PortCounters, Registration};
-pub use session::{BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings};
+pub use session::{
+    BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings, Transmit,
+};
 
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 

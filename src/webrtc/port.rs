@@ -2,12 +2,15 @@
 //!
 //! A browser's first datagrams are STUN connectivity checks whose USERNAME
 //! starts with our ICE username fragment, which is random per call; the port
-//! routes those to the call that owns the fragment and learns the browser's
-//! address (a peer-reflexive candidate, RFC 8445 §7.3.1.3). Every later
-//! datagram (DTLS, SRTP, SRTCP, consent checks) is routed by its source
-//! address. The call's session then authenticates everything itself (STUN
-//! MESSAGE-INTEGRITY, DTLS fingerprint, SRTP auth tags), so a forged
-//! datagram can at worst be dropped by the call it reached.
+//! routes those to the call that owns the fragment. The call's session
+//! verifies each check (MESSAGE-INTEGRITY under the call's ICE password)
+//! and only then has the port learn the browser's address (a
+//! peer-reflexive candidate, RFC 8445 §7.3.1.3) through
+//! [`Registration::learn`]. Every later datagram (DTLS, SRTP, SRTCP,
+//! consent checks) is routed by its source address, and the session
+//! authenticates it too (DTLS fingerprint, SRTP tags), so a forged datagram
+//! can at worst be dropped by the call it reached, and forged checks teach
+//! the port nothing.
 //!
 //! Invariants:
 //! - The socket asks the kernel for a receive buffer of
@@ -16,7 +19,7 @@
 //! - The receive loop never waits on a call: each call has a bounded inbox,
 //!   and a full inbox costs that datagram only (counted as `queue_full`).
 //! - An address belongs to at most one call; the first call to learn it
-//!   keeps it until that call's [`Registration`] is dropped.
+//!   keeps it until that call forgets it or its [`Registration`] is dropped.
 //! - Datagrams for nobody are counted and dropped; logs never carry addresses.
 
 use std::io;
@@ -95,6 +98,7 @@ pub struct Registration {
     shared: Arc<Shared>,
     call: u64,
     ufrag: String,
+    inbox: mpsc::Sender<Datagram>,
 }
 
 impl BrowserPort {
@@ -141,13 +145,17 @@ impl BrowserPort {
         match self.shared.by_ufrag.entry(ufrag.to_owned()) {
             dashmap::Entry::Occupied(_) => return None,
             dashmap::Entry::Vacant(slot) => {
-                slot.insert(Route { call, inbox });
+                slot.insert(Route {
+                    call,
+                    inbox: inbox.clone(),
+                });
             }
         }
         let registration = Registration {
             shared: self.shared.clone(),
             call,
             ufrag: ufrag.to_owned(),
+            inbox,
         };
         Some((registration, rx))
     }
@@ -165,6 +173,22 @@ impl Drop for BrowserPort {
 }
 
 impl Registration {
+    /// Routes `address`'s datagrams to this call, once the session verified
+    /// a check from it. An address another call holds stays that call's.
+    pub fn learn(&self, address: SocketAddr) {
+        self.shared.by_addr.entry(address).or_insert_with(|| Route {
+            call: self.call,
+            inbox: self.inbox.clone(),
+        });
+    }
+
+    /// Stops routing `address` to this call.
+    pub fn forget(&self, address: SocketAddr) {
+        self.shared
+            .by_addr
+            .remove_if(&address, |_, route| route.call == self.call);
+    }
+
     /// Sends one datagram without waiting; a full socket buffer costs this
     /// datagram only.
     pub fn send(&self, to: SocketAddr, bytes: &[u8]) {
@@ -227,7 +251,7 @@ fn route(shared: &Shared, from: SocketAddr, datagram: &[u8], received_at: Instan
     let known = shared.by_addr.get(&from).map(|r| r.clone());
     let route = match known {
         Some(route) => route,
-        None => match learn(shared, from, datagram, class) {
+        None => match by_fragment(shared, datagram, class) {
             Some(route) => route,
             None => {
                 counters.unknown_peer.fetch_add(1, Ordering::Relaxed);
@@ -245,15 +269,14 @@ fn route(shared: &Shared, from: SocketAddr, datagram: &[u8], received_at: Instan
     }
 }
 
-/// A STUN check from a new address names the call by our fragment.
-fn learn(shared: &Shared, from: SocketAddr, datagram: &[u8], class: PacketClass) -> Option<Route> {
+/// A STUN check from an address no call knows yet names the call by our
+/// fragment; the call learns the address only once the check verified.
+fn by_fragment(shared: &Shared, datagram: &[u8], class: PacketClass) -> Option<Route> {
     if class != PacketClass::Stun {
         return None;
     }
     let ufrag = local_ufrag(datagram)?;
-    let route = shared.by_ufrag.get(ufrag)?.clone();
-    let owner = shared.by_addr.entry(from).or_insert_with(|| route.clone());
-    Some(owner.clone())
+    shared.by_ufrag.get(ufrag).map(|route| route.clone())
 }
 
 #[cfg(test)]
@@ -315,6 +338,12 @@ mod tests {
         let first = next(&mut inbox).await.expect("check routed by fragment");
         assert_eq!(first.from, browser.local_addr().unwrap());
         browser.send_to(&[22, 254, 253, 0], to).await.unwrap();
+        assert!(
+            next(&mut inbox).await.is_none(),
+            "an unverified check teaches the port no address"
+        );
+        registration.learn(first.from);
+        browser.send_to(&[22, 254, 253, 0], to).await.unwrap();
         let dtls = next(&mut inbox).await.expect("then by address");
         assert_eq!(dtls.bytes.as_ref(), &[22, 254, 253, 0]);
         assert!(next(&mut other_inbox).await.is_none());
@@ -328,7 +357,7 @@ mod tests {
         browser.send_to(&[0x80, 9], to).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let counters = port.counters();
-        assert_eq!(counters.unknown_peer.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.unknown_peer.load(Ordering::Relaxed), 3);
         assert_eq!(port.registered(), 1);
     }
 }

@@ -1,54 +1,62 @@
-//! [`BrowserSession`]: one call's browser leg, a sans-IO wrapper around the
-//! `rtc` crate's `RTCPeerConnection`.
+//! [`BrowserSession`]: one call's browser leg, sans-IO: ICE-lite, DTLS-SRTP
+//! and RTP/RTCP towards the visitor's browser.
 //!
-//! The session answers the browser's offer as an ICE-lite agent (RFC 8445
-//! §2.5) with one host candidate, the node's shared browser port, and the
-//! ICE credentials the [`super::BrowserPort`] routes by. DTLS-SRTP (RFC
-//! 5763/5764) runs inside `rtc`, which checks the browser's certificate
-//! against the fingerprint in its offer. Only one audio codec (plus
-//! telephone-event) is put into the answer, so the browser sends exactly
-//! what the relay expects. RTCP sender and receiver reports come from
-//! `rtc`'s report interceptors.
+//! - ICE-lite (RFC 8445 §2.5): the browser checks, we answer
+//!   ([`super::stun`]). Its address is learned only from a check whose
+//!   MESSAGE-INTEGRITY verified, at most [`MAX_PEER_ADDRESSES`] per call,
+//!   and media goes to the pair it nominated (USE-CANDIDATE).
+//! - DTLS-SRTP ([`super::dtls`]): the browser is the DTLS client; its
+//!   certificate must match its offer's fingerprint. After the handshake
+//!   SRTP runs in [`crate::media::srtp`], in place, with nothing allocated
+//!   per packet and no per-stream state for a packet whose tag failed.
+//! - RTCP: our SR/RR and SDES every few seconds (RFC 3550 §6.2); the
+//!   browser's SRs feed the round-trip figures of our reports.
 //!
 //! Invariant (str0m style): after every input (`handle_datagram`,
 //! `handle_timeout`, `send_rtp`), the owner drains [`BrowserSession::poll_transmit`]
 //! and [`BrowserSession::poll_event`] until both return `None`, then sleeps
-//! until [`BrowserSession::poll_timeout`].
+//! until [`BrowserSession::poll_timeout`]. Only authenticated input (a
+//! verified check, a DTLS record the association accepted, SRTP/SRTCP
+//! whose tag verified) moves [`BrowserSession::last_authenticated`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use rtc::interceptor::Registry;
-use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT, MediaEngine,
-};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::RTCPeerConnectionEvent;
-use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
-use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::WebrtcError;
-use super::offer::{AudioCodec, BrowserMedia};
+use super::answer::{AnswerParams, OfferSections, write_answer};
+use super::demux::{PacketClass, classify};
+use super::dtls::{DtlsProgress, DtlsServer, fingerprint_of};
+use super::offer::BrowserMedia;
+use super::stun::{IceCredentials, verify_check, write_success};
+use crate::media::rtcp::{
+    self, ReceiveStats, ReportInput, RtcpPacket, SenderStats, is_rtcp, write_goodbye, write_report,
+};
+use crate::media::rtp::{RtpHeader, RtpPacket, Ssrc};
+use crate::media::srtp::{SrtpReceiver, SrtpSender};
+
+/// Browsers check from a handful of candidate pairs (host, reflexive,
+/// relayed, both address families); more than this is not a browser.
+pub const MAX_PEER_ADDRESSES: usize = 4;
+/// ICE and DTLS must be done this long after the answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// RFC 3550 §6.2: reports every few seconds; 5 s is the usual minimum.
+const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+const CNAME: &[u8] = b"callgate";
+/// Room for an MTU-sized packet and the SRTP tag.
+const PACKET_CAPACITY: usize = 1500;
 
 /// What the session hands its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
+    /// A check from this address verified: the port may route its
+    /// datagrams to this call.
+    PeerAddress(SocketAddr),
+    /// The address made room for a newer one: the port forgets it.
+    PeerAddressDropped(SocketAddr),
     /// ICE and DTLS are up: media can flow.
     Connected,
     /// The connection failed; `ice` tells whether ICE never completed
@@ -69,232 +77,32 @@ pub struct BrowserFrame {
     pub payload: Bytes,
 }
 
+/// One datagram to send, borrowed from the session until the next poll.
+#[derive(Debug)]
+pub struct Transmit<'a> {
+    pub to: SocketAddr,
+    pub bytes: &'a [u8],
+}
+
 /// What every session of a node shares.
 #[derive(Clone)]
 pub struct SessionSettings {
-    /// The address in our candidate and in every datagram's local side.
+    /// The address in our candidate.
     pub candidate: SocketAddr,
     /// One DTLS certificate for all sessions: generating a key pair per call
     /// would cost milliseconds of CPU on the signalling path.
     pub certificate: RTCCertificate,
+    /// Its sha-256 fingerprint, as the answer writes it.
+    fingerprint: String,
 }
 
-/// See the module documentation.
-pub struct BrowserSession {
-    pc: RTCPeerConnection,
-    sender: RTCRtpSenderId,
-    candidate: SocketAddr,
-    media: BrowserMedia,
-    ssrc: u32,
-    ice_connected: bool,
-    events: VecDeque<SessionEvent>,
-}
-
-impl BrowserSession {
-    /// Answers `offer` (already checked by [`super::offer::inspect`]) with
-    /// `media`'s codec, using the ICE credentials the port will route by.
-    /// Returns the session and the answer SDP.
-    pub fn answer(
-        settings: &SessionSettings,
-        offer: &str,
-        media: BrowserMedia,
-        ice_ufrag: &str,
-        ice_pwd: &str,
-        now: Instant,
-    ) -> Result<(Self, String), WebrtcError> {
-        let setting_engine = SettingEngineBuilder::new()
-            .with_lite(true)
-            .with_ice_credentials(ice_ufrag.to_owned(), ice_pwd.to_owned())
-            .build();
-        let mut media_engine = MediaEngine::default();
-        for (params, kind) in codec_parameters(&media) {
-            media_engine
-                .register_codec(params, kind)
-                .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
-        }
-        let config = RTCConfigurationBuilder::new()
-            .with_certificates(vec![settings.certificate.clone()])
-            .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(config)
-            .with_setting_engine(setting_engine)
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(configure_rtcp_reports(Registry::new()))
-            .build(now)
-            .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
-        let description = RTCSessionDescription::offer(offer.to_owned())
-            .map_err(|e| WebrtcError::BadOffer(e.to_string()))?;
-        pc.set_remote_description(now, description)
-            .map_err(|e| WebrtcError::BadOffer(e.to_string()))?;
-        let ssrc = rand::random::<u32>();
-        let sender = pc
-            .add_track(outgoing_track(&media, ssrc))
-            .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
-        add_host_candidate(&mut pc, settings.candidate)?;
-        let answer = pc
-            .create_answer(None)
-            .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
-        pc.set_local_description(now, answer)
-            .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
-        let answer_sdp = pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or_else(|| WebrtcError::Negotiation("no local description".to_owned()))?;
-        let session = Self {
-            pc,
-            sender,
-            candidate: settings.candidate,
-            media,
-            ssrc,
-            ice_connected: false,
-            events: VecDeque::new(),
-        };
-        Ok((session, answer_sdp))
-    }
-
-    /// The codec and payload types in our answer.
-    pub fn media(&self) -> &BrowserMedia {
-        &self.media
-    }
-
-    /// Our SSRC towards the browser.
-    pub fn ssrc(&self) -> u32 {
-        self.ssrc
-    }
-
-    /// A datagram from the browser's address `from`. Errors are the
-    /// browser's (a bad packet); the session stays usable.
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        datagram: BytesMut,
-    ) -> Result<(), WebrtcError> {
-        let message = TaggedBytesMut {
-            now,
-            transport: self.transport(from),
-            message: datagram,
-        };
-        let result = self.pc.handle_read(message);
-        self.collect(now);
-        result.map_err(|e| WebrtcError::Packet(e.to_string()))
-    }
-
-    /// Sends one audio packet to the browser; the header must already be
-    /// in our stream's numbering (see `media::rtp::StreamRewriter`).
-    pub fn send_rtp(
-        &mut self,
-        now: Instant,
-        header: OutgoingHeader,
-        payload: Bytes,
-    ) -> Result<(), WebrtcError> {
-        if !self.pc_connected() {
-            return Ok(());
-        }
-        let packet = rtc::rtp::Packet {
-            header: rtc::rtp::Header {
-                version: 2,
-                marker: header.marker,
-                payload_type: header.payload_type,
-                sequence_number: header.sequence,
-                timestamp: header.timestamp,
-                ssrc: self.ssrc,
-                ..Default::default()
-            },
-            payload,
-        };
-        let mut sender = self
-            .pc
-            .rtp_sender(self.sender)
-            .ok_or_else(|| WebrtcError::Negotiation("rtp sender is gone".to_owned()))?;
-        sender
-            .write_rtp(now, packet)
-            .map_err(|e| WebrtcError::Packet(e.to_string()))
-    }
-
-    /// The next datagram to send: (destination, bytes).
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
-        let out = self.pc.poll_write()?;
-        Some((out.transport.peer_addr, out.message))
-    }
-
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
-    }
-
-    #[must_use]
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.pc.poll_timeout()
-    }
-
-    pub fn handle_timeout(&mut self, now: Instant) {
-        // A timer error is rtc's own bookkeeping; the connection state
-        // events report anything the call must act on.
-        let _ = self.pc.handle_timeout(now);
-        self.collect(now);
-    }
-
-    /// Ends the DTLS association (close_notify) and stops the timers.
-    pub fn close(&mut self) {
-        let _ = self.pc.close();
-    }
-
-    fn pc_connected(&self) -> bool {
-        self.ice_connected
-    }
-
-    fn transport(&self, peer: SocketAddr) -> TransportContext {
-        TransportContext {
-            local_addr: self.candidate,
-            peer_addr: peer,
-            transport_protocol: TransportProtocol::UDP,
-            ecn: None,
-        }
-    }
-
-    /// Moves rtc's events and received media into our queue.
-    fn collect(&mut self, _now: Instant) {
-        while let Some(event) = self.pc.poll_event() {
-            self.on_pc_event(event);
-        }
-        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, packet) = message {
-                self.events.push_back(SessionEvent::Audio(BrowserFrame {
-                    payload_type: packet.header.payload_type,
-                    sequence: packet.header.sequence_number,
-                    timestamp: packet.header.timestamp,
-                    ssrc: packet.header.ssrc,
-                    marker: packet.header.marker,
-                    payload: packet.payload,
-                }));
-            }
-        }
-    }
-
-    fn on_pc_event(&mut self, event: RTCPeerConnectionEvent) {
-        match event {
-            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => match state {
-                RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
-                    self.ice_connected = true;
-                }
-                RTCIceConnectionState::Failed => {
-                    self.events.push_back(SessionEvent::Failed { ice: true });
-                }
-                _ => {}
-            },
-            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                RTCPeerConnectionState::Connected => {
-                    self.events.push_back(SessionEvent::Connected);
-                }
-                RTCPeerConnectionState::Failed => {
-                    let ice = !self.ice_connected;
-                    self.events.push_back(SessionEvent::Failed { ice });
-                }
-                _ => {}
-            },
-            _ => {}
+impl SessionSettings {
+    pub fn new(candidate: SocketAddr, certificate: RTCCertificate) -> Self {
+        let fingerprint = fingerprint_of(&certificate.dtls_certificate);
+        Self {
+            candidate,
+            certificate,
+            fingerprint,
         }
     }
 }
@@ -308,125 +116,429 @@ pub struct OutgoingHeader {
     pub marker: bool,
 }
 
-fn codec_parameters(media: &BrowserMedia) -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
-    let (mime, clock_rate, channels, fmtp) = match media.codec {
-        AudioCodec::Pcmu => (MIME_TYPE_PCMU, 8_000, 0, ""),
-        AudioCodec::Pcma => (MIME_TYPE_PCMA, 8_000, 0, ""),
-        AudioCodec::Opus => (MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
-    };
-    let mut codecs = vec![(
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: mime.to_owned(),
-                clock_rate,
-                channels,
-                sdp_fmtp_line: fmtp.to_owned(),
-                rtcp_feedback: vec![],
-            },
-            payload_type: media.payload_type,
-        },
-        RtpCodecKind::Audio,
-    )];
-    if let Some(event) = media.telephone_event {
-        codecs.push((
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_TELEPHONE_EVENT.to_owned(),
-                    clock_rate: event.clock_rate,
-                    channels: 0,
-                    sdp_fmtp_line: "0-16".to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                payload_type: event.payload_type,
-            },
-            RtpCodecKind::Audio,
-        ));
+/// The browser's addresses whose checks verified, oldest first.
+#[derive(Debug, Default)]
+struct PeerAddresses {
+    checked: Vec<SocketAddr>,
+    /// Where media goes: the nominated pair, or the latest checked one.
+    selected: Option<SocketAddr>,
+    nominated: bool,
+}
+
+impl PeerAddresses {
+    /// Records a verified check. Returns the events for the port: `from`
+    /// when it is new, and the oldest address it displaced.
+    fn handle_check(&mut self, from: SocketAddr, nominated: bool) -> [Option<SessionEvent>; 2] {
+        let mut events = [None, None];
+        if !self.checked.contains(&from) {
+            if self.checked.len() == MAX_PEER_ADDRESSES {
+                let selected = self.selected;
+                if let Some(oldest) = self.checked.iter().position(|a| Some(*a) != selected) {
+                    let dropped = self.checked.remove(oldest);
+                    events[1] = Some(SessionEvent::PeerAddressDropped(dropped));
+                }
+            }
+            self.checked.push(from);
+            events[0] = Some(SessionEvent::PeerAddress(from));
+        }
+        if nominated || !self.nominated {
+            self.selected = Some(from);
+            self.nominated |= nominated;
+        }
+        events
     }
-    codecs
-}
 
-/// The one audio track a peer sends: `media`'s codec under `ssrc`. The
-/// node's sessions send on it; a client playing the browser (the load tool,
-/// benchmarks) offers with it, see [`offering_peer`].
-pub fn outgoing_track(media: &BrowserMedia, ssrc: u32) -> rtc::media_stream::MediaStreamTrack {
-    let codec = codec_parameters(media)
-        .into_iter()
-        .next()
-        .map(|(params, _)| params.rtp_codec)
-        .unwrap_or_default();
-    rtc::media_stream::MediaStreamTrack::new(
-        "callgate".to_owned(),
-        "callgate-audio".to_owned(),
-        "callgate-audio".to_owned(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )
-}
-
-/// Adds `address` as `pc`'s one UDP host candidate: the node's shared
-/// browser port in a session, the client's own socket in a peer.
-pub fn add_host_candidate(
-    pc: &mut RTCPeerConnection,
-    address: SocketAddr,
-) -> Result<(), WebrtcError> {
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: address.ip().to_string(),
-            port: address.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
+    fn is_checked(&self, from: SocketAddr) -> bool {
+        self.checked.contains(&from)
     }
-    .new_candidate_host()
-    .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
-    let init = RTCIceCandidate::from(&candidate)
-        .to_json()
-        .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
-    pc.add_local_candidate(init)
-        .map_err(|e| WebrtcError::Negotiation(e.to_string()))
 }
 
-/// A full-ICE peer that offers like a browser (rtc's default codecs, so
-/// Opus, G.711 and more) and sends `media` under `ssrc` from one host
-/// candidate at `address`. It is the other end of a [`BrowserSession`] for
-/// clients and benchmarks that play the browser; the node never uses it.
-/// Returns the peer, its audio sender and the offer SDP.
-pub fn offering_peer(
-    now: Instant,
-    address: SocketAddr,
-    media: &BrowserMedia,
+/// The keyed halves once DTLS completed.
+struct Srtp {
+    sender: SrtpSender,
+    receiver: SrtpReceiver,
+}
+
+/// See the module documentation.
+pub struct BrowserSession {
+    media: BrowserMedia,
     ssrc: u32,
-) -> Result<(RTCPeerConnection, RTCRtpSenderId, String), WebrtcError> {
-    let negotiation = |e: rtc::shared::error::Error| WebrtcError::Negotiation(e.to_string());
-    let mut media_engine = MediaEngine::default();
-    media_engine
-        .register_default_codecs()
-        .map_err(negotiation)?;
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine)
-        .build(now)
-        .map_err(negotiation)?;
-    let sender = pc
-        .add_track(outgoing_track(media, ssrc))
-        .map_err(negotiation)?;
-    add_host_candidate(&mut pc, address)?;
-    let offer = pc.create_offer(None).map_err(negotiation)?;
-    pc.set_local_description(now, offer).map_err(negotiation)?;
-    let sdp = pc
-        .local_description()
-        .map(|d| d.sdp)
-        .ok_or_else(|| WebrtcError::Negotiation("no local description".to_owned()))?;
-    Ok((pc, sender, sdp))
+    credentials: IceCredentials,
+    peers: PeerAddresses,
+    dtls: DtlsServer,
+    srtp: Option<Srtp>,
+    connect_by: Instant,
+    failed: bool,
+    last_authenticated: Option<Instant>,
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The datagram last handed out by `poll_transmit`.
+    current: Vec<u8>,
+    /// Buffers of sent datagrams, reused so sending allocates nothing.
+    spare: Vec<Vec<u8>>,
+    events: VecDeque<SessionEvent>,
+    received: ReceiveStats,
+    remote_ssrc: Option<u32>,
+    sent: SenderStats,
+    next_report: Instant,
+}
+
+impl BrowserSession {
+    /// Answers `offer` (already checked by [`super::offer::inspect`]) with
+    /// `media`'s codec, using the ICE credentials the port routes by.
+    /// Returns the session and the answer SDP.
+    pub fn answer(
+        settings: &SessionSettings,
+        offer: &str,
+        media: BrowserMedia,
+        ice_ufrag: &str,
+        ice_pwd: &str,
+        now: Instant,
+    ) -> Result<(Self, String), WebrtcError> {
+        let sections =
+            OfferSections::parse(offer).map_err(|e| WebrtcError::BadOffer(e.to_string()))?;
+        let ssrc = rand::random::<u32>();
+        let answer = write_answer(
+            &sections,
+            &AnswerParams {
+                media: &media,
+                candidate: settings.candidate,
+                ice_ufrag,
+                ice_pwd,
+                fingerprint: &settings.fingerprint,
+                ssrc,
+                session_id: rand::random::<u64>() >> 2,
+            },
+        );
+        let dtls = DtlsServer::new(
+            &settings.certificate.dtls_certificate,
+            sections.remote_fingerprint.clone(),
+            settings.candidate,
+        )
+        .map_err(|e| WebrtcError::Negotiation(e.to_string()))?;
+        let clock_rate = media.codec.clock_rate();
+        let session = Self {
+            media,
+            ssrc,
+            credentials: IceCredentials::new(ice_ufrag, ice_pwd, &sections.remote_ufrag),
+            peers: PeerAddresses::default(),
+            dtls,
+            srtp: None,
+            connect_by: now + CONNECT_TIMEOUT,
+            failed: false,
+            last_authenticated: None,
+            queue: VecDeque::new(),
+            current: Vec::new(),
+            spare: Vec::new(),
+            events: VecDeque::new(),
+            received: ReceiveStats::new(clock_rate),
+            remote_ssrc: None,
+            sent: SenderStats::new(clock_rate),
+            next_report: now + REPORT_INTERVAL,
+        };
+        Ok((session, answer))
+    }
+
+    /// The codec and payload types in our answer.
+    pub fn media(&self) -> &BrowserMedia {
+        &self.media
+    }
+
+    /// Our SSRC towards the browser.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// When authenticated input last arrived; `None` before any did.
+    pub fn last_authenticated(&self) -> Option<Instant> {
+        self.last_authenticated
+    }
+
+    /// A datagram from `from`. Errors are the datagram's (forged, broken,
+    /// replayed); the session stays usable.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: BytesMut,
+    ) -> Result<(), WebrtcError> {
+        match classify(&datagram) {
+            PacketClass::Stun => self.handle_check(now, from, &datagram),
+            PacketClass::Dtls => self.handle_dtls(now, from, datagram),
+            PacketClass::Rtp if is_rtcp(&datagram) => self.handle_srtcp(now, from, datagram),
+            PacketClass::Rtp => self.handle_srtp(now, from, datagram),
+            PacketClass::Other => Err(WebrtcError::Packet("not stun, dtls or rtp".to_owned())),
+        }
+    }
+
+    fn handle_check(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Result<(), WebrtcError> {
+        let check = verify_check(datagram, &self.credentials).map_err(packet_error)?;
+        self.last_authenticated = Some(now);
+        let events = self.peers.handle_check(from, check.nominated);
+        self.events.extend(events.into_iter().flatten());
+        let mut response = self.take_buffer();
+        write_success(&mut response, &check, from, &self.credentials);
+        self.queue.push_back((from, response));
+        Ok(())
+    }
+
+    fn handle_dtls(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: BytesMut,
+    ) -> Result<(), WebrtcError> {
+        if !self.peers.is_checked(from) {
+            return Err(WebrtcError::Packet(
+                "dtls before a verified check".to_owned(),
+            ));
+        }
+        let progress = self.dtls.handle_record(now, datagram);
+        self.queue_dtls(from);
+        match progress.map_err(packet_error)? {
+            DtlsProgress::Pending => {}
+            DtlsProgress::Keys(local, remote) => {
+                self.srtp = Some(Srtp {
+                    sender: SrtpSender::new(&local),
+                    receiver: SrtpReceiver::new(&remote),
+                });
+                self.events.push_back(SessionEvent::Connected);
+            }
+            DtlsProgress::Closed => self.fail(false),
+        }
+        self.last_authenticated = Some(now);
+        Ok(())
+    }
+
+    fn queue_dtls(&mut self, to: SocketAddr) {
+        while let Some(record) = self.dtls.poll_transmit() {
+            let mut buffer = self.take_buffer();
+            buffer.extend_from_slice(&record);
+            self.queue.push_back((to, buffer));
+        }
+    }
+
+    fn handle_srtp(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        mut datagram: BytesMut,
+    ) -> Result<(), WebrtcError> {
+        let receiver = &mut self.keyed(from)?.receiver;
+        let plain_len = receiver
+            .unprotect_rtp(&mut datagram)
+            .map_err(packet_error)?;
+        self.last_authenticated = Some(now);
+        datagram.truncate(plain_len);
+        let bytes = datagram.freeze();
+        let packet = RtpPacket::parse(&bytes).map_err(packet_error)?;
+        if packet.payload_type() != self.media.payload_type {
+            // telephone-event from the browser is not relayed: the widget
+            // sends digits over signalling.
+            return Ok(());
+        }
+        self.remote_ssrc = Some(packet.ssrc().0);
+        self.received
+            .handle_packet(packet.sequence(), packet.timestamp(), now);
+        let frame = BrowserFrame {
+            payload_type: packet.payload_type(),
+            sequence: packet.sequence(),
+            timestamp: packet.timestamp(),
+            ssrc: packet.ssrc().0,
+            marker: packet.marker(),
+            payload: bytes.slice(packet.header_len()..packet.header_len() + packet.payload().len()),
+        };
+        self.events.push_back(SessionEvent::Audio(frame));
+        Ok(())
+    }
+
+    fn handle_srtcp(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        mut datagram: BytesMut,
+    ) -> Result<(), WebrtcError> {
+        let receiver = &mut self.keyed(from)?.receiver;
+        let plain_len = receiver
+            .unprotect_rtcp(&mut datagram)
+            .map_err(packet_error)?;
+        self.last_authenticated = Some(now);
+        let packets = rtcp::parse_compound(&datagram[..plain_len]).map_err(packet_error)?;
+        for packet in packets {
+            if let RtcpPacket::SenderReport(report) = packet {
+                self.received.handle_sender_report(report.info.ntp, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// The SRTP halves, for a datagram from one of the browser's checked
+    /// addresses after the handshake.
+    fn keyed(&mut self, from: SocketAddr) -> Result<&mut Srtp, WebrtcError> {
+        if !self.peers.is_checked(from) {
+            return Err(WebrtcError::Packet(
+                "media from an unchecked address".to_owned(),
+            ));
+        }
+        self.srtp
+            .as_mut()
+            .ok_or_else(|| WebrtcError::Packet("media before the dtls handshake".to_owned()))
+    }
+
+    /// Sends one audio packet to the browser; the header must already be
+    /// in our stream's numbering (see `media::rtp::StreamRewriter`).
+    /// Before the handshake completes the packet is dropped.
+    pub fn send_rtp(
+        &mut self,
+        now: Instant,
+        header: OutgoingHeader,
+        payload: &[u8],
+    ) -> Result<(), WebrtcError> {
+        let (Some(to), true) = (self.peers.selected, self.srtp.is_some()) else {
+            return Ok(());
+        };
+        let mut buffer = self.take_buffer();
+        let written = RtpHeader {
+            payload_type: header.payload_type,
+            marker: header.marker,
+            sequence: header.sequence,
+            timestamp: header.timestamp,
+            ssrc: Ssrc(self.ssrc),
+        }
+        .write_packet(payload, &mut buffer);
+        let protected = match (written, self.srtp.as_mut()) {
+            (Ok(()), Some(srtp)) => srtp.sender.protect_rtp(&mut buffer),
+            (Err(e), _) => return Err(WebrtcError::Packet(e.to_string())),
+            (Ok(()), None) => return Ok(()),
+        };
+        if let Err(e) = protected {
+            self.spare.push(buffer);
+            return Err(WebrtcError::Packet(e.to_string()));
+        }
+        self.sent.handle_sent(payload.len(), header.timestamp, now);
+        self.queue.push_back((to, buffer));
+        Ok(())
+    }
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        let (to, bytes) = self.queue.pop_front()?;
+        let done = std::mem::replace(&mut self.current, bytes);
+        self.recycle(done);
+        Some(Transmit {
+            to,
+            bytes: &self.current,
+        })
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let report = self.srtp.as_ref().map(|_| self.next_report);
+        let connect = (self.srtp.is_none() && !self.failed).then_some(self.connect_by);
+        [report, connect, self.dtls.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.dtls.handle_timeout(now).is_err() && self.srtp.is_none() {
+            self.fail(false);
+        }
+        if let Some(to) = self.peers.selected {
+            self.queue_dtls(to);
+        }
+        if self.srtp.is_none() && !self.failed && now >= self.connect_by {
+            let ice = !self.peers.nominated && self.peers.checked.is_empty();
+            self.fail(ice);
+        }
+        if self.srtp.is_some() && now >= self.next_report {
+            self.next_report = now + REPORT_INTERVAL;
+            self.queue_report(now);
+        }
+    }
+
+    /// Sends an RTCP BYE and DTLS close_notify, then stops the timers.
+    pub fn close(&mut self, now: Instant) {
+        if let Some(to) = self.peers.selected {
+            let mut buffer = self.take_buffer();
+            if write_goodbye(&mut buffer, Ssrc(self.ssrc), CNAME).is_ok() {
+                self.queue_rtcp(to, buffer);
+            }
+            self.dtls.close(now);
+            self.queue_dtls(to);
+        }
+        self.srtp = None;
+        self.failed = true;
+    }
+
+    fn queue_report(&mut self, now: Instant) {
+        let Some(to) = self.peers.selected else {
+            return;
+        };
+        let blocks: Vec<_> = self
+            .remote_ssrc
+            .and_then(|ssrc| self.received.poll_report_block(Ssrc(ssrc), now))
+            .into_iter()
+            .collect();
+        let input = ReportInput {
+            ssrc: Ssrc(self.ssrc),
+            sender: self.sent.poll_sender_info(now, SystemTime::now()),
+            blocks: &blocks,
+            cname: CNAME,
+        };
+        let mut buffer = self.take_buffer();
+        if write_report(&mut buffer, &input).is_ok() {
+            self.queue_rtcp(to, buffer);
+        }
+    }
+
+    fn queue_rtcp(&mut self, to: SocketAddr, mut buffer: Vec<u8>) {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return self.recycle(buffer);
+        };
+        match srtp.sender.protect_rtcp(&mut buffer) {
+            Ok(()) => self.queue.push_back((to, buffer)),
+            Err(_) => self.recycle(buffer),
+        }
+    }
+
+    fn fail(&mut self, ice: bool) {
+        if !self.failed {
+            self.failed = true;
+            self.events.push_back(SessionEvent::Failed { ice });
+        }
+    }
+
+    fn take_buffer(&mut self) -> Vec<u8> {
+        let mut buffer = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(PACKET_CAPACITY));
+        buffer.clear();
+        buffer
+    }
+
+    fn recycle(&mut self, buffer: Vec<u8>) {
+        // A handful covers a burst; more would only hold memory.
+        if self.spare.len() < 8 && buffer.capacity() >= PACKET_CAPACITY {
+            self.spare.push(buffer);
+        }
+    }
+}
+
+fn packet_error(error: impl std::fmt::Display) -> WebrtcError {
+    WebrtcError::Packet(error.to_string())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use callgate::webrtc::session::offering_peer;
+use callgate::webrtc::peer::offering_peer;
 use callgate::webrtc::{AudioCodec, BrowserMedia};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;

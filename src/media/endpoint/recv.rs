@@ -30,7 +30,7 @@ use crate::media::MediaError;
 use crate::media::dtmf::DtmfReceiver;
 use crate::media::rtcp::{self, ReceiveStats, ReportBlock, RtcpPacket};
 use crate::media::rtp::{RtpPacket, Ssrc};
-use crate::media::srtp::{SrtpKeyMaterial, SrtpReceiver};
+use crate::media::srtp::{SrtpKeyMaterial, SrtpReceiver, sdes};
 
 /// How long only the signalled host may latch a fresh remote description
 /// before any source may (a trunk behind NAT that signalled a private
@@ -105,7 +105,7 @@ pub(super) struct RecvCore {
 fn drop_reason(err: &MediaError) -> DropReason {
     match err {
         MediaError::RtpVersion(_) => DropReason::NotRtp,
-        MediaError::SrtpAuth | MediaError::SrtcpUnencrypted => DropReason::SrtpAuth,
+        MediaError::SrtpAuth => DropReason::SrtpAuth,
         MediaError::SrtpReplay => DropReason::SrtpReplay,
         _ => DropReason::Malformed,
     }
@@ -142,7 +142,7 @@ impl RecvCore {
         self.srtp = match (&remote.srtp, self.srtp.take()) {
             (None, _) => None,
             (Some((_, theirs)), Some((key, receiver))) if *theirs == key => Some((key, receiver)),
-            (Some((_, theirs)), _) => Some((theirs.clone(), SrtpReceiver::new(theirs)?)),
+            (Some((_, theirs)), _) => Some((theirs.clone(), sdes::receiver(theirs)?)),
         };
         self.params = Some(RecvParams {
             sdp_rtp: remote.rtp,
@@ -264,7 +264,7 @@ impl RecvCore {
             return Err(DropReason::UnknownPayloadType);
         }
         match &mut self.srtp {
-            Some((_, receiver)) => receiver.unprotect_rtp(data).map_err(|e| drop_reason(&e)),
+            Some((_, receiver)) => sdes::unprotect_rtp(receiver, data).map_err(|e| drop_reason(&e)),
             None => Ok(Bytes::copy_from_slice(data)),
         }
     }
@@ -336,7 +336,7 @@ impl RecvCore {
         latch_to: Option<SocketAddr>,
     ) -> Received {
         let plain = match &mut self.srtp {
-            Some((_, receiver)) => match receiver.unprotect_rtcp(data) {
+            Some((_, receiver)) => match sdes::unprotect_rtcp(receiver, data) {
                 Ok(plain) => plain,
                 Err(e) => return Received::drop(drop_reason(&e)),
             },
@@ -388,7 +388,7 @@ mod tests {
 
     use super::*;
     use crate::media::dtmf::TelephoneEvent;
-    use crate::media::srtp::SrtpSender;
+    use crate::media::srtp::sdes;
     use crate::media::testing::{remote_at, rtp_packet};
 
     const US: Ssrc = Ssrc(0xface);
@@ -635,8 +635,9 @@ mod tests {
         let now = Instant::now();
         let r = c.handle_rtp_port(now, addr(6666), &rtp_packet(0, 1, 9, &[1; 160]), US);
         assert_eq!((reason(&r), r.latch), (Some(DropReason::SrtpAuth), None));
-        let mut peer = SrtpSender::new(&theirs).unwrap();
-        let wire = peer.protect_rtp(&rtp_packet(0, 2, 9, &[3; 160])).unwrap();
+        let mut peer = sdes::sender(&theirs).unwrap();
+        let mut wire = rtp_packet(0, 2, 9, &[3; 160]);
+        peer.protect_rtp(&mut wire).unwrap();
         let r = c.handle_rtp_port(now, addr(6000), &wire, US);
         assert_eq!(r.latch, Some(Latch::Rtp(addr(6000))));
         let Verdict::Deliver(MediaEvent::Frame(f)) = r.verdict else {

@@ -16,8 +16,6 @@
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
-
 use super::{EndpointConfig, MAX_PAYLOAD, RemoteMedia};
 use crate::media::MediaError;
 use crate::media::dtmf::{DtmfConfig, DtmfSender, EVENT_PAYLOAD_LEN};
@@ -26,7 +24,7 @@ use crate::media::rtp::{
     FIXED_HEADER_LEN, RewriteInput, RtpHeader, RtpPacket, RtpPacketMut, Ssrc, StreamRewriter,
     StreamStart,
 };
-use crate::media::srtp::{SrtpKeyMaterial, SrtpSender};
+use crate::media::srtp::{SrtpKeyMaterial, SrtpSender, sdes};
 
 /// Which counter a datagram belongs to and which socket it leaves from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +80,8 @@ pub(super) struct SendCore {
     dtmf_config: DtmfConfig,
     dtmf_event: Option<DtmfEvent>,
     cname: Vec<u8>,
+    /// The packet being sent: written plain, then protected in place.
     plain: Vec<u8>,
-    protected: Bytes,
 }
 
 impl SendCore {
@@ -112,7 +110,6 @@ impl SendCore {
             dtmf_event: None,
             cname,
             plain: Vec::with_capacity(MAX_PAYLOAD + 64),
-            protected: Bytes::new(),
         })
     }
 
@@ -122,7 +119,7 @@ impl SendCore {
         self.srtp = match (&remote.srtp, self.srtp.take()) {
             (None, _) => None,
             (Some((ours, _)), Some((key, sender))) if *ours == key => Some((key, sender)),
-            (Some((ours, _)), _) => Some((ours.clone(), SrtpSender::new(ours)?)),
+            (Some((ours, _)), _) => Some((ours.clone(), sdes::sender(ours)?)),
         };
         self.rewriter.set_clock_rate(remote.clock_rate);
         self.stats.set_clock_rate(remote.clock_rate);
@@ -245,13 +242,10 @@ impl SendCore {
     }
 
     fn finish_rtp(&mut self, to: SocketAddr) -> Result<Option<Transmit<'_>>, MediaError> {
-        let bytes = match &mut self.srtp {
-            Some((_, sender)) => {
-                self.protected = sender.protect_rtp(&self.plain)?;
-                &self.protected[..]
-            }
-            None => &self.plain[..],
-        };
+        if let Some((_, sender)) = &mut self.srtp {
+            sender.protect_rtp(&mut self.plain)?;
+        }
+        let bytes = &self.plain[..];
         Ok(Some(Transmit {
             to,
             kind: PacketKind::Rtp,
@@ -339,13 +333,10 @@ impl SendCore {
         let Some(params) = self.params else {
             return Ok(None);
         };
-        let bytes = match &mut self.srtp {
-            Some((_, sender)) => {
-                self.protected = sender.protect_rtcp(&self.plain)?;
-                &self.protected[..]
-            }
-            None => &self.plain[..],
-        };
+        if let Some((_, sender)) = &mut self.srtp {
+            sender.protect_rtcp(&mut self.plain)?;
+        }
+        let bytes = &self.plain[..];
         let (to, muxed) = match params.rtcp_to {
             Some(to) => (to, false),
             None => (params.rtp_to, true),
@@ -374,7 +365,7 @@ mod tests {
 
     use super::*;
     use crate::media::dtmf::TelephoneEvent;
-    use crate::media::srtp::SrtpReceiver;
+    use crate::media::srtp::sdes;
     use crate::media::testing::remote_at;
 
     fn addr(port: u16) -> SocketAddr {
@@ -541,19 +532,19 @@ mod tests {
         let mut r = remote_at(addr(4000));
         r.srtp = Some((ours.clone(), SrtpKeyMaterial::generate()));
         c.apply_remote(&r).unwrap();
-        let mut peer = SrtpReceiver::new(&ours).unwrap();
+        let mut peer = sdes::receiver(&ours).unwrap();
         let first = c
             .prepare_audio(t0, &[1; 160], 160)
             .unwrap()
             .unwrap()
             .bytes
             .to_vec();
-        assert!(peer.unprotect_rtp(&first).is_ok());
+        assert!(sdes::unprotect_rtp(&mut peer, &first).is_ok());
         r.rtp = addr(4002);
         c.apply_remote(&r).unwrap();
         let second = c.prepare_audio(t0, &[1; 160], 160).unwrap().unwrap();
         assert_eq!(second.to.port(), 4002);
-        assert!(peer.unprotect_rtp(second.bytes).is_ok());
+        assert!(sdes::unprotect_rtp(&mut peer, second.bytes).is_ok());
     }
 
     #[test]

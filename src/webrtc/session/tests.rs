@@ -17,6 +17,8 @@ use super::*;
 use crate::config::BrowserCodec;
 use crate::media::sdp::Codec;
 use crate::webrtc::offer::{AudioCodec, inspect};
+use crate::webrtc::peer::offering_peer;
+use rtc::rtp_transceiver::RTCRtpSenderId;
 
 const BROWSER: &str = "127.0.0.1:50000";
 const NODE: &str = "127.0.0.1:40000";
@@ -47,10 +49,10 @@ fn browser_offer(now: Instant) -> (FakeBrowser, String) {
 }
 
 fn settings() -> SessionSettings {
-    SessionSettings {
-        candidate: NODE.parse().unwrap(),
-        certificate: crate::webrtc::generate_certificate().unwrap(),
-    }
+    SessionSettings::new(
+        NODE.parse().unwrap(),
+        crate::webrtc::generate_certificate().unwrap(),
+    )
 }
 
 /// Moves datagrams both ways and advances both clocks until `done` or 5 s
@@ -70,8 +72,9 @@ fn pump(
             assert_eq!(out.transport.peer_addr, node);
             session.handle_datagram(now, from, out.message).ok();
         }
-        while let Some((to, bytes)) = session.poll_transmit() {
-            assert_eq!(to, from);
+        while let Some(transmit) = session.poll_transmit() {
+            assert_eq!(transmit.to, from);
+            let bytes = BytesMut::from(transmit.bytes);
             let message = TaggedBytesMut {
                 now,
                 transport: TransportContext {
@@ -107,23 +110,28 @@ fn pump(
     now
 }
 
-#[test]
-fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
-    let now = Instant::now();
-    let (mut browser, offer) = browser_offer(now);
+/// A browser's offer answered by a new session under `ufrag`.
+fn answered(now: Instant, ufrag: &str) -> (FakeBrowser, BrowserSession, String) {
+    let (browser, offer) = browser_offer(now);
     let media = inspect(&offer)
         .unwrap()
         .choose(BrowserCodec::G711, &[Codec::Pcmu])
         .unwrap();
-    let (mut session, answer) = BrowserSession::answer(
+    let (session, answer) = BrowserSession::answer(
         &settings(),
         &offer,
         media,
-        "nodefrag1234",
+        ufrag,
         "nodepassword0123456789ab",
         now,
     )
     .unwrap();
+    (browser, session, answer)
+}
+
+#[test]
+fn the_answer_is_ice_lite_with_the_chosen_codec_only() {
+    let (_, _, answer) = answered(Instant::now(), "nodefrag1234");
     assert!(answer.contains("a=ice-lite"), "{answer}");
     assert!(answer.contains("a=ice-ufrag:nodefrag1234"));
     assert!(answer.contains("PCMU/8000"));
@@ -131,18 +139,11 @@ fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
         !answer.contains("opus"),
         "only the chosen codec is answered"
     );
-    browser
-        .pc
-        .set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
-        .unwrap();
+}
 
-    let mut events = Vec::new();
-    let now = pump(&mut browser, &mut session, &mut events, now, |b, e| {
-        b.connected && e.contains(&SessionEvent::Connected)
-    });
-    assert!(browser.connected, "browser side connected");
-    assert!(events.contains(&SessionEvent::Connected), "{events:?}");
-
+#[test]
+fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
+    let (mut browser, mut session, now) = connected();
     for i in 0..5u16 {
         let header = OutgoingHeader {
             payload_type: session.media().payload_type,
@@ -150,9 +151,7 @@ fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
             timestamp: 1000 + u32::from(i) * 160,
             marker: i == 0,
         };
-        session
-            .send_rtp(now, header, Bytes::from(vec![0xd5; 160]))
-            .unwrap();
+        session.send_rtp(now, header, &[0xd5; 160]).unwrap();
     }
     {
         let mut sender = browser.pc.rtp_sender(browser.sender).unwrap();
@@ -170,7 +169,7 @@ fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
         };
         sender.write_rtp(now, packet).unwrap();
     }
-    events.clear();
+    let mut events = Vec::new();
     pump(&mut browser, &mut session, &mut events, now, |b, e| {
         b.received.len() >= 5 && e.iter().any(|e| matches!(e, SessionEvent::Audio(_)))
     });
@@ -186,4 +185,168 @@ fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
         .collect();
     assert_eq!(audio.len(), 1);
     assert_eq!(audio[0].payload.as_ref(), &[0x7f; 160][..]);
+}
+
+/// A session and a browser connected to it, and the time after the
+/// handshake.
+fn connected() -> (FakeBrowser, BrowserSession, Instant) {
+    let now = Instant::now();
+    let (mut browser, mut session, answer) = answered(now, "fragA");
+    browser
+        .pc
+        .set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
+        .unwrap();
+    let mut events = Vec::new();
+    let now = pump(&mut browser, &mut session, &mut events, now, |b, e| {
+        b.connected && e.contains(&SessionEvent::Connected)
+    });
+    assert!(browser.connected, "browser side connected");
+    assert!(events.contains(&SessionEvent::Connected), "{events:?}");
+    assert!(events.contains(&SessionEvent::PeerAddress(BROWSER.parse().unwrap())));
+    (browser, session, now)
+}
+
+/// One SRTP datagram as the browser sends it.
+fn browser_audio(browser: &mut FakeBrowser, now: Instant, sequence: u16) -> BytesMut {
+    let packet = rtc::rtp::Packet {
+        header: rtc::rtp::Header {
+            version: 2,
+            payload_type: 0,
+            sequence_number: sequence,
+            timestamp: u32::from(sequence) * 160,
+            ssrc: BROWSER_SSRC,
+            ..Default::default()
+        },
+        payload: Bytes::from(vec![0x55; 160]),
+    };
+    let mut sender = browser.pc.rtp_sender(browser.sender).unwrap();
+    sender.write_rtp(now, packet).unwrap();
+    loop {
+        let out = browser
+            .pc
+            .poll_write()
+            .expect("the browser sends the packet");
+        if out.message.first().is_some_and(|b| b & 0xc0 == 0x80) && out.message.get(1) == Some(&0) {
+            return out.message;
+        }
+    }
+}
+
+fn audio_events(session: &mut BrowserSession) -> usize {
+    std::iter::from_fn(|| session.poll_event())
+        .filter(|e| matches!(e, SessionEvent::Audio(_)))
+        .count()
+}
+
+#[test]
+fn srtp_replay_attack_is_refused() {
+    let (mut browser, mut session, now) = connected();
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    let datagram = browser_audio(&mut browser, now, 500);
+    session
+        .handle_datagram(now, from, datagram.clone())
+        .unwrap();
+    assert_eq!(audio_events(&mut session), 1);
+    let replayed = session.handle_datagram(now, from, datagram);
+    assert!(replayed.is_err(), "a replayed packet is refused");
+    assert_eq!(audio_events(&mut session), 0);
+}
+
+#[test]
+fn random_ssrc_flood_with_bad_tags_leaves_no_trace() {
+    let (mut browser, mut session, now) = connected();
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    let heard = session.last_authenticated();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..5_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut forged = vec![0x80, 0];
+        forged.extend_from_slice(&(state as u16).to_be_bytes());
+        forged.extend_from_slice(&[0; 4]);
+        forged.extend_from_slice(&((state >> 16) as u32).to_be_bytes());
+        forged.extend(std::iter::repeat_n(state as u8, 170));
+        assert!(
+            session
+                .handle_datagram(now, from, BytesMut::from(&forged[..]))
+                .is_err()
+        );
+    }
+    assert_eq!(audio_events(&mut session), 0);
+    assert_eq!(
+        session.last_authenticated(),
+        heard,
+        "forged media proves nothing"
+    );
+    assert_eq!(session.srtp.as_ref().unwrap().receiver.stream_count(), 0);
+    let genuine = browser_audio(&mut browser, now, 900);
+    session.handle_datagram(now, from, genuine).unwrap();
+    assert_eq!(
+        audio_events(&mut session),
+        1,
+        "the call's own media still passes"
+    );
+}
+
+#[test]
+fn malformed_stun_and_dtls_reach_a_live_session_and_change_nothing() {
+    let (mut browser, mut session, now) = connected();
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..4_000u32 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = 1 + (state as usize) % 300;
+        let mut junk: Vec<u8> = (0..len).map(|i| (state >> (i % 56)) as u8).collect();
+        // STUN-, then DTLS-looking (a ClientHello record header), in turn.
+        junk[0] = if round % 2 == 0 {
+            (state % 4) as u8
+        } else {
+            22
+        };
+        if round % 2 == 1 && junk.len() > 2 {
+            junk[1] = 0xfe;
+            junk[2] = 0xfd;
+        }
+        let _ = session.handle_datagram(now, from, BytesMut::from(&junk[..]));
+    }
+    let failed = std::iter::from_fn(|| session.poll_event())
+        .any(|e| matches!(e, SessionEvent::Failed { .. }));
+    assert!(!failed, "junk does not end the call");
+    let genuine = browser_audio(&mut browser, now, 42);
+    session.handle_datagram(now, from, genuine).unwrap();
+    assert_eq!(audio_events(&mut session), 1);
+}
+
+#[test]
+fn media_and_checks_from_elsewhere_teach_the_session_nothing() {
+    let (mut browser, mut session, now) = connected();
+    let stranger: SocketAddr = "127.0.0.1:50001".parse().unwrap();
+    let datagram = browser_audio(&mut browser, now, 77);
+    assert!(session.handle_datagram(now, stranger, datagram).is_err());
+    let mut forged_check = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    forged_check.extend_from_slice(&[1; 12]);
+    assert!(
+        session
+            .handle_datagram(now, stranger, BytesMut::from(&forged_check[..]))
+            .is_err()
+    );
+    let learned = std::iter::from_fn(|| session.poll_event())
+        .any(|e| matches!(e, SessionEvent::PeerAddress(_)));
+    assert!(!learned);
+}
+
+#[test]
+fn a_browser_that_never_checks_fails_as_ice() {
+    let now = Instant::now();
+    let (_browser, mut session, _) = answered(now, "fragB");
+    let deadline = session.poll_timeout().expect("a connect deadline");
+    assert!(deadline <= now + Duration::from_secs(10));
+    session.handle_timeout(deadline);
+    assert_eq!(
+        session.poll_event(),
+        Some(SessionEvent::Failed { ice: true })
+    );
 }

@@ -1,0 +1,195 @@
+//! [`DtlsServer`]: one call's DTLS-SRTP handshake (RFC 5763, 5764) as the
+//! DTLS server, on the webrtc-rs project's sans-IO DTLS (`rtc::dtls`).
+//!
+//! The browser is the DTLS client (our answer says `a=setup:passive`). Its
+//! certificate must hash to the sha-256 fingerprint of its offer (RFC 8122
+//! §5), or the handshake fails. Once the handshake completes, the SRTP
+//! master keys are exported (RFC 5764 §4.2) and the association is kept
+//! only to answer a repeated final flight and to send close_notify; media
+//! never passes through it.
+//!
+//! Only the two profiles [`crate::media::srtp`] implements are offered:
+//! AEAD_AES_128_GCM (preferred) and AES_CM_128_HMAC_SHA1_80.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
+use rtc::dtls::crypto::Certificate;
+use rtc::dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::shared::TransportProtocol;
+
+use crate::media::srtp::{SrtpMasterKey, SrtpProfile, keys_from_dtls};
+
+/// RFC 5764 §4.2.
+const EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
+/// The endpoint keys associations by address; one call has one, whichever
+/// of the browser's checked addresses its records come from.
+const ASSOCIATION: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+/// First retransmission of our flight (RFC 6347 §4.2.4.1 suggests 1 s;
+/// browsers on a lossy path connect sooner with a shorter first wait).
+const FLIGHT_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DtlsError {
+    #[error("dtls configuration: {0}")]
+    Config(String),
+    #[error("dtls: {0}")]
+    Handshake(String),
+    #[error("dtls negotiated an srtp profile this node does not implement")]
+    Profile,
+}
+
+/// What a datagram did to the association.
+#[derive(Debug)]
+pub enum DtlsProgress {
+    /// Nothing the session must act on.
+    Pending,
+    /// The handshake completed: SRTP keys for (sending, receiving).
+    Keys(SrtpMasterKey, SrtpMasterKey),
+    /// The browser closed the association (close_notify).
+    Closed,
+}
+
+/// See the module documentation.
+pub struct DtlsServer {
+    endpoint: Endpoint,
+    completed: bool,
+}
+
+impl DtlsServer {
+    /// A server presenting `certificate`, accepting only a client whose
+    /// certificate hashes to `remote_fingerprint` (sha-256).
+    pub fn new(
+        certificate: &Certificate,
+        remote_fingerprint: Vec<u8>,
+        local: SocketAddr,
+    ) -> Result<Self, DtlsError> {
+        let config_error = |e: rtc::shared::error::Error| DtlsError::Config(e.to_string());
+        let provider =
+            rtc::crypto::default_provider().map_err(|e| DtlsError::Config(e.to_string()))?;
+        let verify: rtc::dtls::config::VerifyPeerCertificateFn =
+            Arc::new(move |chain: &[Vec<u8>], _| {
+                let leaf = chain
+                    .first()
+                    .ok_or(rtc::shared::error::Error::ErrNonCertificate)?;
+                let digest = ring::digest::digest(&ring::digest::SHA256, leaf);
+                match digest.as_ref() == remote_fingerprint.as_slice() {
+                    true => Ok(()),
+                    false => Err(rtc::shared::error::Error::ErrNoMatchingCertificateFingerprint),
+                }
+            });
+        let config = ConfigBuilder::default()
+            .with_crypto_provider(provider)
+            .with_certificates(vec![certificate.clone()])
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
+            .with_client_auth(ClientAuthType::RequireAnyClientCert)
+            .with_insecure_skip_verify(true)
+            .with_verify_peer_certificate(Some(verify))
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .with_flight_interval(FLIGHT_INTERVAL)
+            .build(false, None)
+            .map_err(config_error)?;
+        Ok(Self {
+            endpoint: Endpoint::new(local, TransportProtocol::UDP, Some(Arc::new(config))),
+            completed: false,
+        })
+    }
+
+    /// Feeds one DTLS record datagram. Records to send are queued for
+    /// [`Self::poll_transmit`].
+    pub fn handle_record(
+        &mut self,
+        now: Instant,
+        record: BytesMut,
+    ) -> Result<DtlsProgress, DtlsError> {
+        let events = self
+            .endpoint
+            .read(now, ASSOCIATION, None, record)
+            .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+        let mut progress = DtlsProgress::Pending;
+        for event in events {
+            match event {
+                EndpointEvent::HandshakeComplete if !self.completed => {
+                    self.completed = true;
+                    let (local, remote) = self.export_keys()?;
+                    progress = DtlsProgress::Keys(local, remote);
+                }
+                EndpointEvent::PeerClosed => return Ok(DtlsProgress::Closed),
+                _ => {}
+            }
+        }
+        Ok(progress)
+    }
+
+    fn export_keys(&self) -> Result<(SrtpMasterKey, SrtpMasterKey), DtlsError> {
+        let state = self
+            .endpoint
+            .get_connection_state(ASSOCIATION)
+            .ok_or_else(|| DtlsError::Handshake("association is gone".to_owned()))?;
+        let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => SrtpProfile::AeadAes128Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => SrtpProfile::Aes128CmHmacSha1_80,
+            _ => return Err(DtlsError::Profile),
+        };
+        let material = state
+            .export_keying_material(EXPORTER_LABEL, &[], profile.keying_material_len())
+            .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+        keys_from_dtls(profile, material.as_ref(), state.is_client())
+            .map_err(|_| DtlsError::Profile)
+    }
+
+    /// The next record datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<BytesMut> {
+        self.endpoint.poll_transmit().map(|out| out.message)
+    }
+
+    /// When our flight must be sent again, during the handshake.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.endpoint.poll_timeout(&ASSOCIATION)
+    }
+
+    /// Retransmits our flight when due. Err once retransmissions ran out.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if self.poll_timeout().is_none() {
+            return Ok(());
+        }
+        self.endpoint
+            .handle_timeout(ASSOCIATION, now)
+            .map_err(|e| DtlsError::Handshake(e.to_string()))
+    }
+
+    pub fn is_completed(&self) -> bool {
+        self.completed
+    }
+
+    /// Queues close_notify (when an association exists) and forgets it.
+    pub fn close(&mut self, now: Instant) {
+        let _ = self.endpoint.stop(now, ASSOCIATION);
+    }
+}
+
+/// `AB:CD:...`: the sha-256 fingerprint of `certificate` for the answer.
+pub fn fingerprint_of(certificate: &Certificate) -> String {
+    let leaf = certificate
+        .certificate
+        .first()
+        .map(|der| der.as_ref())
+        .unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, leaf);
+    digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
