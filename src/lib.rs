@@ -14,9 +14,12 @@
 //! Module map:
 //! - [`config`]: TOML plus `CALLGATE_*` overrides, validated all at once.
 //! - [`privacy`]: [`privacy::Pii`], the wrapper that keeps personal data out of logs.
-//! - [`http`]: the node's HTTP surface (health today; signalling and admin later).
+//! - [`http`]: the node's HTTP surface: signalling, admin API, dashboard, health, metrics.
 //! - [`sip`]: the trunk leg, a SIP user agent behind our own small API.
-//! - [`media`]: the trunk-side RTP endpoint and the pure packet logic under it.
+//! - [`webrtc`]: the browser leg: the answer, the shared ICE-lite port, STUN
+//!   checks, the DTLS-SRTP handshake and each call's session.
+//! - [`media`]: the trunk-side RTP endpoint, SRTP for both legs, and the pure
+//!   packet logic under them.
 //! - [`metrics`]: the node's Prometheus registry and the handles that record into it.
 //! - [`call`]: per-call drivers; today the trunk leg (SIP dialog + RTP endpoint).
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
