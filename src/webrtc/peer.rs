@@ -4,7 +4,7 @@
 //! itself never uses it.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
@@ -12,6 +12,7 @@ use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_TELEPHONE_EVENT, MediaEngine,
 };
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,6 +22,9 @@ use rtc::rtp_transceiver::rtp_sender::{
 
 use super::WebrtcError;
 use super::offer::{AudioCodec, BrowserMedia};
+
+/// Time between a peer's connectivity checks (RFC 8445 §14.2, Ta).
+const CHECK_PACING: Duration = Duration::from_millis(50);
 
 fn codec_parameters(media: &BrowserMedia) -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     let (mime, clock_rate, channels, fmtp) = match media.codec {
@@ -125,8 +129,15 @@ pub fn offering_peer(
     media_engine
         .register_default_codecs()
         .map_err(negotiation)?;
+    // Paced like a browser: RFC 8445 §14.2's Ta of 50 ms between checks,
+    // not rtc's 200 ms, whose nominating check would otherwise add up to a
+    // tick to every measured call setup. 28 attempts keep rtc's 1.4 s.
+    let setting_engine = SettingEngineBuilder::new()
+        .with_ice_connection_attempts(Some(CHECK_PACING), Some(28))
+        .build();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(setting_engine)
         .with_media_engine(media_engine)
         .build(now)
         .map_err(negotiation)?;
