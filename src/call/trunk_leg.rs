@@ -6,8 +6,16 @@
 //! (hold stops our sending; a new address re-latches), and turns all of it
 //! into a few [`LegEvent`]s. An answer we cannot use (no common codec) ends
 //! the call with BYE and disposition `failed`, cause 488.
+//!
+//! [`TrunkLeg::next_event`] is cancel-safe: the call's driver polls it in a
+//! `select!` that may drop it at any await. The one await that is not a
+//! queue read, sending our answer to a re-INVITE, is kept in the leg with
+//! the event it brings, so a dropped future loses neither the 200 OK nor a
+//! `Hold` (which closes the consent gate).
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -69,12 +77,20 @@ struct Attempt {
     srtp_local: Option<SrtpKeyMaterial>,
 }
 
+/// Our reply to a re-INVITE on its way, and the event to report once it
+/// is sent.
+struct PendingReply {
+    sending: Pin<Box<dyn Future<Output = ()> + Send>>,
+    event: Option<LegEvent>,
+}
+
 pub struct TrunkLeg {
     call: TrunkCall,
     endpoint: RtpEndpoint,
     attempt: Arc<Mutex<Option<Attempt>>>,
     on_hold: bool,
     failure: Option<CallEnd>,
+    reply: Option<PendingReply>,
 }
 
 impl TrunkLeg {
@@ -95,6 +111,7 @@ impl TrunkLeg {
             attempt,
             on_hold: false,
             failure: None,
+            reply: None,
         })
     }
 
@@ -113,11 +130,20 @@ impl TrunkLeg {
         self.call.hangup();
     }
 
-    /// The next event; `None` after `Ended`.
+    /// The next event; `None` after `Ended`. Cancel-safe (see the module
+    /// documentation).
     pub async fn next_event(&mut self) -> Option<LegEvent> {
         loop {
+            if let Some(reply) = self.reply.as_mut() {
+                reply.sending.as_mut().await;
+                let event = self.reply.take().and_then(|reply| reply.event);
+                match event {
+                    Some(event) => return Some(event),
+                    None => continue,
+                }
+            }
             let event = self.call.next_event().await?;
-            if let Some(leg_event) = self.on_trunk_event(event).await {
+            if let Some(leg_event) = self.on_trunk_event(event) {
                 return Some(leg_event);
             }
         }
@@ -128,7 +154,7 @@ impl TrunkLeg {
         self.endpoint.close().await;
     }
 
-    async fn on_trunk_event(&mut self, event: TrunkEvent) -> Option<LegEvent> {
+    fn on_trunk_event(&mut self, event: TrunkEvent) -> Option<LegEvent> {
         match event {
             TrunkEvent::Trying { trunk } => Some(LegEvent::Trying { trunk }),
             TrunkEvent::Ringing => Some(LegEvent::Ringing),
@@ -141,17 +167,23 @@ impl TrunkLeg {
                 }
             },
             TrunkEvent::Answered { sdp } => self.on_answered(&sdp),
-            TrunkEvent::RemoteOffer { sdp, reply } => match self.answer_offer(&sdp) {
-                Ok((answer, event)) => {
-                    reply.accept(answer.into_bytes()).await;
-                    Some(event)
-                }
-                Err(e) => {
-                    debug!(error = %e, "refusing the trunk's re-INVITE offer");
-                    reply.reject(488).await;
-                    None
-                }
-            },
+            TrunkEvent::RemoteOffer { sdp, reply } => {
+                let pending = match self.answer_offer(&sdp) {
+                    Ok((answer, event)) => PendingReply {
+                        sending: Box::pin(reply.accept(answer.into_bytes())),
+                        event: Some(event),
+                    },
+                    Err(e) => {
+                        debug!(error = %e, "refusing the trunk's re-INVITE offer");
+                        PendingReply {
+                            sending: Box::pin(reply.reject(488)),
+                            event: None,
+                        }
+                    }
+                };
+                self.reply = Some(pending);
+                None
+            }
             TrunkEvent::Ended(end) => Some(LegEvent::Ended(self.failure.take().unwrap_or(end))),
         }
     }
