@@ -9,6 +9,7 @@
 //!   webrtc-rs project's sans-IO DTLS), then SRTP in place
 //!   ([`crate::media::srtp`]) and RTCP reports;
 //! - [`demux`] classifies datagrams (RFC 7983) and reads STUN usernames;
+//!   [`kernel_filter`] has the kernel drop the rest before we see it;
 //! - [`peer`] is a full-ICE `rtc` peer that plays the browser in tools and
 //!   tests;
 //! - [`turn_rest`] makes the short-lived TURN credentials browsers get.
@@ -20,6 +21,7 @@
 pub mod answer;
 pub mod demux;
 pub mod dtls;
+pub mod kernel_filter;
 pub mod offer;
 pub mod peer;
 pub mod port;

@@ -16,6 +16,8 @@
 //! - The socket asks the kernel for a receive buffer of
 //!   [`RECV_BUFFER_BYTES`]: one port carries every call, so a short stall of
 //!   the receive loop must not cost datagrams.
+//! - Datagrams that are neither STUN, DTLS nor RTP never leave the kernel
+//!   ([`super::kernel_filter`]).
 //! - The receive loop never waits on a call: each call has a bounded inbox,
 //!   and a full inbox costs that datagram only (counted as `queue_full`).
 //! - An address belongs to at most one call; the first call to learn it
@@ -220,6 +222,7 @@ fn bind_socket(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
         Some(Protocol::UDP),
     )?;
     let _ = socket.set_recv_buffer_size(RECV_BUFFER_BYTES);
+    super::kernel_filter::attach(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&listen.into())?;
     Ok(socket.into())
@@ -333,6 +336,8 @@ mod tests {
         let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let to = port.local_addr();
 
+        stranger.send_to(&[0xff, 1, 2, 3], to).await.unwrap();
+        stranger.send_to(&[], to).await.unwrap();
         stranger.send_to(&[0x80, 1, 2, 3], to).await.unwrap();
         browser.send_to(&check_for("fragA"), to).await.unwrap();
         let first = next(&mut inbox).await.expect("check routed by fragment");
@@ -358,6 +363,12 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let counters = port.counters();
         assert_eq!(counters.unknown_peer.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            counters.received.load(Ordering::Relaxed),
+            5,
+            "junk and empty datagrams stay in the kernel"
+        );
+        assert_eq!(counters.malformed.load(Ordering::Relaxed), 0);
         assert_eq!(port.registered(), 1);
     }
 }
