@@ -3,7 +3,8 @@
 //! - [`offer`] checks a browser's offer and picks the leg's codec;
 //! - [`answer`] writes the SDP answer;
 //! - [`port`] owns the one UDP port all calls share and routes datagrams
-//!   to calls (ICE-lite: the browser checks, we answer);
+//!   to calls (ICE-lite: the browser checks, we answer), read in
+//!   [`batch`]es with kernel receive timestamps;
 //! - [`session`] is one call's browser leg, sans-IO: ICE-lite ([`stun`]),
 //!   DTLS-SRTP with the browser's fingerprint checked ([`dtls`], on the
 //!   webrtc-rs project's sans-IO DTLS), then SRTP in place
@@ -19,6 +20,7 @@
 //! datagrams to each call's task over a bounded channel and never waits.
 
 pub mod answer;
+pub mod batch;
 pub mod demux;
 pub mod dtls;
 pub mod kernel_filter;

@@ -13,6 +13,9 @@
 //! the port nothing.
 //!
 //! Invariants:
+//! - The receive loop reads in batches ([`super::batch`]) and stamps each
+//!   datagram with the kernel's receive time, so relay latency counts the
+//!   time a datagram waited in the socket's queue.
 //! - The socket asks the kernel for a receive buffer of
 //!   [`RECV_BUFFER_BYTES`]: one port carries every call, so a short stall of
 //!   the receive loop must not cost datagrams.
@@ -33,14 +36,14 @@ use std::time::Instant;
 use bytes::BytesMut;
 use dashmap::DashMap;
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::batch::{ReceiveBatch, Received, enable_timestamps};
 use super::demux::{PacketClass, classify, local_ufrag};
 
-/// Larger than any datagram a browser sends (MTU-sized DTLS records, RTP).
-const RECV_BUFFER: usize = 2048;
 /// The kernel receive buffer asked for on the shared port. Every call's
 /// datagrams queue here whenever the receive loop is not running, and the
 /// kernel drops what does not fit: its default (about 200 KiB, some 13 ms
@@ -223,25 +226,44 @@ fn bind_socket(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
     )?;
     let _ = socket.set_recv_buffer_size(RECV_BUFFER_BYTES);
     super::kernel_filter::attach(&socket)?;
+    // Without kernel timestamps, latency is counted from the read.
+    let _ = enable_timestamps(&socket);
     socket.set_nonblocking(true)?;
     socket.bind(&listen.into())?;
     Ok(socket.into())
 }
 
 async fn receive_loop(socket: UdpSocket, shared: Arc<Shared>) {
-    let mut buffer = vec![0u8; RECV_BUFFER];
+    let mut batch = ReceiveBatch::default();
     loop {
-        let (len, from) = match socket.recv_from(&mut buffer).await {
-            Ok(received) => received,
-            // ICMP errors from earlier sends surface here on some systems;
-            // they concern one peer, not the port.
-            Err(_) => continue,
-        };
-        let received_at = tokio::time::Instant::now().into_std();
-        let datagram = buffer.get(..len).unwrap_or_default();
-        shared.counters.received.fetch_add(1, Ordering::Relaxed);
-        route(&shared, from, datagram, received_at);
+        if socket.readable().await.is_err() {
+            // The runtime is shutting down.
+            return;
+        }
+        loop {
+            let now = tokio::time::Instant::now().into_std();
+            let read = socket.try_io(Interest::READABLE, || {
+                batch.receive(&socket, now, |datagram| accept(&shared, datagram))
+            });
+            match read {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors from earlier sends surface here on some
+                // systems; they concern one peer, not the port.
+                Ok(_) | Err(_) => {}
+            }
+            // A flood must not keep this task from yielding to the rest.
+            tokio::task::consume_budget().await;
+        }
     }
+}
+
+fn accept(shared: &Shared, datagram: Received<'_>) {
+    shared.counters.received.fetch_add(1, Ordering::Relaxed);
+    if datagram.truncated {
+        shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    route(shared, datagram.from, datagram.bytes, datagram.received_at);
 }
 
 fn route(shared: &Shared, from: SocketAddr, datagram: &[u8], received_at: Instant) {
