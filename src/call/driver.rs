@@ -20,7 +20,6 @@ use tokio::sync::{mpsc, watch};
 use super::state::{CallMachine, CallState, LocalHangup, Outcome};
 use super::{LegEvent, TrunkLeg};
 use crate::media::endpoint::{MediaEvent, MediaFrame};
-use crate::media::rtcp::ReceiveStats;
 use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
 use crate::media::sdp::Codec;
 use crate::media::transcode::Transcoder;
@@ -122,7 +121,6 @@ struct Driver {
     /// Numbering of transcoded packets, the rewriter's input.
     generated_seq: u16,
     generated_ts: u32,
-    browser_rx: ReceiveStats,
     browser_sent: u64,
     browser_received: u64,
     gate: ConsentGate,
@@ -178,7 +176,6 @@ pub async fn run(parts: CallParts) -> CallReport {
         rewriter,
         generated_seq: 0,
         generated_ts: 0,
-        browser_rx: ReceiveStats::new(browser_codec.clock_rate()),
         browser_sent: 0,
         browser_received: 0,
         gate,
@@ -289,13 +286,10 @@ impl Driver {
     }
 
     fn on_browser_audio(&mut self, frame: BrowserFrame) {
-        if frame.payload_type != self.session.media().payload_type {
-            return;
-        }
+        // The session only hands over the negotiated codec's packets, and
+        // keeps their reception statistics.
         let arrived = self.arrived;
         self.browser_received += 1;
-        self.browser_rx
-            .handle_packet(frame.sequence, frame.timestamp, arrived);
         let (Some(transcoder), Some(_)) = (self.to_trunk.as_mut(), self.trunk_codec) else {
             return;
         };
@@ -496,8 +490,8 @@ impl Driver {
             browser: LegStats {
                 packets_sent: self.browser_sent,
                 packets_received: self.browser_received,
-                packets_lost: i64::from(self.browser_rx.cumulative_lost()),
-                jitter_ms: self.browser_rx.jitter_duration().as_secs_f64() * 1000.0,
+                packets_lost: i64::from(self.session.receive_stats().cumulative_lost()),
+                jitter_ms: self.session.receive_stats().jitter_duration().as_secs_f64() * 1000.0,
             },
             trunk: LegStats {
                 packets_sent: trunk_stats.packets_sent,

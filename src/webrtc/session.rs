@@ -248,6 +248,12 @@ impl BrowserSession {
         self.ssrc
     }
 
+    /// Reception statistics of the browser's audio (RFC 3550 §6.4.1), for
+    /// our reports and the call's record.
+    pub fn receive_stats(&self) -> &ReceiveStats {
+        &self.received
+    }
+
     /// When authenticated input last arrived; `None` before any did.
     pub fn last_authenticated(&self) -> Option<Instant> {
         self.last_authenticated
