@@ -2,13 +2,15 @@
 //! packet from the browser, and the packet sent back to it, cost the node.
 //!
 //! An in-memory `rtc` peer (a full-ICE browser) and a [`BrowserSession`]
-//! are handshaken (ICE, DTLS-SRTP) once; then each iteration takes one
+//! are handshaken (ICE, DTLS-SRTP) once, and the session goes into a call's
+//! [`CallMedia`] with a plain RTP trunk leg. Each iteration then takes one
 //! SRTP packet the peer protected (made outside the timing) through
-//! `handle_datagram` (SRTP unprotect) → the `Audio` event → the transcoder
-//! towards the trunk → the transcoder back from the trunk →
-//! `StreamRewriter::rewrite` → `send_rtp` (SRTP protect) → `poll_transmit`,
-//! as the call driver does when the echo trunk sends the audio straight
-//! back.
+//! [`CallMedia::handle_browser`] (SRTP unprotect, the transcoder towards
+//! the trunk, the trunk endpoint's header rewrite) and hands the trunk
+//! packet it made straight back through [`CallMedia::handle_trunk`] (the
+//! trunk endpoint's checks, the transcoder back, the rewrite into the
+//! browser's stream, SRTP protect), as a call does when an echo trunk
+//! sends the audio back.
 //!
 //! - `browser_relay/pcmu_passthrough`: PCMU both ways, no transcoding.
 //! - `browser_relay/opus_transcode`: Opus from the browser decoded to PCMU
@@ -18,16 +20,17 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
+use callgate::call::media::{CallMedia, CallMediaParts, Transmitter};
 use callgate::config::BrowserCodec;
-use callgate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
+use callgate::media::endpoint::{EndpointConfig, EndpointCore, RemoteMedia, Transmit};
 use callgate::media::sdp::Codec;
 use callgate::media::transcode::Transcoder;
 use callgate::webrtc::offer::inspect;
 use callgate::webrtc::peer::offering_peer;
-use callgate::webrtc::{
-    AudioCodec, BrowserMedia, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings,
-};
+use callgate::webrtc::{AudioCodec, BrowserMedia, BrowserSession, SessionEvent, SessionSettings};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -39,6 +42,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 const BROWSER: &str = "192.0.2.10:50000";
 const NODE: &str = "192.0.2.1:40000";
+const TRUNK: &str = "192.0.2.20:30000";
 const PEER_SSRC: u32 = 0x0bad_cafe;
 const OPUS_PT: u8 = 111;
 const PACKET_INTERVAL: Duration = Duration::from_millis(20);
@@ -56,16 +60,31 @@ struct Browser {
     now: Instant,
 }
 
-/// The node's side of the call: the session and the relay state the call
-/// driver keeps for it.
+/// The node's side of the call.
 struct Node {
-    session: BrowserSession,
-    to_trunk: Transcoder,
-    to_browser: Transcoder,
-    rewriter: StreamRewriter,
+    media: CallMedia,
     browser: SocketAddr,
-    /// Numbering of transcoded packets, the rewriter's input.
-    generated: (u16, u32),
+    trunk: SocketAddr,
+    out: Wire,
+}
+
+/// What the call sent: the last trunk packet, and the bytes to the browser.
+#[derive(Default)]
+struct Wire {
+    trunk_packet: Vec<u8>,
+    browser_bytes: usize,
+}
+
+impl Transmitter for Wire {
+    fn to_browser(&mut self, _to: SocketAddr, bytes: &[u8]) {
+        self.browser_bytes += black_box(bytes).len();
+    }
+
+    fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool {
+        self.trunk_packet.clear();
+        self.trunk_packet.extend_from_slice(transmit.bytes);
+        true
+    }
 }
 
 /// A browser and a node's session for `codec`, handshaken.
@@ -107,11 +126,6 @@ fn connected(codec: AudioCodec) -> (Browser, Node) {
     let answer = RTCSessionDescription::answer(answer).expect("answer sdp");
     peer.set_remote_description(now, answer)
         .expect("answer applies");
-    let start = StreamStart {
-        ssrc: Ssrc(session.ssrc()),
-        sequence: 1,
-        timestamp: 1,
-    };
     let mut browser = Browser {
         peer,
         sender,
@@ -122,29 +136,50 @@ fn connected(codec: AudioCodec) -> (Browser, Node) {
         sequence: 0,
         now,
     };
-    let mut node = Node {
-        session,
-        to_trunk: Transcoder::new(codec, AudioCodec::Pcmu).expect("transcoder"),
-        to_browser: Transcoder::new(AudioCodec::Pcmu, codec).expect("transcoder"),
-        rewriter: StreamRewriter::new(start, codec.clock_rate(), now),
-        browser: address,
-        generated: (0, 0),
+    let mut session = session;
+    handshake(&mut browser, &mut session);
+    let trunk: SocketAddr = TRUNK.parse().expect("address");
+    let mut endpoint = EndpointCore::new(&EndpointConfig::default(), now).expect("endpoint");
+    let remote = RemoteMedia {
+        rtp: trunk,
+        rtcp: None,
+        audio_pt: 0,
+        clock_rate: 8000,
+        dtmf_pt: None,
+        srtp: None,
+        send: true,
+        recv: true,
     };
-    handshake(&mut browser, &mut node);
+    endpoint.apply_remote(now, &remote).expect("remote");
+    let mut media = CallMedia::new(
+        CallMediaParts {
+            session,
+            trunk: endpoint,
+            disconnect_timeout: Duration::from_secs(3600),
+            observer: Arc::new(()),
+            tap: None,
+        },
+        now,
+    );
+    media.handle_trunk_answer(AudioCodec::Pcmu);
+    let node = Node {
+        media,
+        browser: address,
+        trunk,
+        out: Wire::default(),
+    };
     (browser, node)
 }
 
 /// Moves datagrams both ways, 5 ms of simulated time a step, until the
 /// peer and the session are both connected.
-fn handshake(browser: &mut Browser, node: &mut Node) {
+fn handshake(browser: &mut Browser, session: &mut BrowserSession) {
     let (mut browser_up, mut node_up) = (false, false);
     for _ in 0..1000 {
         while let Some(out) = browser.peer.poll_write() {
-            let _ = node
-                .session
-                .handle_datagram(browser.now, browser.address, out.message);
+            let _ = session.handle_datagram(browser.now, browser.address, out.message);
         }
-        while let Some(transmit) = node.session.poll_transmit() {
+        while let Some(transmit) = session.poll_transmit() {
             let bytes = BytesMut::from(transmit.bytes);
             let _ = browser.peer.handle_read(browser.incoming(bytes));
         }
@@ -157,7 +192,7 @@ fn handshake(browser: &mut Browser, node: &mut Node) {
             );
         }
         while browser.peer.poll_read().is_some() {}
-        while let Some(event) = node.session.poll_event() {
+        while let Some(event) = session.poll_event() {
             node_up |= event == SessionEvent::Connected;
         }
         if browser_up && node_up {
@@ -165,7 +200,7 @@ fn handshake(browser: &mut Browser, node: &mut Node) {
         }
         browser.now += Duration::from_millis(5);
         let _ = browser.peer.handle_timeout(browser.now);
-        node.session.handle_timeout(browser.now);
+        session.handle_timeout(browser.now);
     }
     panic!("the in-memory handshake did not complete");
 }
@@ -208,58 +243,17 @@ impl Browser {
 
 impl Node {
     /// The timed part: one packet in from the browser, its echo back out.
-    /// Returns the bytes sent.
+    /// Returns the bytes sent to the browser.
     fn relay(&mut self, datagram: BytesMut, now: Instant) -> usize {
-        let _ = self.session.handle_datagram(now, self.browser, datagram);
-        while let Some(event) = self.session.poll_event() {
-            if let SessionEvent::Audio(frame) = event {
-                self.echo(&frame.payload, frame.sequence, frame.timestamp, now);
-            }
-        }
-        let mut sent = 0;
-        while let Some(transmit) = self.session.poll_transmit() {
-            sent += black_box(transmit.bytes).len();
-        }
-        sent
-    }
-
-    /// To the trunk's codec and back, rewritten into our stream and sent.
-    fn echo(&mut self, payload: &Bytes, sequence: u16, timestamp: u32, now: Instant) {
-        let mut trunk = None;
-        self.to_trunk
-            .convert(payload, |out| trunk = Some(out.payload));
-        let Some(trunk) = trunk else {
-            return;
-        };
-        let passthrough = self.to_browser.is_passthrough();
-        let (session, rewriter, generated) =
-            (&mut self.session, &mut self.rewriter, &mut self.generated);
-        self.to_browser.convert(&trunk, |out| {
-            let (sequence, timestamp) = match passthrough {
-                true => (sequence, timestamp),
-                false => {
-                    generated.0 = generated.0.wrapping_add(1);
-                    generated.1 = generated.1.wrapping_add(out.ticks);
-                    *generated
-                }
-            };
-            let input = RewriteInput {
-                ssrc: Ssrc(0),
-                sequence,
-                timestamp,
-                marker: false,
-            };
-            let Some(rewritten) = rewriter.rewrite(now, input) else {
-                return;
-            };
-            let header = OutgoingHeader {
-                payload_type: session.media().payload_type,
-                sequence: rewritten.sequence,
-                timestamp: rewritten.timestamp,
-                marker: rewritten.marker,
-            };
-            let _ = session.send_rtp(now, header, &out.payload);
-        });
+        self.out.browser_bytes = 0;
+        self.out.trunk_packet.clear();
+        self.media
+            .handle_browser(now, self.browser, datagram, &mut self.out);
+        let echo = std::mem::take(&mut self.out.trunk_packet);
+        self.media
+            .handle_trunk(now, self.trunk, &echo, false, &mut self.out);
+        self.out.trunk_packet = echo;
+        self.out.browser_bytes
     }
 }
 

@@ -1,35 +1,34 @@
-//! The per-call driver task: one browser session, one trunk leg, the relay
-//! between them, and the [`CallMachine`] that decides the call's life.
+//! The per-call driver task: hosts the call's [`CallMedia`] on the browser
+//! port's inbox and the trunk leg's sockets, and runs the call's control —
+//! the trunk leg's signalling, the [`CallMachine`] that decides the call's
+//! life, the consent gate, and the commands from the widget.
 //!
 //! The task owns everything of its call, so the packet path takes no lock
 //! shared with other calls: a browser datagram arrives from the port's
-//! bounded inbox, is decrypted by the session, converted, and sent on the
-//! trunk endpoint's socket without waiting; trunk frames go the other way
-//! through a [`StreamRewriter`] so the browser sees one continuous stream
-//! across early media, answer and re-INVITEs.
+//! bounded inbox and a trunk datagram from the leg's own socket, and
+//! [`CallMedia`] relays it to the other side's socket without waiting.
 //!
-//! The browser is gone when nothing (no consent check, no media) arrived
-//! for `disconnect_timeout`; the call is then hung up towards the trunk.
+//! The browser is gone when nothing authenticated arrived for
+//! `disconnect_timeout`; the call is then hung up towards the trunk.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
+use tracing::warn;
 
+use super::media::{CallMedia, CallMediaEvent, CallMediaParts, Transmitter};
 use super::state::{CallMachine, CallState, LocalHangup, Outcome};
 use super::{LegEvent, TrunkLeg};
-use crate::media::endpoint::{MediaEvent, MediaFrame};
-use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
+use crate::media::endpoint::{self, EndpointConfig, EndpointCore, SendSockets, Transmit};
+use crate::media::ports::{AllocatedPorts, PortLease};
 use crate::media::sdp::Codec;
-use crate::media::transcode::Transcoder;
 use crate::recording::gate::{Consent, ConsentGate, GateAction};
-use crate::recording::mixer::{Channel, MediaTime, SAMPLE_RATE};
-use crate::recording::recorder::{G711Law, RecorderHandle};
+use crate::recording::recorder::RecorderHandle;
 use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
-use crate::webrtc::{
-    AudioCodec, BrowserFrame, BrowserSession, Datagram, OutgoingHeader, Registration, SessionEvent,
-};
+use crate::webrtc::{AudioCodec, BrowserSession, Datagram, Registration};
 
 /// What the signalling side asks of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +94,8 @@ pub struct CallParts {
     pub registration: Registration,
     pub inbox: mpsc::Receiver<Datagram>,
     pub leg: TrunkLeg,
+    /// The trunk leg's media sockets, as the leg's offer announced them.
+    pub trunk_ports: AllocatedPorts,
     pub commands: mpsc::Receiver<CallCommand>,
     pub view: watch::Sender<CallView>,
     pub disconnect_timeout: Duration,
@@ -104,34 +105,68 @@ pub struct CallParts {
     pub recorder: Option<RecorderHandle>,
 }
 
+/// The trunk leg's sockets: tokio's to read, plain duplicates to send
+/// without waiting, and the lease that returns the ports, dropped last.
+struct TrunkSockets {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    send: SendSockets,
+    _lease: PortLease,
+}
+
+impl TrunkSockets {
+    fn new(ports: AllocatedPorts) -> std::io::Result<Self> {
+        let send = SendSockets {
+            rtp: ports.rtp.try_clone()?,
+            rtcp: ports.rtcp.try_clone()?,
+        };
+        Ok(Self {
+            rtp: UdpSocket::from_std(ports.rtp)?,
+            rtcp: UdpSocket::from_std(ports.rtcp)?,
+            send,
+            _lease: ports.lease,
+        })
+    }
+}
+
+/// Puts the call's datagrams on the browser port and the trunk sockets.
+struct Sockets<'a> {
+    registration: &'a Registration,
+    trunk: &'a SendSockets,
+}
+
+impl Transmitter for Sockets<'_> {
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]) {
+        self.registration.send(to, bytes);
+    }
+
+    fn to_trunk(&mut self, tx: &Transmit<'_>) -> bool {
+        endpoint::transmit(self.trunk, tx)
+    }
+}
+
 struct Driver {
-    session: BrowserSession,
+    media: CallMedia,
     registration: Registration,
     leg: TrunkLeg,
     view: watch::Sender<CallView>,
     machine: CallMachine,
-    observer: Arc<dyn RelayObserver>,
-    disconnect_timeout: Duration,
-    last_heard: Instant,
-    browser_codec: AudioCodec,
-    trunk_codec: Option<AudioCodec>,
-    to_trunk: Option<Transcoder>,
-    to_browser: Option<Transcoder>,
-    rewriter: StreamRewriter,
-    /// Numbering of transcoded packets, the rewriter's input.
-    generated_seq: u16,
-    generated_ts: u32,
-    browser_sent: u64,
-    browser_received: u64,
     gate: ConsentGate,
     recorder: Option<RecorderHandle>,
-    /// When the port received the datagram being handled: the start of its
-    /// audio's relay latency, queueing and decryption included.
-    arrived: Instant,
 }
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// What woke the driver.
+enum Input {
+    Browser(Option<Datagram>),
+    TrunkRtp(std::io::Result<(usize, SocketAddr)>),
+    TrunkRtcp(std::io::Result<(usize, SocketAddr)>),
+    Leg(Option<LegEvent>),
+    Command(Option<CallCommand>),
+    Timer,
 }
 
 /// Runs the call to its end and returns its report.
@@ -140,7 +175,8 @@ pub async fn run(parts: CallParts) -> CallReport {
         session,
         registration,
         mut inbox,
-        mut leg,
+        leg,
+        trunk_ports,
         mut commands,
         view,
         disconnect_timeout,
@@ -148,66 +184,117 @@ pub async fn run(parts: CallParts) -> CallReport {
         gate,
         recorder,
     } = parts;
-    let mut trunk_media = leg.take_media();
     let start = now();
-    let browser_codec = session.media().codec;
-    let rewriter = StreamRewriter::new(
-        StreamStart {
-            ssrc: Ssrc(session.ssrc()),
-            sequence: rand::random(),
-            timestamp: rand::random(),
+    let trunk = EndpointCore::new(&EndpointConfig::default(), start);
+    let sockets = TrunkSockets::new(trunk_ports);
+    let (trunk, sockets) = match (trunk, sockets) {
+        (Ok(trunk), Ok(sockets)) => (trunk, sockets),
+        // Neither fails on a working host; the call cannot carry media.
+        _ => {
+            leg.hangup();
+            return failed_report(session.media().codec);
+        }
+    };
+    let media = CallMedia::new(
+        CallMediaParts {
+            session,
+            trunk,
+            disconnect_timeout,
+            observer,
+            tap: recorder.as_ref().map(RecorderHandle::tap),
         },
-        browser_codec.clock_rate(),
         start,
     );
     let mut driver = Driver {
-        session,
+        media,
         registration,
         leg,
         view,
         machine: CallMachine::new(),
-        observer,
-        disconnect_timeout,
-        last_heard: start,
-        browser_codec,
-        trunk_codec: None,
-        to_trunk: None,
-        to_browser: None,
-        rewriter,
-        generated_seq: 0,
-        generated_ts: 0,
-        browser_sent: 0,
-        browser_received: 0,
         gate,
         recorder,
-        arrived: start,
     };
+    let mut rtp_buf = vec![0u8; TRUNK_RECV_BUFFER];
+    let mut rtcp_buf = vec![0u8; TRUNK_RECV_BUFFER];
     loop {
-        let deadline = driver.next_deadline();
-        tokio::select! {
-            datagram = inbox.recv() => match datagram {
-                Some(datagram) => driver.on_datagram(datagram),
-                None => driver.hang_up(LocalHangup::Shutdown),
-            },
-            frame = recv_media(&mut trunk_media) => driver.on_trunk_media(frame),
-            event = driver.leg.next_event() => {
-                let event = event.unwrap_or_else(lost_leg);
-                if driver.on_leg_event(event) {
-                    break;
-                }
+        let deadline = driver.media.poll_timeout();
+        let input = tokio::select! {
+            datagram = inbox.recv() => Input::Browser(datagram),
+            received = sockets.rtp.recv_from(&mut rtp_buf) => Input::TrunkRtp(received),
+            received = sockets.rtcp.recv_from(&mut rtcp_buf) => Input::TrunkRtcp(received),
+            event = driver.leg.next_event() => Input::Leg(event),
+            command = commands.recv() => Input::Command(command),
+            () = tokio::time::sleep_until(deadline.into()) => Input::Timer,
+        };
+        let mut out = Sockets {
+            registration: &driver.registration,
+            trunk: &sockets.send,
+        };
+        let ended = match input {
+            Input::Browser(Some(datagram)) => {
+                driver.media.handle_browser(
+                    datagram.received_at,
+                    datagram.from,
+                    datagram.bytes,
+                    &mut out,
+                );
+                false
             }
-            command = commands.recv() => driver.on_command(command.unwrap_or(CallCommand::Shutdown)),
-            () = tokio::time::sleep_until(deadline.into()) => driver.on_timer(),
+            Input::Browser(None) => {
+                driver.hang_up(LocalHangup::Shutdown);
+                false
+            }
+            Input::TrunkRtp(received) => {
+                on_trunk_datagram(&mut driver.media, &rtp_buf, received, false, &mut out);
+                false
+            }
+            Input::TrunkRtcp(received) => {
+                on_trunk_datagram(&mut driver.media, &rtcp_buf, received, true, &mut out);
+                false
+            }
+            Input::Leg(event) => driver.on_leg_event(event.unwrap_or_else(lost_leg)),
+            Input::Command(command) => {
+                driver.on_command(command.unwrap_or(CallCommand::Shutdown));
+                false
+            }
+            Input::Timer => {
+                driver.media.handle_timeout(now(), &mut out);
+                false
+            }
+        };
+        driver.on_media_events();
+        if ended {
+            let mut out = Sockets {
+                registration: &driver.registration,
+                trunk: &sockets.send,
+            };
+            driver.media.close(now(), &mut out);
+            break;
         }
-        driver.flush();
     }
+    // The sockets close before the lease returns their ports.
+    drop(sockets);
     driver.finish().await
 }
 
-async fn recv_media(media: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
-    match media {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
+/// Larger than any datagram a trunk sends; a datagram that fills it may
+/// have been truncated by the kernel and is dropped.
+const TRUNK_RECV_BUFFER: usize = 2048;
+
+fn on_trunk_datagram(
+    media: &mut CallMedia,
+    buf: &[u8],
+    received: std::io::Result<(usize, SocketAddr)>,
+    rtcp_port: bool,
+    out: &mut Sockets<'_>,
+) {
+    // An error is transient (an ICMP report on the socket): the next read
+    // is as good as ever.
+    let Ok((len, from)) = received else {
+        return;
+    };
+    if let Some(data) = buf.get(..len).filter(|_| len < buf.len()) {
+        media.handle_trunk(now(), from, data, rtcp_port, out);
     }
 }
 
@@ -221,194 +308,58 @@ fn lost_leg() -> LegEvent {
     })
 }
 
-fn g711_law(codec: AudioCodec) -> Option<G711Law> {
-    match codec {
-        AudioCodec::Pcmu => Some(G711Law::Ulaw),
-        AudioCodec::Pcma => Some(G711Law::Alaw),
-        AudioCodec::Opus => None,
+/// How a call ends that the node could not carry on.
+fn node_failure() -> Outcome {
+    Outcome {
+        disposition: Disposition::Failed,
+        sip_code: None,
+        ended_by: super::state::EndedBy::Node,
+        trunk: None,
+        answered_at: None,
+        ended_at: now(),
     }
 }
 
-fn codec_of_payload_type(pt: u8) -> Option<AudioCodec> {
-    match pt {
-        0 => Some(AudioCodec::Pcmu),
-        8 => Some(AudioCodec::Pcma),
-        _ => None,
+fn failed_report(codec: AudioCodec) -> CallReport {
+    CallReport {
+        outcome: node_failure(),
+        browser_codec: codec.name(),
+        trunk_codec: None,
+        browser: LegStats::default(),
+        trunk: LegStats::default(),
+        recorded: false,
     }
 }
 
 impl Driver {
-    fn next_deadline(&mut self) -> Instant {
-        let gone = self.last_heard + self.disconnect_timeout;
-        match self.session.poll_timeout() {
-            Some(at) => at.min(gone),
-            None => gone,
-        }
-    }
-
-    fn on_datagram(&mut self, datagram: Datagram) {
-        self.arrived = datagram.received_at;
-        // A bad datagram concerns that datagram only.
-        let _ = self
-            .session
-            .handle_datagram(datagram.received_at, datagram.from, datagram.bytes);
-        // Only what authenticated proves the browser is still there.
-        if let Some(heard) = self.session.last_authenticated() {
-            self.last_heard = self.last_heard.max(heard);
-        }
-    }
-
-    fn on_timer(&mut self) {
-        let now = now();
-        self.session.handle_timeout(now);
-        if now >= self.last_heard + self.disconnect_timeout {
-            self.hang_up(LocalHangup::BrowserGone);
-        }
-    }
-
-    /// Sends what the session has queued and handles its events.
-    fn flush(&mut self) {
-        while let Some(transmit) = self.session.poll_transmit() {
-            self.registration.send(transmit.to, transmit.bytes);
-        }
-        while let Some(event) = self.session.poll_event() {
+    /// Hands the media's events to the port and the call's state.
+    fn on_media_events(&mut self) {
+        while let Some(event) = self.media.poll_event() {
             match event {
-                SessionEvent::Audio(frame) => self.on_browser_audio(frame),
-                SessionEvent::PeerAddress(address) => self.registration.learn(address),
-                SessionEvent::PeerAddressDropped(address) => self.registration.forget(address),
-                SessionEvent::Connected => {}
-                SessionEvent::Failed { ice } => {
-                    self.observer.browser_connect_failed(ice);
-                    self.hang_up(LocalHangup::BrowserFailed);
-                }
+                CallMediaEvent::PeerAddress(address) => self.registration.learn(address),
+                CallMediaEvent::PeerAddressDropped(address) => self.registration.forget(address),
+                CallMediaEvent::BrowserFailed { .. } => self.hang_up(LocalHangup::BrowserFailed),
+                CallMediaEvent::BrowserGone => self.hang_up(LocalHangup::BrowserGone),
             }
         }
-    }
-
-    fn on_browser_audio(&mut self, frame: BrowserFrame) {
-        // The session only hands over the negotiated codec's packets, and
-        // keeps their reception statistics.
-        let arrived = self.arrived;
-        self.browser_received += 1;
-        let (Some(transcoder), Some(_)) = (self.to_trunk.as_mut(), self.trunk_codec) else {
-            return;
-        };
-        let endpoint = self.leg.endpoint();
-        let recorder = self.recorder.as_ref().filter(|_| self.gate.is_open());
-        let law = self.trunk_codec.and_then(g711_law);
-        let clock_rate = self.session.media().codec.clock_rate();
-        // One packet may decode to several 8 kHz frames: each is stamped
-        // with the browser's timestamp of its first sample.
-        let ticks_per_sample = clock_rate / SAMPLE_RATE;
-        let mut samples_before = 0u32;
-        transcoder.convert(&frame.payload, |out| {
-            let _ = endpoint.send_audio(&out.payload, out.ticks);
-            if let (Some(recorder), Some(law)) = (recorder, law) {
-                let time = MediaTime {
-                    rtp: frame
-                        .timestamp
-                        .wrapping_add(samples_before.wrapping_mul(ticks_per_sample)),
-                    clock_rate,
-                };
-                recorder.frame(Channel::Visitor, arrived, time, &out.payload, law);
-                samples_before = samples_before.wrapping_add(out.payload.len() as u32);
-            }
-        });
-        self.observer.relayed_to_trunk(arrived.elapsed());
-    }
-
-    fn on_trunk_media(&mut self, event: Option<MediaEvent>) {
-        let Some(MediaEvent::Frame(frame)) = event else {
-            return;
-        };
-        let Some(codec) = codec_of_payload_type(frame.payload_type) else {
-            return;
-        };
-        if self.trunk_codec != Some(codec) {
-            self.set_trunk_codec(codec);
-        }
-        if let (Some(recorder), true) = (&self.recorder, self.gate.is_open()) {
-            let law = g711_law(codec).unwrap_or(G711Law::Ulaw);
-            let time = MediaTime {
-                rtp: frame.timestamp,
-                clock_rate: codec.clock_rate(),
-            };
-            recorder.frame(
-                Channel::Callee,
-                frame.received_at,
-                time,
-                &frame.payload,
-                law,
-            );
-        }
-        self.relay_to_browser(frame);
-    }
-
-    fn relay_to_browser(&mut self, frame: MediaFrame) {
-        let Some(transcoder) = self.to_browser.as_mut() else {
-            return;
-        };
-        let mut outputs: Vec<(Bytes, u32)> = Vec::with_capacity(1);
-        transcoder.convert(&frame.payload, |out| outputs.push((out.payload, out.ticks)));
-        let passthrough = transcoder.is_passthrough();
-        let now = now();
-        for (payload, ticks) in outputs {
-            let input = if passthrough {
-                RewriteInput {
-                    ssrc: Ssrc(0),
-                    sequence: frame.seq,
-                    timestamp: frame.timestamp,
-                    marker: frame.marker,
-                }
-            } else {
-                self.generated_seq = self.generated_seq.wrapping_add(1);
-                self.generated_ts = self.generated_ts.wrapping_add(ticks);
-                RewriteInput {
-                    ssrc: Ssrc(0),
-                    sequence: self.generated_seq,
-                    timestamp: self.generated_ts,
-                    marker: frame.marker,
-                }
-            };
-            let Some(rewritten) = self.rewriter.rewrite(now, input) else {
-                continue;
-            };
-            let header = OutgoingHeader {
-                payload_type: self.session.media().payload_type,
-                sequence: rewritten.sequence,
-                timestamp: rewritten.timestamp,
-                marker: rewritten.marker,
-            };
-            if self.session.send_rtp(now, header, &payload).is_ok() {
-                self.browser_sent += 1;
-            }
-        }
-        self.observer
-            .relayed_to_browser(frame.received_at.elapsed());
-    }
-
-    /// The trunk's codec became known (answer, early media) or changed
-    /// (re-INVITE): rebuild both directions' converters.
-    fn set_trunk_codec(&mut self, codec: AudioCodec) {
-        self.trunk_codec = Some(codec);
-        self.to_trunk = Transcoder::new(self.browser_codec, codec).ok();
-        self.to_browser = Transcoder::new(codec, self.browser_codec).ok();
-        self.rewriter.mark_source_change();
     }
 
     /// Returns true when the call is over.
     fn on_leg_event(&mut self, event: LegEvent) -> bool {
-        if let LegEvent::Answered { codec } = &event {
-            let codec = match codec {
+        match &event {
+            LegEvent::Media(remote) => {
+                if let Err(error) = self.media.apply_trunk_remote(now(), remote) {
+                    // The leg has validated it; only a broken key gets here.
+                    warn!(%error, "the trunk's media description cannot be applied");
+                }
+                return false;
+            }
+            LegEvent::Answered { codec } => self.media.handle_trunk_answer(match codec {
                 Codec::Pcmu => AudioCodec::Pcmu,
                 Codec::Pcma => AudioCodec::Pcma,
-            };
-            if self.trunk_codec != Some(codec) {
-                self.set_trunk_codec(codec);
-            }
-        }
-        if let LegEvent::MediaUpdated = event {
-            self.rewriter.mark_source_change();
+            }),
+            LegEvent::MediaUpdated => self.media.handle_trunk_source_change(),
+            _ => {}
         }
         if let Some(update) = self.machine.handle_leg_event(now(), &event) {
             self.view.send_modify(|view| {
@@ -426,7 +377,8 @@ impl Driver {
         self.machine.state() == CallState::Ended
     }
 
-    /// Tells the recorder and the widget what the consent gate decided.
+    /// Tells the recorder, the media and the widget what the consent gate
+    /// decided.
     fn apply_gate(&mut self, action: Option<GateAction>) {
         let Some(action) = action else {
             return;
@@ -438,6 +390,7 @@ impl Driver {
                 GateAction::CloseAndDiscard => recorder.discard(),
             }
         }
+        self.media.set_recording(self.gate.is_open());
         let active = self.recorder.is_some() && self.gate.is_open();
         self.view.send_modify(|view| view.recording = active);
     }
@@ -448,7 +401,7 @@ impl Driver {
             CallCommand::Shutdown => self.hang_up(LocalHangup::Shutdown),
             CallCommand::Dtmf(digits) => {
                 if self.machine.state() == CallState::Answered {
-                    let _ = self.leg.endpoint().send_dtmf(&digits);
+                    let _ = self.media.send_dtmf(now(), &digits);
                 }
             }
             CallCommand::Consent(choice) => {
@@ -465,43 +418,28 @@ impl Driver {
     }
 
     async fn finish(mut self) -> CallReport {
-        self.session.close(now());
-        while let Some(transmit) = self.session.poll_transmit() {
-            self.registration.send(transmit.to, transmit.bytes);
-        }
-        let trunk_stats = self.leg.endpoint().stats();
-        self.leg.close().await;
+        let media = self.media.report();
         let recorded = match self.recorder.take() {
             Some(recorder) => recorder.finish().await,
             None => false,
         };
-        let outcome = self.machine.outcome().cloned().unwrap_or(Outcome {
-            disposition: Disposition::Failed,
-            sip_code: None,
-            ended_by: super::state::EndedBy::Node,
-            trunk: None,
-            answered_at: None,
-            ended_at: now(),
-        });
+        let outcome = self.machine.outcome().cloned().unwrap_or_else(node_failure);
         CallReport {
             outcome,
-            browser_codec: self.browser_codec.name(),
-            trunk_codec: self.trunk_codec.map(AudioCodec::name),
-            browser: LegStats {
-                packets_sent: self.browser_sent,
-                packets_received: self.browser_received,
-                packets_lost: i64::from(self.session.receive_stats().cumulative_lost()),
-                jitter_ms: self.session.receive_stats().jitter_duration().as_secs_f64() * 1000.0,
-            },
-            trunk: LegStats {
-                packets_sent: trunk_stats.packets_sent,
-                packets_received: trunk_stats.packets_received,
-                packets_lost: trunk_stats.lost,
-                jitter_ms: trunk_stats.jitter_ms,
-            },
+            browser_codec: media.browser_codec,
+            trunk_codec: media.trunk_codec,
+            browser: media.browser,
+            trunk: media.trunk,
             recorded,
         }
     }
+}
+
+/// No metrics: for tools and tests that host a call's media on their own.
+impl RelayObserver for () {
+    fn relayed_to_trunk(&self, _latency: Duration) {}
+    fn relayed_to_browser(&self, _latency: Duration) {}
+    fn browser_connect_failed(&self, _ice: bool) {}
 }
 
 impl RelayObserver for crate::metrics::Metrics {

@@ -8,9 +8,10 @@
 //! build on this.
 
 pub mod driver;
+pub mod media;
 pub mod privacy_ref;
 pub mod service;
 pub mod state;
 pub mod trunk_leg;
 
-pub use trunk_leg::{LegError, LegEvent, MediaPlan, TrunkLeg};
+pub use trunk_leg::{LegError, LegEvent, LocalPorts, MediaPlan, TrunkLeg};

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::driver::{self, CallCommand, CallParts, CallReport, CallView, RelayObserver};
 use super::state::EndedBy;
-use super::{MediaPlan, TrunkLeg};
+use super::{LocalPorts, MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
 use crate::media::ports::PortAllocator;
 use crate::media::sdp::Codec;
@@ -174,7 +174,15 @@ impl CallService {
             route: widget.trunk.clone(),
             callee: widget.e164.clone(),
         };
-        let leg = TrunkLeg::start(&parts.agent, &parts.ports, parts.plan, request)
+        let trunk_ports = parts
+            .ports
+            .allocate(parts.plan.bind_ip)
+            .map_err(|_| PlaceError::Capacity)?;
+        let local = LocalPorts {
+            rtp: trunk_ports.lease.rtp_port(),
+            rtcp: trunk_ports.lease.rtcp_port(),
+        };
+        let leg = TrunkLeg::start(&parts.agent, local, parts.plan.announce_ip, request)
             .map_err(|_| PlaceError::Capacity)?;
         let call_id = uuid::Uuid::new_v4().to_string();
         let token = random_string(32);
@@ -194,6 +202,7 @@ impl CallService {
             registration,
             inbox,
             leg,
+            trunk_ports,
             commands,
             view: view_tx,
             disconnect_timeout: parts.disconnect_timeout,

@@ -130,7 +130,10 @@ impl CallMachine {
             LegEvent::Ringing | LegEvent::EarlyMedia => self.on_ringing(),
             LegEvent::Answered { .. } => self.on_answered(now),
             LegEvent::Ended(end) => self.on_ended(now, end),
-            LegEvent::Trying { .. } | LegEvent::Hold(_) | LegEvent::MediaUpdated => None,
+            LegEvent::Trying { .. }
+            | LegEvent::Hold(_)
+            | LegEvent::MediaUpdated
+            | LegEvent::Media(_) => None,
         }
     }
 

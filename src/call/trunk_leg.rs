@@ -1,29 +1,34 @@
-//! The trunk side of one call: a [`TrunkCall`] and its [`RtpEndpoint`].
+//! The trunk side of one call's signalling: a [`TrunkCall`] and the SDP of
+//! its media.
 //!
-//! The leg binds a port pair, builds an offer for whichever trunk the agent
-//! tries (codecs and SRTP come from that trunk's settings), applies the
-//! answer from 183 or 200 to the endpoint, answers the trunk's re-INVITEs
-//! (hold stops our sending; a new address re-latches), and turns all of it
-//! into a few [`LegEvent`]s. An answer we cannot use (no common codec) ends
-//! the call with BYE and disposition `failed`, cause 488.
+//! The leg builds an offer for the ports the call's media owns, for
+//! whichever trunk the agent tries (codecs and SRTP come from that trunk's
+//! settings), turns the answer from 183 or 200 into a [`RemoteMedia`] for
+//! the media to apply, answers the trunk's re-INVITEs (hold stops our
+//! sending; a new address re-latches), and reports all of it as a few
+//! [`LegEvent`]s. Each event that changes the media is preceded by
+//! [`LegEvent::Media`] with the description to apply. An answer we cannot
+//! use (no common codec) ends the call with BYE and disposition `failed`,
+//! cause 488.
 //!
 //! [`TrunkLeg::next_event`] is cancel-safe: the call's driver polls it in a
 //! `select!` that may drop it at any await. The one await that is not a
 //! queue read, sending our answer to a re-INVITE, is kept in the leg with
 //! the event it brings, so a dropped future loses neither the 200 OK nor a
-//! `Hold` (which closes the consent gate).
+//! `Hold` (which closes the consent gate). The new description is reported
+//! before the 200 OK leaves, so the media follows the trunk's new address
+//! from its first packet.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::media::MediaError;
-use crate::media::endpoint::{MediaEvent, RemoteMedia, RtpEndpoint};
-use crate::media::ports::PortAllocator;
+use crate::media::endpoint::RemoteMedia;
 use crate::media::sdp::{
     Codec, LocalMediaConfig, NegotiatedMedia, Negotiator, SdpError, SrtpKeySalt, TelephoneEvent,
 };
@@ -42,6 +47,13 @@ pub struct MediaPlan {
     pub announce_ip: IpAddr,
 }
 
+/// The local ports of the leg's media, as the offer announces them.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalPorts {
+    pub rtp: u16,
+    pub rtcp: u16,
+}
+
 /// What happened on the trunk leg, for the call's owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegEvent {
@@ -58,6 +70,9 @@ pub enum LegEvent {
     Hold(bool),
     /// The trunk moved its media to a new address or codec.
     MediaUpdated,
+    /// The description the media must apply now: it precedes the
+    /// `EarlyMedia`, `Answered`, `Hold` or `MediaUpdated` it brings.
+    Media(RemoteMedia),
     Ended(CallEnd),
 }
 
@@ -86,43 +101,34 @@ struct PendingReply {
 
 pub struct TrunkLeg {
     call: TrunkCall,
-    endpoint: RtpEndpoint,
     attempt: Arc<Mutex<Option<Attempt>>>,
     on_hold: bool,
     failure: Option<CallEnd>,
     reply: Option<PendingReply>,
+    /// Events that follow a [`LegEvent::Media`] already returned.
+    queued: VecDeque<LegEvent>,
 }
 
 impl TrunkLeg {
-    /// Bind media and place the call; events follow from [`TrunkLeg::next_event`].
+    /// Place the call, offering media on `ports` of `announce_ip`; events
+    /// follow from [`TrunkLeg::next_event`].
     pub fn start(
         agent: &SipAgent,
-        ports: &PortAllocator,
-        plan: MediaPlan,
+        ports: LocalPorts,
+        announce_ip: IpAddr,
         request: CallRequest,
     ) -> Result<Self, LegError> {
-        let endpoint = RtpEndpoint::bind(ports, plan.bind_ip)?;
         let attempt = Arc::new(Mutex::new(None));
-        let offer = offer_builder(&endpoint, plan.announce_ip, attempt.clone());
+        let offer = offer_builder(ports, announce_ip, attempt.clone());
         let call = agent.place_call(request, offer)?;
         Ok(Self {
             call,
-            endpoint,
             attempt,
             on_hold: false,
             failure: None,
             reply: None,
+            queued: VecDeque::new(),
         })
-    }
-
-    /// The endpoint: send audio and DTMF to the trunk, read its stats.
-    pub fn endpoint(&self) -> &RtpEndpoint {
-        &self.endpoint
-    }
-
-    /// Audio frames and DTMF digits from the trunk (once).
-    pub fn take_media(&mut self) -> Option<mpsc::Receiver<MediaEvent>> {
-        self.endpoint.take_events()
     }
 
     /// Hang up: CANCEL before the answer, BYE after.
@@ -134,6 +140,9 @@ impl TrunkLeg {
     /// documentation).
     pub async fn next_event(&mut self) -> Option<LegEvent> {
         loop {
+            if let Some(event) = self.queued.pop_front() {
+                return Some(event);
+            }
             if let Some(reply) = self.reply.as_mut() {
                 reply.sending.as_mut().await;
                 let event = self.reply.take().and_then(|reply| reply.event);
@@ -149,17 +158,12 @@ impl TrunkLeg {
         }
     }
 
-    /// Stop the media task and free the ports.
-    pub async fn close(self) {
-        self.endpoint.close().await;
-    }
-
     fn on_trunk_event(&mut self, event: TrunkEvent) -> Option<LegEvent> {
         match event {
             TrunkEvent::Trying { trunk } => Some(LegEvent::Trying { trunk }),
             TrunkEvent::Ringing => Some(LegEvent::Ringing),
             TrunkEvent::EarlyMedia { sdp } => match self.apply_answer(&sdp) {
-                Ok(_) => Some(LegEvent::EarlyMedia),
+                Ok((_, remote)) => self.with_media(remote, LegEvent::EarlyMedia),
                 Err(e) => {
                     // Early media we cannot play is not fatal: the 200 decides.
                     debug!(error = %e, "ignoring unusable early-media sdp");
@@ -167,30 +171,38 @@ impl TrunkLeg {
                 }
             },
             TrunkEvent::Answered { sdp } => self.on_answered(&sdp),
-            TrunkEvent::RemoteOffer { sdp, reply } => {
-                let pending = match self.answer_offer(&sdp) {
-                    Ok((answer, event)) => PendingReply {
+            TrunkEvent::RemoteOffer { sdp, reply } => match self.answer_offer(&sdp) {
+                Ok((answer, remote, event)) => {
+                    self.reply = Some(PendingReply {
                         sending: Box::pin(reply.accept(answer.into_bytes())),
                         event: Some(event),
-                    },
-                    Err(e) => {
-                        debug!(error = %e, "refusing the trunk's re-INVITE offer");
-                        PendingReply {
-                            sending: Box::pin(reply.reject(488)),
-                            event: None,
-                        }
-                    }
-                };
-                self.reply = Some(pending);
-                None
-            }
+                    });
+                    Some(LegEvent::Media(remote))
+                }
+                Err(e) => {
+                    debug!(error = %e, "refusing the trunk's re-INVITE offer");
+                    self.reply = Some(PendingReply {
+                        sending: Box::pin(reply.reject(488)),
+                        event: None,
+                    });
+                    None
+                }
+            },
             TrunkEvent::Ended(end) => Some(LegEvent::Ended(self.failure.take().unwrap_or(end))),
         }
     }
 
+    /// Reports `remote` now and `event` right after it.
+    fn with_media(&mut self, remote: RemoteMedia, event: LegEvent) -> Option<LegEvent> {
+        self.queued.push_back(event);
+        Some(LegEvent::Media(remote))
+    }
+
     fn on_answered(&mut self, sdp: &[u8]) -> Option<LegEvent> {
         match self.apply_answer(sdp) {
-            Ok(media) => Some(LegEvent::Answered { codec: media.codec }),
+            Ok((media, remote)) => {
+                self.with_media(remote, LegEvent::Answered { codec: media.codec })
+            }
             Err(e) => {
                 warn!(error = %e, "the trunk's answer is unusable, hanging up");
                 self.failure = Some(CallEnd {
@@ -205,8 +217,8 @@ impl TrunkLeg {
         }
     }
 
-    /// Apply an answer to our offer; a 200 repeating the 183's SDP is fine.
-    fn apply_answer(&mut self, sdp: &[u8]) -> Result<NegotiatedMedia, LegError> {
+    /// Take an answer to our offer; a 200 repeating the 183's SDP is fine.
+    fn apply_answer(&mut self, sdp: &[u8]) -> Result<(NegotiatedMedia, RemoteMedia), LegError> {
         let mut slot = self.attempt.lock().unwrap_or_else(|p| p.into_inner());
         let attempt = slot.as_mut().ok_or(SdpError::NoPendingOffer)?;
         let media = match attempt.negotiator.handle_answer(sdp) {
@@ -216,19 +228,17 @@ impl TrunkLeg {
             Err(e) => attempt.negotiator.current().cloned().ok_or(e)?,
         };
         let remote = remote_media(&media, attempt.srtp_local.as_ref())?;
-        drop(slot);
-        self.endpoint.set_remote(remote)?;
-        Ok(media)
+        Ok((media, remote))
     }
 
-    /// Answer a re-INVITE: returns our SDP and what changed.
-    fn answer_offer(&mut self, sdp: &[u8]) -> Result<(String, LegEvent), LegError> {
+    /// Answer a re-INVITE: returns our SDP, the new description and what
+    /// changed.
+    fn answer_offer(&mut self, sdp: &[u8]) -> Result<(String, RemoteMedia, LegEvent), LegError> {
         let mut slot = self.attempt.lock().unwrap_or_else(|p| p.into_inner());
         let attempt = slot.as_mut().ok_or(SdpError::NoPendingOffer)?;
         let answer = attempt.negotiator.handle_offer(sdp)?;
         let remote = remote_media(&answer.media, attempt.srtp_local.as_ref())?;
         drop(slot);
-        self.endpoint.set_remote(remote)?;
         let hold = answer.media.on_hold || !answer.media.direction.sends();
         let event = if hold != self.on_hold {
             self.on_hold = hold;
@@ -236,22 +246,20 @@ impl TrunkLeg {
         } else {
             LegEvent::MediaUpdated
         };
-        Ok((answer.sdp, event))
+        Ok((answer.sdp, remote, event))
     }
 }
 
 /// Build a fresh offer for each trunk the agent tries.
 fn offer_builder(
-    endpoint: &RtpEndpoint,
+    ports: LocalPorts,
     announce_ip: IpAddr,
     slot: Arc<Mutex<Option<Attempt>>>,
 ) -> OfferBuilder {
-    let rtp_port = endpoint.local_rtp_addr().port();
-    let rtcp_port = endpoint.local_rtcp_addr().port();
     Arc::new(move |trunk: &TrunkSettings| {
         let srtp_local = trunk.srtp.then(SrtpKeyMaterial::generate);
-        let mut config = LocalMediaConfig::new(announce_ip, rtp_port);
-        config.rtcp_port = rtcp_port;
+        let mut config = LocalMediaConfig::new(announce_ip, ports.rtp);
+        config.rtcp_port = ports.rtcp;
         config.codecs = trunk.codecs.clone();
         config.dtmf = Some(TelephoneEvent {
             payload_type: trunk.dtmf_payload_type,
@@ -292,7 +300,7 @@ pub fn remote_media(
         )),
         _ => None,
     };
-    Ok(RemoteMedia {
+    let remote = RemoteMedia {
         rtp: media.remote_rtp,
         rtcp: if media.rtcp_mux {
             None
@@ -305,5 +313,7 @@ pub fn remote_media(
         srtp,
         send: media.direction.sends() && !media.on_hold,
         recv: media.direction.receives(),
-    })
+    };
+    remote.validate()?;
+    Ok(remote)
 }

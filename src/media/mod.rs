@@ -19,7 +19,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod srtp;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod transcode;
 
 pub use error::MediaError;

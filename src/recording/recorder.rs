@@ -107,6 +107,15 @@ pub struct RecorderHandle {
     task: tokio::task::JoinHandle<bool>,
 }
 
+/// The media path's end of a call's recorder: it hands over frames and
+/// nothing else. Whether a frame is wanted is the consent gate's to say,
+/// not the tap's.
+#[derive(Clone)]
+pub struct RecorderTap {
+    tx: mpsc::Sender<RecorderInput>,
+    dropped: Arc<AtomicU64>,
+}
+
 impl Recorders {
     pub fn new(parts: RecorderParts) -> Self {
         Self {
@@ -124,7 +133,7 @@ impl Recorders {
     }
 }
 
-impl RecorderHandle {
+impl RecorderTap {
     /// Hands one 20 ms frame, stamped `time` and arrived `at`, to the
     /// recorder, or drops and counts it when the recorder lags. Never waits.
     pub fn frame(
@@ -148,6 +157,16 @@ impl RecorderHandle {
         };
         if self.tx.try_send(RecorderInput::Frame(frame)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl RecorderHandle {
+    /// The tap the media path hands frames to.
+    pub fn tap(&self) -> RecorderTap {
+        RecorderTap {
+            tx: self.tx.clone(),
+            dropped: Arc::clone(&self.dropped),
         }
     }
 

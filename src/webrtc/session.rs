@@ -547,5 +547,6 @@ fn packet_error(error: impl std::fmt::Display) -> WebrtcError {
     WebrtcError::Packet(error.to_string())
 }
 
+/// Also the in-memory browser of the call media's tests.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

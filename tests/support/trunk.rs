@@ -1,6 +1,7 @@
 //! A node's trunk leg driven in-process: a [`TestNode`] (a `SipAgent` and a
-//! `PortAllocator`) places calls with `TrunkLeg::start`, and the helpers
-//! here wait for its [`LegEvent`]s and speak and listen on a call.
+//! `PortAllocator`) places calls with `TrunkLeg::start`, each with an
+//! `RtpEndpoint` as its media ([`TestLeg`]), and the helpers here wait for
+//! its [`LegEvent`]s and speak and listen on a call.
 //!
 //! Invariants: the agent listens on a free loopback UDP port and refuses
 //! inbound calls; every call goes through route `r`, made of the trunks the
@@ -10,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callgate::call::{LegEvent, MediaPlan, TrunkLeg};
-use callgate::media::endpoint::MediaEvent;
+use callgate::call::{LegEvent, LocalPorts, TrunkLeg};
+use callgate::media::endpoint::{MediaEvent, RtpEndpoint};
 use callgate::media::ports::PortAllocator;
 use callgate::media::sdp::Codec;
 use callgate::sip::{
@@ -89,21 +90,24 @@ impl TestNode {
     }
 
     /// A call to [`CALLEE`] on route `r`.
-    pub fn call(&self) -> TrunkLeg {
+    pub fn call(&self) -> TestLeg {
         self.call_to(CALLEE)
     }
 
     /// A call to `callee` (the Request-URI's user part) on route `r`.
-    pub fn call_to(&self, callee: &str) -> TrunkLeg {
-        let plan = MediaPlan {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            announce_ip: "127.0.0.1".parse().unwrap(),
+    pub fn call_to(&self, callee: &str) -> TestLeg {
+        let loopback = "127.0.0.1".parse().unwrap();
+        let endpoint = RtpEndpoint::bind(&self.ports, loopback).expect("media ports");
+        let ports = LocalPorts {
+            rtp: endpoint.local_rtp_addr().port(),
+            rtcp: endpoint.local_rtcp_addr().port(),
         };
         let request = CallRequest {
             route: "r".into(),
             callee: callee.into(),
         };
-        TrunkLeg::start(&self.agent, &self.ports, plan, request).expect("call placed")
+        let leg = TrunkLeg::start(&self.agent, ports, loopback, request).expect("call placed");
+        TestLeg { leg, endpoint }
     }
 
     /// Where the agent receives SIP over UDP.
@@ -116,8 +120,44 @@ impl TestNode {
     }
 }
 
+/// A trunk leg and the endpoint that carries its media, kept in step the
+/// way a call keeps its media in step with its leg.
+pub struct TestLeg {
+    leg: TrunkLeg,
+    endpoint: RtpEndpoint,
+}
+
+impl TestLeg {
+    /// The leg's next event; the media descriptions it reports are applied
+    /// to the endpoint on the way and not returned.
+    pub async fn next_event(&mut self) -> Option<LegEvent> {
+        loop {
+            match self.leg.next_event().await? {
+                LegEvent::Media(remote) => self
+                    .endpoint
+                    .set_remote(remote)
+                    .expect("the leg hands over valid descriptions"),
+                event => return Some(event),
+            }
+        }
+    }
+
+    pub fn hangup(&self) {
+        self.leg.hangup();
+    }
+
+    pub fn endpoint(&self) -> &RtpEndpoint {
+        &self.endpoint
+    }
+
+    /// Audio frames and DTMF digits from the trunk (once).
+    pub fn take_media(&mut self) -> Option<mpsc::Receiver<MediaEvent>> {
+        self.endpoint.take_events()
+    }
+}
+
 /// Events until `stop` matches one (returned last), or a test failure.
-pub async fn events_until(leg: &mut TrunkLeg, stop: impl Fn(&LegEvent) -> bool) -> Vec<LegEvent> {
+pub async fn events_until(leg: &mut TestLeg, stop: impl Fn(&LegEvent) -> bool) -> Vec<LegEvent> {
     let mut seen = Vec::new();
     loop {
         let event = tokio::time::timeout(EVENT_WAIT, leg.next_event())
@@ -132,7 +172,7 @@ pub async fn events_until(leg: &mut TrunkLeg, stop: impl Fn(&LegEvent) -> bool) 
     }
 }
 
-pub async fn until_ended(leg: &mut TrunkLeg) -> CallEnd {
+pub async fn until_ended(leg: &mut TestLeg) -> CallEnd {
     match events_until(leg, |e| matches!(e, LegEvent::Ended(_)))
         .await
         .pop()
@@ -144,7 +184,7 @@ pub async fn until_ended(leg: &mut TrunkLeg) -> CallEnd {
 
 /// Events until the call ends, failing the test if it was ever answered;
 /// returns how it ended and every event seen.
-pub async fn until_ended_unanswered(leg: &mut TrunkLeg) -> (CallEnd, Vec<LegEvent>) {
+pub async fn until_ended_unanswered(leg: &mut TestLeg) -> (CallEnd, Vec<LegEvent>) {
     let events = events_until(leg, |e| matches!(e, LegEvent::Ended(_))).await;
     assert!(
         !events
@@ -158,7 +198,7 @@ pub async fn until_ended_unanswered(leg: &mut TrunkLeg) -> (CallEnd, Vec<LegEven
     }
 }
 
-pub async fn until_answered(leg: &mut TrunkLeg) -> Vec<LegEvent> {
+pub async fn until_answered(leg: &mut TestLeg) -> Vec<LegEvent> {
     let events = events_until(leg, |e| {
         matches!(e, LegEvent::Answered { .. } | LegEvent::Ended(_))
     })
@@ -171,11 +211,7 @@ pub async fn until_answered(leg: &mut TrunkLeg) -> Vec<LegEvent> {
 }
 
 /// Speak `speech` into the call in 20 ms frames and return what came back.
-pub async fn talk(
-    leg: &TrunkLeg,
-    media: &mut mpsc::Receiver<MediaEvent>,
-    speech: &[u8],
-) -> Vec<u8> {
+pub async fn talk(leg: &TestLeg, media: &mut mpsc::Receiver<MediaEvent>, speech: &[u8]) -> Vec<u8> {
     let mut heard = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut frames = speech.chunks(160);
@@ -194,7 +230,7 @@ pub async fn talk(
 
 /// Speaks [`speech`] into an answered call and says how alike what came
 /// back is (an echoing peer gives a score near 1).
-pub async fn echo_likeness(leg: &TrunkLeg, media: &mut mpsc::Receiver<MediaEvent>) -> Similarity {
+pub async fn echo_likeness(leg: &TestLeg, media: &mut mpsc::Receiver<MediaEvent>) -> Similarity {
     let sent = speech();
     let heard = talk(leg, media, &sent).await;
     similarity_ulaw(&sent, &heard)
@@ -202,7 +238,7 @@ pub async fn echo_likeness(leg: &TrunkLeg, media: &mut mpsc::Receiver<MediaEvent
 
 /// A node whose one trunk is at `addr`, and a call to [`CALLEE`] placed on
 /// it, with its media receiver taken.
-pub async fn node_and_call(addr: SocketAddr) -> (TestNode, TrunkLeg, mpsc::Receiver<MediaEvent>) {
+pub async fn node_and_call(addr: SocketAddr) -> (TestNode, TestLeg, mpsc::Receiver<MediaEvent>) {
     let node = TestNode::start(vec![trunk("sipp", addr)], |_| {}).await;
     let mut leg = node.call();
     let media = leg.take_media().expect("media receiver");

@@ -2,16 +2,15 @@
 //! RTCP UDP socket from the [`PortAllocator`], symmetric RTP latching,
 //! optional SDES-SRTP, RTCP reports, DTMF both ways, and counters.
 //!
-//! Shape: the protocol work is done by two sans-IO halves, `send::SendCore`
-//! and `recv::RecvCore`. A thin driver task owns the receive half, reads
-//! both sockets, and runs the DTMF and RTCP timers. The send half sits
-//! behind a mutex that is only ever held for a non-blocking `send_to`
-//! (never across an await), so the owner's relay loop calls
-//! [`RtpEndpoint::send_audio`] or [`RtpEndpoint::forward_rtp`] directly:
-//! no channel hop and no allocation per packet on the plain RTP path.
-//! Received media reaches the owner as [`MediaEvent`]s over a bounded
-//! channel; when the owner lags, events are dropped and counted, and the
-//! socket loop never waits.
+//! Shape: the protocol work is done by [`EndpointCore`], sans-IO, built of
+//! two halves, `send::SendCore` and `recv::RecvCore`. A call's media hosts
+//! its core directly, next to the browser session. [`RtpEndpoint`] hosts
+//! one on a tokio task for the echo trunk and the tests: the task reads
+//! both sockets and runs the DTMF and RTCP timers, the owner sends through
+//! a mutex that is only ever held for a non-blocking `send_to` (never
+//! across an await), and received media reaches the owner as
+//! [`MediaEvent`]s over a bounded channel; when the owner lags, events are
+//! dropped and counted, and the socket loop never waits.
 //!
 //! Invariants:
 //! - Garbage on either port is dropped and counted by reason
@@ -25,6 +24,7 @@
 //! RFCs: 3550 (RTP/RTCP), 3711 and 4568 (SDES-SRTP), 4733 (DTMF),
 //! 4961 (symmetric RTP), 5761 (rtcp-mux).
 
+mod core;
 mod recv;
 mod send;
 mod stats;
@@ -32,6 +32,8 @@ mod task;
 #[cfg(test)]
 mod tests;
 
+pub use self::core::{EndpointCore, StatsReader};
+pub use send::{PacketKind, Transmit};
 pub use stats::{DropCounts, DropReason, EndpointStats};
 
 use std::fmt;
@@ -41,16 +43,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use self::send::{PacketKind, SendCore, Transmit};
-use self::stats::StatsCells;
 use super::MediaError;
 use super::dtmf::DtmfConfig;
 use super::ports::PortAllocator;
 use super::rtcp::MIN_REPORT_INTERVAL;
-use super::rtp::{Ssrc, StreamStart};
+use super::rtp::Ssrc;
 use super::srtp::SrtpKeyMaterial;
 
 /// Largest audio payload we send: well inside a 1500-byte MTU with IP,
@@ -58,7 +58,7 @@ use super::srtp::SrtpKeyMaterial;
 pub const MAX_PAYLOAD: usize = 1200;
 
 /// The negotiated parameters of the far end, from its SDP.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteMedia {
     /// Where the SDP says to send RTP (until symmetric RTP latches).
     pub rtp: SocketAddr,
@@ -92,7 +92,8 @@ impl fmt::Debug for RemoteMedia {
 }
 
 impl RemoteMedia {
-    fn validate(&self) -> Result<(), MediaError> {
+    /// Refuses payload types out of range and a zero clock rate.
+    pub fn validate(&self) -> Result<(), MediaError> {
         for pt in std::iter::once(self.audio_pt).chain(self.dtmf_pt) {
             if pt > 127 {
                 return Err(MediaError::PayloadTypeRange(pt));
@@ -144,19 +145,17 @@ impl Default for EndpointConfig {
     }
 }
 
-type RemoteSlot = Option<(u64, RemoteMedia)>;
-
 /// See the module documentation.
 pub struct RtpEndpoint {
     local_rtp: SocketAddr,
     local_rtcp: SocketAddr,
     ssrc: Ssrc,
     sockets: Arc<SendSockets>,
-    send: Arc<Mutex<SendCore>>,
-    remote_tx: watch::Sender<RemoteSlot>,
+    core: Arc<Mutex<EndpointCore>>,
     wake: Arc<Notify>,
-    stats: Arc<StatsCells>,
+    stats: StatsReader,
     events: Option<mpsc::Receiver<MediaEvent>>,
+    stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
@@ -168,9 +167,9 @@ impl fmt::Debug for RtpEndpoint {
     }
 }
 
-/// The send half's state is plain data that stays consistent even if a
-/// holder panicked, so a poisoned lock is taken over.
-fn lock(core: &Mutex<SendCore>) -> MutexGuard<'_, SendCore> {
+/// The core's state is plain data that stays consistent even if a holder
+/// panicked, so a poisoned lock is taken over.
+fn lock(core: &Mutex<EndpointCore>) -> MutexGuard<'_, EndpointCore> {
     core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -184,23 +183,20 @@ fn now() -> Instant {
 /// `try_send_to` would refuse until the reactor has reported the socket
 /// writable once, which loses the first packets of a call.
 #[derive(Debug)]
-struct SendSockets {
-    rtp: std::net::UdpSocket,
-    rtcp: std::net::UdpSocket,
+pub struct SendSockets {
+    pub rtp: std::net::UdpSocket,
+    pub rtcp: std::net::UdpSocket,
 }
 
-/// Puts one datagram on the right socket without waiting. A full socket
-/// buffer or an ICMP-induced error costs this packet only.
-fn transmit(sockets: &SendSockets, stats: &StatsCells, tx: &Transmit<'_>) {
+/// Puts one datagram on the right socket without waiting; returns whether
+/// the socket took it. A full socket buffer or an ICMP-induced error costs
+/// this packet only.
+pub fn transmit(sockets: &SendSockets, tx: &Transmit<'_>) -> bool {
     let socket = match tx.kind {
         PacketKind::Rtp | PacketKind::Rtcp { muxed: true } => &sockets.rtp,
         PacketKind::Rtcp { muxed: false } => &sockets.rtcp,
     };
-    match (socket.send_to(tx.bytes, tx.to), tx.kind) {
-        (Ok(_), PacketKind::Rtp) => stats.on_rtp_sent(tx.bytes.len()),
-        (Ok(_), PacketKind::Rtcp { .. }) => stats.on_rtcp_sent(),
-        (Err(_), _) => stats.on_drop(DropReason::SendFailed),
-    }
+    socket.send_to(tx.bytes, tx.to).is_ok()
 }
 
 impl RtpEndpoint {
@@ -226,42 +222,33 @@ impl RtpEndpoint {
         let rtcp = UdpSocket::from_std(ports.rtcp).map_err(MediaError::Bind)?;
         let local_rtp = rtp.local_addr().map_err(MediaError::Bind)?;
         let local_rtcp = rtcp.local_addr().map_err(MediaError::Bind)?;
-        let start = StreamStart {
-            ssrc: Ssrc(rand::random()),
-            sequence: rand::random(),
-            timestamp: rand::random(),
-        };
-        // RFC 7022: a random CNAME links nothing to a user or host.
-        let cname = hex::encode(rand::random::<[u8; 12]>()).into_bytes();
-        let send = Arc::new(Mutex::new(SendCore::new(start, &config, cname, now())?));
-        let (remote_tx, remote_rx) = watch::channel(None);
+        let core = EndpointCore::new(&config, now())?;
+        let (ssrc, stats) = (core.ssrc(), core.stats_reader());
+        let core = Arc::new(Mutex::new(core));
         let (events_tx, events_rx) = mpsc::channel(config.events_capacity.max(1));
+        let (stop, stop_rx) = oneshot::channel();
         let wake = Arc::new(Notify::new());
-        let stats = Arc::new(StatsCells::default());
-        let driver = task::Driver::new(task::DriverParts {
+        let task = runtime.spawn(task::run(task::TaskParts {
             rtp,
             rtcp,
             sockets: Arc::clone(&sockets),
-            send: Arc::clone(&send),
-            remote_rx,
+            core: Arc::clone(&core),
             wake: Arc::clone(&wake),
-            stats: Arc::clone(&stats),
+            stop: stop_rx,
             events: events_tx,
-            ssrc: start.ssrc,
-            rtcp_min_interval: config.rtcp_min_interval,
             lease: ports.lease,
-        });
+        }));
         Ok(Self {
             local_rtp,
             local_rtcp,
-            ssrc: start.ssrc,
+            ssrc,
             sockets,
-            send,
-            remote_tx,
+            core,
             wake,
             stats,
             events: Some(events_rx),
-            task: runtime.spawn(driver.run()),
+            stop,
+            task,
         })
     }
 
@@ -286,46 +273,35 @@ impl RtpEndpoint {
     /// Applies a (re-)negotiated remote description: new address, hold or
     /// unhold, new keys. Clears the symmetric-RTP latch.
     pub fn set_remote(&self, remote: RemoteMedia) -> Result<(), MediaError> {
-        remote.validate()?;
-        let generation = lock(&self.send).apply_remote(&remote)?;
-        self.stats.set_latched(false);
-        self.remote_tx.send_replace(Some((generation, remote)));
+        lock(&self.core).apply_remote(now(), &remote)?;
+        // The report schedule starts with the first description.
+        self.wake.notify_one();
         Ok(())
     }
 
     /// Sends one frame of our own audio (`samples` clock ticks long).
     /// A no-op on hold or before [`RtpEndpoint::set_remote`].
     pub fn send_audio(&self, payload: &[u8], samples: u32) -> Result<(), MediaError> {
-        let mut core = lock(&self.send);
-        if let Some(tx) = core.prepare_audio(now(), payload, samples)? {
-            transmit(&self.sockets, &self.stats, &tx);
-        }
-        Ok(())
+        lock(&self.core).send_audio(now(), payload, samples, |tx| transmit(&self.sockets, tx))
     }
 
-    /// Relays an RTP packet from the other leg: sequence, timestamp, SSRC
-    /// and marker are rewritten into one continuous stream and the payload
-    /// type set to the negotiated audio type; the payload is not touched.
-    /// The caller relays only audio of the negotiated codec.
+    /// Relays an RTP packet from the other leg (see
+    /// [`EndpointCore::forward_rtp`]).
     pub fn forward_rtp(&self, packet: &[u8], now: Instant) -> Result<(), MediaError> {
-        let mut core = lock(&self.send);
-        if let Some(tx) = core.prepare_forward(now, packet)? {
-            transmit(&self.sockets, &self.stats, &tx);
-        }
-        Ok(())
+        lock(&self.core).forward_rtp(now, packet, |tx| transmit(&self.sockets, tx))
     }
 
     /// Queues DTMF digits (0-9 * # A-D) as RFC 4733 events; the endpoint's
     /// task sends them on its timer.
     pub fn send_dtmf(&self, digits: &str) -> Result<(), MediaError> {
-        lock(&self.send).queue_dtmf(digits, now())?;
+        lock(&self.core).queue_dtmf(now(), digits)?;
         self.wake.notify_one();
         Ok(())
     }
 
     /// Counters, read without locks.
     pub fn stats(&self) -> EndpointStats {
-        self.stats.snapshot()
+        self.stats.get()
     }
 
     /// Stops the task (sending an RTCP BYE) and waits until the ports are
@@ -334,17 +310,16 @@ impl RtpEndpoint {
     pub async fn close(self) {
         let Self {
             sockets,
-            send,
-            remote_tx,
+            core,
             wake,
-            stats,
             events,
+            stop,
             task,
             ..
         } = self;
         // Our socket handles go first so the ports are really closed when
         // the task hands the lease back.
-        drop((sockets, send, remote_tx, wake, stats, events));
+        drop((sockets, core, wake, events, stop));
         // The task only ends by returning; a panic in it has been counted
         // by the runtime already and leaves nothing for us to do.
         let _ = task.await;

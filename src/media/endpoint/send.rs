@@ -28,7 +28,7 @@ use crate::media::srtp::{SrtpKeyMaterial, SrtpSender, sdes};
 
 /// Which counter a datagram belongs to and which socket it leaves from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PacketKind {
+pub enum PacketKind {
     Rtp,
     /// `muxed`: leaves from the RTP socket (rtcp-mux, RFC 5761).
     Rtcp {
@@ -38,7 +38,7 @@ pub(super) enum PacketKind {
 
 /// A datagram ready for the socket.
 #[derive(Debug)]
-pub(super) struct Transmit<'a> {
+pub struct Transmit<'a> {
     pub to: SocketAddr,
     pub kind: PacketKind,
     pub bytes: &'a [u8],

@@ -1,5 +1,7 @@
 //! A full-ICE `rtc` peer as the browser, wired to a [`BrowserSession`] in
-//! memory: the handshake completes and audio flows both ways.
+//! memory: the handshake completes and audio flows both ways. The call
+//! media's tests use the same browser ([`connected`], [`browser_audio`],
+//! [`FakeBrowser::deliver`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,15 +22,49 @@ use crate::webrtc::offer::{AudioCodec, inspect};
 use crate::webrtc::peer::offering_peer;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
-const BROWSER: &str = "127.0.0.1:50000";
+pub(crate) const BROWSER: &str = "127.0.0.1:50000";
 const NODE: &str = "127.0.0.1:40000";
 const BROWSER_SSRC: u32 = 4242;
 
-struct FakeBrowser {
+pub(crate) struct FakeBrowser {
     pc: RTCPeerConnection,
     sender: RTCRtpSenderId,
     connected: bool,
-    received: Vec<rtc::rtp::Packet>,
+    pub(crate) received: Vec<rtc::rtp::Packet>,
+}
+
+impl FakeBrowser {
+    /// A datagram from the node reaches the browser.
+    pub(crate) fn deliver(&mut self, now: Instant, bytes: &[u8]) {
+        let message = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: BROWSER.parse().unwrap(),
+                peer_addr: NODE.parse().unwrap(),
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: BytesMut::from(bytes),
+        };
+        self.pc.handle_read(message).ok();
+        self.read();
+    }
+
+    fn read(&mut self) {
+        while let Some(event) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                RTCPeerConnectionState::Connected,
+            ) = event
+            {
+                self.connected = true;
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, packet) = message {
+                self.received.push(packet);
+            }
+        }
+    }
 }
 
 fn browser_offer(now: Instant) -> (FakeBrowser, String) {
@@ -74,32 +110,9 @@ fn pump(
         }
         while let Some(transmit) = session.poll_transmit() {
             assert_eq!(transmit.to, from);
-            let bytes = BytesMut::from(transmit.bytes);
-            let message = TaggedBytesMut {
-                now,
-                transport: TransportContext {
-                    local_addr: from,
-                    peer_addr: node,
-                    transport_protocol: TransportProtocol::UDP,
-                    ecn: None,
-                },
-                message: bytes,
-            };
-            browser.pc.handle_read(message).ok();
+            browser.deliver(now, transmit.bytes);
         }
-        while let Some(event) = browser.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
-                RTCPeerConnectionState::Connected,
-            ) = event
-            {
-                browser.connected = true;
-            }
-        }
-        while let Some(TaggedRTCMessage { message, .. }) = browser.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, packet) = message {
-                browser.received.push(packet);
-            }
-        }
+        browser.read();
         while let Some(event) = session.poll_event() {
             events.push(event);
         }
@@ -189,7 +202,7 @@ fn a_full_ice_peer_connects_and_audio_flows_both_ways() {
 
 /// A session and a browser connected to it, and the time after the
 /// handshake.
-fn connected() -> (FakeBrowser, BrowserSession, Instant) {
+pub(crate) fn connected() -> (FakeBrowser, BrowserSession, Instant) {
     let now = Instant::now();
     let (mut browser, mut session, answer) = answered(now, "fragA");
     browser
@@ -207,7 +220,7 @@ fn connected() -> (FakeBrowser, BrowserSession, Instant) {
 }
 
 /// One SRTP datagram as the browser sends it.
-fn browser_audio(browser: &mut FakeBrowser, now: Instant, sequence: u16) -> BytesMut {
+pub(crate) fn browser_audio(browser: &mut FakeBrowser, now: Instant, sequence: u16) -> BytesMut {
     let packet = rtc::rtp::Packet {
         header: rtc::rtp::Header {
             version: 2,

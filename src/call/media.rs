@@ -1,0 +1,441 @@
+//! [`CallMedia`]: everything one call does to its packets, sans-IO — the
+//! browser's [`BrowserSession`], the trunk's [`EndpointCore`], the relay
+//! between them and the recording tap.
+//!
+//! Shape: the host feeds datagrams from the browser port
+//! ([`CallMedia::handle_browser`]) and from the trunk leg's RTP and RTCP
+//! sockets ([`CallMedia::handle_trunk`]), and calls
+//! [`CallMedia::handle_timeout`] once [`CallMedia::poll_timeout`] has
+//! passed. Datagrams to send go straight to the host's [`Transmitter`] as
+//! they are made, so nothing is copied or queued between the legs; events
+//! for the call's control ([`CallMediaEvent`]) are polled. After every
+//! input, poll events until `None`.
+//!
+//! A browser packet, socket to socket: the port hands it to
+//! [`CallMedia::handle_browser`]; the session authenticates and decrypts it
+//! and hands over its audio; the relay converts it if the codecs differ
+//! and gives it to the trunk endpoint, which rewrites the header, protects
+//! it when the trunk is SRTP, and passes it to the [`Transmitter`]. The
+//! trunk direction is the mirror image through [`CallMedia::handle_trunk`].
+//!
+//! Invariants:
+//! - A datagram that does not authenticate changes nothing but counters.
+//! - The browser is gone when nothing authenticated (a consent check,
+//!   DTLS, SRTP) arrived for the disconnect timeout.
+//! - Audio reaches the recorder only while the control side says the
+//!   consent gate is open ([`CallMedia::set_recording`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::driver::{LegStats, RelayObserver};
+use crate::media::MediaError;
+use crate::media::endpoint::{
+    EndpointCore, MediaEvent, MediaFrame, RemoteMedia, StatsReader, Transmit,
+};
+use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
+use crate::media::transcode::Transcoder;
+use crate::recording::mixer::{Channel, MediaTime, SAMPLE_RATE};
+use crate::recording::recorder::{G711Law, RecorderTap};
+use crate::webrtc::{AudioCodec, BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent};
+
+/// Where the host puts the datagrams a call makes.
+pub trait Transmitter {
+    /// A datagram for the browser, from the browser port.
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]);
+    /// A datagram for the trunk, from the socket `transmit.kind` names;
+    /// returns whether the socket took it.
+    fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool;
+}
+
+/// What the call's control learns from its media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMediaEvent {
+    /// A check from this address verified: the port routes it to the call.
+    PeerAddress(SocketAddr),
+    /// The address made room for a newer one: the port forgets it.
+    PeerAddressDropped(SocketAddr),
+    /// ICE or DTLS failed (`ice` tells which).
+    BrowserFailed { ice: bool },
+    /// Nothing authenticated arrived from the browser for too long.
+    BrowserGone,
+}
+
+/// What a call's media is built from.
+pub struct CallMediaParts {
+    pub session: BrowserSession,
+    pub trunk: EndpointCore,
+    pub disconnect_timeout: Duration,
+    pub observer: Arc<dyn RelayObserver>,
+    /// Present when the number records at all.
+    pub tap: Option<RecorderTap>,
+}
+
+/// The media's share of the call's report.
+#[derive(Debug, Clone)]
+pub struct MediaReport {
+    pub browser_codec: &'static str,
+    pub trunk_codec: Option<&'static str>,
+    pub browser: LegStats,
+    pub trunk: LegStats,
+}
+
+/// See the module documentation.
+pub struct CallMedia {
+    session: BrowserSession,
+    trunk: EndpointCore,
+    trunk_stats: StatsReader,
+    observer: Arc<dyn RelayObserver>,
+    disconnect_timeout: Duration,
+    last_heard: Instant,
+    gone: bool,
+    browser_codec: AudioCodec,
+    trunk_codec: Option<AudioCodec>,
+    to_trunk: Option<Transcoder>,
+    to_browser: Option<Transcoder>,
+    /// Turns the trunk's sources into one continuous stream to the browser.
+    rewriter: StreamRewriter,
+    /// Numbering of transcoded packets, the rewriter's input.
+    generated_seq: u16,
+    generated_ts: u32,
+    browser_sent: u64,
+    browser_received: u64,
+    tap: Option<RecorderTap>,
+    recording: bool,
+    events: Vec<CallMediaEvent>,
+}
+
+fn g711_law(codec: AudioCodec) -> Option<G711Law> {
+    match codec {
+        AudioCodec::Pcmu => Some(G711Law::Ulaw),
+        AudioCodec::Pcma => Some(G711Law::Alaw),
+        AudioCodec::Opus => None,
+    }
+}
+
+fn codec_of_payload_type(pt: u8) -> Option<AudioCodec> {
+    match pt {
+        0 => Some(AudioCodec::Pcmu),
+        8 => Some(AudioCodec::Pcma),
+        _ => None,
+    }
+}
+
+impl CallMedia {
+    pub fn new(parts: CallMediaParts, now: Instant) -> Self {
+        let browser_codec = parts.session.media().codec;
+        let rewriter = StreamRewriter::new(
+            StreamStart {
+                ssrc: Ssrc(parts.session.ssrc()),
+                sequence: rand::random(),
+                timestamp: rand::random(),
+            },
+            browser_codec.clock_rate(),
+            now,
+        );
+        Self {
+            trunk_stats: parts.trunk.stats_reader(),
+            session: parts.session,
+            trunk: parts.trunk,
+            observer: parts.observer,
+            disconnect_timeout: parts.disconnect_timeout,
+            last_heard: now,
+            gone: false,
+            browser_codec,
+            trunk_codec: None,
+            to_trunk: None,
+            to_browser: None,
+            rewriter,
+            generated_seq: 0,
+            generated_ts: 0,
+            browser_sent: 0,
+            browser_received: 0,
+            tap: parts.tap,
+            recording: false,
+            events: Vec::new(),
+        }
+    }
+
+    /// A datagram from the browser port, received at `received_at` (the
+    /// kernel's stamp: the start of its relay latency).
+    pub fn handle_browser(
+        &mut self,
+        received_at: Instant,
+        from: SocketAddr,
+        datagram: BytesMut,
+        out: &mut impl Transmitter,
+    ) {
+        // A bad datagram concerns that datagram only.
+        let _ = self.session.handle_datagram(received_at, from, datagram);
+        // Only what authenticated proves the browser is still there.
+        if let Some(heard) = self.session.last_authenticated() {
+            self.last_heard = self.last_heard.max(heard);
+        }
+        self.after_session(received_at, out);
+    }
+
+    /// A datagram from the trunk leg's RTP port (`rtcp_port` false) or RTCP
+    /// port.
+    pub fn handle_trunk(
+        &mut self,
+        received_at: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        rtcp_port: bool,
+        out: &mut impl Transmitter,
+    ) {
+        match self
+            .trunk
+            .handle_datagram(received_at, from, datagram, rtcp_port)
+        {
+            Some(MediaEvent::Frame(frame)) => self.on_trunk_audio(received_at, frame, out),
+            // Digits from the trunk are not relayed to the browser yet.
+            Some(MediaEvent::Dtmf(_)) | None => {}
+        }
+    }
+
+    /// When [`CallMedia::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut due = self.trunk.poll_timeout();
+        if let Some(session) = self.session.poll_timeout() {
+            due = due.min(session);
+        }
+        if !self.gone {
+            due = due.min(self.last_heard + self.disconnect_timeout);
+        }
+        due
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut impl Transmitter) {
+        self.session.handle_timeout(now);
+        self.trunk.handle_timeout(now, |tx| out.to_trunk(tx));
+        if !self.gone && now >= self.last_heard + self.disconnect_timeout {
+            self.gone = true;
+            self.events.push(CallMediaEvent::BrowserGone);
+        }
+        self.after_session(now, out);
+    }
+
+    /// The next event for the call's control.
+    pub fn poll_event(&mut self) -> Option<CallMediaEvent> {
+        (!self.events.is_empty()).then(|| self.events.remove(0))
+    }
+
+    /// The trunk's (re-)negotiated description: address, hold, keys.
+    pub fn apply_trunk_remote(
+        &mut self,
+        now: Instant,
+        remote: &RemoteMedia,
+    ) -> Result<(), MediaError> {
+        self.trunk.apply_remote(now, remote)
+    }
+
+    /// The trunk answered with `codec`.
+    pub fn handle_trunk_answer(&mut self, codec: AudioCodec) {
+        if self.trunk_codec != Some(codec) {
+            self.set_trunk_codec(codec);
+        }
+    }
+
+    /// The trunk moved its media: what the browser hears next starts a new
+    /// source in its stream.
+    pub fn handle_trunk_source_change(&mut self) {
+        self.rewriter.mark_source_change();
+    }
+
+    /// Keypad digits for the trunk, as RFC 4733 events.
+    pub fn send_dtmf(&mut self, now: Instant, digits: &str) -> Result<(), MediaError> {
+        self.trunk.queue_dtmf(now, digits)
+    }
+
+    /// Whether the consent gate is open: audio reaches the recorder only
+    /// while it is.
+    pub fn set_recording(&mut self, open: bool) {
+        self.recording = open && self.tap.is_some();
+    }
+
+    /// Says goodbye on both legs: RTCP BYE and DTLS close_notify to the
+    /// browser, RTCP BYE to the trunk.
+    pub fn close(&mut self, now: Instant, out: &mut impl Transmitter) {
+        self.session.close(now);
+        while let Some(transmit) = self.session.poll_transmit() {
+            out.to_browser(transmit.to, transmit.bytes);
+        }
+        self.trunk.goodbye(|tx| out.to_trunk(tx));
+    }
+
+    pub fn report(&self) -> MediaReport {
+        let trunk = self.trunk_stats.get();
+        let received = self.session.receive_stats();
+        MediaReport {
+            browser_codec: self.browser_codec.name(),
+            trunk_codec: self.trunk_codec.map(AudioCodec::name),
+            browser: LegStats {
+                packets_sent: self.browser_sent,
+                packets_received: self.browser_received,
+                packets_lost: i64::from(received.cumulative_lost()),
+                jitter_ms: received.jitter_duration().as_secs_f64() * 1000.0,
+            },
+            trunk: LegStats {
+                packets_sent: trunk.packets_sent,
+                packets_received: trunk.packets_received,
+                packets_lost: trunk.lost,
+                jitter_ms: trunk.jitter_ms,
+            },
+        }
+    }
+
+    /// Sends what the session has queued and handles its events.
+    fn after_session(&mut self, received_at: Instant, out: &mut impl Transmitter) {
+        while let Some(transmit) = self.session.poll_transmit() {
+            out.to_browser(transmit.to, transmit.bytes);
+        }
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::Audio(frame) => self.on_browser_audio(received_at, frame, out),
+                SessionEvent::PeerAddress(address) => {
+                    self.events.push(CallMediaEvent::PeerAddress(address));
+                }
+                SessionEvent::PeerAddressDropped(address) => {
+                    self.events
+                        .push(CallMediaEvent::PeerAddressDropped(address));
+                }
+                SessionEvent::Connected => {}
+                SessionEvent::Failed { ice } => {
+                    self.observer.browser_connect_failed(ice);
+                    self.events.push(CallMediaEvent::BrowserFailed { ice });
+                }
+            }
+        }
+    }
+
+    fn on_browser_audio(
+        &mut self,
+        received_at: Instant,
+        frame: BrowserFrame,
+        out: &mut impl Transmitter,
+    ) {
+        // The session only hands over the negotiated codec's packets, and
+        // keeps their reception statistics.
+        self.browser_received += 1;
+        let (Some(transcoder), Some(trunk_codec)) = (self.to_trunk.as_mut(), self.trunk_codec)
+        else {
+            return;
+        };
+        let trunk = &mut self.trunk;
+        let tap = self.tap.as_ref().filter(|_| self.recording);
+        let law = g711_law(trunk_codec);
+        let clock_rate = self.browser_codec.clock_rate();
+        // One packet may decode to several 8 kHz frames: each is stamped
+        // with the browser's timestamp of its first sample.
+        let ticks_per_sample = clock_rate / SAMPLE_RATE;
+        let mut samples_before = 0u32;
+        transcoder.convert(&frame.payload, |converted| {
+            let _ = trunk.send_audio(received_at, &converted.payload, converted.ticks, |tx| {
+                out.to_trunk(tx)
+            });
+            if let (Some(tap), Some(law)) = (tap, law) {
+                let time = MediaTime {
+                    rtp: frame
+                        .timestamp
+                        .wrapping_add(samples_before.wrapping_mul(ticks_per_sample)),
+                    clock_rate,
+                };
+                tap.frame(Channel::Visitor, received_at, time, &converted.payload, law);
+                samples_before = samples_before.wrapping_add(converted.payload.len() as u32);
+            }
+        });
+        self.observer.relayed_to_trunk(received_at.elapsed());
+    }
+
+    fn on_trunk_audio(&mut self, now: Instant, frame: MediaFrame, out: &mut impl Transmitter) {
+        let Some(codec) = codec_of_payload_type(frame.payload_type) else {
+            return;
+        };
+        if self.trunk_codec != Some(codec) {
+            self.set_trunk_codec(codec);
+        }
+        if let (Some(tap), true) = (&self.tap, self.recording) {
+            let law = g711_law(codec).unwrap_or(G711Law::Ulaw);
+            let time = MediaTime {
+                rtp: frame.timestamp,
+                clock_rate: codec.clock_rate(),
+            };
+            tap.frame(
+                Channel::Callee,
+                frame.received_at,
+                time,
+                &frame.payload,
+                law,
+            );
+        }
+        self.relay_to_browser(now, &frame);
+        while let Some(transmit) = self.session.poll_transmit() {
+            out.to_browser(transmit.to, transmit.bytes);
+        }
+        self.observer
+            .relayed_to_browser(frame.received_at.elapsed());
+    }
+
+    fn relay_to_browser(&mut self, now: Instant, frame: &MediaFrame) {
+        let Self {
+            to_browser: Some(transcoder),
+            session,
+            rewriter,
+            generated_seq,
+            generated_ts,
+            browser_sent,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let passthrough = transcoder.is_passthrough();
+        transcoder.convert(&frame.payload, |converted| {
+            let input = if passthrough {
+                RewriteInput {
+                    ssrc: Ssrc(0),
+                    sequence: frame.seq,
+                    timestamp: frame.timestamp,
+                    marker: frame.marker,
+                }
+            } else {
+                *generated_seq = generated_seq.wrapping_add(1);
+                *generated_ts = generated_ts.wrapping_add(converted.ticks);
+                RewriteInput {
+                    ssrc: Ssrc(0),
+                    sequence: *generated_seq,
+                    timestamp: *generated_ts,
+                    marker: frame.marker,
+                }
+            };
+            let Some(rewritten) = rewriter.rewrite(now, input) else {
+                return;
+            };
+            let header = OutgoingHeader {
+                payload_type: session.media().payload_type,
+                sequence: rewritten.sequence,
+                timestamp: rewritten.timestamp,
+                marker: rewritten.marker,
+            };
+            if session.send_rtp(now, header, &converted.payload).is_ok() {
+                *browser_sent += 1;
+            }
+        });
+    }
+
+    /// The trunk's codec became known (answer, early media) or changed
+    /// (re-INVITE): rebuild both directions' converters.
+    fn set_trunk_codec(&mut self, codec: AudioCodec) {
+        self.trunk_codec = Some(codec);
+        self.to_trunk = Transcoder::new(self.browser_codec, codec).ok();
+        self.to_browser = Transcoder::new(codec, self.browser_codec).ok();
+        self.rewriter.mark_source_change();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! A call's media in memory: the session's in-memory browser on one side,
+//! a trunk address on the other, and the [`Transmitter`] recording what
+//! each side was sent.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::media::endpoint::EndpointConfig;
+use crate::media::rtp::RtpPacket;
+use crate::media::testing::{remote_at, rtp_packet};
+use crate::webrtc::session::tests::{BROWSER, FakeBrowser, browser_audio, connected};
+
+const TRUNK: &str = "192.0.2.20:30000";
+const DISCONNECT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Wire {
+    to_trunk: Vec<Vec<u8>>,
+    to_browser: Vec<Vec<u8>>,
+}
+
+impl Transmitter for Wire {
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]) {
+        assert_eq!(to, BROWSER.parse::<SocketAddr>().unwrap());
+        self.to_browser.push(bytes.to_vec());
+    }
+
+    fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool {
+        assert_eq!(transmit.to, TRUNK.parse::<SocketAddr>().unwrap());
+        self.to_trunk.push(transmit.bytes.to_vec());
+        true
+    }
+}
+
+/// A connected browser and the call's media, the trunk not yet answered.
+fn call() -> (FakeBrowser, CallMedia, Instant) {
+    let (browser, session, now) = connected();
+    let trunk = EndpointCore::new(&EndpointConfig::default(), now).unwrap();
+    let media = CallMedia::new(
+        CallMediaParts {
+            session,
+            trunk,
+            disconnect_timeout: DISCONNECT,
+            observer: Arc::new(()),
+            tap: None,
+        },
+        now,
+    );
+    (browser, media, now)
+}
+
+fn answer(media: &mut CallMedia, now: Instant) {
+    media
+        .apply_trunk_remote(now, &remote_at(TRUNK.parse().unwrap()))
+        .unwrap();
+    media.handle_trunk_answer(AudioCodec::Pcmu);
+}
+
+fn trunk_packet(sequence: u16, payload: &[u8]) -> Vec<u8> {
+    rtp_packet(0, sequence, 0x7275_6e6b, payload)
+}
+
+fn gone(media: &mut CallMedia) -> bool {
+    std::iter::from_fn(|| media.poll_event()).any(|e| e == CallMediaEvent::BrowserGone)
+}
+
+#[test]
+fn audio_crosses_both_ways_once_the_trunk_has_answered() {
+    let (mut browser, mut media, mut now) = call();
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    let mut wire = Wire::default();
+
+    let early = browser_audio(&mut browser, now, 1);
+    media.handle_browser(now, from, early, &mut wire);
+    assert!(
+        wire.to_trunk.is_empty(),
+        "nothing to a trunk that has not answered"
+    );
+
+    answer(&mut media, now);
+    for sequence in 2..5 {
+        now += Duration::from_millis(20);
+        let audio = browser_audio(&mut browser, now, sequence);
+        media.handle_browser(now, from, audio, &mut wire);
+    }
+    assert_eq!(wire.to_trunk.len(), 3);
+    let relayed = RtpPacket::parse(&wire.to_trunk[0]).unwrap();
+    assert_eq!(relayed.payload_type(), 0);
+    assert_eq!(
+        relayed.payload(),
+        &[0x55; 160][..],
+        "the browser's audio, untouched"
+    );
+
+    for sequence in 0..3 {
+        let packet = trunk_packet(sequence, &[0x2a; 160]);
+        media.handle_trunk(now, TRUNK.parse().unwrap(), &packet, false, &mut wire);
+    }
+    assert_eq!(wire.to_browser.len(), 3);
+    for datagram in &wire.to_browser {
+        browser.deliver(now, datagram);
+    }
+    assert_eq!(
+        browser.received.len(),
+        3,
+        "the browser decrypted every packet"
+    );
+    assert_eq!(browser.received[0].payload.as_ref(), &[0x2a; 160][..]);
+
+    let report = media.report();
+    assert_eq!(
+        (report.browser.packets_received, report.browser.packets_sent),
+        (4, 3)
+    );
+    assert_eq!(
+        (report.trunk.packets_received, report.trunk.packets_sent),
+        (3, 3)
+    );
+}
+
+#[test]
+fn a_stranger_on_the_trunk_port_reaches_nobody() {
+    let (_browser, mut media, now) = call();
+    answer(&mut media, now);
+    let mut wire = Wire::default();
+    let stranger: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+    media.handle_trunk(now, stranger, &trunk_packet(1, &[1; 160]), false, &mut wire);
+    assert!(wire.to_browser.is_empty());
+    assert_eq!(media.report().trunk.packets_received, 0);
+}
+
+#[test]
+fn forged_datagrams_do_not_keep_a_silent_browser_alive() {
+    let (_browser, mut media, mut now) = call();
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    let mut wire = Wire::default();
+    let until = now + DISCONNECT + Duration::from_secs(1);
+    let mut went = false;
+    while now < until && !went {
+        now += Duration::from_millis(250);
+        // RTP-shaped junk and a STUN-shaped request from the browser's own
+        // address: neither authenticates.
+        let mut junk = BytesMut::from(&trunk_packet(9, &[0; 40])[..]);
+        junk[1] = 0;
+        media.handle_browser(now, from, junk, &mut wire);
+        let stun = BytesMut::from(
+            &[
+                0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+            ][..],
+        );
+        media.handle_browser(now, from, stun, &mut wire);
+        if now >= media.poll_timeout() {
+            media.handle_timeout(now, &mut wire);
+        }
+        went = gone(&mut media);
+    }
+    assert!(went, "the browser is gone after the disconnect timeout");
+}
+
+#[test]
+fn authenticated_audio_keeps_the_browser_present() {
+    let (mut browser, mut media, mut now) = call();
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    let mut wire = Wire::default();
+    let until = now + DISCONNECT * 2;
+    let mut sequence = 0;
+    while now < until {
+        now += Duration::from_millis(100);
+        sequence += 1;
+        let audio = browser_audio(&mut browser, now, sequence);
+        media.handle_browser(now, from, audio, &mut wire);
+        if now >= media.poll_timeout() {
+            media.handle_timeout(now, &mut wire);
+        }
+        assert!(!gone(&mut media), "gone while the browser was talking");
+    }
+}
