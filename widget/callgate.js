@@ -55,6 +55,12 @@
   const DTMF_KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
   const CODEC_MIME = { opus: 'audio/opus', pcmu: 'audio/pcmu', pcma: 'audio/pcma' };
   const ACTIVE = ['connecting', 'ringing', 'answered'];
+  /**
+   * How long a failed connection waits for the node's own word on the call:
+   * the node closes DTLS as soon as a call ends, and the browser may see
+   * that close before the events socket brings the reason (busy, no answer).
+   */
+  const FAILED_GRACE_MS = 1500;
 
   const TEXT = {
     idle: 'Ready to call.',
@@ -520,7 +526,10 @@
         this.audio.srcObject = event.streams[0] || new MediaStream([event.track]);
       });
       pc.addEventListener('connectionstatechange', () => {
-        if (pc.connectionState === 'failed' && this.call === call && !call.over) this.finish(call, 'failed');
+        if (pc.connectionState !== 'failed') return;
+        setTimeout(() => {
+          if (this.call === call && !call.over) this.finish(call, 'failed');
+        }, FAILED_GRACE_MS);
       });
       const track = call.stream.getAudioTracks()[0];
       const transceiver = pc.addTransceiver(track, { direction: 'sendrecv', streams: [call.stream] });
