@@ -1,11 +1,14 @@
-//! Calls: the per-call drivers that keep signalling and media in step.
+//! Calls: signalling and media of one call, kept in step.
 //!
-//! - [`trunk_leg`]: the trunk side of one call, a SIP dialog on a route and
-//!   its RTP endpoint, negotiated per RFC 3264 and re-negotiated on
-//!   re-INVITE (hold, unhold, a new media address).
-//!
-//! The browser leg, the call state machine and the relay between the legs
-//! build on this.
+//! - [`media`]: everything the call does to its packets, sans-IO: the
+//!   browser session, the trunk's RTP endpoint core and the relay.
+//! - [`trunk_leg`]: the trunk side's signalling, a SIP dialog on a route,
+//!   negotiated per RFC 3264 and re-negotiated on re-INVITE (hold, unhold,
+//!   a new media address); it hands each description to the media.
+//! - [`state`]: the call's life as the widget and the CDR see it.
+//! - [`driver`]: the task that hosts one call's media on its sockets and
+//!   runs its control (leg events, commands, the consent gate).
+//! - [`service`]: places calls and keeps the live call table.
 
 pub mod driver;
 pub mod media;
