@@ -85,15 +85,19 @@ pub enum BrowserDrop {
     Srtp,
     /// The relay's queue toward the other leg was full.
     QueueFull,
+    /// A check from an address the call has not verified, over the call's
+    /// budget for such checks.
+    UnverifiedCheck,
     Other,
 }
 
 impl BrowserDrop {
-    pub const ALL: [BrowserDrop; 5] = [
+    pub const ALL: [BrowserDrop; 6] = [
         BrowserDrop::Malformed,
         BrowserDrop::UnknownPeer,
         BrowserDrop::Srtp,
         BrowserDrop::QueueFull,
+        BrowserDrop::UnverifiedCheck,
         BrowserDrop::Other,
     ];
 
@@ -103,6 +107,7 @@ impl BrowserDrop {
             BrowserDrop::UnknownPeer => "unknown_peer",
             BrowserDrop::Srtp => "srtp",
             BrowserDrop::QueueFull => "queue_full",
+            BrowserDrop::UnverifiedCheck => "unverified_check",
             BrowserDrop::Other => "other",
         }
     }
@@ -222,7 +227,7 @@ pub struct RelayMetrics {
 /// Dropped-packet counters by leg and reason, resolved once.
 #[derive(Clone)]
 pub struct DropMetrics {
-    browser: [IntCounter; 5],
+    browser: [IntCounter; BrowserDrop::ALL.len()],
     trunk: [IntCounter; 12],
 }
 

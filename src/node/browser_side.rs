@@ -380,6 +380,7 @@ struct PortSnapshot {
     unknown_peer: u64,
     malformed: u64,
     queue_full: u64,
+    unverified_checks: u64,
 }
 
 impl PortSnapshot {
@@ -399,6 +400,11 @@ impl PortSnapshot {
                 &counters.queue_full,
                 &mut self.queue_full,
                 BrowserDrop::QueueFull,
+            ),
+            (
+                &counters.unverified_checks,
+                &mut self.unverified_checks,
+                BrowserDrop::UnverifiedCheck,
             ),
         ];
         for (counter, seen, reason) in pairs {

@@ -23,6 +23,11 @@
 //!   ([`super::kernel_filter`]).
 //! - The receive loop never waits on a call: each call has a bounded inbox,
 //!   and a full inbox costs that datagram only (counted as `queue_full`).
+//! - Checks from addresses a call has not verified (each costs the call an
+//!   HMAC) reach it at most [`UNVERIFIED_CHECKS_PER_SECOND`] a second; the
+//!   rest are shed in the receive loop and counted (`unverified_checks`),
+//!   so a flood of forged checks naming a call cannot crowd its media out
+//!   of its inbox. Checks from verified addresses are not limited.
 //! - An address belongs to at most one call; the first call to learn it
 //!   keeps it until that call forgets it or its [`Registration`] is dropped.
 //! - Datagrams for nobody are counted and dropped; logs never carry addresses.
@@ -53,6 +58,10 @@ use super::demux::{PacketClass, classify, local_ufrag};
 pub const RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// About 2.5 s of 20 ms packets in both directions' worth of control traffic.
 pub const INBOX_CAPACITY: usize = 128;
+/// A browser paces its checks (RFC 8445 §6.1.4.2: one every 50 ms across
+/// all its pairs, plus retransmissions), so 100 a second leaves a real
+/// browser ample room.
+pub const UNVERIFIED_CHECKS_PER_SECOND: u32 = 100;
 
 /// One datagram for a call.
 #[derive(Debug)]
@@ -73,6 +82,8 @@ pub struct PortCounters {
     pub malformed: AtomicU64,
     /// The call's inbox was full.
     pub queue_full: AtomicU64,
+    /// Checks from unverified addresses over a call's budget.
+    pub unverified_checks: AtomicU64,
     pub send_failed: AtomicU64,
 }
 
@@ -82,9 +93,42 @@ struct Route {
     inbox: mpsc::Sender<Datagram>,
 }
 
+/// A call's budget of checks from unverified addresses: a count per
+/// one-second window. Only the receive loop touches it.
+#[derive(Debug)]
+struct CheckBudget {
+    window: Instant,
+    spent: u32,
+}
+
+impl CheckBudget {
+    fn new(now: Instant) -> Self {
+        Self {
+            window: now,
+            spent: 0,
+        }
+    }
+
+    /// Whether one more check fits at `now`.
+    fn take(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window) >= std::time::Duration::from_secs(1) {
+            self.window = now;
+            self.spent = 0;
+        }
+        self.spent += 1;
+        self.spent <= UNVERIFIED_CHECKS_PER_SECOND
+    }
+}
+
+/// What the port keeps per ICE fragment.
+struct FragmentRoute {
+    route: Route,
+    budget: CheckBudget,
+}
+
 struct Shared {
     send_socket: std::net::UdpSocket,
-    by_ufrag: DashMap<String, Route>,
+    by_ufrag: DashMap<String, FragmentRoute>,
     by_addr: DashMap<SocketAddr, Route>,
     counters: Arc<PortCounters>,
     next_call: AtomicU64,
@@ -150,9 +194,12 @@ impl BrowserPort {
         match self.shared.by_ufrag.entry(ufrag.to_owned()) {
             dashmap::Entry::Occupied(_) => return None,
             dashmap::Entry::Vacant(slot) => {
-                slot.insert(Route {
-                    call,
-                    inbox: inbox.clone(),
+                slot.insert(FragmentRoute {
+                    route: Route {
+                        call,
+                        inbox: inbox.clone(),
+                    },
+                    budget: CheckBudget::new(Instant::now()),
                 });
             }
         }
@@ -209,7 +256,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.shared
             .by_ufrag
-            .remove_if(&self.ufrag, |_, route| route.call == self.call);
+            .remove_if(&self.ufrag, |_, entry| entry.route.call == self.call);
         self.shared
             .by_addr
             .retain(|_, route| route.call != self.call);
@@ -276,9 +323,13 @@ fn route(shared: &Shared, from: SocketAddr, datagram: &[u8], received_at: Instan
     let known = shared.by_addr.get(&from).map(|r| r.clone());
     let route = match known {
         Some(route) => route,
-        None => match by_fragment(shared, datagram, class) {
-            Some(route) => route,
-            None => {
+        None => match by_fragment(shared, datagram, class, received_at) {
+            Fragment::Route(route) => route,
+            Fragment::OverBudget => {
+                counters.unverified_checks.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Fragment::Unknown => {
                 counters.unknown_peer.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -294,14 +345,27 @@ fn route(shared: &Shared, from: SocketAddr, datagram: &[u8], received_at: Instan
     }
 }
 
+enum Fragment {
+    Route(Route),
+    OverBudget,
+    Unknown,
+}
+
 /// A STUN check from an address no call knows yet names the call by our
-/// fragment; the call learns the address only once the check verified.
-fn by_fragment(shared: &Shared, datagram: &[u8], class: PacketClass) -> Option<Route> {
-    if class != PacketClass::Stun {
-        return None;
+/// fragment, within the call's budget; the call learns the address only
+/// once the check verified.
+fn by_fragment(shared: &Shared, datagram: &[u8], class: PacketClass, now: Instant) -> Fragment {
+    let ufrag = match class {
+        PacketClass::Stun => local_ufrag(datagram),
+        _ => None,
+    };
+    let Some(mut entry) = ufrag.and_then(|ufrag| shared.by_ufrag.get_mut(ufrag)) else {
+        return Fragment::Unknown;
+    };
+    match entry.budget.take(now) {
+        true => Fragment::Route(entry.route.clone()),
+        false => Fragment::OverBudget,
     }
-    let ufrag = local_ufrag(datagram)?;
-    shared.by_ufrag.get(ufrag).map(|route| route.clone())
 }
 
 #[cfg(test)]
@@ -392,5 +456,49 @@ mod tests {
         );
         assert_eq!(counters.malformed.load(Ordering::Relaxed), 0);
         assert_eq!(port.registered(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_checks_naming_a_call_is_shed_past_its_budget() {
+        let port = BrowserPort::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let (registration, mut inbox) = port.register("fragA").unwrap();
+        let (_other, mut other_inbox) = port.register("fragB").unwrap();
+        let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let browser = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = port.local_addr();
+        let flood = 3 * UNVERIFIED_CHECKS_PER_SECOND;
+        for _ in 0..flood {
+            attacker.send_to(&check_for("fragA"), to).await.unwrap();
+        }
+        // The other call's checks and the verified browser's media are
+        // not part of that budget.
+        let other_browser = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        other_browser
+            .send_to(&check_for("fragB"), to)
+            .await
+            .unwrap();
+        registration.learn(browser.local_addr().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        browser.send_to(&[0x80, 0, 0, 1], to).await.unwrap();
+        browser.send_to(&check_for("fragA"), to).await.unwrap();
+
+        let mut routed = 0;
+        let mut from_browser = 0;
+        while let Some(datagram) = next(&mut inbox).await {
+            match datagram.from == browser.local_addr().unwrap() {
+                true => from_browser += 1,
+                false => routed += 1,
+            }
+        }
+        assert_eq!(routed, UNVERIFIED_CHECKS_PER_SECOND, "the budget, no more");
+        assert_eq!(from_browser, 2, "the verified address is not limited");
+        assert!(
+            next(&mut other_inbox).await.is_some(),
+            "another call's check"
+        );
+        let shed = port.counters().unverified_checks.load(Ordering::Relaxed);
+        assert_eq!(shed, u64::from(flood - UNVERIFIED_CHECKS_PER_SECOND));
     }
 }
