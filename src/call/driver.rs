@@ -216,15 +216,22 @@ pub async fn run(parts: CallParts) -> CallReport {
     };
     let mut rtp_buf = vec![0u8; TRUNK_RECV_BUFFER];
     let mut rtcp_buf = vec![0u8; TRUNK_RECV_BUFFER];
+    // One timer for the call's life, moved only when the media's deadline
+    // moves: most packets leave it where it is.
+    let timer = tokio::time::sleep_until(driver.media.poll_timeout().into());
+    tokio::pin!(timer);
     loop {
-        let deadline = driver.media.poll_timeout();
+        let deadline = tokio::time::Instant::from_std(driver.media.poll_timeout());
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
         let input = tokio::select! {
             datagram = inbox.recv() => Input::Browser(datagram),
             received = sockets.rtp.recv_from(&mut rtp_buf) => Input::TrunkRtp(received),
             received = sockets.rtcp.recv_from(&mut rtcp_buf) => Input::TrunkRtcp(received),
             event = driver.leg.next_event() => Input::Leg(event),
             command = commands.recv() => Input::Command(command),
-            () = tokio::time::sleep_until(deadline.into()) => Input::Timer,
+            () = &mut timer => Input::Timer,
         };
         let mut out = Sockets {
             registration: &driver.registration,
