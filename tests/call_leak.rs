@@ -16,7 +16,7 @@ use std::time::Duration;
 use callgate::store::Store;
 use serde_json::Value;
 
-use support::ports::{free_tcp_port, free_udp_port};
+use support::ports::{free_browser_ports, free_tcp_port, free_udp_port};
 use support::wait_until;
 
 const NODE_BIN: &str = env!("CARGO_BIN_EXE_callgate");
@@ -51,7 +51,10 @@ impl Node {
             .env("CALLGATE_DATA_DIR", dir.path().join("data"))
             .env("CALLGATE_SIP_LISTEN_UDP", udp())
             .env("CALLGATE_ECHO_TRUNK_LISTEN", udp())
-            .env("CALLGATE_WEBRTC_LISTEN", udp())
+            .env(
+                "CALLGATE_WEBRTC_LISTEN",
+                format!("127.0.0.1:{}", free_browser_ports()),
+            )
             .env("CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP", "10000")
             .env("CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_WIDGET", "100000")
             .stdin(Stdio::null())

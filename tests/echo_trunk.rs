@@ -50,7 +50,7 @@ fn echo_trunk_answers_a_sipp_call_and_echoes_its_speech() {
         .env("CALLGATE_ECHO_TRUNK_LISTEN", echo.to_string())
         .env(
             "CALLGATE_WEBRTC_LISTEN",
-            loopback(ports::free_udp_port()).to_string(),
+            loopback(ports::free_browser_ports()).to_string(),
         )
         // Clear of the ports the test harness hands out to peers.
         .env("CALLGATE_MEDIA_RTP_PORT_MIN", "13000")

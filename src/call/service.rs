@@ -1,9 +1,9 @@
 //! [`CallService`]: places browser calls and keeps the live call table.
 //!
-//! Placing a call checks the offer, picks the browser leg's codec, claims
-//! an ICE username fragment on the shared browser port, answers the offer,
-//! starts the trunk leg towards the widget's number and spawns the call's
-//! driver. When the driver returns, the CDR row is written, its
+//! Placing a call checks the offer, picks the browser leg's codec and the
+//! media shard with the fewest calls, answers the offer with that shard's
+//! port as the candidate, hands the call's media to the shard, starts the
+//! trunk leg towards the widget's number and spawns the call's driver. When the driver returns, the CDR row is written, its
 //! `call.ended` webhook queued, and the call leaves the table. The callee always comes from the widget's number: the
 //! request that places a call has no say in where it goes.
 
@@ -18,9 +18,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::driver::{self, CallCommand, CallParts, CallReport, CallView, RelayObserver};
+use super::media::{CallMedia, CallMediaParts};
+use super::shard::{Engine, NewCall};
 use super::state::EndedBy;
 use super::{LocalPorts, MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
+use crate::media::endpoint::{EndpointConfig, EndpointCore};
 use crate::media::ports::PortAllocator;
 use crate::media::sdp::Codec;
 use crate::metrics::Metrics;
@@ -33,7 +36,7 @@ use crate::store::{
     WidgetRoute,
 };
 use crate::webhooks::Webhooks;
-use crate::webrtc::{BrowserPort, BrowserSession, OfferError, SessionSettings, WebrtcError};
+use crate::webrtc::{BrowserSession, OfferError, SessionSettings, WebrtcError};
 
 /// Commands queued per call; a visitor cannot usefully send more.
 const COMMAND_CAPACITY: usize = 16;
@@ -74,8 +77,10 @@ pub struct PlacedCall {
 /// What the service needs from the rest of the node.
 pub struct CallServiceParts {
     pub node_id: String,
-    pub port: BrowserPort,
-    pub settings: SessionSettings,
+    pub engine: Engine,
+    /// Each shard's session settings (its port is the candidate), in shard
+    /// order.
+    pub settings: Vec<SessionSettings>,
     pub agent: SipAgent,
     pub ports: Arc<PortAllocator>,
     pub plan: MediaPlan,
@@ -166,14 +171,13 @@ impl CallService {
             .map_or(&[][..], Vec::as_slice);
         let media = offered.choose(parts.browser_codec, trunk_codecs)?;
         let (ufrag, pwd) = (random_string(16), random_string(32));
-        let (registration, inbox) = parts.port.register(&ufrag).ok_or(PlaceError::Capacity)?;
+        let shard = parts.engine.pick();
+        let settings = parts
+            .settings
+            .get(shard.index())
+            .ok_or(PlaceError::Capacity)?;
         let now = tokio::time::Instant::now().into_std();
-        let (session, answer) =
-            BrowserSession::answer(&parts.settings, offer, media, &ufrag, &pwd, now)?;
-        let request = CallRequest {
-            route: widget.trunk.clone(),
-            callee: widget.e164.clone(),
-        };
+        let (session, answer) = BrowserSession::answer(settings, offer, media, &ufrag, &pwd, now)?;
         let trunk_ports = parts
             .ports
             .allocate(parts.plan.bind_ip)
@@ -182,9 +186,40 @@ impl CallService {
             rtp: trunk_ports.lease.rtp_port(),
             rtcp: trunk_ports.lease.rtcp_port(),
         };
-        let leg = TrunkLeg::start(&parts.agent, local, parts.plan.announce_ip, request)
-            .map_err(|_| PlaceError::Capacity)?;
         let call_id = uuid::Uuid::new_v4().to_string();
+        let recorder = self.recorder_for(widget, &call_id);
+        let trunk =
+            EndpointCore::new(&EndpointConfig::default(), now).map_err(|_| PlaceError::Capacity)?;
+        let call_media = CallMedia::new(
+            CallMediaParts {
+                session,
+                trunk,
+                disconnect_timeout: parts.disconnect_timeout,
+                observer: parts.observer.clone(),
+                tap: recorder.as_ref().map(RecorderHandle::tap),
+            },
+            now,
+        );
+        let new_call = NewCall {
+            ufrag,
+            media: call_media,
+            trunk_ports,
+        };
+        let link = parts
+            .engine
+            .start_call(shard, new_call)
+            .ok_or(PlaceError::Capacity)?;
+        let request = CallRequest {
+            route: widget.trunk.clone(),
+            callee: widget.e164.clone(),
+        };
+        let leg = match TrunkLeg::start(&parts.agent, local, parts.plan.announce_ip, request) {
+            Ok(leg) => leg,
+            Err(_) => {
+                tokio::spawn(link.close());
+                return Err(PlaceError::Capacity);
+            }
+        };
         let token = random_string(32);
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (view_tx, view) = watch::channel(CallView::default());
@@ -198,17 +233,13 @@ impl CallService {
             },
         );
         let call_parts = CallParts {
-            session,
-            registration,
-            inbox,
+            media: link,
+            browser_codec: media.codec,
             leg,
-            trunk_ports,
             commands,
             view: view_tx,
-            disconnect_timeout: parts.disconnect_timeout,
-            observer: parts.observer.clone(),
             gate: ConsentGate::new(widget.recording, widget.on_revoke, consent),
-            recorder: self.recorder_for(widget, &call_id),
+            recorder,
         };
         let privacy_ref = super::privacy_ref::new_privacy_ref();
         let context = CdrContext {

@@ -61,11 +61,16 @@ pub struct IceServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebrtcConfig {
-    /// The one UDP port all browser calls share (ICE-lite, RFC 8445 §2.5).
+    /// The first media shard's UDP port, which its browser calls share
+    /// (ICE-lite, RFC 8445 §2.5); shard `i` listens on this port + `i`.
     pub listen: SocketAddr,
     /// The address put into ICE candidates when the node sits behind NAT
-    /// (the mapped public address and port); `listen` when unset.
+    /// (the mapped public address and the first shard's port, the others
+    /// following it); `listen` when unset.
     pub public_address: Option<SocketAddr>,
+    /// Media shard threads, each pinned to a core with a browser port of
+    /// its own; 0 for one per core the node may run on.
+    pub shards: u16,
     pub browser_codec: BrowserCodec,
     /// A browser that sends nothing (no STUN consent check, RFC 7675 §5.1,
     /// and no media) for this long is gone, and the call is hung up.
@@ -82,6 +87,20 @@ impl WebrtcConfig {
         self.public_address.unwrap_or(self.listen)
     }
 
+    /// The candidate of shard `index`, whose browser port is bound to
+    /// `local`: behind NAT, the public address with the public port moved
+    /// on by the shard's index.
+    pub fn shard_candidate(&self, index: usize, local: SocketAddr) -> SocketAddr {
+        match self.public_address {
+            Some(mut public) => {
+                let port = usize::from(public.port()).saturating_add(index);
+                public.set_port(u16::try_from(port).unwrap_or(u16::MAX));
+                public
+            }
+            None => local,
+        }
+    }
+
     pub fn disconnect_timeout(&self) -> Duration {
         Duration::from_secs(self.disconnect_timeout_secs.into())
     }
@@ -96,6 +115,7 @@ impl Default for WebrtcConfig {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
             public_address: None,
+            shards: 0,
             browser_codec: BrowserCodec::G711,
             disconnect_timeout_secs: 15,
             ice_servers: Vec::new(),
@@ -213,6 +233,7 @@ pub(super) fn check_webrtc(webrtc: &mut WebrtcConfig, env: &BTreeMap<String, Str
         webrtc.turn_credential_ttl_secs,
         60..=86_400,
     );
+    at.range("shards", webrtc.shards, 0..=64);
     if let Some(public) = webrtc.public_address {
         if public.ip().is_unspecified() || public.port() == 0 {
             at.bad(

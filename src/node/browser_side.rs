@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::TrunkSide;
 use crate::call::service::{CallService, CallServiceParts};
+use crate::call::shard::{Engine, EngineError, EngineSettings};
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::http::admin::{self, AdminState, NodeControl};
@@ -26,9 +27,9 @@ use crate::recording::storage::RecordingStorage;
 use crate::recording::uploader::{PendingUpload, UploadRetry, Uploader, UploaderParts};
 use crate::store::{Store, StoreError};
 use crate::webhooks::{self, Webhooks, WorkerSettings};
-use crate::webrtc::{BrowserPort, PortCounters, SessionSettings, WebrtcError};
+use crate::webrtc::{PortCounters, SessionSettings, WebrtcError};
 
-/// How often the shared port's drop counters are copied into the metrics.
+/// How often the browser ports' drop counters are copied into the metrics.
 const PORT_COUNTER_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub enum BrowserSideError {
         addr: std::net::SocketAddr,
         error: std::io::Error,
     },
+    #[error("{0}")]
+    Engine(EngineError),
     #[error(transparent)]
     Webrtc(#[from] WebrtcError),
     #[error("metrics: {0}")]
@@ -52,7 +55,7 @@ pub struct BrowserSide {
     pub routes: Router,
     pub calls: CallService,
     pub metrics: Arc<Metrics>,
-    port_counters: Arc<PortCounters>,
+    port_counters: Vec<Arc<PortCounters>>,
     store: Store,
     recording_storage: RecordingStorage,
     cdr_retention: Duration,
@@ -84,17 +87,28 @@ impl BrowserSide {
             store.seed_demo().await?;
         }
         let webrtc = &config.webrtc;
-        let port =
-            BrowserPort::bind(webrtc.listen)
-                .await
-                .map_err(|error| BrowserSideError::Bind {
-                    addr: webrtc.listen,
-                    error,
-                })?;
-        warn_on_small_buffer(&port);
-        let candidate = webrtc.public_address.unwrap_or(port.local_addr());
-        let port_counters = port.counters();
-        let settings = SessionSettings::new(candidate, crate::webrtc::generate_certificate()?);
+        let engine = Engine::start(EngineSettings {
+            listen: webrtc.listen,
+            shards: usize::from(webrtc.shards),
+            pin: true,
+        })
+        .map_err(|error| match error {
+            EngineError::Bind { addr, error } => BrowserSideError::Bind { addr, error },
+            other => BrowserSideError::Engine(other),
+        })?;
+        warn_on_small_buffer(&engine);
+        tracing::info!(shards = engine.shard_count(), "media shards started");
+        let port_counters = engine.counters();
+        let certificate = crate::webrtc::generate_certificate()?;
+        let settings = engine
+            .local_addrs()
+            .into_iter()
+            .enumerate()
+            .map(|(index, local)| {
+                let candidate = webrtc.shard_candidate(index, local);
+                SessionSettings::new(candidate, certificate.clone())
+            })
+            .collect();
         let recording_storage = crate::recording::setup::storage(config)?;
         let keys = Arc::new(crate::recording::setup::key_ring(config)?);
         seal_webhook_secrets(&store, &keys).await;
@@ -103,7 +117,7 @@ impl BrowserSide {
             start_uploads(&store, &recording_storage, &metrics, &webhooks).await;
         let calls = CallService::new(CallServiceParts {
             node_id: config.node.id.to_string(),
-            port,
+            engine,
             settings,
             agent: trunk_side.agent.clone(),
             ports: trunk_side.ports.clone(),
@@ -338,19 +352,18 @@ async fn seal_webhook_secrets(store: &Store, keys: &KeyRing) {
 
 /// A capped receive buffer drops datagrams under load long before the CPU
 /// is busy; say so once, at start, with the setting that lifts the cap.
-fn warn_on_small_buffer(port: &BrowserPort) {
+fn warn_on_small_buffer(engine: &Engine) {
     let wanted = crate::webrtc::port::RECV_BUFFER_BYTES;
-    match port.recv_buffer_size() {
-        // Linux reports twice what it set aside; half of what we asked
-        // for still holds some 80 ms of 1,000 calls.
-        Ok(reported) if reported / 2 < wanted / 2 => tracing::warn!(
+    // Linux reports twice what it set aside; half of what we asked for
+    // still holds some 80 ms of 1,000 calls.
+    let reported = engine.recv_buffer_size();
+    if reported / 2 < wanted / 2 {
+        tracing::warn!(
             granted_kib = reported / 2 / 1024,
             wanted_kib = wanted / 1024,
-            "the browser port's receive buffer is capped by net.core.rmem_max; \
+            "the browser ports' receive buffers are capped by net.core.rmem_max; \
              raise it for many concurrent calls"
-        ),
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "cannot read the browser port's receive buffer size"),
+        );
     }
 }
 
@@ -379,36 +392,36 @@ fn route_codecs(config: &Config) -> HashMap<String, Vec<sdp::Codec>> {
 struct PortSnapshot {
     unknown_peer: u64,
     malformed: u64,
-    queue_full: u64,
     unverified_checks: u64,
 }
 
 impl PortSnapshot {
-    fn copy_into(&mut self, counters: &PortCounters, metrics: &Metrics) {
+    /// Adds what every shard's port counted since the last copy.
+    fn copy_into(&mut self, shards: &[Arc<PortCounters>], metrics: &Metrics) {
+        let total = |counter: fn(&PortCounters) -> &AtomicU64| -> u64 {
+            shards
+                .iter()
+                .map(|counters| counter(counters).load(Ordering::Relaxed))
+                .sum()
+        };
         let pairs = [
             (
-                &counters.unknown_peer,
+                total(|c| &c.unknown_peer),
                 &mut self.unknown_peer,
                 BrowserDrop::UnknownPeer,
             ),
             (
-                &counters.malformed,
+                total(|c| &c.malformed),
                 &mut self.malformed,
                 BrowserDrop::Malformed,
             ),
             (
-                &counters.queue_full,
-                &mut self.queue_full,
-                BrowserDrop::QueueFull,
-            ),
-            (
-                &counters.unverified_checks,
+                total(|c| &c.unverified_checks),
                 &mut self.unverified_checks,
                 BrowserDrop::UnverifiedCheck,
             ),
         ];
-        for (counter, seen, reason) in pairs {
-            let now = counter.load(Ordering::Relaxed);
+        for (now, seen, reason) in pairs {
             metrics
                 .drops
                 .browser(reason)

@@ -2,9 +2,9 @@
 //!
 //! - [`offer`] checks a browser's offer and picks the leg's codec;
 //! - [`answer`] writes the SDP answer;
-//! - [`port`] owns the one UDP port all calls share and routes datagrams
-//!   to calls (ICE-lite: the browser checks, we answer), read in
-//!   [`batch`]es with kernel receive timestamps;
+//! - [`port`] binds a UDP port many calls share and routes its datagrams
+//!   to calls (ICE-lite: the browser checks, we answer); its host reads it
+//!   in [`batch`]es with kernel receive timestamps;
 //! - [`session`] is one call's browser leg, sans-IO: ICE-lite ([`stun`]),
 //!   DTLS-SRTP with the browser's fingerprint checked ([`dtls`], on the
 //!   webrtc-rs project's sans-IO DTLS), then SRTP in place
@@ -16,8 +16,9 @@
 //! - [`turn_rest`] makes the short-lived TURN credentials browsers get.
 //!
 //! Only the handshake runs through a WebRTC library; every packet after it
-//! is ours: one socket serves every call, and the port's receive loop hands
-//! datagrams to each call's task over a bounded channel and never waits.
+//! is ours: one socket serves all the calls of a media shard
+//! ([`crate::call::shard`]), which reads it and runs each call's session
+//! in the same thread.
 
 pub mod answer;
 pub mod batch;
@@ -32,7 +33,7 @@ pub mod stun;
 pub mod turn_rest;
 
 pub use offer::{AudioCodec, BrowserMedia, OfferError};
-pub use port::{BrowserPort, Datagram, PortCounters, Registration};
+pub use port::{BrowserRoutes, PortCounters, Routed};
 pub use session::{
     BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings, Transmit,
 };

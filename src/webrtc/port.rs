@@ -1,100 +1,102 @@
-//! [`BrowserPort`]: the one UDP port every browser call shares.
+//! The browser port: how a UDP port that many calls share is bound, and
+//! [`BrowserRoutes`], its routing table, sans-IO.
 //!
 //! A browser's first datagrams are STUN connectivity checks whose USERNAME
-//! starts with our ICE username fragment, which is random per call; the port
-//! routes those to the call that owns the fragment. The call's session
-//! verifies each check (MESSAGE-INTEGRITY under the call's ICE password)
-//! and only then has the port learn the browser's address (a
-//! peer-reflexive candidate, RFC 8445 §7.3.1.3) through
-//! [`Registration::learn`]. Every later datagram (DTLS, SRTP, SRTCP,
-//! consent checks) is routed by its source address, and the session
-//! authenticates it too (DTLS fingerprint, SRTP tags), so a forged datagram
-//! can at worst be dropped by the call it reached, and forged checks teach
-//! the port nothing.
+//! starts with our ICE username fragment, which is random per call; the
+//! table routes those to the call that owns the fragment. The call's
+//! session verifies each check (MESSAGE-INTEGRITY under the call's ICE
+//! password) and only then does the host have the table learn the
+//! browser's address (a peer-reflexive candidate, RFC 8445 §7.3.1.3).
+//! Every later datagram (DTLS, SRTP, SRTCP, consent checks) is routed by
+//! its source address, and the session authenticates it too (DTLS
+//! fingerprint, SRTP tags), so a forged datagram can at worst be dropped
+//! by the call it reached, and forged checks teach the table nothing.
 //!
 //! Invariants:
-//! - The receive loop reads in batches ([`super::batch`]) and stamps each
-//!   datagram with the kernel's receive time, so relay latency counts the
-//!   time a datagram waited in the socket's queue.
 //! - The socket asks the kernel for a receive buffer of
-//!   [`RECV_BUFFER_BYTES`]: one port carries every call, so a short stall of
-//!   the receive loop must not cost datagrams.
+//!   [`RECV_BUFFER_BYTES`]: one port carries many calls, so a short stall
+//!   of its reader must not cost datagrams.
 //! - Datagrams that are neither STUN, DTLS nor RTP never leave the kernel
-//!   ([`super::kernel_filter`]).
-//! - The receive loop never waits on a call: each call has a bounded inbox,
-//!   and a full inbox costs that datagram only (counted as `queue_full`).
+//!   ([`super::kernel_filter`]); the table refuses any that do.
 //! - Checks from addresses a call has not verified (each costs the call an
 //!   HMAC) reach it at most [`UNVERIFIED_CHECKS_PER_SECOND`] a second; the
-//!   rest are shed in the receive loop and counted (`unverified_checks`),
-//!   so a flood of forged checks naming a call cannot crowd its media out
-//!   of its inbox. Checks from verified addresses are not limited.
+//!   rest are shed ([`Routed::OverBudget`]), so a flood of forged checks
+//!   naming a call cannot crowd its media out. Checks from verified
+//!   addresses are not limited.
 //! - An address belongs to at most one call; the first call to learn it
-//!   keeps it until that call forgets it or its [`Registration`] is dropped.
-//! - Datagrams for nobody are counted and dropped; logs never carry addresses.
+//!   keeps it until that call forgets it or leaves the table.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use dashmap::DashMap;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use super::batch::{ReceiveBatch, Received, enable_timestamps};
+use super::batch::enable_timestamps;
 use super::demux::{PacketClass, classify, local_ufrag};
 
-/// The kernel receive buffer asked for on the shared port. Every call's
-/// datagrams queue here whenever the receive loop is not running, and the
-/// kernel drops what does not fit: its default (about 200 KiB, some 13 ms
-/// of 300 calls) overflowed under load. 8 MiB holds about 160 ms of 1,000
-/// calls at 50 packets a second, counting the ~1 KiB Linux charges per
-/// small datagram. The kernel caps it at `net.core.rmem_max`.
+/// The kernel receive buffer asked for on a browser port. Every call's
+/// datagrams queue here whenever its reader is not running, and the kernel
+/// drops what does not fit: its default (about 200 KiB, some 13 ms of 300
+/// calls) overflowed under load. 8 MiB holds about 160 ms of 1,000 calls at
+/// 50 packets a second, counting the ~1 KiB Linux charges per small
+/// datagram. The kernel caps it at `net.core.rmem_max`.
 pub const RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
-/// About 2.5 s of 20 ms packets in both directions' worth of control traffic.
-pub const INBOX_CAPACITY: usize = 128;
 /// A browser paces its checks (RFC 8445 §6.1.4.2: one every 50 ms across
 /// all its pairs, plus retransmissions), so 100 a second leaves a real
 /// browser ample room.
 pub const UNVERIFIED_CHECKS_PER_SECOND: u32 = 100;
 
-/// One datagram for a call.
-#[derive(Debug)]
-pub struct Datagram {
-    pub from: SocketAddr,
-    pub bytes: BytesMut,
-    pub received_at: Instant,
-}
-
-/// Counters of the shared port, read by the metrics exporter.
+/// Counters of a browser port, read by the metrics exporter.
 #[derive(Debug, Default)]
 pub struct PortCounters {
     pub received: AtomicU64,
     pub sent: AtomicU64,
     /// From an address no call knows, or STUN for an unknown fragment.
     pub unknown_peer: AtomicU64,
-    /// Neither STUN, DTLS nor RTP (RFC 7983).
+    /// Neither STUN, DTLS nor RTP (RFC 7983), or truncated.
     pub malformed: AtomicU64,
-    /// The call's inbox was full.
-    pub queue_full: AtomicU64,
     /// Checks from unverified addresses over a call's budget.
     pub unverified_checks: AtomicU64,
     pub send_failed: AtomicU64,
 }
 
-#[derive(Clone)]
-struct Route {
-    call: u64,
-    inbox: mpsc::Sender<Datagram>,
+/// A non-blocking UDP socket on `listen`, with the kernel filter attached,
+/// receive timestamps on and [`RECV_BUFFER_BYTES`] asked for; a smaller
+/// buffer than asked is no reason not to serve.
+pub fn bind_socket(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER_BYTES);
+    super::kernel_filter::attach(&socket)?;
+    // Without kernel timestamps, latency is counted from the read.
+    let _ = enable_timestamps(&socket);
+    socket.set_nonblocking(true)?;
+    socket.bind(&listen.into())?;
+    Ok(socket.into())
+}
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed<K> {
+    Call(K),
+    /// Neither STUN, DTLS nor RTP.
+    Malformed,
+    /// From an address no call knows, and not a check naming a call.
+    Unknown,
+    /// A check naming a call from an unverified address, over the call's
+    /// budget.
+    OverBudget,
 }
 
 /// A call's budget of checks from unverified addresses: a count per
-/// one-second window. Only the receive loop touches it.
+/// one-second window.
 #[derive(Debug)]
 struct CheckBudget {
     window: Instant,
@@ -111,267 +113,104 @@ impl CheckBudget {
 
     /// Whether one more check fits at `now`.
     fn take(&mut self, now: Instant) -> bool {
-        if now.saturating_duration_since(self.window) >= std::time::Duration::from_secs(1) {
+        if now.saturating_duration_since(self.window) >= Duration::from_secs(1) {
             self.window = now;
             self.spent = 0;
         }
-        self.spent += 1;
+        self.spent = self.spent.saturating_add(1);
         self.spent <= UNVERIFIED_CHECKS_PER_SECOND
     }
 }
 
-/// What the port keeps per ICE fragment.
-struct FragmentRoute {
-    route: Route,
-    budget: CheckBudget,
+/// See the module documentation. `K` names a call to its host.
+#[derive(Debug)]
+pub struct BrowserRoutes<K> {
+    by_ufrag: HashMap<String, (K, CheckBudget)>,
+    by_addr: HashMap<SocketAddr, K>,
 }
 
-struct Shared {
-    send_socket: std::net::UdpSocket,
-    by_ufrag: DashMap<String, FragmentRoute>,
-    by_addr: DashMap<SocketAddr, Route>,
-    counters: Arc<PortCounters>,
-    next_call: AtomicU64,
+impl<K> Default for BrowserRoutes<K> {
+    fn default() -> Self {
+        Self {
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+        }
+    }
 }
 
-/// See the module documentation.
-pub struct BrowserPort {
-    shared: Arc<Shared>,
-    local: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-/// A call's claim on the port; dropping it forgets the call's fragment and
-/// addresses.
-pub struct Registration {
-    shared: Arc<Shared>,
-    call: u64,
-    ufrag: String,
-    inbox: mpsc::Sender<Datagram>,
-}
-
-impl BrowserPort {
-    /// Binds `listen` and starts the receive loop.
-    pub async fn bind(listen: SocketAddr) -> io::Result<Self> {
-        let send_socket = bind_socket(listen)?;
-        let local = send_socket.local_addr()?;
-        let recv_socket = UdpSocket::from_std(send_socket.try_clone()?)?;
-        let shared = Arc::new(Shared {
-            send_socket,
-            by_ufrag: DashMap::new(),
-            by_addr: DashMap::new(),
-            counters: Arc::default(),
-            next_call: AtomicU64::new(1),
-        });
-        let task = tokio::spawn(receive_loop(recv_socket, shared.clone()));
-        Ok(Self {
-            shared,
-            local,
-            task,
-        })
-    }
-
-    /// The bound address (useful when `listen` had port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// The receive buffer the kernel granted, in bytes (Linux reports
-    /// twice what was set, its bookkeeping overhead included).
-    pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        socket2::SockRef::from(&self.shared.send_socket).recv_buffer_size()
-    }
-
-    pub fn counters(&self) -> Arc<PortCounters> {
-        self.shared.counters.clone()
-    }
-
-    /// Routes checks for `ufrag` to a new inbox. `None` if the fragment is
+impl<K: Copy + Eq> BrowserRoutes<K> {
+    /// Routes checks naming `ufrag` to `call`; false if the fragment is
     /// taken (fragments are random, so this means a bug or a collision).
-    pub fn register(&self, ufrag: &str) -> Option<(Registration, mpsc::Receiver<Datagram>)> {
-        let call = self.shared.next_call.fetch_add(1, Ordering::Relaxed);
-        let (inbox, rx) = mpsc::channel(INBOX_CAPACITY);
-        match self.shared.by_ufrag.entry(ufrag.to_owned()) {
-            dashmap::Entry::Occupied(_) => return None,
-            dashmap::Entry::Vacant(slot) => {
-                slot.insert(FragmentRoute {
-                    route: Route {
-                        call,
-                        inbox: inbox.clone(),
-                    },
-                    budget: CheckBudget::new(Instant::now()),
-                });
+    pub fn register(&mut self, ufrag: &str, call: K, now: Instant) -> bool {
+        match self.by_ufrag.entry(ufrag.to_owned()) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                slot.insert((call, CheckBudget::new(now)));
+                true
             }
         }
-        let registration = Registration {
-            shared: self.shared.clone(),
-            call,
-            ufrag: ufrag.to_owned(),
-            inbox,
-        };
-        Some((registration, rx))
     }
 
-    /// Calls currently registered.
-    pub fn registered(&self) -> usize {
-        self.shared.by_ufrag.len()
-    }
-}
-
-impl Drop for BrowserPort {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Registration {
-    /// Routes `address`'s datagrams to this call, once the session verified
-    /// a check from it. An address another call holds stays that call's.
-    pub fn learn(&self, address: SocketAddr) {
-        self.shared.by_addr.entry(address).or_insert_with(|| Route {
-            call: self.call,
-            inbox: self.inbox.clone(),
-        });
-    }
-
-    /// Stops routing `address` to this call.
-    pub fn forget(&self, address: SocketAddr) {
-        self.shared
-            .by_addr
-            .remove_if(&address, |_, route| route.call == self.call);
-    }
-
-    /// Sends one datagram without waiting; a full socket buffer costs this
-    /// datagram only.
-    pub fn send(&self, to: SocketAddr, bytes: &[u8]) {
-        let counters = &self.shared.counters;
-        match self.shared.send_socket.send_to(bytes, to) {
-            Ok(_) => counters.sent.fetch_add(1, Ordering::Relaxed),
-            Err(_) => counters.send_failed.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.shared
+    /// Forgets `call`'s fragment and addresses.
+    pub fn remove(&mut self, ufrag: &str, call: K) {
+        if self
             .by_ufrag
-            .remove_if(&self.ufrag, |_, entry| entry.route.call == self.call);
-        self.shared
-            .by_addr
-            .retain(|_, route| route.call != self.call);
-    }
-}
-
-/// A non-blocking UDP socket on `listen` with [`RECV_BUFFER_BYTES`] asked
-/// for; a smaller buffer than asked is no reason not to serve.
-fn bind_socket(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(listen),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER_BYTES);
-    super::kernel_filter::attach(&socket)?;
-    // Without kernel timestamps, latency is counted from the read.
-    let _ = enable_timestamps(&socket);
-    socket.set_nonblocking(true)?;
-    socket.bind(&listen.into())?;
-    Ok(socket.into())
-}
-
-async fn receive_loop(socket: UdpSocket, shared: Arc<Shared>) {
-    let mut batch = ReceiveBatch::default();
-    loop {
-        if socket.readable().await.is_err() {
-            // The runtime is shutting down.
-            return;
+            .get(ufrag)
+            .is_some_and(|(owner, _)| *owner == call)
+        {
+            self.by_ufrag.remove(ufrag);
         }
-        loop {
-            let now = tokio::time::Instant::now().into_std();
-            let read = socket.try_io(Interest::READABLE, || {
-                batch.receive(&socket, now, |datagram| accept(&shared, datagram))
-            });
-            match read {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // ICMP errors from earlier sends surface here on some
-                // systems; they concern one peer, not the port.
-                Ok(_) | Err(_) => {}
-            }
-            // A flood must not keep this task from yielding to the rest.
-            tokio::task::consume_budget().await;
+        self.by_addr.retain(|_, owner| *owner != call);
+    }
+
+    /// Routes `address`'s datagrams to `call`, once its session verified a
+    /// check from it. An address another call holds stays that call's.
+    pub fn learn(&mut self, address: SocketAddr, call: K) {
+        self.by_addr.entry(address).or_insert(call);
+    }
+
+    /// Stops routing `address` to `call`.
+    pub fn forget(&mut self, address: SocketAddr, call: K) {
+        if self.by_addr.get(&address) == Some(&call) {
+            self.by_addr.remove(&address);
         }
     }
-}
 
-fn accept(shared: &Shared, datagram: Received<'_>) {
-    shared.counters.received.fetch_add(1, Ordering::Relaxed);
-    if datagram.truncated {
-        shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
-        return;
+    /// Calls in the table.
+    pub fn len(&self) -> usize {
+        self.by_ufrag.len()
     }
-    route(shared, datagram.from, datagram.bytes, datagram.received_at);
-}
 
-fn route(shared: &Shared, from: SocketAddr, datagram: &[u8], received_at: Instant) {
-    let counters = &shared.counters;
-    let class = classify(datagram);
-    if class == PacketClass::Other {
-        counters.malformed.fetch_add(1, Ordering::Relaxed);
-        return;
+    pub fn is_empty(&self) -> bool {
+        self.by_ufrag.is_empty()
     }
-    let known = shared.by_addr.get(&from).map(|r| r.clone());
-    let route = match known {
-        Some(route) => route,
-        None => match by_fragment(shared, datagram, class, received_at) {
-            Fragment::Route(route) => route,
-            Fragment::OverBudget => {
-                counters.unverified_checks.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Fragment::Unknown => {
-                counters.unknown_peer.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        },
-    };
-    let message = Datagram {
-        from,
-        bytes: BytesMut::from(datagram),
-        received_at,
-    };
-    if route.inbox.try_send(message).is_err() {
-        counters.queue_full.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
-enum Fragment {
-    Route(Route),
-    OverBudget,
-    Unknown,
-}
-
-/// A STUN check from an address no call knows yet names the call by our
-/// fragment, within the call's budget; the call learns the address only
-/// once the check verified.
-fn by_fragment(shared: &Shared, datagram: &[u8], class: PacketClass, now: Instant) -> Fragment {
-    let ufrag = match class {
-        PacketClass::Stun => local_ufrag(datagram),
-        _ => None,
-    };
-    let Some(mut entry) = ufrag.and_then(|ufrag| shared.by_ufrag.get_mut(ufrag)) else {
-        return Fragment::Unknown;
-    };
-    match entry.budget.take(now) {
-        true => Fragment::Route(entry.route.clone()),
-        false => Fragment::OverBudget,
+    /// Which call `datagram` from `from`, received at `now`, is for.
+    pub fn route(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Routed<K> {
+        let class = classify(datagram);
+        if class == PacketClass::Other {
+            return Routed::Malformed;
+        }
+        if let Some(call) = self.by_addr.get(&from) {
+            return Routed::Call(*call);
+        }
+        let ufrag = match class {
+            PacketClass::Stun => local_ufrag(datagram),
+            _ => None,
+        };
+        let Some((call, budget)) = ufrag.and_then(|ufrag| self.by_ufrag.get_mut(ufrag)) else {
+            return Routed::Unknown;
+        };
+        match budget.take(now) {
+            true => Routed::Call(*call),
+            false => Routed::OverBudget,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn check_for(ufrag: &str) -> Vec<u8> {
         let username = format!("{ufrag}:remote");
@@ -387,118 +226,113 @@ mod tests {
         message
     }
 
-    async fn next(rx: &mut mpsc::Receiver<Datagram>) -> Option<Datagram> {
-        tokio::time::timeout(Duration::from_millis(500), rx.recv())
-            .await
-            .ok()
-            .flatten()
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
     }
 
-    #[tokio::test]
-    async fn the_shared_port_gets_a_large_receive_buffer() {
-        let port = BrowserPort::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+    const DTLS: &[u8] = &[22, 254, 253, 0];
+
+    #[test]
+    fn a_browser_port_gets_a_large_receive_buffer() {
+        let socket = bind_socket(addr("127.0.0.1:0")).unwrap();
         let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
             .ok()
             .and_then(|text| text.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        let granted = port.recv_buffer_size().unwrap();
+        let granted = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
         assert!(
             granted >= RECV_BUFFER_BYTES.min(cap),
             "asked for {RECV_BUFFER_BYTES} bytes (rmem_max {cap}), got {granted}"
         );
     }
 
-    #[tokio::test]
-    async fn checks_route_by_fragment_then_datagrams_by_address() {
-        let port = BrowserPort::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let (registration, mut inbox) = port.register("fragA").unwrap();
-        let (_other, mut other_inbox) = port.register("fragB").unwrap();
-        assert!(port.register("fragA").is_none(), "fragments are unique");
-        let browser = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = port.local_addr();
+    #[test]
+    fn checks_route_by_fragment_then_datagrams_by_address() {
+        let now = Instant::now();
+        let mut routes = BrowserRoutes::default();
+        assert!(routes.register("fragA", 1, now));
+        assert!(routes.register("fragB", 2, now));
+        assert!(!routes.register("fragA", 3, now), "fragments are unique");
+        let browser = addr("192.0.2.1:5000");
+        let stranger = addr("192.0.2.9:5000");
 
-        stranger.send_to(&[0xff, 1, 2, 3], to).await.unwrap();
-        stranger.send_to(&[], to).await.unwrap();
-        stranger.send_to(&[0x80, 1, 2, 3], to).await.unwrap();
-        browser.send_to(&check_for("fragA"), to).await.unwrap();
-        let first = next(&mut inbox).await.expect("check routed by fragment");
-        assert_eq!(first.from, browser.local_addr().unwrap());
-        browser.send_to(&[22, 254, 253, 0], to).await.unwrap();
-        assert!(
-            next(&mut inbox).await.is_none(),
-            "an unverified check teaches the port no address"
-        );
-        registration.learn(first.from);
-        browser.send_to(&[22, 254, 253, 0], to).await.unwrap();
-        let dtls = next(&mut inbox).await.expect("then by address");
-        assert_eq!(dtls.bytes.as_ref(), &[22, 254, 253, 0]);
-        assert!(next(&mut other_inbox).await.is_none());
-
-        registration.send(browser.local_addr().unwrap(), b"\x80back");
-        let mut buf = [0u8; 16];
-        let (n, _) = browser.recv_from(&mut buf).await.unwrap();
-        assert_eq!(&buf[..n], b"\x80back");
-
-        drop(registration);
-        browser.send_to(&[0x80, 9], to).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let counters = port.counters();
-        assert_eq!(counters.unknown_peer.load(Ordering::Relaxed), 3);
         assert_eq!(
-            counters.received.load(Ordering::Relaxed),
-            5,
-            "junk and empty datagrams stay in the kernel"
+            routes.route(stranger, &[0xff, 1, 2], now),
+            Routed::Malformed
         );
-        assert_eq!(counters.malformed.load(Ordering::Relaxed), 0);
-        assert_eq!(port.registered(), 1);
+        assert_eq!(routes.route(stranger, &[], now), Routed::Malformed);
+        assert_eq!(
+            routes.route(stranger, &[0x80, 1, 2, 3], now),
+            Routed::Unknown
+        );
+        assert_eq!(
+            routes.route(browser, &check_for("fragA"), now),
+            Routed::Call(1)
+        );
+        assert_eq!(
+            routes.route(browser, DTLS, now),
+            Routed::Unknown,
+            "a check teaches the table no address until the call says so"
+        );
+        routes.learn(browser, 1);
+        assert_eq!(routes.route(browser, DTLS, now), Routed::Call(1));
+        routes.learn(browser, 2);
+        assert_eq!(
+            routes.route(browser, DTLS, now),
+            Routed::Call(1),
+            "the first call to learn an address keeps it"
+        );
+        routes.forget(browser, 2);
+        assert_eq!(routes.route(browser, DTLS, now), Routed::Call(1));
+
+        routes.remove("fragA", 1);
+        assert_eq!(routes.route(browser, DTLS, now), Routed::Unknown);
+        assert_eq!(
+            routes.route(browser, &check_for("fragA"), now),
+            Routed::Unknown
+        );
+        assert_eq!(routes.len(), 1);
     }
 
-    #[tokio::test]
-    async fn a_flood_of_checks_naming_a_call_is_shed_past_its_budget() {
-        let port = BrowserPort::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let (registration, mut inbox) = port.register("fragA").unwrap();
-        let (_other, mut other_inbox) = port.register("fragB").unwrap();
-        let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let browser = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = port.local_addr();
+    #[test]
+    fn a_flood_of_checks_naming_a_call_is_shed_past_its_budget() {
+        let start = Instant::now();
+        let mut routes = BrowserRoutes::default();
+        routes.register("fragA", 1, start);
+        routes.register("fragB", 2, start);
+        let browser = addr("192.0.2.1:5000");
+        routes.learn(browser, 1);
         let flood = 3 * UNVERIFIED_CHECKS_PER_SECOND;
-        for _ in 0..flood {
-            attacker.send_to(&check_for("fragA"), to).await.unwrap();
-        }
-        // The other call's checks and the verified browser's media are
-        // not part of that budget.
-        let other_browser = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        other_browser
-            .send_to(&check_for("fragB"), to)
-            .await
-            .unwrap();
-        registration.learn(browser.local_addr().unwrap());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        browser.send_to(&[0x80, 0, 0, 1], to).await.unwrap();
-        browser.send_to(&check_for("fragA"), to).await.unwrap();
-
         let mut routed = 0;
-        let mut from_browser = 0;
-        while let Some(datagram) = next(&mut inbox).await {
-            match datagram.from == browser.local_addr().unwrap() {
-                true => from_browser += 1,
-                false => routed += 1,
+        for i in 0..flood {
+            let attacker = SocketAddr::new(addr("198.51.100.1:1").ip(), 1000 + i as u16);
+            match routes.route(attacker, &check_for("fragA"), start) {
+                Routed::Call(1) => routed += 1,
+                Routed::OverBudget => {}
+                other => panic!("{other:?}"),
             }
         }
         assert_eq!(routed, UNVERIFIED_CHECKS_PER_SECOND, "the budget, no more");
-        assert_eq!(from_browser, 2, "the verified address is not limited");
-        assert!(
-            next(&mut other_inbox).await.is_some(),
-            "another call's check"
+        // The verified browser and another call are not part of that budget.
+        assert_eq!(
+            routes.route(browser, &check_for("fragA"), start),
+            Routed::Call(1)
         );
-        let shed = port.counters().unverified_checks.load(Ordering::Relaxed);
-        assert_eq!(shed, u64::from(flood - UNVERIFIED_CHECKS_PER_SECOND));
+        assert_eq!(
+            routes.route(browser, &[0x80, 0, 0, 1], start),
+            Routed::Call(1)
+        );
+        let other = addr("192.0.2.2:5000");
+        assert_eq!(
+            routes.route(other, &check_for("fragB"), start),
+            Routed::Call(2)
+        );
+        // A second later the budget is whole again.
+        let later = start + Duration::from_secs(1);
+        let attacker = addr("198.51.100.1:1");
+        assert_eq!(
+            routes.route(attacker, &check_for("fragA"), later),
+            Routed::Call(1)
+        );
     }
 }

@@ -13,7 +13,7 @@ use callgate::store::{CdrRecord, Store};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
-use super::ports::free_udp_port;
+use super::ports::{free_browser_ports, free_udp_port};
 
 /// A running node; [`RunningNode::stop`] drains it.
 pub struct RunningNode {
@@ -277,7 +277,7 @@ pub fn node_config(
         sip = free_udp_port(),
         min = media.start(),
         max = media.end(),
-        webrtc = free_udp_port(),
+        webrtc = free_browser_ports(),
         echo = free_udp_port(),
     )
 }

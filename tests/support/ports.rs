@@ -25,6 +25,13 @@ pub fn free_udp_port() -> u16 {
     free_udp_ports(1, false)
 }
 
+/// The first of a node's browser ports: media shard `i` listens on this
+/// port + `i`, so room is kept for as many shards as a test machine has
+/// cores (up to 8).
+pub fn free_browser_ports() -> u16 {
+    free_udp_ports(8, false)
+}
+
 /// A TCP port free on 127.0.0.1 (and free for UDP too, for peers that
 /// listen on both).
 pub fn free_tcp_port() -> u16 {

@@ -1,0 +1,486 @@
+//! One shard's thread: its epoll loop and the calls it hosts.
+//!
+//! Each turn: wait for a socket, the control's wake-up or the earliest
+//! call deadline; take the control's commands; read each ready trunk
+//! socket and the browser port (in `recvmmsg` batches), handing every
+//! datagram to its call's [`CallMedia`], which puts what it makes straight
+//! on the other side's socket; then run the calls whose deadline passed.
+//!
+//! Invariants:
+//! - The thread never waits on the control: events go out by `try_send`,
+//!   and a call whose control stopped listening loses only its events.
+//! - One turn reads at most [`BROWSER_BATCHES_PER_TURN`] batches from the
+//!   browser port and [`TRUNK_READS_PER_TURN`] datagrams from a trunk
+//!   socket, so neither side can starve the other or the timers.
+//! - A call's routes, deadline and sockets leave the shard with it.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
+use tracing::warn;
+
+use super::deadlines::Deadlines;
+use super::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
+use crate::call::media::{CallMedia, CallMediaEvent, Transmitter};
+use crate::media::endpoint::{self, SendSockets, Transmit};
+use crate::media::ports::PortLease;
+use crate::webrtc::batch::ReceiveBatch;
+use crate::webrtc::{BrowserRoutes, PortCounters, Routed};
+
+const BROWSER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Call slot `i`'s RTP socket is token `FIRST_TRUNK + 2i`, its RTCP
+/// socket the next.
+const FIRST_TRUNK: usize = 2;
+/// Batches read from the browser port per turn before the rest of the
+/// turn runs; what is left is read first thing next turn.
+const BROWSER_BATCHES_PER_TURN: usize = 16;
+/// Datagrams read from one trunk socket per turn.
+const TRUNK_READS_PER_TURN: usize = 64;
+/// Larger than any datagram a trunk sends; a datagram that fills it may
+/// have been truncated by the kernel and is dropped.
+const TRUNK_RECV_BUFFER: usize = 2048;
+
+/// The cores this process may run on, by number.
+pub(super) fn usable_cores() -> Vec<usize> {
+    let this_process = nix::unistd::Pid::from_raw(0);
+    match nix::sched::sched_getaffinity(this_process) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&core| set.is_set(core).unwrap_or(false))
+            .collect(),
+        Err(_) => {
+            let count = std::thread::available_parallelism().map_or(1, usize::from);
+            (0..count).collect()
+        }
+    }
+}
+
+/// Pins the calling thread to `core`; a refusal leaves it free to move.
+fn pin_to(core: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(core).is_ok() {
+        let this_thread = nix::unistd::Pid::from_raw(0);
+        let _ = nix::sched::sched_setaffinity(this_thread, &set);
+    }
+}
+
+/// Starts shard `index` on `socket`, pinned to `core` if given.
+pub(super) fn spawn(
+    index: usize,
+    socket: UdpSocket,
+    core: Option<usize>,
+) -> io::Result<ShardHandle> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    poll.registry().register(
+        &mut SourceFd(&socket.as_raw_fd()),
+        BROWSER,
+        Interest::READABLE,
+    )?;
+    let local = socket.local_addr()?;
+    let recv_buffer = socket2::SockRef::from(&socket)
+        .recv_buffer_size()
+        .unwrap_or(0);
+    let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counters = Arc::new(PortCounters::default());
+    let shard = Shard {
+        poll,
+        browser: socket,
+        batch: ReceiveBatch::default(),
+        routes: BrowserRoutes::default(),
+        slots: Vec::new(),
+        free: Vec::new(),
+        by_call: HashMap::new(),
+        deadlines: Deadlines::default(),
+        due: Vec::new(),
+        commands,
+        calls: calls.clone(),
+        counters: counters.clone(),
+        trunk_buffer: vec![0; TRUNK_RECV_BUFFER],
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("media-shard-{index}"))
+        .spawn(move || {
+            if let Some(core) = core {
+                pin_to(core);
+            }
+            shard.run();
+        })?;
+    Ok(ShardHandle {
+        commands: commands_tx,
+        waker,
+        calls,
+        counters,
+        local,
+        recv_buffer,
+        thread: Some(thread),
+    })
+}
+
+/// A call's trunk sockets and the lease that returns their ports, dropped
+/// after them.
+struct TrunkSockets {
+    sockets: SendSockets,
+    _lease: PortLease,
+}
+
+struct Slot {
+    call: u64,
+    ufrag: String,
+    media: CallMedia,
+    trunk: TrunkSockets,
+    events: mpsc::Sender<ShardEvent>,
+}
+
+struct Shard {
+    poll: Poll,
+    browser: UdpSocket,
+    batch: ReceiveBatch,
+    routes: BrowserRoutes<usize>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    by_call: HashMap<u64, usize>,
+    deadlines: Deadlines,
+    /// The slots due this turn (kept to reuse its allocation).
+    due: Vec<usize>,
+    commands: mpsc::Receiver<Command>,
+    calls: Arc<AtomicUsize>,
+    counters: Arc<PortCounters>,
+    trunk_buffer: Vec<u8>,
+}
+
+/// Puts a call's datagrams on the shard's browser port and the call's
+/// trunk sockets.
+struct Out<'a> {
+    browser: &'a UdpSocket,
+    counters: &'a PortCounters,
+    trunk: &'a SendSockets,
+}
+
+impl Transmitter for Out<'_> {
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]) {
+        let counter = match self.browser.send_to(bytes, to) {
+            Ok(_) => &self.counters.sent,
+            Err(_) => &self.counters.send_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool {
+        endpoint::transmit(self.trunk, transmit)
+    }
+}
+
+/// After any input to slot `index`: hands the media's events on and moves
+/// its deadline.
+fn settle(
+    index: usize,
+    slot: &mut Slot,
+    routes: &mut BrowserRoutes<usize>,
+    deadlines: &mut Deadlines,
+) {
+    while let Some(event) = slot.media.poll_event() {
+        let event = match event {
+            CallMediaEvent::PeerAddress(address) => {
+                routes.learn(address, index);
+                continue;
+            }
+            CallMediaEvent::PeerAddressDropped(address) => {
+                routes.forget(address, index);
+                continue;
+            }
+            CallMediaEvent::BrowserFailed { ice } => ShardEvent::BrowserFailed { ice },
+            CallMediaEvent::BrowserGone => ShardEvent::BrowserGone,
+        };
+        let _ = slot.events.try_send(event);
+    }
+    deadlines.set(index, slot.media.poll_timeout());
+}
+
+impl Shard {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut browser_backlog = false;
+        loop {
+            let timeout = match browser_backlog {
+                true => Some(Duration::ZERO),
+                false => self
+                    .deadlines
+                    .next()
+                    .map(|at| at.saturating_duration_since(Instant::now())),
+            };
+            if let Err(error) = self.poll.poll(&mut events, timeout)
+                && error.kind() != io::ErrorKind::Interrupted
+            {
+                warn!(%error, "a media shard cannot wait for its sockets");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !self.take_commands() {
+                return;
+            }
+            let mut browser_ready = browser_backlog;
+            for event in events.iter() {
+                match event.token() {
+                    BROWSER => browser_ready = true,
+                    WAKER => {}
+                    Token(token) => {
+                        let trunk = token - FIRST_TRUNK;
+                        self.read_trunk(trunk / 2, trunk % 2 == 1);
+                    }
+                }
+            }
+            browser_backlog = browser_ready && self.read_browser();
+            self.run_due();
+        }
+    }
+
+    /// Takes every queued command; false when the shard is to stop.
+    fn take_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Start { call, new, events }) => self.start(call, *new, events),
+                Ok(Command::Media { call, command }) => self.on_media_command(call, command),
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return true,
+            }
+        }
+    }
+
+    fn start(&mut self, call: u64, new: NewCall, events: mpsc::Sender<ShardEvent>) {
+        let NewCall {
+            ufrag,
+            media,
+            trunk_ports,
+        } = new;
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let registry = self.poll.registry();
+        let rtp_token = Token(FIRST_TRUNK + 2 * index);
+        let rtcp_token = Token(FIRST_TRUNK + 2 * index + 1);
+        let registered = self.routes.register(&ufrag, index, Instant::now())
+            && registry
+                .register(
+                    &mut SourceFd(&trunk_ports.rtp.as_raw_fd()),
+                    rtp_token,
+                    Interest::READABLE,
+                )
+                .is_ok()
+            && registry
+                .register(
+                    &mut SourceFd(&trunk_ports.rtcp.as_raw_fd()),
+                    rtcp_token,
+                    Interest::READABLE,
+                )
+                .is_ok();
+        if !registered {
+            // The sockets close as `trunk_ports` drops, leaving the set.
+            self.routes.remove(&ufrag, index);
+            self.free.push(index);
+            let _ = events.try_send(ShardEvent::Refused);
+            return;
+        }
+        let mut slot = Slot {
+            call,
+            ufrag,
+            media,
+            trunk: TrunkSockets {
+                sockets: SendSockets {
+                    rtp: trunk_ports.rtp,
+                    rtcp: trunk_ports.rtcp,
+                },
+                _lease: trunk_ports.lease,
+            },
+            events,
+        };
+        settle(index, &mut slot, &mut self.routes, &mut self.deadlines);
+        self.slots[index] = Some(slot);
+        self.by_call.insert(call, index);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_media_command(&mut self, call: u64, command: MediaCommand) {
+        // A command for a call that has left is moot (a dropped reply
+        // tells a closing control the same).
+        let Some(&index) = self.by_call.get(&call) else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let now = Instant::now();
+        let media = &mut slot.media;
+        match command {
+            MediaCommand::TrunkRemote(remote) => {
+                if let Err(error) = media.apply_trunk_remote(now, &remote) {
+                    // The leg has validated it; only a broken key gets here.
+                    warn!(%error, "the trunk's media description cannot be applied");
+                }
+            }
+            MediaCommand::TrunkAnswered(codec) => media.handle_trunk_answer(codec),
+            MediaCommand::TrunkSourceChanged => media.handle_trunk_source_change(),
+            MediaCommand::Dtmf(digits) => {
+                // Digits are checked before they are queued.
+                let _ = media.send_dtmf(now, &digits);
+            }
+            MediaCommand::Recording(open) => media.set_recording(open),
+            MediaCommand::Close(reply) => {
+                let mut out = Out {
+                    browser: &self.browser,
+                    counters: &self.counters,
+                    trunk: &slot.trunk.sockets,
+                };
+                media.close(now, &mut out);
+                let report = media.report();
+                self.remove(index);
+                let _ = reply.send(report);
+                return;
+            }
+        }
+        settle(index, slot, &mut self.routes, &mut self.deadlines);
+    }
+
+    /// Takes slot `index` and everything of its call off the shard.
+    fn remove(&mut self, index: usize) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let sockets = &slot.trunk.sockets;
+        let _ = registry.deregister(&mut SourceFd(&sockets.rtp.as_raw_fd()));
+        let _ = registry.deregister(&mut SourceFd(&sockets.rtcp.as_raw_fd()));
+        self.routes.remove(&slot.ufrag, index);
+        self.deadlines.clear(index);
+        self.by_call.remove(&slot.call);
+        self.free.push(index);
+        self.calls.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn read_trunk(&mut self, index: usize, rtcp_port: bool) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            // A call that left this turn.
+            return;
+        };
+        let socket = match rtcp_port {
+            true => &slot.trunk.sockets.rtcp,
+            false => &slot.trunk.sockets.rtp,
+        };
+        let mut out = Out {
+            browser: &self.browser,
+            counters: &self.counters,
+            trunk: &slot.trunk.sockets,
+        };
+        let buffer = &mut self.trunk_buffer;
+        for _ in 0..TRUNK_READS_PER_TURN {
+            match socket.recv_from(buffer) {
+                Ok((len, from)) => {
+                    if let Some(data) = buffer.get(..len).filter(|_| len < TRUNK_RECV_BUFFER) {
+                        let now = Instant::now();
+                        slot.media
+                            .handle_trunk(now, from, data, rtcp_port, &mut out);
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                // An ICMP report on the socket: the next read is as good.
+                Err(_) => {}
+            }
+        }
+        settle(index, slot, &mut self.routes, &mut self.deadlines);
+    }
+
+    /// Reads the browser port; true if datagrams may be left for the next
+    /// turn.
+    fn read_browser(&mut self) -> bool {
+        let Self {
+            browser,
+            batch,
+            routes,
+            slots,
+            deadlines,
+            counters,
+            ..
+        } = self;
+        for _ in 0..BROWSER_BATCHES_PER_TURN {
+            let read = batch.receive(&*browser, Instant::now(), |datagram| {
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                if datagram.truncated {
+                    counters.malformed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let index = match routes.route(datagram.from, datagram.bytes, datagram.received_at)
+                {
+                    Routed::Call(index) => index,
+                    Routed::Malformed => {
+                        counters.malformed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Routed::Unknown => {
+                        counters.unknown_peer.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Routed::OverBudget => {
+                        counters.unverified_checks.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                let Some(slot) = slots.get_mut(index).and_then(Option::as_mut) else {
+                    return;
+                };
+                let mut out = Out {
+                    browser,
+                    counters,
+                    trunk: &slot.trunk.sockets,
+                };
+                slot.media.handle_browser(
+                    datagram.received_at,
+                    datagram.from,
+                    BytesMut::from(datagram.bytes),
+                    &mut out,
+                );
+                settle(index, slot, routes, deadlines);
+            });
+            match read {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
+                // ICMP reports of earlier sends concern one peer, not the
+                // port.
+                Ok(_) | Err(_) => {}
+            }
+        }
+        true
+    }
+
+    /// Runs each call whose deadline has passed, once.
+    fn run_due(&mut self) {
+        let now = Instant::now();
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(index) = self.deadlines.pop_due(now) {
+            due.push(index);
+        }
+        for &index in &due {
+            let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            let mut out = Out {
+                browser: &self.browser,
+                counters: &self.counters,
+                trunk: &slot.trunk.sockets,
+            };
+            slot.media.handle_timeout(now, &mut out);
+            settle(index, slot, &mut self.routes, &mut self.deadlines);
+        }
+        due.clear();
+        self.due = due;
+    }
+}
