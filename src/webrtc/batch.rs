@@ -4,6 +4,9 @@
 //! the relay latency of a datagram counts the time it waited in the
 //! socket's queue.
 //!
+//! [`SendBatch`] is the other way: datagrams for many peers queued as they
+//! are made and put on the socket in one `sendmmsg(2)`.
+//!
 //! Invariants: the payload buffers are allocated once (the message
 //! headers are rebuilt per batch: nix's hold raw pointers, so they cannot
 //! live across the receive task's awaits); a datagram longer than
@@ -11,13 +14,14 @@
 //! routed; a missing timestamp falls back to the time of the read.
 
 use std::io;
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    sendmmsg, setsockopt, sockopt,
 };
 use nix::sys::time::TimeSpec;
 
@@ -44,6 +48,7 @@ type Meta = (Option<SocketAddr>, usize, Option<SystemTime>, bool);
 pub struct ReceiveBatch {
     buffers: Vec<u8>,
     meta: Vec<Meta>,
+    capacity: usize,
 }
 
 /// Asks the kernel to stamp every datagram `socket` receives.
@@ -53,15 +58,28 @@ pub fn enable_timestamps(socket: &impl AsFd) -> io::Result<()> {
 
 impl Default for ReceiveBatch {
     fn default() -> Self {
-        Self {
-            buffers: vec![0; BATCH * MAX_DATAGRAM],
-            meta: Vec::with_capacity(BATCH),
-        }
+        Self::with_capacity(BATCH)
     }
 }
 
 impl ReceiveBatch {
-    /// Reads what the socket holds, up to [`BATCH`] datagrams, without
+    /// A batch of up to `capacity` datagrams (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            buffers: vec![0; capacity * MAX_DATAGRAM],
+            meta: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// The most datagrams one read returns; a read that returns fewer has
+    /// emptied the socket's queue.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Reads what the socket holds, up to the batch's capacity, without
     /// waiting (`WouldBlock` when there is nothing), and hands each to
     /// `each`. `now` is the caller's clock at the read: kernel timestamps
     /// are moved onto it.
@@ -92,8 +110,10 @@ impl ReceiveBatch {
     /// One `recvmmsg`; fills `meta` and leaves the payloads in `buffers`.
     fn read(&mut self, socket: &impl AsRawFd) -> io::Result<()> {
         self.meta.clear();
-        let mut headers =
-            MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)));
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+            self.capacity,
+            Some(nix::cmsg_space!(TimeSpec)),
+        );
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
             .buffers
             .chunks_mut(MAX_DATAGRAM)
@@ -123,6 +143,108 @@ impl ReceiveBatch {
     }
 }
 
+/// Datagrams queued for one socket, sent together. See the module
+/// documentation.
+pub struct SendBatch {
+    buffers: Vec<u8>,
+    /// Destination and length of each queued datagram, in order.
+    queued: Vec<(SocketAddr, usize)>,
+    capacity: usize,
+}
+
+/// What one [`SendBatch::flush`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    pub sent: usize,
+    /// Refused by the socket (its buffer full): lost, as a lone send's
+    /// would be.
+    pub failed: usize,
+}
+
+impl SendBatch {
+    /// Room for `capacity` datagrams of up to [`MAX_DATAGRAM`] bytes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            buffers: vec![0; capacity * MAX_DATAGRAM],
+            queued: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.queued.len() == self.capacity
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    /// Queues a copy of `bytes` for `to`; false (nothing queued) if the
+    /// batch is full or `bytes` is longer than [`MAX_DATAGRAM`].
+    pub fn push(&mut self, to: SocketAddr, bytes: &[u8]) -> bool {
+        if self.is_full() || bytes.len() > MAX_DATAGRAM {
+            return false;
+        }
+        let start = self.queued.len() * MAX_DATAGRAM;
+        self.buffers[start..start + bytes.len()].copy_from_slice(bytes);
+        self.queued.push((to, bytes.len()));
+        true
+    }
+
+    /// Puts every queued datagram on `socket`, in order, without waiting,
+    /// and empties the batch.
+    pub fn flush(&mut self, socket: &impl AsRawFd) -> Flushed {
+        let mut flushed = Flushed::default();
+        let mut next = 0;
+        while next < self.queued.len() {
+            match self.send_from(socket, next) {
+                Ok(0) | Err(_) => {
+                    // The datagram at `next` was refused; the rest may fit.
+                    flushed.failed += 1;
+                    next += 1;
+                }
+                Ok(sent) => {
+                    flushed.sent += sent;
+                    next += sent;
+                }
+            }
+        }
+        self.queued.clear();
+        flushed
+    }
+
+    /// One `sendmmsg` of the queued datagrams from `first` on; how many
+    /// the kernel took.
+    fn send_from(&self, socket: &impl AsRawFd, first: usize) -> io::Result<usize> {
+        let queued = self.queued.get(first..).unwrap_or_default();
+        let addresses: Vec<Option<SockaddrStorage>> = queued
+            .iter()
+            .map(|&(to, _)| Some(SockaddrStorage::from(to)))
+            .collect();
+        let slices: Vec<[IoSlice<'_>; 1]> = queued
+            .iter()
+            .enumerate()
+            .map(|(offset, &(_, len))| {
+                let start = (first + offset) * MAX_DATAGRAM;
+                [IoSlice::new(&self.buffers[start..start + len])]
+            })
+            .collect();
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(queued.len(), None);
+        let no_control: [ControlMessage<'_>; 0] = [];
+        let results = sendmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            &slices,
+            &addresses,
+            no_control,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        Ok(results.count())
+    }
+}
+
 fn system_time(at: TimeSpec) -> SystemTime {
     let since_epoch = Duration::new(
         u64::try_from(at.tv_sec()).unwrap_or_default(),
@@ -143,6 +265,38 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_send_batch_delivers_each_datagram_to_its_peer_in_order() {
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peers: Vec<_> = (0..3)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut batch = SendBatch::with_capacity(4);
+        for i in 0..4u8 {
+            let peer = &peers[usize::from(i) % 3];
+            assert!(batch.push(peer.local_addr().unwrap(), &[0x80, i]));
+        }
+        assert!(batch.is_full());
+        assert!(!batch.push(peers[0].local_addr().unwrap(), &[1]));
+        assert!(
+            !SendBatch::with_capacity(1)
+                .push(peers[0].local_addr().unwrap(), &[0; MAX_DATAGRAM + 1])
+        );
+        assert_eq!(batch.flush(&sender), Flushed { sent: 4, failed: 0 });
+        assert!(batch.is_empty());
+        let mut buf = [0u8; 8];
+        let mut got = |peer: &std::net::UdpSocket| {
+            peer.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let (n, from) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(from, sender.local_addr().unwrap());
+            buf[..n].to_vec()
+        };
+        assert_eq!(got(&peers[0]), vec![0x80, 0]);
+        assert_eq!(got(&peers[0]), vec![0x80, 3], "in order");
+        assert_eq!(got(&peers[1]), vec![0x80, 1]);
+        assert_eq!(got(&peers[2]), vec![0x80, 2]);
+    }
 
     #[test]
     fn a_batch_reads_every_queued_datagram_with_its_source_and_kernel_time() {

@@ -9,6 +9,7 @@
 //! media is this call's failure, counted in its [`CallOutcome`].
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -18,6 +19,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientState, EchoStats, FRAME_INTERVAL, LoadClient};
+use crate::flood::{self, Junk, Target};
 use crate::node::{NodeClient, NodeError, PlacedCall};
 
 /// From the offer's answer to the first echo: ICE, DTLS and the trunk's
@@ -36,6 +38,9 @@ pub struct CallSetup {
     pub local_ip: IpAddr,
     /// Send times are stamped relative to this.
     pub epoch: Instant,
+    /// With a flood: where the call's browser port and fragment go, and
+    /// the call sends its own junk once it echoes.
+    pub flood_targets: Option<Arc<Mutex<Vec<Target>>>>,
 }
 
 /// How one call went.
@@ -73,11 +78,31 @@ pub async fn run(
     };
     let placing = Instant::now();
     let placed = setup.node.place_call(&offer).await?;
+    let own_junk = match (&setup.flood_targets, flood::target_of(&placed.answer)) {
+        (Some(targets), Some(target)) => {
+            let ufrag = target.ufrag.clone();
+            targets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(target);
+            Some(OwnJunk {
+                junk: Junk,
+                ufrag,
+                last_media: None,
+            })
+        }
+        _ => None,
+    };
     let mut first_echo = None;
-    let result = drive(&socket, &mut client, &placed, ready, &stop, &mut first_echo).await;
+    let mut media = Media {
+        socket: &socket,
+        client: &mut client,
+        own_junk,
+    };
+    let result = drive(&mut media, &placed, ready, &stop, &mut first_echo).await;
     let hung_up = setup.node.hang_up(&placed).await;
-    client.close();
-    flush(&socket, &mut client).await;
+    media.client.close();
+    media.flush().await;
     hung_up?;
     let connected = client.state() == ClientState::Connected || client.echoing();
     let echoed = client.echoing();
@@ -97,18 +122,65 @@ fn failed(reason: String) -> CallOutcome {
     }
 }
 
+/// The junk a call sends from its own address in a flood.
+struct OwnJunk {
+    junk: Junk,
+    /// The node's ICE username fragment for this call.
+    ufrag: String,
+    /// The last SRTP packet sent, to replay.
+    last_media: Option<Vec<u8>>,
+}
+
+/// The call's socket and client, and its junk in a flood.
+struct Media<'a> {
+    socket: &'a UdpSocket,
+    client: &'a mut LoadClient,
+    own_junk: Option<OwnJunk>,
+}
+
+impl Media<'_> {
+    async fn flush(&mut self) {
+        while let Some((to, bytes)) = self.client.poll_transmit() {
+            // A failed send costs that datagram: loss is what the run measures.
+            let _ = self.socket.send_to(&bytes, to).await;
+            if let Some(own) = &mut self.own_junk
+                && is_srtp(&bytes)
+            {
+                own.last_media = Some(bytes.to_vec());
+            }
+        }
+    }
+
+    /// After each audio packet once the call echoes: junk from this
+    /// call's own, verified address.
+    async fn send_own_junk(&mut self, to: std::net::SocketAddr) {
+        let Some(own) = &mut self.own_junk else {
+            return;
+        };
+        for datagram in flood::own_junk(&mut own.junk, own.last_media.as_deref(), &own.ufrag) {
+            let _ = self.socket.send_to(&datagram, to).await;
+        }
+    }
+}
+
+/// RTP, not RTCP (RFC 5761 §4): SRTP media.
+fn is_srtp(bytes: &[u8]) -> bool {
+    matches!(bytes, [128..=191, second, ..] if !(64..=95).contains(&(second & 0x7f)))
+}
+
 /// The call's media until it is stopped and drained; `Err` names why the
 /// call failed. `first_echo` is set when audio first comes back.
 async fn drive(
-    socket: &UdpSocket,
-    client: &mut LoadClient,
+    media: &mut Media<'_>,
     placed: &PlacedCall,
     ready: oneshot::Sender<bool>,
     stop: &CancellationToken,
     first_echo: &mut Option<Instant>,
 ) -> Result<(), String> {
     let ready_by = Instant::now() + READY_TIMEOUT;
-    client
+    let node_port = flood::target_of(&placed.answer).map(|target| target.port);
+    media
+        .client
         .handle_answer(Instant::now(), &placed.answer)
         .map_err(|e| e.to_string())?;
     let mut ready = Some(ready);
@@ -116,7 +188,8 @@ async fn drive(
     let mut drain_until: Option<Instant> = None;
     let mut buffer = vec![0u8; RECV_BUFFER];
     loop {
-        flush(socket, client).await;
+        media.flush().await;
+        let client = &mut *media.client;
         let now = Instant::now();
         if client.state() == ClientState::Failed {
             return Err("ICE or DTLS failed".to_owned());
@@ -148,14 +221,21 @@ async fn drive(
         .into_iter()
         .flatten()
         .fold(now + Duration::from_secs(1), Instant::min);
+        let echoing = client.echoing();
         tokio::select! {
-            received = socket.recv_from(&mut buffer) => {
+            received = media.socket.recv_from(&mut buffer) => {
                 if let Ok((len, from)) = received {
                     let bytes = BytesMut::from(&buffer[..len]);
                     client.handle_datagram(Instant::now(), from, bytes);
                 }
             }
-            () = tick(&mut ticker), if drain_until.is_none() => client.send_audio(Instant::now()),
+            () = tick(&mut ticker), if drain_until.is_none() => {
+                client.send_audio(Instant::now());
+                if let (true, Some(to)) = (echoing, node_port) {
+                    media.flush().await;
+                    media.send_own_junk(to).await;
+                }
+            }
             () = tokio::time::sleep_until(wake.into()) => client.handle_timeout(Instant::now()),
             () = stop.cancelled(), if drain_until.is_none() => {
                 drain_until = Some(Instant::now() + DRAIN);
@@ -186,12 +266,5 @@ async fn tick(ticker: &mut Option<Interval>) {
             ticker.tick().await;
         }
         None => std::future::pending().await,
-    }
-}
-
-async fn flush(socket: &UdpSocket, client: &mut LoadClient) {
-    while let Some((to, bytes)) = client.poll_transmit() {
-        // A failed send costs that datagram: loss is what the run measures.
-        let _ = socket.send_to(&bytes, to).await;
     }
 }

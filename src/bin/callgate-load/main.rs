@@ -16,6 +16,7 @@
 
 mod call;
 mod client;
+mod flood;
 mod node;
 mod process;
 mod report;
@@ -80,6 +81,12 @@ struct Args {
     /// does not; without it the request carries none
     #[arg(long, value_parser = ["granted", "declined"])]
     consent: Option<String>,
+    /// Junk datagrams a second at the calls' browser ports over the steady
+    /// window (random bytes, random-SSRC RTP, checks with a wrong
+    /// integrity, DTLS ClientHellos), while each call also replays its
+    /// SRTP and sends junk from its own address
+    #[arg(long, default_value_t = 0)]
+    flood_pps: u32,
 }
 
 enum Failure {
@@ -126,6 +133,7 @@ fn run() -> Result<(), Failure> {
             duration: Duration::from_secs_f64(args.duration),
             ramp_per_sec: args.ramp_per_sec,
             process,
+            flood_pps: args.flood_pps,
         };
         let measured = run::run(&plan)
             .await

@@ -33,6 +33,9 @@ pub struct Report {
     pub failures: BTreeMap<String, u32>,
     pub packets_sent: u64,
     pub packets_echoed: u64,
+    /// Echoes that were not the call's own or came twice (a replay the
+    /// node let through would show here).
+    pub echoes_foreign: u64,
     pub loss_percent: Option<f64>,
     pub setup_p50_ms: Option<f64>,
     pub setup_p99_ms: Option<f64>,
@@ -52,6 +55,8 @@ pub struct Report {
     pub node_rss_before_kib: Option<u64>,
     pub node_rss_during_kib: Option<u64>,
     pub node_memory_per_call_kib: Option<f64>,
+    /// Junk datagrams sent by `--flood-pps` over the steady windows.
+    pub flood_sent: Option<u64>,
 }
 
 impl Report {
@@ -66,6 +71,7 @@ impl Report {
         }
         let packets_sent: u64 = outcomes.iter().map(|o| o.stats.sent_measured).sum();
         let packets_echoed: u64 = outcomes.iter().map(|o| o.stats.echoed_measured).sum();
+        let echoes_foreign: u64 = outcomes.iter().map(|o| o.stats.foreign).sum();
         let loss_percent = (packets_sent > 0).then(|| {
             packets_sent.saturating_sub(packets_echoed) as f64 * 100.0 / packets_sent as f64
         });
@@ -98,6 +104,7 @@ impl Report {
             failures,
             packets_sent,
             packets_echoed,
+            echoes_foreign,
             loss_percent,
             setup_p50_ms: ms(percentile(&mut setups, 0.50)),
             setup_p99_ms: ms(percentile(&mut setups, 0.99)),
@@ -116,6 +123,7 @@ impl Report {
             node_rss_before_kib: measured.rss_before_kib,
             node_rss_during_kib: measured.rss_during_kib,
             node_memory_per_call_kib: rss_growth.filter(|_| up > 0).map(|g| g / f64::from(up)),
+            flood_sent: measured.flood_sent,
         }
     }
 
@@ -136,11 +144,18 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "packets      {} sent, {} echoed, loss {} (counted from each call's first echo)",
+            "packets      {} sent, {} echoed, loss {} (counted from each call's first echo), {} foreign or twice",
             self.packets_sent,
             self.packets_echoed,
-            figure(self.loss_percent, 3, " %")
+            figure(self.loss_percent, 3, " %"),
+            self.echoes_foreign
         );
+        if let Some(sent) = self.flood_sent {
+            let _ = writeln!(
+                out,
+                "flood        {sent} junk datagrams at the browser ports"
+            );
+        }
         let _ = writeln!(
             out,
             "call setup   p50 {}, p99 {} (offer sent to first echo)",

@@ -8,10 +8,15 @@
 //! stopped and hung up. `repeat` rounds run one after another; their
 //! windows add up. The node's RSS before the first call is the baseline.
 //!
+//! With `flood_pps`, the steady window runs under a flood of junk at the
+//! calls' browser ports, and each call sends junk of its own once it
+//! echoes ([`crate::flood`]).
+//!
 //! The first refusal by the node stops the whole run: every call placed so
 //! far is hung up and the refusal is the run's error.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -19,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{self, CallOutcome, CallSetup};
+use crate::flood::{Flood, Target};
 use crate::node::{NodeClient, NodeError};
 use crate::process::{NodeProcess, ProcessError};
 use crate::scrape::{self, Histogram};
@@ -33,6 +39,8 @@ pub enum RunError {
     NoHistogram(&'static str),
     #[error("a call task failed: {0}")]
     Task(String),
+    #[error("cannot start the flood: {0}")]
+    Flood(std::io::Error),
 }
 
 /// What to run.
@@ -44,6 +52,9 @@ pub struct Plan {
     pub duration: Duration,
     pub ramp_per_sec: f64,
     pub process: Option<NodeProcess>,
+    /// Junk datagrams a second at the browser ports over the steady
+    /// windows (0: none); see [`crate::flood`].
+    pub flood_pps: u32,
 }
 
 /// Everything the run observed, for the report.
@@ -63,6 +74,8 @@ pub struct Measurements {
     pub last_round_up: u32,
     /// `callgate_calls_active` at the end of the last steady window.
     pub node_calls_active: Option<u32>,
+    /// Junk datagrams the flood sent, with `--flood-pps`.
+    pub flood_sent: Option<u64>,
 }
 
 /// The node's cumulative figures at one moment.
@@ -123,12 +136,23 @@ async fn run_round(
 ) -> Result<(), RunError> {
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
-    let (tasks, readies) = place_calls(plan, epoch, round, &stop, &abort).await;
+    let targets = (plan.flood_pps > 0).then(Arc::default);
+    let (tasks, readies) = place_calls(plan, epoch, round, &targets, &stop, &abort).await;
     let up = wait_ready(readies, &abort).await;
+    let flood = match targets {
+        Some(targets) => {
+            let targets = targets.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            Some(Flood::start(targets, plan.flood_pps, plan.local_ip).map_err(RunError::Flood)?)
+        }
+        None => None,
+    };
     let window = match abort.is_cancelled() {
         true => None,
         false => Some(steady_window(plan, &abort).await),
     };
+    if let Some(flood) = flood {
+        *measured.flood_sent.get_or_insert(0) += flood.stop();
+    }
     stop.cancel();
     let outcomes = join(tasks).await?;
     if let Some(window) = window {
@@ -157,6 +181,7 @@ async fn place_calls(
     plan: &Plan,
     epoch: Instant,
     round: u32,
+    flood_targets: &Option<Arc<Mutex<Vec<Target>>>>,
     stop: &CancellationToken,
     abort: &CancellationToken,
 ) -> (Vec<CallTask>, Vec<oneshot::Receiver<bool>>) {
@@ -170,6 +195,7 @@ async fn place_calls(
             node: plan.node.clone(),
             local_ip: plan.local_ip,
             epoch,
+            flood_targets: flood_targets.clone(),
         };
         let (ready, ready_rx) = oneshot::channel();
         let (call_stop, call_abort) = (stop.clone(), abort.clone());

@@ -21,7 +21,7 @@ mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -80,13 +80,14 @@ enum Command {
         call: u64,
         command: MediaCommand,
     },
-    Stop,
 }
 
 /// Where the control reaches one shard.
 struct ShardHandle {
     commands: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
+    /// Set when the engine stops; the shard checks it every turn.
+    stop: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,
     counters: Arc<PortCounters>,
     local: SocketAddr,
@@ -239,9 +240,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         for shard in &mut self.shards {
-            // A full queue still stops: the shard also stops when every
-            // sender is gone.
-            let _ = shard.commands.try_send(Command::Stop);
+            shard.stop.store(true, Ordering::Relaxed);
             shard.wake();
         }
         for shard in &mut self.shards {

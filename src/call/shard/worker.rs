@@ -10,8 +10,15 @@
 //! - The thread never waits on the control: events go out by `try_send`,
 //!   and a call whose control stopped listening loses only its events.
 //! - One turn reads at most [`BROWSER_BATCHES_PER_TURN`] batches from the
-//!   browser port and [`TRUNK_READS_PER_TURN`] datagrams from a trunk
-//!   socket, so neither side can starve the other or the timers.
+//!   browser port and [`TRUNK_BATCHES_PER_TURN`] from a trunk socket, so
+//!   neither side can starve the other or the timers.
+//! - Every read is a `recvmmsg` with kernel receive timestamps, so relay
+//!   latency counts the time a datagram waited in its socket; a read that
+//!   returns less than a full batch has emptied the socket (epoll reports
+//!   the next arrival), which saves the read that would say so.
+//! - Datagrams for browsers leave in `sendmmsg` batches of up to
+//!   [`SEND_BATCH`], in the order they were made, and no later than the
+//!   end of the turn that made them.
 //! - A call's routes, deadline and sockets leave the shard with it.
 
 use std::collections::HashMap;
@@ -19,7 +26,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -34,7 +41,7 @@ use super::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardH
 use crate::call::media::{CallMedia, CallMediaEvent, Transmitter};
 use crate::media::endpoint::{self, SendSockets, Transmit};
 use crate::media::ports::PortLease;
-use crate::webrtc::batch::ReceiveBatch;
+use crate::webrtc::batch::{Flushed, ReceiveBatch, SendBatch, enable_timestamps};
 use crate::webrtc::{BrowserRoutes, PortCounters, Routed};
 
 const BROWSER: Token = Token(0);
@@ -45,11 +52,14 @@ const FIRST_TRUNK: usize = 2;
 /// Batches read from the browser port per turn before the rest of the
 /// turn runs; what is left is read first thing next turn.
 const BROWSER_BATCHES_PER_TURN: usize = 16;
-/// Datagrams read from one trunk socket per turn.
-const TRUNK_READS_PER_TURN: usize = 64;
-/// Larger than any datagram a trunk sends; a datagram that fills it may
-/// have been truncated by the kernel and is dropped.
-const TRUNK_RECV_BUFFER: usize = 2048;
+/// Batches read from one trunk socket per turn.
+const TRUNK_BATCHES_PER_TURN: usize = 8;
+/// Datagrams one read from a trunk socket takes: a call's socket rarely
+/// holds more than one or two.
+const TRUNK_BATCH: usize = 4;
+/// Datagrams for browsers queued before they go out in one `sendmmsg`;
+/// whatever is queued also goes at the end of each turn.
+const SEND_BATCH: usize = 32;
 
 /// The cores this process may run on, by number.
 pub(super) fn usable_cores() -> Vec<usize> {
@@ -94,10 +104,14 @@ pub(super) fn spawn(
     let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let calls = Arc::new(AtomicUsize::new(0));
     let counters = Arc::new(PortCounters::default());
+    let stop = Arc::new(AtomicBool::new(false));
     let shard = Shard {
+        stop: stop.clone(),
         poll,
         browser: socket,
         batch: ReceiveBatch::default(),
+        trunk_batch: ReceiveBatch::with_capacity(TRUNK_BATCH),
+        to_browsers: SendBatch::with_capacity(SEND_BATCH),
         routes: BrowserRoutes::default(),
         slots: Vec::new(),
         free: Vec::new(),
@@ -107,7 +121,6 @@ pub(super) fn spawn(
         commands,
         calls: calls.clone(),
         counters: counters.clone(),
-        trunk_buffer: vec![0; TRUNK_RECV_BUFFER],
     };
     let thread = std::thread::Builder::new()
         .name(format!("media-shard-{index}"))
@@ -120,6 +133,7 @@ pub(super) fn spawn(
     Ok(ShardHandle {
         commands: commands_tx,
         waker,
+        stop,
         calls,
         counters,
         local,
@@ -145,8 +159,11 @@ struct Slot {
 
 struct Shard {
     poll: Poll,
+    stop: Arc<AtomicBool>,
     browser: UdpSocket,
     batch: ReceiveBatch,
+    trunk_batch: ReceiveBatch,
+    to_browsers: SendBatch,
     routes: BrowserRoutes<usize>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -157,24 +174,44 @@ struct Shard {
     commands: mpsc::Receiver<Command>,
     calls: Arc<AtomicUsize>,
     counters: Arc<PortCounters>,
-    trunk_buffer: Vec<u8>,
 }
 
-/// Puts a call's datagrams on the shard's browser port and the call's
-/// trunk sockets.
+/// Puts a call's datagrams on the shard's browser port, batched, and on
+/// the call's trunk sockets.
 struct Out<'a> {
     browser: &'a UdpSocket,
+    to_browsers: &'a mut SendBatch,
     counters: &'a PortCounters,
     trunk: &'a SendSockets,
 }
 
+/// Sends what `batch` holds on the browser port and counts it.
+fn flush_browsers(batch: &mut SendBatch, browser: &UdpSocket, counters: &PortCounters) {
+    if batch.is_empty() {
+        return;
+    }
+    let Flushed { sent, failed } = batch.flush(browser);
+    counters.sent.fetch_add(sent as u64, Ordering::Relaxed);
+    if failed > 0 {
+        counters
+            .send_failed
+            .fetch_add(failed as u64, Ordering::Relaxed);
+    }
+}
+
 impl Transmitter for Out<'_> {
     fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]) {
-        let counter = match self.browser.send_to(bytes, to) {
-            Ok(_) => &self.counters.sent,
-            Err(_) => &self.counters.send_failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if self.to_browsers.is_full() {
+            flush_browsers(self.to_browsers, self.browser, self.counters);
+        }
+        if !self.to_browsers.push(to, bytes) {
+            // Longer than a batch slot: no media is; send it on its own.
+            let counter = match self.browser.send_to(bytes, to) {
+                Ok(_) => &self.counters.sent,
+                Err(_) => &self.counters.send_failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool {
@@ -242,17 +279,19 @@ impl Shard {
             }
             browser_backlog = browser_ready && self.read_browser();
             self.run_due();
+            flush_browsers(&mut self.to_browsers, &self.browser, &self.counters);
         }
     }
 
-    /// Takes every queued command; false when the shard is to stop.
+    /// Takes every queued command; false when the shard is to stop (the
+    /// engine says so, or every sender is gone).
     fn take_commands(&mut self) -> bool {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Start { call, new, events }) => self.start(call, *new, events),
                 Ok(Command::Media { call, command }) => self.on_media_command(call, command),
-                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
-                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return !self.stop.load(Ordering::Relaxed),
             }
         }
     }
@@ -267,6 +306,9 @@ impl Shard {
             self.slots.push(None);
             self.slots.len() - 1
         });
+        // Without kernel timestamps, latency is counted from the read.
+        let _ = enable_timestamps(&trunk_ports.rtp);
+        let _ = enable_timestamps(&trunk_ports.rtcp);
         let registry = self.poll.registry();
         let rtp_token = Token(FIRST_TRUNK + 2 * index);
         let rtcp_token = Token(FIRST_TRUNK + 2 * index + 1);
@@ -339,6 +381,7 @@ impl Shard {
             MediaCommand::Close(reply) => {
                 let mut out = Out {
                     browser: &self.browser,
+                    to_browsers: &mut self.to_browsers,
                     counters: &self.counters,
                     trunk: &slot.trunk.sockets,
                 };
@@ -379,22 +422,25 @@ impl Shard {
         };
         let mut out = Out {
             browser: &self.browser,
+            to_browsers: &mut self.to_browsers,
             counters: &self.counters,
             trunk: &slot.trunk.sockets,
         };
-        let buffer = &mut self.trunk_buffer;
-        for _ in 0..TRUNK_READS_PER_TURN {
-            match socket.recv_from(buffer) {
-                Ok((len, from)) => {
-                    if let Some(data) = buffer.get(..len).filter(|_| len < TRUNK_RECV_BUFFER) {
-                        let now = Instant::now();
-                        slot.media
-                            .handle_trunk(now, from, data, rtcp_port, &mut out);
-                    }
+        let media = &mut slot.media;
+        let batch = &mut self.trunk_batch;
+        for _ in 0..TRUNK_BATCHES_PER_TURN {
+            let read = batch.receive(socket, Instant::now(), |datagram| {
+                // A datagram that filled its buffer may have been cut.
+                if !datagram.truncated {
+                    let (at, from) = (datagram.received_at, datagram.from);
+                    media.handle_trunk(at, from, datagram.bytes, rtcp_port, &mut out);
                 }
+            });
+            match read {
+                Ok(count) if count < TRUNK_BATCH => break,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 // An ICMP report on the socket: the next read is as good.
-                Err(_) => {}
+                Ok(_) | Err(_) => {}
             }
         }
         settle(index, slot, &mut self.routes, &mut self.deadlines);
@@ -406,14 +452,18 @@ impl Shard {
         let Self {
             browser,
             batch,
+            to_browsers,
             routes,
             slots,
             deadlines,
             counters,
             ..
         } = self;
+        let browser: &UdpSocket = browser;
+        let counters: &PortCounters = counters;
+        let full_batch = batch.capacity();
         for _ in 0..BROWSER_BATCHES_PER_TURN {
-            let read = batch.receive(&*browser, Instant::now(), |datagram| {
+            let read = batch.receive(browser, Instant::now(), |datagram| {
                 counters.received.fetch_add(1, Ordering::Relaxed);
                 if datagram.truncated {
                     counters.malformed.fetch_add(1, Ordering::Relaxed);
@@ -440,6 +490,7 @@ impl Shard {
                 };
                 let mut out = Out {
                     browser,
+                    to_browsers,
                     counters,
                     trunk: &slot.trunk.sockets,
                 };
@@ -452,6 +503,7 @@ impl Shard {
                 settle(index, slot, routes, deadlines);
             });
             match read {
+                Ok(count) if count < full_batch => return false,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
                 // ICMP reports of earlier sends concern one peer, not the
                 // port.
@@ -474,6 +526,7 @@ impl Shard {
             };
             let mut out = Out {
                 browser: &self.browser,
+                to_browsers: &mut self.to_browsers,
                 counters: &self.counters,
                 trunk: &slot.trunk.sockets,
             };
