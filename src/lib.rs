@@ -16,15 +16,16 @@
 //! - [`privacy`]: [`privacy::Pii`], the wrapper that keeps personal data out of logs.
 //! - [`http`]: the node's HTTP surface: signalling, admin API, dashboard, health, metrics.
 //! - [`sip`]: the trunk leg, a SIP user agent behind our own small API.
-//! - [`webrtc`]: the browser leg: the answer, the shared ICE-lite port, STUN
-//!   checks, the DTLS-SRTP handshake and each call's session.
+//! - [`webrtc`]: the browser leg: the answer, the ICE-lite port's routing,
+//!   STUN checks, the DTLS-SRTP handshake and each call's session.
 //! - [`media`]: the trunk-side RTP endpoint (a sans-IO core and a tokio host
 //!   for the echo trunk), SRTP for both legs, and the pure packet logic
 //!   under them.
 //! - [`metrics`]: the node's Prometheus registry and the handles that record into it.
 //! - [`call`]: one call: its media (the browser session, the trunk's RTP
-//!   endpoint core and the relay, sans-IO), the trunk leg's SIP dialog, the
-//!   state machine, and the driver task that hosts them.
+//!   endpoint core and the relay, sans-IO), the media shards that host the
+//!   media of many calls on a thread per core, the trunk leg's SIP dialog,
+//!   the state machine, and the control task of each call.
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
 //! - [`recording`]: the encrypted recording format and its keys.
 //! - [`store`]: the database (SQLite via sqlx): tenants, numbers, widgets, CDRs.
@@ -33,8 +34,8 @@
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
 //!
 //! Protocol and policy logic does no I/O; only `http/`, the socket loops
-//! (`webrtc/port.rs`, `call/driver.rs`, the echo trunk's endpoint task),
-//! `sip/` transports and storage backends touch the world.
+//! (`call/shard/worker.rs`, the echo trunk's endpoint task), `sip/`
+//! transports and storage backends touch the world.
 #![forbid(unsafe_code)]
 
 pub mod call;

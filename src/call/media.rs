@@ -11,7 +11,8 @@
 //! for the call's control ([`CallMediaEvent`]) are polled. After every
 //! input, poll events until `None`.
 //!
-//! A browser packet, socket to socket: the port hands it to
+//! A browser packet, socket to socket: the call's media shard
+//! ([`super::shard`]) reads it from its browser port and hands it to
 //! [`CallMedia::handle_browser`]; the session authenticates and decrypts it
 //! and hands over its audio; the relay converts it if the codecs differ
 //! and gives it to the trunk endpoint, which rewrites the header, protects
