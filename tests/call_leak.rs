@@ -7,7 +7,7 @@
 //!   resident memory where it was after a warm-up.
 //! - Calls carry on through a flood of junk at their browser ports: every
 //!   call hears all its audio, nothing forged or replayed comes back, and
-//!   the node counts what it shed.
+//!   the node counts what it shed, by reason.
 
 mod support;
 
@@ -259,14 +259,19 @@ async fn calls_carry_on_through_a_flood_at_their_browser_ports() {
     };
     // The port counters reach the metrics every 2 s.
     let counted = wait_until(Duration::from_secs(5), || {
-        shed("unknown_peer") > 0 && shed("unverified_check") > 0
+        ["unknown_peer", "unverified_check", "srtp", "other"]
+            .iter()
+            .all(|reason| shed(reason) > 0)
     });
     assert!(
         counted,
-        "junk from strangers and checks over budget are counted: unknown_peer {}, \
-         unverified_check {}",
+        "junk from strangers, checks over budget, replayed or forged SRTP and bad \
+         checks from the calls' own addresses are counted: unknown_peer {}, \
+         unverified_check {}, srtp {}, other {}",
         shed("unknown_peer"),
-        shed("unverified_check")
+        shed("unverified_check"),
+        shed("srtp"),
+        shed("other")
     );
     // And the node takes the next call as ever.
     load(&node, &["--calls", "1", "--duration", "0.5"]);

@@ -77,6 +77,10 @@ pub trait RelayObserver: Send + Sync {
     fn relayed_to_trunk(&self, latency: Duration);
     fn relayed_to_browser(&self, latency: Duration);
     fn browser_connect_failed(&self, ice: bool);
+    /// A datagram routed to a call that its session refused: SRTP or
+    /// SRTCP that did not authenticate or was replayed (`srtp`), or a
+    /// check or DTLS record that did not verify.
+    fn browser_rejected(&self, srtp: bool);
 }
 
 /// The parts of a call, assembled by the signalling handler.
@@ -308,6 +312,7 @@ impl RelayObserver for () {
     fn relayed_to_trunk(&self, _latency: Duration) {}
     fn relayed_to_browser(&self, _latency: Duration) {}
     fn browser_connect_failed(&self, _ice: bool) {}
+    fn browser_rejected(&self, _srtp: bool) {}
 }
 
 impl RelayObserver for crate::metrics::Metrics {
@@ -328,5 +333,13 @@ impl RelayObserver for crate::metrics::Metrics {
             true => self.ice_failures.inc(),
             false => self.dtls_failures.inc(),
         }
+    }
+
+    fn browser_rejected(&self, srtp: bool) {
+        let reason = match srtp {
+            true => crate::metrics::BrowserDrop::Srtp,
+            false => crate::metrics::BrowserDrop::Other,
+        };
+        self.drops.browser(reason).inc();
     }
 }

@@ -169,8 +169,17 @@ impl CallMedia {
         datagram: BytesMut,
         out: &mut impl Transmitter,
     ) {
-        // A bad datagram concerns that datagram only.
-        let _ = self.session.handle_datagram(received_at, from, datagram);
+        // A bad datagram concerns that datagram only; it is counted.
+        let srtp = datagram
+            .first()
+            .is_some_and(|byte| (128..=191).contains(byte));
+        if self
+            .session
+            .handle_datagram(received_at, from, datagram)
+            .is_err()
+        {
+            self.observer.browser_rejected(srtp);
+        }
         // Only what authenticated proves the browser is still there.
         if let Some(heard) = self.session.last_authenticated() {
             self.last_heard = self.last_heard.max(heard);

@@ -81,13 +81,15 @@ pub enum BrowserDrop {
     Malformed,
     /// From an address that belongs to no call.
     UnknownPeer,
-    /// SRTP authentication or replay check failed.
+    /// SRTP or SRTCP authentication or replay check failed.
     Srtp,
     /// The relay's queue toward the other leg was full.
     QueueFull,
     /// A check from an address the call has not verified, over the call's
     /// budget for such checks.
     UnverifiedCheck,
+    /// Routed to a call whose session refused it: a check that did not
+    /// verify, a DTLS record out of place.
     Other,
 }
 

@@ -85,6 +85,7 @@ enum Command {
 /// Where the control reaches one shard.
 struct ShardHandle {
     commands: mpsc::Sender<Command>,
+    /// Calls handed to the shard and not yet gone.
     waker: Arc<mio::Waker>,
     /// Set when the engine stops; the shard checks it every turn.
     stop: Arc<AtomicBool>,
@@ -227,6 +228,9 @@ impl Engine {
             events: events_tx,
         };
         handle.commands.try_send(command).ok()?;
+        // Counted here, not when the shard takes the call, so a burst of
+        // calls spreads over the shards; the shard counts the call off.
+        handle.calls.fetch_add(1, Ordering::Relaxed);
         handle.wake();
         Some(MediaLink {
             call,

@@ -331,6 +331,7 @@ impl Shard {
             // The sockets close as `trunk_ports` drops, leaving the set.
             self.routes.remove(&ufrag, index);
             self.free.push(index);
+            self.calls.fetch_sub(1, Ordering::Relaxed);
             let _ = events.try_send(ShardEvent::Refused);
             return;
         }
@@ -350,7 +351,6 @@ impl Shard {
         settle(index, &mut slot, &mut self.routes, &mut self.deadlines);
         self.slots[index] = Some(slot);
         self.by_call.insert(call, index);
-        self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     fn on_media_command(&mut self, call: u64, command: MediaCommand) {
