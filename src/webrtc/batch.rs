@@ -199,6 +199,11 @@ impl SendBatch {
         let mut next = 0;
         while next < self.queued.len() {
             match self.send_from(socket, next) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket's buffer is full: the rest would not fit.
+                    flushed.failed += self.queued.len() - next;
+                    break;
+                }
                 Ok(0) | Err(_) => {
                     // The datagram at `next` was refused; the rest may fit.
                     flushed.failed += 1;

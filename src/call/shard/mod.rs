@@ -184,11 +184,6 @@ impl Engine {
         ShardId(least)
     }
 
-    /// The browser port of `shard`.
-    pub fn local_addr(&self, shard: ShardId) -> SocketAddr {
-        self.shards[shard.0].local
-    }
-
     /// Every shard's browser port, in shard order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.shards.iter().map(|shard| shard.local).collect()
@@ -207,14 +202,6 @@ impl Engine {
     /// Each shard's port counters.
     pub fn counters(&self) -> Vec<Arc<PortCounters>> {
         self.shards.iter().map(|s| s.counters.clone()).collect()
-    }
-
-    /// Calls hosted on all shards.
-    pub fn calls(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.calls.load(Ordering::Relaxed))
-            .sum()
     }
 
     /// Hands `new` to `shard`; `None` when the shard's queue is full.
