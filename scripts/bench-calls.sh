@@ -38,59 +38,16 @@ fi
 scripts/install-build-deps.sh >/dev/null
 cargo build --release --bin callgate --bin callgate-load >&2
 ulimit -n "$(ulimit -Hn)"
-listen=127.0.0.1:18080
-
-# The far end: this checkout's node on its embedded default (echo trunk),
-# on ports of its own.
-far=$(mktemp -d)
-CALLGATE_DATA_DIR=$far CALLGATE_HTTP_LISTEN=127.0.0.1:18081 \
-    CALLGATE_SIP_LISTEN_UDP=127.0.0.1:15062 \
-    CALLGATE_ECHO_TRUNK_LISTEN=127.0.0.1:15098 \
-    CALLGATE_WEBRTC_LISTEN=127.0.0.1:41000 \
-    CALLGATE_MEDIA_RTP_PORT_MIN=30000 CALLGATE_MEDIA_RTP_PORT_MAX=39999 \
-    RUST_LOG=warn taskset -c 0 target/release/callgate serve >"$far/node.log" 2>&1 &
-far_node=$!
-trap 'kill $far_node 2>/dev/null; rm -rf "$far"' EXIT
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:18081/readyz" >/dev/null && break
-    sleep 0.1
-done
-cat >"$far/relay.toml" <<'TOML'
-[sip]
-options_interval_secs = 0
-
-[[sip.trunks]]
-name = "far-echo"
-address = "127.0.0.1:15098"
-codecs = ["PCMU"]
-
-[[sip.routes]]
-name = "demo"
-trunks = ["far-echo"]
-TOML
+source scripts/lib/bench-nodes.sh
+bench_start_far_end
 
 for calls in "$@"; do
-    data=$(mktemp -d)
-    CALLGATE_DATA_DIR=$data CALLGATE_HTTP_LISTEN=$listen \
-        CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP=10000 \
-        CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_WIDGET=100000 \
-        CALLGATE_LIMITS_MAX_CONCURRENT_CALLS_PER_TENANT=5000 \
-        RUST_LOG=warn taskset -c 1 "$node_bin/callgate" serve --config "$far/relay.toml" \
-        >"$data/node.log" 2>&1 &
-    node=$!
-    for _ in $(seq 100); do
-        curl -sf "http://$listen/readyz" >/dev/null && break
-        sleep 0.1
-    done
+    bench_start_node "$node_bin"
     load() {
-        taskset -c 0 target/release/callgate-load --node "http://$listen" \
-            --widget demo --ramp-per-sec 50 "$@"
+        bench_load --node "http://$bench_listen" --widget demo "$@"
     }
-    curl -sf "http://$listen/readyz" >/dev/null || { echo "bench-calls: the node did not start:" >&2; tail -5 "$data/node.log" >&2; }
     load --calls 50 --duration 3 >/dev/null
     echo "== $calls calls"
-    load --calls "$calls" --duration 20 --node-pid "$node" --flood-pps "$flood_pps" || true
-    kill "$node"
-    wait "$node" 2>/dev/null || true
-    rm -rf "$data"
+    load --calls "$calls" --duration 20 --node-pid "$bench_node" --flood-pps "$flood_pps" || true
+    bench_stop_node
 done

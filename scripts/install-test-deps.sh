@@ -30,6 +30,7 @@ packages=(
   chromium-driver # chromedriver, WebDriver for chromium
   ffmpeg          # decodes the browser's webm/opus captures
   coturn          # TURN relay the widget is told about
+  rtpengine-daemon # the reference media relay (benches/vs-rtpengine.sh)
   pebble          # ACME test CA for the node's own certificates
   postgresql      # the store at scale (scripts/test-postgres.sh runs one)
   python3         # the test virtualenv's interpreter
@@ -84,7 +85,7 @@ check_programs() {
   fi
   local program
   for program in sipp baresip kamailio sox espeak-ng tshark kill ip openssl \
-    chromium chromedriver ffmpeg turnserver pebble curl; do
+    chromium chromedriver ffmpeg turnserver pebble curl rtpengine; do
     if ! command -v "$program" >/dev/null; then
       echo "install-test-deps: $program is not on PATH after installing" >&2
       exit 1

@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ClientState, EchoStats, FRAME_INTERVAL, LoadClient};
+use crate::client::{ClientState, LoadClient};
+use crate::echo::{EchoStats, FRAME_INTERVAL};
 use crate::flood::{self, Junk, Target};
 use crate::node::{NodeClient, NodeError, PlacedCall};
 

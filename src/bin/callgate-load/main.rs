@@ -8,6 +8,9 @@
 //! node's public signalling contract. See [`run`] for how a run is timed
 //! and [`report`] for what each figure means.
 //!
+//! With `--rtpengine ADDR` the same calls run through rtpengine instead,
+//! set up over its ng protocol, for a side-by-side measure ([`rtpengine`]).
+//!
 //! Exit codes, as the node's own command line: 0 when every call connected
 //! and echoed audio, 64 for bad usage, 1 for any other failure (the node
 //! unreachable or refusing calls, or calls that failed), with a one-line
@@ -16,10 +19,14 @@
 
 mod call;
 mod client;
+mod echo;
 mod flood;
+mod ng;
 mod node;
 mod process;
+mod pump;
 mod report;
+mod rtpengine;
 mod run;
 mod scrape;
 
@@ -87,6 +94,12 @@ struct Args {
     /// SRTP and sends junk from its own address
     #[arg(long, default_value_t = 0)]
     flood_pps: u32,
+    /// Run the calls through rtpengine instead of a node: its ng control
+    /// address (host:port). Each call's visitor leg is SDES-SRTP, its
+    /// trunk leg plain RTP reflected by this tool; --node-pid names
+    /// rtpengine's process
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["flood_pps", "consent", "repeat"])]
+    rtpengine: Option<SocketAddr>,
 }
 
 enum Failure {
@@ -112,13 +125,49 @@ fn run() -> Result<(), Failure> {
     let Some(args) = parse_args()? else {
         return Ok(());
     };
-    let base = node_base(&args.node)?;
     check_numbers(&args)?;
     let process = args
         .node_pid
         .map(NodeProcess::open)
         .transpose()
         .map_err(|e| Failure::Usage(e.to_string()))?;
+    let report = match args.rtpengine {
+        Some(ng) => run_rtpengine(&args, ng, process)?,
+        None => run_node(&args, process)?,
+    };
+    match args.json {
+        true => println!("{}", report.to_json()),
+        false => print!("{}", report.to_text()),
+    }
+    if report.failed > 0 || report.calls_with_echo < report.calls {
+        let bad = report.calls - report.calls_with_echo.min(report.calls);
+        return Err(Failure::Other(format!(
+            "{bad} of {} calls failed or echoed no audio",
+            report.calls
+        )));
+    }
+    Ok(())
+}
+
+fn run_rtpengine(
+    args: &Args,
+    ng: SocketAddr,
+    process: Option<NodeProcess>,
+) -> Result<Report, Failure> {
+    let plan = rtpengine::RtpenginePlan {
+        ng,
+        local_ip: local_ip_to(ng)?,
+        calls: args.calls,
+        duration: Duration::from_secs_f64(args.duration),
+        ramp_per_sec: args.ramp_per_sec,
+        process,
+    };
+    let measured = rtpengine::run(&plan).map_err(|e| Failure::Other(e.to_string()))?;
+    Ok(Report::new(&measured))
+}
+
+fn run_node(args: &Args, process: Option<NodeProcess>) -> Result<Report, Failure> {
+    let base = node_base(&args.node)?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::Other(format!("cannot start the runtime: {e}")))?;
     let origin = args.origin.clone().unwrap_or_else(|| base.clone());
@@ -140,18 +189,7 @@ fn run() -> Result<(), Failure> {
             .map_err(|e| Failure::Other(e.to_string()))?;
         Ok::<_, Failure>(Report::new(&measured))
     })?;
-    match args.json {
-        true => println!("{}", report.to_json()),
-        false => print!("{}", report.to_text()),
-    }
-    if report.failed > 0 || report.calls_with_echo < report.calls {
-        let bad = report.calls - report.calls_with_echo.min(report.calls);
-        return Err(Failure::Other(format!(
-            "{bad} of {} calls failed or echoed no audio",
-            report.calls
-        )));
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// `None` when `--help` or `--version` was printed; any other clap error
@@ -218,6 +256,12 @@ async fn local_ip_towards(base: &str) -> Result<IpAddr, Failure> {
         .map_err(|e| unreachable(e.to_string()))?
         .next()
         .ok_or_else(|| unreachable("the host name has no address".to_owned()))?;
+    local_ip_to(node)
+}
+
+/// The local address the machine would use to reach `node`.
+fn local_ip_to(node: SocketAddr) -> Result<IpAddr, Failure> {
+    let unreachable = |reason: String| Failure::Other(format!("cannot reach {node}: {reason}"));
     let any: SocketAddr = match node {
         SocketAddr::V4(_) => "0.0.0.0:0".parse().unwrap_or(node),
         SocketAddr::V6(_) => "[::]:0".parse().unwrap_or(node),

@@ -10,7 +10,8 @@
 //! - relay latency: the node's own `callgate_relay_latency_seconds` over
 //!   the steady windows, arrival on one leg to send on the other;
 //! - node CPU: user + system time over the steady windows, as a share of
-//!   one core, in total and per call up;
+//!   one core, in total and per call up, and per packet relayed (each
+//!   direction counts);
 //! - node memory: VmRSS growth from before the first call to the end of
 //!   the last steady window, per call up in that window.
 
@@ -52,6 +53,8 @@ pub struct Report {
     pub node_calls_active: Option<u32>,
     pub node_cpu_percent: Option<f64>,
     pub node_cpu_percent_per_call: Option<f64>,
+    /// Node CPU time per packet relayed (each direction counts).
+    pub node_cpu_us_per_packet: Option<f64>,
     pub node_rss_before_kib: Option<u64>,
     pub node_rss_during_kib: Option<u64>,
     pub node_memory_per_call_kib: Option<f64>,
@@ -92,6 +95,13 @@ impl Report {
             .node_cpu
             .filter(|_| steady > 0.0)
             .map(|cpu| cpu.as_secs_f64() * 100.0 / steady);
+        let relay_packets = measured
+            .relayed
+            .unwrap_or((measured.to_trunk.count + measured.to_browser.count) as u64);
+        let cpu_per_packet = measured
+            .node_cpu
+            .filter(|_| relay_packets > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / relay_packets as f64);
         let rss_growth = match (measured.rss_before_kib, measured.rss_during_kib) {
             (Some(before), Some(during)) => Some(during as f64 - before as f64),
             _ => None,
@@ -110,7 +120,7 @@ impl Report {
             setup_p99_ms: ms(percentile(&mut setups, 0.99)),
             echo_rtt_p50_ms: ms(percentile(&mut rtts, 0.50)),
             echo_rtt_p99_ms: ms(percentile(&mut rtts, 0.99)),
-            relay_packets: (measured.to_trunk.count + measured.to_browser.count) as u64,
+            relay_packets,
             relay_to_trunk_p50_us: us(measured.to_trunk.quantile(0.50)),
             relay_to_trunk_p99_us: us(measured.to_trunk.quantile(0.99)),
             relay_to_browser_p50_us: us(measured.to_browser.quantile(0.50)),
@@ -120,6 +130,7 @@ impl Report {
             node_calls_active: measured.node_calls_active,
             node_cpu_percent: cpu_percent,
             node_cpu_percent_per_call: cpu_percent.filter(|_| up > 0).map(|c| c / f64::from(up)),
+            node_cpu_us_per_packet: cpu_per_packet,
             node_rss_before_kib: measured.rss_before_kib,
             node_rss_during_kib: measured.rss_during_kib,
             node_memory_per_call_kib: rss_growth.filter(|_| up > 0).map(|g| g / f64::from(up)),
@@ -181,11 +192,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "node CPU     {} of one core with {} calls up (node counts {} active), {} per call",
+            "node CPU     {} of one core with {} calls up (node counts {} active), {} per call, {} per relayed packet",
             figure(self.node_cpu_percent, 1, " %"),
             self.calls_up_in_window,
             figure(self.node_calls_active.map(f64::from), 0, ""),
-            figure(self.node_cpu_percent_per_call, 3, " %")
+            figure(self.node_cpu_percent_per_call, 3, " %"),
+            figure(self.node_cpu_us_per_packet, 2, " µs")
         );
         let _ = writeln!(
             out,
@@ -223,7 +235,7 @@ fn percentile(samples: &mut [u32], q: f64) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::call::CallOutcome;
-    use crate::client::EchoStats;
+    use crate::echo::EchoStats;
     use std::time::Duration;
 
     fn call(sent: u64, echoed: u64, rtt: &[u32]) -> CallOutcome {
@@ -260,9 +272,12 @@ mod tests {
             rss_before_kib: Some(10_000),
             rss_during_kib: Some(10_200),
             last_round_up: 2,
+            relayed: Some(400_000),
             ..Measurements::default()
         };
         let report = Report::new(&measured);
+        assert_eq!(report.relay_packets, 400_000);
+        assert_eq!(report.node_cpu_us_per_packet, Some(5.0));
         assert_eq!((report.calls, report.connected, report.failed), (3, 2, 1));
         assert_eq!(report.calls_with_echo, 2);
         assert_eq!(report.failures.get("ICE or DTLS failed"), Some(&1));

@@ -76,6 +76,10 @@ pub struct Measurements {
     pub node_calls_active: Option<u32>,
     /// Junk datagrams the flood sent, with `--flood-pps`.
     pub flood_sent: Option<u64>,
+    /// Packets relayed over the steady windows as counted where they
+    /// landed, for a relay without `/metrics`; `None` takes the node's
+    /// relay-latency histograms' counts.
+    pub relayed: Option<u64>,
 }
 
 /// The node's cumulative figures at one moment.
