@@ -11,8 +11,11 @@
 #   protocol by `callgate-load --rtpengine`. The visitor's leg is SDES-SRTP
 #   (AES_CM_128_HMAC_SHA1_80), the trunk's leg plain RTP, reflected by the
 #   load tool: the closest match to callgate's DTLS-SRTP to RTP.
-# - callgate: the node under test relays to a second node's echo trunk, as
-#   in scripts/bench-calls.sh; the load is `callgate-load` against it.
+# - callgate: the node under test relays to a SIP trunk that the load tool
+#   plays, reflecting each call's RTP, as in scripts/bench-calls.sh.
+#
+# Both ways the load's calls and the far end share one core, each on a
+# thread of the load tool, and every packet crosses the relay twice.
 #
 # Each relay is warmed with 50 calls, then measured over a 20 s steady
 # window. CPU per relayed packet is the relay's user + system time over
@@ -39,9 +42,9 @@ scripts/install-build-deps.sh >/dev/null
 cargo build --release --bin callgate --bin callgate-load >&2
 ulimit -n "$(ulimit -Hn)"
 source scripts/lib/bench-nodes.sh
-bench_start_far_end
+bench_setup
 results=$(mktemp -d)
-trap 'kill $bench_far_node ${rtpengine:-} 2>/dev/null; rm -rf "$bench_far" "$results"' EXIT
+trap 'kill ${rtpengine:-} 2>/dev/null; rm -rf "$bench_dir" "$results"' EXIT
 
 ng=127.0.0.1:22222
 ng_ping() {
@@ -73,9 +76,9 @@ run_rtpengine() {
 run_callgate() {
     local calls=$1
     bench_start_node target/release
-    bench_load --node "http://$bench_listen" --widget demo --calls 50 --duration 3 >/dev/null || true
-    bench_load --node "http://$bench_listen" --widget demo --calls "$calls" --duration 20 \
-        --node-pid "$bench_node" --json >"$results/callgate-$calls.json" || true
+    bench_load_node --calls 50 --duration 3 >/dev/null || true
+    bench_load_node --calls "$calls" --duration 20 --node-pid "$bench_node" --json \
+        >"$results/callgate-$calls.json" || true
     bench_stop_node
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Calls through a node on one core: for each CALLS given, starts the node
-# under test pinned to CPU 1, its demo route leading over SIP to a second
-# node that plays the far end (its built-in echo trunk, pinned to CPU 0), so
-# the first node's CPU is relay only; warms it with 50 calls, then runs
+# under test pinned to CPU 1, its demo route leading over SIP to a trunk
+# that callgate-load plays itself (each call's RTP sent straight back), so
+# the node's CPU is relay only; warms it with 50 calls, then runs
 # callgate-load pinned to CPU 0 for a 20 s steady window and prints its
 # report.
 #
@@ -10,9 +10,9 @@
 #
 # --node-bin runs the `callgate` binary in DIR as the node under test
 # instead of this checkout's release build (to compare two builds with the
-# same load tool and far end). --flood-pps runs the steady window under a
+# same load tool). --flood-pps runs the steady window under a
 # flood of N junk datagrams a second at the browser ports (callgate-load's
-# --flood-pps).
+# --flood-pps, whose calls each run on their own rtc peer connection).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,15 +39,20 @@ scripts/install-build-deps.sh >/dev/null
 cargo build --release --bin callgate --bin callgate-load >&2
 ulimit -n "$(ulimit -Hn)"
 source scripts/lib/bench-nodes.sh
-bench_start_far_end
+bench_setup
 
 for calls in "$@"; do
     bench_start_node "$node_bin"
     load() {
-        bench_load --node "http://$bench_listen" --widget demo "$@"
+        bench_load_node "$@"
     }
     load --calls 50 --duration 3 >/dev/null
     echo "== $calls calls"
-    load --calls "$calls" --duration 20 --node-pid "$bench_node" --flood-pps "$flood_pps" || true
+    if [[ $flood_pps -gt 0 ]]; then
+        load --calls "$calls" --duration 20 --node-pid "$bench_node" --rtc-clients \
+            --flood-pps "$flood_pps" || true
+    else
+        load --calls "$calls" --duration 20 --node-pid "$bench_node" || true
+    fi
     bench_stop_node
 done

@@ -239,7 +239,15 @@ async fn calls_carry_on_through_a_flood_at_their_browser_ports() {
     let pps = FLOOD_PPS.to_string();
     let report = load(
         &node,
-        &["--calls", "10", "--duration", "3", "--flood-pps", &pps],
+        &[
+            "--calls",
+            "10",
+            "--duration",
+            "3",
+            "--rtc-clients",
+            "--flood-pps",
+            &pps,
+        ],
     );
     let flood = report["flood_sent"].as_u64().unwrap();
     assert!(flood >= u64::from(FLOOD_PPS) * 2, "the flood ran: {report}");

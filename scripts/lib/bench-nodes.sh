@@ -1,14 +1,15 @@
 # Sourced by the benchmarks that run a node on one core
-# (scripts/bench-calls.sh, benches/vs-rtpengine.sh): the far end, the node
-# under test, and the load tool pinned beside the far end.
+# (scripts/bench-calls.sh, benches/vs-rtpengine.sh): the node under test
+# and the load tool beside it.
 #
-# The far end is this checkout's node on its embedded default (its echo
-# trunk) on ports of its own, pinned to CPU 0 with the load. The node under
-# test, pinned to CPU 1 (one media shard), has its limits raised and its
-# demo route leading over SIP to the far end's echo trunk, so its CPU is
-# relay only.
+# The node under test, pinned to CPU 1 (one media shard), has its limits
+# raised and its demo route leading over SIP to a trunk that the load tool
+# plays itself (`--reflect-trunk`): each call's RTP is sent straight back
+# from the load's own core (CPU 0), so the node's CPU is relay only and
+# the far end adds no tasks of its own to the load's core.
 
 bench_listen=127.0.0.1:18080
+bench_trunk=127.0.0.1:15098
 
 # Waits up to 10 s for URL/readyz to answer.
 bench_wait_ready() {
@@ -19,35 +20,23 @@ bench_wait_ready() {
     return 1
 }
 
-# Starts the far end; sets bench_far (its directory) and bench_far_node
-# (its pid) and arranges for both to go when the script exits.
-bench_start_far_end() {
-    bench_far=$(mktemp -d)
-    CALLGATE_DATA_DIR=$bench_far CALLGATE_HTTP_LISTEN=127.0.0.1:18081 \
-        CALLGATE_SIP_LISTEN_UDP=127.0.0.1:15062 \
-        CALLGATE_ECHO_TRUNK_LISTEN=127.0.0.1:15098 \
-        CALLGATE_WEBRTC_LISTEN=127.0.0.1:41000 \
-        CALLGATE_MEDIA_RTP_PORT_MIN=30000 CALLGATE_MEDIA_RTP_PORT_MAX=39999 \
-        RUST_LOG=warn taskset -c 0 target/release/callgate serve >"$bench_far/node.log" 2>&1 &
-    bench_far_node=$!
-    trap 'kill $bench_far_node 2>/dev/null; rm -rf "$bench_far"' EXIT
-    bench_wait_ready http://127.0.0.1:18081 || {
-        echo "bench: the far-end node did not start:" >&2
-        tail -5 "$bench_far/node.log" >&2
-        return 1
-    }
-    cat >"$bench_far/relay.toml" <<'TOML'
+# Writes the node's config (its route to the load's trunk) into
+# $bench_dir, removed when the script exits.
+bench_setup() {
+    bench_dir=$(mktemp -d)
+    trap 'rm -rf "$bench_dir"' EXIT
+    cat >"$bench_dir/relay.toml" <<TOML
 [sip]
 options_interval_secs = 0
 
 [[sip.trunks]]
-name = "far-echo"
-address = "127.0.0.1:15098"
+name = "load-reflector"
+address = "$bench_trunk"
 codecs = ["PCMU"]
 
 [[sip.routes]]
 name = "demo"
-trunks = ["far-echo"]
+trunks = ["load-reflector"]
 TOML
 }
 
@@ -59,7 +48,7 @@ bench_start_node() {
         CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP=10000 \
         CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_WIDGET=100000 \
         CALLGATE_LIMITS_MAX_CONCURRENT_CALLS_PER_TENANT=5000 \
-        RUST_LOG=warn taskset -c 1 "$1/callgate" serve --config "$bench_far/relay.toml" \
+        RUST_LOG=warn taskset -c 1 "$1/callgate" serve --config "$bench_dir/relay.toml" \
         >"$bench_node_data/node.log" 2>&1 &
     bench_node=$!
     bench_wait_ready "http://$bench_listen" || {
@@ -75,7 +64,12 @@ bench_stop_node() {
     rm -rf "$bench_node_data"
 }
 
-# callgate-load pinned beside the far end, ramping at 50 calls a second.
+# callgate-load on CPU 0, ramping at 50 calls a second.
 bench_load() {
     taskset -c 0 target/release/callgate-load --ramp-per-sec 50 "$@"
+}
+
+# callgate-load against the node under test, playing its trunk.
+bench_load_node() {
+    bench_load --node "http://$bench_listen" --widget demo --reflect-trunk "$bench_trunk" "$@"
 }

@@ -29,7 +29,7 @@ use rtc::peer_connection::certificate::RTCCertificate;
 use super::WebrtcError;
 use super::answer::{AnswerParams, OfferSections, write_answer};
 use super::demux::{PacketClass, classify};
-use super::dtls::{DtlsProgress, DtlsServer, fingerprint_of};
+use super::dtls::{DtlsHandshake, DtlsProgress, fingerprint_of};
 use super::offer::BrowserMedia;
 use super::stun::{IceCredentials, verify_check, write_success};
 use crate::media::rtcp::{
@@ -165,7 +165,7 @@ pub struct BrowserSession {
     ssrc: u32,
     credentials: IceCredentials,
     peers: PeerAddresses,
-    dtls: DtlsServer,
+    dtls: DtlsHandshake,
     srtp: Option<Srtp>,
     connect_by: Instant,
     failed: bool,
@@ -209,7 +209,7 @@ impl BrowserSession {
                 session_id: rand::random::<u64>() >> 2,
             },
         );
-        let dtls = DtlsServer::new(
+        let dtls = DtlsHandshake::server(
             &settings.certificate.dtls_certificate,
             sections.remote_fingerprint.clone(),
             settings.candidate,

@@ -19,6 +19,8 @@ const HEADER_LEN: usize = 20;
 const BINDING_REQUEST: u16 = 0x0001;
 const BINDING_SUCCESS: u16 = 0x0101;
 const ATTR_USERNAME: u16 = 0x0006;
+const ATTR_PRIORITY: u16 = 0x0024;
+const ATTR_ICE_CONTROLLING: u16 = 0x802A;
 const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
 const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
 const ATTR_USE_CANDIDATE: u16 = 0x0025;
@@ -166,6 +168,56 @@ pub fn write_success(out: &mut Vec<u8>, check: &Check, from: SocketAddr, key: &I
     push_attribute(out, ATTR_FINGERPRINT, &crc.to_be_bytes());
 }
 
+/// Replaces `out` with a Binding request as a controlling agent sends it
+/// (RFC 8445 §7.2.2): USERNAME `remote_ufrag:local_ufrag`, PRIORITY,
+/// ICE-CONTROLLING, USE-CANDIDATE when `nominate`, MESSAGE-INTEGRITY under
+/// the remote password, FINGERPRINT. For clients that play the browser
+/// (the load tool, tests); the node, ICE-lite, never sends one.
+pub fn write_check(
+    out: &mut Vec<u8>,
+    transaction: &[u8; 12],
+    username: &str,
+    remote_password: &str,
+    tie_breaker: u64,
+    nominate: bool,
+) {
+    out.clear();
+    out.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&MAGIC_COOKIE);
+    out.extend_from_slice(transaction);
+    // A host candidate's priority (RFC 8445 §5.1.2.1), peer-reflexive type.
+    push_attribute(out, ATTR_PRIORITY, &0x6e00_1eff_u32.to_be_bytes());
+    push_attribute(out, ATTR_ICE_CONTROLLING, &tie_breaker.to_be_bytes());
+    push_attribute(out, ATTR_USERNAME, username.as_bytes());
+    if nominate {
+        push_attribute(out, ATTR_USE_CANDIDATE, &[]);
+    }
+    let integrity_at = out.len();
+    set_length(out, integrity_at + 4 + INTEGRITY_LEN);
+    let key = hmac::Key::new(
+        hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        remote_password.as_bytes(),
+    );
+    let tag = hmac::sign(&key, out);
+    push_attribute(out, ATTR_MESSAGE_INTEGRITY, tag.as_ref());
+    let with_fingerprint = out.len() + 8;
+    set_length(out, with_fingerprint);
+    let crc = CRC32.checksum(out) ^ FINGERPRINT_XOR;
+    push_attribute(out, ATTR_FINGERPRINT, &crc.to_be_bytes());
+}
+
+/// Whether `datagram` is a Binding success response to `transaction`.
+/// Its integrity is not checked: a client that plays the browser on
+/// loopback has no forger to fear, and the DTLS handshake that follows
+/// authenticates the node anyway.
+pub fn is_success_for(datagram: &[u8], transaction: &[u8; 12]) -> bool {
+    datagram.len() >= HEADER_LEN
+        && datagram[..2] == BINDING_SUCCESS.to_be_bytes()
+        && datagram[4..8] == MAGIC_COOKIE
+        && datagram[8..20] == transaction[..]
+}
+
 fn write_xor_mapped_address(out: &mut Vec<u8>, from: SocketAddr, transaction: &[u8; 12]) {
     let port = from.port() ^ 0x2112;
     let mut value = [0u8; 20];
@@ -215,23 +267,8 @@ mod tests {
 
     /// A check as a browser writes one, signed with `pwd`.
     fn check(username: &str, pwd: &str, nominate: bool) -> Vec<u8> {
-        let mut m = vec![0x00, 0x01, 0, 0];
-        m.extend_from_slice(&MAGIC_COOKIE);
-        m.extend_from_slice(&[7; 12]);
-        push_attribute(&mut m, 0x0024, &[1, 2, 3, 4]);
-        push_attribute(&mut m, ATTR_USERNAME, username.as_bytes());
-        if nominate {
-            push_attribute(&mut m, ATTR_USE_CANDIDATE, &[]);
-        }
-        let at = m.len();
-        set_length(&mut m, at + 24);
-        let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, pwd.as_bytes());
-        let tag = hmac::sign(&key, &m);
-        push_attribute(&mut m, ATTR_MESSAGE_INTEGRITY, tag.as_ref());
-        let with_fingerprint = m.len() + 8;
-        set_length(&mut m, with_fingerprint);
-        let crc = CRC32.checksum(&m) ^ FINGERPRINT_XOR;
-        push_attribute(&mut m, ATTR_FINGERPRINT, &crc.to_be_bytes());
+        let mut m = Vec::new();
+        write_check(&mut m, &[7; 12], username, pwd, 42, nominate);
         m
     }
 
@@ -272,6 +309,16 @@ mod tests {
     fn the_response_is_signed_and_maps_the_address() {
         let creds = credentials();
         let request = verify_check(&check("ours:theirs", PWD, false), &creds).unwrap();
+        let mut response = Vec::new();
+        write_success(
+            &mut response,
+            &request,
+            "192.0.2.7:1".parse().unwrap(),
+            &creds,
+        );
+        assert!(is_success_for(&response, &[7; 12]));
+        assert!(!is_success_for(&response, &[8; 12]));
+        assert!(!is_success_for(&check("ours:theirs", PWD, false), &[7; 12]));
         for from in ["192.0.2.7:40000", "[2001:db8::5]:9"] {
             let from: SocketAddr = from.parse().unwrap();
             let mut out = Vec::new();

@@ -22,6 +22,7 @@ use crate::client::{ClientState, LoadClient};
 use crate::echo::{EchoStats, FRAME_INTERVAL};
 use crate::flood::{self, Junk, Target};
 use crate::node::{NodeClient, NodeError, PlacedCall};
+use crate::pump::SourceOutcome;
 
 /// From the offer's answer to the first echo: ICE, DTLS and the trunk's
 /// answer, with room for a node that is busy setting up many calls.
@@ -114,6 +115,23 @@ pub async fn run(
         failure: result.err(),
         stats: client.into_stats(),
     })
+}
+
+impl From<SourceOutcome> for CallOutcome {
+    fn from(outcome: SourceOutcome) -> Self {
+        let failure = match (&outcome.failure, outcome.echoed) {
+            (Some(reason), _) => Some(reason.clone()),
+            (None, false) => Some("no audio echoed".to_owned()),
+            (None, true) => None,
+        };
+        Self {
+            connected: outcome.connected,
+            echoed: outcome.echoed,
+            setup: outcome.setup,
+            failure,
+            stats: outcome.stats,
+        }
+    }
 }
 
 fn failed(reason: String) -> CallOutcome {

@@ -48,6 +48,8 @@ pub struct EchoLedger {
     measure_from: Option<u32>,
     /// One bit per measured packet: seen on the echo.
     echoed: Vec<u64>,
+    /// When the first echo arrived.
+    first_echo_at: Option<Instant>,
     stats: EchoStats,
 }
 
@@ -59,6 +61,7 @@ impl EchoLedger {
             next_packet: 0,
             measure_from: None,
             echoed: Vec::new(),
+            first_echo_at: None,
             stats: EchoStats::default(),
         }
     }
@@ -99,6 +102,7 @@ impl EchoLedger {
             self.stats.foreign += 1;
             return;
         };
+        self.first_echo_at.get_or_insert(received_at);
         let measure_from = *self.measure_from.get_or_insert(self.next_packet);
         let Some(offset) = stamp.number.checked_sub(measure_from) else {
             return;
@@ -117,6 +121,10 @@ impl EchoLedger {
     /// Whether audio has come back at least once.
     pub fn echoing(&self) -> bool {
         self.measure_from.is_some()
+    }
+
+    pub fn first_echo_at(&self) -> Option<Instant> {
+        self.first_echo_at
     }
 
     /// Whether every measured packet sent so far has come back.

@@ -21,10 +21,12 @@ mod call;
 mod client;
 mod echo;
 mod flood;
+mod handshake;
 mod ng;
 mod node;
 mod process;
 mod pump;
+mod reflector;
 mod report;
 mod rtpengine;
 mod run;
@@ -91,15 +93,25 @@ struct Args {
     /// Junk datagrams a second at the calls' browser ports over the steady
     /// window (random bytes, random-SSRC RTP, checks with a wrong
     /// integrity, DTLS ClientHellos), while each call also replays its
-    /// SRTP and sends junk from its own address
+    /// SRTP and sends junk from its own address (needs --rtc-clients)
     #[arg(long, default_value_t = 0)]
     flood_pps: u32,
+    /// Run each call on its own rtc peer connection and task, instead of
+    /// all calls' media on one thread after each call's own ICE check and
+    /// DTLS handshake
+    #[arg(long)]
+    rtc_clients: bool,
     /// Run the calls through rtpengine instead of a node: its ng control
     /// address (host:port). Each call's visitor leg is SDES-SRTP, its
     /// trunk leg plain RTP reflected by this tool; --node-pid names
     /// rtpengine's process
     #[arg(long, value_name = "ADDR", conflicts_with_all = ["flood_pps", "consent", "repeat"])]
     rtpengine: Option<SocketAddr>,
+    /// Play the node's SIP trunk as well: answer its INVITEs on this
+    /// address (host:port, where the node's route sends its calls) and
+    /// send each call's RTP straight back, on one thread of this tool
+    #[arg(long, value_name = "ADDR", conflicts_with = "rtpengine")]
+    reflect_trunk: Option<SocketAddr>,
 }
 
 enum Failure {
@@ -173,6 +185,14 @@ fn run_node(args: &Args, process: Option<NodeProcess>) -> Result<Report, Failure
     let origin = args.origin.clone().unwrap_or_else(|| base.clone());
     let report = runtime.block_on(async {
         let local_ip = local_ip_towards(&base).await?;
+        let trunk = match args.reflect_trunk {
+            Some(listen) => Some(
+                reflector::ReflectorTrunk::start(listen)
+                    .await
+                    .map_err(|e| Failure::Other(format!("the reflecting trunk: {e}")))?,
+            ),
+            None => None,
+        };
         let plan = Plan {
             node: NodeClient::new(base.clone(), args.widget.clone(), origin)
                 .with_consent(args.consent.clone()),
@@ -183,10 +203,14 @@ fn run_node(args: &Args, process: Option<NodeProcess>) -> Result<Report, Failure
             ramp_per_sec: args.ramp_per_sec,
             process,
             flood_pps: args.flood_pps,
+            rtc_clients: args.rtc_clients,
+            trunk: trunk.as_ref().map(reflector::ReflectorTrunk::lender),
         };
-        let measured = run::run(&plan)
-            .await
-            .map_err(|e| Failure::Other(e.to_string()))?;
+        let measured = run::run(&plan).await;
+        if let Some(trunk) = trunk {
+            trunk.stop().await;
+        }
+        let measured = measured.map_err(|e| Failure::Other(e.to_string()))?;
         Ok::<_, Failure>(Report::new(&measured))
     })?;
     Ok(report)
@@ -232,6 +256,9 @@ fn check_numbers(args: &Args) -> Result<(), Failure> {
     let usage = |message: String| Err(Failure::Usage(message));
     if !(1..=MAX_CALLS).contains(&args.calls) {
         return usage(format!("--calls must be between 1 and {MAX_CALLS}"));
+    }
+    if args.flood_pps > 0 && !args.rtc_clients {
+        return usage("--flood-pps needs --rtc-clients (each call sends its own junk)".to_owned());
     }
     if args.repeat == 0 {
         return usage("--repeat must be at least 1".to_owned());

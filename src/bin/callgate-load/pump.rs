@@ -5,20 +5,26 @@
 //! A [`Stream`] is a UDP socket of its own, registered in one mio `Poll`:
 //! - a **source** sends a stamped PCMU packet every 20 ms (SRTP-protected
 //!   when it has keys) and hands each echo to its [`EchoLedger`];
+//! - a **handshaking** source first runs its ICE check and DTLS handshake
+//!   ([`Handshake`]) and becomes a source on the keys it exports;
 //! - a **reflector** sends every datagram back where it came from: the far
 //!   end of a relay, so the relay's CPU is relay only.
 //!
 //! Reads take up to [`READ_BATCH`] datagrams per `recvmmsg` with the
 //! kernel's receive timestamp, so a round trip counts the time an echo
-//! waited in our socket. Sends are due on one ordered schedule; a source
-//! that falls a whole frame behind skips it rather than bursting, as a
-//! real capture clock does. Nothing on the packet path allocates.
+//! waited in our socket. Sends are due on one ordered schedule, woken by a
+//! `timerfd` to the microsecond rather than `epoll`'s millisecond, and run
+//! before the turn's reads: a relay is fed packets as evenly as calls
+//! started at random moments would send them, not in clumps of every
+//! packet due within a tick. A source that falls a whole frame behind
+//! skips it rather than bursting, as a real capture clock does. Nothing
+//! on the packet path allocates.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -29,15 +35,24 @@ use callgate::media::srtp::{SrtpReceiver, SrtpSender};
 use callgate::webrtc::batch::{ReceiveBatch, enable_timestamps};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::echo::{EchoLedger, EchoStats, FRAME_BYTES, FRAME_INTERVAL};
+use crate::handshake::{Handshake, Progress};
 
 /// Datagrams per `recvmmsg`: a stream gets one echo per 20 ms, so a read
 /// rarely finds more.
 const READ_BATCH: usize = 4;
+/// From a call's answer to its keys, with room for a node that is busy
+/// setting up many calls.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long echoes still on their way are waited for after the last send.
 const DRAIN: Duration = Duration::from_secs(1);
 const WAKER: Token = Token(0);
+const TIMER: Token = Token(1);
+/// Tokens of streams start here: stream `i` is `Token(FIRST_STREAM + i)`.
+const FIRST_STREAM: usize = 2;
 const PCMU: u8 = 0;
 const RTP_HEADER: usize = 12;
 /// An SRTP packet: header, payload and the largest tag (16 bytes).
@@ -57,6 +72,8 @@ pub struct Source {
     /// RTP sequence number and timestamp of the first packet.
     first_sequence: u16,
     first_timestamp: u32,
+    /// When the call was placed, for its setup time.
+    placed_at: Option<Instant>,
 }
 
 impl Source {
@@ -67,7 +84,14 @@ impl Source {
             ssrc: rand::random(),
             first_sequence: rand::random(),
             first_timestamp: rand::random(),
+            placed_at: None,
         }
+    }
+
+    /// Setup is timed from `at` to the first echo.
+    pub fn placed_at(mut self, at: Instant) -> Self {
+        self.placed_at = Some(at);
+        self
     }
 
     /// The next packet, stamped at `now`, in `packet`; false if it could
@@ -92,6 +116,10 @@ impl Source {
     /// One datagram from the relay, received at `received_at`; `scratch`
     /// holds it while it is unprotected.
     fn on_datagram(&mut self, received_at: Instant, datagram: &[u8], scratch: &mut Vec<u8>) {
+        // The node's own RTCP (SR/RR, BYE) is not an echo.
+        if matches!(datagram.get(1), Some(192..=223)) {
+            return;
+        }
         scratch.clear();
         scratch.extend_from_slice(datagram);
         let len = match &mut self.srtp {
@@ -110,8 +138,24 @@ impl Source {
 /// What a stream does with its socket.
 pub enum Role {
     Source(Box<Source>),
+    /// Handshaking; the source takes over with the keys.
+    Handshaking(Box<Handshake>, Box<Source>),
     /// Sends every datagram back to its sender.
     Reflector,
+    /// A handshake that failed, and why.
+    Failed(Box<Source>, String),
+}
+
+/// How one source's call went.
+#[derive(Debug, Default)]
+pub struct SourceOutcome {
+    /// Keyed: the handshake, if any, completed.
+    pub connected: bool,
+    pub echoed: bool,
+    pub stats: EchoStats,
+    /// From the call's placing to its first echo.
+    pub setup: Option<Duration>,
+    pub failure: Option<String>,
 }
 
 /// One socket and what to do with it; see the module documentation.
@@ -139,22 +183,30 @@ pub struct Pump {
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     counters: Arc<PumpCounters>,
-    thread: JoinHandle<Vec<EchoStats>>,
+    thread: std::sync::Mutex<Option<JoinHandle<Vec<SourceOutcome>>>>,
 }
 
 impl Pump {
     pub fn start() -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK)
+            .map_err(io::Error::from)?;
+        poll.registry().register(
+            &mut SourceFd(&timer.as_fd().as_raw_fd()),
+            TIMER,
+            Interest::READABLE,
+        )?;
         let (streams, incoming) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(PumpCounters::default());
         let worker = Worker {
             poll,
+            timer,
             incoming,
             stop: stop.clone(),
             counters: counters.clone(),
-            streams: Vec::new(),
+            slots: Vec::new(),
             due: BinaryHeap::new(),
             batch: ReceiveBatch::with_capacity(READ_BATCH),
             packet: Vec::with_capacity(PACKET_CAPACITY),
@@ -168,7 +220,7 @@ impl Pump {
             waker,
             stop,
             counters,
-            thread,
+            thread: std::sync::Mutex::new(Some(thread)),
         })
     }
 
@@ -187,22 +239,35 @@ impl Pump {
     }
 
     /// Stops sending, waits up to a second for the echoes on their way,
-    /// and returns every source's figures in the order they were added.
-    pub fn stop(self) -> Vec<EchoStats> {
+    /// and returns every source's figures in the order they were added
+    /// (nothing when the pump was already stopped).
+    pub fn stop(&self) -> Vec<SourceOutcome> {
         self.stop.store(true, Ordering::Release);
         let _ = self.waker.wake();
-        self.thread.join().unwrap_or_default()
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        thread
+            .map(|thread| thread.join().unwrap_or_default())
+            .unwrap_or_default()
     }
+}
+
+/// A stream and when it is next due.
+struct Slot {
+    stream: Stream,
+    /// Entries in the schedule at any other time are stale.
+    due_at: Option<Instant>,
 }
 
 /// The pump's thread.
 struct Worker {
     poll: Poll,
+    /// Wakes the thread when the next stream is due.
+    timer: TimerFd,
     incoming: mpsc::Receiver<Stream>,
     stop: Arc<AtomicBool>,
     counters: Arc<PumpCounters>,
-    streams: Vec<Stream>,
-    /// When each source's next packet is due: (time, stream index).
+    slots: Vec<Slot>,
+    /// When streams are due: (time, stream index).
     due: BinaryHeap<Reverse<(Instant, usize)>>,
     batch: ReceiveBatch,
     /// The packet being sent.
@@ -212,7 +277,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self) -> Vec<EchoStats> {
+    fn run(mut self) -> Vec<SourceOutcome> {
         let mut events = Events::with_capacity(1024);
         let mut drain_until = None;
         loop {
@@ -226,14 +291,9 @@ impl Worker {
             {
                 break;
             }
-            let wake = self
-                .due
-                .peek()
-                .map(|Reverse((at, _))| *at)
-                .into_iter()
-                .chain(drain_until)
-                .min();
-            let timeout = wake.map(|at| at.saturating_duration_since(now));
+            self.run_due(now);
+            self.arm_timer();
+            let timeout = drain_until.map(|until| until.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -242,111 +302,236 @@ impl Worker {
             for event in &events {
                 match event.token() {
                     WAKER => self.take_streams(),
-                    Token(token) => self.read(token - 1),
+                    // Only the wake-up matters; reading clears it.
+                    TIMER => drop(self.timer.wait()),
+                    Token(token) => self.read(token - FIRST_STREAM),
                 }
             }
-            self.send_due(Instant::now());
         }
-        self.streams
-            .into_iter()
-            .filter_map(|stream| match stream.role {
-                Role::Source(source) => Some(source.ledger.into_stats()),
-                Role::Reflector => None,
-            })
-            .collect()
+        self.slots.into_iter().filter_map(outcome).collect()
+    }
+
+    /// Sets the timer to the next stream's due time, or stops it.
+    fn arm_timer(&mut self) {
+        let next = self.due.peek().map(|Reverse((at, _))| *at);
+        let _ = match next {
+            Some(at) => {
+                // Zero would disarm the timer: a due time already passed
+                // fires at once.
+                let wait = at
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_nanos(1));
+                self.timer.set(
+                    Expiration::OneShot(TimeSpec::from_duration(wait)),
+                    TimerSetTimeFlags::empty(),
+                )
+            }
+            None => self.timer.unset(),
+        };
     }
 
     fn take_streams(&mut self) {
         while let Ok(stream) = self.incoming.try_recv() {
-            let index = self.streams.len();
+            let index = self.slots.len();
             let registered = self.poll.registry().register(
                 &mut SourceFd(&stream.socket.as_raw_fd()),
-                Token(index + 1),
+                Token(FIRST_STREAM + index),
                 Interest::READABLE,
             );
             if registered.is_err() {
                 continue;
             }
-            if matches!(stream.role, Role::Source(_)) {
+            let now = Instant::now();
+            let first_due = match &stream.role {
                 // Spread the sources over the frame, as calls placed at
                 // random moments are.
-                let phase = FRAME_INTERVAL.mul_f64(rand::random::<f64>());
-                self.due.push(Reverse((Instant::now() + phase, index)));
+                Role::Source(_) => Some(now + FRAME_INTERVAL.mul_f64(rand::random::<f64>())),
+                Role::Handshaking(..) => Some(now),
+                Role::Reflector | Role::Failed(..) => None,
+            };
+            self.slots.push(Slot {
+                stream,
+                due_at: None,
+            });
+            if let Some(at) = first_due {
+                schedule(&mut self.slots[index], index, at, &mut self.due);
             }
-            self.streams.push(stream);
         }
     }
 
     fn all_echoed(&self) -> bool {
-        self.streams.iter().all(|stream| match &stream.role {
+        self.slots.iter().all(|slot| match &slot.stream.role {
             Role::Source(source) => source.ledger.all_echoed(),
-            Role::Reflector => true,
+            _ => true,
         })
     }
 
     /// Reads `index`'s socket until its queue is empty.
     fn read(&mut self, index: usize) {
-        let Some(stream) = self.streams.get_mut(index) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
+        // A handshake's datagrams are few: copied out, then handled once
+        // the socket is drained.
+        let mut handshake_input: Vec<Vec<u8>> = Vec::new();
         loop {
-            let read =
-                self.batch.receive(
-                    &stream.socket,
-                    Instant::now(),
-                    |received| match &mut stream.role {
-                        Role::Reflector => {
-                            self.counters.to_reflectors.fetch_add(1, Ordering::Relaxed);
-                            let _ = stream.socket.send_to(received.bytes, received.from);
+            let socket = &slot.stream.socket;
+            let role = &mut slot.stream.role;
+            let read = self
+                .batch
+                .receive(socket, Instant::now(), |received| match role {
+                    Role::Reflector => {
+                        self.counters.to_reflectors.fetch_add(1, Ordering::Relaxed);
+                        let _ = socket.send_to(received.bytes, received.from);
+                    }
+                    Role::Source(source) => {
+                        self.counters.to_sources.fetch_add(1, Ordering::Relaxed);
+                        let was_echoing = source.ledger.echoing();
+                        source.on_datagram(received.received_at, received.bytes, &mut self.echo);
+                        if !was_echoing && source.ledger.echoing() {
+                            self.counters.echoing.fetch_add(1, Ordering::Relaxed);
                         }
-                        Role::Source(source) => {
-                            self.counters.to_sources.fetch_add(1, Ordering::Relaxed);
-                            let was_echoing = source.ledger.echoing();
-                            source.on_datagram(
-                                received.received_at,
-                                received.bytes,
-                                &mut self.echo,
-                            );
-                            if !was_echoing && source.ledger.echoing() {
-                                self.counters.echoing.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    },
-                );
+                    }
+                    Role::Handshaking(..) => handshake_input.push(received.bytes.to_vec()),
+                    Role::Failed(..) => {}
+                });
             match read {
                 Ok(count) if count == self.batch.capacity() => continue,
                 _ => break,
             }
         }
+        for datagram in handshake_input {
+            if let Role::Handshaking(handshake, _) = &mut slot.stream.role {
+                let progress = handshake.handle_datagram(Instant::now(), &datagram);
+                settle(slot, index, progress, &mut self.due);
+            }
+        }
     }
 
-    /// Sends every packet due by `now` and books each source's next one.
-    fn send_due(&mut self, now: Instant) {
+    /// Runs every stream due by `now`: a source's next packet, a
+    /// handshake's retransmission.
+    fn run_due(&mut self, now: Instant) {
         while let Some(&Reverse((at, index))) = self.due.peek() {
             if at > now {
                 break;
             }
             self.due.pop();
-            let Some(stream) = self.streams.get_mut(index) else {
+            let Some(slot) = self.slots.get_mut(index) else {
                 continue;
             };
-            let Role::Source(source) = &mut stream.role else {
+            if slot.due_at != Some(at) {
                 continue;
-            };
-            // A packet the socket refused is not counted as sent: loss
-            // is the relay's, not ours.
-            if source.write_next(now, &mut self.packet)
-                && stream.socket.send_to(&self.packet, stream.remote).is_ok()
-            {
-                source.ledger.sent();
             }
-            let mut next = at + FRAME_INTERVAL;
-            while next <= now {
-                next += FRAME_INTERVAL;
+            slot.due_at = None;
+            match &mut slot.stream.role {
+                Role::Source(source) => {
+                    // A packet the socket refused is not counted as sent:
+                    // loss is the relay's, not ours.
+                    if source.write_next(now, &mut self.packet)
+                        && slot
+                            .stream
+                            .socket
+                            .send_to(&self.packet, slot.stream.remote)
+                            .is_ok()
+                    {
+                        source.ledger.sent();
+                    }
+                    let mut next = at + FRAME_INTERVAL;
+                    while next <= now {
+                        next += FRAME_INTERVAL;
+                    }
+                    schedule(slot, index, next, &mut self.due);
+                }
+                Role::Handshaking(handshake, source) => {
+                    let progress = match source.placed_at {
+                        Some(placed) if now >= placed + HANDSHAKE_TIMEOUT => {
+                            Progress::Failed(format!(
+                                "ICE and DTLS not connected within {} s",
+                                HANDSHAKE_TIMEOUT.as_secs()
+                            ))
+                        }
+                        _ => handshake.handle_timeout(now),
+                    };
+                    settle(slot, index, progress, &mut self.due);
+                }
+                Role::Reflector | Role::Failed(..) => {}
             }
-            self.due.push(Reverse((next, index)));
         }
     }
+}
+
+/// Books `slot` (stream `index`) to run at `at`, unless it is due sooner.
+fn schedule(
+    slot: &mut Slot,
+    index: usize,
+    at: Instant,
+    due: &mut BinaryHeap<Reverse<(Instant, usize)>>,
+) {
+    slot.due_at = Some(at);
+    due.push(Reverse((at, index)));
+}
+
+/// After a handshake's input: its datagrams sent, its next timeout
+/// booked, and on keys the source started (or on failure, the reason
+/// kept).
+fn settle(
+    slot: &mut Slot,
+    index: usize,
+    progress: Progress,
+    due: &mut BinaryHeap<Reverse<(Instant, usize)>>,
+) {
+    let Role::Handshaking(handshake, _) = &mut slot.stream.role else {
+        return;
+    };
+    while let Some(datagram) = handshake.poll_transmit() {
+        let _ = slot.stream.socket.send_to(&datagram, slot.stream.remote);
+    }
+    let next = handshake.poll_timeout();
+    let role = std::mem::replace(&mut slot.stream.role, Role::Reflector);
+    let Role::Handshaking(handshake, mut source) = role else {
+        return;
+    };
+    slot.stream.role = match progress {
+        Progress::Pending => {
+            if let Some(at) = next
+                && slot.due_at.is_none_or(|due_at| at < due_at)
+            {
+                schedule(slot, index, at, due);
+            }
+            Role::Handshaking(handshake, source)
+        }
+        Progress::Keys(srtp) => {
+            source.srtp = Some(*srtp);
+            schedule(slot, index, Instant::now(), due);
+            Role::Source(source)
+        }
+        Progress::Failed(reason) => Role::Failed(source, reason),
+    };
+}
+
+/// A source's figures; `None` for a reflector.
+fn outcome(slot: Slot) -> Option<SourceOutcome> {
+    let (source, connected, failure) = match slot.stream.role {
+        Role::Source(source) => (source, true, None),
+        Role::Handshaking(_, source) => (
+            source,
+            false,
+            Some("ICE and DTLS not connected when the run stopped".to_owned()),
+        ),
+        Role::Failed(source, reason) => (source, false, Some(reason)),
+        Role::Reflector => return None,
+    };
+    let setup = source
+        .placed_at
+        .zip(source.ledger.first_echo_at())
+        .map(|(placed, echoed)| echoed.saturating_duration_since(placed));
+    Some(SourceOutcome {
+        connected,
+        echoed: source.ledger.echoing(),
+        stats: source.ledger.into_stats(),
+        setup,
+        failure,
+    })
 }
 
 /// A PCMU RTP header (RFC 3550 §5.1).
@@ -419,10 +604,12 @@ mod tests {
         .unwrap();
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(pump.counters().echoing.load(Ordering::Relaxed), 1);
-        let stats = pump.stop();
-        assert_eq!(stats.len(), 1);
-        assert!(stats[0].sent_measured >= 5, "{stats:?}");
-        assert_eq!(stats[0].echoed_measured, stats[0].sent_measured);
-        assert_eq!(stats[0].foreign, 0);
+        let outcomes = pump.stop();
+        assert_eq!(outcomes.len(), 1);
+        let stats = &outcomes[0].stats;
+        assert!(stats.sent_measured >= 5, "{stats:?}");
+        assert_eq!(stats.echoed_measured, stats.sent_measured);
+        assert_eq!(stats.foreign, 0);
+        assert_eq!(outcomes[0].failure, None);
     }
 }

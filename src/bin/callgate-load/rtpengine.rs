@@ -89,7 +89,7 @@ pub fn run(plan: &RtpenginePlan) -> Result<Measurements, RtpengineError> {
         Some(e) => Err(e),
         None => measure(plan, &pump, rss_before_kib),
     };
-    let stats = pump.stop();
+    let outcomes = pump.stop();
     for call_id in &placed {
         let _ = ng.request(
             "delete",
@@ -102,19 +102,7 @@ pub fn run(plan: &RtpenginePlan) -> Result<Measurements, RtpengineError> {
         );
     }
     let mut measured = measured?;
-    measured.outcomes = stats
-        .into_iter()
-        .map(|stats| {
-            let echoed = stats.echoed_measured > 0 || stats.sent_measured > 0;
-            CallOutcome {
-                connected: echoed,
-                echoed,
-                setup: None,
-                failure: (!echoed).then(|| "no audio echoed".to_owned()),
-                stats,
-            }
-        })
-        .collect();
+    measured.outcomes = outcomes.into_iter().map(CallOutcome::from).collect();
     Ok(measured)
 }
 

@@ -23,10 +23,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::atomic::Ordering;
+
 use crate::call::{self, CallOutcome, CallSetup};
+use crate::echo::EchoLedger;
 use crate::flood::{Flood, Target};
+use crate::handshake::{Handshake, Identity};
+use crate::node::PlacedCall;
 use crate::node::{NodeClient, NodeError};
 use crate::process::{NodeProcess, ProcessError};
+use crate::pump::{Pump, Role, Source, Stream};
+use crate::reflector::PumpLender;
 use crate::scrape::{self, Histogram};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,10 @@ pub enum RunError {
     Task(String),
     #[error("cannot start the flood: {0}")]
     Flood(std::io::Error),
+    #[error("cannot start the media pump: {0}")]
+    Pump(std::io::Error),
+    #[error("cannot make the calls' DTLS certificate: {0}")]
+    Identity(String),
 }
 
 /// What to run.
@@ -55,6 +66,12 @@ pub struct Plan {
     /// Junk datagrams a second at the browser ports over the steady
     /// windows (0: none); see [`crate::flood`].
     pub flood_pps: u32,
+    /// Each call on its own `rtc` peer connection and task ([`crate::call`])
+    /// instead of the one-thread [`Pump`]; a flood needs them.
+    pub rtc_clients: bool,
+    /// With `--reflect-trunk`: where each round lends its pump to the
+    /// trunk, so the calls and their far end share its thread.
+    pub trunk: Option<PumpLender>,
 }
 
 /// Everything the run observed, for the report.
@@ -113,6 +130,10 @@ impl Snapshot {
 
 type CallTask = JoinHandle<Result<CallOutcome, NodeError>>;
 
+/// From the last call placed to every call echoing: ICE, DTLS and the
+/// trunk's answer, with room for a node busy setting up many calls.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Runs every round; see the module documentation.
 pub async fn run(plan: &Plan) -> Result<Measurements, RunError> {
     plan.node.check_health().await?;
@@ -126,10 +147,108 @@ pub async fn run(plan: &Plan) -> Result<Measurements, RunError> {
         ..Measurements::default()
     };
     let epoch = Instant::now();
+    let identity = Identity::generate().map_err(RunError::Identity)?;
     for round in 0..plan.repeat {
-        run_round(plan, epoch, round, &mut measured).await?;
+        match plan.rtc_clients {
+            true => run_round(plan, epoch, round, &mut measured).await?,
+            false => run_pumped_round(plan, epoch, round, &identity, &mut measured).await?,
+        }
     }
     Ok(measured)
+}
+
+/// A round whose calls all run on one [`Pump`]: each call's socket is
+/// handed over with its handshake once the node has answered.
+async fn run_pumped_round(
+    plan: &Plan,
+    epoch: Instant,
+    round: u32,
+    identity: &Arc<Identity>,
+    measured: &mut Measurements,
+) -> Result<(), RunError> {
+    let pump = Arc::new(Pump::start().map_err(RunError::Pump)?);
+    if let Some(trunk) = &plan.trunk {
+        trunk.lend(Some(pump.clone()));
+    }
+    let gap = Duration::from_secs_f64(1.0 / plan.ramp_per_sec);
+    let mut next = tokio::time::Instant::now();
+    let mut placed = Vec::new();
+    let mut refused = None;
+    for i in 0..plan.calls {
+        let index = round.wrapping_mul(plan.calls).wrapping_add(i);
+        match place_on_pump(plan, &pump, identity, index, epoch).await {
+            Ok(call) => placed.push(call),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+        next += gap;
+        tokio::time::sleep_until(next).await;
+    }
+    let window = match refused {
+        Some(_) => None,
+        None => {
+            let ready_by = Instant::now() + READY_TIMEOUT;
+            let counters = pump.counters();
+            while counters.echoing.load(Ordering::Relaxed) < plan.calls && Instant::now() < ready_by
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            measured.last_round_up = counters.echoing.load(Ordering::Relaxed);
+            Some(steady_window(plan, &CancellationToken::new()).await)
+        }
+    };
+    if let Some(trunk) = &plan.trunk {
+        trunk.lend(None);
+    }
+    let outcomes = tokio::task::spawn_blocking(move || pump.stop())
+        .await
+        .map_err(|e| RunError::Task(e.to_string()))?;
+    let hang_ups = placed.iter().map(|call| plan.node.hang_up(call));
+    let hung_up: Result<Vec<()>, NodeError> = futures_util::future::join_all(hang_ups)
+        .await
+        .into_iter()
+        .collect();
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    hung_up?;
+    if let Some(window) = window {
+        record_window(window?, measured);
+    }
+    measured
+        .outcomes
+        .extend(outcomes.into_iter().map(CallOutcome::from));
+    Ok(())
+}
+
+/// Places one call and hands its socket and handshake to the pump.
+async fn place_on_pump(
+    plan: &Plan,
+    pump: &Pump,
+    identity: &Arc<Identity>,
+    index: u32,
+    epoch: Instant,
+) -> Result<PlacedCall, RunError> {
+    let bind = RunError::Pump;
+    let socket = std::net::UdpSocket::bind((plan.local_ip, 0)).map_err(bind)?;
+    let local = socket.local_addr().map_err(bind)?;
+    let (mut handshake, offer) = Handshake::new(identity.clone(), local, rand::random());
+    let placing = Instant::now();
+    let placed = plan.node.place_call(&offer).await?;
+    let source = Box::new(Source::new(EchoLedger::new(index, epoch), None).placed_at(placing));
+    let (remote, role) = match handshake.handle_answer(Instant::now(), &placed.answer) {
+        Ok(candidate) => (candidate, Role::Handshaking(Box::new(handshake), source)),
+        Err(reason) => (local, Role::Failed(source, reason)),
+    };
+    pump.add(Stream {
+        socket,
+        remote,
+        role,
+    })
+    .map_err(RunError::Pump)?;
+    Ok(placed)
 }
 
 async fn run_round(
@@ -160,7 +279,17 @@ async fn run_round(
     stop.cancel();
     let outcomes = join(tasks).await?;
     if let Some(window) = window {
-        let (before, after, rss) = window?;
+        record_window(window?, measured);
+    }
+    measured.last_round_up = up;
+    measured.outcomes.extend(outcomes);
+    Ok(())
+}
+
+/// Adds one steady window's figures to the run's.
+fn record_window(window: (Snapshot, Snapshot, Option<u64>), measured: &mut Measurements) {
+    let (before, after, rss) = window;
+    {
         measured.steady += after.at - before.at;
         measured
             .to_trunk
@@ -175,9 +304,6 @@ async fn run_round(
         measured.rss_during_kib = rss.or(measured.rss_during_kib);
         measured.node_calls_active = after.calls_active;
     }
-    measured.last_round_up = up;
-    measured.outcomes.extend(outcomes);
-    Ok(())
 }
 
 /// Starts the round's calls at the ramp rate; stops early on `abort`.
