@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Calls through a node on one core: for each CALLS given, starts the node
 # under test pinned to CPU 1, its demo route leading over SIP to a trunk
-# that callgate-load plays itself (each call's RTP sent straight back), so
-# the node's CPU is relay only; warms it with 50 calls, then runs
-# callgate-load pinned to CPU 0 for a 20 s steady window and prints its
-# report.
+# that callgate-load plays itself (each call's RTP sent back on its own
+# 20 ms clock), so the node's CPU is relay only; warms it with 50 calls,
+# then runs callgate-load pinned to CPU 0 for a 20 s steady window and
+# prints its report.
 #
 #   scripts/bench-calls.sh [--node-bin DIR] [--flood-pps N] CALLS...
 #

@@ -4,9 +4,9 @@
 #
 # The node under test, pinned to CPU 1 (one media shard), has its limits
 # raised and its demo route leading over SIP to a trunk that the load tool
-# plays itself (`--reflect-trunk`): each call's RTP is sent straight back
-# from the load's own core (CPU 0), so the node's CPU is relay only and
-# the far end adds no tasks of its own to the load's core.
+# plays itself (`--reflect-trunk`): each call's RTP is sent back on a 20 ms
+# clock of the call's own, from the load's core (CPU 0), so the node's CPU
+# is relay only and the far end adds no tasks of its own there.
 
 bench_listen=127.0.0.1:18080
 bench_trunk=127.0.0.1:15098

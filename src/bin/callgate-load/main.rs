@@ -109,7 +109,8 @@ struct Args {
     rtpengine: Option<SocketAddr>,
     /// Play the node's SIP trunk as well: answer its INVITEs on this
     /// address (host:port, where the node's route sends its calls) and
-    /// send each call's RTP straight back, on one thread of this tool
+    /// send each call's RTP back on a 20 ms clock of its own, on one
+    /// thread of this tool
     #[arg(long, value_name = "ADDR", conflicts_with = "rtpengine")]
     reflect_trunk: Option<SocketAddr>,
 }

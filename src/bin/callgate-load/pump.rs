@@ -8,7 +8,10 @@
 //! - a **handshaking** source first runs its ICE check and DTLS handshake
 //!   ([`Handshake`]) and becomes a source on the keys it exports;
 //! - a **reflector** sends every datagram back where it came from: the far
-//!   end of a relay, so the relay's CPU is relay only.
+//!   end of a relay, so the relay's CPU is relay only. It sends on a 20 ms
+//!   clock of its own, as a real far end does, not the moment a packet
+//!   lands: an instant echo is locked to the relay's own output, so a
+//!   burst the relay once sends comes back every 20 ms and never spreads.
 //!
 //! Reads take up to [`READ_BATCH`] datagrams per `recvmmsg` with the
 //! kernel's receive timestamp, so a round trip counts the time an echo
@@ -135,15 +138,55 @@ impl Source {
     }
 }
 
+/// The far end's side of a stream: what it holds until its clock ticks.
+#[derive(Default)]
+pub struct Reflector {
+    /// Datagrams to send back at the next tick: (sender, bytes).
+    held: Vec<(SocketAddr, Vec<u8>)>,
+    /// Buffers of datagrams already sent back, for the next ones.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Reflector {
+    /// Datagrams held beyond this are dropped, oldest first: a relay that
+    /// sends a call more than this per 20 ms is flooding it.
+    const MAX_HELD: usize = 8;
+
+    fn hold(&mut self, from: SocketAddr, datagram: &[u8]) {
+        if self.held.len() == Self::MAX_HELD {
+            let (_, oldest) = self.held.remove(0);
+            self.spare.push(oldest);
+        }
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(datagram);
+        self.held.push((from, buffer));
+    }
+
+    /// Sends back everything held.
+    fn release(&mut self, socket: &UdpSocket) {
+        for (to, datagram) in self.held.drain(..) {
+            let _ = socket.send_to(&datagram, to);
+            self.spare.push(datagram);
+        }
+    }
+}
+
 /// What a stream does with its socket.
 pub enum Role {
     Source(Box<Source>),
     /// Handshaking; the source takes over with the keys.
     Handshaking(Box<Handshake>, Box<Source>),
-    /// Sends every datagram back to its sender.
-    Reflector,
+    /// Sends every datagram back to its sender, on its own clock.
+    Reflector(Box<Reflector>),
     /// A handshake that failed, and why.
     Failed(Box<Source>, String),
+}
+
+impl Role {
+    pub fn reflector() -> Self {
+        Role::Reflector(Box::default())
+    }
 }
 
 /// How one source's call went.
@@ -211,6 +254,7 @@ impl Pump {
             batch: ReceiveBatch::with_capacity(READ_BATCH),
             packet: Vec::with_capacity(PACKET_CAPACITY),
             echo: Vec::with_capacity(PACKET_CAPACITY),
+            draining: false,
         };
         let thread = std::thread::Builder::new()
             .name("load-pump".to_owned())
@@ -274,6 +318,8 @@ struct Worker {
     packet: Vec<u8>,
     /// An echo being unprotected.
     echo: Vec<u8>,
+    /// Stopping: sources send no more.
+    draining: bool,
 }
 
 impl Worker {
@@ -283,8 +329,10 @@ impl Worker {
         loop {
             let now = Instant::now();
             if drain_until.is_none() && self.stop.load(Ordering::Acquire) {
+                // Sources stop; reflectors keep their clocks to send back
+                // what they hold.
                 drain_until = Some(now + DRAIN);
-                self.due.clear();
+                self.draining = true;
             }
             if let Some(until) = drain_until
                 && (now >= until || self.all_echoed())
@@ -343,11 +391,13 @@ impl Worker {
             }
             let now = Instant::now();
             let first_due = match &stream.role {
-                // Spread the sources over the frame, as calls placed at
-                // random moments are.
-                Role::Source(_) => Some(now + FRAME_INTERVAL.mul_f64(rand::random::<f64>())),
+                // Spread the sources' and reflectors' clocks over the
+                // frame, as calls placed at random moments are.
+                Role::Source(_) | Role::Reflector(_) => {
+                    Some(now + FRAME_INTERVAL.mul_f64(rand::random::<f64>()))
+                }
                 Role::Handshaking(..) => Some(now),
-                Role::Reflector | Role::Failed(..) => None,
+                Role::Failed(..) => None,
             };
             self.slots.push(Slot {
                 stream,
@@ -380,9 +430,9 @@ impl Worker {
             let read = self
                 .batch
                 .receive(socket, Instant::now(), |received| match role {
-                    Role::Reflector => {
+                    Role::Reflector(reflector) => {
                         self.counters.to_reflectors.fetch_add(1, Ordering::Relaxed);
-                        let _ = socket.send_to(received.bytes, received.from);
+                        reflector.hold(received.from, received.bytes);
                     }
                     Role::Source(source) => {
                         self.counters.to_sources.fetch_add(1, Ordering::Relaxed);
@@ -424,6 +474,7 @@ impl Worker {
             }
             slot.due_at = None;
             match &mut slot.stream.role {
+                Role::Source(_) if self.draining => {}
                 Role::Source(source) => {
                     // A packet the socket refused is not counted as sent:
                     // loss is the relay's, not ours.
@@ -436,11 +487,7 @@ impl Worker {
                     {
                         source.ledger.sent();
                     }
-                    let mut next = at + FRAME_INTERVAL;
-                    while next <= now {
-                        next += FRAME_INTERVAL;
-                    }
-                    schedule(slot, index, next, &mut self.due);
+                    schedule(slot, index, next_tick(at, now), &mut self.due);
                 }
                 Role::Handshaking(handshake, source) => {
                     let progress = match source.placed_at {
@@ -454,13 +501,27 @@ impl Worker {
                     };
                     settle(slot, index, progress, &mut self.due);
                 }
-                Role::Reflector | Role::Failed(..) => {}
+                Role::Reflector(reflector) => {
+                    reflector.release(&slot.stream.socket);
+                    schedule(slot, index, next_tick(at, now), &mut self.due);
+                }
+                Role::Failed(..) => {}
             }
         }
     }
 }
 
-/// Books `slot` (stream `index`) to run at `at`, unless it is due sooner.
+/// A 20 ms clock's next tick after the one due `at`, skipping ticks
+/// already past `now` rather than bursting to catch up.
+fn next_tick(at: Instant, now: Instant) -> Instant {
+    let mut next = at + FRAME_INTERVAL;
+    while next <= now {
+        next += FRAME_INTERVAL;
+    }
+    next
+}
+
+/// Books `slot` (stream `index`) to run at `at`.
 fn schedule(
     slot: &mut Slot,
     index: usize,
@@ -487,7 +548,8 @@ fn settle(
         let _ = slot.stream.socket.send_to(&datagram, slot.stream.remote);
     }
     let next = handshake.poll_timeout();
-    let role = std::mem::replace(&mut slot.stream.role, Role::Reflector);
+    // The placeholder lives only until the match below puts the role back.
+    let role = std::mem::replace(&mut slot.stream.role, Role::reflector());
     let Role::Handshaking(handshake, mut source) = role else {
         return;
     };
@@ -519,7 +581,7 @@ fn outcome(slot: Slot) -> Option<SourceOutcome> {
             Some("ICE and DTLS not connected when the run stopped".to_owned()),
         ),
         Role::Failed(source, reason) => (source, false, Some(reason)),
-        Role::Reflector => return None,
+        Role::Reflector(_) => return None,
     };
     let setup = source
         .placed_at
@@ -590,7 +652,7 @@ mod tests {
         pump.add(Stream {
             socket: reflector,
             remote: source_addr,
-            role: Role::Reflector,
+            role: Role::reflector(),
         })
         .unwrap();
         pump.add(Stream {

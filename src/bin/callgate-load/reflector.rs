@@ -3,7 +3,7 @@
 //! [`ReflectorTrunk`] answers every INVITE on `ADDR` (plain RTP, G.711, as
 //! the node's own echo trunk does) and hands the call's RTP socket to a
 //! [`Pump`] as a reflector: every packet the node relays to the trunk goes
-//! straight back. The pump is the one carrying the calls' own audio when
+//! back on the call's next 20 ms tick. The pump is the one carrying the calls' own audio when
 //! the run lends it ([`PumpLender`]), so the load's calls and their far
 //! end share one thread, as with rtpengine; otherwise the trunk's own. The
 //! far end then costs a few microseconds per packet on the load's core,
@@ -125,7 +125,7 @@ async fn answer(
     let stream = Stream {
         socket: rtp,
         remote: answer.media.remote_rtp,
-        role: Role::Reflector,
+        role: Role::reflector(),
     };
     if pump.add(stream).is_err() || call.accept(answer.sdp.into_bytes()).await.is_err() {
         return;

@@ -202,7 +202,7 @@ fn place(
     pump.add(Stream {
         socket: trunk,
         remote: answer.media.remote_rtp,
-        role: Role::Reflector,
+        role: Role::reflector(),
     })
     .map_err(|e| media(&e))?;
     pump.add(Stream {
