@@ -20,8 +20,10 @@
 //! before the turn's reads: a relay is fed packets as evenly as calls
 //! started at random moments would send them, not in clumps of every
 //! packet due within a tick. A source that falls a whole frame behind
-//! skips it rather than bursting, as a real capture clock does. Nothing
-//! on the packet path allocates.
+//! skips it rather than bursting, as a real capture clock does. Packet
+//! buffers are reused; what still allocates is the message headers nix's
+//! `recvmmsg` rebuilds per read (as on the node) and each call's round-trip
+//! samples.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
