@@ -6,6 +6,7 @@
 //! [`callgate::media::srtp`] in the [`crate::pump`], as the node's own
 //! browser leg does after its handshake; nothing of the handshake stays.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use callgate::webrtc::dtls::{DtlsHandshake, DtlsProgress, fingerprint_of};
 use callgate::webrtc::stun;
 use rtc::dtls::crypto::Certificate;
 
+use crate::flood;
 use crate::pump::SrtpPair;
 
 /// A browser paces its checks about this far apart (RFC 8445 §14.2, Ta).
@@ -79,7 +81,7 @@ pub struct Handshake {
     node: Option<NodeDescription>,
     stage: Stage,
     /// Datagrams to send, to the node's candidate.
-    outbox: Vec<Vec<u8>>,
+    outbox: VecDeque<Vec<u8>>,
 }
 
 impl Handshake {
@@ -96,7 +98,7 @@ impl Handshake {
             transaction: rand::random(),
             node: None,
             stage: Stage::Offered,
-            outbox: Vec::new(),
+            outbox: VecDeque::new(),
         };
         (handshake, offer)
     }
@@ -187,7 +189,7 @@ impl Handshake {
 
     /// The next datagram for the node's candidate.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.outbox.pop()
+        self.outbox.pop_front()
     }
 
     fn queue_check(&mut self) {
@@ -201,13 +203,13 @@ impl Handshake {
             self.tie_breaker,
             true,
         );
-        self.outbox.push(check);
+        self.outbox.push_back(check);
     }
 
     fn drain_dtls(&mut self) {
         if let Stage::Dtls(dtls) = &mut self.stage {
             while let Some(record) = dtls.poll_transmit() {
-                self.outbox.insert(0, record.to_vec());
+                self.outbox.push_back(record.to_vec());
             }
         }
     }
@@ -257,31 +259,20 @@ fn offer_sdp(
     .join("\r\n")
 }
 
-/// The node's ICE credentials, fingerprint and candidate.
+/// The node's ICE credentials, fingerprint and candidate (the last two
+/// as the flood reads them, [`flood::target_of`]).
 fn parse_answer(answer: &str) -> Result<NodeDescription, String> {
-    let mut ufrag = None;
     let mut password = None;
     let mut fingerprint = None;
-    let mut candidate = None;
     let mut pcmu = false;
     for line in answer.lines().map(str::trim) {
-        if let Some(value) = line.strip_prefix("a=ice-ufrag:") {
-            ufrag = Some(value.to_owned());
-        } else if let Some(value) = line.strip_prefix("a=ice-pwd:") {
+        if let Some(value) = line.strip_prefix("a=ice-pwd:") {
             password = Some(value.to_owned());
         } else if let Some(value) = line.strip_prefix("a=fingerprint:sha-256 ") {
             fingerprint = value
                 .split(':')
                 .map(|byte| u8::from_str_radix(byte, 16).ok())
                 .collect::<Option<Vec<u8>>>();
-        } else if let Some(value) = line.strip_prefix("a=candidate:") {
-            // foundation component transport priority address port typ ...
-            let fields: Vec<&str> = value.split_whitespace().collect();
-            if let (Some(ip), Some(port)) = (fields.get(4), fields.get(5))
-                && let (Ok(ip), Ok(port)) = (ip.parse(), port.parse())
-            {
-                candidate.get_or_insert(SocketAddr::new(ip, port));
-            }
         } else if let Some(value) = line.strip_prefix("m=audio ") {
             pcmu = value.split_whitespace().nth(2) == Some("0");
         }
@@ -294,11 +285,13 @@ fn parse_answer(answer: &str) -> Result<NodeDescription, String> {
         );
     }
     let missing = |what: &str| format!("the node's answer has no {what}");
+    let target =
+        flood::target_of(answer).ok_or_else(|| missing("candidate or ICE username fragment"))?;
     Ok(NodeDescription {
-        ufrag: ufrag.ok_or_else(|| missing("ICE username fragment"))?,
+        ufrag: target.ufrag,
         password: password.ok_or_else(|| missing("ICE password"))?,
         fingerprint: fingerprint.ok_or_else(|| missing("sha-256 fingerprint"))?,
-        candidate: candidate.ok_or_else(|| missing("candidate"))?,
+        candidate: target.port,
     })
 }
 
