@@ -176,8 +176,8 @@ fn connected(codec: AudioCodec) -> (Browser, Node) {
 fn handshake(browser: &mut Browser, session: &mut BrowserSession) {
     let (mut browser_up, mut node_up) = (false, false);
     for _ in 0..1000 {
-        while let Some(out) = browser.peer.poll_write() {
-            let _ = session.handle_datagram(browser.now, browser.address, out.message);
+        while let Some(mut out) = browser.peer.poll_write() {
+            let _ = session.handle_datagram(browser.now, browser.address, &mut out.message);
         }
         while let Some(transmit) = session.poll_transmit() {
             let bytes = BytesMut::from(transmit.bytes);
@@ -244,11 +244,11 @@ impl Browser {
 impl Node {
     /// The timed part: one packet in from the browser, its echo back out.
     /// Returns the bytes sent to the browser.
-    fn relay(&mut self, datagram: BytesMut, now: Instant) -> usize {
+    fn relay(&mut self, mut datagram: BytesMut, now: Instant) -> usize {
         self.out.browser_bytes = 0;
         self.out.trunk_packet.clear();
         self.media
-            .handle_browser(now, self.browser, datagram, &mut self.out);
+            .handle_browser(now, self.browser, &mut datagram, &mut self.out);
         let echo = std::mem::take(&mut self.out.trunk_packet);
         self.media
             .handle_trunk(now, self.trunk, &echo, false, &mut self.out);
@@ -274,7 +274,9 @@ fn browser_payload(codec: AudioCodec) -> Bytes {
     }
     let mut encoder = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Opus).expect("encoder");
     let mut frame = None;
-    encoder.convert(&tone, |out| frame = Some(out.payload));
+    encoder.convert(&tone, |out| {
+        frame = Some(Bytes::copy_from_slice(out.payload))
+    });
     frame.expect("one 20 ms Opus frame")
 }
 

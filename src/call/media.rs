@@ -30,8 +30,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-
 use super::driver::{LegStats, RelayObserver};
 use crate::media::MediaError;
 use crate::media::endpoint::{
@@ -161,30 +159,34 @@ impl CallMedia {
     }
 
     /// A datagram from the browser port, received at `received_at` (the
-    /// kernel's stamp: the start of its relay latency).
+    /// kernel's stamp: the start of its relay latency). SRTP is decrypted
+    /// in `datagram` itself.
     pub fn handle_browser(
         &mut self,
         received_at: Instant,
         from: SocketAddr,
-        datagram: BytesMut,
+        datagram: &mut [u8],
         out: &mut impl Transmitter,
     ) {
         // A bad datagram concerns that datagram only; it is counted.
         let srtp = datagram
             .first()
             .is_some_and(|byte| (128..=191).contains(byte));
-        if self
-            .session
-            .handle_datagram(received_at, from, datagram)
-            .is_err()
-        {
-            self.observer.browser_rejected(srtp);
-        }
+        let audio = match self.session.handle_datagram(received_at, from, datagram) {
+            Ok(audio) => audio,
+            Err(_) => {
+                self.observer.browser_rejected(srtp);
+                None
+            }
+        };
         // Only what authenticated proves the browser is still there.
         if let Some(heard) = self.session.last_authenticated() {
             self.last_heard = self.last_heard.max(heard);
         }
-        self.after_session(received_at, out);
+        if let Some(frame) = audio {
+            self.on_browser_audio(received_at, frame, out);
+        }
+        self.after_session(out);
     }
 
     /// A datagram from the trunk leg's RTP port (`rtcp_port` false) or RTCP
@@ -226,7 +228,7 @@ impl CallMedia {
             self.gone = true;
             self.events.push(CallMediaEvent::BrowserGone);
         }
-        self.after_session(now, out);
+        self.after_session(out);
     }
 
     /// The next event for the call's control.
@@ -299,13 +301,12 @@ impl CallMedia {
     }
 
     /// Sends what the session has queued and handles its events.
-    fn after_session(&mut self, received_at: Instant, out: &mut impl Transmitter) {
+    fn after_session(&mut self, out: &mut impl Transmitter) {
         while let Some(transmit) = self.session.poll_transmit() {
             out.to_browser(transmit.to, transmit.bytes);
         }
         while let Some(event) = self.session.poll_event() {
             match event {
-                SessionEvent::Audio(frame) => self.on_browser_audio(received_at, frame, out),
                 SessionEvent::PeerAddress(address) => {
                     self.events.push(CallMediaEvent::PeerAddress(address));
                 }
@@ -325,7 +326,7 @@ impl CallMedia {
     fn on_browser_audio(
         &mut self,
         received_at: Instant,
-        frame: BrowserFrame,
+        frame: BrowserFrame<'_>,
         out: &mut impl Transmitter,
     ) {
         // The session only hands over the negotiated codec's packets, and
@@ -343,8 +344,8 @@ impl CallMedia {
         // with the browser's timestamp of its first sample.
         let ticks_per_sample = clock_rate / SAMPLE_RATE;
         let mut samples_before = 0u32;
-        transcoder.convert(&frame.payload, |converted| {
-            let _ = trunk.send_audio(received_at, &converted.payload, converted.ticks, |tx| {
+        transcoder.convert(frame.payload, |converted| {
+            let _ = trunk.send_audio(received_at, converted.payload, converted.ticks, |tx| {
                 out.to_trunk(tx)
             });
             if let (Some(tap), Some(law)) = (tap, law) {
@@ -354,7 +355,7 @@ impl CallMedia {
                         .wrapping_add(samples_before.wrapping_mul(ticks_per_sample)),
                     clock_rate,
                 };
-                tap.frame(Channel::Visitor, received_at, time, &converted.payload, law);
+                tap.frame(Channel::Visitor, received_at, time, converted.payload, law);
                 samples_before = samples_before.wrapping_add(converted.payload.len() as u32);
             }
         });
@@ -431,7 +432,7 @@ impl CallMedia {
                 timestamp: rewritten.timestamp,
                 marker: rewritten.marker,
             };
-            if session.send_rtp(now, header, &converted.payload).is_ok() {
+            if session.send_rtp(now, header, converted.payload).is_ok() {
                 *browser_sent += 1;
             }
         });

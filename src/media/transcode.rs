@@ -10,9 +10,8 @@
 //!
 //! Invariants: never panics on a bad payload (a corrupt Opus packet is
 //! replaced by libopus' packet-loss concealment); allocation-free after
-//! construction except for the output payloads themselves.
-
-use bytes::Bytes;
+//! construction: output payloads are lent from the input or from the
+//! transcoder's own buffers until the next packet.
 
 use super::g711;
 use crate::webrtc::AudioCodec;
@@ -33,9 +32,9 @@ pub enum TranscodeError {
 }
 
 /// One packet of converted audio and its length in the output's RTP clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Converted {
-    pub payload: Bytes,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Converted<'a> {
+    pub payload: &'a [u8],
     pub ticks: u32,
 }
 
@@ -49,6 +48,8 @@ pub struct Transcoder {
     /// Samples waiting for a full 20 ms frame before Opus encoding.
     pending: Vec<i16>,
     encoded: Vec<u8>,
+    /// G.711 output of a table lookup or an Opus decode.
+    g711: Vec<u8>,
 }
 
 impl std::fmt::Debug for Transcoder {
@@ -76,6 +77,7 @@ impl Transcoder {
             decoded: vec![0; MAX_DECODED],
             pending: Vec::with_capacity(FRAME_SAMPLES * 2),
             encoded: vec![0; MAX_OPUS_PACKET],
+            g711: vec![0; MAX_DECODED],
         })
     }
 
@@ -86,20 +88,24 @@ impl Transcoder {
 
     /// Converts one packet's payload; `emit` gets zero or more output
     /// packets (Opus output waits for whole 20 ms frames).
-    pub fn convert(&mut self, payload: &Bytes, mut emit: impl FnMut(Converted)) {
+    pub fn convert(&mut self, payload: &[u8], mut emit: impl FnMut(Converted<'_>)) {
         match (self.from, self.to) {
             (from, to) if from == to => emit(Converted {
-                payload: payload.clone(),
+                payload,
                 ticks: ticks_of(from, payload),
             }),
-            (AudioCodec::Pcmu, AudioCodec::Pcma) => emit(table(payload, g711::ulaw_to_alaw)),
-            (AudioCodec::Pcma, AudioCodec::Pcmu) => emit(table(payload, g711::alaw_to_ulaw)),
+            (AudioCodec::Pcmu, AudioCodec::Pcma) => {
+                emit(table(payload, g711::ulaw_to_alaw, &mut self.g711));
+            }
+            (AudioCodec::Pcma, AudioCodec::Pcmu) => {
+                emit(table(payload, g711::alaw_to_ulaw, &mut self.g711));
+            }
             (AudioCodec::Opus, to) => self.decode_opus(payload, to, emit),
             (from, _) => self.encode_opus(payload, from, emit),
         }
     }
 
-    fn decode_opus(&mut self, payload: &Bytes, to: AudioCodec, mut emit: impl FnMut(Converted)) {
+    fn decode_opus(&mut self, payload: &[u8], to: AudioCodec, mut emit: impl FnMut(Converted<'_>)) {
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
@@ -116,20 +122,24 @@ impl Transcoder {
             .unwrap_or(0);
         let pcm = self.decoded.get(..samples).unwrap_or_default();
         for frame in pcm.chunks(FRAME_SAMPLES) {
-            let mut out = vec![0u8; frame.len()];
+            let out = &mut self.g711[..frame.len()];
             match to {
-                AudioCodec::Pcma => g711::encode_alaw_into(frame, &mut out),
-                _ => g711::encode_ulaw_into(frame, &mut out),
+                AudioCodec::Pcma => g711::encode_alaw_into(frame, out),
+                _ => g711::encode_ulaw_into(frame, out),
             };
-            let ticks = frame.len() as u32;
             emit(Converted {
-                payload: Bytes::from(out),
-                ticks,
+                payload: out,
+                ticks: frame.len() as u32,
             });
         }
     }
 
-    fn encode_opus(&mut self, payload: &Bytes, from: AudioCodec, mut emit: impl FnMut(Converted)) {
+    fn encode_opus(
+        &mut self,
+        payload: &[u8],
+        from: AudioCodec,
+        mut emit: impl FnMut(Converted<'_>),
+    ) {
         let start = self.pending.len();
         self.pending.resize(start + payload.len(), 0);
         let target = self.pending.get_mut(start..).unwrap_or_default();
@@ -146,7 +156,7 @@ impl Transcoder {
             consumed += FRAME_SAMPLES;
             if let Ok(len) = encoder.encode(frame, &mut self.encoded) {
                 emit(Converted {
-                    payload: Bytes::copy_from_slice(&self.encoded[..len]),
+                    payload: &self.encoded[..len],
                     ticks: FRAME_SAMPLES as u32 * OPUS_TICKS_PER_SAMPLE,
                 });
             }
@@ -163,11 +173,13 @@ fn ticks_of(codec: AudioCodec, payload: &[u8]) -> u32 {
     }
 }
 
-fn table(payload: &[u8], map: fn(u8) -> u8) -> Converted {
-    let out: Vec<u8> = payload.iter().map(|&b| map(b)).collect();
+/// `payload` mapped byte for byte into `out`.
+fn table<'a>(payload: &[u8], map: fn(u8) -> u8, out: &'a mut Vec<u8>) -> Converted<'a> {
+    out.clear();
+    out.extend(payload.iter().map(|&b| map(b)));
     Converted {
         ticks: out.len() as u32,
-        payload: Bytes::from(out),
+        payload: out,
     }
 }
 
@@ -175,7 +187,14 @@ fn table(payload: &[u8], map: fn(u8) -> u8) -> Converted {
 mod tests {
     use super::*;
 
-    fn tone_ulaw(samples: usize) -> Bytes {
+    /// A converted packet, kept past the next one.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Owned {
+        payload: Vec<u8>,
+        ticks: u32,
+    }
+
+    fn tone_ulaw(samples: usize) -> Vec<u8> {
         let pcm: Vec<i16> = (0..samples)
             .map(|i| {
                 ((i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0) as i16
@@ -183,12 +202,19 @@ mod tests {
             .collect();
         let mut out = vec![0u8; samples];
         g711::encode_ulaw_into(&pcm, &mut out);
-        Bytes::from(out)
+        out
     }
 
-    fn collect(t: &mut Transcoder, payload: &Bytes) -> Vec<Converted> {
+    fn own(converted: Converted<'_>) -> Owned {
+        Owned {
+            payload: converted.payload.to_vec(),
+            ticks: converted.ticks,
+        }
+    }
+
+    fn collect(t: &mut Transcoder, payload: &[u8]) -> Vec<Owned> {
         let mut out = Vec::new();
-        t.convert(payload, |c| out.push(c));
+        t.convert(payload, |c| out.push(own(c)));
         out
     }
 
@@ -200,7 +226,7 @@ mod tests {
         let out = collect(&mut t, &payload);
         assert_eq!(
             out,
-            vec![Converted {
+            vec![Owned {
                 payload: payload.clone(),
                 ticks: 160
             }]
@@ -229,7 +255,7 @@ mod tests {
         let mut opus_packets = Vec::new();
         // 30 ms packets from the trunk still give 20 ms Opus frames.
         for chunk in payload.chunks(240) {
-            encode.convert(&Bytes::copy_from_slice(chunk), |c| opus_packets.push(c));
+            encode.convert(chunk, |c| opus_packets.push(own(c)));
         }
         assert_eq!(opus_packets.len(), 50);
         assert!(opus_packets.iter().all(|p| p.ticks == 960));
@@ -256,10 +282,9 @@ mod tests {
     #[test]
     fn a_corrupt_opus_packet_is_concealed_not_fatal() {
         let mut decode = Transcoder::new(AudioCodec::Opus, AudioCodec::Pcma).unwrap();
-        let garbage = Bytes::from_static(&[0xff, 0xff, 0xff, 0x00, 0x13]);
-        let out = collect(&mut decode, &garbage);
+        let out = collect(&mut decode, &[0xff, 0xff, 0xff, 0x00, 0x13]);
         assert!(out.len() <= 1);
-        let empty = collect(&mut decode, &Bytes::new());
+        let empty = collect(&mut decode, &[]);
         assert!(empty.len() <= 1);
     }
 }

@@ -141,7 +141,7 @@ impl RecorderTap {
         channel: Channel,
         at: Instant,
         time: MediaTime,
-        payload: &Bytes,
+        payload: &[u8],
         law: G711Law,
     ) {
         if self.tx.capacity() <= RESERVED_FOR_COMMANDS {
@@ -152,7 +152,7 @@ impl RecorderTap {
             channel,
             at,
             time,
-            payload: payload.clone(),
+            payload: Bytes::copy_from_slice(payload),
             law,
         };
         if self.tx.try_send(RecorderInput::Frame(frame)).is_err() {

@@ -30,11 +30,12 @@ pub const BATCH: usize = 32;
 /// Larger than any datagram a browser sends (MTU-sized DTLS records, RTP).
 pub const MAX_DATAGRAM: usize = 2048;
 
-/// One datagram of a batch.
-#[derive(Debug, Clone, Copy)]
+/// One datagram of a batch, in the batch's buffer: the caller may work on
+/// it in place (decrypt it) until the next datagram is handed over.
+#[derive(Debug)]
 pub struct Received<'a> {
     pub from: SocketAddr,
-    pub bytes: &'a [u8],
+    pub bytes: &'a mut [u8],
     /// When the kernel received it, on the caller's clock.
     pub received_at: Instant,
     /// Longer than [`MAX_DATAGRAM`]: `bytes` is a truncated prefix.
@@ -91,15 +92,15 @@ impl ReceiveBatch {
     ) -> io::Result<usize> {
         self.read(socket)?;
         let wall = SystemTime::now();
-        for (index, &(from, len, stamp, truncated)) in self.meta.iter().enumerate() {
+        let buffers = self.buffers.chunks_mut(MAX_DATAGRAM);
+        for (&(from, len, stamp, truncated), buffer) in self.meta.iter().zip(buffers) {
             let Some(from) = from else { continue };
             let waited = stamp
                 .and_then(|at| wall.duration_since(at).ok())
                 .unwrap_or(Duration::ZERO);
-            let start = index * MAX_DATAGRAM;
             each(Received {
                 from,
-                bytes: self.buffers.get(start..start + len).unwrap_or_default(),
+                bytes: &mut buffer[..len],
                 received_at: now.checked_sub(waited).unwrap_or(now),
                 truncated,
             });

@@ -61,6 +61,10 @@ pub enum DtlsProgress {
 pub struct DtlsHandshake {
     endpoint: Endpoint,
     completed: bool,
+    /// The endpoint's retransmission deadline, read again after each call
+    /// that can move it: asking the endpoint walks its association's
+    /// state, and the session asks after every datagram.
+    deadline: Option<Instant>,
 }
 
 impl DtlsHandshake {
@@ -75,6 +79,7 @@ impl DtlsHandshake {
         Ok(Self {
             endpoint: Endpoint::new(local, TransportProtocol::UDP, Some(config)),
             completed: false,
+            deadline: None,
         })
     }
 
@@ -92,9 +97,11 @@ impl DtlsHandshake {
         endpoint
             .connect(now, ASSOCIATION, config, None)
             .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+        let deadline = endpoint.poll_timeout(&ASSOCIATION);
         Ok(Self {
             endpoint,
             completed: false,
+            deadline,
         })
     }
 
@@ -105,10 +112,9 @@ impl DtlsHandshake {
         now: Instant,
         record: BytesMut,
     ) -> Result<DtlsProgress, DtlsError> {
-        let events = self
-            .endpoint
-            .read(now, ASSOCIATION, None, record)
-            .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+        let events = self.endpoint.read(now, ASSOCIATION, None, record);
+        self.refresh_deadline();
+        let events = events.map_err(|e| DtlsError::Handshake(e.to_string()))?;
         let mut progress = DtlsProgress::Pending;
         for event in events {
             match event {
@@ -144,23 +150,29 @@ impl DtlsHandshake {
     /// The next record datagram to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
-        self.endpoint.poll_transmit().map(|out| out.message)
+        let record = self.endpoint.poll_transmit()?;
+        self.refresh_deadline();
+        Some(record.message)
     }
 
     /// When our flight must be sent again, during the handshake.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.endpoint.poll_timeout(&ASSOCIATION)
+        self.deadline
+    }
+
+    fn refresh_deadline(&mut self) {
+        self.deadline = self.endpoint.poll_timeout(&ASSOCIATION);
     }
 
     /// Retransmits our flight when due. Err once retransmissions ran out.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
-        if self.poll_timeout().is_none() {
+        if self.deadline.is_none() {
             return Ok(());
         }
-        self.endpoint
-            .handle_timeout(ASSOCIATION, now)
-            .map_err(|e| DtlsError::Handshake(e.to_string()))
+        let handled = self.endpoint.handle_timeout(ASSOCIATION, now);
+        self.refresh_deadline();
+        handled.map_err(|e| DtlsError::Handshake(e.to_string()))
     }
 
     pub fn is_completed(&self) -> bool {
@@ -170,6 +182,7 @@ impl DtlsHandshake {
     /// Queues close_notify (when an association exists) and forgets it.
     pub fn close(&mut self, now: Instant) {
         let _ = self.endpoint.stop(now, ASSOCIATION);
+        self.refresh_deadline();
     }
 }
 

@@ -15,7 +15,9 @@
 //! Invariant (str0m style): after every input (`handle_datagram`,
 //! `handle_timeout`, `send_rtp`), the owner drains [`BrowserSession::poll_transmit`]
 //! and [`BrowserSession::poll_event`] until both return `None`, then sleeps
-//! until [`BrowserSession::poll_timeout`]. Only authenticated input (a
+//! until [`BrowserSession::poll_timeout`]. The browser's audio is the one
+//! exception: `handle_datagram` decrypts it in the caller's buffer and
+//! returns it borrowed from there, so a packet is never copied. Only authenticated input (a
 //! verified check, a DTLS record the association accepted, SRTP/SRTCP
 //! whose tag verified) moves [`BrowserSession::last_authenticated`].
 
@@ -23,7 +25,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use rtc::peer_connection::certificate::RTCCertificate;
 
 use super::WebrtcError;
@@ -62,19 +64,18 @@ pub enum SessionEvent {
     /// The connection failed; `ice` tells whether ICE never completed
     /// (otherwise DTLS failed after ICE).
     Failed { ice: bool },
-    /// One audio packet from the browser, already SRTP-decrypted.
-    Audio(BrowserFrame),
 }
 
-/// An RTP audio packet from the browser, header fields as it sent them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrowserFrame {
+/// An RTP audio packet from the browser, SRTP-decrypted in the buffer it
+/// arrived in; header fields as the browser sent them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrowserFrame<'a> {
     pub payload_type: u8,
     pub sequence: u16,
     pub timestamp: u32,
     pub ssrc: u32,
     pub marker: bool,
-    pub payload: Bytes,
+    pub payload: &'a [u8],
 }
 
 /// One datagram to send, borrowed from the session until the next poll.
@@ -259,21 +260,23 @@ impl BrowserSession {
         self.last_authenticated
     }
 
-    /// A datagram from `from`. Errors are the datagram's (forged, broken,
-    /// replayed); the session stays usable.
-    pub fn handle_datagram(
+    /// A datagram from `from`, decrypted in place when it is SRTP; the
+    /// browser's audio comes back borrowed from `datagram`. Errors are the
+    /// datagram's (forged, broken, replayed); the session stays usable.
+    pub fn handle_datagram<'d>(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        datagram: BytesMut,
-    ) -> Result<(), WebrtcError> {
-        match classify(&datagram) {
-            PacketClass::Stun => self.handle_check(now, from, &datagram),
+        datagram: &'d mut [u8],
+    ) -> Result<Option<BrowserFrame<'d>>, WebrtcError> {
+        match classify(datagram) {
+            PacketClass::Stun => self.handle_check(now, from, datagram),
             PacketClass::Dtls => self.handle_dtls(now, from, datagram),
-            PacketClass::Rtp if is_rtcp(&datagram) => self.handle_srtcp(now, from, datagram),
-            PacketClass::Rtp => self.handle_srtp(now, from, datagram),
+            PacketClass::Rtp if is_rtcp(datagram) => self.handle_srtcp(now, from, datagram),
+            PacketClass::Rtp => return self.handle_srtp(now, from, datagram),
             PacketClass::Other => Err(WebrtcError::Packet("not stun, dtls or rtp".to_owned())),
         }
+        .map(|()| None)
     }
 
     fn handle_check(
@@ -296,14 +299,15 @@ impl BrowserSession {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        datagram: BytesMut,
+        datagram: &[u8],
     ) -> Result<(), WebrtcError> {
         if !self.peers.is_checked(from) {
             return Err(WebrtcError::Packet(
                 "dtls before a verified check".to_owned(),
             ));
         }
-        let progress = self.dtls.handle_record(now, datagram);
+        // The DTLS library takes owned records; they are few per call.
+        let progress = self.dtls.handle_record(now, BytesMut::from(datagram));
         self.queue_dtls(from);
         match progress.map_err(packet_error)? {
             DtlsProgress::Pending => {}
@@ -328,50 +332,43 @@ impl BrowserSession {
         }
     }
 
-    fn handle_srtp(
+    fn handle_srtp<'d>(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        mut datagram: BytesMut,
-    ) -> Result<(), WebrtcError> {
+        datagram: &'d mut [u8],
+    ) -> Result<Option<BrowserFrame<'d>>, WebrtcError> {
         let receiver = &mut self.keyed(from)?.receiver;
-        let plain_len = receiver
-            .unprotect_rtp(&mut datagram)
-            .map_err(packet_error)?;
+        let plain_len = receiver.unprotect_rtp(datagram).map_err(packet_error)?;
         self.last_authenticated = Some(now);
-        datagram.truncate(plain_len);
-        let bytes = datagram.freeze();
-        let packet = RtpPacket::parse(&bytes).map_err(packet_error)?;
+        let plain: &'d [u8] = &datagram[..plain_len];
+        let packet = RtpPacket::parse(plain).map_err(packet_error)?;
         if packet.payload_type() != self.media.payload_type {
             // telephone-event from the browser is not relayed: the widget
             // sends digits over signalling.
-            return Ok(());
+            return Ok(None);
         }
         self.remote_ssrc = Some(packet.ssrc().0);
         self.received
             .handle_packet(packet.sequence(), packet.timestamp(), now);
-        let frame = BrowserFrame {
+        Ok(Some(BrowserFrame {
             payload_type: packet.payload_type(),
             sequence: packet.sequence(),
             timestamp: packet.timestamp(),
             ssrc: packet.ssrc().0,
             marker: packet.marker(),
-            payload: bytes.slice(packet.header_len()..packet.header_len() + packet.payload().len()),
-        };
-        self.events.push_back(SessionEvent::Audio(frame));
-        Ok(())
+            payload: packet.payload(),
+        }))
     }
 
     fn handle_srtcp(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        mut datagram: BytesMut,
+        datagram: &mut [u8],
     ) -> Result<(), WebrtcError> {
         let receiver = &mut self.keyed(from)?.receiver;
-        let plain_len = receiver
-            .unprotect_rtcp(&mut datagram)
-            .map_err(packet_error)?;
+        let plain_len = receiver.unprotect_rtcp(datagram).map_err(packet_error)?;
         self.last_authenticated = Some(now);
         let packets = rtcp::parse_compound(&datagram[..plain_len]).map_err(packet_error)?;
         for packet in packets {

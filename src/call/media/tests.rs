@@ -71,8 +71,8 @@ fn audio_crosses_both_ways_once_the_trunk_has_answered() {
     let from: SocketAddr = BROWSER.parse().unwrap();
     let mut wire = Wire::default();
 
-    let early = browser_audio(&mut browser, now, 1);
-    media.handle_browser(now, from, early, &mut wire);
+    let mut early = browser_audio(&mut browser, now, 1);
+    media.handle_browser(now, from, &mut early, &mut wire);
     assert!(
         wire.to_trunk.is_empty(),
         "nothing to a trunk that has not answered"
@@ -81,8 +81,8 @@ fn audio_crosses_both_ways_once_the_trunk_has_answered() {
     answer(&mut media, now);
     for sequence in 2..5 {
         now += Duration::from_millis(20);
-        let audio = browser_audio(&mut browser, now, sequence);
-        media.handle_browser(now, from, audio, &mut wire);
+        let mut audio = browser_audio(&mut browser, now, sequence);
+        media.handle_browser(now, from, &mut audio, &mut wire);
     }
     assert_eq!(wire.to_trunk.len(), 3);
     let relayed = RtpPacket::parse(&wire.to_trunk[0]).unwrap();
@@ -141,15 +141,13 @@ fn forged_datagrams_do_not_keep_a_silent_browser_alive() {
         now += Duration::from_millis(250);
         // RTP-shaped junk and a STUN-shaped request from the browser's own
         // address: neither authenticates.
-        let mut junk = BytesMut::from(&trunk_packet(9, &[0; 40])[..]);
+        let mut junk = trunk_packet(9, &[0; 40]);
         junk[1] = 0;
-        media.handle_browser(now, from, junk, &mut wire);
-        let stun = BytesMut::from(
-            &[
-                0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-            ][..],
-        );
-        media.handle_browser(now, from, stun, &mut wire);
+        media.handle_browser(now, from, &mut junk, &mut wire);
+        let mut stun = [
+            0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
+        media.handle_browser(now, from, &mut stun, &mut wire);
         if now >= media.poll_timeout() {
             media.handle_timeout(now, &mut wire);
         }
@@ -168,8 +166,8 @@ fn authenticated_audio_keeps_the_browser_present() {
     while now < until {
         now += Duration::from_millis(100);
         sequence += 1;
-        let audio = browser_audio(&mut browser, now, sequence);
-        media.handle_browser(now, from, audio, &mut wire);
+        let mut audio = browser_audio(&mut browser, now, sequence);
+        media.handle_browser(now, from, &mut audio, &mut wire);
         if now >= media.poll_timeout() {
             media.handle_timeout(now, &mut wire);
         }

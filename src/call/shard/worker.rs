@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc;
@@ -497,7 +496,7 @@ impl Shard {
                 slot.media.handle_browser(
                     datagram.received_at,
                     datagram.from,
-                    BytesMut::from(datagram.bytes),
+                    datagram.bytes,
                     &mut out,
                 );
                 settle(index, slot, routes, deadlines);
