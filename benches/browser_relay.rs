@@ -76,7 +76,7 @@ struct Wire {
 }
 
 impl Transmitter for Wire {
-    fn to_browser(&mut self, _to: SocketAddr, bytes: &[u8]) {
+    fn to_browser(&mut self, _to: SocketAddr, bytes: &[u8], _relayed_from: Option<Instant>) {
         self.browser_bytes += black_box(bytes).len();
     }
 

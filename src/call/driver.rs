@@ -74,7 +74,10 @@ pub struct CallReport {
 
 /// Hooks for the node's metrics, called on the packet path (atomics only).
 pub trait RelayObserver: Send + Sync {
+    /// A browser packet left for the trunk, `latency` after it arrived.
     fn relayed_to_trunk(&self, latency: Duration);
+    /// A trunk packet left for the browser, `latency` after it arrived;
+    /// reported by the media's host, which knows when it left.
     fn relayed_to_browser(&self, latency: Duration);
     fn browser_connect_failed(&self, ice: bool);
     /// A datagram routed to a call that its session refused: SRTP or

@@ -43,8 +43,10 @@ use crate::webrtc::{AudioCodec, BrowserFrame, BrowserSession, OutgoingHeader, Se
 
 /// Where the host puts the datagrams a call makes.
 pub trait Transmitter {
-    /// A datagram for the browser, from the browser port.
-    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]);
+    /// A datagram for the browser, from the browser port. `relayed_from`
+    /// is when the trunk packet it relays arrived: the host reports the
+    /// relay ([`RelayObserver::relayed_to_browser`]) once it has left.
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], relayed_from: Option<Instant>);
     /// A datagram for the trunk, from the socket `transmit.kind` names;
     /// returns whether the socket took it.
     fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool;
@@ -274,7 +276,7 @@ impl CallMedia {
     pub fn close(&mut self, now: Instant, out: &mut impl Transmitter) {
         self.session.close(now);
         while let Some(transmit) = self.session.poll_transmit() {
-            out.to_browser(transmit.to, transmit.bytes);
+            out.to_browser(transmit.to, transmit.bytes, None);
         }
         self.trunk.goodbye(|tx| out.to_trunk(tx));
     }
@@ -303,7 +305,7 @@ impl CallMedia {
     /// Sends what the session has queued and handles its events.
     fn after_session(&mut self, out: &mut impl Transmitter) {
         while let Some(transmit) = self.session.poll_transmit() {
-            out.to_browser(transmit.to, transmit.bytes);
+            out.to_browser(transmit.to, transmit.bytes, None);
         }
         while let Some(event) = self.session.poll_event() {
             match event {
@@ -385,10 +387,8 @@ impl CallMedia {
         }
         self.relay_to_browser(now, &frame);
         while let Some(transmit) = self.session.poll_transmit() {
-            out.to_browser(transmit.to, transmit.bytes);
+            out.to_browser(transmit.to, transmit.bytes, Some(frame.received_at));
         }
-        self.observer
-            .relayed_to_browser(frame.received_at.elapsed());
     }
 
     fn relay_to_browser(&mut self, now: Instant, frame: &MediaFrame) {

@@ -87,11 +87,14 @@ impl BrowserSide {
             store.seed_demo().await?;
         }
         let webrtc = &config.webrtc;
-        let engine = Engine::start(EngineSettings {
-            listen: webrtc.listen,
-            shards: usize::from(webrtc.shards),
-            pin: true,
-        })
+        let engine = Engine::start(
+            EngineSettings {
+                listen: webrtc.listen,
+                shards: usize::from(webrtc.shards),
+                pin: true,
+            },
+            metrics.clone(),
+        )
         .map_err(|error| match error {
             EngineError::Bind { addr, error } => BrowserSideError::Bind { addr, error },
             other => BrowserSideError::Engine(other),

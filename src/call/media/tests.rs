@@ -21,7 +21,7 @@ struct Wire {
 }
 
 impl Transmitter for Wire {
-    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]) {
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], _relayed_from: Option<Instant>) {
         assert_eq!(to, BROWSER.parse::<SocketAddr>().unwrap());
         self.to_browser.push(bytes.to_vec());
     }

@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::driver::RelayObserver;
 use super::media::{CallMedia, MediaReport};
 use crate::media::endpoint::RemoteMedia;
 use crate::media::ports::AllocatedPorts;
@@ -144,8 +145,12 @@ impl ShardId {
 }
 
 impl Engine {
-    /// Binds every shard's browser port and starts the shard threads.
-    pub fn start(settings: EngineSettings) -> Result<Self, EngineError> {
+    /// Binds every shard's browser port and starts the shard threads,
+    /// which report relayed packets' latency to `observer`.
+    pub fn start(
+        settings: EngineSettings,
+        observer: Arc<dyn RelayObserver>,
+    ) -> Result<Self, EngineError> {
         let cores = worker::usable_cores();
         let count = match settings.shards {
             0 => cores.len().max(1),
@@ -168,7 +173,8 @@ impl Engine {
                     error,
                 })?;
             let core = settings.pin.then(|| cores.get(index).copied()).flatten();
-            shards.push(worker::spawn(index, socket, core).map_err(EngineError::Start)?);
+            let shard = worker::spawn(index, socket, core, observer.clone());
+            shards.push(shard.map_err(EngineError::Start)?);
         }
         Ok(Self {
             shards,

@@ -1,10 +1,13 @@
 //! One shard's thread: its epoll loop and the calls it hosts.
 //!
 //! Each turn: wait for a socket, the control's wake-up or the earliest
-//! call deadline; take the control's commands; read each ready trunk
-//! socket and the browser port (in `recvmmsg` batches), handing every
+//! call deadline; take the control's commands; read the browser port and
+//! the ready trunk sockets (in `recvmmsg` batches), handing every
 //! datagram to its call's [`CallMedia`], which puts what it makes straight
 //! on the other side's socket; then run the calls whose deadline passed.
+//! The reads go in rounds: a few browser batches, then a few dozen trunk
+//! sockets, then what was made for browsers leaves. A packet from either
+//! side so waits for one round of the other's work, not for all of it.
 //!
 //! Invariants:
 //! - The thread never waits on the control: events go out by `try_send`,
@@ -18,7 +21,8 @@
 //!   the next arrival), which saves the read that would say so.
 //! - Datagrams for browsers leave in `sendmmsg` batches of up to
 //!   [`SEND_BATCH`], in the order they were made, and no later than the
-//!   end of the turn that made them.
+//!   end of the round that made them. A relayed packet's latency is
+//!   reported when its batch leaves, so the wait in the batch counts.
 //! - A call's routes, deadline and sockets leave the shard with it.
 
 use std::collections::HashMap;
@@ -37,6 +41,7 @@ use tracing::warn;
 
 use super::deadlines::Deadlines;
 use super::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
+use crate::call::driver::RelayObserver;
 use crate::call::media::{CallMedia, CallMediaEvent, Transmitter};
 use crate::media::endpoint::{self, SendSockets, Transmit};
 use crate::media::ports::PortLease;
@@ -51,6 +56,12 @@ const FIRST_TRUNK: usize = 2;
 /// Batches read from the browser port per turn before the rest of the
 /// turn runs; what is left is read first thing next turn.
 const BROWSER_BATCHES_PER_TURN: usize = 16;
+/// Browser batches per round of a turn, before ready trunk sockets get
+/// their share.
+const BROWSER_BATCHES_PER_ROUND: usize = 2;
+/// Ready trunk sockets read per round of a turn, before the browser port
+/// gets its share again: about as many datagrams as the browser's share.
+const TRUNK_SOCKETS_PER_ROUND: usize = 64;
 /// Batches read from one trunk socket per turn.
 const TRUNK_BATCHES_PER_TURN: usize = 8;
 /// Datagrams one read from a trunk socket takes: a call's socket rarely
@@ -88,6 +99,7 @@ pub(super) fn spawn(
     index: usize,
     socket: UdpSocket,
     core: Option<usize>,
+    observer: Arc<dyn RelayObserver>,
 ) -> io::Result<ShardHandle> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -110,7 +122,12 @@ pub(super) fn spawn(
         browser: socket,
         batch: ReceiveBatch::default(),
         trunk_batch: ReceiveBatch::with_capacity(TRUNK_BATCH),
-        to_browsers: SendBatch::with_capacity(SEND_BATCH),
+        to_browsers: ToBrowsers {
+            batch: SendBatch::with_capacity(SEND_BATCH),
+            relayed: Vec::with_capacity(SEND_BATCH),
+            observer,
+        },
+        ready_trunks: Vec::new(),
         routes: BrowserRoutes::default(),
         slots: Vec::new(),
         free: Vec::new(),
@@ -162,7 +179,10 @@ struct Shard {
     browser: UdpSocket,
     batch: ReceiveBatch,
     trunk_batch: ReceiveBatch,
-    to_browsers: SendBatch,
+    to_browsers: ToBrowsers,
+    /// This turn's ready trunk sockets, by token (kept to reuse its
+    /// allocation).
+    ready_trunks: Vec<usize>,
     routes: BrowserRoutes<usize>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -175,41 +195,65 @@ struct Shard {
     counters: Arc<PortCounters>,
 }
 
+/// Datagrams for browsers on their way out, and when the trunk packets
+/// they relay arrived.
+struct ToBrowsers {
+    batch: SendBatch,
+    /// The arrival of each relayed packet in `batch`.
+    relayed: Vec<Instant>,
+    observer: Arc<dyn RelayObserver>,
+}
+
+impl ToBrowsers {
+    /// Sends what the batch holds on the browser port, counts it and
+    /// reports the relayed packets' latency (refused ones too: they are
+    /// counted as failed sends, and they waited as long).
+    fn flush(&mut self, browser: &UdpSocket, counters: &PortCounters) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let Flushed { sent, failed } = self.batch.flush(browser);
+        counters.sent.fetch_add(sent as u64, Ordering::Relaxed);
+        if failed > 0 {
+            counters
+                .send_failed
+                .fetch_add(failed as u64, Ordering::Relaxed);
+        }
+        let left = Instant::now();
+        for arrived in self.relayed.drain(..) {
+            self.observer.relayed_to_browser(left - arrived);
+        }
+    }
+}
+
 /// Puts a call's datagrams on the shard's browser port, batched, and on
 /// the call's trunk sockets.
 struct Out<'a> {
     browser: &'a UdpSocket,
-    to_browsers: &'a mut SendBatch,
+    to_browsers: &'a mut ToBrowsers,
     counters: &'a PortCounters,
     trunk: &'a SendSockets,
 }
 
-/// Sends what `batch` holds on the browser port and counts it.
-fn flush_browsers(batch: &mut SendBatch, browser: &UdpSocket, counters: &PortCounters) {
-    if batch.is_empty() {
-        return;
-    }
-    let Flushed { sent, failed } = batch.flush(browser);
-    counters.sent.fetch_add(sent as u64, Ordering::Relaxed);
-    if failed > 0 {
-        counters
-            .send_failed
-            .fetch_add(failed as u64, Ordering::Relaxed);
-    }
-}
-
 impl Transmitter for Out<'_> {
-    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8]) {
-        if self.to_browsers.is_full() {
-            flush_browsers(self.to_browsers, self.browser, self.counters);
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], relayed_from: Option<Instant>) {
+        if self.to_browsers.batch.is_full() {
+            self.to_browsers.flush(self.browser, self.counters);
         }
-        if !self.to_browsers.push(to, bytes) {
-            // Longer than a batch slot: no media is; send it on its own.
-            let counter = match self.browser.send_to(bytes, to) {
-                Ok(_) => &self.counters.sent,
-                Err(_) => &self.counters.send_failed,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+        if self.to_browsers.batch.push(to, bytes) {
+            self.to_browsers.relayed.extend(relayed_from);
+            return;
+        }
+        // Longer than a batch slot: no media is; send it on its own.
+        let counter = match self.browser.send_to(bytes, to) {
+            Ok(_) => &self.counters.sent,
+            Err(_) => &self.counters.send_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(arrived) = relayed_from {
+            self.to_browsers
+                .observer
+                .relayed_to_browser(arrived.elapsed());
         }
     }
 
@@ -266,19 +310,44 @@ impl Shard {
                 return;
             }
             let mut browser_ready = browser_backlog;
+            let mut ready_trunks = std::mem::take(&mut self.ready_trunks);
             for event in events.iter() {
                 match event.token() {
                     BROWSER => browser_ready = true,
                     WAKER => {}
-                    Token(token) => {
-                        let trunk = token - FIRST_TRUNK;
-                        self.read_trunk(trunk / 2, trunk % 2 == 1);
-                    }
+                    Token(token) => ready_trunks.push(token - FIRST_TRUNK),
                 }
             }
-            browser_backlog = browser_ready && self.read_browser();
+            browser_backlog = self.read_in_rounds(browser_ready, &ready_trunks);
+            ready_trunks.clear();
+            self.ready_trunks = ready_trunks;
             self.run_due();
-            flush_browsers(&mut self.to_browsers, &self.browser, &self.counters);
+            self.to_browsers.flush(&self.browser, &self.counters);
+        }
+    }
+
+    /// Reads the browser port (if `browser_ready`) and the `ready_trunks`
+    /// (by trunk index), a round of each in turn, each round's datagrams
+    /// for browsers sent at its end; true if the browser port may still
+    /// hold datagrams for the next turn.
+    fn read_in_rounds(&mut self, mut browser_ready: bool, ready_trunks: &[usize]) -> bool {
+        let mut browser_batches = BROWSER_BATCHES_PER_TURN;
+        let mut trunks = ready_trunks.chunks(TRUNK_SOCKETS_PER_ROUND);
+        loop {
+            let browser_round = browser_ready && browser_batches > 0;
+            if browser_round {
+                let batches = browser_batches.min(BROWSER_BATCHES_PER_ROUND);
+                browser_batches -= batches;
+                browser_ready = self.read_browser(batches);
+            }
+            let trunk_round = trunks.next();
+            for &trunk in trunk_round.unwrap_or_default() {
+                self.read_trunk(trunk / 2, trunk % 2 == 1);
+            }
+            self.to_browsers.flush(&self.browser, &self.counters);
+            if !browser_round && trunk_round.is_none() {
+                return browser_ready;
+            }
         }
     }
 
@@ -445,9 +514,9 @@ impl Shard {
         settle(index, slot, &mut self.routes, &mut self.deadlines);
     }
 
-    /// Reads the browser port; true if datagrams may be left for the next
-    /// turn.
-    fn read_browser(&mut self) -> bool {
+    /// Reads up to `batches` batches from the browser port; true if
+    /// datagrams may be left.
+    fn read_browser(&mut self, batches: usize) -> bool {
         let Self {
             browser,
             batch,
@@ -461,7 +530,7 @@ impl Shard {
         let browser: &UdpSocket = browser;
         let counters: &PortCounters = counters;
         let full_batch = batch.capacity();
-        for _ in 0..BROWSER_BATCHES_PER_TURN {
+        for _ in 0..batches {
             let read = batch.receive(browser, Instant::now(), |datagram| {
                 counters.received.fetch_add(1, Ordering::Relaxed);
                 if datagram.truncated {
