@@ -17,10 +17,13 @@
 //! kernel's receive timestamp, so a round trip counts the time an echo
 //! waited in our socket. Sends are due on one ordered schedule, woken by a
 //! `timerfd` to the microsecond rather than `epoll`'s millisecond, and run
-//! before the turn's reads: a relay is fed packets as evenly as calls
+//! before the turn's reads and between every few of them: a relay is fed packets as evenly as calls
 //! started at random moments would send them, not in clumps of every
 //! packet due within a tick. A source that falls a whole frame behind
-//! skips it rather than bursting, as a real capture clock does. Packet
+//! skips it rather than bursting, as a real capture clock does. How late
+//! each send left its clock is counted ([`ClockLag`]): the relay sees the
+//! load's own bunching as queueing, so the report shows it beside the
+//! relay's latency. Packet
 //! buffers are reused; what still allocates is the message headers nix's
 //! `recvmmsg` rebuilds per read (as on the node) and each call's round-trip
 //! samples.
@@ -45,10 +48,15 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::echo::{EchoLedger, EchoStats, FRAME_BYTES, FRAME_INTERVAL};
 use crate::handshake::{Handshake, Progress};
+use crate::scrape::Histogram;
 
 /// Datagrams per `recvmmsg`: a stream gets one echo per 20 ms, so a read
 /// rarely finds more.
 const READ_BATCH: usize = 4;
+/// Streams read in a turn before the sends that came due meanwhile run:
+/// a turn with a thousand echoes to read would otherwise hold them back
+/// for a millisecond or more.
+const READS_BETWEEN_SENDS: usize = 16;
 /// From a call's answer to its keys, with room for a node that is busy
 /// setting up many calls.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -165,12 +173,14 @@ impl Reflector {
         self.held.push((from, buffer));
     }
 
-    /// Sends back everything held.
-    fn release(&mut self, socket: &UdpSocket) {
+    /// Sends back everything held; false if nothing was.
+    fn release(&mut self, socket: &UdpSocket) -> bool {
+        let any = !self.held.is_empty();
         for (to, datagram) in self.held.drain(..) {
             let _ = socket.send_to(&datagram, to);
             self.spare.push(datagram);
         }
+        any
     }
 }
 
@@ -220,6 +230,48 @@ pub struct PumpCounters {
     pub to_reflectors: AtomicU64,
     /// Sources that have heard their first echo.
     pub echoing: AtomicU32,
+    pub lag: ClockLag,
+}
+
+/// Upper bounds (seconds) of [`ClockLag`]'s buckets: the node's own
+/// relay-latency buckets, so the two read side by side.
+const LAG_BOUNDS: [f64; 11] = [
+    10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 20e-3,
+];
+
+/// How late sends left their 20 ms clocks (a source's packet, a
+/// reflector's release), counted per bucket of [`LAG_BOUNDS`] and a last
+/// one for later than all of them.
+#[derive(Debug, Default)]
+pub struct ClockLag {
+    counts: [AtomicU64; LAG_BOUNDS.len() + 1],
+}
+
+impl ClockLag {
+    fn record(&self, lag: Duration) {
+        let seconds = lag.as_secs_f64();
+        let bucket = LAG_BOUNDS.partition_point(|&bound| bound < seconds);
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What was counted so far, cumulative by bucket like a scraped
+    /// histogram, so windows are told apart with [`Histogram::since`].
+    pub fn snapshot(&self) -> Histogram {
+        let mut cumulative = 0.0;
+        let bounds = LAG_BOUNDS.iter().copied().chain([f64::INFINITY]);
+        let buckets: Vec<(f64, f64)> = bounds
+            .zip(&self.counts)
+            .map(|(bound, count)| {
+                cumulative += count.load(Ordering::Relaxed) as f64;
+                (bound, cumulative)
+            })
+            .collect();
+        Histogram {
+            buckets,
+            sum: 0.0,
+            count: cumulative,
+        }
+    }
 }
 
 /// See the module documentation.
@@ -349,12 +401,16 @@ impl Worker {
             {
                 break;
             }
-            for event in &events {
+            for (handled, event) in events.iter().enumerate() {
                 match event.token() {
                     WAKER => self.take_streams(),
                     // Only the wake-up matters; reading clears it.
                     TIMER => drop(self.timer.wait()),
                     Token(token) => self.read(token - FIRST_STREAM),
+                }
+                // Sends due meanwhile go now, not after every read.
+                if handled % READS_BETWEEN_SENDS == READS_BETWEEN_SENDS - 1 {
+                    self.run_due(Instant::now());
                 }
             }
         }
@@ -478,6 +534,7 @@ impl Worker {
             match &mut slot.stream.role {
                 Role::Source(_) if self.draining => {}
                 Role::Source(source) => {
+                    self.counters.lag.record(now - at);
                     // A packet the socket refused is not counted as sent:
                     // loss is the relay's, not ours.
                     if source.write_next(now, &mut self.packet)
@@ -504,7 +561,9 @@ impl Worker {
                     settle(slot, index, progress, &mut self.due);
                 }
                 Role::Reflector(reflector) => {
-                    reflector.release(&slot.stream.socket);
+                    if reflector.release(&slot.stream.socket) {
+                        self.counters.lag.record(now - at);
+                    }
                     schedule(slot, index, next_tick(at, now), &mut self.due);
                 }
                 Role::Failed(..) => {}
@@ -642,6 +701,24 @@ mod tests {
         assert_eq!(rtp_payload(&packet[..20]), None);
         assert_eq!(rtp_payload(&[0x40; 20]), None);
         assert_eq!(rtp_payload(&[0x90; 14]), None);
+    }
+
+    #[test]
+    fn clock_lag_is_counted_in_the_nodes_buckets() {
+        let lag = ClockLag::default();
+        lag.record(Duration::from_micros(5));
+        lag.record(Duration::from_micros(10));
+        lag.record(Duration::from_micros(700));
+        lag.record(Duration::from_millis(30));
+        let before = lag.snapshot();
+        assert_eq!(before.count, 4.0);
+        assert_eq!(before.buckets[0], (10e-6, 2.0), "a bound is inclusive");
+        assert_eq!(before.buckets[6], (1e-3, 3.0));
+        assert_eq!(before.buckets.last(), Some(&(f64::INFINITY, 4.0)));
+        lag.record(Duration::from_micros(20));
+        let window = lag.snapshot().since(&before);
+        assert_eq!(window.count, 1.0);
+        assert_eq!(window.quantile(0.5).map(|s| s <= 25e-6), Some(true));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   stamp in each echoed payload;
 //! - relay latency: the node's own `callgate_relay_latency_seconds` over
 //!   the steady windows, arrival on one leg to send on the other;
+//! - load clock lag: how late the load's own sends left their 20 ms
+//!   clocks in those windows; what a relay sees as a burst starts here;
 //! - node CPU: user + system time over the steady windows, as a share of
 //!   one core, in total and per call up, and per packet relayed (each
 //!   direction counts);
@@ -47,6 +49,8 @@ pub struct Report {
     pub relay_to_trunk_p99_us: Option<f64>,
     pub relay_to_browser_p50_us: Option<f64>,
     pub relay_to_browser_p99_us: Option<f64>,
+    pub load_lag_p50_us: Option<f64>,
+    pub load_lag_p99_us: Option<f64>,
     pub steady_seconds: f64,
     pub calls_up_in_window: u32,
     /// What the node counted in `callgate_calls_active` then.
@@ -125,6 +129,8 @@ impl Report {
             relay_to_trunk_p99_us: us(measured.to_trunk.quantile(0.99)),
             relay_to_browser_p50_us: us(measured.to_browser.quantile(0.50)),
             relay_to_browser_p99_us: us(measured.to_browser.quantile(0.99)),
+            load_lag_p50_us: us(measured.load_lag.quantile(0.50)),
+            load_lag_p99_us: us(measured.load_lag.quantile(0.99)),
             steady_seconds: steady,
             calls_up_in_window: up,
             node_calls_active: measured.node_calls_active,
@@ -190,6 +196,14 @@ impl Report {
             self.relay_packets,
             self.steady_seconds
         );
+        if self.load_lag_p50_us.is_some() {
+            let _ = writeln!(
+                out,
+                "load clock   sends left their 20 ms clocks p50 {}, p99 {} late (the load's own bunching)",
+                figure(self.load_lag_p50_us, 0, " µs"),
+                figure(self.load_lag_p99_us, 0, " µs")
+            );
+        }
         let _ = writeln!(
             out,
             "node CPU     {} of one core with {} calls up (node counts {} active), {} per call, {} per relayed packet",

@@ -122,9 +122,11 @@ fn measure(
     };
     let cpu = || plan.process.as_ref().map(NodeProcess::cpu_time).transpose();
     let (start, relayed_before, cpu_before) = (Instant::now(), relayed(), cpu()?);
+    let lag_before = counters.lag.snapshot();
     std::thread::sleep(plan.duration);
     let (end, relayed_after, cpu_after) = (Instant::now(), relayed(), cpu()?);
     Ok(Measurements {
+        load_lag: counters.lag.snapshot().since(&lag_before),
         steady: end - start,
         node_cpu: cpu_before
             .zip(cpu_after)

@@ -97,6 +97,9 @@ pub struct Measurements {
     /// landed, for a relay without `/metrics`; `None` takes the node's
     /// relay-latency histograms' counts.
     pub relayed: Option<u64>,
+    /// How late the pump's sends left their clocks over the steady
+    /// windows (empty on `--rtc-clients`).
+    pub load_lag: Histogram,
 }
 
 /// The node's cumulative figures at one moment.
@@ -196,7 +199,12 @@ async fn run_pumped_round(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             measured.last_round_up = counters.echoing.load(Ordering::Relaxed);
-            Some(steady_window(plan, &CancellationToken::new()).await)
+            let lag_before = counters.lag.snapshot();
+            let window = steady_window(plan, &CancellationToken::new()).await;
+            measured
+                .load_lag
+                .add(&counters.lag.snapshot().since(&lag_before));
+            Some(window)
         }
     };
     if let Some(trunk) = &plan.trunk {
