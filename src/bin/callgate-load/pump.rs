@@ -534,10 +534,14 @@ impl Worker {
             match &mut slot.stream.role {
                 Role::Source(_) if self.draining => {}
                 Role::Source(source) => {
-                    self.counters.lag.record(now - at);
+                    // Stamped when it leaves, not when the run began: a
+                    // long run's last packets leave late, and that counts.
+                    let sent_at = Instant::now();
+                    self.counters.lag.record(sent_at - at);
+                    let first = source.ledger.is_first();
                     // A packet the socket refused is not counted as sent:
                     // loss is the relay's, not ours.
-                    if source.write_next(now, &mut self.packet)
+                    if source.write_next(sent_at, &mut self.packet)
                         && slot
                             .stream
                             .socket
@@ -546,7 +550,17 @@ impl Worker {
                     {
                         source.ledger.sent();
                     }
-                    schedule(slot, index, next_tick(at, now), &mut self.due);
+                    let next = match first {
+                        // The first packet goes as soon as the keys are
+                        // there; the clock after it takes a phase of its
+                        // own. Calls placed at a steady rate would
+                        // otherwise all send in the same instant of each
+                        // frame (at 50 calls a second, every call's clock
+                        // would start 20 ms after the last one's).
+                        true => sent_at + FRAME_INTERVAL.mul_f64(1.0 + rand::random::<f64>()),
+                        false => next_tick(at, now),
+                    };
+                    schedule(slot, index, next, &mut self.due);
                 }
                 Role::Handshaking(handshake, source) => {
                     let progress = match source.placed_at {
@@ -562,7 +576,7 @@ impl Worker {
                 }
                 Role::Reflector(reflector) => {
                     if reflector.release(&slot.stream.socket) {
-                        self.counters.lag.record(now - at);
+                        self.counters.lag.record(at.elapsed());
                     }
                     schedule(slot, index, next_tick(at, now), &mut self.due);
                 }
