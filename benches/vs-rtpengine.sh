@@ -6,6 +6,9 @@
 #
 #   benches/vs-rtpengine.sh [CALLS...]     (default: 250 500 1000 1500)
 #
+# It prints a second table: the node's own relay latency each way, and
+# how late the load's sends left their 20 ms clocks in both runs.
+#
 # - rtpengine: Debian's `rtpengine-daemon` (installed if missing), in user
 #   space (`--table=-1`), one worker thread, calls set up over its ng
 #   protocol by `callgate-load --rtpengine`. The visitor's leg is SDES-SRTP
@@ -44,7 +47,7 @@ ulimit -n "$(ulimit -Hn)"
 source scripts/lib/bench-nodes.sh
 bench_setup
 results=$(mktemp -d)
-trap 'kill ${rtpengine:-} 2>/dev/null; rm -rf "$bench_dir" "$results"' EXIT
+trap 'kill ${rtpengine:-} 2>/dev/null || true; rm -rf "$bench_dir" "$results"' EXIT
 
 ng=127.0.0.1:22222
 ng_ping() {
@@ -95,6 +98,17 @@ row() {
         " | \(f($c.node_memory_per_call_kib; 1)) / \(f($r.node_memory_per_call_kib; 1)) KiB |"'
 }
 
+# The node's own relay latency (rtpengine has no such figure), and how
+# late the load's sends left their clocks in each run.
+latency_row() {
+    jq -rn --slurpfile c "$results/callgate-$1.json" --slurpfile r "$results/rtpengine-$1.json" '
+        def us(x): if x == null then "n/a" else "\(x | round) µs" end;
+        $c[0] as $c | $r[0] as $r |
+        "| \($c.calls) | \(us($c.relay_to_trunk_p50_us)) / \(us($c.relay_to_trunk_p99_us))" +
+        " | \(us($c.relay_to_browser_p50_us)) / \(us($c.relay_to_browser_p99_us))" +
+        " | \(us($c.load_lag_p50_us)) / \(us($c.load_lag_p99_us)) ; \(us($r.load_lag_p50_us)) / \(us($r.load_lag_p99_us)) |"'
+}
+
 for calls in "$@"; do
     echo "== $calls calls: rtpengine" >&2
     run_rtpengine "$calls"
@@ -105,4 +119,10 @@ echo "| calls | callgate CPU per relayed packet | rtpengine | ratio | packets re
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for calls in "$@"; do
     row "$calls"
+done
+echo
+echo "| calls | callgate relay p50 / p99 to the trunk | to the browser | load clock lag p50 / p99 (callgate / rtpengine runs) |"
+echo "| --- | --- | --- | --- |"
+for calls in "$@"; do
+    latency_row "$calls"
 done

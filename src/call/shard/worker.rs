@@ -605,3 +605,76 @@ impl Shard {
         self.due = due;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Keeps every latency reported towards the browser.
+    #[derive(Default)]
+    struct Latencies(Mutex<Vec<Duration>>);
+
+    impl RelayObserver for Latencies {
+        fn relayed_to_trunk(&self, _latency: Duration) {}
+        fn relayed_to_browser(&self, latency: Duration) {
+            self.0.lock().unwrap().push(latency);
+        }
+        fn browser_connect_failed(&self, _ice: bool) {}
+        fn browser_rejected(&self, _srtp: bool) {}
+    }
+
+    fn socket() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").unwrap()
+    }
+
+    #[test]
+    fn a_relayed_packet_counts_its_wait_in_the_batch_and_leaves_in_order() {
+        let (port, browser) = (socket(), socket());
+        browser
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let to = browser.local_addr().unwrap();
+        let latencies = Arc::new(Latencies::default());
+        let mut to_browsers = ToBrowsers {
+            batch: SendBatch::with_capacity(3),
+            relayed: Vec::new(),
+            observer: latencies.clone(),
+        };
+        let counters = PortCounters::default();
+        let trunk = SendSockets {
+            rtp: socket(),
+            rtcp: socket(),
+        };
+        let mut out = Out {
+            browser: &port,
+            to_browsers: &mut to_browsers,
+            counters: &counters,
+            trunk: &trunk,
+        };
+        out.to_browser(to, b"relayed", Some(Instant::now()));
+        out.to_browser(to, b"report", None);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            latencies.0.lock().unwrap().is_empty(),
+            "nothing is reported before it leaves"
+        );
+        out.to_browser(to, b"second", Some(Instant::now()));
+        // The batch is full: the next one sends the three first.
+        out.to_browser(to, b"third", Some(Instant::now()));
+        {
+            let reported = latencies.0.lock().unwrap();
+            assert_eq!(reported.len(), 2, "only relayed packets count");
+            assert!(reported[0] >= Duration::from_millis(20), "{reported:?}");
+            assert!(reported[1] < Duration::from_millis(20), "{reported:?}");
+        }
+        to_browsers.flush(&port, &counters);
+        assert_eq!(latencies.0.lock().unwrap().len(), 3);
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 4);
+        let mut buffer = [0u8; 64];
+        for expected in [&b"relayed"[..], b"report", b"second", b"third"] {
+            let len = browser.recv(&mut buffer).unwrap();
+            assert_eq!(&buffer[..len], expected);
+        }
+    }
+}
