@@ -5,10 +5,10 @@
 //! `a=setup:passive`). Its certificate must hash to the sha-256
 //! fingerprint of its offer (RFC 8122 §5), or the handshake fails. The
 //! client side ([`DtlsHandshake::client`]) is for clients that play the
-//! browser (the load tool); it checks the node's certificate the same way. Once the handshake completes, the SRTP
-//! master keys are exported (RFC 5764 §4.2) and the association is kept
-//! only to answer a repeated final flight and to send close_notify; media
-//! never passes through it.
+//! browser (the load tool); it checks the node's certificate the same
+//! way. Once the handshake completes, the SRTP master keys are exported
+//! (RFC 5764 §4.2) and the association is kept only to answer a repeated
+//! final flight and to send close_notify; media never passes through it.
 //!
 //! Only the two profiles [`crate::media::srtp`] implements are offered:
 //! AEAD_AES_128_GCM (preferred) and AES_CM_128_HMAC_SHA1_80.

@@ -17,16 +17,16 @@
 //! kernel's receive timestamp, so a round trip counts the time an echo
 //! waited in our socket. Sends are due on one ordered schedule, woken by a
 //! `timerfd` to the microsecond rather than `epoll`'s millisecond, and run
-//! before the turn's reads and between every few of them: a relay is fed packets as evenly as calls
-//! started at random moments would send them, not in clumps of every
-//! packet due within a tick. A source that falls a whole frame behind
-//! skips it rather than bursting, as a real capture clock does. How late
-//! each send left its clock is counted ([`ClockLag`]): the relay sees the
-//! load's own bunching as queueing, so the report shows it beside the
-//! relay's latency. Packet
-//! buffers are reused; what still allocates is the message headers nix's
-//! `recvmmsg` rebuilds per read (as on the node) and each call's round-trip
-//! samples.
+//! before the turn's reads and between every few of them. Each clock has a
+//! phase of its own (a source's from a random point after its first
+//! packet), so a relay is fed packets as evenly as calls started at random
+//! moments would send them, not in clumps. A source that falls a whole
+//! frame behind skips it rather than bursting, as a real capture clock
+//! does. How late each send left its clock is counted ([`ClockLag`]): the
+//! relay sees the load's own bunching as queueing, so the report shows it
+//! beside the relay's latency. Packet buffers are reused; what still
+//! allocates is the message headers nix's `recvmmsg` rebuilds per read (as
+//! on the node) and each call's round-trip samples.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

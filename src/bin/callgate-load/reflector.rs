@@ -3,9 +3,10 @@
 //! [`ReflectorTrunk`] answers every INVITE on `ADDR` (plain RTP, G.711, as
 //! the node's own echo trunk does) and hands the call's RTP socket to a
 //! [`Pump`] as a reflector: every packet the node relays to the trunk goes
-//! back on the call's next 20 ms tick. The pump is the one carrying the calls' own audio when
-//! the run lends it ([`PumpLender`]), so the load's calls and their far
-//! end share one thread, as with rtpengine; otherwise the trunk's own. The
+//! back on the call's next 20 ms tick. The pump is the one carrying the
+//! calls' own audio when the run lends it ([`PumpLender`]), so the load's
+//! calls and their far end share one thread, as with rtpengine; otherwise
+//! the trunk's own. The
 //! far end then costs a few microseconds per packet on the load's core,
 //! with no second set of threads competing there, so the node under test
 //! is fed traffic paced by the load, not by a busy far end.
