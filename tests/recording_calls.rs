@@ -1,5 +1,5 @@
 //! Consent-gated recording end to end: aiortc calls through an in-process
-//! node to its echo trunk, on numbers with each recording policy; what is
+//! node to its echo trunk (or to sipp, for a hold), on numbers with each recording policy; what is
 //! (and is not) on disk and in the database afterwards; the recording
 //! decrypted by `callgate recording decrypt` and compared with the speech.
 
@@ -16,6 +16,7 @@ use support::audio::{
 };
 use support::node::{RunningNode, metric};
 use support::recordings::{decrypt_cli, entropy, files_under};
+use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 
 const SPEECH: &str = "the quick brown fox jumps over the lazy dog, one two three four five";
 const ECHO_ROUTE: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
@@ -261,6 +262,62 @@ async fn consent_granted_then_revoked_keeps_only_that_window_or_nothing() {
     assert!(stderr.contains("was deleted"), "{stderr}");
     let revoked = "callgate_recording_deletions_total{reason=\"consent_revoked\"}";
     assert_eq!(metric(node.addr, revoked), 1.0);
+    node.stop().await;
+}
+
+/// The loudest sample of `channel` between `from` and `to` seconds.
+fn peak(channel: &[i16], from: f64, to: f64) -> i16 {
+    let at = |seconds: f64| ((seconds * 8000.0) as usize).min(channel.len());
+    channel[at(from)..at(to)]
+        .iter()
+        .map(|sample| sample.saturating_abs())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hold_by_the_trunk_keeps_the_visitor_out_of_the_recording_until_it_resumes() {
+    let _turn = SPEECH_TURNS.lock().await;
+    // The trunk holds the call 1 s after the answer and resumes it 1 s
+    // later, while the visitor talks throughout.
+    let mut sipp = Sipp::uas("uas_reinvite_hold.xml").rtp_echo().spawn();
+    let trunk = format!(
+        "[[sip.trunks]]\nname = \"holding\"\naddress = \"{}\"\n\
+         [[sip.routes]]\nname = \"demo\"\ntrunks = [\"holding\"]\n",
+        sipp.sip_addr()
+    );
+    let node = RunningNode::start(25000..=25499, &trunk, &[]).await;
+    node.add_recorded_widget("held", "demo", "opt_in", "keep")
+        .await;
+    let outcome = call(&node, "held", |c| c.consent("granted")).await;
+    let shown = outcome.recording_events();
+    assert!(
+        shown.windows(3).any(|seen| seen == [true, false, true]),
+        "the widget saw recording stop for the hold: {}",
+        outcome.report()
+    );
+    sipp.expect_exit(std::time::Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+
+    let recordings = recordings_of_widget(&node, "held").await;
+    assert_eq!(recordings.len(), 1, "one recording goes on after the hold");
+    let out = node.data.path().join("held.wav");
+    let (code, stderr) = decrypt_cli(&node.config_file(), &recordings[0].id, &out);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, channels) = read_wav_channels(&out);
+    let visitor = &channels[0];
+    let loud = 1_000;
+    assert!(
+        peak(visitor, 0.2, 0.9) > loud && peak(visitor, 2.0, 2.7) > loud,
+        "the visitor is heard on both sides of the hold"
+    );
+    // The gate closed for the hold: its second is missing, not recorded.
+    let cdr = node.cdr_of_widget("held").await;
+    let missing_ms = cdr.duration_ms - visitor.len() as i64 / 8;
+    assert!(
+        (700..=1_500).contains(&missing_ms),
+        "a {} ms call with a 1 s hold left a recording {missing_ms} ms shorter",
+        cdr.duration_ms
+    );
     node.stop().await;
 }
 

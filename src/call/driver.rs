@@ -1,21 +1,25 @@
-//! The per-call control task: the trunk leg's signalling, the
-//! [`CallMachine`] that decides the call's life, the consent gate and the
-//! commands from the widget. The call's media runs in its shard
-//! ([`super::shard`]); the task tells it what the control decided through
-//! its [`MediaLink`] and hears back when the browser failed or went away.
+//! The per-call control task, a thin driver around [`CallControl`].
+//!
+//! It waits for the next input (the trunk leg's event, the widget's
+//! command, or word from the call's media in its shard), hands it to the
+//! control, and carries out what the control asks, in order: commands to
+//! the media through its [`MediaLink`], the gate's actions to the
+//! recorder, a hang-up to the trunk leg, the widget's new view. All the
+//! decisions, and their tests, are in [`super::control`].
 //!
 //! The browser is gone when nothing authenticated arrived for
-//! `disconnect_timeout`; the call is then hung up towards the trunk.
+//! `disconnect_timeout`; the media says so and the call is hung up
+//! towards the trunk.
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::control::{CallControl, ControlInput, ControlOutput};
 use super::media::MediaReport;
-use super::shard::{MediaCommand, MediaLink, ShardEvent};
-use super::state::{CallMachine, CallState, LocalHangup, Outcome};
+use super::shard::MediaLink;
+use super::state::{CallState, Outcome};
 use super::{LegEvent, TrunkLeg};
-use crate::media::sdp::Codec;
 use crate::recording::gate::{Consent, ConsentGate, GateAction};
 use crate::recording::recorder::RecorderHandle;
 use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
@@ -102,25 +106,15 @@ pub struct CallParts {
 
 struct Driver {
     media: MediaLink,
-    /// False once the shard let the call go (the node is stopping).
-    media_alive: bool,
     browser_codec: AudioCodec,
     leg: TrunkLeg,
     view: watch::Sender<CallView>,
-    machine: CallMachine,
-    gate: ConsentGate,
+    control: CallControl,
     recorder: Option<RecorderHandle>,
 }
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// What woke the driver.
-enum Input {
-    Leg(Option<LegEvent>),
-    Command(Option<CallCommand>),
-    Media(Option<ShardEvent>),
 }
 
 /// Runs the call to its end and returns its report.
@@ -136,33 +130,26 @@ pub async fn run(parts: CallParts) -> CallReport {
     } = parts;
     let mut driver = Driver {
         media,
-        media_alive: true,
         browser_codec,
         leg,
         view,
-        machine: CallMachine::new(),
-        gate,
+        control: CallControl::new(gate, recorder.is_some()),
         recorder,
     };
-    loop {
+    let mut commands_open = true;
+    while !driver.control.is_ended() {
         let input = tokio::select! {
-            event = driver.leg.next_event() => Input::Leg(event),
-            command = commands.recv() => Input::Command(command),
-            event = driver.media.next_event(), if driver.media_alive => Input::Media(event),
+            event = driver.leg.next_event() => ControlInput::Leg(event.unwrap_or_else(lost_leg)),
+            command = commands.recv(), if commands_open => {
+                commands_open = command.is_some();
+                ControlInput::Command(command.unwrap_or(CallCommand::Shutdown))
+            }
+            event = driver.media.next_event(), if driver.control.media_alive() => {
+                event.map_or(ControlInput::MediaLost, ControlInput::Media)
+            }
         };
-        match input {
-            Input::Leg(event) => {
-                if driver.on_leg_event(event.unwrap_or_else(lost_leg)).await {
-                    break;
-                }
-            }
-            Input::Command(command) => {
-                driver
-                    .on_command(command.unwrap_or(CallCommand::Shutdown))
-                    .await;
-            }
-            Input::Media(event) => driver.on_media_event(event),
-        }
+        driver.control.handle_input(now(), input);
+        driver.carry_out().await;
     }
     driver.finish().await
 }
@@ -190,101 +177,35 @@ fn node_failure() -> Outcome {
 }
 
 impl Driver {
-    /// Tells the call's media; a shard that is gone has nothing to tell.
-    async fn tell_media(&mut self, command: MediaCommand) {
-        if self.media_alive && !self.media.send(command).await {
-            self.media_alive = false;
-        }
-    }
-
-    fn on_media_event(&mut self, event: Option<ShardEvent>) {
-        match event {
-            Some(ShardEvent::BrowserFailed { .. }) => self.hang_up(LocalHangup::BrowserFailed),
-            Some(ShardEvent::BrowserGone) => self.hang_up(LocalHangup::BrowserGone),
-            Some(ShardEvent::Refused) | None => {
-                self.media_alive = false;
-                self.hang_up(LocalHangup::Shutdown);
-            }
-        }
-    }
-
-    /// Returns true when the call is over.
-    async fn on_leg_event(&mut self, event: LegEvent) -> bool {
-        match event {
-            LegEvent::Media(remote) => {
-                self.tell_media(MediaCommand::TrunkRemote(remote)).await;
-                return false;
-            }
-            LegEvent::Answered { codec } => {
-                let codec = match codec {
-                    Codec::Pcmu => AudioCodec::Pcmu,
-                    Codec::Pcma => AudioCodec::Pcma,
-                };
-                self.tell_media(MediaCommand::TrunkAnswered(codec)).await;
-            }
-            LegEvent::MediaUpdated => self.tell_media(MediaCommand::TrunkSourceChanged).await,
-            _ => {}
-        }
-        if let Some(update) = self.machine.handle_leg_event(now(), &event) {
-            self.view.send_modify(|view| {
-                view.state = update.state;
-                view.reason = update.reason;
-            });
-        }
-        let gate_action = match (self.machine.state(), &event) {
-            (CallState::Ended, _) => self.gate.handle_ended(),
-            (_, LegEvent::Hold(on_hold)) => self.gate.handle_hold(*on_hold),
-            (CallState::Answered, _) => self.gate.handle_answered(),
-            _ => None,
-        };
-        self.apply_gate(gate_action).await;
-        self.machine.state() == CallState::Ended
-    }
-
-    /// Tells the recorder, the media and the widget what the consent gate
-    /// decided.
-    async fn apply_gate(&mut self, action: Option<GateAction>) {
-        let Some(action) = action else {
-            return;
-        };
-        if let Some(recorder) = &self.recorder {
-            match action {
-                GateAction::Open { method } => recorder.open(method, Instant::now()),
-                GateAction::Close => recorder.close(),
-                GateAction::CloseAndDiscard => recorder.discard(),
-            }
-        }
-        let open = self.gate.is_open();
-        self.tell_media(MediaCommand::Recording(open)).await;
-        let active = self.recorder.is_some() && open;
-        self.view.send_modify(|view| view.recording = active);
-    }
-
-    async fn on_command(&mut self, command: CallCommand) {
-        match command {
-            CallCommand::Hangup => self.hang_up(LocalHangup::Visitor),
-            CallCommand::Shutdown => self.hang_up(LocalHangup::Shutdown),
-            CallCommand::Dtmf(digits) => {
-                if self.machine.state() == CallState::Answered {
-                    self.tell_media(MediaCommand::Dtmf(digits)).await;
+    /// Does what the control asked, in its order.
+    async fn carry_out(&mut self) {
+        while let Some(output) = self.control.poll_output() {
+            match output {
+                ControlOutput::Media(command) => {
+                    if !self.media.send(command).await {
+                        self.control.handle_input(now(), ControlInput::MediaLost);
+                    }
+                }
+                ControlOutput::Recorder(action) => {
+                    if let Some(recorder) = &self.recorder {
+                        match action {
+                            GateAction::Open { method } => recorder.open(method, Instant::now()),
+                            GateAction::Close => recorder.close(),
+                            GateAction::CloseAndDiscard => recorder.discard(),
+                        }
+                    }
+                }
+                ControlOutput::HangUpTrunk => self.leg.hangup(),
+                ControlOutput::View(view) => {
+                    self.view.send_replace(view);
                 }
             }
-            CallCommand::Consent(choice) => {
-                let action = self.gate.handle_consent(choice);
-                self.apply_gate(action).await;
-            }
-        }
-    }
-
-    fn hang_up(&mut self, cause: LocalHangup) {
-        if self.machine.handle_local_hangup(cause) {
-            self.leg.hangup();
         }
     }
 
     async fn finish(mut self) -> CallReport {
         // Goodbyes to both legs, and the call leaves its shard.
-        let media = match self.media_alive {
+        let media = match self.control.media_alive() {
             true => self.media.close().await,
             false => None,
         };
@@ -298,7 +219,7 @@ impl Driver {
             Some(recorder) => recorder.finish().await,
             None => false,
         };
-        let outcome = self.machine.outcome().cloned().unwrap_or_else(node_failure);
+        let outcome = self.control.outcome().cloned().unwrap_or_else(node_failure);
         CallReport {
             outcome,
             browser_codec: media.browser_codec,

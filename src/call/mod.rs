@@ -6,12 +6,23 @@
 //!   negotiated per RFC 3264 and re-negotiated on re-INVITE (hold, unhold,
 //!   a new media address); it hands each description to the media.
 //! - [`state`]: the call's life as the widget and the CDR see it.
+//! - [`control`]: everything the call decides, sans-IO: the state, the
+//!   consent gate and hold, and what the media, the recorder, the trunk
+//!   and the widget must be told.
 //! - [`shard`]: the media engine, one thread per core, each hosting the
 //!   media of many calls on its own browser port and their trunk sockets.
-//! - [`driver`]: the task that runs one call's control (leg events,
-//!   commands, the consent gate) and tells its media in the shard.
+//! - [`driver`]: the task around one call's control: it waits for leg
+//!   events, commands and media reports, and carries out what the control
+//!   decides.
 //! - [`service`]: places calls and keeps the live call table.
+//!
+//! To follow a packet socket to socket, read three files: the shard's loop
+//! (`shard/worker.rs`) reads it and sends it on, the call's media
+//! (`media.rs`) relays it, and the browser's session (`webrtc/session.rs`)
+//! authenticates and decrypts it. To follow a decision (hold, consent, a
+//! hang-up), read `control.rs`.
 
+pub mod control;
 pub mod driver;
 pub mod media;
 pub mod privacy_ref;
