@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use callgate::call::media::offload::TranscodeRequest;
 use callgate::call::media::{CallMedia, CallMediaParts, Transmitter};
 use callgate::config::BrowserCodec;
 use callgate::media::endpoint::{EndpointConfig, EndpointCore, RemoteMedia, Transmit};
@@ -84,6 +85,10 @@ impl Transmitter for Wire {
         self.trunk_packet.clear();
         self.trunk_packet.extend_from_slice(transmit.bytes);
         true
+    }
+
+    fn transcode(&mut self, _request: TranscodeRequest) {
+        unreachable!("the bench's media transcodes in its own thread");
     }
 }
 
@@ -158,6 +163,8 @@ fn connected(codec: AudioCodec) -> (Browser, Node) {
             disconnect_timeout: Duration::from_secs(3600),
             observer: Arc::new(()),
             tap: None,
+            // libopus' cost is what the Opus case measures.
+            transcode_elsewhere: false,
         },
         now,
     );

@@ -36,10 +36,14 @@ use crate::media::endpoint::{
     EndpointCore, MediaEvent, MediaFrame, RemoteMedia, StatsReader, Transmit,
 };
 use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
-use crate::media::transcode::Transcoder;
+use crate::media::transcode::{Converted, Transcoder};
 use crate::recording::mixer::{Channel, MediaTime, SAMPLE_RATE};
 use crate::recording::recorder::{G711Law, RecorderTap};
 use crate::webrtc::{AudioCodec, BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent};
+
+pub mod offload;
+
+use offload::{ConvertedFrame, Toward, TranscodeRequest, Transcoded};
 
 /// Where the host puts the datagrams a call makes.
 pub trait Transmitter {
@@ -50,6 +54,11 @@ pub trait Transmitter {
     /// A datagram for the trunk, from the socket `transmit.kind` names;
     /// returns whether the socket took it.
     fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool;
+    /// Audio for the call's transcoder elsewhere (only for media built
+    /// with `transcode_elsewhere`); the host feeds the result back through
+    /// [`CallMedia::handle_transcoded`]. A request the host has no room
+    /// for is dropped, like a lost packet.
+    fn transcode(&mut self, request: TranscodeRequest);
 }
 
 /// What the call's control learns from its media.
@@ -73,6 +82,9 @@ pub struct CallMediaParts {
     pub observer: Arc<dyn RelayObserver>,
     /// Present when the number records at all.
     pub tap: Option<RecorderTap>,
+    /// Opus is converted by the host's transcoder elsewhere
+    /// ([`Transmitter::transcode`]), not in the media's own thread.
+    pub transcode_elsewhere: bool,
 }
 
 /// The media's share of the call's report.
@@ -95,6 +107,9 @@ pub struct CallMedia {
     gone: bool,
     browser_codec: AudioCodec,
     trunk_codec: Option<AudioCodec>,
+    transcode_elsewhere: bool,
+    /// In-thread converters (passthrough, G.711 laws, and Opus when it is
+    /// not transcoded elsewhere).
     to_trunk: Option<Transcoder>,
     to_browser: Option<Transcoder>,
     /// Turns the trunk's sources into one continuous stream to the browser.
@@ -147,6 +162,7 @@ impl CallMedia {
             gone: false,
             browser_codec,
             trunk_codec: None,
+            transcode_elsewhere: parts.transcode_elsewhere,
             to_trunk: None,
             to_browser: None,
             rewriter,
@@ -208,6 +224,36 @@ impl CallMedia {
             Some(MediaEvent::Frame(frame)) => self.on_trunk_audio(received_at, frame, out),
             // Digits from the trunk are not relayed to the browser yet.
             Some(MediaEvent::Dtmf(_)) | None => {}
+        }
+    }
+
+    /// Audio converted elsewhere ([`Transmitter::transcode`]), put on its
+    /// way at `now`.
+    pub fn handle_transcoded(
+        &mut self,
+        now: Instant,
+        done: Transcoded,
+        out: &mut impl Transmitter,
+    ) {
+        match done.toward {
+            Toward::Trunk { timestamp } => {
+                let Some(mut delivery) = self.trunk_delivery(done.received_at, timestamp) else {
+                    return;
+                };
+                for frame in &done.frames {
+                    delivery.deliver(frame_of(frame), out);
+                }
+                self.observer.relayed_to_trunk(done.received_at.elapsed());
+            }
+            Toward::Browser { marker } => {
+                let mut delivery = self.browser_delivery(now);
+                for frame in &done.frames {
+                    delivery.deliver_generated(frame_of(frame), marker);
+                }
+                while let Some(transmit) = self.session.poll_transmit() {
+                    out.to_browser(transmit.to, transmit.bytes, Some(done.received_at));
+                }
+            }
         }
     }
 
@@ -334,34 +380,66 @@ impl CallMedia {
         // The session only hands over the negotiated codec's packets, and
         // keeps their reception statistics.
         self.browser_received += 1;
-        let (Some(transcoder), Some(trunk_codec)) = (self.to_trunk.as_mut(), self.trunk_codec)
-        else {
+        let Some(trunk_codec) = self.trunk_codec else {
             return;
         };
-        let trunk = &mut self.trunk;
-        let tap = self.tap.as_ref().filter(|_| self.recording);
-        let law = g711_law(trunk_codec);
-        let clock_rate = self.browser_codec.clock_rate();
-        // One packet may decode to several 8 kHz frames: each is stamped
-        // with the browser's timestamp of its first sample.
-        let ticks_per_sample = clock_rate / SAMPLE_RATE;
-        let mut samples_before = 0u32;
-        transcoder.convert(frame.payload, |converted| {
-            let _ = trunk.send_audio(received_at, converted.payload, converted.ticks, |tx| {
-                out.to_trunk(tx)
+        if self.converts_elsewhere() {
+            out.transcode(TranscodeRequest {
+                from: self.browser_codec,
+                to: trunk_codec,
+                payload: frame.payload.to_vec(),
+                toward: Toward::Trunk {
+                    timestamp: frame.timestamp,
+                },
+                received_at,
             });
-            if let (Some(tap), Some(law)) = (tap, law) {
-                let time = MediaTime {
-                    rtp: frame
-                        .timestamp
-                        .wrapping_add(samples_before.wrapping_mul(ticks_per_sample)),
-                    clock_rate,
-                };
-                tap.frame(Channel::Visitor, received_at, time, converted.payload, law);
-                samples_before = samples_before.wrapping_add(converted.payload.len() as u32);
-            }
-        });
+            return;
+        }
+        let Some(mut transcoder) = self.to_trunk.take() else {
+            return;
+        };
+        if let Some(mut delivery) = self.trunk_delivery(received_at, frame.timestamp) {
+            transcoder.convert(frame.payload, |converted| delivery.deliver(converted, out));
+        }
+        self.to_trunk = Some(transcoder);
         self.observer.relayed_to_trunk(received_at.elapsed());
+    }
+
+    /// Opus goes to the host's transcoder rather than this thread's.
+    fn converts_elsewhere(&self) -> bool {
+        self.transcode_elsewhere
+            && (self.browser_codec == AudioCodec::Opus
+                || self.trunk_codec == Some(AudioCodec::Opus))
+    }
+
+    /// Delivery of converted browser audio that arrived at `received_at`
+    /// with RTP `timestamp`; `None` before the trunk's codec is known.
+    fn trunk_delivery(
+        &mut self,
+        received_at: Instant,
+        timestamp: u32,
+    ) -> Option<TrunkDelivery<'_>> {
+        let trunk_codec = self.trunk_codec?;
+        Some(TrunkDelivery {
+            trunk: &mut self.trunk,
+            tap: self.tap.as_ref().filter(|_| self.recording),
+            law: g711_law(trunk_codec),
+            clock_rate: self.browser_codec.clock_rate(),
+            timestamp,
+            samples_before: 0,
+            received_at,
+        })
+    }
+
+    fn browser_delivery(&mut self, now: Instant) -> BrowserDelivery<'_> {
+        BrowserDelivery {
+            session: &mut self.session,
+            rewriter: &mut self.rewriter,
+            generated_seq: &mut self.generated_seq,
+            generated_ts: &mut self.generated_ts,
+            browser_sent: &mut self.browser_sent,
+            now,
+        }
     }
 
     fn on_trunk_audio(&mut self, now: Instant, frame: MediaFrame, out: &mut impl Transmitter) {
@@ -385,66 +463,154 @@ impl CallMedia {
                 law,
             );
         }
-        self.relay_to_browser(now, &frame);
+        self.relay_to_browser(now, &frame, out);
         while let Some(transmit) = self.session.poll_transmit() {
             out.to_browser(transmit.to, transmit.bytes, Some(frame.received_at));
         }
     }
 
-    fn relay_to_browser(&mut self, now: Instant, frame: &MediaFrame) {
-        let Self {
-            to_browser: Some(transcoder),
-            session,
-            rewriter,
-            generated_seq,
-            generated_ts,
-            browser_sent,
-            ..
-        } = self
-        else {
+    fn relay_to_browser(&mut self, now: Instant, frame: &MediaFrame, out: &mut impl Transmitter) {
+        let Some(trunk_codec) = self.trunk_codec else {
+            return;
+        };
+        if self.converts_elsewhere() {
+            out.transcode(TranscodeRequest {
+                from: trunk_codec,
+                to: self.browser_codec,
+                payload: frame.payload.to_vec(),
+                toward: Toward::Browser {
+                    marker: frame.marker,
+                },
+                received_at: frame.received_at,
+            });
+            return;
+        }
+        let Some(mut transcoder) = self.to_browser.take() else {
             return;
         };
         let passthrough = transcoder.is_passthrough();
-        transcoder.convert(&frame.payload, |converted| {
-            let input = if passthrough {
+        let mut delivery = self.browser_delivery(now);
+        transcoder.convert(&frame.payload, |converted| match passthrough {
+            true => delivery.deliver(
+                converted.payload,
                 RewriteInput {
                     ssrc: Ssrc(0),
                     sequence: frame.seq,
                     timestamp: frame.timestamp,
                     marker: frame.marker,
-                }
-            } else {
-                *generated_seq = generated_seq.wrapping_add(1);
-                *generated_ts = generated_ts.wrapping_add(converted.ticks);
-                RewriteInput {
-                    ssrc: Ssrc(0),
-                    sequence: *generated_seq,
-                    timestamp: *generated_ts,
-                    marker: frame.marker,
-                }
-            };
-            let Some(rewritten) = rewriter.rewrite(now, input) else {
-                return;
-            };
-            let header = OutgoingHeader {
-                payload_type: session.media().payload_type,
-                sequence: rewritten.sequence,
-                timestamp: rewritten.timestamp,
-                marker: rewritten.marker,
-            };
-            if session.send_rtp(now, header, converted.payload).is_ok() {
-                *browser_sent += 1;
-            }
+                },
+            ),
+            false => delivery.deliver_generated(converted, frame.marker),
         });
+        self.to_browser = Some(transcoder);
     }
 
     /// The trunk's codec became known (answer, early media) or changed
     /// (re-INVITE): rebuild both directions' converters.
     fn set_trunk_codec(&mut self, codec: AudioCodec) {
         self.trunk_codec = Some(codec);
-        self.to_trunk = Transcoder::new(self.browser_codec, codec).ok();
-        self.to_browser = Transcoder::new(codec, self.browser_codec).ok();
+        let here = !self.converts_elsewhere();
+        self.to_trunk = here
+            .then(|| Transcoder::new(self.browser_codec, codec).ok())
+            .flatten();
+        self.to_browser = here
+            .then(|| Transcoder::new(codec, self.browser_codec).ok())
+            .flatten();
         self.rewriter.mark_source_change();
+    }
+}
+
+fn frame_of(frame: &ConvertedFrame) -> Converted<'_> {
+    Converted {
+        payload: &frame.payload,
+        ticks: frame.ticks,
+    }
+}
+
+/// Puts converted browser audio on the trunk and, while the consent gate
+/// is open, in the recording.
+struct TrunkDelivery<'a> {
+    trunk: &'a mut EndpointCore,
+    tap: Option<&'a RecorderTap>,
+    law: Option<G711Law>,
+    clock_rate: u32,
+    /// The browser packet's RTP timestamp.
+    timestamp: u32,
+    /// 8 kHz samples delivered before this frame: one packet may decode to
+    /// several frames, each stamped with the time of its first sample.
+    samples_before: u32,
+    received_at: Instant,
+}
+
+impl TrunkDelivery<'_> {
+    fn deliver(&mut self, converted: Converted<'_>, out: &mut impl Transmitter) {
+        let _ = self
+            .trunk
+            .send_audio(self.received_at, converted.payload, converted.ticks, |tx| {
+                out.to_trunk(tx)
+            });
+        if let (Some(tap), Some(law)) = (self.tap, self.law) {
+            let ticks_per_sample = self.clock_rate / SAMPLE_RATE;
+            let time = MediaTime {
+                rtp: self
+                    .timestamp
+                    .wrapping_add(self.samples_before.wrapping_mul(ticks_per_sample)),
+                clock_rate: self.clock_rate,
+            };
+            tap.frame(
+                Channel::Visitor,
+                self.received_at,
+                time,
+                converted.payload,
+                law,
+            );
+            self.samples_before = self
+                .samples_before
+                .wrapping_add(converted.payload.len() as u32);
+        }
+    }
+}
+
+/// Puts trunk audio, rewritten into the browser's one continuous stream,
+/// into the browser's SRTP session.
+struct BrowserDelivery<'a> {
+    session: &'a mut BrowserSession,
+    rewriter: &'a mut StreamRewriter,
+    /// Numbering of transcoded packets, the rewriter's input.
+    generated_seq: &'a mut u16,
+    generated_ts: &'a mut u32,
+    browser_sent: &'a mut u64,
+    now: Instant,
+}
+
+impl BrowserDelivery<'_> {
+    /// A packet numbered by the trunk (passthrough).
+    fn deliver(&mut self, payload: &[u8], input: RewriteInput) {
+        let Some(rewritten) = self.rewriter.rewrite(self.now, input) else {
+            return;
+        };
+        let header = OutgoingHeader {
+            payload_type: self.session.media().payload_type,
+            sequence: rewritten.sequence,
+            timestamp: rewritten.timestamp,
+            marker: rewritten.marker,
+        };
+        if self.session.send_rtp(self.now, header, payload).is_ok() {
+            *self.browser_sent += 1;
+        }
+    }
+
+    /// A transcoded packet, numbered here.
+    fn deliver_generated(&mut self, converted: Converted<'_>, marker: bool) {
+        *self.generated_seq = self.generated_seq.wrapping_add(1);
+        *self.generated_ts = self.generated_ts.wrapping_add(converted.ticks);
+        let input = RewriteInput {
+            ssrc: Ssrc(0),
+            sequence: *self.generated_seq,
+            timestamp: *self.generated_ts,
+            marker,
+        };
+        self.deliver(converted.payload, input);
     }
 }
 

@@ -197,6 +197,7 @@ impl CallService {
                 disconnect_timeout: parts.disconnect_timeout,
                 observer: parts.observer.clone(),
                 tap: recorder.as_ref().map(RecorderHandle::tap),
+                transcode_elsewhere: true,
             },
             now,
         );

@@ -81,6 +81,11 @@ impl Transcoder {
         })
     }
 
+    /// The codecs this converts from and to.
+    pub fn codecs(&self) -> (AudioCodec, AudioCodec) {
+        (self.from, self.to)
+    }
+
     /// True when payloads pass through untouched.
     pub fn is_passthrough(&self) -> bool {
         self.from == self.to

@@ -83,7 +83,8 @@ pub enum BrowserDrop {
     UnknownPeer,
     /// SRTP or SRTCP authentication or replay check failed.
     Srtp,
-    /// The relay's queue toward the other leg was full.
+    /// Audio of a transcoded call (either way) that its shard's
+    /// transcoder had no room for.
     QueueFull,
     /// A check from an address the call has not verified, over the call's
     /// budget for such checks.

@@ -396,6 +396,7 @@ struct PortSnapshot {
     unknown_peer: u64,
     malformed: u64,
     unverified_checks: u64,
+    queue_full: u64,
 }
 
 impl PortSnapshot {
@@ -422,6 +423,11 @@ impl PortSnapshot {
                 total(|c| &c.unverified_checks),
                 &mut self.unverified_checks,
                 BrowserDrop::UnverifiedCheck,
+            ),
+            (
+                total(|c| &c.queue_full),
+                &mut self.queue_full,
+                BrowserDrop::QueueFull,
             ),
         ];
         for (now, seen, reason) in pairs {

@@ -62,6 +62,8 @@ pub struct PortCounters {
     /// Checks from unverified addresses over a call's budget.
     pub unverified_checks: AtomicU64,
     pub send_failed: AtomicU64,
+    /// Audio of transcoded calls the shard's transcoder had no room for.
+    pub queue_full: AtomicU64,
 }
 
 /// A non-blocking UDP socket on `listen`, with the kernel filter attached,

@@ -18,6 +18,7 @@ const DISCONNECT: Duration = Duration::from_secs(5);
 struct Wire {
     to_trunk: Vec<Vec<u8>>,
     to_browser: Vec<Vec<u8>>,
+    to_transcoder: Vec<offload::TranscodeRequest>,
 }
 
 impl Transmitter for Wire {
@@ -30,6 +31,10 @@ impl Transmitter for Wire {
         assert_eq!(transmit.to, TRUNK.parse::<SocketAddr>().unwrap());
         self.to_trunk.push(transmit.bytes.to_vec());
         true
+    }
+
+    fn transcode(&mut self, request: offload::TranscodeRequest) {
+        self.to_transcoder.push(request);
     }
 }
 
@@ -44,6 +49,7 @@ fn call() -> (FakeBrowser, CallMedia, Instant) {
             disconnect_timeout: DISCONNECT,
             observer: Arc::new(()),
             tap: None,
+            transcode_elsewhere: false,
         },
         now,
     );

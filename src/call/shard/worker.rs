@@ -40,8 +40,10 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tracing::warn;
 
 use super::deadlines::Deadlines;
+use super::transcoding::TranscodeLink;
 use super::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
 use crate::call::driver::RelayObserver;
+use crate::call::media::offload::TranscodeRequest;
 use crate::call::media::{CallMedia, CallMediaEvent, Transmitter};
 use crate::media::endpoint::{self, SendSockets, Transmit};
 use crate::media::ports::PortLease;
@@ -116,6 +118,7 @@ pub(super) fn spawn(
     let calls = Arc::new(AtomicUsize::new(0));
     let counters = Arc::new(PortCounters::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let transcoder = TranscodeLink::spawn(index, waker.clone())?;
     let shard = Shard {
         stop: stop.clone(),
         poll,
@@ -135,6 +138,7 @@ pub(super) fn spawn(
         deadlines: Deadlines::default(),
         due: Vec::new(),
         commands,
+        transcoder,
         calls: calls.clone(),
         counters: counters.clone(),
     };
@@ -191,6 +195,7 @@ struct Shard {
     /// The slots due this turn (kept to reuse its allocation).
     due: Vec<usize>,
     commands: mpsc::Receiver<Command>,
+    transcoder: TranscodeLink,
     calls: Arc<AtomicUsize>,
     counters: Arc<PortCounters>,
 }
@@ -227,12 +232,15 @@ impl ToBrowsers {
 }
 
 /// Puts a call's datagrams on the shard's browser port, batched, and on
-/// the call's trunk sockets.
+/// the call's trunk sockets, and its audio to transcode on the shard's
+/// transcoder.
 struct Out<'a> {
     browser: &'a UdpSocket,
     to_browsers: &'a mut ToBrowsers,
     counters: &'a PortCounters,
     trunk: &'a SendSockets,
+    transcoder: &'a TranscodeLink,
+    call: u64,
 }
 
 impl Transmitter for Out<'_> {
@@ -259,6 +267,12 @@ impl Transmitter for Out<'_> {
 
     fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool {
         endpoint::transmit(self.trunk, transmit)
+    }
+
+    fn transcode(&mut self, request: TranscodeRequest) {
+        if !self.transcoder.submit(self.call, request) {
+            self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -309,6 +323,7 @@ impl Shard {
             if !self.take_commands() {
                 return;
             }
+            self.take_transcoded();
             let mut browser_ready = browser_backlog;
             let mut ready_trunks = std::mem::take(&mut self.ready_trunks);
             for event in events.iter() {
@@ -361,6 +376,29 @@ impl Shard {
                 Err(TryRecvError::Disconnected) => return false,
                 Err(TryRecvError::Empty) => return !self.stop.load(Ordering::Relaxed),
             }
+        }
+    }
+
+    /// Puts what the transcoder finished on its way.
+    fn take_transcoded(&mut self) {
+        while let Some((call, done)) = self.transcoder.take() {
+            // The result of a call that has left is moot.
+            let Some(&index) = self.by_call.get(&call) else {
+                continue;
+            };
+            let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            let mut out = Out {
+                browser: &self.browser,
+                to_browsers: &mut self.to_browsers,
+                counters: &self.counters,
+                trunk: &slot.trunk.sockets,
+                transcoder: &self.transcoder,
+                call,
+            };
+            slot.media.handle_transcoded(Instant::now(), done, &mut out);
+            settle(index, slot, &mut self.routes, &mut self.deadlines);
         }
     }
 
@@ -452,6 +490,8 @@ impl Shard {
                     to_browsers: &mut self.to_browsers,
                     counters: &self.counters,
                     trunk: &slot.trunk.sockets,
+                    transcoder: &self.transcoder,
+                    call,
                 };
                 media.close(now, &mut out);
                 let report = media.report();
@@ -475,6 +515,7 @@ impl Shard {
         self.routes.remove(&slot.ufrag, index);
         self.deadlines.clear(index);
         self.by_call.remove(&slot.call);
+        self.transcoder.forget(slot.call);
         self.free.push(index);
         self.calls.fetch_sub(1, Ordering::Relaxed);
     }
@@ -493,6 +534,8 @@ impl Shard {
             to_browsers: &mut self.to_browsers,
             counters: &self.counters,
             trunk: &slot.trunk.sockets,
+            transcoder: &self.transcoder,
+            call: slot.call,
         };
         let media = &mut slot.media;
         let batch = &mut self.trunk_batch;
@@ -525,6 +568,7 @@ impl Shard {
             slots,
             deadlines,
             counters,
+            transcoder,
             ..
         } = self;
         let browser: &UdpSocket = browser;
@@ -561,6 +605,8 @@ impl Shard {
                     to_browsers,
                     counters,
                     trunk: &slot.trunk.sockets,
+                    transcoder,
+                    call: slot.call,
                 };
                 slot.media.handle_browser(
                     datagram.received_at,
@@ -597,6 +643,8 @@ impl Shard {
                 to_browsers: &mut self.to_browsers,
                 counters: &self.counters,
                 trunk: &slot.trunk.sockets,
+                transcoder: &self.transcoder,
+                call: slot.call,
             };
             slot.media.handle_timeout(now, &mut out);
             settle(index, slot, &mut self.routes, &mut self.deadlines);
@@ -646,11 +694,16 @@ mod tests {
             rtp: socket(),
             rtcp: socket(),
         };
+        let poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        let transcoder = TranscodeLink::spawn(0, waker).unwrap();
         let mut out = Out {
             browser: &port,
             to_browsers: &mut to_browsers,
             counters: &counters,
             trunk: &trunk,
+            transcoder: &transcoder,
+            call: 1,
         };
         out.to_browser(to, b"relayed", Some(Instant::now()));
         out.to_browser(to, b"report", None);
