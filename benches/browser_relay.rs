@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use callgate::call::media::offload::TranscodeRequest;
-use callgate::call::media::{CallMedia, CallMediaParts, Transmitter};
+use callgate::call::media::{CallMedia, CallMediaParts, Relayed, Transmitter};
 use callgate::config::BrowserCodec;
 use callgate::media::endpoint::{EndpointConfig, EndpointCore, RemoteMedia, Transmit};
 use callgate::media::sdp::Codec;
@@ -77,7 +77,7 @@ struct Wire {
 }
 
 impl Transmitter for Wire {
-    fn to_browser(&mut self, _to: SocketAddr, bytes: &[u8], _relayed_from: Option<Instant>) {
+    fn to_browser(&mut self, _to: SocketAddr, bytes: &[u8], _relayed: Option<Relayed>) {
         self.browser_bytes += black_box(bytes).len();
     }
 

@@ -78,11 +78,12 @@ pub struct CallReport {
 
 /// Hooks for the node's metrics, called on the packet path (atomics only).
 pub trait RelayObserver: Send + Sync {
-    /// A browser packet left for the trunk, `latency` after it arrived.
-    fn relayed_to_trunk(&self, latency: Duration);
+    /// A browser packet left for the trunk, `latency` after it arrived;
+    /// `transcoded` when its audio went through a transcoder.
+    fn relayed_to_trunk(&self, latency: Duration, transcoded: bool);
     /// A trunk packet left for the browser, `latency` after it arrived;
     /// reported by the media's host, which knows when it left.
-    fn relayed_to_browser(&self, latency: Duration);
+    fn relayed_to_browser(&self, latency: Duration, transcoded: bool);
     fn browser_connect_failed(&self, ice: bool);
     /// A datagram routed to a call that its session refused: SRTP or
     /// SRTCP that did not authenticate or was replayed (`srtp`), or a
@@ -233,23 +234,31 @@ impl Driver {
 
 /// No metrics: for tools and tests that host a call's media on their own.
 impl RelayObserver for () {
-    fn relayed_to_trunk(&self, _latency: Duration) {}
-    fn relayed_to_browser(&self, _latency: Duration) {}
+    fn relayed_to_trunk(&self, _latency: Duration, _transcoded: bool) {}
+    fn relayed_to_browser(&self, _latency: Duration, _transcoded: bool) {}
     fn browser_connect_failed(&self, _ice: bool) {}
     fn browser_rejected(&self, _srtp: bool) {}
 }
 
 impl RelayObserver for crate::metrics::Metrics {
-    fn relayed_to_trunk(&self, latency: Duration) {
+    fn relayed_to_trunk(&self, latency: Duration, transcoded: bool) {
         self.relay.browser_in.inc();
         self.relay.trunk_out.inc();
-        self.relay.latency_to_trunk.observe(latency.as_secs_f64());
+        let histogram = match transcoded {
+            true => &self.relay.transcoded_to_trunk,
+            false => &self.relay.latency_to_trunk,
+        };
+        histogram.observe(latency.as_secs_f64());
     }
 
-    fn relayed_to_browser(&self, latency: Duration) {
+    fn relayed_to_browser(&self, latency: Duration, transcoded: bool) {
         self.relay.trunk_in.inc();
         self.relay.browser_out.inc();
-        self.relay.latency_to_browser.observe(latency.as_secs_f64());
+        let histogram = match transcoded {
+            true => &self.relay.transcoded_to_browser,
+            false => &self.relay.latency_to_browser,
+        };
+        histogram.observe(latency.as_secs_f64());
     }
 
     fn browser_connect_failed(&self, ice: bool) {

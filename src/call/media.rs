@@ -47,10 +47,10 @@ use offload::{ConvertedFrame, Toward, TranscodeRequest, Transcoded};
 
 /// Where the host puts the datagrams a call makes.
 pub trait Transmitter {
-    /// A datagram for the browser, from the browser port. `relayed_from`
-    /// is when the trunk packet it relays arrived: the host reports the
-    /// relay ([`RelayObserver::relayed_to_browser`]) once it has left.
-    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], relayed_from: Option<Instant>);
+    /// A datagram for the browser, from the browser port. `relayed` is
+    /// set when it relays a trunk packet: the host reports the relay
+    /// ([`RelayObserver::relayed_to_browser`]) once it has left.
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], relayed: Option<Relayed>);
     /// A datagram for the trunk, from the socket `transmit.kind` names;
     /// returns whether the socket took it.
     fn to_trunk(&mut self, transmit: &Transmit<'_>) -> bool;
@@ -59,6 +59,15 @@ pub trait Transmitter {
     /// [`CallMedia::handle_transcoded`]. A request the host has no room
     /// for is dropped, like a lost packet.
     fn transcode(&mut self, request: TranscodeRequest);
+}
+
+/// The trunk packet a datagram for the browser relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relayed {
+    /// When the trunk packet arrived.
+    pub arrived: Instant,
+    /// Its audio went through a transcoder.
+    pub transcoded: bool,
 }
 
 /// What the call's control learns from its media.
@@ -243,15 +252,20 @@ impl CallMedia {
                 for frame in &done.frames {
                     delivery.deliver(frame_of(frame), out);
                 }
-                self.observer.relayed_to_trunk(done.received_at.elapsed());
+                self.observer
+                    .relayed_to_trunk(done.received_at.elapsed(), true);
             }
             Toward::Browser { marker } => {
                 let mut delivery = self.browser_delivery(now);
                 for frame in &done.frames {
                     delivery.deliver_generated(frame_of(frame), marker);
                 }
+                let relayed = Relayed {
+                    arrived: done.received_at,
+                    transcoded: true,
+                };
                 while let Some(transmit) = self.session.poll_transmit() {
-                    out.to_browser(transmit.to, transmit.bytes, Some(done.received_at));
+                    out.to_browser(transmit.to, transmit.bytes, Some(relayed));
                 }
             }
         }
@@ -401,8 +415,10 @@ impl CallMedia {
         if let Some(mut delivery) = self.trunk_delivery(received_at, frame.timestamp) {
             transcoder.convert(frame.payload, |converted| delivery.deliver(converted, out));
         }
+        let transcoded = !transcoder.is_passthrough();
         self.to_trunk = Some(transcoder);
-        self.observer.relayed_to_trunk(received_at.elapsed());
+        self.observer
+            .relayed_to_trunk(received_at.elapsed(), transcoded);
     }
 
     /// Opus goes to the host's transcoder rather than this thread's.
@@ -464,8 +480,15 @@ impl CallMedia {
             );
         }
         self.relay_to_browser(now, &frame, out);
+        let relayed = Relayed {
+            arrived: frame.received_at,
+            transcoded: self
+                .to_browser
+                .as_ref()
+                .is_some_and(|t| !t.is_passthrough()),
+        };
         while let Some(transmit) = self.session.poll_transmit() {
-            out.to_browser(transmit.to, transmit.bytes, Some(frame.received_at));
+            out.to_browser(transmit.to, transmit.bytes, Some(relayed));
         }
     }
 

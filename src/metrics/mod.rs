@@ -221,10 +221,16 @@ pub struct RelayMetrics {
     pub browser_out: IntCounter,
     pub trunk_in: IntCounter,
     pub trunk_out: IntCounter,
-    /// From a browser packet's arrival to its send toward the trunk.
+    /// From a browser packet's arrival to its send toward the trunk, for
+    /// packets relayed as they are (no transcoding).
     pub latency_to_trunk: Histogram,
-    /// From a trunk packet's arrival to its send toward the browser.
+    /// From a trunk packet's arrival to its send toward the browser, for
+    /// packets relayed as they are (no transcoding).
     pub latency_to_browser: Histogram,
+    /// The same for packets whose audio was transcoded (Opus): they wait
+    /// for the transcoder, at a lower priority than the relay.
+    pub transcoded_to_trunk: Histogram,
+    pub transcoded_to_browser: Histogram,
 }
 
 /// Dropped-packet counters by leg and reason, resolved once.
@@ -440,6 +446,13 @@ fn register_relay(registry: &Registry) -> Result<RelayMetrics, MetricsError> {
     .buckets(LATENCY_BUCKETS.to_vec());
     let latency = HistogramVec::new(opts, &["direction"])?;
     registry.register(Box::new(latency.clone()))?;
+    let opts = HistogramOpts::new(
+        "callgate_relay_transcoded_latency_seconds",
+        "Time from a transcoded media packet's arrival on one leg to its send on the other.",
+    )
+    .buckets(LATENCY_BUCKETS.to_vec());
+    let transcoded = HistogramVec::new(opts, &["direction"])?;
+    registry.register(Box::new(transcoded.clone()))?;
     let get = |leg, dir| packets.get_metric_with_label_values(&[leg, dir]);
     Ok(RelayMetrics {
         browser_in: get("browser", "in")?,
@@ -448,6 +461,8 @@ fn register_relay(registry: &Registry) -> Result<RelayMetrics, MetricsError> {
         trunk_out: get("trunk", "out")?,
         latency_to_trunk: latency.get_metric_with_label_values(&["to_trunk"])?,
         latency_to_browser: latency.get_metric_with_label_values(&["to_browser"])?,
+        transcoded_to_trunk: transcoded.get_metric_with_label_values(&["to_trunk"])?,
+        transcoded_to_browser: transcoded.get_metric_with_label_values(&["to_browser"])?,
     })
 }
 

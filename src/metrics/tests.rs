@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::sip::SipCounters;
 
-const FAMILIES: [(&str, &str); 16] = [
+const FAMILIES: [(&str, &str); 17] = [
     ("callgate_calls_active", "gauge"),
     ("callgate_node_draining", "gauge"),
     ("callgate_calls_started_total", "counter"),
@@ -14,6 +14,7 @@ const FAMILIES: [(&str, &str); 16] = [
     ("callgate_packets_relayed_total", "counter"),
     ("callgate_packets_dropped_total", "counter"),
     ("callgate_relay_latency_seconds", "histogram"),
+    ("callgate_relay_transcoded_latency_seconds", "histogram"),
     ("callgate_ice_failures_total", "counter"),
     ("callgate_dtls_failures_total", "counter"),
     ("callgate_http_requests_refused_total", "counter"),

@@ -118,6 +118,17 @@ impl EchoLedger {
             .push(u32::try_from(rtt).unwrap_or(u32::MAX));
     }
 
+    /// An echo whose payload carries no stamp (a transcoded call's audio
+    /// comes back re-encoded): it counts against loss, but is not timed.
+    /// Loss is counted from the first such echo on, as for stamped ones.
+    pub fn on_unstamped_echo(&mut self, received_at: Instant) {
+        self.first_echo_at.get_or_insert(received_at);
+        match self.measure_from {
+            Some(_) => self.stats.echoed_measured += 1,
+            None => self.measure_from = Some(self.next_packet),
+        }
+    }
+
     /// Whether audio has come back at least once.
     pub fn echoing(&self) -> bool {
         self.measure_from.is_some()
@@ -198,6 +209,28 @@ mod tests {
         );
         assert!(Stamp::read(&[SILENCE; FRAME_BYTES]).is_none());
         assert!(Stamp::read(b"CGLT").is_none());
+    }
+
+    #[test]
+    fn unstamped_echoes_count_for_loss_from_the_first_but_are_not_timed() {
+        let now = Instant::now();
+        let mut ledger = EchoLedger::new(1, now);
+        for _ in 0..4 {
+            ledger.sent();
+        }
+        ledger.on_unstamped_echo(now);
+        for _ in 0..3 {
+            ledger.sent();
+        }
+        ledger.on_unstamped_echo(now);
+        ledger.on_unstamped_echo(now);
+        assert!(ledger.echoing() && !ledger.all_echoed());
+        ledger.on_unstamped_echo(now);
+        assert!(ledger.all_echoed());
+        let stats = ledger.into_stats();
+        assert_eq!((stats.sent_measured, stats.echoed_measured), (3, 3));
+        assert!(stats.rtt_us.is_empty());
+        assert_eq!(stats.foreign, 0);
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub struct Handshake {
     identity: Arc<Identity>,
     local: SocketAddr,
     ufrag: String,
+    codec: OfferedCodec,
     tie_breaker: u64,
     transaction: [u8; 12],
     node: Option<NodeDescription>,
@@ -85,15 +86,26 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// A call's browser side on the socket bound at `local`, and its offer.
-    pub fn new(identity: Arc<Identity>, local: SocketAddr, ssrc: u32) -> (Self, String) {
+    /// A call's browser side on the socket bound at `local`, and its offer
+    /// of PCMU, or of Opus only when `opus` (so the node transcodes it).
+    pub fn new(
+        identity: Arc<Identity>,
+        local: SocketAddr,
+        ssrc: u32,
+        opus: bool,
+    ) -> (Self, String) {
         let ufrag = token(8);
         let password = token(24);
-        let offer = offer_sdp(local, &ufrag, &password, &identity.fingerprint, ssrc);
+        let codec = match opus {
+            true => OFFER_OPUS,
+            false => OFFER_PCMU,
+        };
+        let offer = offer_sdp(local, &ufrag, &password, &identity.fingerprint, ssrc, codec);
         let handshake = Self {
             identity,
             local,
             ufrag,
+            codec,
             tie_breaker: rand::random(),
             transaction: rand::random(),
             node: None,
@@ -105,7 +117,7 @@ impl Handshake {
 
     /// The node's answer: checks start at the next timeout.
     pub fn handle_answer(&mut self, now: Instant, answer: &str) -> Result<SocketAddr, String> {
-        let node = parse_answer(answer)?;
+        let node = parse_answer(answer, self.codec)?;
         let candidate = node.candidate;
         self.node = Some(node);
         self.stage = Stage::Checking { sent: 0, next: now };
@@ -223,15 +235,33 @@ fn token(len: usize) -> String {
         .collect()
 }
 
+/// The one codec an offer names: its payload type and rtpmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OfferedCodec {
+    payload_type: u8,
+    rtpmap: &'static str,
+}
+
+const OFFER_PCMU: OfferedCodec = OfferedCodec {
+    payload_type: 0,
+    rtpmap: "PCMU/8000",
+};
+const OFFER_OPUS: OfferedCodec = OfferedCodec {
+    payload_type: 111,
+    rtpmap: "opus/48000/2",
+};
+
 /// An offer as a browser makes one for a microphone: one bundled audio
-/// section, PCMU only, rtcp-mux, one host candidate, DTLS role actpass.
+/// section, one codec, rtcp-mux, one host candidate, DTLS role actpass.
 fn offer_sdp(
     local: SocketAddr,
     ufrag: &str,
     password: &str,
     fingerprint: &str,
     ssrc: u32,
+    codec: OfferedCodec,
 ) -> String {
+    let pt = codec.payload_type;
     let (ip, port) = (local.ip(), local.port());
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let session: u64 = rand::random::<u64>() >> 1;
@@ -241,7 +271,7 @@ fn offer_sdp(
         "s=-".to_owned(),
         "t=0 0".to_owned(),
         "a=group:BUNDLE 0".to_owned(),
-        format!("m=audio {port} UDP/TLS/RTP/SAVPF 0"),
+        format!("m=audio {port} UDP/TLS/RTP/SAVPF {pt}"),
         format!("c={family} {ip}"),
         format!("a=candidate:1 1 udp 2130706431 {ip} {port} typ host"),
         "a=end-of-candidates".to_owned(),
@@ -252,7 +282,7 @@ fn offer_sdp(
         "a=mid:0".to_owned(),
         "a=sendrecv".to_owned(),
         "a=rtcp-mux".to_owned(),
-        "a=rtpmap:0 PCMU/8000".to_owned(),
+        format!("a=rtpmap:{pt} {}", codec.rtpmap),
         format!("a=ssrc:{ssrc} cname:callgate-load"),
         String::new(),
     ]
@@ -261,10 +291,11 @@ fn offer_sdp(
 
 /// The node's ICE credentials, fingerprint and candidate (the last two
 /// as the flood reads them, [`flood::target_of`]).
-fn parse_answer(answer: &str) -> Result<NodeDescription, String> {
+fn parse_answer(answer: &str, codec: OfferedCodec) -> Result<NodeDescription, String> {
     let mut password = None;
     let mut fingerprint = None;
-    let mut pcmu = false;
+    let mut offered = false;
+    let offered_pt = codec.payload_type.to_string();
     for line in answer.lines().map(str::trim) {
         if let Some(value) = line.strip_prefix("a=ice-pwd:") {
             password = Some(value.to_owned());
@@ -274,15 +305,15 @@ fn parse_answer(answer: &str) -> Result<NodeDescription, String> {
                 .map(|byte| u8::from_str_radix(byte, 16).ok())
                 .collect::<Option<Vec<u8>>>();
         } else if let Some(value) = line.strip_prefix("m=audio ") {
-            pcmu = value.split_whitespace().nth(2) == Some("0");
+            offered = value.split_whitespace().nth(2) == Some(offered_pt.as_str());
         }
     }
-    if !pcmu {
-        return Err(
-            "the node answered without PCMU (payload type 0); the load tool needs \
-                    the node's webrtc.browser_codec to be \"g711\""
-                .to_owned(),
-        );
+    if !offered {
+        return Err(format!(
+            "the node answered without {} (payload type {}); the load tool needs \
+             the node's webrtc.browser_codec to be \"g711\"",
+            codec.rtpmap, codec.payload_type
+        ));
     }
     let missing = |what: &str| format!("the node's answer has no {what}");
     let target =
@@ -306,7 +337,7 @@ mod tests {
 
     #[test]
     fn the_answer_gives_the_node_credentials_and_candidate() {
-        let node = parse_answer(ANSWER).unwrap();
+        let node = parse_answer(ANSWER, OFFER_PCMU).unwrap();
         assert_eq!(
             (node.ufrag.as_str(), node.password.as_str()),
             ("node", "nodepassword")
@@ -314,9 +345,21 @@ mod tests {
         assert_eq!(node.fingerprint, [0xab, 0x01, 0xff]);
         assert_eq!(node.candidate, SocketAddr::from(([127, 0, 0, 1], 40000)));
         let opus = ANSWER.replace("SAVPF 0 101", "SAVPF 111");
-        assert!(parse_answer(&opus).err().unwrap().contains("PCMU"));
+        assert!(
+            parse_answer(&opus, OFFER_PCMU)
+                .err()
+                .unwrap()
+                .contains("PCMU")
+        );
+        assert!(parse_answer(&opus, OFFER_OPUS).is_ok());
+        assert!(
+            parse_answer(ANSWER, OFFER_OPUS)
+                .err()
+                .unwrap()
+                .contains("opus")
+        );
         let no_candidate = ANSWER.replace("a=candidate", "a=other");
-        let missing = parse_answer(&no_candidate).err().unwrap();
+        let missing = parse_answer(&no_candidate, OFFER_PCMU).err().unwrap();
         assert!(missing.contains("candidate"));
     }
 
@@ -324,7 +367,7 @@ mod tests {
     fn checks_start_at_the_answer_and_give_up_after_their_count() {
         let identity = Identity::generate().unwrap();
         let local = "127.0.0.1:50000".parse().unwrap();
-        let (mut handshake, offer) = Handshake::new(identity, local, 7);
+        let (mut handshake, offer) = Handshake::new(identity, local, 7, false);
         assert!(offer.contains("a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host"));
         let now = Instant::now();
         assert_eq!(handshake.poll_timeout(), None);

@@ -113,6 +113,12 @@ struct Args {
     /// thread of this tool
     #[arg(long, value_name = "ADDR", conflicts_with = "rtpengine")]
     reflect_trunk: Option<SocketAddr>,
+    /// Of each round's calls, this many (the first placed) offer Opus only,
+    /// so the node transcodes them to its trunk's G.711 and back. Their
+    /// echoes come back re-encoded: they count for loss but are not timed
+    /// (the node's callgate_relay_transcoded_latency_seconds times them)
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["rtpengine", "rtc_clients"])]
+    opus_calls: u32,
 }
 
 enum Failure {
@@ -179,6 +185,22 @@ fn run_rtpengine(
     Ok(Report::new(&measured))
 }
 
+/// 20 ms of a 440 Hz tone as one Opus frame, the audio of Opus calls.
+fn opus_frame() -> Result<std::sync::Arc<[u8]>, Failure> {
+    use callgate::media::transcode::Transcoder;
+    use callgate::webrtc::AudioCodec;
+    let tone: Vec<i16> = (0..160)
+        .map(|i| ((f64::from(i) * std::f64::consts::TAU * 440.0 / 8000.0).sin() * 8000.0) as i16)
+        .collect();
+    let mut ulaw = vec![0u8; tone.len()];
+    callgate::media::g711::encode_ulaw_into(&tone, &mut ulaw);
+    let mut encoder = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Opus)
+        .map_err(|e| Failure::Other(format!("libopus: {e}")))?;
+    let mut frame = None;
+    encoder.convert(&ulaw, |converted| frame = Some(converted.payload.into()));
+    frame.ok_or_else(|| Failure::Other("libopus made no frame of 20 ms".to_owned()))
+}
+
 fn run_node(args: &Args, process: Option<NodeProcess>) -> Result<Report, Failure> {
     let base = node_base(&args.node)?;
     let runtime = tokio::runtime::Runtime::new()
@@ -206,6 +228,8 @@ fn run_node(args: &Args, process: Option<NodeProcess>) -> Result<Report, Failure
             flood_pps: args.flood_pps,
             rtc_clients: args.rtc_clients,
             trunk: trunk.as_ref().map(reflector::ReflectorTrunk::lender),
+            opus_calls: args.opus_calls.min(args.calls),
+            opus_frame: opus_frame()?,
         };
         let measured = run::run(&plan).await;
         if let Some(trunk) = trunk {

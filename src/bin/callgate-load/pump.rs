@@ -67,6 +67,10 @@ const TIMER: Token = Token(1);
 /// Tokens of streams start here: stream `i` is `Token(FIRST_STREAM + i)`.
 const FIRST_STREAM: usize = 2;
 const PCMU: u8 = 0;
+/// Opus' payload type in the load's offer.
+const OPUS: u8 = 111;
+/// 20 ms on Opus' 48 kHz RTP clock (RFC 7587).
+const OPUS_FRAME_TICKS: u32 = 960;
 const RTP_HEADER: usize = 12;
 /// An SRTP packet: header, payload and the largest tag (16 bytes).
 const PACKET_CAPACITY: usize = RTP_HEADER + FRAME_BYTES + 16;
@@ -87,6 +91,9 @@ pub struct Source {
     first_timestamp: u32,
     /// When the call was placed, for its setup time.
     placed_at: Option<Instant>,
+    /// The 20 ms Opus frame a transcoded call sends every time; its echoes
+    /// come back re-encoded, so they are counted, not timed.
+    opus_frame: Option<Arc<[u8]>>,
 }
 
 impl Source {
@@ -98,7 +105,14 @@ impl Source {
             first_sequence: rand::random(),
             first_timestamp: rand::random(),
             placed_at: None,
+            opus_frame: None,
         }
+    }
+
+    /// The call offered Opus only: it sends `frame` every 20 ms.
+    pub fn opus(mut self, frame: Arc<[u8]>) -> Self {
+        self.opus_frame = Some(frame);
+        self
     }
 
     /// Setup is timed from `at` to the first echo.
@@ -111,15 +125,23 @@ impl Source {
     /// not be protected.
     fn write_next(&mut self, now: Instant, packet: &mut Vec<u8>) -> bool {
         let number = self.ledger.packets_sent();
+        let (payload_type, ticks) = match self.opus_frame {
+            Some(_) => (OPUS, OPUS_FRAME_TICKS),
+            None => (PCMU, FRAME_BYTES as u32),
+        };
         packet.clear();
         packet.extend_from_slice(&rtp_header(
+            payload_type,
             self.ledger.is_first(),
             self.first_sequence.wrapping_add(number as u16),
             self.first_timestamp
-                .wrapping_add(number.wrapping_mul(FRAME_BYTES as u32)),
+                .wrapping_add(number.wrapping_mul(ticks)),
             self.ssrc,
         ));
-        packet.extend_from_slice(&self.ledger.payload(now));
+        match &self.opus_frame {
+            Some(frame) => packet.extend_from_slice(frame),
+            None => packet.extend_from_slice(&self.ledger.payload(now)),
+        }
         match &mut self.srtp {
             Some(srtp) => srtp.sender.protect_rtp(packet).is_ok(),
             None => true,
@@ -143,7 +165,10 @@ impl Source {
             None => scratch.len(),
         };
         if let Some(payload) = scratch.get(..len).and_then(rtp_payload) {
-            self.ledger.on_echo(received_at, payload);
+            match self.opus_frame {
+                Some(_) => self.ledger.on_unstamped_echo(received_at),
+                None => self.ledger.on_echo(received_at, payload),
+            }
         }
     }
 }
@@ -671,11 +696,17 @@ fn outcome(slot: Slot) -> Option<SourceOutcome> {
     })
 }
 
-/// A PCMU RTP header (RFC 3550 §5.1).
-fn rtp_header(marker: bool, sequence: u16, timestamp: u32, ssrc: u32) -> [u8; RTP_HEADER] {
+/// An RTP header (RFC 3550 §5.1).
+fn rtp_header(
+    payload_type: u8,
+    marker: bool,
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+) -> [u8; RTP_HEADER] {
     let mut header = [0u8; RTP_HEADER];
     header[0] = 0x80;
-    header[1] = PCMU | (u8::from(marker) << 7);
+    header[1] = payload_type | (u8::from(marker) << 7);
     header[2..4].copy_from_slice(&sequence.to_be_bytes());
     header[4..8].copy_from_slice(&timestamp.to_be_bytes());
     header[8..12].copy_from_slice(&ssrc.to_be_bytes());
@@ -702,7 +733,7 @@ mod tests {
 
     #[test]
     fn the_payload_follows_csrcs_and_extensions() {
-        let mut packet = rtp_header(true, 1, 2, 3).to_vec();
+        let mut packet = rtp_header(PCMU, true, 1, 2, 3).to_vec();
         packet.extend_from_slice(b"audio");
         assert_eq!(rtp_payload(&packet), Some(&b"audio"[..]));
         // One CSRC, then a one-word extension.

@@ -72,6 +72,10 @@ pub struct Plan {
     /// With `--reflect-trunk`: where each round lends its pump to the
     /// trunk, so the calls and their far end share its thread.
     pub trunk: Option<PumpLender>,
+    /// How many of each round's calls (its first ones) offer Opus only, so
+    /// the node transcodes them; they send this 20 ms frame.
+    pub opus_calls: u32,
+    pub opus_frame: Arc<[u8]>,
 }
 
 /// Everything the run observed, for the report.
@@ -179,7 +183,8 @@ async fn run_pumped_round(
     let mut refused = None;
     for i in 0..plan.calls {
         let index = round.wrapping_mul(plan.calls).wrapping_add(i);
-        match place_on_pump(plan, &pump, identity, index, epoch).await {
+        let opus = (i < plan.opus_calls).then(|| plan.opus_frame.clone());
+        match place_on_pump(plan, &pump, identity, index, opus, epoch).await {
             Ok(call) => placed.push(call),
             Err(e) => {
                 refused = Some(e);
@@ -237,15 +242,21 @@ async fn place_on_pump(
     pump: &Pump,
     identity: &Arc<Identity>,
     index: u32,
+    opus: Option<Arc<[u8]>>,
     epoch: Instant,
 ) -> Result<PlacedCall, RunError> {
     let bind = RunError::Pump;
     let socket = std::net::UdpSocket::bind((plan.local_ip, 0)).map_err(bind)?;
     let local = socket.local_addr().map_err(bind)?;
-    let (mut handshake, offer) = Handshake::new(identity.clone(), local, rand::random());
+    let (mut handshake, offer) =
+        Handshake::new(identity.clone(), local, rand::random(), opus.is_some());
     let placing = Instant::now();
     let placed = plan.node.place_call(&offer).await?;
-    let source = Box::new(Source::new(EchoLedger::new(index, epoch), None).placed_at(placing));
+    let mut source = Source::new(EchoLedger::new(index, epoch), None).placed_at(placing);
+    if let Some(frame) = opus {
+        source = source.opus(frame);
+    }
+    let source = Box::new(source);
     let (remote, role) = match handshake.handle_answer(Instant::now(), &placed.answer) {
         Ok(candidate) => (candidate, Role::Handshaking(Box::new(handshake), source)),
         Err(reason) => (local, Role::Failed(source, reason)),

@@ -22,7 +22,7 @@ struct Wire {
 }
 
 impl Transmitter for Wire {
-    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], _relayed_from: Option<Instant>) {
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], _relayed: Option<Relayed>) {
         assert_eq!(to, BROWSER.parse::<SocketAddr>().unwrap());
         self.to_browser.push(bytes.to_vec());
     }

@@ -44,7 +44,7 @@ use super::transcoding::TranscodeLink;
 use super::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
 use crate::call::driver::RelayObserver;
 use crate::call::media::offload::TranscodeRequest;
-use crate::call::media::{CallMedia, CallMediaEvent, Transmitter};
+use crate::call::media::{CallMedia, CallMediaEvent, Relayed, Transmitter};
 use crate::media::endpoint::{self, SendSockets, Transmit};
 use crate::media::ports::PortLease;
 use crate::webrtc::batch::{Flushed, ReceiveBatch, SendBatch, enable_timestamps};
@@ -205,7 +205,7 @@ struct Shard {
 struct ToBrowsers {
     batch: SendBatch,
     /// The arrival of each relayed packet in `batch`.
-    relayed: Vec<Instant>,
+    relayed: Vec<Relayed>,
     observer: Arc<dyn RelayObserver>,
 }
 
@@ -225,8 +225,9 @@ impl ToBrowsers {
                 .fetch_add(failed as u64, Ordering::Relaxed);
         }
         let left = Instant::now();
-        for arrived in self.relayed.drain(..) {
-            self.observer.relayed_to_browser(left - arrived);
+        for relayed in self.relayed.drain(..) {
+            self.observer
+                .relayed_to_browser(left - relayed.arrived, relayed.transcoded);
         }
     }
 }
@@ -244,12 +245,12 @@ struct Out<'a> {
 }
 
 impl Transmitter for Out<'_> {
-    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], relayed_from: Option<Instant>) {
+    fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], relayed: Option<Relayed>) {
         if self.to_browsers.batch.is_full() {
             self.to_browsers.flush(self.browser, self.counters);
         }
         if self.to_browsers.batch.push(to, bytes) {
-            self.to_browsers.relayed.extend(relayed_from);
+            self.to_browsers.relayed.extend(relayed);
             return;
         }
         // Longer than a batch slot: no media is; send it on its own.
@@ -258,10 +259,10 @@ impl Transmitter for Out<'_> {
             Err(_) => &self.counters.send_failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if let Some(arrived) = relayed_from {
+        if let Some(relayed) = relayed {
             self.to_browsers
                 .observer
-                .relayed_to_browser(arrived.elapsed());
+                .relayed_to_browser(relayed.arrived.elapsed(), relayed.transcoded);
         }
     }
 
@@ -664,8 +665,8 @@ mod tests {
     struct Latencies(Mutex<Vec<Duration>>);
 
     impl RelayObserver for Latencies {
-        fn relayed_to_trunk(&self, _latency: Duration) {}
-        fn relayed_to_browser(&self, latency: Duration) {
+        fn relayed_to_trunk(&self, _latency: Duration, _transcoded: bool) {}
+        fn relayed_to_browser(&self, latency: Duration, _transcoded: bool) {
             self.0.lock().unwrap().push(latency);
         }
         fn browser_connect_failed(&self, _ice: bool) {}
@@ -705,16 +706,22 @@ mod tests {
             transcoder: &transcoder,
             call: 1,
         };
-        out.to_browser(to, b"relayed", Some(Instant::now()));
+        let now = || {
+            Some(Relayed {
+                arrived: Instant::now(),
+                transcoded: false,
+            })
+        };
+        out.to_browser(to, b"relayed", now());
         out.to_browser(to, b"report", None);
         std::thread::sleep(Duration::from_millis(20));
         assert!(
             latencies.0.lock().unwrap().is_empty(),
             "nothing is reported before it leaves"
         );
-        out.to_browser(to, b"second", Some(Instant::now()));
+        out.to_browser(to, b"second", now());
         // The batch is full: the next one sends the three first.
-        out.to_browser(to, b"third", Some(Instant::now()));
+        out.to_browser(to, b"third", now());
         {
             let reported = latencies.0.lock().unwrap();
             assert_eq!(reported.len(), 2, "only relayed packets count");
