@@ -6,28 +6,33 @@
 # then runs callgate-load pinned to CPU 0 for a 20 s steady window and
 # prints its report.
 #
-#   scripts/bench-calls.sh [--node-bin DIR] [--flood-pps N] CALLS...
+#   scripts/bench-calls.sh [--node-bin DIR] [--flood-pps N] [--opus-calls N] CALLS...
 #
 # --node-bin runs the `callgate` binary in DIR as the node under test
 # instead of this checkout's release build (to compare two builds with the
 # same load tool). --flood-pps runs the steady window under a
 # flood of N junk datagrams a second at the browser ports (callgate-load's
 # --flood-pps, whose calls each run on their own rtc peer connection).
+# --opus-calls makes N of the calls offer Opus only, so the node
+# transcodes them (callgate-load's --opus-calls); the node's latency for
+# those packets is printed after the report.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 node_bin=target/release
 flood_pps=0
+opus_calls=0
 while [[ ${1:-} == --* ]]; do
     case $1 in
     --node-bin) node_bin=$2 ;;
     --flood-pps) flood_pps=$2 ;;
+    --opus-calls) opus_calls=$2 ;;
     *) break ;;
     esac
     shift 2
 done
 if [[ $# -eq 0 ]]; then
-    echo "usage: scripts/bench-calls.sh [--node-bin DIR] [--flood-pps N] CALLS..." >&2
+    echo "usage: scripts/bench-calls.sh [--node-bin DIR] [--flood-pps N] [--opus-calls N] CALLS..." >&2
     exit 64
 fi
 if [[ $(nproc) -lt 2 ]]; then
@@ -52,7 +57,11 @@ for calls in "$@"; do
         load --calls "$calls" --duration 20 --node-pid "$bench_node" --rtc-clients \
             --flood-pps "$flood_pps" || true
     else
-        load --calls "$calls" --duration 20 --node-pid "$bench_node" || true
+        load --calls "$calls" --opus-calls "$opus_calls" --duration 20 \
+            --node-pid "$bench_node" || true
+    fi
+    if [[ $opus_calls -gt 0 ]]; then
+        bench_transcoded_latency
     fi
     bench_stop_node
 done

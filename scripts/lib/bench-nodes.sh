@@ -58,6 +58,32 @@ bench_start_node() {
     }
 }
 
+# Prints the node under test's latency for transcoded packets over its
+# whole run (callgate_relay_transcoded_latency_seconds): for each
+# direction, the upper bounds of the buckets holding the median and p99.
+bench_transcoded_latency() {
+    curl -sf "http://$bench_listen/metrics" | awk '
+        /^callgate_relay_transcoded_latency_seconds_bucket/ {
+            match($0, /direction="[a-z_]+"/)
+            dir = substr($0, RSTART + 11, RLENGTH - 12)
+            match($0, /le="[^"]+"/)
+            le[dir, ++n[dir]] = substr($0, RSTART + 4, RLENGTH - 5)
+            count[dir, n[dir]] = $NF
+        }
+        END {
+            for (dir in n) {
+                total = count[dir, n[dir]]
+                if (total == 0) continue
+                p50 = p99 = ""
+                for (i = 1; i <= n[dir]; i++) {
+                    if (p50 == "" && count[dir, i] >= 0.5 * total) p50 = le[dir, i]
+                    if (p99 == "" && count[dir, i] >= 0.99 * total) p99 = le[dir, i]
+                }
+                printf "transcoded %-10s %d packets, p50 <= %s s, p99 <= %s s\n", dir, total, p50, p99
+            }
+        }'
+}
+
 bench_stop_node() {
     kill "$bench_node" 2>/dev/null || true
     wait "$bench_node" 2>/dev/null || true
