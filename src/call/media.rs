@@ -245,8 +245,12 @@ impl CallMedia {
         out: &mut impl Transmitter,
     ) {
         match done.toward {
-            Toward::Trunk { timestamp } => {
-                let Some(mut delivery) = self.trunk_delivery(done.received_at, timestamp) else {
+            Toward::Trunk {
+                timestamp,
+                recorded,
+            } => {
+                let Some(mut delivery) = self.trunk_delivery(done.received_at, timestamp, recorded)
+                else {
                     return;
                 };
                 for frame in &done.frames {
@@ -404,6 +408,7 @@ impl CallMedia {
                 payload: frame.payload.to_vec(),
                 toward: Toward::Trunk {
                     timestamp: frame.timestamp,
+                    recorded: self.recording,
                 },
                 received_at,
             });
@@ -412,7 +417,7 @@ impl CallMedia {
         let Some(mut transcoder) = self.to_trunk.take() else {
             return;
         };
-        if let Some(mut delivery) = self.trunk_delivery(received_at, frame.timestamp) {
+        if let Some(mut delivery) = self.trunk_delivery(received_at, frame.timestamp, true) {
             transcoder.convert(frame.payload, |converted| delivery.deliver(converted, out));
         }
         let transcoded = !transcoder.is_passthrough();
@@ -429,16 +434,19 @@ impl CallMedia {
     }
 
     /// Delivery of converted browser audio that arrived at `received_at`
-    /// with RTP `timestamp`; `None` before the trunk's codec is known.
+    /// with RTP `timestamp`; it is recorded only if the consent gate is
+    /// open now and was (`recorded`) when it arrived. `None` before the
+    /// trunk's codec is known.
     fn trunk_delivery(
         &mut self,
         received_at: Instant,
         timestamp: u32,
+        recorded: bool,
     ) -> Option<TrunkDelivery<'_>> {
         let trunk_codec = self.trunk_codec?;
         Some(TrunkDelivery {
             trunk: &mut self.trunk,
-            tap: self.tap.as_ref().filter(|_| self.recording),
+            tap: self.tap.as_ref().filter(|_| self.recording && recorded),
             law: g711_law(trunk_codec),
             clock_rate: self.browser_codec.clock_rate(),
             timestamp,

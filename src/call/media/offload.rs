@@ -24,8 +24,10 @@ use crate::webrtc::AudioCodec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Toward {
     /// Browser audio for the trunk; `timestamp` is the browser packet's,
-    /// which places it in the recording.
-    Trunk { timestamp: u32 },
+    /// which places it in the recording, and `recorded` whether the
+    /// consent gate was open when it arrived (it is recorded only if the
+    /// gate is still open when it comes back).
+    Trunk { timestamp: u32, recorded: bool },
     /// Trunk audio for the browser; `marker` is the trunk packet's.
     Browser { marker: bool },
 }
@@ -140,7 +142,10 @@ mod tests {
         assert_eq!(opus[0].ticks, 960);
 
         // The other direction has its own transcoder.
-        let to_trunk = Toward::Trunk { timestamp: 7 };
+        let to_trunk = Toward::Trunk {
+            timestamp: 7,
+            recorded: false,
+        };
         let decoded = call.convert(request(
             AudioCodec::Opus,
             AudioCodec::Pcmu,
@@ -172,7 +177,10 @@ mod tests {
             AudioCodec::Opus,
             AudioCodec::Pcmu,
             vec![0xff, 0xfe, 0x01],
-            Toward::Trunk { timestamp: 0 },
+            Toward::Trunk {
+                timestamp: 0,
+                recorded: false,
+            },
         );
         let frames = call.convert(junk).frames;
         assert_eq!(frames.len(), 1);
