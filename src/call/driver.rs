@@ -37,6 +37,27 @@ pub enum CallCommand {
     Shutdown,
 }
 
+/// A request from outside the call that it end. It travels apart from the
+/// command queue, on a watch channel, so a queue filled by a visitor's
+/// messages can never lose it; the first request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupRequest {
+    /// The visitor hung up (over the events socket, or by DELETE when the
+    /// page goes away).
+    Visitor,
+    /// The node is draining or shutting down.
+    Shutdown,
+}
+
+impl HangupRequest {
+    fn command(self) -> CallCommand {
+        match self {
+            Self::Visitor => CallCommand::Hangup,
+            Self::Shutdown => CallCommand::Shutdown,
+        }
+    }
+}
+
 /// What the widget sees, published on a watch channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallView {
@@ -99,6 +120,8 @@ pub struct CallParts {
     pub browser_codec: AudioCodec,
     pub leg: TrunkLeg,
     pub commands: mpsc::Receiver<CallCommand>,
+    /// Requests to end the call; see [`HangupRequest`].
+    pub hangup: watch::Receiver<Option<HangupRequest>>,
     pub view: watch::Sender<CallView>,
     pub gate: ConsentGate,
     /// Present when the number records at all.
@@ -125,6 +148,7 @@ pub async fn run(parts: CallParts) -> CallReport {
         browser_codec,
         leg,
         mut commands,
+        mut hangup,
         view,
         gate,
         recorder,
@@ -138,9 +162,17 @@ pub async fn run(parts: CallParts) -> CallReport {
         recorder,
     };
     let mut commands_open = true;
+    let mut hangup_open = true;
     while !driver.control.is_ended() {
         let input = tokio::select! {
             event = driver.leg.next_event() => ControlInput::Leg(event.unwrap_or_else(lost_leg)),
+            changed = hangup.changed(), if hangup_open => {
+                // One request is all a call takes; a service gone away asks
+                // for a shutdown.
+                hangup_open = false;
+                let request = changed.ok().and(*hangup.borrow_and_update());
+                ControlInput::Command(request.unwrap_or(HangupRequest::Shutdown).command())
+            }
             command = commands.recv(), if commands_open => {
                 commands_open = command.is_some();
                 ControlInput::Command(command.unwrap_or(CallCommand::Shutdown))

@@ -21,8 +21,9 @@
 //!
 //! Invariants:
 //! - A datagram that does not authenticate changes nothing but counters.
-//! - The browser is gone when nothing authenticated (a consent check,
-//!   DTLS, SRTP) arrived for the disconnect timeout.
+//! - The browser is gone when it closes its connection (DTLS
+//!   close_notify), or when nothing authenticated (a consent check, DTLS,
+//!   SRTP) arrived for the disconnect timeout.
 //! - Audio reaches the recorder only while the control side says the
 //!   consent gate is open ([`CallMedia::set_recording`]).
 
@@ -290,9 +291,8 @@ impl CallMedia {
     pub fn handle_timeout(&mut self, now: Instant, out: &mut impl Transmitter) {
         self.session.handle_timeout(now);
         self.trunk.handle_timeout(now, |tx| out.to_trunk(tx));
-        if !self.gone && now >= self.last_heard + self.disconnect_timeout {
-            self.gone = true;
-            self.events.push(CallMediaEvent::BrowserGone);
+        if now >= self.last_heard + self.disconnect_timeout {
+            self.browser_gone();
         }
         self.after_session(out);
     }
@@ -366,6 +366,15 @@ impl CallMedia {
         }
     }
 
+    /// The browser left, by closing its connection or by falling silent:
+    /// said once.
+    fn browser_gone(&mut self) {
+        if !self.gone {
+            self.gone = true;
+            self.events.push(CallMediaEvent::BrowserGone);
+        }
+    }
+
     /// Sends what the session has queued and handles its events.
     fn after_session(&mut self, out: &mut impl Transmitter) {
         while let Some(transmit) = self.session.poll_transmit() {
@@ -385,6 +394,7 @@ impl CallMedia {
                     self.observer.browser_connect_failed(ice);
                     self.events.push(CallMediaEvent::BrowserFailed { ice });
                 }
+                SessionEvent::Closed => self.browser_gone(),
             }
         }
     }

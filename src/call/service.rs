@@ -17,7 +17,9 @@ use rand::RngExt as _;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::driver::{self, CallCommand, CallParts, CallReport, CallView, RelayObserver};
+use super::driver::{
+    self, CallCommand, CallParts, CallReport, CallView, HangupRequest, RelayObserver,
+};
 use super::media::{CallMedia, CallMediaParts};
 use super::shard::{Engine, NewCall};
 use super::state::EndedBy;
@@ -60,8 +62,24 @@ pub struct LiveCall {
     /// The origins its widget allowed when it was placed: the ones that may
     /// hang it up or follow its events from a browser.
     pub allowed_origins: Arc<[String]>,
+    /// DTMF and consent changes.
     pub commands: mpsc::Sender<CallCommand>,
+    hangup: watch::Sender<Option<HangupRequest>>,
     pub view: watch::Receiver<CallView>,
+}
+
+impl LiveCall {
+    /// Asks the call to end. Never lost, whatever else is queued; the
+    /// first request stands.
+    pub fn hang_up(&self, request: HangupRequest) {
+        self.hangup.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(request);
+            }
+            first
+        });
+    }
 }
 
 /// A placed call's reply to the widget.
@@ -223,6 +241,7 @@ impl CallService {
         };
         let token = random_string(32);
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+        let (hangup_tx, hangup) = watch::channel(None);
         let (view_tx, view) = watch::channel(CallView::default());
         inner.calls.insert(
             call_id.clone(),
@@ -230,6 +249,7 @@ impl CallService {
                 token: token.clone(),
                 allowed_origins: widget.allowed_origins.as_slice().into(),
                 commands: commands_tx,
+                hangup: hangup_tx,
                 view,
             },
         );
@@ -238,6 +258,7 @@ impl CallService {
             browser_codec: media.codec,
             leg,
             commands,
+            hangup,
             view: view_tx,
             gate: ConsentGate::new(widget.recording, widget.on_revoke, consent),
             recorder,
@@ -318,7 +339,7 @@ impl CallService {
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
         for call in self.inner.calls.iter() {
-            let _ = call.commands.try_send(CallCommand::Shutdown);
+            call.hang_up(HangupRequest::Shutdown);
         }
     }
 }

@@ -30,7 +30,7 @@ use super::Readiness;
 use super::client_addr::client_ip;
 use super::cors;
 use super::guard::{Guards, origin_allowed};
-use crate::call::driver::{CallCommand, CallView};
+use crate::call::driver::{CallCommand, CallView, HangupRequest};
 use crate::call::service::{CallService, PlaceError};
 use crate::call::state::CallState;
 use crate::config::IceServerConfig;
@@ -533,7 +533,7 @@ async fn hang_up(
 ) -> Response {
     match checked_call(&state, &call_id, &query.token, &headers) {
         Ok((call, origin)) => {
-            let _ = call.commands.try_send(CallCommand::Hangup);
+            call.hang_up(HangupRequest::Visitor);
             for_origin(StatusCode::NO_CONTENT.into_response(), origin.as_ref())
         }
         Err(refused) => refused.into_response(),
@@ -624,7 +624,7 @@ fn on_client_message(call: &crate::call::service::LiveCall, text: &str) {
         return;
     };
     let command = match message {
-        ClientMessage::Hangup => CallCommand::Hangup,
+        ClientMessage::Hangup => return call.hang_up(HangupRequest::Visitor),
         ClientMessage::Dtmf { digits } => {
             let valid = !digits.is_empty()
                 && digits.len() <= 32

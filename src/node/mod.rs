@@ -116,7 +116,7 @@ async fn start_services(
     // BYEs still go out: the trunk side stops when the calls are done, not
     // at `stop`.
     let calls_done = CancellationToken::new();
-    let trunk_side = TrunkSide::start(config, &calls_done).await?;
+    let trunk_side = TrunkSide::start(config).await?;
 
     let (tls, challenges) = tls_config(config, stop, &mut services)?;
     let listener = http::bind(config.http.listen).await?;

@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::call::MediaPlan;
 use crate::config::{Codec, Config, SrtpMode, Transport, TrunkConfig};
@@ -19,6 +20,11 @@ use crate::sip::{
     AgentSettings, DigestCredentials, RouteSettings, SipAgent, SipError, SipTransport,
     TlsListenSettings, TrunkSettings,
 };
+
+/// How long the calls' last CANCELs and BYEs get to be answered once the
+/// calls are over, at shutdown: over UDP each has been sent, and resent
+/// once, within it.
+const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 
 /// Where Linux distributions keep the system's trust anchors, most common first.
 const SYSTEM_CA_BUNDLES: &[&str] = &[
@@ -47,11 +53,17 @@ pub struct TrunkSide {
     pub ports: Arc<PortAllocator>,
     pub media: MediaPlan,
     pub echo: Option<EchoTrunk>,
+    /// Stops both agents however the trunk side goes away; [`Self::run`]
+    /// stops them in order first.
+    _stop_on_drop: DropGuard,
 }
 
 impl TrunkSide {
-    /// Bind the echo trunk first (the SIP agent may probe it at once), then the agent.
-    pub async fn start(config: &Config, stop: &CancellationToken) -> Result<Self, TrunkSideError> {
+    /// Bind the echo trunk first (the SIP agent may probe it at once), then
+    /// the agent. Both run until [`TrunkSide::run`] stops them, or the
+    /// trunk side is dropped.
+    pub async fn start(config: &Config) -> Result<Self, TrunkSideError> {
+        let stop = CancellationToken::new();
         let media = &config.media;
         let ports = Arc::new(PortAllocator::new(media.rtp_port_min, media.rtp_port_max)?);
         let echo = match config.echo_trunk.enabled {
@@ -71,12 +83,15 @@ impl TrunkSide {
             ports,
             media: plan,
             echo,
+            _stop_on_drop: stop.drop_guard(),
         })
     }
 
-    /// Runs until `stop`, then stops the agents.
+    /// Runs until `stop`, then stops the agents once the calls' last
+    /// CANCELs and BYEs are out.
     pub async fn run(self, stop: CancellationToken) -> Result<(), TrunkSideError> {
         stop.cancelled().await;
+        self.agent.wait_for_goodbyes(GOODBYE_GRACE).await;
         self.agent.shutdown();
         if let Some(echo) = &self.echo {
             echo.shutdown();

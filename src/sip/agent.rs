@@ -25,6 +25,7 @@ use rsipstack::transport::{
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::SipError;
@@ -62,6 +63,8 @@ pub(crate) struct AgentInner {
     pub(crate) local_host: HostWithPort,
     pub(crate) counters: SipCounters,
     pub(crate) cancel: CancellationToken,
+    /// Every outbound call's task, to wait for their goodbyes at shutdown.
+    pub(crate) calls: TaskTracker,
 }
 
 /// A running SIP user agent. Dropping it does not stop it: call `shutdown`.
@@ -118,6 +121,7 @@ impl SipAgent {
             local_host,
             counters: SipCounters::default(),
             cancel,
+            calls: TaskTracker::new(),
         });
         let serve_inner = inner.clone();
         tokio::spawn(async move { serve_inner.endpoint.serve().await });
@@ -171,6 +175,18 @@ impl SipAgent {
             .iter()
             .find(|t| t.name() == name)
             .map(|t| t.health.is_up())
+    }
+
+    /// Waits, up to `grace`, for the calls to finish their SIP: a call's
+    /// end reaches its owner at once, and its CANCEL or BYE may still be on
+    /// its way. A call whose INVITE never had a provisional response cannot
+    /// be cancelled (RFC 3261 §9.1) and is not waited for past `grace`.
+    /// New calls can still be placed meanwhile.
+    pub async fn wait_for_goodbyes(&self, grace: Duration) {
+        let calls = &self.inner.calls;
+        calls.close();
+        let _ = tokio::time::timeout(grace, calls.wait()).await;
+        calls.reopen();
     }
 
     /// Stop the transports and every task of this agent.

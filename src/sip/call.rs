@@ -6,6 +6,15 @@
 //! that cannot carry the call (no response, transport error, 5xx before any
 //! ringing) is marked unhealthy and the next one is tried with a fresh offer.
 //! Exactly one `TrunkEvent::Ended` is sent, last.
+//!
+//! An end we decide ourselves (the owner hangs up or goes away, the ring
+//! timeout, the maximum duration) is reported at once, whatever the trunk
+//! does next; the task then finishes the SIP on its own: a CANCEL once the
+//! INVITE has a provisional response (RFC 3261 §9.1: never before), a BYE
+//! to a 2xx that crosses it, a BYE to an answered call, each bounded by the
+//! transaction timers. So the call is over for the visitor, and its limits
+//! are free, even while a trunk that never answers keeps the INVITE open
+//! for Timer B.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -155,8 +164,10 @@ pub(crate) fn spawn(
         offer,
         events: events_tx,
         hangup: hangup_rx,
+        end_reported: false,
     };
-    tokio::spawn(driver.run(candidates));
+    let calls = driver.inner.calls.clone();
+    calls.spawn(driver.run(candidates));
     Ok(TrunkCall { events, hangup })
 }
 
@@ -166,6 +177,8 @@ struct CallDriver {
     offer: OfferBuilder,
     events: mpsc::Sender<TrunkEvent>,
     hangup: mpsc::Receiver<()>,
+    /// `TrunkEvent::Ended` has gone to the owner.
+    end_reported: bool,
 }
 
 /// How one trunk attempt ended.
@@ -194,17 +207,48 @@ impl CallDriver {
                 }
             }
         }
-        info!(disposition = %last.disposition, sip_code = ?last.sip_code, trunk = ?last.trunk, "trunk call ended");
-        let _ = self.events.send(TrunkEvent::Ended(last)).await;
+        self.report_end(last).await;
+    }
+
+    /// Tells the owner of progress, while the call is not over for it.
+    async fn tell(&self, event: TrunkEvent) {
+        if !self.end_reported {
+            let _ = self.events.send(event).await;
+        }
+    }
+
+    /// Tells the owner how the call ended, once: the first end reported
+    /// stands, whatever the trunk says after it.
+    async fn report_end(&mut self, end: CallEnd) {
+        if std::mem::replace(&mut self.end_reported, true) {
+            return;
+        }
+        info!(disposition = %end.disposition, sip_code = ?end.sip_code, trunk = ?end.trunk, "trunk call ended");
+        let _ = self.events.send(TrunkEvent::Ended(end)).await;
+    }
+
+    /// We stop the attempt before its answer: the owner hears the end now,
+    /// and the CANCEL goes out in the background (rsipstack holds it until
+    /// a provisional response has arrived). The INVITE's own outcome still
+    /// comes to [`Self::until_answer`], which keeps the trunk's health.
+    async fn cancel(&mut self, leg: &mut Leg, reason: LocalCancel) {
+        leg.cancelled = Some(reason);
+        let disposition = disposition::for_final_response(487, Some(reason), false);
+        let end = self.end(disposition, Some(487), ended_by(reason), &leg.trunk);
+        self.report_end(end).await;
+        let dialog = leg.dialog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dialog.cancel().await {
+                debug!(error = %e, "CANCEL failed");
+            }
+        });
     }
 
     async fn attempt(&mut self, trunk: &Arc<Trunk>) -> Attempt {
-        let _ = self
-            .events
-            .send(TrunkEvent::Trying {
-                trunk: trunk.name().to_owned(),
-            })
-            .await;
+        self.tell(TrunkEvent::Trying {
+            trunk: trunk.name().to_owned(),
+        })
+        .await;
         if let Err(e) = self.connect(trunk).await {
             debug!(trunk = trunk.name(), error = %e, "could not connect to the trunk");
             return self.transport_failure(trunk);
@@ -306,13 +350,11 @@ impl CallDriver {
                 Some(state) = leg.states.recv() => self.on_early_state(leg, state).await,
                 _ = &mut ring_timer, if leg.cancelled.is_none() => {
                     debug!(trunk = leg.trunk.name(), "ring timeout, cancelling");
-                    leg.cancelled = Some(LocalCancel::RingTimeout);
-                    let _ = leg.dialog.cancel().await;
+                    self.cancel(leg, LocalCancel::RingTimeout).await;
                 }
-                cmd = self.hangup.recv(), if leg.cancelled.is_none() => {
-                    let _ = cmd;
-                    leg.cancelled = Some(LocalCancel::CallerHangup);
-                    let _ = leg.dialog.cancel().await;
+                // A closed channel (the owner went away) hangs up too.
+                _ = self.hangup.recv(), if leg.cancelled.is_none() => {
+                    self.cancel(leg, LocalCancel::CallerHangup).await;
                 }
             }
         }
@@ -415,7 +457,7 @@ impl CallDriver {
                 } else {
                     TrunkEvent::EarlyMedia { sdp: response.body }
                 };
-                let _ = self.events.send(event).await;
+                self.tell(event).await;
             }
             DialogState::Trying(_) => leg.provisional_seen = true,
             other => self.on_in_dialog_request(other).await,
@@ -427,12 +469,10 @@ impl CallDriver {
         let Some((id, response)) = leg.answered.take() else {
             return self.end(Disposition::Failed, None, EndedBy::Remote, &leg.trunk);
         };
-        let _ = self
-            .events
-            .send(TrunkEvent::Answered {
-                sdp: response.body.clone(),
-            })
-            .await;
+        self.tell(TrunkEvent::Answered {
+            sdp: response.body.clone(),
+        })
+        .await;
         let limit = tokio::time::sleep(self.inner.settings.max_call_duration);
         tokio::pin!(limit);
         let ended_by = loop {
@@ -446,13 +486,16 @@ impl CallDriver {
                 _ = &mut limit => break EndedBy::MaxDuration,
             }
         };
+        let end = self.end(Disposition::Answered, Some(200), ended_by, &leg.trunk);
         if ended_by != EndedBy::Remote {
+            // The call is over for the owner now; the BYE may take its time.
+            self.report_end(end.clone()).await;
             if let Err(e) = bye_within(&leg.dialog, Duration::from_secs(5)).await {
                 debug!(error = %e, "BYE was not confirmed");
             }
         }
         self.inner.dialogs.remove_dialog(&id);
-        self.end(Disposition::Answered, Some(200), ended_by, &leg.trunk)
+        end
     }
 
     /// Requests the trunk sends inside the dialog.
@@ -462,13 +505,11 @@ impl CallDriver {
                 let is_offer = matches!(request.method, Method::Invite | Method::Update);
                 if is_offer {
                     let reply = OfferReply::new(handle);
-                    let _ = self
-                        .events
-                        .send(TrunkEvent::RemoteOffer {
-                            sdp: request.body,
-                            reply,
-                        })
-                        .await;
+                    self.tell(TrunkEvent::RemoteOffer {
+                        sdp: request.body,
+                        reply,
+                    })
+                    .await;
                 } else {
                     let _ = handle.reply(rsipstack::sip::StatusCode::OK).await;
                 }

@@ -64,6 +64,9 @@ pub enum SessionEvent {
     /// The connection failed; `ice` tells whether ICE never completed
     /// (otherwise DTLS failed after ICE).
     Failed { ice: bool },
+    /// The browser closed its connection after the handshake (its DTLS
+    /// close_notify, which only the peer can send): the visitor left.
+    Closed,
 }
 
 /// An RTP audio packet from the browser, SRTP-decrypted in the buffer it
@@ -317,6 +320,9 @@ impl BrowserSession {
                     receiver: SrtpReceiver::new(&remote),
                 });
                 self.events.push_back(SessionEvent::Connected);
+            }
+            DtlsProgress::Closed if self.srtp.is_some() => {
+                self.events.push_back(SessionEvent::Closed)
             }
             DtlsProgress::Closed => self.fail(false),
         }

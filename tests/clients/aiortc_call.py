@@ -6,10 +6,14 @@ GET the widget's config, POST an offer (aiortc gathers its host candidates
 before the offer is final; the node is ICE-lite and needs none of them),
 connect the events WebSocket, play a WAV file as the microphone (then
 silence), record what arrives, hang up over the WebSocket after N seconds of
-answered time and wait for the `ended` event.
+answered time and wait for the `ended` event. --hangup-at hangs up at another
+moment (before the answer, say), --hangup-by by DELETE instead, as the widget
+does when its page goes away.
 
 stdout: each server event as one JSON line, in arrival order; for a non-201
 answer to the POST, the error body as one JSON line (with the status added).
+The client's own hang-up and its receipt of `ended` are lines too, of type
+`local` with `at` (seconds on one monotonic clock), so their gap can be read.
 stderr: diagnostics.
 --record writes 16-bit mono WAV at 8 kHz, whatever the codec.
 
@@ -195,9 +199,17 @@ async def post_offer(args, pc):
     return answer
 
 
-async def follow_events(args, ws):
-    """Prints events; hangs up after --seconds answered; returns on `ended`."""
-    hangup_task = None
+def emit_local(event, **fields):
+    emit({"type": "local", "event": event, "at": time.monotonic(), **fields})
+
+
+async def follow_events(args, ws, placed):
+    """Prints events; hangs up at --hangup-at (by default --seconds after the
+    answer); returns on `ended`."""
+    when, delay = args.hangup_at or ("answered", args.seconds)
+    tasks = []
+    if when == "connected":
+        tasks.append(asyncio.ensure_future(hang_up_after(delay, args, ws, placed)))
     try:
         async for message in ws:
             try:
@@ -208,17 +220,35 @@ async def follow_events(args, ws):
             emit(event)
             if event.get("type") != "state":
                 continue
-            if event.get("state") == "answered" and hangup_task is None:
-                hangup_task = asyncio.ensure_future(in_call(args, ws))
-            elif event.get("state") == "ended":
+            state = event.get("state")
+            if state == "ended":
+                emit_local("ended")
                 return
+            if state == "answered":
+                tasks.append(asyncio.ensure_future(in_call(args, ws)))
+            if state == when:
+                tasks.append(asyncio.ensure_future(hang_up_after(delay, args, ws, placed)))
     finally:
-        if hangup_task:
-            hangup_task.cancel()
+        for task in tasks:
+            task.cancel()
     raise Failure(1, "events socket closed without an ended event")
 
 
+async def hang_up_after(delay, args, ws, placed):
+    await asyncio.sleep(delay)
+    emit_local("hangup", by=args.hangup_by)
+    if args.hangup_by == "socket":
+        await ws.send(json.dumps({"type": "hangup"}))
+        return
+    url = f"{args.base}/v1/calls/{placed['call_id']}?token={placed['token']}"
+    status, body = await asyncio.to_thread(http_json, "DELETE", url, args.origin)
+    if status != 204:
+        log(f"DELETE answered {status}: {body}")
+
+
 async def in_call(args, ws):
+    """DTMF and consent changes, timed from the answer."""
+
     async def change_consent(at, value):
         await asyncio.sleep(at)
         await ws.send(json.dumps({"type": "consent", "value": value}))
@@ -228,11 +258,21 @@ async def in_call(args, ws):
         if args.dtmf:
             await asyncio.sleep(min(1.0, args.seconds / 2))
             await ws.send(json.dumps({"type": "dtmf", "digits": args.dtmf}))
-        await asyncio.sleep(args.seconds if not args.dtmf else max(0, args.seconds - 1.0))
-        await ws.send(json.dumps({"type": "hangup"}))
+        await asyncio.Event().wait()
     finally:
         for change in changes:
             change.cancel()
+
+
+def hangup_at(text):
+    """connected|ringing|answered:SECONDS, e.g. ringing:0.5."""
+    when, _, at = text.partition(":")
+    if when not in ("connected", "ringing", "answered"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected connected, ringing or answered:SECONDS")
+    try:
+        return when, float(at)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {at!r} is not a number of seconds") from error
 
 
 def consent_change(text):
@@ -265,7 +305,7 @@ async def call(args):
         answer = await post_offer(args, pc)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["answer"], type="answer"))
         async with connect(answer["events"], origin=args.origin, open_timeout=20) as ws:
-            await asyncio.wait_for(follow_events(args, ws), args.timeout)
+            await asyncio.wait_for(follow_events(args, ws, answer), args.timeout)
     except asyncio.TimeoutError as error:
         raise Failure(1, f"no ended event within {args.timeout} s") from error
     finally:
@@ -297,6 +337,19 @@ def parse_args(argv):
         default=[],
         metavar="SECONDS:VALUE",
         help="send a consent change this long after the answer (granted or revoked); repeatable",
+    )
+    parser.add_argument(
+        "--hangup-at",
+        type=hangup_at,
+        metavar="WHEN:SECONDS",
+        help="hang up this long after the events socket connected, or after the state ringing or answered "
+        "(default answered:--seconds)",
+    )
+    parser.add_argument(
+        "--hangup-by",
+        choices=["socket", "delete"],
+        default="socket",
+        help="hang up over the events socket, or by DELETE as the widget does when its page goes away",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="give up without ended after this")
     args = parser.parse_args(argv)

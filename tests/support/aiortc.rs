@@ -75,6 +75,8 @@ pub struct AiortcCall {
     consent: Option<String>,
     forwarded_for: Option<String>,
     consent_changes: Vec<(f64, String)>,
+    hangup_at: Option<String>,
+    hangup_by_delete: bool,
     timeout: Duration,
 }
 
@@ -95,6 +97,8 @@ impl AiortcCall {
             consent: None,
             forwarded_for: None,
             consent_changes: Vec::new(),
+            hangup_at: None,
+            hangup_by_delete: false,
             timeout: Duration::from_secs(60),
         }
     }
@@ -144,6 +148,20 @@ impl AiortcCall {
         self
     }
 
+    /// Hang up `seconds` after `when`: `connected` (the events socket
+    /// opened, before the trunk answered anything), `ringing` or `answered`.
+    pub fn hangup_at(mut self, when: &str, seconds: f64) -> Self {
+        self.hangup_at = Some(format!("{when}:{seconds}"));
+        self
+    }
+
+    /// Hang up by DELETE, as the widget does when its page goes away,
+    /// instead of over the events socket.
+    pub fn hangup_by_delete(mut self) -> Self {
+        self.hangup_by_delete = true;
+        self
+    }
+
     /// How long the client waits for `ended` once connected.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -173,6 +191,12 @@ impl AiortcCall {
             if let Some(value) = value {
                 command.args([flag, value]);
             }
+        }
+        if let Some(at) = &self.hangup_at {
+            command.args(["--hangup-at", at]);
+        }
+        if self.hangup_by_delete {
+            command.args(["--hangup-by", "delete"]);
         }
         for (seconds, value) in &self.consent_changes {
             command.args(["--consent-change", &format!("{seconds}:{value}")]);
@@ -215,6 +239,12 @@ pub struct AiortcRun {
 impl AiortcRun {
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// Kills the client at once, as a crashed browser or a lost network
+    /// would end it: no hang-up, no goodbye, its media just stops.
+    pub fn kill(&mut self) {
+        self.process.signal("KILL");
     }
 
     /// The events printed so far.
@@ -306,6 +336,15 @@ impl AiortcOutcome {
             .iter()
             .find(|e| e["type"] == "state" && e["state"] == "ended")
             .and_then(|e| e["reason"].as_str().map(str::to_owned))
+    }
+
+    /// When the client did `event` (`hangup`, or `ended` received), in
+    /// seconds on the client's one monotonic clock.
+    pub fn local_at(&self, event: &str) -> Option<f64> {
+        self.events
+            .iter()
+            .find(|e| e["type"] == "local" && e["event"] == event)
+            .and_then(|e| e["at"].as_f64())
     }
 
     /// The `active` values of the recording events, in order.

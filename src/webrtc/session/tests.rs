@@ -224,6 +224,22 @@ pub(crate) fn connected() -> (FakeBrowser, BrowserSession, Instant) {
     (browser, session, now)
 }
 
+#[test]
+fn a_browser_that_closes_its_connection_has_left_and_not_failed() {
+    let (mut browser, mut session, now) = connected();
+    browser.pc.close().unwrap();
+    let (mut events, mut audio) = (Vec::new(), Vec::new());
+    pump(
+        &mut browser,
+        &mut session,
+        &mut events,
+        &mut audio,
+        now,
+        |_, e, _| !e.is_empty(),
+    );
+    assert_eq!(events, vec![SessionEvent::Closed]);
+}
+
 /// One SRTP datagram as the browser sends it.
 pub(crate) fn browser_audio(browser: &mut FakeBrowser, now: Instant, sequence: u16) -> BytesMut {
     let packet = rtc::rtp::Packet {
