@@ -131,6 +131,88 @@ fn uas_no_answer_rings_until_cancel_then_sends_487() {
 }
 
 #[test]
+fn uas_silent_then_ringing_absorbs_retransmissions_and_takes_a_cancel_only_after_the_180() {
+    let start = Instant::now();
+    let (uac, uas) = call(
+        Sipp::uas("uas_silent_then_ringing.xml"),
+        |to| Sipp::uac("selftest/uac_cancel.xml", to),
+        (OK, OK),
+    );
+    assert!(start.elapsed() >= Duration::from_secs(3), "3 s of silence");
+    let messages = uas.messages();
+    let ringing = messages
+        .iter()
+        .position(|m| m.is_response(180, "INVITE"))
+        .unwrap_or_else(|| panic!("no 180\n{}", uas.report()));
+    let cancel = messages
+        .iter()
+        .position(|m| m.is_request("CANCEL"))
+        .unwrap_or_else(|| panic!("no CANCEL\n{}", uas.report()));
+    assert!(ringing < cancel, "CANCEL before any provisional response");
+    // While silent it gets the INVITE and its retransmissions, all expected.
+    let silent = &messages[..ringing];
+    assert!(silent.len() > 1, "{}", uas.report());
+    assert!(
+        silent
+            .iter()
+            .all(|m| received_from(m) && m.is_request("INVITE") && !m.unexpected),
+        "{}",
+        uas.report()
+    );
+    assert_eq!(uas.received_requests("CANCEL").len(), 1);
+    assert_eq!(uac.received_responses(200, "CANCEL").len(), 1);
+    assert_eq!(uac.received_responses(487, "INVITE").len(), 1);
+    assert_eq!(uas.received_requests("ACK").len(), 1);
+}
+
+#[test]
+fn uas_trying_then_cancel_says_only_100_until_cancelled_then_sends_487() {
+    let (uac, uas) = call(
+        Sipp::uas("uas_trying_then_cancel.xml"),
+        |to| Sipp::uac("selftest/uac_cancel_after_trying.xml", to),
+        (OK, OK),
+    );
+    assert_eq!(uas.received_requests("CANCEL").len(), 1, "{}", uas.report());
+    let sent = uas.sent();
+    let mut answers: Vec<u16> = sent
+        .iter()
+        .filter(|m| m.cseq_method() == Some("INVITE"))
+        .filter_map(SipMessage::status)
+        .collect();
+    answers.dedup();
+    assert_eq!(answers, [100, 487]);
+    assert_eq!(uac.received_responses(200, "CANCEL").len(), 1);
+    assert_eq!(uac.received_responses(487, "INVITE").len(), 1);
+    assert_eq!(uas.received_requests("ACK").len(), 1);
+}
+
+#[test]
+fn uas_answer_crosses_cancel_answers_200_after_the_cancel_and_takes_the_bye() {
+    let (uac, uas) = call(
+        Sipp::uas("uas_answer_crosses_cancel.xml").rtp_echo(),
+        |to| Sipp::uac("selftest/uac_cancel_crossed_by_answer.xml", to),
+        (OK, OK),
+    );
+    assert_eq!(uas.received_requests("CANCEL").len(), 1, "{}", uas.report());
+    // The CANCEL's 200 first, then the INVITE's 200 instead of a 487.
+    let received = uac.received();
+    let mut answered: Vec<&str> = received
+        .iter()
+        .filter(|m| m.status() == Some(200))
+        .filter_map(SipMessage::cseq_method)
+        .collect();
+    answered.dedup();
+    assert_eq!(answered, ["CANCEL", "INVITE", "BYE"], "{}", uac.report());
+    assert!(uac.received_responses(487, "INVITE").is_empty());
+    assert_eq!(uas.received_requests("ACK").len(), 1);
+    let bye = uas.received_requests("BYE");
+    assert_eq!(bye.len(), 1);
+    // The BYE ends the dialog the crossing 200 set up.
+    let answer = &uas.sent_responses(200, "INVITE")[0];
+    assert_eq!(bye[0].header("To"), answer.header("To"));
+}
+
+#[test]
 fn uas_401_accepts_the_right_md5_password() {
     let (_, uas) = call(
         Sipp::uas("uas_401.xml")
@@ -269,6 +351,28 @@ fn uas_reinvite_hold_holds_then_resumes_on_a_new_port() {
 }
 
 #[test]
+fn uas_hold_then_wait_bye_holds_until_the_caller_hangs_up() {
+    let (uac, uas) = call(
+        Sipp::uas("uas_hold_then_wait_bye.xml").rtp_echo(),
+        |to| Sipp::uac("selftest/uac_hold_then_bye.xml", to),
+        (OK, OK),
+    );
+    let reinvites = uas.sent_requests("INVITE");
+    assert_eq!(reinvites.len(), 1, "{}", uas.report());
+    assert_eq!(sdp_direction(&reinvites[0].body), "sendonly");
+    assert_eq!(sdp_audio_addr(&reinvites[0].body), Some(uas.media_addr()));
+    let answer = &uas.received_responses(200, "INVITE")[0];
+    assert_eq!(sdp_direction(&answer.body), "recvonly");
+    assert!(
+        uas.logs().contains("hold answered with a=recvonly"),
+        "{}",
+        uas.logs()
+    );
+    assert_eq!(uas.received_requests("BYE").len(), 1);
+    assert_eq!(uac.received_responses(200, "BYE").len(), 1);
+}
+
+#[test]
 fn uas_options_probes_the_dialog_and_answers_the_callers_probe() {
     let (uac, uas) = call(
         Sipp::uas("uas_options.xml").rtp_echo(),
@@ -376,6 +480,23 @@ fn uas_early_media_plays_the_file_before_answering() {
     let played = rtp::ulaw_audio(&rtp::packets(&arrivals), 0);
     let similarity = audio::similarity_ulaw(&speech, &played);
     assert!(similarity.score >= SAME_SPEECH_MIN, "{similarity:?}");
+}
+
+#[test]
+fn uas_early_media_then_cancel_offers_media_in_the_183_until_cancelled() {
+    let (uac, uas) = call(
+        Sipp::uas("uas_early_media_then_cancel.xml"),
+        |to| Sipp::uac("selftest/uac_cancel_early_media.xml", to),
+        (OK, OK),
+    );
+    let progress = uac.received_responses(183, "INVITE");
+    assert_eq!(progress.len(), 1, "{}", uac.report());
+    assert_eq!(sdp_audio_addr(&progress[0].body), Some(uas.media_addr()));
+    assert_eq!(uas.received_requests("CANCEL").len(), 1);
+    assert_eq!(uac.received_responses(200, "CANCEL").len(), 1);
+    assert_eq!(uac.received_responses(487, "INVITE").len(), 1);
+    assert!(uac.received_responses(200, "INVITE").is_empty());
+    assert_eq!(uas.received_requests("ACK").len(), 1);
 }
 
 // ---------------------------------------------------- baresip, kamailio
