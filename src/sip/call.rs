@@ -237,7 +237,8 @@ impl CallDriver {
         let end = self.end(disposition, Some(487), ended_by(reason), &leg.trunk);
         self.report_end(end).await;
         let dialog = leg.dialog.clone();
-        tokio::spawn(async move {
+        // Tracked with the calls, so a shutdown waits for it too.
+        self.inner.calls.spawn(async move {
             if let Err(e) = dialog.cancel().await {
                 debug!(error = %e, "CANCEL failed");
             }
