@@ -49,6 +49,7 @@ trusted_proxies = ["127.0.0.1"]
 $1
 [limits]
 config_requests_per_minute_per_ip = 10000
+lookups_per_minute_per_ip = 1000000
 [echo_trunk]
 enabled = true
 [[sip.routes]]

@@ -281,7 +281,7 @@ async fn failures_end_cleanly_while_another_call_carries_on() {
     let garbage = vec![b'x'; 1 << 20];
     for (body, from, status) in [
         (no_audio.as_bytes(), origin.as_str(), 400),
-        (&garbage[..], origin.as_str(), 400),
+        (&garbage[..], origin.as_str(), 413),
         (no_audio.as_bytes(), "https://evil.example", 403),
     ] {
         let (got, reply) = support::node::http(node.addr, "POST", calls, Some(from), body);

@@ -62,6 +62,8 @@ impl Node {
             )
             .env("CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP", "10000")
             .env("CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_WIDGET", "100000")
+            .env("CALLGATE_LIMITS_LOOKUPS_PER_MINUTE_PER_IP", "1000000")
+            .env("CALLGATE_HTTP_MAX_CONNECTIONS_PER_IP", "4096")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

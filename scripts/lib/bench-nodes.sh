@@ -47,6 +47,8 @@ bench_start_node() {
     CALLGATE_DATA_DIR=$bench_node_data CALLGATE_HTTP_LISTEN=$bench_listen \
         CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP=10000 \
         CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_WIDGET=100000 \
+        CALLGATE_LIMITS_LOOKUPS_PER_MINUTE_PER_IP=1000000 \
+        CALLGATE_HTTP_MAX_CONNECTIONS_PER_IP=4096 \
         CALLGATE_LIMITS_MAX_CONCURRENT_CALLS_PER_TENANT=5000 \
         RUST_LOG=warn taskset -c 1 "$1/callgate" serve --config "$bench_dir/relay.toml" \
         >"$bench_node_data/node.log" 2>&1 &

@@ -15,6 +15,8 @@
 //!   events, commands and media reports, and carries out what the control
 //!   decides.
 //! - [`service`]: places calls and keeps the live call table.
+//! - [`cdr_writer`]: writes each finished call's CDR and queues its
+//!   webhook, retried from a spool until the store takes it.
 //!
 //! To follow a packet socket to socket, read three files: the shard's loop
 //! (`shard/worker.rs`) reads it and sends it on, the call's media
@@ -22,6 +24,7 @@
 //! authenticates and decrypts it. To follow a decision (hold, consent, a
 //! hang-up), read `control.rs`.
 
+pub mod cdr_writer;
 pub mod control;
 pub mod driver;
 pub mod media;

@@ -3,20 +3,23 @@
 //! Placing a call checks the offer, picks the browser leg's codec and the
 //! media shard with the fewest calls, answers the offer with that shard's
 //! port as the candidate, hands the call's media to the shard, starts the
-//! trunk leg towards the widget's number and spawns the call's driver. When the driver returns, the CDR row is written, its
-//! `call.ended` webhook queued, and the call leaves the table. The callee always comes from the widget's number: the
+//! trunk leg towards the widget's number and spawns the call's driver. When
+//! the driver returns, the CDR goes to the [`CdrWriter`] (which writes it
+//! and queues its `call.ended` webhook), and the call leaves the table. The callee always comes from the widget's number: the
 //! request that places a call has no say in where it goes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::DashMap;
 use rand::RngExt as _;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::info;
 
+use super::cdr_writer::CdrWriter;
 use super::driver::{
     self, CallCommand, CallParts, CallReport, CallView, HangupRequest, RelayObserver,
 };
@@ -37,7 +40,6 @@ use crate::store::{
     CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, RecordingPolicy, Store,
     WidgetRoute,
 };
-use crate::webhooks::Webhooks;
 use crate::webrtc::{BrowserSession, OfferError, SessionSettings, WebrtcError};
 
 /// Commands queued per call; a visitor cannot usefully send more.
@@ -66,9 +68,37 @@ pub struct LiveCall {
     pub commands: mpsc::Sender<CallCommand>,
     hangup: watch::Sender<Option<HangupRequest>>,
     pub view: watch::Receiver<CallView>,
+    /// Events sockets following the call now.
+    followers: Arc<AtomicUsize>,
+}
+
+/// At most this many events sockets follow one call at once: a page, and
+/// the same page reloaded before the first one closed.
+pub const MAX_FOLLOWERS: usize = 2;
+
+/// One events socket's place among a call's followers; dropping it frees
+/// the place.
+#[derive(Debug)]
+pub struct Follower(Arc<AtomicUsize>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl LiveCall {
+    /// A place for one more events socket, or `None` when
+    /// [`MAX_FOLLOWERS`] follow the call already.
+    pub fn follow(&self) -> Option<Follower> {
+        let taken = self
+            .followers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_FOLLOWERS).then_some(n + 1)
+            });
+        taken.ok().map(|_| Follower(self.followers.clone()))
+    }
+
     /// Asks the call to end. Never lost, whatever else is queued; the
     /// first request stands.
     pub fn hang_up(&self, request: HangupRequest) {
@@ -111,8 +141,8 @@ pub struct CallServiceParts {
     pub metrics: Arc<Metrics>,
     /// `None` when recording is not set up on this node.
     pub recorders: Option<Recorders>,
-    /// Queues the `call.ended` webhook once the CDR is written.
-    pub webhooks: Webhooks,
+    /// Writes each call's CDR, then queues its `call.ended` webhook.
+    pub cdrs: CdrWriter,
 }
 
 /// How long an ended call still answers its events socket and DELETE: a
@@ -126,7 +156,7 @@ struct Inner {
     /// Calls that ended less than [`ENDED_CALL_LINGER`] ago; their view
     /// holds the final state.
     recently_ended: DashMap<String, LiveCall>,
-    draining: std::sync::atomic::AtomicBool,
+    draining: AtomicBool,
 }
 
 /// See the module documentation. Cheap to clone.
@@ -150,7 +180,7 @@ impl CallService {
                 parts,
                 calls: DashMap::new(),
                 recently_ended: DashMap::new(),
-                draining: std::sync::atomic::AtomicBool::new(false),
+                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -178,7 +208,7 @@ impl CallService {
         permit: P,
     ) -> Result<PlacedCall, PlaceError> {
         let inner = &self.inner;
-        if inner.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        if inner.draining.load(Ordering::Relaxed) {
             return Err(PlaceError::Draining);
         }
         let parts = &inner.parts;
@@ -251,6 +281,7 @@ impl CallService {
                 commands: commands_tx,
                 hangup: hangup_tx,
                 view,
+                followers: Arc::default(),
             },
         );
         let call_parts = CallParts {
@@ -292,14 +323,7 @@ impl CallService {
     async fn on_ended(&self, context: CdrContext, report: CallReport) {
         let parts = &self.inner.parts;
         parts.metrics.call_ended(report.outcome.disposition);
-        let record = context.record(&parts.node_id, &report);
-        match parts.store.insert_cdr(&record).await {
-            Ok(()) => {
-                let tenant = &context.widget.tenant_id;
-                parts.webhooks.on_call_ended(tenant, &record).await;
-            }
-            Err(error) => warn!(call = %context.call_id, %error, "cannot write the call's CDR"),
-        }
+        parts.cdrs.write(context.record(&parts.node_id, &report));
         info!(
             call = %context.call_id,
             disposition = report.outcome.disposition.as_str(),
@@ -335,9 +359,7 @@ impl CallService {
 
     /// Refuses new calls and asks every call in progress to hang up.
     pub fn drain(&self) {
-        self.inner
-            .draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.draining.store(true, Ordering::Relaxed);
         for call in self.inner.calls.iter() {
             call.hang_up(HangupRequest::Shutdown);
         }

@@ -136,6 +136,10 @@ pub struct LimitsConfig {
     /// Widget configs (which carry TURN credentials) one client IP may
     /// fetch per minute; the widget fetches one per call it starts.
     pub config_requests_per_minute_per_ip: u32,
+    /// Requests that look something up in the store (a widget by its id,
+    /// an API key or session) one client IP may send per minute, counted
+    /// before the lookup: made-up ids and wrong keys included.
+    pub lookups_per_minute_per_ip: u32,
 }
 
 impl Default for LimitsConfig {
@@ -145,6 +149,7 @@ impl Default for LimitsConfig {
             calls_per_minute_per_widget: 120,
             max_concurrent_calls_per_tenant: 50,
             config_requests_per_minute_per_ip: 30,
+            lookups_per_minute_per_ip: 600,
         }
     }
 }
@@ -350,6 +355,11 @@ pub(super) fn check_limits(limits: &LimitsConfig, at: &mut At) {
         "config_requests_per_minute_per_ip",
         limits.config_requests_per_minute_per_ip,
         1..=10_000,
+    );
+    at.range(
+        "lookups_per_minute_per_ip",
+        limits.lookups_per_minute_per_ip,
+        10..=1_000_000,
     );
 }
 

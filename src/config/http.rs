@@ -29,6 +29,17 @@ pub struct HttpConfig {
     /// headers name the client. A request from any other peer is taken to
     /// come from that peer, whatever its headers say.
     pub trusted_proxies: Vec<String>,
+    /// Connections served at once; more are closed as they are accepted.
+    pub max_connections: u32,
+    /// Connections from one address at once (a trusted proxy is exempt).
+    pub max_connections_per_ip: u32,
+    /// A request's head must arrive within this; also how long an HTTP/1
+    /// connection may sit idle between requests.
+    pub header_read_timeout_secs: u32,
+    /// A request must be answered within this, its body read included.
+    pub request_timeout_secs: u32,
+    /// A connection that moves no byte either way for this long is closed.
+    pub idle_timeout_secs: u32,
     /// `[http.acme]`: certificates from an ACME CA instead of files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acme: Option<AcmeConfig>,
@@ -103,6 +114,11 @@ impl Default for HttpConfig {
             tls_key_file: None,
             redirect_listen: None,
             trusted_proxies: Vec::new(),
+            max_connections: 4096,
+            max_connections_per_ip: 64,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 120,
             acme: None,
         }
     }
@@ -148,6 +164,19 @@ pub(super) fn check_http(http: &HttpConfig, at: &mut At) {
             at.bad("trusted_proxies", message);
         }
     }
+    at.range("max_connections", http.max_connections, 16..=1_000_000);
+    at.range(
+        "max_connections_per_ip",
+        http.max_connections_per_ip,
+        4..=http.max_connections.max(4),
+    );
+    at.range(
+        "header_read_timeout_secs",
+        http.header_read_timeout_secs,
+        1..=120,
+    );
+    at.range("request_timeout_secs", http.request_timeout_secs, 1..=600);
+    at.range("idle_timeout_secs", http.idle_timeout_secs, 30..=3_600);
     if let Some(acme) = &http.acme {
         check_acme(http, acme, at);
     }

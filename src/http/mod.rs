@@ -4,7 +4,8 @@
 //! into (health today; signalling, admin and metrics add their own routes),
 //! the JSON 404 for unknown paths, and graceful shutdown: when the token is
 //! cancelled the server stops accepting, lets in-flight requests finish and
-//! returns (the node bounds how long that may take).
+//! returns (the node bounds how long that may take). [`serve`] bounds the
+//! connections: how many, from one address, how slow and how idle.
 //!
 //! [`guard`] holds the signalling guards (rate limits, tenant concurrency,
 //! Origin check); [`metrics_router`] serves `GET /metrics`; [`dashboard`]
@@ -18,7 +19,9 @@ mod cors;
 pub mod dashboard;
 pub mod guard;
 mod health;
+pub mod lookups;
 mod metrics;
+pub mod serve;
 pub mod signalling;
 pub mod tls;
 
@@ -35,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::health::{HealthState, Readiness};
 pub use self::metrics::metrics_router;
+pub use self::serve::ServeLimits;
+use crate::metrics::HttpMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -69,39 +74,31 @@ pub fn router(health: HealthState) -> Router {
         .fallback(not_found)
 }
 
-/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` is
-/// cancelled and the in-flight requests have finished.
+/// Serves `router` on `listener` (over TLS with `tls`) within `limits`
+/// until `shutdown` is cancelled and the in-flight requests have finished.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    limits: ServeLimits,
+    metrics: HttpMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    let stopped = shutdown.cancelled_owned();
-    let served = match tls {
+    match tls {
         None => {
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stopped)
-                .await
+            serve::serve_bounded(listener, router, limits, metrics, shutdown).await;
         }
         Some(config) => {
             let router = router.layer(axum::middleware::map_response(with_hsts));
-            // The handshake task already set TCP_NODELAY; tapping the
-            // stream is what gives handlers the peer's address.
-            let listener = tls::TlsListener::new(listener, config)
-                .map_err(HttpError::Serve)?
-                .tap_io(|_| {});
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stopped)
-                .await
+            // The handshake task already set TCP_NODELAY.
+            let listener = tls::TlsListener::new(listener, config).map_err(HttpError::Serve)?;
+            serve::serve_bounded(listener, router, limits, metrics, shutdown).await;
         }
-    };
-    served.map_err(HttpError::Serve)
+    }
+    Ok(())
 }
 
 async fn with_hsts(mut response: Response) -> Response {
@@ -197,7 +194,16 @@ mod tests {
         let readiness = Readiness::new();
         let health = HealthState::new(NodeId::new("n1"), readiness.clone());
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, router(health), None, shutdown.clone()));
+        let metrics = crate::metrics::Metrics::new().unwrap().http.clone();
+        let limits = ServeLimits::relaxed();
+        let server = tokio::spawn(serve(
+            listener,
+            router(health),
+            None,
+            limits,
+            metrics,
+            shutdown.clone(),
+        ));
         Running {
             addr,
             readiness,

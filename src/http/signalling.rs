@@ -30,8 +30,9 @@ use super::Readiness;
 use super::client_addr::client_ip;
 use super::cors;
 use super::guard::{Guards, origin_allowed};
+use super::lookups::{LookupBudget, within_budget};
 use crate::call::driver::{CallCommand, CallView, HangupRequest};
-use crate::call::service::{CallService, PlaceError};
+use crate::call::service::{CallService, Follower, LiveCall, PlaceError};
 use crate::call::state::CallState;
 use crate::config::IceServerConfig;
 use crate::metrics::{Metrics, RefusedReason};
@@ -41,7 +42,15 @@ use crate::webrtc::turn_rest;
 
 /// A browser offer is a few KiB; this bounds what a request can make the
 /// node buffer before it is refused.
-const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+const MAX_BODY_BYTES: usize = super::serve::MAX_BODY_BYTES;
+/// The largest message (and frame) the widget may send on its events
+/// socket: its messages are a few dozen bytes.
+const MAX_CLIENT_MESSAGE_BYTES: usize = 4096;
+/// How often the events socket pings the widget; after
+/// [`UNANSWERED_PINGS`] with no word back the socket is closed, so a
+/// vanished browser does not hold it (nor its connection) open.
+const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const UNANSWERED_PINGS: u32 = 2;
 /// The `Retry-After` (seconds) of a call refused while the node drains: a
 /// load balancer will have moved the visitor's retry to another node.
 const DRAINING_RETRY_AFTER: u64 = 5;
@@ -68,10 +77,12 @@ pub struct SignallingState {
     pub readiness: Readiness,
 }
 
-pub fn routes(state: SignallingState) -> Router {
+/// The signalling routes. The widget's (its config, its calls and their
+/// preflights) look the widget up, within the client's `lookups` budget;
+/// a call's own routes check its token in memory.
+pub fn routes(state: SignallingState, lookups: LookupBudget) -> Router {
+    let budget = axum::middleware::from_fn_with_state(lookups, within_budget);
     Router::new()
-        .route("/widget/callgate.js", get(widget_script))
-        .route("/demo", get(demo_page))
         .route(
             "/v1/widgets/{id}/config",
             get(widget_config).options(|s, p, h| widget_preflight(s, p, h, "GET")),
@@ -80,6 +91,9 @@ pub fn routes(state: SignallingState) -> Router {
             "/v1/widgets/{id}/calls",
             post(place_call).options(|s, p, h| widget_preflight(s, p, h, "POST")),
         )
+        .route_layer(budget)
+        .route("/widget/callgate.js", get(widget_script))
+        .route("/demo", get(demo_page))
         // WebSockets over HTTP/2 (RFC 8441) arrive as CONNECT.
         .route(
             "/v1/calls/{id}/events",
@@ -449,10 +463,9 @@ fn place_checked(
 
 /// The body as a [`PlaceRequest`], or a message naming what is wrong.
 fn parse_body(body: &[u8]) -> Result<PlaceRequest, String> {
-    if body.len() > crate::webrtc::offer::MAX_OFFER_BYTES * 2 {
+    if body.len() > MAX_BODY_BYTES {
         return Err(format!(
-            "request body is larger than {} bytes",
-            crate::webrtc::offer::MAX_OFFER_BYTES * 2
+            "request body is larger than {MAX_BODY_BYTES} bytes"
         ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -551,9 +564,15 @@ async fn events(
         Ok((call, _)) => call,
         Err(refused) => return refused.into_response(),
     };
+    let Some(follower) = call.follow() else {
+        state.metrics.http_refused(RefusedReason::RateLimited);
+        let message = "this call already has its events sockets open";
+        return error(StatusCode::TOO_MANY_REQUESTS, message);
+    };
     upgrade
-        .max_message_size(4096)
-        .on_upgrade(move |socket| serve_events(socket, call))
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve_events(socket, call, follower))
 }
 
 #[derive(Deserialize)]
@@ -590,9 +609,14 @@ fn view_messages(view: &CallView, sent: &mut (Option<CallState>, Option<bool>)) 
     out
 }
 
-async fn serve_events(mut socket: WebSocket, call: crate::call::service::LiveCall) {
+/// Follows the call for the widget until it ends, the widget goes away, or
+/// [`UNANSWERED_PINGS`] pings in a row get no answer.
+async fn serve_events(mut socket: WebSocket, call: LiveCall, _follower: Follower) {
     let mut view = call.view.clone();
     let mut sent = (None, None);
+    let start = tokio::time::Instant::now() + PING_INTERVAL;
+    let mut pings = tokio::time::interval_at(start, PING_INTERVAL);
+    let mut unanswered = 0;
     loop {
         let current = view.borrow_and_update().clone();
         for text in view_messages(&current, &mut sent) {
@@ -610,16 +634,28 @@ async fn serve_events(mut socket: WebSocket, call: crate::call::service::LiveCal
                     return;
                 }
             }
-            message = socket.recv() => match message {
-                Some(Ok(Message::Text(text))) => on_client_message(&call, &text),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
+            message = socket.recv() => {
+                unanswered = 0;
+                match message {
+                    Some(Ok(Message::Text(text))) => on_client_message(&call, &text),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+            _ = pings.tick() => {
+                if unanswered == UNANSWERED_PINGS {
+                    return;
+                }
+                unanswered += 1;
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
 
-fn on_client_message(call: &crate::call::service::LiveCall, text: &str) {
+fn on_client_message(call: &LiveCall, text: &str) {
     let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
         return;
     };

@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - Every label value comes from a fixed set: an enum argument
-//!   ([`Disposition`], [`DropReason`], [`BrowserDrop`], [`RefusedReason`]) or
+//!   ([`Disposition`], [`DropReason`], [`BrowserDrop`], [`RefusedReason`],
+//!   [`ConnectionRefusal`]) or
 //!   a handle resolved here (leg, direction, SIP response class). The label
 //!   vectors are private, so no call id, number, IP or widget id can become a
 //!   label, and the series count is a constant.
@@ -15,6 +16,7 @@
 //! - The SIP agent's counters stay its own atomics; a collector
 //!   reads them at scrape time.
 
+mod http;
 mod recording;
 mod sip;
 
@@ -23,6 +25,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+pub use self::http::{ConnectionRefusal, HttpMetrics};
 pub use self::recording::{DeletionReason, RecordingMetrics};
 use self::sip::SipCollector;
 pub use self::sip::SipSource;
@@ -270,10 +273,13 @@ pub struct Metrics {
     pub ice_failures: IntCounter,
     pub dtls_failures: IntCounter,
     pub recording: RecordingMetrics,
+    pub http: HttpMetrics,
     /// `callgate_webhook_deliveries_total{outcome}`: `delivered`, `retry`, `failed`.
     pub webhook_deliveries: IntCounterVec,
     /// `callgate_node_draining`: 1 while an operator's drain lasts.
     pub draining: IntGauge,
+    /// `callgate_cdrs_waiting`: CDRs the store has not taken yet.
+    pub cdrs_waiting: IntGauge,
     refused: [IntCounter; 5],
     sip: SipCollector,
 }
@@ -297,6 +303,7 @@ impl Metrics {
         )?;
         let refused = register_refused(&registry)?;
         let recording = RecordingMetrics::register(&registry)?;
+        let http = HttpMetrics::register(&registry)?;
         let webhook_deliveries = counter_vec(
             &registry,
             "callgate_webhook_deliveries_total",
@@ -311,6 +318,11 @@ impl Metrics {
             "1 while the node is draining: new calls refused, calls in progress going on.",
         )?;
         registry.register(Box::new(draining.clone()))?;
+        let cdrs_waiting = IntGauge::new(
+            "callgate_cdrs_waiting",
+            "CDRs of ended calls the store has not taken yet: kept in the spool and retried.",
+        )?;
+        registry.register(Box::new(cdrs_waiting.clone()))?;
         let sip = SipCollector::new()?;
         registry.register(Box::new(sip.clone()))?;
         Ok(Self {
@@ -321,8 +333,10 @@ impl Metrics {
             ice_failures,
             dtls_failures,
             recording,
+            http,
             webhook_deliveries,
             draining,
+            cdrs_waiting,
             refused,
             sip,
         })

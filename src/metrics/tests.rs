@@ -262,6 +262,9 @@ fn label_values_come_only_from_the_fixed_sets() {
     for r in DeletionReason::ALL {
         metrics.recording.deleted(r);
     }
+    for r in ConnectionRefusal::ALL {
+        metrics.http.connection_refused(r);
+    }
     let text = metrics.render();
     assert_eq!(series_count(&text), before, "no series appeared on use");
     let set = |values: &[&str]| {
@@ -274,6 +277,7 @@ fn label_values_come_only_from_the_fixed_sets() {
     reasons.extend(BrowserDrop::ALL.map(BrowserDrop::as_str));
     reasons.extend(RefusedReason::ALL.map(RefusedReason::as_str));
     reasons.extend(DeletionReason::ALL.map(DeletionReason::as_str));
+    reasons.extend(ConnectionRefusal::ALL.map(ConnectionRefusal::as_str));
     let dispositions: Vec<&str> = DISPOSITIONS.map(Disposition::as_str).to_vec();
     let mut expected = BTreeMap::new();
     expected.insert("class".to_owned(), set(&CLASSES_FOR_TEST));
@@ -299,6 +303,9 @@ fn enum_order_matches_the_handle_arrays() {
         assert_eq!(r as usize, i, "{r:?}");
     }
     for (i, r) in RefusedReason::ALL.into_iter().enumerate() {
+        assert_eq!(r as usize, i, "{r:?}");
+    }
+    for (i, r) in ConnectionRefusal::ALL.into_iter().enumerate() {
         assert_eq!(r as usize, i, "{r:?}");
     }
     for (i, r) in TRUNK_DROPS.into_iter().enumerate() {

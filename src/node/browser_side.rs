@@ -11,12 +11,14 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use super::TrunkSide;
+use crate::call::cdr_writer::{self, CdrWriter, CdrWriterParts};
 use crate::call::service::{CallService, CallServiceParts};
 use crate::call::shard::{Engine, EngineError, EngineSettings};
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::http::admin::{self, AdminState, NodeControl};
 use crate::http::guard::{Guards, origin_of};
+use crate::http::lookups::LookupBudget;
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
@@ -59,14 +61,15 @@ pub struct BrowserSide {
     store: Store,
     recording_storage: RecordingStorage,
     cdr_retention: Duration,
-    uploads: Uploads,
+    uploads: Background,
+    cdr_writer: Background,
     webhooks: Webhooks,
     webhook_settings: WorkerSettings,
 }
 
-/// The uploader task, stopped when this is dropped (also when starting
-/// the rest fails).
-struct Uploads {
+/// A background task (the uploader, the CDR writer), stopped when this is
+/// dropped (also when starting the rest fails).
+struct Background {
     task: tokio::task::JoinHandle<()>,
     stop: tokio_util::sync::DropGuard,
 }
@@ -118,6 +121,20 @@ impl BrowserSide {
         let webhooks = Webhooks::new(store.clone());
         let (uploader, uploads) =
             start_uploads(&store, &recording_storage, &metrics, &webhooks).await;
+        let cdr_stop = CancellationToken::new();
+        let (cdrs, cdr_task) = CdrWriter::start(
+            CdrWriterParts {
+                store: store.clone(),
+                webhooks: webhooks.clone(),
+                spool_dir: config.node.data_dir.join(cdr_writer::SPOOL_DIR),
+                waiting: metrics.cdrs_waiting.clone(),
+            },
+            cdr_stop.clone(),
+        );
+        let cdr_writer = Background {
+            task: cdr_task,
+            stop: cdr_stop.drop_guard(),
+        };
         let calls = CallService::new(CallServiceParts {
             node_id: config.node.id.to_string(),
             engine,
@@ -140,7 +157,7 @@ impl BrowserSide {
                 uploader,
                 &webhooks,
             )),
-            webhooks: webhooks.clone(),
+            cdrs,
         });
         let state = SignallingState {
             calls: calls.clone(),
@@ -174,8 +191,13 @@ impl BrowserSide {
                 metrics: metrics.clone(),
             },
         };
-        let routes = signalling::routes(state)
-            .merge(admin::routes(admin))
+        let lookups = LookupBudget::new(
+            config.limits.lookups_per_minute_per_ip,
+            config.http.trusted_proxy_nets().into(),
+            metrics.clone(),
+        );
+        let routes = signalling::routes(state, lookups.clone())
+            .merge(admin::routes(admin, lookups))
             .merge(crate::http::dashboard::routes())
             .merge(crate::http::metrics_router(metrics.clone()));
         let webhook_settings = webhook_settings(config, &metrics, keys.clone());
@@ -190,6 +212,7 @@ impl BrowserSide {
                 u64::from(config.database.cdr_retention_days) * 24 * 60 * 60,
             ),
             uploads,
+            cdr_writer,
             webhooks,
             webhook_settings,
         })
@@ -226,6 +249,9 @@ impl BrowserSide {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = sweeper.await;
+        // After the calls: the last CDRs are written or left in the spool.
+        drop(self.cdr_writer.stop);
+        let _ = self.cdr_writer.task.await;
         // After the calls: their recorders may have handed it recordings.
         // What it has not stored waits in the spool for the next start.
         drop(self.uploads.stop);
@@ -241,7 +267,7 @@ async fn start_uploads(
     storage: &RecordingStorage,
     metrics: &Metrics,
     webhooks: &Webhooks,
-) -> (Uploader, Uploads) {
+) -> (Uploader, Background) {
     let stop = CancellationToken::new();
     let parts = UploaderParts {
         storage: storage.clone(),
@@ -253,7 +279,7 @@ async fn start_uploads(
     let (uploader, task) = Uploader::start(parts, stop.clone());
     hand_over_spooled(store, storage, &uploader).await;
     let stop = stop.drop_guard();
-    (uploader, Uploads { task, stop })
+    (uploader, Background { task, stop })
 }
 
 /// Recordings the last run left in this node's spool, handed to the

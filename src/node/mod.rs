@@ -32,7 +32,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigSource};
 use crate::http::acme::{self, AcmeSettings, Http01Challenges};
 use crate::http::tls::{self, CertificateFiles, ReloadingCertificate};
-use crate::http::{self, HealthState, HttpError, Readiness};
+use crate::http::{self, HealthState, HttpError, Readiness, ServeLimits};
 
 /// How long services get to finish in-flight work once shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,13 +125,16 @@ async fn start_services(
         error,
     })?;
     let base_url = config.http.base_url_for(http_addr);
+    let browser_side = BrowserSide::start(config, &trunk_side, &base_url, readiness).await?;
+    let limits = ServeLimits::of(&config.http);
+    let http_metrics = browser_side.metrics.http.clone();
     if let Some(addr) = config.http.redirect_listen {
         let redirects = http::bind(addr).await?;
         let router = http::redirect_router(base_url.clone(), challenges);
-        let server = http::serve(redirects, router, None, stop.clone());
+        let (limits, metrics) = (limits.clone(), http_metrics.clone());
+        let server = http::serve(redirects, router, None, limits, metrics, stop.clone());
         services.push(Service::new("http redirect", server));
     }
-    let browser_side = BrowserSide::start(config, &trunk_side, &base_url, readiness).await?;
     let routes = browser_side.routes.clone();
     let trunk_stop = calls_done.clone();
     services.push(Service::new("trunk side", async move {
@@ -146,7 +149,7 @@ async fn start_services(
 
     let health = HealthState::new(config.node.id.clone(), readiness.clone());
     let router = routes.merge(http::router(health));
-    let server = http::serve(listener, router, tls, stop.clone());
+    let server = http::serve(listener, router, tls, limits, http_metrics, stop.clone());
     services.push(Service::new("http server", server));
 
     Ok(Started {

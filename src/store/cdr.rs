@@ -10,14 +10,14 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, WidgetRoute, unix_ms};
 use crate::media::endpoint::EndpointStats;
 use crate::privacy::truncate_ip;
 
 /// Who ended the call (the `cdrs.ended_by` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndedBy {
     /// The visitor hung up, closed the page or lost the connection.
@@ -53,7 +53,7 @@ impl FromStr for EndedBy {
 }
 
 /// Media counters of one leg, as received by this node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegStats {
     pub packets_sent: u64,
     pub packets_received: u64,
@@ -88,7 +88,8 @@ impl From<&EndpointStats> for LegStats {
 }
 
 /// One row of `cdrs`. Times are unix milliseconds ([`super::unix_ms`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Its JSON form is also how a CDR waits in the writer's spool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CdrRecord {
     pub call_id: String,
     pub tenant_id: String,

@@ -270,7 +270,7 @@ pub fn node_config(
          [sip]\nlisten_udp = \"127.0.0.1:{sip}\"\noptions_interval_secs = 0\n\
          [media]\nrtp_port_min = {min}\nrtp_port_max = {max}\n\
          [webrtc]\nlisten = \"127.0.0.1:{webrtc}\"\n\
-         [limits]\ncalls_per_minute_per_ip = 1000\n\
+         [limits]\ncalls_per_minute_per_ip = 1000\nlookups_per_minute_per_ip = 100000\n\
          [echo_trunk]\nenabled = true\nlisten = \"127.0.0.1:{echo}\"\n\
          {extra}",
         data = data.display().to_string(),
@@ -383,3 +383,27 @@ pub fn metric(addr: SocketAddr, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0)
 }
+
+/// A complete WebRTC audio offer as a browser sends it. Nothing answers
+/// its ICE checks: a call placed with it is set up and answered by the
+/// trunk, then hung up by the visitor or the disconnect timeout.
+pub const OFFER: &str = "v=0\r\n\
+o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE 0\r\n\
+a=msid-semantic: WMS\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 0 101\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:Xo4b\r\n\
+a=ice-pwd:e4P2dmWc0Bz1mGkPuwOZ9y5x\r\n\
+a=ice-options:trickle\r\n\
+a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n\
+a=setup:actpass\r\n\
+a=mid:0\r\n\
+a=sendrecv\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=ssrc:1001 cname:widget\r\n";

@@ -25,3 +25,27 @@ pub async fn fresh_database() -> String {
     let (server, _) = admin.rsplit_once('/').expect("a URL with a database");
     format!("{server}/{name}")
 }
+
+/// Makes the database of `url` (one [`fresh_database`] made) refuse every
+/// connection, its open ones cut (`true`), or take them again (`false`):
+/// a database that goes away and comes back, with the server still up.
+pub async fn refuse_connections(url: &str, refuse: bool) {
+    let admin = std::env::var(SERVER_VAR).expect("the tests' PostgreSQL server");
+    let (_, name) = url.rsplit_once('/').expect("a URL with a database");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to the tests' PostgreSQL server");
+    let allow = if refuse { "false" } else { "true" };
+    conn.execute(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}").as_str())
+        .await
+        .expect("change whether the database takes connections");
+    if refuse {
+        let cut = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        );
+        conn.execute(cut.as_str())
+            .await
+            .expect("cut the database's connections");
+    }
+    conn.close().await.ok();
+}

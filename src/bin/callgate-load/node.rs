@@ -190,7 +190,8 @@ fn refused(what: &'static str, status: StatusCode, body: &[u8]) -> NodeError {
     let hint = match status {
         StatusCode::TOO_MANY_REQUESTS => {
             " (raise CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP, \
-             CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_WIDGET or \
+             CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_WIDGET, \
+             CALLGATE_LIMITS_LOOKUPS_PER_MINUTE_PER_IP or \
              CALLGATE_LIMITS_MAX_CONCURRENT_CALLS_PER_TENANT on the node)"
         }
         StatusCode::FORBIDDEN => " (pass the widget's allowed origin with --origin)",

@@ -11,7 +11,7 @@ use super::error::ApiError;
 
 /// Admin bodies are small; this bounds what a request can make the node
 /// buffer before it is refused.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = crate::http::serve::MAX_BODY_BYTES;
 
 /// Parses a JSON body of type `T`, naming the field of the first problem.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -36,6 +36,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+
+use crate::http::lookups::{LookupBudget, within_budget};
 use axum::routing::{get, post};
 
 pub use self::auth::Caller;
@@ -69,7 +71,10 @@ pub struct AdminState {
     pub node: NodeControl,
 }
 
-pub fn routes(state: AdminState) -> Router {
+/// The admin API; every route but the OpenAPI document looks up a key or
+/// a session, within the client's `lookups` budget.
+pub fn routes(state: AdminState, lookups: LookupBudget) -> Router {
+    let budget = axum::middleware::from_fn_with_state(lookups, within_budget);
     Router::new()
         .route("/v1/numbers", get(numbers::list).post(numbers::create))
         .route(
@@ -109,6 +114,7 @@ pub fn routes(state: AdminState) -> Router {
         )
         .route("/v1/node", get(node::status))
         .route("/v1/node/drain", post(node::drain).delete(node::resume))
+        .route_layer(budget)
         .route("/v1/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
