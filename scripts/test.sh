@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: installs the test peers, then format, lints, and
 # all unit and integration tests in ONE release build (integration tests run
-# the binary cargo built for them, so nothing is compiled twice).
+# the binary cargo built for them, so nothing is compiled twice). The build
+# has the fail points the panic tests set off (feature "failpoints"); they
+# do nothing until a test sets one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets --release -- -D warnings
+cargo clippy --all-targets --release --features failpoints -- -D warnings
 
 # The store tests run against SQLite and against this PostgreSQL server.
 trap 'scripts/test-postgres.sh stop' EXIT
 TEST_POSTGRES_URL=$(scripts/test-postgres.sh start)
 export TEST_POSTGRES_URL
-cargo test --release
+cargo test --release --features failpoints

@@ -31,6 +31,8 @@
 //! - [`store`]: the database (SQLite via sqlx): tenants, numbers, widgets, CDRs.
 //! - [`webhooks`]: the signed `call.ended` / `recording.ready` queue and its delivery worker.
 //! - [`node`]: starts and stops the pieces of one node.
+//! - [`supervise`]: core tasks whose failure stops the node, never leaving
+//!   it half-alive.
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
 //!
 //! Protocol and policy logic does no I/O; only `http/`, the socket loops
@@ -49,6 +51,7 @@ pub mod privacy;
 pub mod recording;
 pub mod sip;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod webhooks;
 pub mod webrtc;

@@ -128,6 +128,7 @@ impl Redact for SocketAddr {
 }
 
 /// A credential (trunk password, key) loaded from the environment or a file.
+/// Never printed, and wiped from memory when dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -139,6 +140,18 @@ impl Secret {
     /// The raw secret, for the code that must use it (digest auth, key unwrap).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
     }
 }
 

@@ -9,6 +9,9 @@
 //! One exception is enforced here: the SIP stack (rsipstack) logs whole SIP
 //! messages (numbers, addresses, SDP) at info and debug, so its targets are
 //! capped at error whatever `log.level` or `RUST_LOG` say.
+//!
+//! Panics are logged as error lines too (so JSON logs stay JSON), with
+//! their location and thread; a formatted panic message is withheld.
 
 use std::io::IsTerminal;
 
@@ -31,13 +34,37 @@ pub enum TelemetryError {
     AlreadyInstalled,
 }
 
-/// Installs the process-wide subscriber, writing to stderr.
+/// Installs the process-wide subscriber, writing to stderr, and logs
+/// panics through it.
 pub fn init(log: &LogConfig) -> Result<(), TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let ansi = std::io::stderr().is_terminal();
     let subscriber = subscriber(log, rust_log.as_deref(), ansi, std::io::stderr)?;
     tracing::subscriber::set_global_default(subscriber)
-        .map_err(|_| TelemetryError::AlreadyInstalled)
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        let thread = std::thread::current();
+        tracing::error!(
+            location = location.as_deref().unwrap_or("unknown"),
+            thread = thread.name().unwrap_or("unnamed"),
+            "panicked: {}",
+            panic_message(info.payload())
+        );
+    }));
+    Ok(())
+}
+
+/// A panic's message when it is fixed text. A formatted one (an `unwrap`
+/// of an error, say) may carry an address or a number, so it is withheld;
+/// its location says where to look.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &'static str {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .unwrap_or("(a formatted message, withheld: it may hold personal data)")
 }
 
 /// Builds the subscriber without installing it, so tests can capture output.
@@ -136,6 +163,15 @@ mod tests {
         });
         logs.text()
     }
+    #[test]
+    fn a_panic_message_is_kept_only_when_it_is_fixed_text() {
+        let fixed = std::panic::catch_unwind(|| panic!("the shard's queue is gone")).unwrap_err();
+        assert_eq!(panic_message(fixed.as_ref()), "the shard's queue is gone");
+        let address = "192.0.2.7";
+        let formatted = std::panic::catch_unwind(|| panic!("no route to {address}")).unwrap_err();
+        assert!(!panic_message(formatted.as_ref()).contains(address));
+    }
+
     #[test]
     fn json_format_writes_one_json_object_per_line() {
         let out = run(LogFormat::Json, "info", None);

@@ -398,3 +398,19 @@ fn websocket(addr: SocketAddr, path: &str, origin: &str) -> Result<TcpStream, St
         false => Err(answer),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_on_a_listener_of_their_own_leave_the_public_one() {
+    let port = support::ports::free_tcp_port();
+    let settings = format!("metrics_listen = \"127.0.0.1:{port}\"");
+    let node = RunningNode::start_with_http(27500..=27519, &settings, ECHO_ROUTE, &[]).await;
+    let (status, _) = http(node.addr, "GET", "/metrics", None, b"");
+    assert_eq!(status, 404, "/metrics is not on the public listener");
+    let scrapes = SocketAddr::from(([127, 0, 0, 1], port));
+    let (status, body) = http(scrapes, "GET", "/metrics", None, b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\ncallgate_calls_active 0\n"), "{body}");
+    let (status, _) = http(scrapes, "GET", "/v1/widgets/demo/config", None, b"");
+    assert_eq!(status, 404, "the metrics listener serves nothing else");
+    node.stop().await;
+}

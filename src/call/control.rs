@@ -104,7 +104,7 @@ impl CallControl {
             ControlInput::Media(ShardEvent::BrowserGone) => self.hang_up(LocalHangup::BrowserGone),
             ControlInput::Media(ShardEvent::Refused) | ControlInput::MediaLost => {
                 self.media_alive = false;
-                self.hang_up(LocalHangup::Shutdown);
+                self.hang_up(LocalHangup::Fault);
             }
         }
     }
@@ -387,6 +387,11 @@ mod tests {
         call.handle_input(now, trunk_end(TrunkEndedBy::Local));
         let outcome = call.outcome().expect("ended");
         assert_eq!(outcome.ended_by, super::super::state::EndedBy::Node);
+        assert_eq!(
+            outcome.disposition,
+            Disposition::Failed,
+            "answered, then lost"
+        );
     }
 
     #[test]

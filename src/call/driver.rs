@@ -110,6 +110,8 @@ pub trait RelayObserver: Send + Sync {
     /// SRTCP that did not authenticate or was replayed (`srtp`), or a
     /// check or DTLS record that did not verify.
     fn browser_rejected(&self, srtp: bool);
+    /// A call's media panicked and was taken off its shard.
+    fn media_panicked(&self);
 }
 
 /// The parts of a call, assembled by the signalling handler.
@@ -181,6 +183,9 @@ pub async fn run(parts: CallParts) -> CallReport {
                 event.map_or(ControlInput::MediaLost, ControlInput::Media)
             }
         };
+        if let ControlInput::Command(CallCommand::Dtmf(_)) = &input {
+            fail::fail_point!("call-control-dtmf");
+        }
         driver.control.handle_input(now(), input);
         driver.carry_out().await;
     }
@@ -195,6 +200,20 @@ fn lost_leg() -> LegEvent {
         ended_by: TrunkEndedBy::Local,
         trunk: None,
     })
+}
+
+impl CallReport {
+    /// The report of a call whose control panicked: what it knew is lost.
+    pub fn failed(browser_codec: AudioCodec) -> Self {
+        Self {
+            outcome: node_failure(),
+            browser_codec: browser_codec.name(),
+            trunk_codec: None,
+            browser: LegStats::default(),
+            trunk: LegStats::default(),
+            recorded: false,
+        }
+    }
 }
 
 /// How a call ends that the node could not carry on.
@@ -270,6 +289,7 @@ impl RelayObserver for () {
     fn relayed_to_browser(&self, _latency: Duration, _transcoded: bool) {}
     fn browser_connect_failed(&self, _ice: bool) {}
     fn browser_rejected(&self, _srtp: bool) {}
+    fn media_panicked(&self) {}
 }
 
 impl RelayObserver for crate::metrics::Metrics {
@@ -306,5 +326,9 @@ impl RelayObserver for crate::metrics::Metrics {
             false => crate::metrics::BrowserDrop::Other,
         };
         self.drops.browser(reason).inc();
+    }
+
+    fn media_panicked(&self) {
+        self.call_panicked(crate::metrics::CallPart::Media);
     }
 }

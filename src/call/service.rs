@@ -10,14 +10,16 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::DashMap;
+use futures_util::FutureExt as _;
 use rand::RngExt as _;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{error, info};
 
 use super::cdr_writer::CdrWriter;
 use super::driver::{
@@ -25,7 +27,7 @@ use super::driver::{
 };
 use super::media::{CallMedia, CallMediaParts};
 use super::shard::{Engine, NewCall};
-use super::state::EndedBy;
+use super::state::{CallState, EndedBy};
 use super::{LocalPorts, MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
 use crate::media::endpoint::{EndpointConfig, EndpointCore};
@@ -35,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::recording::gate::{Consent, ConsentGate};
 use crate::recording::receipt::notice_hash;
 use crate::recording::recorder::{RecordedCall, RecorderHandle, Recorders};
-use crate::sip::{CallRequest, SipAgent};
+use crate::sip::{CallRequest, Disposition, SipAgent};
 use crate::store::{
     CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, RecordingPolicy, Store,
     WidgetRoute,
@@ -185,6 +187,12 @@ impl CallService {
         }
     }
 
+    /// Hears of a media thread that stopped on a panic, taking its calls
+    /// with it.
+    pub fn media_failure(&self) -> &crate::supervise::CoreFailure {
+        self.inner.parts.engine.failure()
+    }
+
     /// Calls in progress.
     pub fn active(&self) -> usize {
         self.inner.calls.len()
@@ -284,6 +292,7 @@ impl CallService {
                 followers: Arc::default(),
             },
         );
+        let failed_view = view_tx.clone();
         let call_parts = CallParts {
             media: link,
             browser_codec: media.codec,
@@ -306,8 +315,21 @@ impl CallService {
         info!(call = %call_id, codec = media.codec.name(), "browser call placed");
         let service = self.clone();
         let active = parts.metrics.call_started();
+        let (metrics, browser_codec) = (parts.metrics.clone(), media.codec);
         tokio::spawn(async move {
-            let report = driver::run(call_parts).await;
+            let driven = AssertUnwindSafe(driver::run(call_parts)).catch_unwind();
+            let report = driven.await.unwrap_or_else(|_| {
+                // Dropped in the unwind, the call's media link took it off
+                // its shard and its trunk leg hangs up: the call alone ends.
+                error!(call = %context.call_id, "the call's control panicked: it ends as failed");
+                metrics.call_panicked(crate::metrics::CallPart::Control);
+                failed_view.send_replace(CallView {
+                    state: CallState::Ended,
+                    reason: Some(Disposition::Failed.as_str()),
+                    recording: false,
+                });
+                CallReport::failed(browser_codec)
+            });
             drop(permit);
             drop(active);
             service.on_ended(context, report).await;

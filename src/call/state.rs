@@ -50,6 +50,9 @@ pub enum LocalHangup {
     BrowserFailed,
     /// The node is shutting down.
     Shutdown,
+    /// The call's media was lost: its shard could not take it, or its
+    /// media panicked. The call ends as failed.
+    Fault,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,22 +176,28 @@ impl CallMachine {
             (TrunkEndedBy::Remote, None) => EndedBy::Callee,
             (TrunkEndedBy::Remote | TrunkEndedBy::Local, Some(cause)) => match cause {
                 LocalHangup::Visitor | LocalHangup::BrowserGone => EndedBy::Visitor,
-                LocalHangup::BrowserFailed | LocalHangup::Shutdown => EndedBy::Node,
+                LocalHangup::BrowserFailed | LocalHangup::Shutdown | LocalHangup::Fault => {
+                    EndedBy::Node
+                }
             },
             (TrunkEndedBy::Local | TrunkEndedBy::RingTimeout | TrunkEndedBy::MaxDuration, _) => {
                 EndedBy::Node
             }
         };
+        let disposition = match self.local_hangup {
+            Some(LocalHangup::Fault) => Disposition::Failed,
+            _ => end.disposition,
+        };
         self.state = CallState::Ended;
         self.outcome = Some(Outcome {
-            disposition: end.disposition,
+            disposition,
             sip_code: end.sip_code,
             ended_by,
             trunk: end.trunk.clone(),
             answered_at: self.answered_at,
             ended_at: now,
         });
-        let reason = match end.disposition {
+        let reason = match disposition {
             Disposition::Answered => "completed",
             other => other.as_str(),
         };
@@ -299,5 +308,24 @@ mod tests {
             &end(Disposition::Answered, None, TrunkEndedBy::MaxDuration),
         );
         assert_eq!(limited.outcome().unwrap().ended_by, EndedBy::Node);
+    }
+
+    #[test]
+    fn a_call_whose_media_was_lost_ends_as_failed_whatever_the_trunk_says() {
+        let now = Instant::now();
+        let mut call = CallMachine::new();
+        let _ = call.handle_leg_event(now, &LegEvent::Answered { codec: Codec::Pcmu });
+        assert!(call.handle_local_hangup(LocalHangup::Fault));
+        let ended = call
+            .handle_leg_event(
+                now,
+                &end(Disposition::Answered, Some(200), TrunkEndedBy::Local),
+            )
+            .unwrap();
+        assert_eq!(ended.reason, Some("failed"));
+        let outcome = call.outcome().unwrap();
+        assert_eq!(outcome.disposition, Disposition::Failed);
+        assert_eq!(outcome.ended_by, EndedBy::Node);
+        assert!(outcome.answered_at.is_some(), "it was answered before");
     }
 }

@@ -25,6 +25,9 @@ pub struct HttpConfig {
     /// A plain-HTTP listener that answers every request with a permanent
     /// redirect to the same path on the HTTPS URL (needs TLS on `listen`).
     pub redirect_listen: Option<SocketAddr>,
+    /// A plain-HTTP listener of its own for `GET /metrics` (a private
+    /// interface, for Prometheus); `/metrics` then leaves `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Proxies (addresses or CIDRs) whose `Forwarded` / `X-Forwarded-For`
     /// headers name the client. A request from any other peer is taken to
     /// come from that peer, whatever its headers say.
@@ -113,6 +116,7 @@ impl Default for HttpConfig {
             tls_cert_file: None,
             tls_key_file: None,
             redirect_listen: None,
+            metrics_listen: None,
             trusted_proxies: Vec::new(),
             max_connections: 4096,
             max_connections_per_ip: 64,
@@ -158,6 +162,14 @@ pub(super) fn check_http(http: &HttpConfig, at: &mut At) {
     }
     if http.redirect_listen == Some(http.listen) {
         at.bad("redirect_listen", "must differ from listen");
+    }
+    if let Some(metrics) = http.metrics_listen
+        && (metrics == http.listen || Some(metrics) == http.redirect_listen)
+    {
+        at.bad(
+            "metrics_listen",
+            "must differ from listen and redirect_listen",
+        );
     }
     for entry in &http.trusted_proxies {
         if let Err(message) = parse_net(entry) {

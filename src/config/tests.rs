@@ -624,6 +624,21 @@ fn database_urls_are_checked_and_hold_no_password() {
 }
 
 #[test]
+fn the_metrics_listener_is_a_port_of_its_own() {
+    let found = problems("[http]\nmetrics_listen = \"127.0.0.1:8080\"\n", &[]);
+    assert_eq!(
+        message_for(&found, "http.metrics_listen"),
+        "must differ from listen and redirect_listen"
+    );
+    let vars = [("CALLGATE_HTTP_METRICS_LISTEN", "127.0.0.1:9464")];
+    let config = load("", &vars).expect("a port of its own is fine");
+    assert_eq!(
+        config.http.metrics_listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+}
+
+#[test]
 fn https_needs_both_files_and_an_https_public_url() {
     let found = problems("[http]\ntls_cert_file = \"/nonexistent/cert.pem\"\n", &[]);
     assert_eq!(

@@ -201,6 +201,24 @@ pub struct CallMetrics {
     ended: [IntCounter; 7],
 }
 
+/// Where a call's code runs: its control task, or its media on a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPart {
+    Control,
+    Media,
+}
+
+impl CallPart {
+    pub const ALL: [Self; 2] = [Self::Control, Self::Media];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Control => "control",
+            Self::Media => "media",
+        }
+    }
+}
+
 /// One call in `callgate_calls_active`; dropping it takes the call out.
 #[must_use = "the call leaves callgate_calls_active when this is dropped"]
 #[derive(Debug)]
@@ -280,6 +298,8 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// `callgate_cdrs_waiting`: CDRs the store has not taken yet.
     pub cdrs_waiting: IntGauge,
+    /// `callgate_call_panics_total{part}`: see [`Metrics::call_panicked`].
+    call_panics: IntCounterVec,
     refused: [IntCounter; 5],
     sip: SipCollector,
 }
@@ -323,6 +343,15 @@ impl Metrics {
             "CDRs of ended calls the store has not taken yet: kept in the spool and retried.",
         )?;
         registry.register(Box::new(cdrs_waiting.clone()))?;
+        let call_panics = counter_vec(
+            &registry,
+            "callgate_call_panics_total",
+            "Panics contained within one call (which ended as failed), in its control task or its media.",
+            &["part"],
+        )?;
+        for part in CallPart::ALL {
+            call_panics.with_label_values(&[part.as_str()]);
+        }
         let sip = SipCollector::new()?;
         registry.register(Box::new(sip.clone()))?;
         Ok(Self {
@@ -337,9 +366,15 @@ impl Metrics {
             webhook_deliveries,
             draining,
             cdrs_waiting,
+            call_panics,
             refused,
             sip,
         })
+    }
+
+    /// A panic in one call's `part` was contained: that call alone ended.
+    pub fn call_panicked(&self, part: CallPart) {
+        self.call_panics.with_label_values(&[part.as_str()]).inc();
     }
 
     /// Counts a new call and holds it in `callgate_calls_active` until the

@@ -265,6 +265,9 @@ fn label_values_come_only_from_the_fixed_sets() {
     for r in ConnectionRefusal::ALL {
         metrics.http.connection_refused(r);
     }
+    for part in CallPart::ALL {
+        metrics.call_panicked(part);
+    }
     let text = metrics.render();
     assert_eq!(series_count(&text), before, "no series appeared on use");
     let set = |values: &[&str]| {
@@ -288,6 +291,7 @@ fn label_values_come_only_from_the_fixed_sets() {
     expected.insert("disposition".to_owned(), set(&dispositions));
     expected.insert("leg".to_owned(), set(&["browser", "trunk"]));
     expected.insert("outcome".to_owned(), set(&["delivered", "retry", "failed"]));
+    expected.insert("part".to_owned(), set(&CallPart::ALL.map(CallPart::as_str)));
     expected.insert("reason".to_owned(), set(&reasons));
     let mut found = label_values(&text);
     let buckets = found.remove("le").unwrap();

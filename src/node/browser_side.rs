@@ -28,6 +28,7 @@ use crate::recording::retention;
 use crate::recording::storage::RecordingStorage;
 use crate::recording::uploader::{PendingUpload, UploadRetry, Uploader, UploaderParts};
 use crate::store::{Store, StoreError};
+use crate::supervise::{self, CoreFailure};
 use crate::webhooks::{self, Webhooks, WorkerSettings};
 use crate::webrtc::{PortCounters, SessionSettings, WebrtcError};
 
@@ -51,6 +52,8 @@ pub enum BrowserSideError {
     Metrics(String),
     #[error("recording: {0}")]
     Recording(#[from] crate::recording::setup::SetupError),
+    #[error("the {0} stopped before the node did")]
+    CoreStopped(&'static str),
 }
 
 pub struct BrowserSide {
@@ -196,10 +199,13 @@ impl BrowserSide {
             config.http.trusted_proxy_nets().into(),
             metrics.clone(),
         );
-        let routes = signalling::routes(state, lookups.clone())
+        let mut routes = signalling::routes(state, lookups.clone())
             .merge(admin::routes(admin, lookups))
-            .merge(crate::http::dashboard::routes())
-            .merge(crate::http::metrics_router(metrics.clone()));
+            .merge(crate::http::dashboard::routes());
+        // Else the node serves /metrics on a listener of its own.
+        if config.http.metrics_listen.is_none() {
+            routes = routes.merge(crate::http::metrics_router(metrics.clone()));
+        }
         let webhook_settings = webhook_settings(config, &metrics, keys.clone());
         Ok(Self {
             routes,
@@ -220,7 +226,14 @@ impl BrowserSide {
 
     /// Runs until `stop`: copies port counters into metrics; on stop, hangs
     /// up every call and waits (bounded by the node's drain) for them.
+    /// A core task (a media thread, the CDR writer, the uploader, the
+    /// webhook worker, the retention sweeper) that stops before then is a
+    /// failure: the calls are drained the same way, and the error names it.
     pub async fn run(self, stop: CancellationToken) -> Result<(), BrowserSideError> {
+        let failure = CoreFailure::default();
+        let tasks_stop = stop.child_token();
+        let core =
+            |part, task| supervise::watch_core(part, task, tasks_stop.clone(), failure.clone());
         let sweeper = retention::Sweeper {
             store: self.store.clone(),
             storage: self.recording_storage.clone(),
@@ -229,21 +242,33 @@ impl BrowserSide {
             interval: retention::SWEEP_INTERVAL,
             cdr_retention: self.cdr_retention,
         };
-        let sweeper = tokio::spawn(retention::run(sweeper, stop.child_token()));
+        let sweeper = core(
+            "retention sweeper",
+            tokio::spawn(retention::run(sweeper, tasks_stop.child_token())),
+        );
         // Stops with the node; what it has not sent stays queued.
-        let worker = tokio::spawn(webhooks::run(
-            self.webhooks.clone(),
-            self.webhook_settings.clone(),
-            stop.child_token(),
-        ));
+        let worker = core(
+            "webhook worker",
+            tokio::spawn(webhooks::run(
+                self.webhooks.clone(),
+                self.webhook_settings.clone(),
+                tasks_stop.child_token(),
+            )),
+        );
+        let cdr_writer = core("cdr writer", self.cdr_writer.task);
+        let uploader = core("uploader", self.uploads.task);
+        let media = self.calls.media_failure().clone();
         let mut copied = PortSnapshot::default();
         let mut tick = tokio::time::interval(PORT_COUNTER_INTERVAL);
-        loop {
+        let failed = loop {
             tokio::select! {
-                () = stop.cancelled() => break,
+                () = stop.cancelled() => break None,
+                part = failure.wait() => break Some(part),
+                part = media.wait() => break Some(part),
                 _ = tick.tick() => copied.copy_into(&self.port_counters, &self.metrics),
             }
-        }
+        };
+        tasks_stop.cancel();
         self.calls.drain();
         while self.calls.active() > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -251,13 +276,13 @@ impl BrowserSide {
         let _ = sweeper.await;
         // After the calls: the last CDRs are written or left in the spool.
         drop(self.cdr_writer.stop);
-        let _ = self.cdr_writer.task.await;
+        let _ = cdr_writer.await;
         // After the calls: their recorders may have handed it recordings.
         // What it has not stored waits in the spool for the next start.
         drop(self.uploads.stop);
-        let _ = self.uploads.task.await;
+        let _ = uploader.await;
         let _ = worker.await;
-        Ok(())
+        failed.map_or(Ok(()), |part| Err(BrowserSideError::CoreStopped(part)))
     }
 }
 

@@ -135,6 +135,13 @@ async fn start_services(
         let server = http::serve(redirects, router, None, limits, metrics, stop.clone());
         services.push(Service::new("http redirect", server));
     }
+    if let Some(addr) = config.http.metrics_listen {
+        let scrapes = http::bind(addr).await?;
+        let router = http::metrics_router(browser_side.metrics.clone());
+        let (limits, metrics) = (limits.clone(), http_metrics.clone());
+        let server = http::serve(scrapes, router, None, limits, metrics, stop.clone());
+        services.push(Service::new("http metrics", server));
+    }
     let routes = browser_side.routes.clone();
     let trunk_stop = calls_done.clone();
     services.push(Service::new("trunk side", async move {

@@ -45,6 +45,8 @@ pub enum TrunkSideError {
     Ports(#[from] MediaError),
     #[error(transparent)]
     Sip(#[from] SipError),
+    #[error("the {0} stopped before the node did")]
+    CoreStopped(&'static str),
 }
 
 /// What the trunk side hands to the rest of the node.
@@ -88,15 +90,21 @@ impl TrunkSide {
     }
 
     /// Runs until `stop`, then stops the agents once the calls' last
-    /// CANCELs and BYEs are out.
+    /// CANCELs and BYEs are out. A core task of the SIP agent that stops
+    /// before then ends it at once, with an error that names the task.
     pub async fn run(self, stop: CancellationToken) -> Result<(), TrunkSideError> {
-        stop.cancelled().await;
-        self.agent.wait_for_goodbyes(GOODBYE_GRACE).await;
+        let failed = tokio::select! {
+            () = stop.cancelled() => None,
+            part = self.agent.failure().wait() => Some(part),
+        };
+        if failed.is_none() {
+            self.agent.wait_for_goodbyes(GOODBYE_GRACE).await;
+        }
         self.agent.shutdown();
         if let Some(echo) = &self.echo {
             echo.shutdown();
         }
-        Ok(())
+        failed.map_or(Ok(()), |part| Err(TrunkSideError::CoreStopped(part)))
     }
 }
 
@@ -148,7 +156,7 @@ fn trunk_settings(trunk: &TrunkConfig) -> Result<TrunkSettings, TrunkSideError> 
     let credentials = match (&trunk.username, &trunk.password) {
         (Some(username), Some(password)) => Some(DigestCredentials {
             username: username.clone(),
-            password: password.expose().to_owned(),
+            password: password.clone(),
         }),
         _ => None,
     };

@@ -7,6 +7,7 @@
 //! when asked to (the built-in echo trunk) and refuses them otherwise, and
 //! probes trunks with OPTIONS so routing can skip trunks that are down.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,7 @@ use super::health::HealthChange;
 use super::inbound::InboundCall;
 use super::settings::AgentSettings;
 use super::trunk::{RouteTable, Trunk};
+use crate::supervise::{self, CoreFailure};
 
 /// Counters of what the agent saw; cheap to read for metrics.
 #[derive(Debug, Default)]
@@ -65,6 +67,18 @@ pub(crate) struct AgentInner {
     pub(crate) cancel: CancellationToken,
     /// Every outbound call's task, to wait for their goodbyes at shutdown.
     pub(crate) calls: TaskTracker,
+    /// Hears of a core task (the transport loop, the dispatcher, a trunk's
+    /// probe) that stopped before the agent was shut down.
+    failure: CoreFailure,
+}
+
+impl AgentInner {
+    /// Runs `task` until the agent is shut down; if it stops before,
+    /// [`SipAgent::failure`] says so.
+    fn spawn_core(&self, part: &'static str, task: impl Future + Send + 'static) {
+        let (stopping, failure) = (self.cancel.clone(), self.failure.clone());
+        supervise::spawn_core(part, task, stopping, failure);
+    }
 }
 
 /// A running SIP user agent. Dropping it does not stop it: call `shutdown`.
@@ -122,19 +136,24 @@ impl SipAgent {
             counters: SipCounters::default(),
             cancel,
             calls: TaskTracker::new(),
+            failure: CoreFailure::default(),
         });
         let serve_inner = inner.clone();
-        tokio::spawn(async move { serve_inner.endpoint.serve().await });
+        inner.spawn_core("sip transport", async move {
+            serve_inner.endpoint.serve().await;
+        });
         let (inbound_tx, inbound_rx) = if inner.settings.accept_inbound {
             let (tx, rx) = mpsc::channel(64);
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        tokio::spawn(dispatch_incoming(inner.clone(), incoming, inbound_tx));
+        let dispatcher = dispatch_incoming(inner.clone(), incoming, inbound_tx);
+        inner.spawn_core("sip dispatcher", dispatcher);
         if let Some(interval) = inner.settings.options_interval {
             for trunk in inner.routes.trunks() {
-                tokio::spawn(probe_trunk(inner.clone(), trunk.clone(), interval));
+                let probe = probe_trunk(inner.clone(), trunk.clone(), interval);
+                inner.spawn_core("sip trunk probe", probe);
             }
         }
         Ok((Self { inner }, inbound_rx))
@@ -187,6 +206,12 @@ impl SipAgent {
         calls.close();
         let _ = tokio::time::timeout(grace, calls.wait()).await;
         calls.reopen();
+    }
+
+    /// Hears of a core task of the agent that stopped on its own: the
+    /// agent no longer works, and its owner must stop the node.
+    pub fn failure(&self) -> &CoreFailure {
+        &self.inner.failure
     }
 
     /// Stop the transports and every task of this agent.
@@ -268,6 +293,7 @@ async fn dispatch_incoming(
             _ = inner.cancel.cancelled() => return,
             tx = incoming.recv() => match tx { Some(tx) => tx, None => return },
         };
+        fail::fail_point!("sip-dispatch");
         match inner.dialogs.match_dialog(&tx) {
             Some(Dialog::Invite(mut dialog)) => {
                 tokio::spawn(async move {

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::media::sdp::Codec;
+use crate::privacy::Secret;
 
 /// A SIP transport towards a trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +29,12 @@ impl SipTransport {
     }
 }
 
-/// Digest credentials for a trunk; the password never prints.
+/// Digest credentials for a trunk; the password never prints and is
+/// wiped from memory when dropped.
 #[derive(Clone)]
 pub struct DigestCredentials {
     pub username: String,
-    pub password: String,
+    pub password: Secret,
 }
 
 impl fmt::Debug for DigestCredentials {

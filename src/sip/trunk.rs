@@ -102,7 +102,7 @@ impl Trunk {
     pub fn credential(&self) -> Option<Credential> {
         self.settings.credentials.as_ref().map(|c| Credential {
             username: c.username.clone(),
-            password: c.password.clone(),
+            password: c.password.expose().to_owned(),
             realm: None,
             auth_username: None,
         })

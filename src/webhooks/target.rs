@@ -18,8 +18,10 @@ use hyper_util::client::legacy::connect::dns::Name;
 /// Whether `ip` is an address on the public internet: not loopback,
 /// private (RFC 1918, RFC 4193), shared (RFC 6598), link-local (cloud
 /// metadata services live there), multicast, unspecified, broadcast, or
-/// reserved for documentation or benchmarks. IPv4 carried in IPv6 (mapped,
-/// NAT64) is judged as the IPv4 address it carries.
+/// reserved for documentation or benchmarks, nor a tunnel or translation
+/// prefix whose far side the node cannot judge (Teredo, 6to4, local-use
+/// NAT64, the old site-local range). IPv4 carried in IPv6 (mapped, the
+/// well-known NAT64 prefix) is judged as the IPv4 address it carries.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -66,8 +68,17 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xfe00) == 0xfc00
         // fe80::/10, link-local.
         || (s[0] & 0xffc0) == 0xfe80
+        // fec0::/10, the deprecated site-local range, still routed
+        // inside some networks.
+        || (s[0] & 0xffc0) == 0xfec0
         // 2001:db8::/32, documentation.
         || (s[0] == 0x2001 && s[1] == 0x0db8)
+        // 2001::/32, Teredo, and 2002::/16, 6to4: tunnels whose far end
+        // (a relay the node would pick) may be inside.
+        || (s[0] == 0x2001 && s[1] == 0)
+        || s[0] == 0x2002
+        // 64:ff9b:1::/48, NAT64 for local use (RFC 8215).
+        || s[..3] == [0x64, 0xff9b, 1]
         // ::/96, the deprecated IPv4-compatible form.
         || s[..6] == [0; 6];
     !blocked
@@ -154,6 +165,12 @@ mod tests {
             "::ffff:127.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "::127.0.0.1",
+            "2002:a00:1::1",
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
+            "fec0::1",
+            "feff::1",
         ] {
             assert!(!is_public(ip(inside)), "{inside}");
         }
@@ -169,6 +186,7 @@ mod tests {
             "193.0.0.1",
             "2606:4700:4700::1111",
             "2a00:1450:4001::1",
+            "2001:4860:4860::8888",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
         ] {

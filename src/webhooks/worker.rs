@@ -63,6 +63,7 @@ pub async fn run(webhooks: Webhooks, settings: WorkerSettings, stop: Cancellatio
         }
     };
     while !stop.is_cancelled() {
+        fail::fail_point!("webhook-worker");
         let now = now_ms();
         let claimed = webhooks
             .store

@@ -31,6 +31,7 @@ use super::driver::RelayObserver;
 use super::media::{CallMedia, MediaReport};
 use crate::media::endpoint::RemoteMedia;
 use crate::media::ports::AllocatedPorts;
+use crate::supervise::CoreFailure;
 use crate::webrtc::{AudioCodec, PortCounters};
 
 /// Commands queued per shard: room for hundreds of calls starting at once.
@@ -132,6 +133,8 @@ pub enum EngineError {
 pub struct Engine {
     shards: Vec<ShardHandle>,
     next_call: AtomicU64,
+    /// Hears of a shard or transcoding thread that panicked.
+    failure: CoreFailure,
 }
 
 /// A shard picked for a new call.
@@ -158,6 +161,7 @@ impl Engine {
             n => n,
         };
         let mut shards = Vec::with_capacity(count);
+        let failure = CoreFailure::default();
         for index in 0..count {
             let mut listen = settings.listen;
             if listen.port() != 0 {
@@ -174,13 +178,20 @@ impl Engine {
                     error,
                 })?;
             let core = settings.pin.then(|| cores.get(index).copied()).flatten();
-            let shard = worker::spawn(index, socket, core, observer.clone());
+            let shard = worker::spawn(index, socket, core, observer.clone(), failure.clone());
             shards.push(shard.map_err(EngineError::Start)?);
         }
         Ok(Self {
             shards,
             next_call: AtomicU64::new(1),
+            failure,
         })
+    }
+
+    /// Where a shard or transcoding thread that stopped on a panic is
+    /// reported: the calls of that shard are lost, and the node must stop.
+    pub fn failure(&self) -> &CoreFailure {
+        &self.failure
     }
 
     /// The shard with the fewest calls.
@@ -231,6 +242,7 @@ impl Engine {
             commands: handle.commands.clone(),
             waker: handle.waker.clone(),
             events,
+            closed: false,
         })
     }
 }
@@ -249,12 +261,15 @@ impl Drop for Engine {
     }
 }
 
-/// The control's handle on one call's media in its shard.
+/// The control's handle on one call's media in its shard. Dropped without
+/// [`MediaLink::close`] (its control panicked), it still takes the call
+/// off the shard.
 pub struct MediaLink {
     call: u64,
     commands: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
     events: mpsc::Receiver<ShardEvent>,
+    closed: bool,
 }
 
 impl MediaLink {
@@ -277,11 +292,30 @@ impl MediaLink {
 
     /// Says goodbye on both legs and takes the call off its shard; `None`
     /// if the shard is gone.
-    pub async fn close(self) -> Option<MediaReport> {
+    pub async fn close(mut self) -> Option<MediaReport> {
         let (report_tx, report) = oneshot::channel();
         if !self.send(MediaCommand::Close(report_tx)).await {
             return None;
         }
+        self.closed = true;
         report.await.ok()
+    }
+}
+
+impl Drop for MediaLink {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        // Nobody waits for the report. A shard whose queue is full finds
+        // the call's control gone at the call's next deadline instead.
+        let (report, _) = oneshot::channel();
+        let command = Command::Media {
+            call: self.call,
+            command: MediaCommand::Close(report),
+        };
+        if self.commands.try_send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
     }
 }

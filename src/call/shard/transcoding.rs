@@ -31,6 +31,7 @@ use mio::Waker;
 use tracing::debug;
 
 use crate::call::media::offload::{CallTranscoders, TranscodeRequest, Transcoded};
+use crate::supervise::{CoreFailure, ThreadWatch};
 
 /// Packets handed over and not yet taken back: 1 s of 50 transcoded
 /// calls, both ways.
@@ -61,13 +62,18 @@ pub(super) struct TranscodeLink {
 
 impl TranscodeLink {
     /// Starts shard `index`'s transcoding thread, which wakes the shard
-    /// through `waker` when results are ready.
-    pub(super) fn spawn(index: usize, waker: Arc<Waker>) -> io::Result<Self> {
+    /// through `waker` when results are ready; a panic on it is the
+    /// engine's `failure`.
+    pub(super) fn spawn(index: usize, waker: Arc<Waker>, failure: CoreFailure) -> io::Result<Self> {
         let (jobs, queued) = mpsc::channel();
         let (done, results) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("transcode-{index}"))
             .spawn(move || {
+                let _watch = ThreadWatch {
+                    part: "transcoder",
+                    failure,
+                };
                 // On Linux, process 0 is the calling thread alone.
                 if let Err(error) = rustix::process::setpriority_process(None, NICENESS) {
                     debug!(%error, "the transcoder runs at the shards' priority");
@@ -178,7 +184,7 @@ mod tests {
     fn each_call_is_converted_in_order_by_its_own_transcoders_and_the_shard_is_woken() {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
-        let link = TranscodeLink::spawn(0, waker).unwrap();
+        let link = TranscodeLink::spawn(0, waker, CoreFailure::default()).unwrap();
         // Each call sends 10 ms twice: only its own two halves make a frame.
         for call in [1, 2] {
             assert!(link.submit(call, to_browser(vec![0xff; 80])));
@@ -206,7 +212,7 @@ mod tests {
     fn past_its_limit_the_link_refuses_rather_than_waits() {
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), WAKE).unwrap());
-        let link = TranscodeLink::spawn(0, waker).unwrap();
+        let link = TranscodeLink::spawn(0, waker, CoreFailure::default()).unwrap();
         link.outstanding.set(OUTSTANDING);
         assert!(!link.submit(1, to_browser(vec![0xff; 160])));
         link.outstanding.set(OUTSTANDING - 1);

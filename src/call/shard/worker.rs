@@ -24,11 +24,18 @@
 //!   end of the round that made them. A relayed packet's latency is
 //!   reported when its batch leaves, so the wait in the batch counts.
 //! - A call's routes, deadline and sockets leave the shard with it.
+//! - A panic in one call's media takes that call off the shard at the end
+//!   of the turn (its control hears that the media is lost) and touches no
+//!   other call; a panic anywhere else ends the thread, and the engine's
+//!   [`CoreFailure`] stops the node.
+//! - A call whose control is gone (it panicked) leaves at its next
+//!   deadline, if its link's goodbye did not reach the shard.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -37,7 +44,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::deadlines::Deadlines;
 use super::transcoding::TranscodeLink;
@@ -47,6 +54,7 @@ use crate::call::media::offload::TranscodeRequest;
 use crate::call::media::{CallMedia, CallMediaEvent, Relayed, Transmitter};
 use crate::media::endpoint::{self, SendSockets, Transmit};
 use crate::media::ports::PortLease;
+use crate::supervise::{CoreFailure, ThreadWatch};
 use crate::webrtc::batch::{Flushed, ReceiveBatch, SendBatch, enable_timestamps};
 use crate::webrtc::{BrowserRoutes, PortCounters, Routed};
 
@@ -102,6 +110,7 @@ pub(super) fn spawn(
     socket: UdpSocket,
     core: Option<usize>,
     observer: Arc<dyn RelayObserver>,
+    failure: CoreFailure,
 ) -> io::Result<ShardHandle> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -118,7 +127,7 @@ pub(super) fn spawn(
     let calls = Arc::new(AtomicUsize::new(0));
     let counters = Arc::new(PortCounters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let transcoder = TranscodeLink::spawn(index, waker.clone())?;
+    let transcoder = TranscodeLink::spawn(index, waker.clone(), failure.clone())?;
     let shard = Shard {
         stop: stop.clone(),
         poll,
@@ -135,6 +144,7 @@ pub(super) fn spawn(
         slots: Vec::new(),
         free: Vec::new(),
         by_call: HashMap::new(),
+        failed: Vec::new(),
         deadlines: Deadlines::default(),
         due: Vec::new(),
         commands,
@@ -145,6 +155,10 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new()
         .name(format!("media-shard-{index}"))
         .spawn(move || {
+            let _watch = ThreadWatch {
+                part: "media shard",
+                failure,
+            };
             if let Some(core) = core {
                 pin_to(core);
             }
@@ -191,6 +205,9 @@ struct Shard {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     by_call: HashMap<u64, usize>,
+    /// Calls whose media panicked this turn, out of their slots; they
+    /// leave the shard at the end of the turn.
+    failed: Vec<(usize, Slot)>,
     deadlines: Deadlines,
     /// The slots due this turn (kept to reuse its allocation).
     due: Vec<usize>,
@@ -277,6 +294,20 @@ impl Transmitter for Out<'_> {
     }
 }
 
+/// Runs one call's media `work`; false if it panicked. The call's state
+/// may then be broken, so its caller takes it off the shard.
+fn contained(work: impl FnOnce()) -> bool {
+    std::panic::catch_unwind(AssertUnwindSafe(work)).is_ok()
+}
+
+/// Takes slot `index` out for [`Shard::release_failed`], after its media
+/// panicked; the shard no longer routes anything to it.
+fn fail(slots: &mut [Option<Slot>], failed: &mut Vec<(usize, Slot)>, index: usize) {
+    if let Some(slot) = slots.get_mut(index).and_then(Option::take) {
+        failed.push((index, slot));
+    }
+}
+
 /// After any input to slot `index`: hands the media's events on and moves
 /// its deadline.
 fn settle(
@@ -308,6 +339,7 @@ impl Shard {
         let mut events = Events::with_capacity(1024);
         let mut browser_backlog = false;
         loop {
+            fail::fail_point!("media-shard-turn");
             let timeout = match browser_backlog {
                 true => Some(Duration::ZERO),
                 false => self
@@ -339,6 +371,7 @@ impl Shard {
             self.ready_trunks = ready_trunks;
             self.run_due();
             self.to_browsers.flush(&self.browser, &self.counters);
+            self.release_failed();
         }
     }
 
@@ -390,16 +423,21 @@ impl Shard {
             let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
             };
-            let mut out = Out {
-                browser: &self.browser,
-                to_browsers: &mut self.to_browsers,
-                counters: &self.counters,
-                trunk: &slot.trunk.sockets,
-                transcoder: &self.transcoder,
-                call,
-            };
-            slot.media.handle_transcoded(Instant::now(), done, &mut out);
-            settle(index, slot, &mut self.routes, &mut self.deadlines);
+            let handled = contained(|| {
+                let mut out = Out {
+                    browser: &self.browser,
+                    to_browsers: &mut self.to_browsers,
+                    counters: &self.counters,
+                    trunk: &slot.trunk.sockets,
+                    transcoder: &self.transcoder,
+                    call,
+                };
+                slot.media.handle_transcoded(Instant::now(), done, &mut out);
+                settle(index, slot, &mut self.routes, &mut self.deadlines);
+            });
+            if !handled {
+                fail(&mut self.slots, &mut self.failed, index);
+            }
         }
     }
 
@@ -455,9 +493,12 @@ impl Shard {
             },
             events,
         };
-        settle(index, &mut slot, &mut self.routes, &mut self.deadlines);
+        let settled = contained(|| settle(index, &mut slot, &mut self.routes, &mut self.deadlines));
         self.slots[index] = Some(slot);
         self.by_call.insert(call, index);
+        if !settled {
+            fail(&mut self.slots, &mut self.failed, index);
+        }
     }
 
     fn on_media_command(&mut self, call: u64, command: MediaCommand) {
@@ -470,45 +511,70 @@ impl Shard {
             return;
         };
         let now = Instant::now();
-        let media = &mut slot.media;
-        match command {
-            MediaCommand::TrunkRemote(remote) => {
-                if let Err(error) = media.apply_trunk_remote(now, &remote) {
-                    // The leg has validated it; only a broken key gets here.
-                    warn!(%error, "the trunk's media description cannot be applied");
+        let mut closed = None;
+        let handled = contained(|| {
+            let media = &mut slot.media;
+            match command {
+                MediaCommand::TrunkRemote(remote) => {
+                    if let Err(error) = media.apply_trunk_remote(now, &remote) {
+                        // The leg has validated it; only a broken key gets here.
+                        warn!(%error, "the trunk's media description cannot be applied");
+                    }
+                }
+                MediaCommand::TrunkAnswered(codec) => media.handle_trunk_answer(codec),
+                MediaCommand::TrunkSourceChanged => media.handle_trunk_source_change(),
+                MediaCommand::Dtmf(digits) => {
+                    fail::fail_point!("media-shard-dtmf");
+                    // Digits are checked before they are queued.
+                    let _ = media.send_dtmf(now, &digits);
+                }
+                MediaCommand::Recording(open) => media.set_recording(open),
+                MediaCommand::Close(reply) => {
+                    let mut out = Out {
+                        browser: &self.browser,
+                        to_browsers: &mut self.to_browsers,
+                        counters: &self.counters,
+                        trunk: &slot.trunk.sockets,
+                        transcoder: &self.transcoder,
+                        call,
+                    };
+                    media.close(now, &mut out);
+                    closed = Some((media.report(), reply));
+                    return;
                 }
             }
-            MediaCommand::TrunkAnswered(codec) => media.handle_trunk_answer(codec),
-            MediaCommand::TrunkSourceChanged => media.handle_trunk_source_change(),
-            MediaCommand::Dtmf(digits) => {
-                // Digits are checked before they are queued.
-                let _ = media.send_dtmf(now, &digits);
-            }
-            MediaCommand::Recording(open) => media.set_recording(open),
-            MediaCommand::Close(reply) => {
-                let mut out = Out {
-                    browser: &self.browser,
-                    to_browsers: &mut self.to_browsers,
-                    counters: &self.counters,
-                    trunk: &slot.trunk.sockets,
-                    transcoder: &self.transcoder,
-                    call,
-                };
-                media.close(now, &mut out);
-                let report = media.report();
-                self.remove(index);
-                let _ = reply.send(report);
-                return;
-            }
+            settle(index, slot, &mut self.routes, &mut self.deadlines);
+        });
+        if !handled {
+            fail(&mut self.slots, &mut self.failed, index);
+        } else if let Some((report, reply)) = closed {
+            self.remove(index);
+            let _ = reply.send(report);
         }
-        settle(index, slot, &mut self.routes, &mut self.deadlines);
     }
 
     /// Takes slot `index` and everything of its call off the shard.
     fn remove(&mut self, index: usize) {
-        let Some(slot) = self.slots.get_mut(index).and_then(Option::take) else {
+        if let Some(slot) = self.slots.get_mut(index).and_then(Option::take) {
+            self.release(index, slot);
+        }
+    }
+
+    /// Takes the calls whose media panicked this turn off the shard; each
+    /// one's control hears that its media is lost and ends it as failed.
+    fn release_failed(&mut self) {
+        if self.failed.is_empty() {
             return;
-        };
+        }
+        for (index, slot) in std::mem::take(&mut self.failed) {
+            error!("a call's media panicked: that call alone ends, as failed");
+            self.to_browsers.observer.media_panicked();
+            self.release(index, slot);
+        }
+    }
+
+    /// Everything of the call that was in slot `index`, off the shard.
+    fn release(&mut self, index: usize, slot: Slot) {
         let registry = self.poll.registry();
         let sockets = &slot.trunk.sockets;
         let _ = registry.deregister(&mut SourceFd(&sockets.rtp.as_raw_fd()));
@@ -526,36 +592,41 @@ impl Shard {
             // A call that left this turn.
             return;
         };
-        let socket = match rtcp_port {
-            true => &slot.trunk.sockets.rtcp,
-            false => &slot.trunk.sockets.rtp,
-        };
-        let mut out = Out {
-            browser: &self.browser,
-            to_browsers: &mut self.to_browsers,
-            counters: &self.counters,
-            trunk: &slot.trunk.sockets,
-            transcoder: &self.transcoder,
-            call: slot.call,
-        };
-        let media = &mut slot.media;
         let batch = &mut self.trunk_batch;
-        for _ in 0..TRUNK_BATCHES_PER_TURN {
-            let read = batch.receive(socket, Instant::now(), |datagram| {
-                // A datagram that filled its buffer may have been cut.
-                if !datagram.truncated {
-                    let (at, from) = (datagram.received_at, datagram.from);
-                    media.handle_trunk(at, from, datagram.bytes, rtcp_port, &mut out);
+        let handled = contained(|| {
+            let socket = match rtcp_port {
+                true => &slot.trunk.sockets.rtcp,
+                false => &slot.trunk.sockets.rtp,
+            };
+            let mut out = Out {
+                browser: &self.browser,
+                to_browsers: &mut self.to_browsers,
+                counters: &self.counters,
+                trunk: &slot.trunk.sockets,
+                transcoder: &self.transcoder,
+                call: slot.call,
+            };
+            let media = &mut slot.media;
+            for _ in 0..TRUNK_BATCHES_PER_TURN {
+                let read = batch.receive(socket, Instant::now(), |datagram| {
+                    // A datagram that filled its buffer may have been cut.
+                    if !datagram.truncated {
+                        let (at, from) = (datagram.received_at, datagram.from);
+                        media.handle_trunk(at, from, datagram.bytes, rtcp_port, &mut out);
+                    }
+                });
+                match read {
+                    Ok(count) if count < TRUNK_BATCH => break,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    // An ICMP report on the socket: the next read is as good.
+                    Ok(_) | Err(_) => {}
                 }
-            });
-            match read {
-                Ok(count) if count < TRUNK_BATCH => break,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                // An ICMP report on the socket: the next read is as good.
-                Ok(_) | Err(_) => {}
             }
+            settle(index, slot, &mut self.routes, &mut self.deadlines);
+        });
+        if !handled {
+            fail(&mut self.slots, &mut self.failed, index);
         }
-        settle(index, slot, &mut self.routes, &mut self.deadlines);
     }
 
     /// Reads up to `batches` batches from the browser port; true if
@@ -567,6 +638,7 @@ impl Shard {
             to_browsers,
             routes,
             slots,
+            failed,
             deadlines,
             counters,
             transcoder,
@@ -601,21 +673,26 @@ impl Shard {
                 let Some(slot) = slots.get_mut(index).and_then(Option::as_mut) else {
                     return;
                 };
-                let mut out = Out {
-                    browser,
-                    to_browsers,
-                    counters,
-                    trunk: &slot.trunk.sockets,
-                    transcoder,
-                    call: slot.call,
-                };
-                slot.media.handle_browser(
-                    datagram.received_at,
-                    datagram.from,
-                    datagram.bytes,
-                    &mut out,
-                );
-                settle(index, slot, routes, deadlines);
+                let handled = contained(|| {
+                    let mut out = Out {
+                        browser,
+                        to_browsers,
+                        counters,
+                        trunk: &slot.trunk.sockets,
+                        transcoder,
+                        call: slot.call,
+                    };
+                    slot.media.handle_browser(
+                        datagram.received_at,
+                        datagram.from,
+                        datagram.bytes,
+                        &mut out,
+                    );
+                    settle(index, slot, routes, deadlines);
+                });
+                if !handled {
+                    fail(slots, failed, index);
+                }
             });
             match read {
                 Ok(count) if count < full_batch => return false,
@@ -639,16 +716,26 @@ impl Shard {
             let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
             };
-            let mut out = Out {
-                browser: &self.browser,
-                to_browsers: &mut self.to_browsers,
-                counters: &self.counters,
-                trunk: &slot.trunk.sockets,
-                transcoder: &self.transcoder,
-                call: slot.call,
-            };
-            slot.media.handle_timeout(now, &mut out);
-            settle(index, slot, &mut self.routes, &mut self.deadlines);
+            if slot.events.is_closed() {
+                // Its control is gone without a goodbye.
+                self.remove(index);
+                continue;
+            }
+            let handled = contained(|| {
+                let mut out = Out {
+                    browser: &self.browser,
+                    to_browsers: &mut self.to_browsers,
+                    counters: &self.counters,
+                    trunk: &slot.trunk.sockets,
+                    transcoder: &self.transcoder,
+                    call: slot.call,
+                };
+                slot.media.handle_timeout(now, &mut out);
+                settle(index, slot, &mut self.routes, &mut self.deadlines);
+            });
+            if !handled {
+                fail(&mut self.slots, &mut self.failed, index);
+            }
         }
         due.clear();
         self.due = due;
@@ -671,6 +758,7 @@ mod tests {
         }
         fn browser_connect_failed(&self, _ice: bool) {}
         fn browser_rejected(&self, _srtp: bool) {}
+        fn media_panicked(&self) {}
     }
 
     fn socket() -> UdpSocket {
@@ -697,7 +785,7 @@ mod tests {
         };
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
-        let transcoder = TranscodeLink::spawn(0, waker).unwrap();
+        let transcoder = TranscodeLink::spawn(0, waker, CoreFailure::default()).unwrap();
         let mut out = Out {
             browser: &port,
             to_browsers: &mut to_browsers,

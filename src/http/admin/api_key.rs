@@ -62,16 +62,23 @@ pub fn generate(
 }
 
 /// Whether `presented` is the key `record` was made from (constant time)
-/// and still valid.
+/// and still valid. The keyed hash is computed whatever the record says,
+/// so a revoked key is refused in the time a wrong one is.
 pub fn matches(keys: &KeyRing, record: &ApiKeyRecord, presented: &PresentedKey<'_>) -> bool {
-    if record.revoked_at_ms.is_some() || record.id != presented.id {
-        return false;
-    }
-    let Ok(hash) = hex::decode(&record.hash) else {
-        return false;
-    };
-    keys.check_api_key(&record.hash_key_id, presented.text.as_bytes(), &hash)
-        .unwrap_or(false)
+    let hash = hex::decode(&record.hash).unwrap_or_default();
+    let equal = keys
+        .check_api_key(&record.hash_key_id, presented.text.as_bytes(), &hash)
+        .unwrap_or(false);
+    equal && record.revoked_at_ms.is_none() && record.id == presented.id
+}
+
+/// Refuses a key whose id names no record after the same keyed hash
+/// [`matches`] computes, so an unknown id is refused in the time a known
+/// one with a wrong secret is, and a probe cannot time its way to ids.
+pub fn refuse_unknown(keys: &KeyRing, presented: &PresentedKey<'_>) -> bool {
+    let (_, hash) = keys.hash_api_key(presented.text.as_bytes());
+    std::hint::black_box(hash);
+    false
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! session cookie (see [`super::session`]). A missing, malformed, unknown,
 //! wrong or revoked key or session is 401, all alike, so a probe learns
 //! nothing about which keys exist. A well-formed key or session costs one
-//! row lookup by id and one HMAC compared in constant time.
+//! row lookup by id and one HMAC compared in constant time, whether the id
+//! names a key or not.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -76,15 +77,15 @@ pub async fn authenticate_key(
 /// The record of the live key `text` is, whatever its role.
 pub async fn checked_key(state: &AdminState, text: &str) -> Result<ApiKeyRecord, ApiError> {
     let presented = api_key::parse(text).ok_or(ApiError::Unauthorized)?;
-    let record = state
-        .store
-        .api_key(presented.id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    if !api_key::matches(&state.keys, &record, &presented) {
-        return Err(ApiError::Unauthorized);
+    let record = state.store.api_key(presented.id).await?;
+    match record {
+        Some(record) if api_key::matches(&state.keys, &record, &presented) => Ok(record),
+        Some(_) => Err(ApiError::Unauthorized),
+        None => {
+            api_key::refuse_unknown(&state.keys, &presented);
+            Err(ApiError::Unauthorized)
+        }
     }
-    Ok(record)
 }
 
 /// An operator key's holder: the node's own routes (`/v1/node`) take only
