@@ -42,6 +42,7 @@
 
 pub mod call;
 pub mod config;
+pub mod dialing;
 pub mod echo_trunk;
 pub mod http;
 pub mod media;

@@ -90,6 +90,25 @@ enum TenantCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Set where a tenant's numbers may call (the toll-fraud guard)
+    Allow {
+        /// The tenant id
+        id: String,
+        /// Routes its numbers may take, comma-separated, or '*' for every
+        /// route of the node
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        routes: Option<String>,
+        /// E.164 prefixes they may dial, comma-separated (+1,+44), or '*'
+        /// for any number outside the high-cost ranges
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        prefixes: Option<String>,
+        /// Give the tenant the node's default ([limits] dial_routes and
+        /// dial_prefixes) again
+        #[arg(long)]
+        default: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +235,27 @@ fn run() -> Result<(), Failure> {
         } => with_store(config.config, async |store, _| {
             tenant_commands::create(&store, &id).await
         }),
+        Command::Tenant {
+            command:
+                TenantCommand::Allow {
+                    id,
+                    routes,
+                    prefixes,
+                    default,
+                    config,
+                },
+        } => {
+            let allowance = match default {
+                true => None,
+                false => Some(
+                    tenant_commands::parse_allowance(routes.as_deref(), prefixes.as_deref())
+                        .map_err(Failure::Usage)?,
+                ),
+            };
+            with_store(config.config, async |store, config| {
+                tenant_commands::allow(&store, &config, &id, allowance).await
+            })
+        }
         Command::Apikey { command } => apikey(command),
         Command::Database {
             command: DatabaseCommand::Copy { to, config },

@@ -1,10 +1,15 @@
 //! The `tenant` and `apikey` commands of the `callgate` binary: what they
 //! print and refuse.
 //!
+//! `tenant allow` sets where a tenant's numbers may call; `*` stands for
+//! "any" (every route, or any number outside the high-cost ranges).
+//!
 //! A new key is printed once, on stdout, and never again: only its keyed
 //! hash is stored. Everything else goes to stderr through the caller.
 
 use anyhow::{Context as _, bail};
+use callgate::config::Config;
+use callgate::dialing::{self, Allowance};
 use callgate::http::admin::{api_key, validate};
 use callgate::recording::keys::KeyRing;
 use callgate::store::{Actor, Role, Store};
@@ -15,6 +20,64 @@ pub async fn create(store: &Store, id: &str) -> anyhow::Result<()> {
         bail!("tenant {id} already exists");
     }
     println!("tenant {id} created");
+    Ok(())
+}
+
+/// The allowance `--routes` and `--prefixes` describe (each `*` or a
+/// comma-separated list); prefixes are checked here, routes against the
+/// node's config in [`allow`].
+pub fn parse_allowance(routes: Option<&str>, prefixes: Option<&str>) -> Result<Allowance, String> {
+    let list = |text: Option<&str>| match text.map(str::trim) {
+        None | Some("*") => None,
+        Some(text) => Some(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        ),
+    };
+    let (routes, prefixes) = (list(routes), list(prefixes));
+    if let Some(bad) = prefixes
+        .iter()
+        .flatten()
+        .find(|p| !dialing::valid_prefix(p))
+    {
+        return Err(format!(
+            "--prefixes: {bad:?} is not a '+' and 1 to 15 digits (such as +1)"
+        ));
+    }
+    Ok(Allowance { routes, prefixes })
+}
+
+/// Gives tenant `id` its own allowance, or (`None`) the node's default.
+pub async fn allow(
+    store: &Store,
+    config: &Config,
+    id: &str,
+    allowance: Option<Allowance>,
+) -> anyhow::Result<()> {
+    let routes = allowance.as_ref().and_then(|a| a.routes.as_deref());
+    if let Some(unknown) = routes
+        .into_iter()
+        .flatten()
+        .find(|r| config.route(r).is_none())
+    {
+        bail!("--routes: no route {unknown:?} in this config");
+    }
+    if !store
+        .set_tenant_allowance(id, allowance.as_ref(), &Actor::Cli)
+        .await?
+    {
+        bail!("no tenant {id}");
+    }
+    let applies = allowance.unwrap_or_else(|| config.limits.default_allowance());
+    let any = |list: Option<Vec<String>>| list.map_or_else(|| "*".to_owned(), |l| l.join(","));
+    println!(
+        "tenant {id} may call: routes {}, prefixes {}",
+        any(applies.routes),
+        any(applies.prefixes)
+    );
     Ok(())
 }
 

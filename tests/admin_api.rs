@@ -16,7 +16,7 @@ use support::audio::{
     SAME_SPEECH_MIN, SPEECH_TURNS, read_wav_channels, similarity_within, speech_pcm_8k,
     speech_wav_48k,
 };
-use support::node::{RunningNode, request};
+use support::node::{RunningNode, metric, request};
 
 const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
                       [[sip.routes]]\nname = \"sales\"\ntrunks = [\"echo\"]\n";
@@ -1098,8 +1098,187 @@ async fn the_openapi_document_covers_every_route() {
     expected.insert(("GET".into(), "/v1/node".into()));
     expected.insert(("POST".into(), "/v1/node/drain".into()));
     expected.insert(("DELETE".into(), "/v1/node/drain".into()));
+    for method in ["GET", "PUT", "DELETE"] {
+        expected.insert((method.into(), "/v1/tenants/{id}/allowance".into()));
+    }
     let missing: Vec<_> = expected.difference(&documented).collect();
     assert!(missing.is_empty(), "undocumented: {missing:?}");
     assert!(doc["components"]["securitySchemes"]["api_key"]["scheme"] == "bearer");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_bounds_where_a_tenant_may_call_and_calls_outside_are_refused() {
+    let _turn = SPEECH_TURNS.lock().await;
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let operator_key = node.command(&["apikey", "create", "--role", "operator"]).1;
+    let operator = Api::new(&node, operator_key.trim());
+    let tenant = Api::new(&node, &node.api_key("demo", "admin"));
+    let allowance = "/v1/tenants/demo/allowance";
+
+    // The node's default: any route, any number but the high-cost ranges.
+    let shown = operator.expect("GET", allowance, Value::Null, 200);
+    assert_eq!(
+        shown,
+        json!({"tenant": "demo", "own": false, "routes": null, "prefixes": null})
+    );
+    let premium = json!({"id": "premium", "e164": "+19005550100", "trunk": "demo"});
+    for costly in [
+        "+19005550100",
+        "+18765550100",
+        "+881612345678",
+        "+447012345678",
+    ] {
+        let number = json!({"id": "costly", "e164": costly, "trunk": "demo"});
+        let refused = tenant.expect("POST", "/v1/numbers", number, 400);
+        assert_eq!(refused["field"], "e164", "{costly}: {refused}");
+    }
+
+    // Tenant keys cannot see or change an allowance, and a body must say
+    // both what routes and what prefixes.
+    let bounded = json!({"routes": ["demo"], "prefixes": ["+1", "+1900"]});
+    tenant.expect("PUT", allowance, bounded.clone(), 403);
+    tenant.expect("GET", allowance, Value::Null, 403);
+    let half = operator.expect("PUT", allowance, json!({"routes": ["demo"]}), 400);
+    assert_eq!(half["field"], "prefixes");
+    let unknown = json!({"routes": ["nowhere"], "prefixes": null});
+    assert_eq!(
+        operator.expect("PUT", allowance, unknown, 400)["field"],
+        "routes"
+    );
+    let bad_prefix = json!({"routes": null, "prefixes": ["44"]});
+    assert_eq!(
+        operator.expect("PUT", allowance, bad_prefix, 400)["field"],
+        "prefixes"
+    );
+    let nobody = "/v1/tenants/nobody/allowance";
+    operator.expect("PUT", nobody, bounded.clone(), 404);
+
+    let set = operator.expect("PUT", allowance, bounded, 200);
+    assert_eq!(
+        (&set["own"], &set["routes"]),
+        (&json!(true), &json!(["demo"]))
+    );
+    // The premium range is named, so it may be dialled now; another
+    // country, or the other route, may not, and the refusal names only what
+    // this tenant may use.
+    tenant.expect("POST", "/v1/numbers", premium, 201);
+    let abroad = json!({"id": "abroad", "e164": "+442079460000", "trunk": "demo"});
+    let refused = tenant.expect("POST", "/v1/numbers", abroad, 400);
+    assert_eq!(refused["field"], "e164");
+    assert!(
+        refused["error"].as_str().unwrap().ends_with("(+1, +1900)"),
+        "{refused}"
+    );
+    let other = json!({"id": "other", "e164": "+15555550142", "trunk": "sales"});
+    let refused = tenant.expect("POST", "/v1/numbers", other, 400);
+    assert_eq!(refused["field"], "trunk");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("(routes: demo)"),
+        "{refused}"
+    );
+    let moved = tenant.expect("PATCH", "/v1/numbers/demo", json!({"trunk": "sales"}), 400);
+    assert_eq!(moved["field"], "trunk");
+
+    // Narrowed after the fact, the demo number is outside: its calls are
+    // refused before anything starts.
+    let abroad_only = json!({"routes": ["demo"], "prefixes": ["+44"]});
+    operator.expect("PUT", allowance, abroad_only, 200);
+    let place = || {
+        let body = json!({"offer": support::node::OFFER}).to_string();
+        let origin = node.base();
+        let path = "/v1/widgets/demo/calls";
+        support::node::http(node.addr, "POST", path, Some(&origin), body.as_bytes())
+    };
+    let (status, body) = place();
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("calls to this number are not allowed"),
+        "{body}"
+    );
+    let refused_total = "callgate_http_requests_refused_total{reason=\"not_allowed\"}";
+    assert_eq!(metric(node.addr, refused_total), 1.0);
+    assert_eq!(metric(node.addr, "callgate_calls_started_total"), 0.0);
+
+    // The command line gives the tenant the node's default back, and the
+    // same call goes through.
+    let (code, stdout, stderr) = node.command(&["tenant", "allow", "demo", "--default"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "tenant demo may call: routes *, prefixes *");
+    let (status, body) = place();
+    assert_eq!(status, 201, "{body}");
+    let call: Value = serde_json::from_str(&body).unwrap();
+    let (code, stdout, stderr) = node.command(&[
+        "tenant",
+        "allow",
+        "demo",
+        "--routes",
+        "demo",
+        "--prefixes",
+        "+1,+44",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "tenant demo may call: routes demo, prefixes +1,+44"
+    );
+    let (code, _, stderr) = node.command(&[
+        "tenant",
+        "allow",
+        "demo",
+        "--routes",
+        "nowhere",
+        "--prefixes",
+        "*",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no route \"nowhere\""), "{stderr}");
+    let (code, _, _) = node.command(&[
+        "tenant",
+        "allow",
+        "demo",
+        "--routes",
+        "*",
+        "--prefixes",
+        "1",
+    ]);
+    assert_eq!(code, 64);
+
+    // Every change is in the tenant's audit log, by who made it.
+    let audit = tenant.expect("GET", "/v1/audit", Value::Null, 200);
+    let changes: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target_kind"] == "allowance")
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let by_key = format!("key:{}", &operator_key.trim()[3..19]);
+    let expected = [
+        (by_key.clone(), "updated"),
+        (by_key, "updated"),
+        ("cli".to_owned(), "deleted"),
+        ("cli".to_owned(), "updated"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(a, b)| (a, b.to_owned()))
+        .collect();
+    assert_eq!(changes, expected);
+    let hangup = format!(
+        "/v1/calls/{}?token={}",
+        call["call_id"].as_str().unwrap(),
+        call["token"].as_str().unwrap()
+    );
+    let (status, reply) = support::node::http(node.addr, "DELETE", &hangup, None, b"");
+    assert_eq!(status, 204, "{reply}");
     node.stop().await;
 }

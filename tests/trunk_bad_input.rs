@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use callgate::sip::{Disposition, EndedBy};
 use support::audio::similarity_ulaw;
 use support::rtp::RtpPacket;
 use support::sip_raw::{self, Malformed};
-use support::sip_trace::sdp_audio_addr;
+use support::sip_trace::{SipMessage, sdp_audio_addr};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{
     SAME_SPEECH, TestNode, echo_likeness, node_and_call, speech, talk, trunk, until_answered,
@@ -300,4 +300,93 @@ async fn rtp_bleed_a_stranger_spraying_before_the_trunk_speaks_gets_nothing() {
     leg.hangup();
     until_ended(&mut leg).await;
     sipp.expect_exit(SIPP_EXIT, EXIT_ALL_CALLS_OK);
+}
+
+/// A BYE for the call `invite` and `ok` set up, as the trunk would send it,
+/// from `from`: the Call-ID and both tags of the live dialog.
+fn bye_for(invite: &SipMessage, ok: &SipMessage, from: SocketAddr) -> Vec<u8> {
+    let header = |message: &SipMessage, name: &str| {
+        let value = message.header(name).map(str::to_owned);
+        value.unwrap_or_else(|| panic!("no {name} in {message}"))
+    };
+    let contact = header(invite, "Contact");
+    let target = contact.trim_matches(['<', '>']);
+    format!(
+        "BYE {target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-stranger-{port}\r\n\
+         Max-Forwards: 70\r\n\
+         From: {callee}\r\n\
+         To: {caller}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 7 BYE\r\n\
+         Content-Length: 0\r\n\r\n",
+        port = from.port(),
+        callee = header(ok, "To"),
+        caller = header(invite, "From"),
+        call_id = header(invite, "Call-ID"),
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_get_no_answer_even_naming_the_call_and_the_call_carries_on() {
+    let mut sipp = Sipp::builtin_uas().rtp_echo().spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |settings| {
+        settings.trusted_sources = Some(Vec::new());
+    })
+    .await;
+    let mut leg = node.call();
+    let mut media = leg.take_media().expect("media receiver");
+    until_answered(&mut leg).await;
+    let invite = sipp.received_requests("INVITE").pop().expect("the INVITE");
+    let ok = sipp.sent_responses(200, "INVITE").pop().expect("the 200");
+
+    // 127.0.0.2 is on loopback like the trunk, but it is not the trunk.
+    let stranger = IpAddr::from([127, 0, 0, 2]);
+    let target = node.sip_udp_addr();
+    let wait = Duration::from_millis(500);
+    let (ping, inbound, bye) = {
+        let (invite, ok) = (invite.clone(), ok.clone());
+        tokio::task::spawn_blocking(move || {
+            let ping = sip_raw::options_ping_from(stranger, target, wait);
+            let inbound = sip_raw::send_from(
+                stranger,
+                target,
+                |from| Malformed::TruncatedSdp.datagram(from, target),
+                wait,
+            );
+            let bye =
+                sip_raw::send_from(stranger, target, |from| bye_for(&invite, &ok, from), wait);
+            (ping, inbound, bye)
+        })
+        .await
+        .expect("stranger")
+    };
+    assert_eq!((ping, &inbound, &bye), (None, &None, &None));
+    let counters = node.agent.counters();
+    assert_eq!(counters.unknown_sources.load(Ordering::Relaxed), 3);
+    assert_eq!(counters.inbound_refused.load(Ordering::Relaxed), 0);
+    let likeness = echo_likeness(&leg, &mut media).await;
+    assert!(
+        likeness.score > SAME_SPEECH,
+        "echo lost after a stranger's BYE: {likeness:?}"
+    );
+    let from_trunk =
+        tokio::task::spawn_blocking(move || sip_raw::options_ping(target, Duration::from_secs(2)));
+    assert_eq!(from_trunk.await.expect("ping"), Some(200));
+
+    // The same BYE from the trunk's own address ends the call: the address
+    // was refused, not the request.
+    let bye = tokio::task::spawn_blocking(move || {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        sip_raw::send_from(loopback, target, |from| bye_for(&invite, &ok, from), wait)
+    });
+    let reply = bye.await.expect("trunk's BYE");
+    assert!(reply.is_some_and(|r| r.starts_with("SIP/2.0 200")));
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.ended_by),
+        (Disposition::Answered, EndedBy::Remote)
+    );
+    sipp.stop();
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::validate::{At, password_from_env, password_from_file};
+use crate::dialing::{self, Allowance};
 use crate::privacy::Secret;
 
 /// The codec the node prefers on the browser leg.
@@ -140,6 +141,22 @@ pub struct LimitsConfig {
     /// an API key or session) one client IP may send per minute, counted
     /// before the lookup: made-up ids and wrong keys included.
     pub lookups_per_minute_per_ip: u32,
+    /// The routes a tenant without an allowance of its own may send calls
+    /// on; unset, every route of the node.
+    pub dial_routes: Option<Vec<String>>,
+    /// The E.164 prefixes a tenant without an allowance of its own may
+    /// dial; unset, any number outside the high-cost ranges.
+    pub dial_prefixes: Option<Vec<String>>,
+}
+
+impl LimitsConfig {
+    /// The allowance of every tenant the operator gave none of its own.
+    pub fn default_allowance(&self) -> Allowance {
+        Allowance {
+            routes: self.dial_routes.clone(),
+            prefixes: self.dial_prefixes.clone(),
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -150,6 +167,8 @@ impl Default for LimitsConfig {
             max_concurrent_calls_per_tenant: 50,
             config_requests_per_minute_per_ip: 30,
             lookups_per_minute_per_ip: 600,
+            dial_routes: None,
+            dial_prefixes: None,
         }
     }
 }
@@ -361,6 +380,12 @@ pub(super) fn check_limits(limits: &LimitsConfig, at: &mut At) {
         limits.lookups_per_minute_per_ip,
         10..=1_000_000,
     );
+    for prefix in limits.dial_prefixes.iter().flatten() {
+        if !dialing::valid_prefix(prefix) {
+            let message = format!("{prefix:?} is not a '+' and 1 to 15 digits (such as \"+1\")");
+            at.bad("dial_prefixes", message);
+        }
+    }
 }
 
 pub(super) fn check_database(

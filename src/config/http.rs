@@ -130,7 +130,7 @@ impl Default for HttpConfig {
 
 /// `10.0.0.0/8`, `2001:db8::/32`, or one address (`192.0.2.7`, a /32 or
 /// /128).
-fn parse_net(entry: &str) -> Result<IpNet, String> {
+pub(super) fn parse_net(entry: &str) -> Result<IpNet, String> {
     let entry = entry.trim();
     if let Ok(ip) = entry.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));

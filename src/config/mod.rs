@@ -32,6 +32,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use self::address::HostPort;
@@ -293,6 +294,10 @@ pub struct SipConfig {
     pub trunk_down_after_failures: u32,
     /// RFC 3261 §17.1.1.2 Timer B, 64*T1 with T1 = 500 ms.
     pub invite_timeout_secs: u32,
+    /// Networks, besides the trunks and their proxies, whose SIP the node
+    /// reads (a carrier's published signalling ranges). Anything else sent
+    /// to the SIP ports is dropped unread.
+    pub trusted_sources: Vec<String>,
     /// Read from `[[sip.trunks]]`; the echo trunk, when enabled, is appended.
     #[serde(skip)]
     pub trunks: Vec<TrunkConfig>,
@@ -318,6 +323,13 @@ impl SipConfig {
     pub fn invite_timeout(&self) -> Duration {
         Duration::from_secs(self.invite_timeout_secs.into())
     }
+
+    /// The parsed `trusted_sources` (validated at load, so none is dropped
+    /// from a loaded config).
+    pub fn trusted_source_nets(&self) -> Vec<IpNet> {
+        let parsed = self.trusted_sources.iter().map(|e| http::parse_net(e));
+        parsed.filter_map(Result::ok).collect()
+    }
 }
 
 impl Default for SipConfig {
@@ -334,6 +346,7 @@ impl Default for SipConfig {
             options_interval_secs: 30,
             trunk_down_after_failures: 3,
             invite_timeout_secs: 32,
+            trusted_sources: Vec::new(),
             trunks: Vec::new(),
             routes: Vec::new(),
         }

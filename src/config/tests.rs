@@ -678,6 +678,41 @@ fn trusted_proxies_must_be_addresses_or_cidrs() {
 }
 
 #[test]
+fn the_default_dialing_allowance_names_real_routes_and_prefixes() {
+    let text = format!(
+        "{TRUNK}[[sip.routes]]\nname = \"main\"\ntrunks = [\"t\"]\n\
+         [limits]\ndial_routes = [\"main\", \"nowhere\"]\ndial_prefixes = [\"+1\", \"44\"]\n"
+    );
+    let found = problems(&text, &[]);
+    assert_eq!(
+        keys(&found),
+        ["limits.dial_prefixes", "limits.dial_routes[1]"]
+    );
+    let config = load("[limits]\ndial_prefixes = [\"+1\"]\n", &[]).unwrap();
+    let allowance = config.limits.default_allowance();
+    assert_eq!(allowance.routes, None);
+    assert_eq!(allowance.prefixes, Some(vec!["+1".to_owned()]));
+}
+
+#[test]
+fn trusted_sip_sources_must_be_addresses_or_cidrs() {
+    let found = problems(
+        "[sip]\ntrusted_sources = [\"203.0.113.0/24\", \"sip.carrier.example\"]\n",
+        &[],
+    );
+    assert_eq!(keys(&found), ["sip.trusted_sources"]);
+    assert!(message_for(&found, "sip.trusted_sources").contains("\"sip.carrier.example\""));
+    let config = load("[sip]\ntrusted_sources = [\"203.0.113.9/24\"]\n", &[]).unwrap();
+    let nets: Vec<String> = config
+        .sip
+        .trusted_source_nets()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["203.0.113.0/24"]);
+}
+
+#[test]
 fn a_fixed_turn_credential_needs_the_operators_explicit_yes() {
     let fixed = "[[webrtc.ice_servers]]\nurls = [\"turn:turn.example:3478\"]\n\
                  username = \"u\"\ncredential_env = \"TURN_CREDENTIAL\"\n";

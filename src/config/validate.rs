@@ -197,6 +197,11 @@ fn check_sip(sip: &SipConfig, at: &mut At) {
         1..=100,
     );
     at.range("invite_timeout_secs", sip.invite_timeout_secs, 1..=300);
+    for entry in &sip.trusted_sources {
+        if let Err(message) = super::http::parse_net(entry) {
+            at.bad("trusted_sources", message);
+        }
+    }
 }
 
 /// Control characters in a value that ends up in a SIP header would let the
@@ -464,6 +469,7 @@ fn report_duplicates<'a>(
 }
 
 fn check_route_targets(parsed: &Parsed, problems: &mut Vec<ConfigProblem>) {
+    check_dial_routes(parsed, problems);
     let Some(trunks) = parsed
         .trunks
         .iter()
@@ -483,6 +489,26 @@ fn check_route_targets(parsed: &Parsed, problems: &mut Vec<ConfigProblem>) {
                     message,
                 ));
             }
+        }
+    }
+}
+
+/// `[limits] dial_routes` names routes that exist.
+fn check_dial_routes(parsed: &Parsed, problems: &mut Vec<ConfigProblem>) {
+    let Some(dial_routes) = parsed.limits.as_ref().and_then(|l| l.dial_routes.as_ref()) else {
+        return;
+    };
+    let exists = |name: &str| {
+        let mut configured = parsed.routes.iter().flatten();
+        configured.any(|r| r.name.as_str() == name)
+    };
+    for (i, route) in dial_routes.iter().enumerate() {
+        if !exists(route) {
+            let message = format!("no route is named {route:?}");
+            problems.push(ConfigProblem::new(
+                format!("limits.dial_routes[{i}]"),
+                message,
+            ));
         }
     }
 }

@@ -35,6 +35,7 @@ use crate::call::driver::{CallCommand, CallView, HangupRequest};
 use crate::call::service::{CallService, Follower, LiveCall, PlaceError};
 use crate::call::state::CallState;
 use crate::config::IceServerConfig;
+use crate::dialing::Allowance;
 use crate::metrics::{Metrics, RefusedReason};
 use crate::recording::gate::Consent as GateConsent;
 use crate::store::{Store, WidgetRoute};
@@ -75,6 +76,8 @@ pub struct SignallingState {
     pub metrics: Arc<Metrics>,
     /// While it says draining, new calls are refused.
     pub readiness: Readiness,
+    /// Where a tenant the operator gave no allowance may call.
+    pub default_allowance: Arc<Allowance>,
 }
 
 /// The signalling routes. The widget's (its config, its calls and their
@@ -406,6 +409,21 @@ fn place_checked(
         let headers = [(header::RETRY_AFTER, HeaderValue::from(DRAINING_RETRY_AFTER))];
         let body = Json(serde_json::json!({ "error": "this node is draining: try again" }));
         return (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response();
+    }
+    let allowance = widget.allowance.as_ref();
+    let allowance = allowance.unwrap_or(&state.default_allowance);
+    if let Err(refusal) = allowance.check(&widget.trunk, &widget.e164) {
+        tracing::warn!(
+            tenant = %widget.tenant_id,
+            number = %widget.number_id,
+            %refusal,
+            "call refused: the number is outside its tenant's dialing allowance"
+        );
+        state.metrics.http_refused(RefusedReason::NotAllowed);
+        return error(
+            StatusCode::FORBIDDEN,
+            "calls to this number are not allowed",
+        );
     }
     let now = tokio::time::Instant::now().into_std();
     if let Err(refusal) =

@@ -55,15 +55,18 @@ pub enum RefusedReason {
     Concurrency,
     BadRequest,
     Draining,
+    /// The number is outside its tenant's dialing allowance.
+    NotAllowed,
 }
 
 impl RefusedReason {
-    pub const ALL: [RefusedReason; 5] = [
+    pub const ALL: [RefusedReason; 6] = [
         RefusedReason::RateLimited,
         RefusedReason::Origin,
         RefusedReason::Concurrency,
         RefusedReason::BadRequest,
         RefusedReason::Draining,
+        RefusedReason::NotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl RefusedReason {
             RefusedReason::Concurrency => "concurrency",
             RefusedReason::BadRequest => "bad_request",
             RefusedReason::Draining => "draining",
+            RefusedReason::NotAllowed => "not_allowed",
         }
     }
 }
@@ -300,7 +304,7 @@ pub struct Metrics {
     pub cdrs_waiting: IntGauge,
     /// `callgate_call_panics_total{part}`: see [`Metrics::call_panicked`].
     call_panics: IntCounterVec,
-    refused: [IntCounter; 5],
+    refused: [IntCounter; RefusedReason::ALL.len()],
     sip: SipCollector,
 }
 
@@ -528,7 +532,9 @@ fn register_drops(registry: &Registry) -> Result<DropMetrics, MetricsError> {
     })
 }
 
-fn register_refused(registry: &Registry) -> Result<[IntCounter; 5], MetricsError> {
+fn register_refused(
+    registry: &Registry,
+) -> Result<[IntCounter; RefusedReason::ALL.len()], MetricsError> {
     let refused = counter_vec(
         registry,
         "callgate_http_requests_refused_total",

@@ -38,7 +38,7 @@ const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 type Cell = fn(&SipCounters) -> &AtomicU64;
 
 /// The plain (unlabelled) families, with the counter each one reads.
-const PLAIN: [(&str, &str, Cell); 5] = [
+const PLAIN: [(&str, &str, Cell); 6] = [
     (
         "callgate_sip_invites_sent_total",
         "INVITEs sent to trunks, one per trunk tried (retransmissions excluded).",
@@ -63,6 +63,11 @@ const PLAIN: [(&str, &str, Cell); 5] = [
         "callgate_sip_inbound_refused_total",
         "Inbound INVITEs refused (403) by an agent that takes no inbound calls.",
         |c| &c.inbound_refused,
+    ),
+    (
+        "callgate_sip_unknown_sources_total",
+        "SIP datagrams and connections from neither a trunk, its proxy nor a trusted network, dropped unread.",
+        |c| &c.unknown_sources,
     ),
 ];
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::sip::SipCounters;
 
-const FAMILIES: [(&str, &str); 17] = [
+const FAMILIES: [(&str, &str); 18] = [
     ("callgate_calls_active", "gauge"),
     ("callgate_node_draining", "gauge"),
     ("callgate_calls_started_total", "counter"),
@@ -24,6 +24,7 @@ const FAMILIES: [(&str, &str); 17] = [
     ("callgate_sip_transport_errors_total", "counter"),
     ("callgate_sip_options_probe_failures_total", "counter"),
     ("callgate_sip_inbound_refused_total", "counter"),
+    ("callgate_sip_unknown_sources_total", "counter"),
 ];
 
 /// The value of one series line, e.g. `name{a="b"} 3`.

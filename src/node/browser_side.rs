@@ -173,6 +173,7 @@ impl BrowserSide {
             trusted_proxies: config.http.trusted_proxy_nets().into(),
             metrics: metrics.clone(),
             readiness: readiness.clone(),
+            default_allowance: Arc::new(config.limits.default_allowance()),
         };
         let admin = AdminState {
             store: store.clone(),

@@ -149,6 +149,7 @@ pub fn agent_settings(config: &Config) -> Result<AgentSettings, TrunkSideError> 
             })
             .collect(),
         accept_inbound: false,
+        trusted_sources: Some(sip.trusted_source_nets()),
     })
 }
 

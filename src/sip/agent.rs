@@ -13,10 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use rsipstack::EndpointBuilder;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::sip::{HostWithPort, Method, SipMessage, StatusCode, StatusCodeKind, Uri};
+use rsipstack::resolver::SipResolver;
+use rsipstack::sip::{
+    HostWithPort, Method, SipMessage, StatusCode, StatusCodeKind, Transport as SipTransportKind,
+    Uri,
+};
 use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::{Endpoint, Transaction, TransactionReceiver, make_tag};
@@ -35,8 +40,12 @@ use super::digest_compat::DigestAlgorithmSpelling;
 use super::health::HealthChange;
 use super::inbound::InboundCall;
 use super::settings::AgentSettings;
+use super::sources::{self, TrustedSources};
 use super::trunk::{RouteTable, Trunk};
 use crate::supervise::{self, CoreFailure};
+
+/// How long the start waits for the trunks' names to resolve.
+const FIRST_RESOLUTION: Duration = Duration::from_secs(5);
 
 /// Counters of what the agent saw; cheap to read for metrics.
 #[derive(Debug, Default)]
@@ -48,6 +57,9 @@ pub struct SipCounters {
     pub transport_errors: AtomicU64,
     pub options_probe_failures: AtomicU64,
     pub inbound_refused: AtomicU64,
+    /// Datagrams and connections from addresses that are neither a trunk,
+    /// a trunk's proxy nor a trusted network, dropped unread.
+    pub unknown_sources: AtomicU64,
 }
 
 impl SipCounters {
@@ -63,7 +75,7 @@ pub(crate) struct AgentInner {
     pub(crate) routes: RouteTable,
     pub(crate) settings: AgentSettings,
     pub(crate) local_host: HostWithPort,
-    pub(crate) counters: SipCounters,
+    pub(crate) counters: Arc<SipCounters>,
     pub(crate) cancel: CancellationToken,
     /// Every outbound call's task, to wait for their goodbyes at shutdown.
     pub(crate) calls: TaskTracker,
@@ -105,6 +117,11 @@ impl SipAgent {
             settings.trunk_down_after_failures,
         )?;
         let transport = bind_transports(&settings, &cancel).await?;
+        let counters = Arc::new(SipCounters::default());
+        let sources = match &settings.trusted_sources {
+            Some(extra) => Some(trust_only(&transport, &routes, extra, &counters).await),
+            None => None,
+        };
         let option = EndpointOption {
             t1x64: settings.invite_timeout,
             // Call-IDs name no third party's domain.
@@ -133,7 +150,7 @@ impl SipAgent {
             routes,
             settings,
             local_host,
-            counters: SipCounters::default(),
+            counters,
             cancel,
             calls: TaskTracker::new(),
             failure: CoreFailure::default(),
@@ -150,6 +167,10 @@ impl SipAgent {
         };
         let dispatcher = dispatch_incoming(inner.clone(), incoming, inbound_tx);
         inner.spawn_core("sip dispatcher", dispatcher);
+        if let Some(sources) = sources.filter(|s| s.has_names()) {
+            let refresher = refresh_sources(sources, inner.cancel.clone());
+            inner.spawn_core("sip source refresher", refresher);
+        }
         if let Some(interval) = inner.settings.options_interval {
             for trunk in inner.routes.trunks() {
                 let probe = probe_trunk(inner.clone(), trunk.clone(), interval);
@@ -261,6 +282,61 @@ async fn bind_transports(
     }
     layer.set_tls_config(client_tls);
     Ok(layer)
+}
+
+/// Makes the transport read only what comes from the trunks, their proxies
+/// and the `extra` networks; names are resolved once before this returns
+/// (bounded, so a dead resolver does not hold the start).
+async fn trust_only(
+    transport: &TransportLayer,
+    routes: &RouteTable,
+    extra: &[IpNet],
+    counters: &Arc<SipCounters>,
+) -> Arc<TrustedSources> {
+    let peers = routes.trunks().iter().flat_map(|trunk| {
+        let transport = trunk.next_hop.r#type.unwrap_or(SipTransportKind::Udp);
+        [
+            (trunk.host.clone(), transport),
+            (trunk.next_hop.addr.clone(), transport),
+        ]
+    });
+    let sources = Arc::new(TrustedSources::new(peers, extra));
+    if sources.has_names() {
+        let resolver = SipResolver::new();
+        let first = sources.refresh(&resolver);
+        if !matches!(
+            tokio::time::timeout(FIRST_RESOLUTION, first).await,
+            Ok(true)
+        ) {
+            warn!("a trunk's host name did not resolve; its requests are dropped until it does");
+        }
+    }
+    let (check, counters) = (sources.clone(), counters.clone());
+    transport.set_whitelist(move |ip| {
+        let allowed = check.allows(ip);
+        if !allowed {
+            counters.unknown_sources.fetch_add(1, Ordering::Relaxed);
+        }
+        std::future::ready(allowed)
+    });
+    sources
+}
+
+/// Resolves the trunks' names again, every [`sources::REFRESH`], or
+/// [`sources::RETRY`] after a failure, until the agent stops.
+async fn refresh_sources(sources: Arc<TrustedSources>, cancel: CancellationToken) {
+    let resolver = SipResolver::new();
+    let mut wait = sources::REFRESH;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = match sources.refresh(&resolver).await {
+            true => sources::REFRESH,
+            false => sources::RETRY,
+        };
+    }
 }
 
 /// Trust anchors for TLS trunks: the system roots plus every trunk's own CA.

@@ -9,6 +9,8 @@
 //!   in-dialog OPTIONS answered, digest authentication on 401/407 (MD5 and
 //!   SHA-256, qop=auth, done by rsipstack), outbound proxy with Record-Route
 //!   honoured, ring timeout and maximum duration, failover across a route.
+//! - Only the trunks, their proxies and the operator's trusted networks are
+//!   read on the SIP port; anything else is dropped before it is parsed.
 //! - [`disposition`]: final responses, timeouts and transport errors mapped to
 //!   busy / no_answer / rejected / failed / unreachable with the SIP cause.
 //! - [`InboundCall`]: INVITEs accepted by an agent that asked for them (the
@@ -24,6 +26,7 @@ pub mod disposition;
 mod health;
 mod inbound;
 mod settings;
+mod sources;
 mod trunk;
 
 pub use agent::{SipAgent, SipCounters};

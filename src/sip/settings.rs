@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use crate::media::sdp::Codec;
 use crate::privacy::Secret;
 
@@ -111,6 +113,9 @@ pub struct AgentSettings {
     pub routes: Vec<RouteSettings>,
     /// Hand inbound INVITEs to the owner instead of refusing them.
     pub accept_inbound: bool,
+    /// `Some`: read only what comes from the trunks, their proxies and these
+    /// networks. `None`: read everything (an agent bound to loopback alone).
+    pub trusted_sources: Option<Vec<IpNet>>,
 }
 
 impl AgentSettings {
@@ -130,6 +135,7 @@ impl AgentSettings {
             trunks: Vec::new(),
             routes: Vec::new(),
             accept_inbound: true,
+            trusted_sources: None,
         }
     }
 }

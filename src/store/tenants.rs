@@ -1,4 +1,5 @@
-//! Tenants (the customers of a node) and their API keys.
+//! Tenants (the customers of a node), the allowance the operator gave
+//! each (where its numbers may call), and their API keys.
 //!
 //! A key is stored only as a keyed hash beside its public id and role; the
 //! key itself is shown once, when made, and never again. A revoked key stays
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::{Store, StoreError, now_ms};
+use crate::dialing::Allowance;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -220,4 +222,71 @@ impl Store {
             .map_err(StoreError::query("api key revoke"))?;
         Ok(true)
     }
+
+    /// The allowance the operator gave `tenant`: `Ok(None)` when there is
+    /// no such tenant, `Ok(Some(None))` when it has the node's default.
+    pub async fn tenant_allowance(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<Option<Allowance>>, StoreError> {
+        let row: Option<Option<String>> =
+            sqlx::query_scalar("SELECT dial_allowance FROM tenants WHERE id = $1")
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::query("tenant allowance lookup"))?;
+        row.map(|json| json.as_deref().map(parse_allowance).transpose())
+            .transpose()
+    }
+
+    /// Gives `tenant` its own allowance, or (`None`) the node's default
+    /// again, audited in the tenant's log; false when there is no such
+    /// tenant.
+    pub async fn set_tenant_allowance(
+        &self,
+        tenant: &str,
+        allowance: Option<&Allowance>,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        let json = allowance.map(encode_allowance);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("tenant allowance update"))?;
+        let updated = sqlx::query("UPDATE tenants SET dial_allowance = $2 WHERE id = $1")
+            .bind(tenant)
+            .bind(json.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("tenant allowance update"))?
+            .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        let action = if allowance.is_some() {
+            "updated"
+        } else {
+            "deleted"
+        };
+        let event = NewAuditEvent::new("allowance", tenant, actor, action, tenant, "");
+        insert_event(&mut tx, now_ms(), &event).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("tenant allowance update"))?;
+        Ok(true)
+    }
+}
+
+/// Decodes `tenants.dial_allowance`.
+pub(super) fn parse_allowance(json: &str) -> Result<Allowance, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+        column: "tenants.dial_allowance",
+        detail: e.to_string(),
+    })
+}
+
+fn encode_allowance(allowance: &Allowance) -> String {
+    // Lists of strings always serialise; the fallback is unreachable.
+    serde_json::to_string(allowance).unwrap_or_else(|_| "{}".to_owned())
 }

@@ -96,6 +96,7 @@ fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
         notice_text: None,
         allowed_origins: vec![SELF_ORIGIN.into()],
         limits: WidgetLimits::default(),
+        allowance: None,
     };
     let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms as u64);
     let mut cdr = CdrRecord::begin(call_id, &route, "node-1", at(created_at_ms));
@@ -228,8 +229,39 @@ on_both_stores! {
                 notice_text: Some(super::seed::DEMO_NOTICE.into()),
                 allowed_origins: vec!["self".into()],
                 limits: WidgetLimits::default(),
+                allowance: None,
             })
         );
+    }
+}
+
+on_both_stores! {
+    async fn a_tenants_allowance_reaches_its_calls_is_audited_and_can_be_cleared(store: Store) {
+        store.seed_demo().await.unwrap();
+        assert_eq!(store.tenant_allowance("demo").await.unwrap(), Some(None));
+        assert_eq!(store.tenant_allowance("nobody").await.unwrap(), None);
+        let allowance = crate::dialing::Allowance {
+            routes: Some(vec!["demo".into()]),
+            prefixes: None,
+        };
+        let operator = Actor::Key("op1".into());
+        assert!(store.set_tenant_allowance("demo", Some(&allowance), &operator).await.unwrap());
+        assert!(!store.set_tenant_allowance("nobody", Some(&allowance), &operator).await.unwrap());
+        assert_eq!(
+            store.tenant_allowance("demo").await.unwrap(),
+            Some(Some(allowance.clone()))
+        );
+        let route = store.widget_route("demo").await.unwrap().unwrap();
+        assert_eq!(route.allowance, Some(allowance));
+        assert!(store.set_tenant_allowance("demo", None, &Actor::Cli).await.unwrap());
+        assert_eq!(store.widget_route("demo").await.unwrap().unwrap().allowance, None);
+        let events = store.audit_events("demo", 0, i64::MAX, 10).await.unwrap();
+        let changes: Vec<(&str, &str, &str)> = events
+            .iter()
+            .filter(|e| e.target_kind == "allowance")
+            .map(|e| (e.actor.as_str(), e.action.as_str(), e.target_id.as_str()))
+            .collect();
+        assert_eq!(changes, [("key:op1", "updated", "demo"), ("cli", "deleted", "demo")]);
     }
 }
 

@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
+use super::tenants::parse_allowance;
 use super::{Store, StoreError, now_ms};
+use crate::dialing::Allowance;
 
 /// The `allowed_origins` token meaning "the node's own public origin".
 ///
@@ -116,6 +118,9 @@ pub struct WidgetRoute {
     pub allowed_origins: Vec<String>,
     /// The widget's own limits, where it has any.
     pub limits: WidgetLimits,
+    /// The allowance the operator gave the tenant; `None`: the node's
+    /// default.
+    pub allowance: Option<Allowance>,
 }
 
 /// A widget's own limits on new calls; `None` leaves the node's limit.
@@ -176,6 +181,7 @@ struct RouteRow {
     allowed_origins: String,
     calls_per_minute: Option<i64>,
     max_concurrent_calls: Option<i64>,
+    dial_allowance: Option<String>,
 }
 
 impl TryFrom<RouteRow> for WidgetRoute {
@@ -185,6 +191,11 @@ impl TryFrom<RouteRow> for WidgetRoute {
         let allowed_origins = parse_origins(&row.allowed_origins)?;
         Ok(WidgetRoute {
             limits: WidgetLimits::from_columns(row.calls_per_minute, row.max_concurrent_calls)?,
+            allowance: row
+                .dial_allowance
+                .as_deref()
+                .map(parse_allowance)
+                .transpose()?,
             recording: row.recording.parse()?,
             on_revoke: row.on_revoke.parse()?,
             retention_days: u32::try_from(row.retention_days).map_err(|_| StoreError::Corrupt {
@@ -223,8 +234,10 @@ impl Store {
         let row: Option<RouteRow> = sqlx::query_as(
             "SELECT w.id AS widget_id, w.tenant_id, w.number_id, n.e164, n.trunk, \
                     n.recording, n.on_revoke, n.retention_days, n.notice_text, \
-                    w.allowed_origins, w.calls_per_minute, w.max_concurrent_calls \
+                    w.allowed_origins, w.calls_per_minute, w.max_concurrent_calls, \
+                    t.dial_allowance \
              FROM widgets w JOIN numbers n ON n.id = w.number_id \
+                  JOIN tenants t ON t.id = w.tenant_id \
              WHERE w.id = $1",
         )
         .bind(widget_id)

@@ -2,7 +2,7 @@
 //! a broken peer could send to the node's SIP port, and an OPTIONS probe to
 //! check that the port still answers afterwards.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 /// Kinds of malformed input, each named after what it attacks.
@@ -143,9 +143,19 @@ pub fn send_all_malformed(to: SocketAddr, wait: Duration) -> Vec<(Malformed, Opt
 /// An out-of-dialog OPTIONS (RFC 3261 11) to `to`; returns the status code
 /// of the answer within `wait`.
 pub fn options_ping(to: SocketAddr, wait: Duration) -> Option<u16> {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind raw SIP socket");
-    let from = socket.local_addr().expect("raw socket address");
-    let request = format!(
+    options_ping_from(IpAddr::from([127, 0, 0, 1]), to, wait)
+}
+
+/// [`options_ping`] sent from `source` (any address of 127.0.0.0/8 works
+/// on Linux without set-up).
+pub fn options_ping_from(source: IpAddr, to: SocketAddr, wait: Duration) -> Option<u16> {
+    let reply = send_from(source, to, |from| options(from, to), wait)?;
+    reply.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+/// An out-of-dialog OPTIONS from `from` to `to`.
+pub fn options(from: SocketAddr, to: SocketAddr) -> Vec<u8> {
+    format!(
         "OPTIONS sip:{to} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {from};branch=z9hG4bK-ping-{port}\r\n\
          Max-Forwards: 70\r\n\
@@ -156,9 +166,22 @@ pub fn options_ping(to: SocketAddr, wait: Duration) -> Option<u16> {
          Accept: application/sdp\r\n\
          Content-Length: 0\r\n\r\n",
         port = from.port()
-    );
-    let reply = exchange(&socket, to, request.as_bytes(), wait)?;
-    reply.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+    )
+    .into_bytes()
+}
+
+/// Sends what `build` makes (given the sending socket's address) from a
+/// fresh socket on `source` to `to`; returns the first final reply within
+/// `wait`, if any.
+pub fn send_from(
+    source: IpAddr,
+    to: SocketAddr,
+    build: impl FnOnce(SocketAddr) -> Vec<u8>,
+    wait: Duration,
+) -> Option<String> {
+    let socket = UdpSocket::bind((source, 0)).expect("bind raw SIP socket");
+    let from = socket.local_addr().expect("raw socket address");
+    exchange(&socket, to, &build(from), wait)
 }
 
 fn exchange(socket: &UdpSocket, to: SocketAddr, datagram: &[u8], wait: Duration) -> Option<String> {

@@ -62,8 +62,9 @@ pub fn trunk(name: &str, addr: SocketAddr) -> TrunkSettings {
 }
 
 impl TestNode {
-    /// An agent on a free loopback port with `trunks` as route `r`;
-    /// `tweak` adjusts the settings before it starts.
+    /// An agent on a free loopback port with `trunks` as route `r`, reading
+    /// SIP from them alone, as a node does; `tweak` adjusts the settings
+    /// before it starts.
     pub async fn start(trunks: Vec<TrunkSettings>, tweak: impl FnOnce(&mut AgentSettings)) -> Self {
         if std::env::var_os("RUST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_test_writer().try_init();
@@ -75,6 +76,7 @@ impl TestNode {
             trunks: trunks.iter().map(|t| t.name.clone()).collect(),
         }];
         settings.trunks = trunks;
+        settings.trusted_sources = Some(Vec::new());
         tweak(&mut settings);
         let cancel = CancellationToken::new();
         let (agent, _) = SipAgent::start(settings, cancel.clone())

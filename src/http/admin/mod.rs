@@ -2,8 +2,9 @@
 //! dashboard's session cookie): numbers, widgets, CDR export, recordings,
 //! the audit log, the webhook endpoint and privacy requests (export and
 //! erase by the reference a visitor was shown); the operator's `/v1/node`
-//! (status and drain, `operator` keys only); and the OpenAPI document that
-//! describes every route of the node.
+//! (status and drain) and `/v1/tenants/{id}/allowance` (where a tenant may
+//! call), `operator` keys only; and the OpenAPI document that describes
+//! every route of the node.
 //!
 //! Invariants:
 //! - Every query is scoped to the caller's tenant; another tenant's object
@@ -15,6 +16,7 @@
 //! - Bodies and queries are strict: unknown fields and bad values answer
 //!   400 naming the field.
 
+mod allowances;
 pub mod api_key;
 mod audit;
 mod auth;
@@ -62,7 +64,8 @@ pub struct AdminState {
     pub routes: Arc<[String]>,
     /// Where browsers reach this node, for embed snippets.
     pub base_url: String,
-    /// The node's limits, which a widget's own may only tighten.
+    /// The node's limits, which a widget's own may only tighten, and the
+    /// default dialing allowance.
     pub limits: LimitsConfig,
     /// `webhooks.allow_private_targets`: a webhook URL may name a private
     /// address.
@@ -114,6 +117,12 @@ pub fn routes(state: AdminState, lookups: LookupBudget) -> Router {
         )
         .route("/v1/node", get(node::status))
         .route("/v1/node/drain", post(node::drain).delete(node::resume))
+        .route(
+            "/v1/tenants/{id}/allowance",
+            get(allowances::get)
+                .put(allowances::put)
+                .delete(allowances::delete),
+        )
         .route_layer(budget)
         .route("/v1/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

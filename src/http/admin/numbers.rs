@@ -1,5 +1,9 @@
 //! `/v1/numbers`: a tenant's numbers, their trunk route, recording policy
 //! and retention.
+//!
+//! A number's route and destination must be within the tenant's dialing
+//! allowance (the toll-fraud guard, see [`crate::dialing`]); a refusal
+//! names only the routes and prefixes this tenant may use.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -92,12 +96,9 @@ pub struct NumberPatch {
 }
 
 impl NumberPatch {
-    fn validate(&self, routes: &[String]) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), ApiError> {
         if let Some(e164) = &self.e164 {
             validate::e164("e164", e164)?;
-        }
-        if let Some(trunk) = &self.trunk {
-            validate::trunk("trunk", trunk, routes)?;
         }
         if let Some(days) = self.retention_days {
             validate::retention_days("retention_days", days)?;
@@ -107,6 +108,34 @@ impl NumberPatch {
         }
         Ok(())
     }
+}
+
+/// Refuses a route or destination outside `tenant`'s allowance, naming
+/// only what the tenant may use (never another tenant's routes).
+async fn check_allowed(
+    state: &AdminState,
+    tenant: &str,
+    trunk: &str,
+    e164: &str,
+) -> Result<(), ApiError> {
+    let own = state.store.tenant_allowance(tenant).await?.flatten();
+    let allowance = own.unwrap_or_else(|| state.limits.default_allowance());
+    let usable = allowance.usable_routes(&state.routes);
+    if !usable.contains(&trunk) {
+        let message = format!(
+            "no route {trunk:?} for this tenant (routes: {})",
+            usable.join(", ")
+        );
+        return Err(ApiError::bad_field("trunk", message));
+    }
+    if !allowance.may_dial(e164) {
+        let message = format!(
+            "outside the destinations this tenant may call ({})",
+            allowance.describe_destinations()
+        );
+        return Err(ApiError::bad_field("e164", message));
+    }
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/v1/numbers", tag = "numbers",
@@ -147,7 +176,7 @@ pub async fn create(
     let new: NewNumber = parse_json(&body)?;
     validate::id("id", &new.id)?;
     validate::e164("e164", &new.e164)?;
-    validate::trunk("trunk", &new.trunk, &state.routes)?;
+    check_allowed(&state, &caller.tenant_id, &new.trunk, &new.e164).await?;
     validate::retention_days("retention_days", new.retention_days)?;
     if let Some(notice) = &new.notice_text {
         validate::notice_text("notice_text", notice)?;
@@ -187,7 +216,14 @@ pub async fn update(
 ) -> Result<Json<NumberView>, ApiError> {
     caller.require_admin()?;
     let patch: NumberPatch = parse_json(&body)?;
-    patch.validate(&state.routes)?;
+    patch.validate()?;
+    if patch.trunk.is_some() || patch.e164.is_some() {
+        let current = state.store.number(&caller.tenant_id, &id).await?;
+        let current = current.ok_or(ApiError::NotFound("number"))?;
+        let trunk = patch.trunk.as_deref().unwrap_or(&current.trunk);
+        let e164 = patch.e164.as_deref().unwrap_or(&current.e164);
+        check_allowed(&state, &caller.tenant_id, trunk, e164).await?;
+    }
     let change = NumberChange {
         e164: patch.e164,
         trunk: patch.trunk,

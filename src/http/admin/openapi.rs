@@ -7,7 +7,9 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, cdrs, error, node, numbers, privacy, recordings, session, webhooks, widgets};
+use super::{
+    allowances, audit, cdrs, error, node, numbers, privacy, recordings, session, webhooks, widgets,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +24,7 @@ use super::{audit, cdrs, error, node, numbers, privacy, recordings, session, web
         privacy::export, privacy::erase,
         session::create, session::show, session::delete,
         node::status, node::drain, node::resume,
+        allowances::get, allowances::put, allowances::delete,
         document,
     ),
     components(schemas(error::ErrorBody)),
@@ -39,6 +42,8 @@ use super::{audit, cdrs, error, node, numbers, privacy, recordings, session, web
             HttpOnly cookie that the admin routes accept too"),
         (name = "node", description = "the operator's view of this node and its drain \
             (operator keys only)"),
+        (name = "tenants", description = "where a tenant's numbers may call: routes and \
+            destination prefixes (operator keys only)"),
     )
 )]
 pub struct ApiDoc;
@@ -61,13 +66,15 @@ impl Modify for BearerKeys {
         );
         // Every route that takes a key takes the session cookie instead,
         // except the operator's, which take only an operator key.
+        let operator_only =
+            |path: &str| path.starts_with("/v1/node") || path.starts_with("/v1/tenants");
         let bearer = SecurityRequirement::new("api_key", Vec::<String>::new());
         let cookie = SecurityRequirement::new("session", Vec::<String>::new());
         let tenant_routes = openapi
             .paths
             .paths
             .iter_mut()
-            .filter(|(path, _)| !path.starts_with("/v1/node"))
+            .filter(|(path, _)| !operator_only(path))
             .map(|(_, item)| item);
         for item in tenant_routes {
             let operations = [

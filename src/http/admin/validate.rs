@@ -61,21 +61,6 @@ pub fn retention_days(field: &str, days: u32) -> Result<(), ApiError> {
     }
 }
 
-/// The trunk must be one of the node's `[[sip.routes]]`.
-pub fn trunk(field: &str, value: &str, routes: &[String]) -> Result<(), ApiError> {
-    if routes.iter().any(|route| route == value) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_field(
-            field,
-            format!(
-                "no route {value:?} on this node (routes: {})",
-                routes.join(", ")
-            ),
-        ))
-    }
-}
-
 pub fn notice_text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.chars().count() <= MAX_NOTICE_CHARS && !value.trim().is_empty() {
         Ok(())
@@ -244,16 +229,6 @@ mod tests {
             assert!(origins("o", &list(&[bad])).is_err(), "{bad}");
         }
         assert!(origins("o", &[]).is_err());
-    }
-
-    #[test]
-    fn trunks_must_be_routes() {
-        let routes = vec!["demo".to_owned(), "pstn".to_owned()];
-        assert!(trunk("trunk", "pstn", &routes).is_ok());
-        assert_eq!(
-            field(trunk("trunk", "other", &routes)).as_deref(),
-            Some("trunk")
-        );
     }
 
     #[test]
