@@ -3,7 +3,8 @@
 # all unit and integration tests in ONE release build (integration tests run
 # the binary cargo built for them, so nothing is compiled twice). The build
 # has the fail points the panic tests set off (feature "failpoints"); they
-# do nothing until a test sets one.
+# do nothing until a test sets one. Last, what the tests' nodes logged is
+# scanned for personal data (scripts/scan-logs.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -16,4 +17,11 @@ cargo clippy --all-targets --release --features failpoints -- -D warnings
 trap 'scripts/test-postgres.sh stop' EXIT
 TEST_POSTGRES_URL=$(scripts/test-postgres.sh start)
 export TEST_POSTGRES_URL
+# Every node a test starts in-process logs at debug into this directory;
+# the scan afterwards fails the run on personal data in any line.
+TEST_NODE_LOG_DIR="$PWD/target/test-logs"
+export TEST_NODE_LOG_DIR
+rm -rf "$TEST_NODE_LOG_DIR"
+scripts/scan-logs.py --self-test
 cargo test --release --features failpoints
+scripts/scan-logs.py "$TEST_NODE_LOG_DIR"

@@ -6,9 +6,13 @@
 //! free of personal data by [`crate::privacy::Pii`] at each call site; this
 //! module only decides the shape and destination of the lines.
 //!
-//! One exception is enforced here: the SIP stack (rsipstack) logs whole SIP
-//! messages (numbers, addresses, SDP) at info and debug, so its targets are
-//! capped at error whatever `log.level` or `RUST_LOG` say.
+//! One exception is enforced here: libraries that log what must not be
+//! logged are capped whatever `log.level` or `RUST_LOG` say (see [`CAPS`]).
+//! The SIP stack (rsipstack) logs whole SIP messages (numbers, addresses,
+//! SDP) at info and debug, and the WebRTC stack (`rtc` and its crates,
+//! through the `log` crate, routed here by [`route_log_records`]) logs
+//! candidates and addresses: both are held to errors. sqlx's statements and
+//! the HTTP stack's connection lines are held to info.
 //!
 //! Panics are logged as error lines too (so JSON logs stay JSON), with
 //! their location and thread; a formatted panic message is withheld.
@@ -42,6 +46,7 @@ pub fn init(log: &LogConfig) -> Result<(), TelemetryError> {
     let subscriber = subscriber(log, rust_log.as_deref(), ansi, std::io::stderr)?;
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    route_log_records();
     std::panic::set_hook(Box::new(|info| {
         let location = info
             .location()
@@ -99,9 +104,38 @@ where
     })
 }
 
-/// Targets known to log personal data below error level are held to errors.
+/// Sends the `log` crate's records (the WebRTC stack logs through it) to
+/// the installed subscriber, where the same filters and caps apply; until
+/// this runs they are dropped. Records below info are never made: the
+/// WebRTC stack's per-packet trace calls then cost one comparison on the
+/// media path. A second call does nothing.
+pub fn route_log_records() {
+    let routed =
+        tracing_log::LogTracer::builder().with_max_level(tracing_log::log::LevelFilter::Info);
+    let _ = routed.init();
+}
+
+/// Targets that log personal data, or a peer's address, below some level,
+/// and the most each may log whatever the filter says: the SIP stack
+/// (whole messages) and the WebRTC stack (candidates) only errors; sqlx
+/// (whole statements) and the HTTP and WebSocket clients and servers
+/// (connection lines naming the peer) only info.
+const CAPS: [(&str, Level); 9] = [
+    ("rsipstack", Level::ERROR),
+    ("rtc", Level::ERROR),
+    ("sqlx", Level::INFO),
+    ("hyper", Level::INFO),
+    ("h2", Level::INFO),
+    ("reqwest", Level::INFO),
+    ("rustls", Level::INFO),
+    ("tungstenite", Level::INFO),
+    ("tokio_tungstenite", Level::INFO),
+];
+
 fn within_privacy_cap(meta: &Metadata<'_>) -> bool {
-    !meta.target().starts_with("rsipstack") || *meta.level() <= Level::ERROR
+    let target = meta.target();
+    let cap = CAPS.iter().find(|(prefix, _)| target.starts_with(prefix));
+    cap.is_none_or(|(_, most)| meta.level() <= most)
 }
 
 fn filter(log: &LogConfig, rust_log: Option<&str>) -> Result<EnvFilter, TelemetryError> {
@@ -216,6 +250,29 @@ mod tests {
         let out = logs.text();
         assert!(!out.contains("4930123456"), "{out}");
         assert!(out.contains("transport failed"), "{out}");
+    }
+
+    #[test]
+    fn webrtc_stack_records_arrive_and_are_held_to_errors() {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let log = LogConfig {
+            format: LogFormat::Text,
+            level: "trace".to_owned(),
+        };
+        let subscriber = subscriber(&log, Some("trace"), false, move || writer.clone()).unwrap();
+        route_log_records();
+        tracing::subscriber::with_default(subscriber, || {
+            log::info!(target: "rtc_ice::agent", "candidate 192.0.2.7:5000 added");
+            log::error!(target: "rtc_dtls::conn", "handshake failed");
+            log::info!(target: "other_crate", "kept detail");
+            log::debug!(target: "other_crate", "never made");
+        });
+        let out = logs.text();
+        assert!(!out.contains("192.0.2.7"), "{out}");
+        assert!(out.contains("handshake failed"), "{out}");
+        assert!(out.contains("kept detail"), "{out}");
+        assert!(!out.contains("never made"), "{out}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::{similarity, similarity_coarse, speech_pcm_8k, speech_wav_48k};
 use support::browser::{Browser, decode_with_ffmpeg};
@@ -373,5 +374,71 @@ async fn chromium_behind_a_turn_relay_reaches_the_node_with_credentials_that_exp
     );
     let cdrs = node.wait_for_cdrs(1).await;
     assert_eq!(cdrs[0].disposition, "answered");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_numbers_own_caps_hold_its_calls_at_once_and_its_minutes_a_day() {
+    let node = RunningNode::start(17500..=17999, ECHO_ROUTE, &[]).await;
+    let api = Api::new(&node, &node.api_key("demo", "admin"));
+    let body = serde_json::json!({ "offer": OFFER, "consent": null }).to_string();
+    let place = || place_demo_call(&node, &body);
+    let hang_up = |call: &serde_json::Value| {
+        let path = format!(
+            "/v1/calls/{}?token={}",
+            call["call_id"].as_str().unwrap(),
+            call["token"].as_str().unwrap()
+        );
+        http(node.addr, "DELETE", &path, None, b"").0
+    };
+
+    // One call to the number at a time.
+    let one_at_a_time = serde_json::json!({"limits": {"max_concurrent_calls": 1}});
+    let shown = api.expect("PATCH", "/v1/numbers/demo", one_at_a_time, 200);
+    assert_eq!(shown["limits"]["max_concurrent_calls"], 1);
+    let (status, reply) = place();
+    assert_eq!(status, 201, "{reply}");
+    let first: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let (status, reply) = place();
+    assert_eq!(status, 429, "{reply}");
+    assert!(reply.contains("to this number"), "{reply}");
+    assert_eq!(hang_up(&first), 204);
+    node.wait_for_cdrs(1).await;
+
+    // One minute a day, 58 s of which calls earlier today used: the next
+    // call is ended by the node after about 2 s of talk.
+    let one_minute = serde_json::json!({"limits": {"minutes_per_day": 1}});
+    api.expect("PATCH", "/v1/numbers/demo", one_minute, 200);
+    let store = node.store().await;
+    let mut earlier = node.wait_for_cdrs(1).await.remove(0);
+    earlier.call_id = "earlier-today".into();
+    earlier.privacy_ref = None;
+    earlier.created_at_ms = callgate::store::now_ms() - 1_000;
+    earlier.duration_ms = 58_000 - earlier.duration_ms;
+    store.insert_cdr(&earlier).await.unwrap();
+    let (status, reply) = place();
+    assert_eq!(status, 201, "{reply}");
+    let cdrs = node.wait_for_cdrs(3).await;
+    let capped = cdrs
+        .iter()
+        .find(|c| {
+            c.call_id != "earlier-today"
+                && c.answered_at_ms.is_some()
+                && c.ended_by.as_str() == "node"
+        })
+        .unwrap_or_else(|| panic!("no call ended by the node: {cdrs:?}"));
+    assert!(
+        (1_000..=3_500).contains(&capped.duration_ms),
+        "talked {} ms of the 2 s left",
+        capped.duration_ms
+    );
+
+    // The minutes are used now: refused until midnight (UTC).
+    let (status, reply) = place();
+    assert_eq!(status, 429, "{reply}");
+    assert!(reply.contains("used up"), "{reply}");
+    let refused = "callgate_http_requests_refused_total{reason=\"daily_minutes\"}";
+    assert_eq!(metric(node.addr, refused), 1.0);
+    store.close().await;
     node.stop().await;
 }

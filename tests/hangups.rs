@@ -241,10 +241,12 @@ async fn check_row(row: &Row) {
             // The INVITE leaves as the call is placed, before the visitor
             // opens its events socket; its first event (the recording
             // state) says it is open, so it can hear the end.
-            let following = run.wait_for_event(Duration::from_secs(20), |e| {
-                e["type"] == "recording"
-            });
-            assert!(following.is_some(), "{name}: the events socket never opened");
+            let following =
+                run.wait_for_event(Duration::from_secs(20), |e| e["type"] == "recording");
+            assert!(
+                following.is_some(),
+                "{name}: the events socket never opened"
+            );
             let stopping = Instant::now();
             let data = node.stop_keeping_data().await;
             let took = stopping.elapsed();

@@ -206,7 +206,9 @@ impl CallService {
     }
 
     /// Places a call from `widget` with the browser's `offer`. `permit` is
-    /// held until the call ends (the tenant's concurrency slot).
+    /// held until the call ends (the tenant's concurrency slot). Once
+    /// answered, the call talks at most `talk_limit` (what is left of its
+    /// number's minutes today), or the node's maximum call duration.
     pub fn place<P: Send + 'static>(
         &self,
         widget: &WidgetRoute,
@@ -214,6 +216,7 @@ impl CallService {
         visitor_ip: IpAddr,
         consent: Option<Consent>,
         permit: P,
+        talk_limit: Option<std::time::Duration>,
     ) -> Result<PlacedCall, PlaceError> {
         let inner = &self.inner;
         if inner.draining.load(Ordering::Relaxed) {
@@ -269,6 +272,7 @@ impl CallService {
         let request = CallRequest {
             route: widget.trunk.clone(),
             callee: widget.e164.clone(),
+            talk_limit,
         };
         let leg = match TrunkLeg::start(&parts.agent, local, parts.plan.announce_ip, request) {
             Ok(leg) => leg,

@@ -1,6 +1,7 @@
 //! The guards in front of call signalling: per-client and per-widget rate
-//! limits, per-tenant and per-widget concurrency, and the Origin check.
-//! A widget's own limits ([`WidgetLimits`]) only ever tighten the node's.
+//! limits, per-tenant, per-widget and per-number concurrency, a number's
+//! daily minutes, and the Origin check. A widget's own limits
+//! ([`WidgetLimits`]) only ever tighten the node's.
 //!
 //! Pure policy, no I/O: every time-dependent check takes `now`. [`Guards`]
 //! is the thread-safe form the HTTP handlers share; each of its locks is a
@@ -49,6 +50,10 @@ pub enum Refusal {
     TooManyCalls { limit: u32 },
     #[error("too many calls in progress through this widget, try again later")]
     WidgetBusy { limit: u32 },
+    #[error("too many calls in progress to this number, try again later")]
+    NumberBusy { limit: u32 },
+    #[error("this number's minutes for today are used up, try again tomorrow")]
+    DailyMinutesUsed { retry_after: Duration },
 }
 
 impl Refusal {
@@ -59,10 +64,12 @@ impl Refusal {
 
     pub fn retry_after(&self) -> Duration {
         match *self {
-            Refusal::RateLimitedIp { retry_after } | Refusal::RateLimitedWidget { retry_after } => {
-                retry_after
-            }
-            Refusal::TooManyCalls { .. } | Refusal::WidgetBusy { .. } => BUSY_RETRY_AFTER,
+            Refusal::RateLimitedIp { retry_after }
+            | Refusal::RateLimitedWidget { retry_after }
+            | Refusal::DailyMinutesUsed { retry_after } => retry_after,
+            Refusal::TooManyCalls { .. }
+            | Refusal::WidgetBusy { .. }
+            | Refusal::NumberBusy { .. } => BUSY_RETRY_AFTER,
         }
     }
 
@@ -88,7 +95,10 @@ impl Refusal {
             Refusal::RateLimitedIp { .. } | Refusal::RateLimitedWidget { .. } => {
                 RefusedReason::RateLimited
             }
-            Refusal::TooManyCalls { .. } | Refusal::WidgetBusy { .. } => RefusedReason::Concurrency,
+            Refusal::TooManyCalls { .. }
+            | Refusal::WidgetBusy { .. }
+            | Refusal::NumberBusy { .. } => RefusedReason::Concurrency,
+            Refusal::DailyMinutesUsed { .. } => RefusedReason::DailyMinutes,
         }
     }
 }
@@ -110,6 +120,7 @@ struct Inner {
     per_widget: Mutex<RateLimiter<String>>,
     tenants: Arc<CallCounts>,
     widgets: Arc<CallCounts>,
+    numbers: Arc<CallCounts>,
     max_calls_per_tenant: u32,
 }
 
@@ -129,6 +140,7 @@ impl Guards {
             per_widget: Mutex::new(RateLimiter::per_minute(limits.calls_per_minute_per_widget)),
             tenants: Arc::new(Mutex::new(HashMap::new())),
             widgets: Arc::new(Mutex::new(HashMap::new())),
+            numbers: Arc::new(Mutex::new(HashMap::new())),
             max_calls_per_tenant: limits.max_concurrent_calls_per_tenant.max(1),
         };
         Self {
@@ -206,7 +218,26 @@ impl Guards {
         Ok(CallPermit {
             tenant: tenant_slot,
             _widget: widget_slot,
+            _number: None,
         })
+    }
+
+    /// [`Guards::try_acquire_call`], then one of `number_id`'s slots where
+    /// the number has a cap of its own (`number_limit`).
+    pub fn try_acquire_call_to(
+        &self,
+        tenant: &str,
+        widget_id: &str,
+        limits: &WidgetLimits,
+        number_id: &str,
+        number_limit: Option<u32>,
+    ) -> Result<CallPermit, Refusal> {
+        let mut permit = self.try_acquire_call(tenant, widget_id, limits)?;
+        if let Some(limit) = number_limit {
+            let slot = Slot::take(&self.inner.numbers, number_id, limit);
+            permit._number = Some(slot.ok_or(Refusal::NumberBusy { limit })?);
+        }
+        Ok(permit)
     }
 
     /// Calls `tenant` has in progress (for the dashboard and tests).
@@ -215,12 +246,13 @@ impl Guards {
     }
 }
 
-/// A call's concurrent-call slots (its tenant's, and its widget's where
-/// that has a limit); dropping the permit frees them.
+/// A call's concurrent-call slots (its tenant's, and its widget's and its
+/// number's where they have a limit); dropping the permit frees them.
 #[must_use = "the call's slots are freed as soon as the permit is dropped"]
 pub struct CallPermit {
     tenant: Slot,
     _widget: Option<Slot>,
+    _number: Option<Slot>,
 }
 
 impl CallPermit {

@@ -16,6 +16,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::Readiness;
 use super::client_addr::client_ip;
 use super::cors;
-use super::guard::{Guards, origin_allowed};
+use super::guard::{Guards, Refusal, origin_allowed};
 use super::lookups::{LookupBudget, within_budget};
 use crate::call::driver::{CallCommand, CallView, HangupRequest};
 use crate::call::service::{CallService, Follower, LiveCall, PlaceError};
@@ -38,7 +39,7 @@ use crate::config::IceServerConfig;
 use crate::dialing::Allowance;
 use crate::metrics::{Metrics, RefusedReason};
 use crate::recording::gate::Consent as GateConsent;
-use crate::store::{Store, WidgetRoute};
+use crate::store::{Store, WidgetRoute, now_ms};
 use crate::webrtc::turn_rest;
 
 /// A browser offer is a few KiB; this bounds what a request can make the
@@ -393,16 +394,59 @@ async fn place_call(
             Err(refused) => return refused.into_response(),
         };
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
-    let response = place_checked(&state, &widget, client, &body);
+    let response = match talk_left_today(&state, &widget).await {
+        Ok(talk_limit) => place_checked(&state, &widget, client, &body, talk_limit),
+        Err(refused) => refused,
+    };
     for_origin(response, origin.as_ref())
 }
 
-/// Places a call through `widget`, whose Origin check has passed.
+const DAY_MS: i64 = 86_400_000;
+
+/// What is left of the number's minutes today (UTC) where it has a cap:
+/// the longest the call may talk. Used up, the call is refused (429 until
+/// midnight); a store that cannot say refuses it too (503), since a cap
+/// that fails open is no cap.
+async fn talk_left_today(
+    state: &SignallingState,
+    widget: &WidgetRoute,
+) -> Result<Option<Duration>, Response> {
+    let Some(minutes) = widget.number_limits.minutes_per_day else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let midnight = now - now.rem_euclid(DAY_MS);
+    let used = state
+        .store
+        .talk_ms_since(&widget.tenant_id, &widget.number_id, midnight)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "a number's minutes today could not be read");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this number's minutes cannot be checked now: try again",
+            )
+        })?;
+    let left = i64::from(minutes) * 60_000 - used;
+    if left <= 0 {
+        let until_midnight = u64::try_from(midnight + DAY_MS - now).unwrap_or(0);
+        let refusal = Refusal::DailyMinutesUsed {
+            retry_after: Duration::from_millis(until_midnight),
+        };
+        state.metrics.http_refused(refusal.reason());
+        return Err(refusal.into_response());
+    }
+    Ok(Some(Duration::from_millis(left.unsigned_abs())))
+}
+
+/// Places a call through `widget`, whose Origin check has passed, to talk
+/// at most `talk_limit` where the number's minutes are capped.
 fn place_checked(
     state: &SignallingState,
     widget: &WidgetRoute,
     client: IpAddr,
     body: &[u8],
+    talk_limit: Option<Duration>,
 ) -> Response {
     if state.readiness.is_draining() {
         state.metrics.http_refused(RefusedReason::Draining);
@@ -445,20 +489,22 @@ fn place_checked(
         Consent::Granted => GateConsent::Granted,
         Consent::Declined => GateConsent::Declined,
     });
-    let permit =
-        match state
-            .guards
-            .try_acquire_call(&widget.tenant_id, &widget.widget_id, &widget.limits)
-        {
-            Ok(permit) => permit,
-            Err(refusal) => {
-                state.metrics.http_refused(refusal.reason());
-                return refusal.into_response();
-            }
-        };
+    let permit = match state.guards.try_acquire_call_to(
+        &widget.tenant_id,
+        &widget.widget_id,
+        &widget.limits,
+        &widget.number_id,
+        widget.number_limits.max_concurrent_calls,
+    ) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            state.metrics.http_refused(refusal.reason());
+            return refusal.into_response();
+        }
+    };
     match state
         .calls
-        .place(widget, &request.offer, client, consent, permit)
+        .place(widget, &request.offer, client, consent, permit, talk_limit)
     {
         Ok(placed) => {
             let events = events_url(&state.base_url, &placed.call_id, &placed.token);

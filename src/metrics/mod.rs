@@ -57,16 +57,19 @@ pub enum RefusedReason {
     Draining,
     /// The number is outside its tenant's dialing allowance.
     NotAllowed,
+    /// The number's minutes for the day are used.
+    DailyMinutes,
 }
 
 impl RefusedReason {
-    pub const ALL: [RefusedReason; 6] = [
+    pub const ALL: [RefusedReason; 7] = [
         RefusedReason::RateLimited,
         RefusedReason::Origin,
         RefusedReason::Concurrency,
         RefusedReason::BadRequest,
         RefusedReason::Draining,
         RefusedReason::NotAllowed,
+        RefusedReason::DailyMinutes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +80,7 @@ impl RefusedReason {
             RefusedReason::BadRequest => "bad_request",
             RefusedReason::Draining => "draining",
             RefusedReason::NotAllowed => "not_allowed",
+            RefusedReason::DailyMinutes => "daily_minutes",
         }
     }
 }

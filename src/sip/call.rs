@@ -43,6 +43,9 @@ pub struct CallRequest {
     pub route: String,
     /// The user part of the Request-URI: the callee's number as the trunk expects it.
     pub callee: String,
+    /// Once answered, the call ends after this long (or the agent's
+    /// maximum call duration, whichever is shorter).
+    pub talk_limit: Option<Duration>,
 }
 
 /// Builds the SDP offer for the trunk about to be tried.
@@ -474,7 +477,12 @@ impl CallDriver {
             sdp: response.body.clone(),
         })
         .await;
-        let limit = tokio::time::sleep(self.inner.settings.max_call_duration);
+        let most = self.inner.settings.max_call_duration;
+        let talk = self
+            .request
+            .talk_limit
+            .map_or(most, |limit| limit.min(most));
+        let limit = tokio::time::sleep(talk);
         tokio::pin!(limit);
         let ended_by = loop {
             tokio::select! {

@@ -286,6 +286,27 @@ fn stored(count: u64) -> i64 {
 }
 
 impl Store {
+    /// Talk time (answered to ended) of the calls to `number` of `tenant`
+    /// created since `since_ms`, in milliseconds: what a number's daily
+    /// minutes cap counts.
+    pub async fn talk_ms_since(
+        &self,
+        tenant: &str,
+        number: &str,
+        since_ms: i64,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) FROM cdrs \
+             WHERE tenant_id = $1 AND created_at >= $2 AND number_id = $3",
+        )
+        .bind(tenant)
+        .bind(since_ms)
+        .bind(number)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::query("talk time"))
+    }
+
     /// Writes the record of an ended call. A call id already present is a
     /// [`StoreError::Duplicate`]; a tenant that does not exist is a
     /// [`StoreError::MissingReference`].

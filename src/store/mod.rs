@@ -65,7 +65,7 @@ use sqlx::{AnyPool, ConnectOptions as _, Connection as _};
 pub use self::audit::{Actor, AuditEntry, AuditEvent, NewAuditEvent};
 pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, EndedBy, LegStats};
 pub use self::error::StoreError;
-pub use self::numbers::{Number, NumberChange, NumberDelete};
+pub use self::numbers::{Number, NumberChange, NumberDelete, NumberLimits};
 pub use self::privacy::Erased;
 pub use self::recordings::{ConsentReceiptRow, NewRecording, RecordingRow};
 pub use self::seed::DEMO_ID;

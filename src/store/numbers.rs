@@ -1,5 +1,6 @@
 //! A tenant's numbers: the callee a widget dials, the route to its trunk,
-//! and the recording policy and retention that apply to its calls.
+//! the recording policy and retention that apply to its calls, and its own
+//! caps on them (calls at once, minutes a day).
 //!
 //! Every query is scoped to one tenant: another tenant's number reads as
 //! missing. Every change writes its audit event in the same transaction.
@@ -21,7 +22,46 @@ pub struct Number {
     pub on_revoke: OnRevoke,
     pub retention_days: u32,
     pub notice_text: Option<String>,
+    pub limits: NumberLimits,
     pub created_at_ms: i64,
+}
+
+/// A number's own caps on its calls; `None` is no cap of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct NumberLimits {
+    /// Calls to the number in progress at once, on this node.
+    pub max_concurrent_calls: Option<u32>,
+    /// Minutes of talk per day (UTC), over every call to the number.
+    pub minutes_per_day: Option<u32>,
+}
+
+impl NumberLimits {
+    pub(super) fn from_columns(
+        max_concurrent_calls: Option<i64>,
+        minutes_per_day: Option<i64>,
+    ) -> Result<Self, StoreError> {
+        let positive = |column: &'static str, value: Option<i64>| {
+            let checked = value.map(|v| {
+                let positive = u32::try_from(v).ok().filter(|&v| v > 0);
+                positive.ok_or_else(|| StoreError::Corrupt {
+                    column,
+                    detail: format!("out of range: {v}"),
+                })
+            });
+            checked.transpose()
+        };
+        Ok(NumberLimits {
+            max_concurrent_calls: positive("numbers.max_concurrent_calls", max_concurrent_calls)?,
+            minutes_per_day: positive("numbers.minutes_per_day", minutes_per_day)?,
+        })
+    }
+
+    fn columns(self) -> (Option<i64>, Option<i64>) {
+        (
+            self.max_concurrent_calls.map(i64::from),
+            self.minutes_per_day.map(i64::from),
+        )
+    }
 }
 
 /// The fields a `PATCH` may change; `None` leaves a field as it is.
@@ -34,6 +74,8 @@ pub struct NumberChange {
     pub retention_days: Option<u32>,
     /// `Some(None)` clears the notice.
     pub notice_text: Option<Option<String>>,
+    /// Replaces both caps.
+    pub limits: Option<NumberLimits>,
 }
 
 impl NumberChange {
@@ -46,6 +88,7 @@ impl NumberChange {
             ("on_revoke", self.on_revoke.is_some()),
             ("retention_days", self.retention_days.is_some()),
             ("notice_text", self.notice_text.is_some()),
+            ("limits", self.limits.is_some()),
         ];
         set.into_iter()
             .filter_map(|(name, is_set)| is_set.then_some(name))
@@ -71,6 +114,9 @@ impl NumberChange {
         if let Some(notice) = self.notice_text {
             number.notice_text = notice;
         }
+        if let Some(limits) = self.limits {
+            number.limits = limits;
+        }
     }
 }
 
@@ -92,6 +138,8 @@ struct NumberRow {
     on_revoke: String,
     retention_days: i64,
     notice_text: Option<String>,
+    max_concurrent_calls: Option<i64>,
+    minutes_per_day: Option<i64>,
     created_at: i64,
 }
 
@@ -110,13 +158,14 @@ impl TryFrom<NumberRow> for Number {
             e164: row.e164,
             trunk: row.trunk,
             notice_text: row.notice_text,
+            limits: NumberLimits::from_columns(row.max_concurrent_calls, row.minutes_per_day)?,
             created_at_ms: row.created_at,
         })
     }
 }
 
-const NUMBER_COLUMNS: &str =
-    "id, e164, trunk, recording, on_revoke, retention_days, notice_text, created_at";
+const NUMBER_COLUMNS: &str = "id, e164, trunk, recording, on_revoke, retention_days, notice_text, \
+     max_concurrent_calls, minutes_per_day, created_at";
 
 impl Store {
     /// The numbers of `tenant`, by id.
@@ -158,8 +207,8 @@ impl Store {
             .map_err(StoreError::query("number insert"))?;
         sqlx::query(
             "INSERT INTO numbers (id, tenant_id, e164, trunk, recording, on_revoke, \
-             retention_days, notice_text, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             retention_days, notice_text, max_concurrent_calls, minutes_per_day, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&number.id)
         .bind(tenant)
@@ -169,6 +218,8 @@ impl Store {
         .bind(number.on_revoke.as_str())
         .bind(i64::from(number.retention_days))
         .bind(&number.notice_text)
+        .bind(number.limits.columns().0)
+        .bind(number.limits.columns().1)
         .bind(number.created_at_ms)
         .execute(&mut *tx)
         .await
@@ -201,7 +252,8 @@ impl Store {
             .map_err(StoreError::query("number update"))?;
         let changed = sqlx::query(
             "UPDATE numbers SET e164 = $3, trunk = $4, recording = $5, on_revoke = $6, \
-             retention_days = $7, notice_text = $8 WHERE tenant_id = $1 AND id = $2",
+             retention_days = $7, notice_text = $8, max_concurrent_calls = $9, \
+             minutes_per_day = $10 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
@@ -211,6 +263,8 @@ impl Store {
         .bind(number.on_revoke.as_str())
         .bind(i64::from(number.retention_days))
         .bind(&number.notice_text)
+        .bind(number.limits.columns().0)
+        .bind(number.limits.columns().1)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("number update"))?

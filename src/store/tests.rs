@@ -97,6 +97,7 @@ fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
         allowed_origins: vec![SELF_ORIGIN.into()],
         limits: WidgetLimits::default(),
         allowance: None,
+        number_limits: NumberLimits::default(),
     };
     let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms as u64);
     let mut cdr = CdrRecord::begin(call_id, &route, "node-1", at(created_at_ms));
@@ -230,8 +231,29 @@ on_both_stores! {
                 allowed_origins: vec!["self".into()],
                 limits: WidgetLimits::default(),
                 allowance: None,
+                number_limits: NumberLimits::default(),
             })
         );
+    }
+}
+
+on_both_stores! {
+    async fn talk_time_sums_one_numbers_calls_since_a_moment(store: Store) {
+        store.seed_demo().await.unwrap();
+        let mut early = full_cdr("early", 1_000);
+        early.duration_ms = 5_000;
+        let mut late = full_cdr("late", 2_000);
+        late.duration_ms = 7_000;
+        let mut elsewhere = full_cdr("elsewhere", 2_000);
+        elsewhere.number_id = "other".into();
+        elsewhere.duration_ms = 3_000;
+        for cdr in [&early, &late, &elsewhere] {
+            store.insert_cdr(cdr).await.unwrap();
+        }
+        assert_eq!(store.talk_ms_since("demo", "demo", 0).await.unwrap(), 12_000);
+        assert_eq!(store.talk_ms_since("demo", "demo", 1_500).await.unwrap(), 7_000);
+        assert_eq!(store.talk_ms_since("demo", "demo", 9_000).await.unwrap(), 0);
+        assert_eq!(store.talk_ms_since("demo", "other", 0).await.unwrap(), 3_000);
     }
 }
 

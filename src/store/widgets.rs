@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
+use super::numbers::NumberLimits;
 use super::tenants::parse_allowance;
 use super::{Store, StoreError, now_ms};
 use crate::dialing::Allowance;
@@ -121,6 +122,8 @@ pub struct WidgetRoute {
     /// The allowance the operator gave the tenant; `None`: the node's
     /// default.
     pub allowance: Option<Allowance>,
+    /// The number's own caps, where it has any.
+    pub number_limits: NumberLimits,
 }
 
 /// A widget's own limits on new calls; `None` leaves the node's limit.
@@ -182,6 +185,8 @@ struct RouteRow {
     calls_per_minute: Option<i64>,
     max_concurrent_calls: Option<i64>,
     dial_allowance: Option<String>,
+    number_max_concurrent_calls: Option<i64>,
+    number_minutes_per_day: Option<i64>,
 }
 
 impl TryFrom<RouteRow> for WidgetRoute {
@@ -196,6 +201,10 @@ impl TryFrom<RouteRow> for WidgetRoute {
                 .as_deref()
                 .map(parse_allowance)
                 .transpose()?,
+            number_limits: NumberLimits::from_columns(
+                row.number_max_concurrent_calls,
+                row.number_minutes_per_day,
+            )?,
             recording: row.recording.parse()?,
             on_revoke: row.on_revoke.parse()?,
             retention_days: u32::try_from(row.retention_days).map_err(|_| StoreError::Corrupt {
@@ -235,7 +244,8 @@ impl Store {
             "SELECT w.id AS widget_id, w.tenant_id, w.number_id, n.e164, n.trunk, \
                     n.recording, n.on_revoke, n.retention_days, n.notice_text, \
                     w.allowed_origins, w.calls_per_minute, w.max_concurrent_calls, \
-                    t.dial_allowance \
+                    t.dial_allowance, n.max_concurrent_calls AS number_max_concurrent_calls, \
+                    n.minutes_per_day AS number_minutes_per_day \
              FROM widgets w JOIN numbers n ON n.id = w.number_id \
                   JOIN tenants t ON t.id = w.tenant_id \
              WHERE w.id = $1",

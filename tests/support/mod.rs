@@ -29,7 +29,8 @@
 //! - [`aiortc`]: `tests/clients/aiortc_call.py`, an independent WebRTC
 //!   client of the widget signalling, run with the test virtualenv.
 //! - [`node`]: a whole node in-process (`RunningNode`) and plain HTTP
-//!   requests to it; [`admin`]: a client of its admin API with one key.
+//!   requests to it; [`admin`]: a client of its admin API with one key;
+//!   [`logs`]: where in-process nodes log, for the personal-data scan.
 //! - [`site`]: a customer's website on another origin that embeds the
 //!   widget with its one tag, over HTTP or HTTPS.
 //! - [`postgres`]: a fresh database on the tests' PostgreSQL server, for a
@@ -48,6 +49,7 @@ pub mod browser;
 pub mod coturn;
 pub mod digest;
 pub mod kamailio;
+pub mod logs;
 pub mod node;
 pub mod pebble;
 pub mod pki;

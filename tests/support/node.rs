@@ -72,9 +72,7 @@ impl RunningNode {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Self {
-        if std::env::var_os("RUST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        }
+        super::logs::init();
         let http = format!("listen = \"127.0.0.1:0\"\n{http_settings}");
         let text = node_config(data.path(), &http, media, extra);
         let env: Vec<(String, String)> = env

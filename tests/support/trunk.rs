@@ -66,9 +66,7 @@ impl TestNode {
     /// SIP from them alone, as a node does; `tweak` adjusts the settings
     /// before it starts.
     pub async fn start(trunks: Vec<TrunkSettings>, tweak: impl FnOnce(&mut AgentSettings)) -> Self {
-        if std::env::var_os("RUST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        }
+        super::logs::init();
         let mut settings = AgentSettings::loopback("127.0.0.1:0".parse().unwrap(), "callgate-test");
         settings.accept_inbound = false;
         settings.routes = vec![RouteSettings {
@@ -107,6 +105,7 @@ impl TestNode {
         let request = CallRequest {
             route: "r".into(),
             callee: callee.into(),
+            talk_limit: None,
         };
         let leg = TrunkLeg::start(&self.agent, ports, loopback, request).expect("call placed");
         TestLeg { leg, endpoint }

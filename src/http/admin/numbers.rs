@@ -1,8 +1,9 @@
 //! `/v1/numbers`: a tenant's numbers, their trunk route, recording policy
 //! and retention.
 //!
-//! A number's route and destination must be within the tenant's dialing
-//! allowance (the toll-fraud guard, see [`crate::dialing`]); a refusal
+//! A number may carry its own caps: calls to it at once, and minutes of
+//! talk a day (UTC). A number's route and destination must be within the
+//! tenant's dialing allowance (the toll-fraud guard, see [`crate::dialing`]); a refusal
 //! names only the routes and prefixes this tenant may use.
 
 use axum::Json;
@@ -17,7 +18,10 @@ use super::auth::Caller;
 use super::body::{nullable, parse_json};
 use super::error::{ApiError, ErrorBody};
 use super::{AdminState, times, validate};
-use crate::store::{Number, NumberChange, NumberDelete, OnRevoke, RecordingPolicy, now_ms};
+use crate::config::LimitsConfig;
+use crate::store::{
+    Number, NumberChange, NumberDelete, NumberLimits, OnRevoke, RecordingPolicy, now_ms,
+};
 
 /// A number as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,7 +36,59 @@ pub struct NumberView {
     pub retention_days: u32,
     /// The notice the widget shows before a call that may be recorded.
     pub notice_text: Option<String>,
+    pub limits: NumberLimitsView,
     pub created_at: String,
+}
+
+/// A number's own caps; `null` (or absent) is no cap of its own.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberLimitsView {
+    /// Calls to this number in progress at once (on each node); 1 to the
+    /// node's `max_concurrent_calls_per_tenant`.
+    #[serde(default)]
+    pub max_concurrent_calls: Option<u32>,
+    /// Minutes of talk a day (UTC) over all its calls, 1 to 1,000,000. A
+    /// call is refused once they are used, and one placed with minutes left
+    /// is ended when they run out.
+    #[serde(default)]
+    pub minutes_per_day: Option<u32>,
+}
+
+/// The most minutes a day a cap may name (about 694 calls all day).
+const MAX_MINUTES_PER_DAY: u32 = 1_000_000;
+
+impl NumberLimitsView {
+    fn checked(self, node: &LimitsConfig) -> Result<NumberLimits, ApiError> {
+        let within = |field: &str, value: Option<u32>, ceiling: u32| match value {
+            Some(v) if v == 0 || v > ceiling => Err(ApiError::bad_field(
+                field,
+                format!("must be between 1 and {ceiling}, or null"),
+            )),
+            _ => Ok(value),
+        };
+        Ok(NumberLimits {
+            max_concurrent_calls: within(
+                "limits.max_concurrent_calls",
+                self.max_concurrent_calls,
+                node.max_concurrent_calls_per_tenant,
+            )?,
+            minutes_per_day: within(
+                "limits.minutes_per_day",
+                self.minutes_per_day,
+                MAX_MINUTES_PER_DAY,
+            )?,
+        })
+    }
+}
+
+impl From<NumberLimits> for NumberLimitsView {
+    fn from(limits: NumberLimits) -> Self {
+        NumberLimitsView {
+            max_concurrent_calls: limits.max_concurrent_calls,
+            minutes_per_day: limits.minutes_per_day,
+        }
+    }
 }
 
 impl From<Number> for NumberView {
@@ -46,6 +102,7 @@ impl From<Number> for NumberView {
             on_revoke: number.on_revoke,
             retention_days: number.retention_days,
             notice_text: number.notice_text,
+            limits: number.limits.into(),
         }
     }
 }
@@ -66,6 +123,8 @@ pub struct NewNumber {
     pub retention_days: u32,
     #[serde(default)]
     pub notice_text: Option<String>,
+    #[serde(default)]
+    pub limits: NumberLimitsView,
 }
 
 fn default_policy() -> RecordingPolicy {
@@ -93,6 +152,8 @@ pub struct NumberPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub notice_text: Option<Option<String>>,
+    /// Replaces both caps; a cap left out is lifted.
+    pub limits: Option<NumberLimitsView>,
 }
 
 impl NumberPatch {
@@ -181,6 +242,7 @@ pub async fn create(
     if let Some(notice) = &new.notice_text {
         validate::notice_text("notice_text", notice)?;
     }
+    let limits = new.limits.checked(&state.limits)?;
     let number = Number {
         id: new.id,
         e164: new.e164,
@@ -189,6 +251,7 @@ pub async fn create(
         on_revoke: new.on_revoke,
         retention_days: new.retention_days,
         notice_text: new.notice_text,
+        limits,
         created_at_ms: now_ms(),
     };
     match state
@@ -224,6 +287,7 @@ pub async fn update(
         let e164 = patch.e164.as_deref().unwrap_or(&current.e164);
         check_allowed(&state, &caller.tenant_id, trunk, e164).await?;
     }
+    let limits = patch.limits.map(|l| l.checked(&state.limits)).transpose()?;
     let change = NumberChange {
         e164: patch.e164,
         trunk: patch.trunk,
@@ -231,6 +295,7 @@ pub async fn update(
         on_revoke: patch.on_revoke,
         retention_days: patch.retention_days,
         notice_text: patch.notice_text,
+        limits,
     };
     let updated = state
         .store

@@ -147,6 +147,35 @@ fn tenant_permits_are_released_on_drop() {
 }
 
 #[test]
+fn a_numbers_cap_holds_its_calls_and_a_refusal_frees_the_tenants_slot() {
+    let guards = Guards::new(&limits(10, 10, 5));
+    let first = guards
+        .try_acquire_call_to("acme", "w", &NODE, "sales", Some(1))
+        .unwrap();
+    assert_eq!(
+        guards
+            .try_acquire_call_to("acme", "w2", &NODE, "sales", Some(1))
+            .unwrap_err(),
+        Refusal::NumberBusy { limit: 1 }
+    );
+    assert_eq!(
+        guards.calls_in_progress("acme"),
+        1,
+        "the refused call holds nothing"
+    );
+    // Another number, and a number without a cap, have their own slots.
+    let other = guards.try_acquire_call_to("acme", "w", &NODE, "support", Some(1));
+    let uncapped = guards.try_acquire_call_to("acme", "w", &NODE, "sales", None);
+    assert!(other.is_ok() && uncapped.is_ok());
+    drop(first);
+    assert!(
+        guards
+            .try_acquire_call_to("acme", "w", &NODE, "sales", Some(1))
+            .is_ok()
+    );
+}
+
+#[test]
 fn permits_move_to_other_threads_and_still_release() {
     let guards = Guards::new(&limits(10, 10, 1));
     let permit = guards.try_acquire_call("acme", "w", &NODE).unwrap();
