@@ -14,6 +14,9 @@
 //! - The raw value is reachable only through an explicit `expose()` call, so a
 //!   reviewer can find every place that handles it.
 //!
+//! [`redact_endpoints`] takes the host out of every URL in a library's error
+//! text (an object store's, say), which names the server it talked to.
+//!
 //! [`truncate_ip`] gives the network form (`192.0.2.0/24`) that call detail
 //! records keep instead of the visitor's address.
 
@@ -330,6 +333,25 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `text` with the host and port of every `scheme://host:port/...` replaced
+/// by `<endpoint>`: error texts of HTTP libraries name the server (often an
+/// address) they failed to reach; the path and the rest stay.
+pub fn redact_endpoints(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#' | ')' | '"' | '\'') || c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push_str("<endpoint>");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,5 +513,17 @@ mod tests {
             assert!(out.contains("198.51.100.x"), "{out}");
             assert!(out.contains("[sdp, "), "{out}");
         }
+    }
+
+    #[test]
+    fn endpoints_leave_error_texts_and_the_rest_stays() {
+        let error = "Error performing POST http://127.0.0.1:20985/recordings/a.cgrec?uploads= \
+                     in 389ms; then https://[2001:db8::1]:9000 and https://s3.example.com";
+        assert_eq!(
+            redact_endpoints(error),
+            "Error performing POST http://<endpoint>/recordings/a.cgrec?uploads= \
+             in 389ms; then https://<endpoint> and https://<endpoint>"
+        );
+        assert_eq!(redact_endpoints("no url here"), "no url here");
     }
 }

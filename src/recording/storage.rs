@@ -46,7 +46,9 @@ fn s3_retry() -> RetryConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("recording store: {0}")]
+    /// The store's error names the server it talked to; its host is
+    /// taken out.
+    #[error("recording store: {}", crate::privacy::redact_endpoints(&.0.to_string()))]
     Store(#[from] object_store::Error),
     #[error("recording spool {path}: {error}")]
     Spool {
