@@ -286,12 +286,15 @@ impl Node {
         self.stop.cancel();
         let drained = self.tasks.drain(DRAIN_TIMEOUT).await;
         tracing::info!("stopped");
-        // The service that stopped first is the cause; report it over drain errors.
-        early.map_or(Ok(()), |outcome| match outcome {
-            Ok(name) => Err(NodeError::ServiceStopped { name }),
-            Err(error) => Err(error),
-        })?;
-        drained
+        match early {
+            None => drained,
+            // The first failure is the cause, reported over drain errors.
+            Some(Err(error)) => Err(error),
+            // A service that stopped cleanly may only have followed another
+            // one's failure (the trunk side stops once the calls are done,
+            // however the browser side ended): that failure is the cause.
+            Some(Ok(name)) => Err(drained.err().unwrap_or(NodeError::ServiceStopped { name })),
+        }
     }
 }
 
