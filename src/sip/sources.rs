@@ -22,7 +22,7 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(60);
 pub(crate) const RETRY: Duration = Duration::from_secs(10);
 
 /// A trunk or proxy named by a host name, and how the stack reaches it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Name {
     domain: Domain,
     port: Option<Port>,
@@ -51,11 +51,17 @@ impl TrustedSources {
         for (host_with_port, transport) in peers {
             match host_with_port.host {
                 Host::IpAddr(ip) => fixed.push(IpNet::from(ip.to_canonical())),
-                Host::Domain(domain) => names.push(Name {
-                    domain,
-                    port: host_with_port.port,
-                    transport,
-                }),
+                // A trunk without a proxy is its own next hop: once is enough.
+                Host::Domain(domain) => {
+                    let name = Name {
+                        domain,
+                        port: host_with_port.port,
+                        transport,
+                    };
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
             }
         }
         let resolved = RwLock::new(vec![Vec::new(); names.len()]);
@@ -136,6 +142,15 @@ mod tests {
         for refused in ["192.0.2.8", "198.51.101.1", "2001:db8::6", "127.0.0.1"] {
             assert!(!sources.allows(ip(refused)), "{refused}");
         }
+    }
+
+    #[test]
+    fn a_trunk_that_is_its_own_next_hop_is_resolved_once() {
+        let sources = TrustedSources::new(
+            [peer("sip.carrier.example"), peer("sip.carrier.example")],
+            &[],
+        );
+        assert_eq!(sources.names.len(), 1);
     }
 
     #[test]
