@@ -54,5 +54,12 @@ mod tests {
             "{head}"
         );
         assert!(body.contains("\ncallgate_ice_failures_total 1\n"), "{body}");
+        // At least the server's own task was alive while it rendered.
+        let tasks: u64 = body
+            .lines()
+            .find_map(|line| line.strip_prefix("callgate_runtime_tasks_alive "))
+            .and_then(|value| value.parse().ok())
+            .expect("the task gauge");
+        assert!(tasks >= 1, "{body}");
     }
 }

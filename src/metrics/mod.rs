@@ -308,6 +308,8 @@ pub struct Metrics {
     pub cdrs_waiting: IntGauge,
     /// `callgate_call_panics_total{part}`: see [`Metrics::call_panicked`].
     call_panics: IntCounterVec,
+    /// `callgate_runtime_tasks_alive`: set at each scrape.
+    tasks_alive: IntGauge,
     refused: [IntCounter; RefusedReason::ALL.len()],
     sip: SipCollector,
 }
@@ -360,6 +362,11 @@ impl Metrics {
         for part in CallPart::ALL {
             call_panics.with_label_values(&[part.as_str()]);
         }
+        let tasks_alive = IntGauge::new(
+            "callgate_runtime_tasks_alive",
+            "Tasks alive on the node's async runtime at the scrape: a count that keeps growing with steady traffic is a leak.",
+        )?;
+        registry.register(Box::new(tasks_alive.clone()))?;
         let sip = SipCollector::new()?;
         registry.register(Box::new(sip.clone()))?;
         Ok(Self {
@@ -375,6 +382,7 @@ impl Metrics {
             draining,
             cdrs_waiting,
             call_panics,
+            tasks_alive,
             refused,
             sip,
         })
@@ -410,7 +418,13 @@ impl Metrics {
     }
 
     /// Every family in the Prometheus text exposition format (0.0.4).
+    /// Called on the node's runtime, it first reads that runtime's task count.
     pub fn render(&self) -> String {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let alive = runtime.metrics().num_alive_tasks();
+            self.tasks_alive
+                .set(i64::try_from(alive).unwrap_or(i64::MAX));
+        }
         let families = self.registry.gather();
         let mut out = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&families, &mut out) {
