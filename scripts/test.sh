@@ -4,7 +4,9 @@
 # the binary cargo built for them, so nothing is compiled twice). The build
 # has the fail points the panic tests set off (feature "failpoints"); they
 # do nothing until a test sets one. Last, what the tests' nodes logged is
-# scanned for personal data (scripts/scan-logs.py).
+# scanned for personal data (scripts/scan-logs.py), and each fuzz target
+# runs for a few seconds (scripts/fuzz.sh; the seeds and past crashes are
+# already replayed by the unit tests).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,3 +27,4 @@ rm -rf "$TEST_NODE_LOG_DIR"
 scripts/scan-logs.py --self-test
 cargo test --release --features failpoints
 scripts/scan-logs.py "$TEST_NODE_LOG_DIR"
+scripts/fuzz.sh 10

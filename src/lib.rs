@@ -34,6 +34,7 @@
 //! - [`supervise`]: core tasks whose failure stops the node, never leaving
 //!   it half-alive.
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
+//! - `fuzzing` (feature `fuzzing`): the entry points of `fuzz/`'s targets.
 //!
 //! Protocol and policy logic does no I/O; only `http/`, the socket loops
 //! (`call/shard/worker.rs`, the echo trunk's endpoint task), `sip/`
@@ -44,6 +45,8 @@ pub mod call;
 pub mod config;
 pub mod dialing;
 pub mod echo_trunk;
+#[cfg(any(feature = "fuzzing", test))]
+pub mod fuzzing;
 pub mod http;
 pub mod media;
 pub mod metrics;

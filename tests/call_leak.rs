@@ -40,6 +40,8 @@ struct Node {
     child: Child,
     http: SocketAddr,
     dir: tempfile::TempDir,
+    /// Where its stderr goes.
+    log: std::path::PathBuf,
 }
 
 impl Node {
@@ -47,10 +49,12 @@ impl Node {
         let dir = tempfile::tempdir().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let udp = || format!("127.0.0.1:{}", free_udp_port());
-        let stderr = std::fs::File::create(dir.path().join("node.log")).unwrap();
-        let child = Command::new(NODE_BIN)
-            .arg("serve")
-            .env_clear()
+        let mut command = Command::new(NODE_BIN);
+        command.arg("serve").env_clear();
+        let log = support::logs::spawned_node(&mut command)
+            .unwrap_or_else(|| dir.path().join("node.log"));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let child = command
             .current_dir(dir.path())
             .env("CALLGATE_HTTP_LISTEN", http.to_string())
             .env("CALLGATE_DATA_DIR", dir.path().join("data"))
@@ -69,7 +73,12 @@ impl Node {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let node = Self { child, http, dir };
+        let node = Self {
+            child,
+            http,
+            dir,
+            log,
+        };
         let healthy = wait_until(Duration::from_secs(30), || {
             node.get("/healthz").starts_with("HTTP/1.1 200")
         });
@@ -137,7 +146,7 @@ impl Node {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

@@ -55,7 +55,7 @@ fn echo_trunk_answers_a_sipp_call_and_echoes_its_speech() {
         // Clear of the ports the test harness hands out to peers.
         .env("CALLGATE_MEDIA_RTP_PORT_MIN", "13000")
         .env("CALLGATE_MEDIA_RTP_PORT_MAX", "13999");
-    let mut node = PeerProcess::spawn("callgate", command, dir.path());
+    let mut node = PeerProcess::spawn_node("callgate", command, dir.path());
     assert!(
         wait_until(Duration::from_secs(10), || http_ok(http, "/readyz")),
         "node never became ready\n{}",

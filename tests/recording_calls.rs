@@ -581,11 +581,15 @@ async fn chromium_on_a_notice_number_shows_the_notice_first_and_honours_dont_rec
 
 /// `callgate serve --config CONFIG` as a process of its own, ready.
 fn serve(config: &Path, http: std::net::SocketAddr) -> std::process::Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .args(["serve", "--config"])
-        .arg(config)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callgate"));
+    command.args(["serve", "--config"]).arg(config);
+    let stderr = match support::logs::spawned_node(&mut command) {
+        Some(log) => std::process::Stdio::from(std::fs::File::create(log).expect("the node's log")),
+        None => std::process::Stdio::null(),
+    };
+    let child = command
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start callgate serve");
     let ready = support::wait_until(std::time::Duration::from_secs(30), || {

@@ -18,7 +18,7 @@ use callgate::sip::{Disposition, EndedBy};
 use support::audio::similarity_ulaw;
 use support::rtp::RtpPacket;
 use support::sip_raw::{self, Malformed};
-use support::sip_trace::{SipMessage, sdp_audio_addr};
+use support::sip_trace::{Direction, SipMessage, sdp_audio_addr};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{
     SAME_SPEECH, TestNode, echo_likeness, node_and_call, speech, talk, trunk, until_answered,
@@ -328,6 +328,14 @@ fn bye_for(invite: &SipMessage, ok: &SipMessage, from: SocketAddr) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The 200 sipp answered the INVITE with, once its trace holds it (the
+/// call may be up a moment before sipp has written what it sent).
+fn sent_ok(sipp: &Sipp) -> SipMessage {
+    let sent_ok = |m: &SipMessage| m.direction == Direction::Sent && m.is_response(200, "INVITE");
+    sipp.wait_for_message(Duration::from_secs(5), sent_ok)
+        .expect("the 200")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_get_no_answer_even_naming_the_call_and_the_call_carries_on() {
     let mut sipp = Sipp::builtin_uas().rtp_echo().spawn();
@@ -338,8 +346,8 @@ async fn strangers_get_no_answer_even_naming_the_call_and_the_call_carries_on() 
     let mut leg = node.call();
     let mut media = leg.take_media().expect("media receiver");
     until_answered(&mut leg).await;
+    let ok = sent_ok(&sipp);
     let invite = sipp.received_requests("INVITE").pop().expect("the INVITE");
-    let ok = sipp.sent_responses(200, "INVITE").pop().expect("the 200");
 
     // 127.0.0.2 is on loopback like the trunk, but it is not the trunk.
     let stranger = IpAddr::from([127, 0, 0, 2]);
@@ -388,5 +396,58 @@ async fn strangers_get_no_answer_even_naming_the_call_and_the_call_carries_on() 
         (end.disposition, end.ended_by),
         (Disposition::Answered, EndedBy::Remote)
     );
+    sipp.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_trunk_cannot_end_a_call_it_does_not_carry() {
+    let mut sipp = Sipp::builtin_uas().rtp_echo().spawn();
+    // Both trunks may speak to the port; the call goes out on the first.
+    let other: SocketAddr = "127.0.0.3:5060".parse().expect("an address");
+    let trunks = vec![trunk("sipp", sipp.sip_addr()), trunk("other", other)];
+    let node = TestNode::start(trunks, |_| {}).await;
+    let mut leg = node.call();
+    let mut media = leg.take_media().expect("media receiver");
+    until_answered(&mut leg).await;
+    let ok = sent_ok(&sipp);
+    let invite = sipp.received_requests("INVITE").pop().expect("the INVITE");
+
+    let target = node.sip_udp_addr();
+    let wait = Duration::from_millis(500);
+    let foreign_bye = {
+        let (invite, ok) = (invite.clone(), ok.clone());
+        tokio::task::spawn_blocking(move || {
+            sip_raw::send_from(other.ip(), target, |from| bye_for(&invite, &ok, from), wait)
+        })
+    };
+    let reply = foreign_bye.await.expect("the other trunk's BYE");
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("SIP/2.0 481")),
+        "the other trunk is told the call does not exist: {reply:?}"
+    );
+    let counters = node.agent.counters();
+    assert_eq!(counters.foreign_dialog_requests.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.unknown_sources.load(Ordering::Relaxed), 0);
+    let likeness = echo_likeness(&leg, &mut media).await;
+    assert!(
+        likeness.score > SAME_SPEECH,
+        "echo lost after another trunk's BYE: {likeness:?}"
+    );
+
+    // The same BYE from the call's own trunk ends it.
+    let bye = tokio::task::spawn_blocking(move || {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        sip_raw::send_from(loopback, target, |from| bye_for(&invite, &ok, from), wait)
+    });
+    let reply = bye.await.expect("trunk's BYE");
+    assert!(reply.is_some_and(|r| r.starts_with("SIP/2.0 200")));
+    let end = until_ended(&mut leg).await;
+    assert_eq!(
+        (end.disposition, end.ended_by),
+        (Disposition::Answered, EndedBy::Remote)
+    );
+    assert_eq!(counters.foreign_dialog_requests.load(Ordering::Relaxed), 1);
     sipp.stop();
 }

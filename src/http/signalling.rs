@@ -743,3 +743,18 @@ fn on_client_message(call: &LiveCall, text: &str) {
     };
     let _ = call.commands.try_send(command);
 }
+
+/// Reads `body` as a call request (and its offer, as placing a call checks
+/// it) and as a message on a call's events socket. For the fuzzer and its
+/// corpus test only: none of this may panic, whatever the bytes.
+#[cfg(any(feature = "fuzzing", test))]
+pub(crate) fn fuzz_request(body: &[u8]) {
+    if let Ok(request) = parse_body(body) {
+        if let Ok(offered) = crate::webrtc::offer::inspect(&request.offer) {
+            let trunk = [crate::media::sdp::Codec::Pcma];
+            let _ = offered.choose(crate::config::BrowserCodec::G711, &trunk);
+            let _ = offered.choose(crate::config::BrowserCodec::Opus, &trunk);
+        }
+    }
+    let _ = serde_json::from_slice::<ClientMessage>(body);
+}

@@ -38,7 +38,7 @@ const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 type Cell = fn(&SipCounters) -> &AtomicU64;
 
 /// The plain (unlabelled) families, with the counter each one reads.
-const PLAIN: [(&str, &str, Cell); 6] = [
+const PLAIN: [(&str, &str, Cell); 7] = [
     (
         "callgate_sip_invites_sent_total",
         "INVITEs sent to trunks, one per trunk tried (retransmissions excluded).",
@@ -68,6 +68,11 @@ const PLAIN: [(&str, &str, Cell); 6] = [
         "callgate_sip_unknown_sources_total",
         "SIP datagrams and connections from neither a trunk, its proxy nor a trusted network, dropped unread.",
         |c| &c.unknown_sources,
+    ),
+    (
+        "callgate_sip_foreign_dialog_requests_total",
+        "Requests naming a call in progress from a trusted address other than that call's trunk, its proxy or a trusted network, answered as naming no call.",
+        |c| &c.foreign_dialog_requests,
     ),
 ];
 

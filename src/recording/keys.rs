@@ -44,6 +44,12 @@ impl DataKey {
     pub fn expose(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
+
+    /// A key of `byte` repeated: reproducible recordings for the fuzzer.
+    #[cfg(any(feature = "fuzzing", test))]
+    pub(crate) fn fixed(byte: u8) -> Self {
+        Self([byte; KEY_LEN])
+    }
 }
 
 impl Drop for DataKey {

@@ -36,9 +36,9 @@ use tracing::{debug, info, warn};
 
 use super::SipError;
 use super::call::{self, CallRequest, OfferBuilder, TrunkCall};
-use super::digest_compat::DigestAlgorithmSpelling;
 use super::health::HealthChange;
 use super::inbound::InboundCall;
+use super::pinning::{DialogPins, EdgeInspector, Pinned};
 use super::settings::AgentSettings;
 use super::sources::{self, TrustedSources};
 use super::trunk::{RouteTable, Trunk};
@@ -60,6 +60,10 @@ pub struct SipCounters {
     /// Datagrams and connections from addresses that are neither a trunk,
     /// a trunk's proxy nor a trusted network, dropped unread.
     pub unknown_sources: AtomicU64,
+    /// Requests naming a call in progress from a trusted address that is
+    /// not that call's trunk (nor its proxy, nor a trusted network):
+    /// answered as naming no call (see `pinning`).
+    pub foreign_dialog_requests: AtomicU64,
 }
 
 impl SipCounters {
@@ -82,9 +86,21 @@ pub(crate) struct AgentInner {
     /// Hears of a core task (the transport loop, the dispatcher, a trunk's
     /// probe) that stopped before the agent was shut down.
     failure: CoreFailure,
+    /// Each outbound call's Call-ID and the trunk that carries it.
+    pins: Arc<DialogPins>,
 }
 
 impl AgentInner {
+    /// A fresh Call-ID for a call on `trunk`, pinned to it: in-dialog
+    /// requests for it are heard only from that trunk (see `pinning`).
+    pub(crate) fn pin_call(&self, trunk: &Trunk) -> Pinned {
+        let number = (self.routes.trunks().iter())
+            .position(|t| t.name() == trunk.name())
+            .unwrap_or(usize::MAX);
+        let call_id = format!("{}@callgate", uuid::Uuid::new_v4().simple());
+        self.pins.pin(call_id, number)
+    }
+
     /// Runs `task` until the agent is shut down; if it stops before,
     /// [`SipAgent::failure`] says so.
     fn spawn_core(&self, part: &'static str, task: impl Future + Send + 'static) {
@@ -122,6 +138,7 @@ impl SipAgent {
             Some(extra) => Some(trust_only(&transport, &routes, extra, &counters).await),
             None => None,
         };
+        let pins = Arc::new(DialogPins::default());
         let option = EndpointOption {
             t1x64: settings.invite_timeout,
             // Call-IDs name no third party's domain.
@@ -133,7 +150,11 @@ impl SipAgent {
             .with_transport_layer(transport)
             .with_cancel_token(cancel.child_token())
             .with_option(option)
-            .with_inspector(Box::new(DigestAlgorithmSpelling))
+            .with_inspector(Box::new(EdgeInspector {
+                pins: pins.clone(),
+                sources: sources.clone(),
+                counters: counters.clone(),
+            }))
             .build();
         let local_host = endpoint
             .get_addrs()
@@ -154,6 +175,7 @@ impl SipAgent {
             cancel,
             calls: TaskTracker::new(),
             failure: CoreFailure::default(),
+            pins,
         });
         let serve_inner = inner.clone();
         inner.spawn_core("sip transport", async move {
@@ -293,13 +315,17 @@ async fn trust_only(
     extra: &[IpNet],
     counters: &Arc<SipCounters>,
 ) -> Arc<TrustedSources> {
-    let peers = routes.trunks().iter().flat_map(|trunk| {
-        let transport = trunk.next_hop.r#type.unwrap_or(SipTransportKind::Udp);
-        [
-            (trunk.host.clone(), transport),
-            (trunk.next_hop.addr.clone(), transport),
-        ]
-    });
+    let peers = routes
+        .trunks()
+        .iter()
+        .enumerate()
+        .flat_map(|(number, trunk)| {
+            let transport = trunk.next_hop.r#type.unwrap_or(SipTransportKind::Udp);
+            [
+                (number, trunk.host.clone(), transport),
+                (number, trunk.next_hop.addr.clone(), transport),
+            ]
+        });
     let sources = Arc::new(TrustedSources::new(peers, extra));
     if sources.has_names() {
         let resolver = SipResolver::new();

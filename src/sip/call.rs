@@ -258,7 +258,10 @@ impl CallDriver {
             return self.transport_failure(trunk);
         }
         let (state_tx, states) = self.inner.dialogs.new_dialog_state_channel();
-        let option = self.invite_option(trunk);
+        // Pinned before the INVITE leaves: only this trunk speaks for it.
+        let pin = self.inner.pin_call(trunk);
+        let mut option = self.invite_option(trunk);
+        option.call_id = Some(pin.call_id().to_owned());
         self.inner
             .counters
             .invites_sent
@@ -278,10 +281,12 @@ impl CallDriver {
             provisional_seen: false,
             cancelled: None,
         };
-        match self.until_answer(&mut leg, invite).await {
+        let attempt = match self.until_answer(&mut leg, invite).await {
             Some(attempt) => attempt,
             None => Attempt::Final(self.while_answered(&mut leg).await),
-        }
+        };
+        drop(pin);
+        attempt
     }
 
     /// The trunk could not be reached at all: count it, mark the trunk

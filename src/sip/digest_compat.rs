@@ -44,7 +44,7 @@ impl MessageInspector for DigestAlgorithmSpelling {
 }
 
 /// `algorithm=SHA-256[-sess]` (any case, quoted or not) → `algorithm=SHA256[-sess]`.
-fn from_wire(value: &str) -> String {
+pub(super) fn from_wire(value: &str) -> String {
     rewrite_algorithm(value, |token| {
         let lower = token.to_ascii_lowercase();
         match lower.as_str() {
@@ -56,7 +56,7 @@ fn from_wire(value: &str) -> String {
 }
 
 /// `algorithm=SHA256[-sess]` → the registered `algorithm=SHA-256[-sess]`.
-fn to_wire(value: &str) -> String {
+pub(super) fn to_wire(value: &str) -> String {
     rewrite_algorithm(value, |token| match token {
         "SHA256" => Some("SHA-256"),
         "SHA256-sess" => Some("SHA-256-sess"),

@@ -11,6 +11,9 @@
 //!   honoured, ring timeout and maximum duration, failover across a route.
 //! - Only the trunks, their proxies and the operator's trusted networks are
 //!   read on the SIP port; anything else is dropped before it is parsed.
+//!   A call's in-dialog requests are heard only from its own trunk (or its
+//!   proxy, or a trusted network); another trunk's are answered as naming
+//!   no call.
 //! - [`disposition`]: final responses, timeouts and transport errors mapped to
 //!   busy / no_answer / rejected / failed / unreachable with the SIP cause.
 //! - [`InboundCall`]: INVITEs accepted by an agent that asked for them (the
@@ -23,8 +26,11 @@ mod agent;
 mod call;
 mod digest_compat;
 pub mod disposition;
+#[cfg(any(feature = "fuzzing", test))]
+pub(crate) mod fuzz;
 mod health;
 mod inbound;
+mod pinning;
 mod settings;
 mod sources;
 mod trunk;

@@ -1,5 +1,7 @@
 //! Who may speak to the node's SIP port: the configured trunks and their
-//! outbound proxies, and the networks the operator adds.
+//! outbound proxies, and the networks the operator adds; and within a
+//! call, who may speak for its dialog: that call's trunk (or its proxy) and
+//! the operator's networks, not another trunk.
 //!
 //! The transport asks [`TrustedSources::allows`] for every datagram and
 //! every accepted TCP or TLS connection before anything is parsed. A trunk
@@ -30,57 +32,88 @@ struct Name {
 }
 
 /// The addresses the SIP port answers; cheap to ask from the packet path.
+/// Trunks are numbered in the order they were given.
 #[derive(Debug)]
 pub(crate) struct TrustedSources {
-    /// The operator's networks and the trunks given as addresses.
-    fixed: Vec<IpNet>,
+    /// The operator's networks: trusted for every trunk's calls.
+    networks: Vec<IpNet>,
+    /// Trunks (and proxies) given as addresses, with the trunk each is for.
+    addresses: Vec<(usize, IpAddr)>,
     names: Vec<Name>,
+    /// The trunks each name is for, in the order of `names`.
+    name_trunks: Vec<Vec<usize>>,
     /// Each name's last successful resolution, in the order of `names`.
     resolved: RwLock<Vec<Vec<IpAddr>>>,
 }
 
 impl TrustedSources {
-    /// Sources for `peers` (each trunk's host and its proxy's, with the
-    /// transport used towards it) and the operator's `extra` networks.
+    /// Sources for `peers` (for each trunk, by its number: its host and its
+    /// proxy's, with the transport used towards it) and the operator's
+    /// `networks`.
     pub(crate) fn new(
-        peers: impl IntoIterator<Item = (HostWithPort, Transport)>,
-        extra: &[IpNet],
+        peers: impl IntoIterator<Item = (usize, HostWithPort, Transport)>,
+        networks: &[IpNet],
     ) -> Self {
-        let mut fixed = extra.to_vec();
-        let mut names = Vec::new();
-        for (host_with_port, transport) in peers {
+        let mut addresses = Vec::new();
+        let mut names: Vec<Name> = Vec::new();
+        let mut name_trunks: Vec<Vec<usize>> = Vec::new();
+        for (trunk, host_with_port, transport) in peers {
             match host_with_port.host {
-                Host::IpAddr(ip) => fixed.push(IpNet::from(ip.to_canonical())),
-                // A trunk without a proxy is its own next hop: once is enough.
+                Host::IpAddr(ip) => addresses.push((trunk, ip.to_canonical())),
+                // A trunk without a proxy is its own next hop, and trunks
+                // may share a proxy: each name is resolved once.
                 Host::Domain(domain) => {
                     let name = Name {
                         domain,
                         port: host_with_port.port,
                         transport,
                     };
-                    if !names.contains(&name) {
+                    let index = names.iter().position(|n| *n == name).unwrap_or_else(|| {
                         names.push(name);
+                        name_trunks.push(Vec::new());
+                        names.len() - 1
+                    });
+                    if !name_trunks[index].contains(&trunk) {
+                        name_trunks[index].push(trunk);
                     }
                 }
             }
         }
         let resolved = RwLock::new(vec![Vec::new(); names.len()]);
         Self {
-            fixed,
+            networks: networks.to_vec(),
+            addresses,
             names,
+            name_trunks,
             resolved,
         }
     }
 
     /// Whether a packet or connection from `ip` may be read.
     pub(crate) fn allows(&self, ip: IpAddr) -> bool {
+        self.allows_where(ip, |_| true)
+    }
+
+    /// Whether `ip` may speak for a call on trunk number `trunk`: it is
+    /// that trunk's (or its proxy's), or in the operator's networks.
+    pub(crate) fn allows_for(&self, trunk: usize, ip: IpAddr) -> bool {
+        self.allows_where(ip, |of| of == trunk)
+    }
+
+    fn allows_where(&self, ip: IpAddr, trunk_matches: impl Fn(usize) -> bool) -> bool {
         // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
         let ip = ip.to_canonical();
-        if self.fixed.iter().any(|net| net.contains(&ip)) {
+        if self.networks.iter().any(|net| net.contains(&ip)) {
+            return true;
+        }
+        if (self.addresses.iter()).any(|(trunk, known)| *known == ip && trunk_matches(*trunk)) {
             return true;
         }
         let resolved = self.resolved.read().unwrap_or_else(PoisonError::into_inner);
-        resolved.iter().flatten().any(|known| *known == ip)
+        resolved
+            .iter()
+            .zip(&self.name_trunks)
+            .any(|(known, trunks)| known.contains(&ip) && trunks.iter().any(|t| trunk_matches(*t)))
     }
 
     /// Whether any source is named by a host name (and needs refreshing).
@@ -117,9 +150,13 @@ impl TrustedSources {
 mod tests {
     use super::*;
 
-    fn peer(host: &str) -> (HostWithPort, Transport) {
+    fn peer(host: &str) -> (usize, HostWithPort, Transport) {
+        peer_of(0, host)
+    }
+
+    fn peer_of(trunk: usize, host: &str) -> (usize, HostWithPort, Transport) {
         let host_with_port = HostWithPort::try_from(host).expect("host");
-        (host_with_port, Transport::Udp)
+        (trunk, host_with_port, Transport::Udp)
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -161,6 +198,35 @@ mod tests {
         sources.resolved.write().unwrap()[0] = vec![ip("192.0.2.7")];
         assert!(sources.allows(ip("192.0.2.7")));
         assert!(!sources.allows(ip("192.0.2.8")));
+    }
+
+    #[test]
+    fn a_call_hears_only_its_own_trunk_its_proxy_and_the_operator_networks() {
+        let extra = ["198.51.100.0/24".parse().expect("net")];
+        let sources = TrustedSources::new(
+            [
+                peer_of(0, "192.0.2.7:5060"),
+                peer_of(0, "192.0.2.100"),
+                peer_of(1, "192.0.2.8"),
+                peer_of(1, "sip.shared-proxy.example"),
+                peer_of(2, "sip.shared-proxy.example"),
+            ],
+            &extra,
+        );
+        sources.resolved.write().unwrap()[0] = vec![ip("203.0.113.5")];
+        assert!(sources.allows_for(0, ip("192.0.2.7")));
+        assert!(sources.allows_for(0, ip("192.0.2.100")), "its proxy");
+        assert!(
+            sources.allows_for(0, ip("198.51.100.9")),
+            "an operator network"
+        );
+        assert!(!sources.allows_for(0, ip("192.0.2.8")), "another trunk");
+        assert!(!sources.allows_for(0, ip("203.0.113.5")), "others' proxy");
+        assert!(sources.allows_for(1, ip("203.0.113.5")));
+        assert!(sources.allows_for(2, ip("203.0.113.5")), "a shared proxy");
+        assert!(!sources.allows_for(2, ip("192.0.2.8")));
+        assert!(sources.allows(ip("192.0.2.8")), "the port still reads it");
+        assert_eq!(sources.names.len(), 1);
     }
 
     #[tokio::test]

@@ -258,6 +258,24 @@ impl BrowserSession {
         &self.received
     }
 
+    /// The session as a completed handshake leaves it, without one: `peer`
+    /// checked and nominated, SRTP keyed with `local` (what we send) and
+    /// `remote` (what the browser sends). The fuzzer's live call starts
+    /// here, since no fuzzer completes a DTLS handshake.
+    #[cfg(any(feature = "fuzzing", test))]
+    pub(crate) fn keyed_for_fuzzing(
+        &mut self,
+        peer: SocketAddr,
+        local: &crate::media::srtp::SrtpMasterKey,
+        remote: &crate::media::srtp::SrtpMasterKey,
+    ) {
+        let _ = self.peers.handle_check(peer, true);
+        self.srtp = Some(Srtp {
+            sender: SrtpSender::new(local),
+            receiver: SrtpReceiver::new(remote),
+        });
+    }
+
     /// When authenticated input last arrived; `None` before any did.
     pub fn last_authenticated(&self) -> Option<Instant> {
         self.last_authenticated

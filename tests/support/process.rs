@@ -31,9 +31,21 @@ pub struct PeerProcess {
 impl PeerProcess {
     /// Starts `command` with stdin closed and output captured under `dir`
     /// as `NAME.stdout` / `NAME.stderr`.
-    pub fn spawn(name: &str, mut command: Command, dir: &Path) -> Self {
-        let stdout = dir.join(format!("{name}.stdout"));
+    pub fn spawn(name: &str, command: Command, dir: &Path) -> Self {
         let stderr = dir.join(format!("{name}.stderr"));
+        Self::spawn_to(name, command, dir, stderr)
+    }
+
+    /// [`PeerProcess::spawn`] for a `callgate serve`: it logs as the test
+    /// run's nodes do ([`super::logs::spawned_node`]), for the log scan.
+    pub fn spawn_node(name: &str, mut command: Command, dir: &Path) -> Self {
+        let stderr = super::logs::spawned_node(&mut command)
+            .unwrap_or_else(|| dir.join(format!("{name}.stderr")));
+        Self::spawn_to(name, command, dir, stderr)
+    }
+
+    fn spawn_to(name: &str, mut command: Command, dir: &Path, stderr: PathBuf) -> Self {
+        let stdout = dir.join(format!("{name}.stdout"));
         let out = File::create(&stdout).expect("create stdout capture");
         let err = File::create(&stderr).expect("create stderr capture");
         command

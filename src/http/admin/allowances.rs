@@ -48,7 +48,7 @@ pub struct AllowanceBody {
 }
 
 impl AllowanceBody {
-    fn into_allowance(self, node_routes: &[String]) -> Result<Allowance, ApiError> {
+    pub(super) fn into_allowance(self, node_routes: &[String]) -> Result<Allowance, ApiError> {
         let required = |field| ApiError::bad_field(field, "required: a list, or null for any");
         let routes = self.routes.ok_or_else(|| required("routes"))?;
         let prefixes = self.prefixes.ok_or_else(|| required("prefixes"))?;

@@ -29,6 +29,7 @@ pub mod openapi;
 mod privacy;
 mod recordings;
 mod session;
+mod tar_stream;
 mod times;
 pub mod validate;
 mod webhooks;
@@ -127,4 +128,96 @@ pub fn routes(state: AdminState, lookups: LookupBudget) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Reads `body` as every admin request body and checks what parses, as the
+/// handlers do before they reach the store; the same for it as an API key
+/// and a session token. For the fuzzer and its corpus test only: none of
+/// this may panic, whatever the bytes.
+#[cfg(any(feature = "fuzzing", test))]
+pub(crate) fn fuzz_request(body: &[u8]) {
+    use body::{parse_json, parse_query};
+
+    let limits = LimitsConfig::default();
+    let allowance = limits.default_allowance();
+    if let Ok(new) = parse_json::<numbers::NewNumber>(body) {
+        let _ = new.validate();
+        let _ = new.limits.checked(&limits);
+        let _ = allowance.may_dial(&new.e164);
+    }
+    if let Ok(patch) = parse_json::<numbers::NumberPatch>(body) {
+        let _ = patch.validate();
+        let _ = patch.limits.map(|l| l.checked(&limits));
+    }
+    if let Ok(new) = parse_json::<widgets::NewWidget>(body) {
+        let _ = new.validate();
+        let _ = new.limits.checked(&limits);
+    }
+    if let Ok(patch) = parse_json::<widgets::WidgetPatch>(body) {
+        let _ = patch.validate();
+        let _ = patch.limits.map(|l| l.checked(&limits));
+    }
+    if let Ok(put) = parse_json::<webhooks::WebhookPut>(body) {
+        let _ = validate::webhook_url("url", &put.url, false);
+    }
+    if let Ok(put) = parse_json::<allowances::AllowanceBody>(body) {
+        let routes = ["demo".to_owned(), "carrier".to_owned()];
+        if let Ok(allowance) = put.into_allowance(&routes) {
+            let _ = allowance.describe_destinations();
+            let _ = allowance.may_dial("+441632960961");
+        }
+    }
+    let _ = parse_json::<session::SignIn>(body);
+    if let Ok(text) = std::str::from_utf8(body) {
+        let _ = api_key::parse(text);
+        let _ = session::parse(text);
+        if let Ok(query) = parse_query::<cdrs::CdrQuery>(Some(text)) {
+            let _ = times::parse("from", query.from.as_deref());
+            let _ = times::parse("to", query.to.as_deref());
+        }
+    }
+}
+
+/// `text` as a presented API key, a session token and a `Cookie` header,
+/// each checked against a key and a token of a fixed key ring as the
+/// admin routes check them. For the fuzzer and its corpus test only.
+#[cfg(any(feature = "fuzzing", test))]
+pub(crate) fn fuzz_credentials(text: &[u8]) {
+    use crate::recording::keys::Kek;
+    use crate::store::Role;
+
+    static RING: std::sync::OnceLock<(KeyRing, crate::store::ApiKeyRecord)> =
+        std::sync::OnceLock::new();
+    let (keys, record) = RING.get_or_init(|| {
+        let kek =
+            Kek::from_text("k1", "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=").expect("a KEK");
+        let keys = KeyRing::new(vec![kek], "k1").expect("a key ring");
+        let (_, record) = api_key::generate(&keys, Some("t1"), Role::Admin);
+        (keys, record)
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_bytes(text) {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(axum::http::header::COOKIE, value);
+        if let Some(cookie) = session::cookie_value(&headers)
+            && let Some(token) = session::parse(cookie)
+        {
+            let _ = session::valid(keys, record, &token, 0);
+        }
+    }
+    let Ok(text) = std::str::from_utf8(text) else {
+        return;
+    };
+    if let Some(presented) = api_key::parse(text) {
+        assert!(
+            !api_key::matches(keys, record, &presented),
+            "a key nobody was given"
+        );
+        let _ = api_key::refuse_unknown(keys, &presented);
+    }
+    if let Some(token) = session::parse(text) {
+        assert!(
+            !session::valid(keys, record, &token, 0),
+            "a token nobody was given"
+        );
+    }
 }

@@ -59,7 +59,7 @@ pub struct NumberLimitsView {
 const MAX_MINUTES_PER_DAY: u32 = 1_000_000;
 
 impl NumberLimitsView {
-    fn checked(self, node: &LimitsConfig) -> Result<NumberLimits, ApiError> {
+    pub(super) fn checked(self, node: &LimitsConfig) -> Result<NumberLimits, ApiError> {
         let within = |field: &str, value: Option<u32>, ceiling: u32| match value {
             Some(v) if v == 0 || v > ceiling => Err(ApiError::bad_field(
                 field,
@@ -127,6 +127,19 @@ pub struct NewNumber {
     pub limits: NumberLimitsView,
 }
 
+impl NewNumber {
+    /// What can be checked without the store (the allowance needs it).
+    pub(super) fn validate(&self) -> Result<(), ApiError> {
+        validate::id("id", &self.id)?;
+        validate::e164("e164", &self.e164)?;
+        validate::retention_days("retention_days", self.retention_days)?;
+        if let Some(notice) = &self.notice_text {
+            validate::notice_text("notice_text", notice)?;
+        }
+        Ok(())
+    }
+}
+
 fn default_policy() -> RecordingPolicy {
     RecordingPolicy::Off
 }
@@ -157,7 +170,7 @@ pub struct NumberPatch {
 }
 
 impl NumberPatch {
-    fn validate(&self) -> Result<(), ApiError> {
+    pub(super) fn validate(&self) -> Result<(), ApiError> {
         if let Some(e164) = &self.e164 {
             validate::e164("e164", e164)?;
         }
@@ -235,13 +248,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let new: NewNumber = parse_json(&body)?;
-    validate::id("id", &new.id)?;
-    validate::e164("e164", &new.e164)?;
+    new.validate()?;
     check_allowed(&state, &caller.tenant_id, &new.trunk, &new.e164).await?;
-    validate::retention_days("retention_days", new.retention_days)?;
-    if let Some(notice) = &new.notice_text {
-        validate::notice_text("notice_text", notice)?;
-    }
     let limits = new.limits.checked(&state.limits)?;
     let number = Number {
         id: new.id,

@@ -4,11 +4,13 @@
 //! `GET .../export` answers one tar archive with everything held about the
 //! call: `call.json` (the CDR), `consent_receipts.json`, `recordings.json`
 //! (metadata) and `recordings/<id>.wav` for each recording that can still be
-//! opened. `POST .../erase` destroys the call's recording keys, deletes its
+//! opened. The archive is streamed: a recording's audio is read from the
+//! store and decrypted a segment at a time as it is sent. `POST .../erase` destroys the call's recording keys, deletes its
 //! consent receipts and reduces its CDR to the billing fields. Both are
 //! audited.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -19,9 +21,11 @@ use super::auth::Caller;
 use super::cdrs::CdrView;
 use super::error::{ApiError, ErrorBody};
 use super::recordings::RecordingView;
+use super::tar_stream::{EntryError, TarStream};
 use super::{AdminState, times};
 use crate::call::privacy_ref;
-use crate::recording::access;
+use crate::recording::access::{self, AccessError};
+use crate::recording::stream;
 use crate::store::{CdrRecord, ConsentReceiptRow, NewAuditEvent};
 
 /// A consent receipt as exported.
@@ -90,37 +94,47 @@ pub async fn export(
     let call_id = cdr.call_id.clone();
     let receipts = state.store.consent_receipts_for_call(&call_id).await?;
     let recordings = state.store.recordings_for_call(&call_id).await?;
-    let mut archive = Archive::default();
-    archive.json("call.json", &CdrView::from(cdr))?;
+    let mut archive = TarStream::default();
+    json(&mut archive, "call.json", &CdrView::from(cdr))?;
     let receipts: Vec<ReceiptView> = receipts.into_iter().map(ReceiptView::from).collect();
-    archive.json("consent_receipts.json", &receipts)?;
+    json(&mut archive, "consent_receipts.json", &receipts)?;
     let views: Vec<RecordingView> = recordings
         .iter()
         .cloned()
         .map(RecordingView::from)
         .collect();
-    archive.json("recordings.json", &views)?;
+    json(&mut archive, "recordings.json", &views)?;
     let actor = caller.actor();
+    // Every recording is opened (key, header, size: all checked, and the
+    // access audited) before the first byte goes out; their audio is then
+    // read a segment at a time as the archive is sent.
     for row in recordings.into_iter().filter(|r| r.state == "stored") {
+        let name = format!("recordings/{}.wav", row.id);
         let id = row.id.clone();
-        let opened = access::open_row(&state.store, &state.storage, &state.keys, row, &actor).await;
-        match opened {
-            Ok((_, decrypted)) => {
-                let format = &decrypted.header.audio;
-                let wav = access::wav(
-                    &decrypted.audio,
-                    u16::from(format.channels),
-                    format.sample_rate,
-                );
-                archive.file(&format!("recordings/{id}.wav"), &wav)?;
-            }
-            Err(error) => {
-                tracing::warn!(recording = %id, %error, "recording left out of a privacy export");
-                return Err(ApiError::Unavailable(format!(
-                    "recording {id} cannot be opened"
-                )));
-            }
+        let unopenable = |error: AccessError| {
+            tracing::warn!(recording = %id, %error, "recording left out of a privacy export");
+            ApiError::Unavailable(format!("recording {id} cannot be opened"))
+        };
+        if row.complete {
+            let wav =
+                stream::open_wav_stream(&state.store, &state.storage, &state.keys, &row, &actor)
+                    .await
+                    .map_err(unopenable)?;
+            archive
+                .stream(&name, wav.len, wav.body)
+                .map_err(archive_error)?;
+            continue;
         }
+        // An interrupted recording is read up to its last whole segment.
+        let opened = access::open_row(&state.store, &state.storage, &state.keys, row, &actor).await;
+        let (_, decrypted) = opened.map_err(unopenable)?;
+        let format = &decrypted.header.audio;
+        let wav = access::wav(
+            &decrypted.audio,
+            u16::from(format.channels),
+            format.sample_rate,
+        );
+        archive.file(&name, wav).map_err(archive_error)?;
     }
     state
         .store
@@ -133,6 +147,7 @@ pub async fn export(
             reason: "",
         })
         .await?;
+    let (len, body) = archive.finish();
     let headers = [
         (header::CONTENT_TYPE, "application/x-tar".to_owned()),
         (
@@ -140,8 +155,19 @@ pub async fn export(
             format!("attachment; filename=\"call-{call_id}.tar\""),
         ),
         (header::CACHE_CONTROL, "no-store".to_owned()),
+        (header::CONTENT_LENGTH, len.to_string()),
     ];
-    Ok((headers, archive.finish()?).into_response())
+    Ok((headers, Body::from_stream(body)).into_response())
+}
+
+fn json<T: Serialize>(archive: &mut TarStream, name: &str, value: &T) -> Result<(), ApiError> {
+    let body =
+        serde_json::to_vec_pretty(value).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    archive.file(name, body).map_err(archive_error)
+}
+
+fn archive_error(error: EntryError) -> ApiError {
+    ApiError::Unavailable(error.to_string())
 }
 
 #[utoipa::path(post, path = "/v1/privacy/{reference}/erase", tag = "privacy",
@@ -182,42 +208,4 @@ pub async fn erase(
         consent_receipts_deleted: erased.consent_receipts,
         cdr: CdrView::from(kept),
     }))
-}
-
-/// A tar archive built in memory (one call's data).
-struct Archive {
-    builder: tar::Builder<Vec<u8>>,
-}
-
-impl Default for Archive {
-    fn default() -> Self {
-        Archive {
-            builder: tar::Builder::new(Vec::new()),
-        }
-    }
-}
-
-impl Archive {
-    fn json<T: Serialize>(&mut self, name: &str, value: &T) -> Result<(), ApiError> {
-        let body =
-            serde_json::to_vec_pretty(value).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        self.file(name, &body)
-    }
-
-    fn file(&mut self, name: &str, body: &[u8]) -> Result<(), ApiError> {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o600);
-        header.set_mtime(0);
-        self.builder
-            .append_data(&mut header, name, body)
-            .map_err(|e| ApiError::Unavailable(format!("archive: {e}")))
-    }
-
-    /// The archive with its end-of-archive blocks.
-    fn finish(self) -> Result<Vec<u8>, ApiError> {
-        self.builder
-            .into_inner()
-            .map_err(|e| ApiError::Unavailable(format!("archive: {e}")))
-    }
 }

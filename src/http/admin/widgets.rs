@@ -60,7 +60,7 @@ pub struct LimitsView {
 
 impl LimitsView {
     /// The limits, each between 1 and the node's own limit.
-    fn checked(self, node: &LimitsConfig) -> Result<WidgetLimits, ApiError> {
+    pub(super) fn checked(self, node: &LimitsConfig) -> Result<WidgetLimits, ApiError> {
         let within = |field: &str, value: Option<u32>, ceiling: u32| match value {
             Some(v) if v == 0 || v > ceiling => Err(ApiError::bad_field(
                 field,
@@ -109,6 +109,26 @@ pub struct WidgetPatch {
     pub allowed_origins: Option<Vec<String>>,
     /// Replaces both limits; a limit left out goes back to the node's.
     pub limits: Option<LimitsView>,
+}
+
+impl NewWidget {
+    pub(super) fn validate(&self) -> Result<(), ApiError> {
+        validate::id("id", &self.id)?;
+        validate::id("number_id", &self.number_id)?;
+        validate::origins("allowed_origins", &self.allowed_origins)
+    }
+}
+
+impl WidgetPatch {
+    pub(super) fn validate(&self) -> Result<(), ApiError> {
+        if let Some(number_id) = &self.number_id {
+            validate::id("number_id", number_id)?;
+        }
+        if let Some(origins) = &self.allowed_origins {
+            validate::origins("allowed_origins", origins)?;
+        }
+        Ok(())
+    }
 }
 
 fn written(write: WidgetWrite, base_url: &str) -> Result<WidgetView, ApiError> {
@@ -162,9 +182,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let new: NewWidget = parse_json(&body)?;
-    validate::id("id", &new.id)?;
-    validate::id("number_id", &new.number_id)?;
-    validate::origins("allowed_origins", &new.allowed_origins)?;
+    new.validate()?;
     let limits = new.limits.checked(&state.limits)?;
     let widget = Widget {
         id: new.id,
@@ -200,12 +218,7 @@ pub async fn update(
 ) -> Result<Json<WidgetView>, ApiError> {
     caller.require_admin()?;
     let patch: WidgetPatch = parse_json(&body)?;
-    if let Some(number_id) = &patch.number_id {
-        validate::id("number_id", number_id)?;
-    }
-    if let Some(origins) = &patch.allowed_origins {
-        validate::origins("allowed_origins", origins)?;
-    }
+    patch.validate()?;
     let limits = patch
         .limits
         .map(|limits| limits.checked(&state.limits))

@@ -13,6 +13,11 @@
 //!   loss stay visible to the far end exactly as they happened.
 //! - A late straggler from the source we just switched away from is dropped
 //!   rather than forcing a switch back and forth.
+//! - No outgoing sequence number is handed out twice: a duplicate, or a late
+//!   packet whose number an inserted packet took, is dropped, as is one
+//!   further behind than [`SENT_WINDOW`]. Under SRTP the sequence number
+//!   is the packet's index, and two packets encrypted under one index would
+//!   share their keystream (and the receiver drops the second as a replay).
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +27,12 @@ use super::{RtpHeader, Ssrc};
 /// a sender that restarted its sequence numbers.
 const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
+/// How far behind the highest number sent a late packet may still go out
+/// (the bits of [`StreamRewriter`]'s record); receivers' replay windows
+/// are 64 to 128 packets.
+pub const SENT_WINDOW: u16 = 128;
+// A late packet the rewriter accepts is never refused for its age.
+const _: () = assert!(MAX_MISORDER < SENT_WINDOW);
 
 /// Our outgoing stream's identity and first values (random per RFC 3550 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +113,8 @@ pub struct StreamRewriter {
     current: Option<SourceMap>,
     previous: Option<(Ssrc, u16)>,
     force_switch: bool,
+    /// Bit `i` set: `highest_seq - i` went out.
+    sent: u128,
 }
 
 impl StreamRewriter {
@@ -117,6 +130,7 @@ impl StreamRewriter {
             current: None,
             previous: None,
             force_switch: false,
+            sent: 0,
         }
     }
 
@@ -147,12 +161,13 @@ impl StreamRewriter {
     }
 
     /// Maps an incoming packet to outgoing header values, or `None` for a
-    /// late packet from the source we already switched away from.
+    /// late packet from the source we already switched away from, or one
+    /// whose outgoing number was already used or is too old.
     #[must_use]
     pub fn rewrite(&mut self, now: Instant, input: RewriteInput) -> Option<Rewritten> {
         match self.current {
             Some(map) if map.ssrc == input.ssrc && !self.force_switch => {
-                Some(self.rewrite_current(now, input, map))
+                self.rewrite_current(now, input, map)
             }
             _ if self.is_stale_previous(&input) => None,
             _ => Some(self.switch_to(now, input)),
@@ -163,7 +178,7 @@ impl StreamRewriter {
     /// the stream (a DTMF event packet). The current source's numbering is
     /// shifted by one so its next packet does not reuse the number.
     pub fn insert(&mut self) -> u16 {
-        self.highest_seq = self.highest_seq.wrapping_add(1);
+        self.mark_sent(self.highest_seq.wrapping_add(1));
         if let Some(map) = &mut self.current {
             map.seq_offset = map.seq_offset.wrapping_add(1);
         }
@@ -186,10 +201,18 @@ impl StreamRewriter {
         self.anchor_ts.wrapping_add(advance)
     }
 
-    fn rewrite_current(&mut self, now: Instant, input: RewriteInput, map: SourceMap) -> Rewritten {
+    fn rewrite_current(
+        &mut self,
+        now: Instant,
+        input: RewriteInput,
+        map: SourceMap,
+    ) -> Option<Rewritten> {
         match position(input.sequence, map.highest_in) {
-            Position::Jump => self.switch_to(now, input),
-            Position::Late => self.map_packet(&map, &input),
+            Position::Jump => Some(self.switch_to(now, input)),
+            Position::Late => {
+                let out = self.map_packet(&map, &input);
+                self.mark_late_sent(out.sequence).then_some(out)
+            }
             Position::Ahead => {
                 let out = self.map_packet(&map, &input);
                 self.current = Some(SourceMap {
@@ -197,9 +220,33 @@ impl StreamRewriter {
                     ..map
                 });
                 self.advance(now, &out);
-                out
+                Some(out)
             }
         }
+    }
+
+    /// Records `sequence`, at or past the highest sent, as sent.
+    fn mark_sent(&mut self, sequence: u16) {
+        let ahead = sequence.wrapping_sub(self.highest_seq);
+        self.sent = match ahead {
+            0 => self.sent,
+            n if n >= SENT_WINDOW => 0,
+            n => self.sent << n,
+        } | 1;
+        self.highest_seq = sequence;
+    }
+
+    /// Records a late packet's `sequence` as sent; false when it already
+    /// went out or is further behind than the window.
+    fn mark_late_sent(&mut self, sequence: u16) -> bool {
+        let behind = self.highest_seq.wrapping_sub(sequence);
+        if behind >= SENT_WINDOW {
+            return false;
+        }
+        let bit = 1u128 << behind;
+        let fresh = self.sent & bit == 0;
+        self.sent |= bit;
+        fresh
     }
 
     fn is_stale_previous(&self, input: &RewriteInput) -> bool {
@@ -241,7 +288,7 @@ impl StreamRewriter {
     }
 
     fn advance(&mut self, now: Instant, out: &Rewritten) {
-        self.highest_seq = out.sequence;
+        self.mark_sent(out.sequence);
         self.anchor_ts = out.timestamp;
         self.anchor_at = now;
         self.sent_any = true;
@@ -397,6 +444,48 @@ mod tests {
         let back = rw.rewrite(t0 + ms(60), input(1, 40, 4800)).unwrap();
         assert!(back.marker);
         assert_eq!(back.sequence, 1003);
+    }
+
+    #[test]
+    fn no_outgoing_number_goes_out_twice() {
+        let t0 = Instant::now();
+        let mut rw = rewriter(t0);
+        for i in 0..5u16 {
+            let _ = rw.rewrite(
+                t0 + ms(20 * u64::from(i)),
+                input(1, 10 + i, 160 * u32::from(i)),
+            );
+        }
+        // Out: 1000..=1004 for 10..=14.
+        assert_eq!(
+            rw.rewrite(t0 + ms(90), input(1, 14, 640)),
+            None,
+            "a duplicate"
+        );
+        let late = rw.rewrite(t0 + ms(91), input(1, 12, 320));
+        assert_eq!(late, None, "a late packet already sent");
+
+        // 16 is lost, then a DTMF packet takes 1005 and shifts the offset.
+        let _ = rw.rewrite(t0 + ms(100), input(1, 15, 800));
+        assert_eq!(rw.insert(), 1006);
+        let next = rw.rewrite(t0 + ms(140), input(1, 17, 1120)).unwrap();
+        assert_eq!(next.sequence, 1008);
+        let straggler = rw.rewrite(t0 + ms(141), input(1, 16, 960)).unwrap();
+        assert_eq!(straggler.sequence, 1007, "its own slot, still free");
+        assert_eq!(rw.rewrite(t0 + ms(142), input(1, 16, 960)), None);
+        let before_insert = rw.rewrite(t0 + ms(143), input(1, 15, 800));
+        assert_eq!(before_insert, None, "1006 went to the DTMF packet");
+    }
+
+    #[test]
+    fn the_latest_late_packet_still_goes_out_once() {
+        let t0 = Instant::now();
+        let mut rw = rewriter(t0);
+        let _ = rw.rewrite(t0, input(1, 1000, 0));
+        let _ = rw.rewrite(t0 + ms(20), input(1, 1000 + MAX_MISORDER + 10, 160));
+        let late = input(1, 1000 + 11, 0);
+        assert!(rw.rewrite(t0 + ms(21), late).is_some());
+        assert_eq!(rw.rewrite(t0 + ms(22), late), None);
     }
 
     #[test]
