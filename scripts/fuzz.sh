@@ -9,7 +9,8 @@
 # Installs what it needs when missing: a nightly toolchain (cargo-fuzz's
 # instrumentation needs it) and cargo-fuzz. Each target starts from its
 # seed corpus in fuzz/corpus/TARGET (never written) and keeps what it
-# finds in fuzz/target/corpus/TARGET for the next run. A crash stops that
+# finds in fuzz/target/corpus/TARGET for the next run; its output goes to
+# fuzz/target/logs/TARGET.PID.log. A crash stops that
 # target and fails the script; libFuzzer leaves the input in
 # fuzz/artifacts/TARGET/. Once fixed, the input goes to
 # fuzz/regressions/TARGET/, which the unit tests replay on every build.
@@ -56,8 +57,8 @@ failed=()
 printf '%-16s %14s %10s %s\n' target executions 'per sec' result
 for target in "${targets[@]}"; do
     work=fuzz/target/corpus/$target
-    mkdir -p "$work" "fuzz/artifacts/$target"
-    log=fuzz/target/$target.log
+    mkdir -p "$work" "fuzz/artifacts/$target" fuzz/target/logs
+    log=fuzz/target/logs/$target.$$.log
     status=0
     "${fuzz[@]}" run "${options[@]}" "$target" "$work" "fuzz/corpus/$target" -- \
         "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
@@ -75,7 +76,7 @@ done
 if [[ ${#failed[@]} -ne 0 ]]; then
     echo "fuzz: ${failed[*]} failed" >&2
     for target in "${failed[@]}"; do
-        grep -m1 -A12 -E "panicked|ERROR: " "fuzz/target/$target.log" >&2 || true
+        grep -m1 -A12 -E "panicked|ERROR: " "fuzz/target/logs/$target.$$.log" >&2 || true
     done
     exit 1
 fi
