@@ -5,9 +5,10 @@
 //! call: `call.json` (the CDR), `consent_receipts.json`, `recordings.json`
 //! (metadata) and `recordings/<id>.wav` for each recording that can still be
 //! opened. The archive is streamed: a recording's audio is read from the
-//! store and decrypted a segment at a time as it is sent. `POST .../erase` destroys the call's recording keys, deletes its
-//! consent receipts and reduces its CDR to the billing fields. Both are
-//! audited.
+//! store and decrypted a segment at a time as it is sent.
+//!
+//! `POST .../erase` destroys the call's recording keys, deletes its consent
+//! receipts and reduces its CDR to the billing fields. Both are audited.
 
 use axum::Json;
 use axum::body::Body;
