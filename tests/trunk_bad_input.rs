@@ -21,8 +21,8 @@ use support::sip_raw::{self, Malformed};
 use support::sip_trace::{Direction, SipMessage, sdp_audio_addr};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{
-    SAME_SPEECH, TestNode, echo_likeness, node_and_call, speech, talk, trunk, until_answered,
-    until_ended, until_ended_unanswered,
+    SAME_SPEECH, TestLeg, TestNode, echo_likeness, node_and_call, speech, talk, trunk,
+    until_answered, until_ended, until_ended_unanswered,
 };
 
 const SIPP_EXIT: Duration = Duration::from_secs(10);
@@ -328,6 +328,28 @@ fn bye_for(invite: &SipMessage, ok: &SipMessage, from: SocketAddr) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The BYE naming the call, sent from the trunk's own address (loopback),
+/// gets 200 and ends the call as hung up by the trunk.
+async fn the_trunks_own_bye_ends(
+    leg: &mut TestLeg,
+    target: SocketAddr,
+    invite: SipMessage,
+    ok: SipMessage,
+) {
+    let bye = tokio::task::spawn_blocking(move || {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let wait = Duration::from_millis(500);
+        sip_raw::send_from(loopback, target, |from| bye_for(&invite, &ok, from), wait)
+    });
+    let reply = bye.await.expect("trunk's BYE");
+    assert!(reply.is_some_and(|r| r.starts_with("SIP/2.0 200")));
+    let end = until_ended(leg).await;
+    assert_eq!(
+        (end.disposition, end.ended_by),
+        (Disposition::Answered, EndedBy::Remote)
+    );
+}
+
 /// The 200 sipp answered the INVITE with, once its trace holds it (the
 /// call may be up a moment before sipp has written what it sent).
 fn sent_ok(sipp: &Sipp) -> SipMessage {
@@ -385,17 +407,7 @@ async fn strangers_get_no_answer_even_naming_the_call_and_the_call_carries_on() 
 
     // The same BYE from the trunk's own address ends the call: the address
     // was refused, not the request.
-    let bye = tokio::task::spawn_blocking(move || {
-        let loopback = IpAddr::from([127, 0, 0, 1]);
-        sip_raw::send_from(loopback, target, |from| bye_for(&invite, &ok, from), wait)
-    });
-    let reply = bye.await.expect("trunk's BYE");
-    assert!(reply.is_some_and(|r| r.starts_with("SIP/2.0 200")));
-    let end = until_ended(&mut leg).await;
-    assert_eq!(
-        (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::Remote)
-    );
+    the_trunks_own_bye_ends(&mut leg, target, invite, ok).await;
     sipp.stop();
 }
 
@@ -437,17 +449,7 @@ async fn another_trunk_cannot_end_a_call_it_does_not_carry() {
     );
 
     // The same BYE from the call's own trunk ends it.
-    let bye = tokio::task::spawn_blocking(move || {
-        let loopback = IpAddr::from([127, 0, 0, 1]);
-        sip_raw::send_from(loopback, target, |from| bye_for(&invite, &ok, from), wait)
-    });
-    let reply = bye.await.expect("trunk's BYE");
-    assert!(reply.is_some_and(|r| r.starts_with("SIP/2.0 200")));
-    let end = until_ended(&mut leg).await;
-    assert_eq!(
-        (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::Remote)
-    );
+    the_trunks_own_bye_ends(&mut leg, target, invite, ok).await;
     assert_eq!(counters.foreign_dialog_requests.load(Ordering::Relaxed), 1);
     sipp.stop();
 }
