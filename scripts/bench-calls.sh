@@ -35,15 +35,8 @@ if [[ $# -eq 0 ]]; then
     echo "usage: scripts/bench-calls.sh [--node-bin DIR] [--flood-pps N] [--opus-calls N] CALLS..." >&2
     exit 64
 fi
-if [[ $(nproc) -lt 2 ]]; then
-    echo "bench-calls: needs two cores (node on one, load on the other)" >&2
-    exit 1
-fi
-
-scripts/install-build-deps.sh >/dev/null
-cargo build --release --bin callgate --bin callgate-load >&2
-ulimit -n "$(ulimit -Hn)"
 source scripts/lib/bench-nodes.sh
+bench_prepare bench-calls
 bench_setup
 
 for calls in "$@"; do

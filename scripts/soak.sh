@@ -32,15 +32,8 @@ if [[ $# -ne 2 || ! $1 =~ ^[0-9]+$ || ! $2 =~ ^[0-9]+$ || $1 -eq 0 || $2 -lt 5 ]
 fi
 calls=$1
 minutes=$2
-if [[ $(nproc) -lt 2 ]]; then
-    echo "soak: needs two cores (node on one, load on the other)" >&2
-    exit 1
-fi
-
-scripts/install-build-deps.sh >/dev/null
-cargo build --release --bin callgate --bin callgate-load >&2
-ulimit -n "$(ulimit -Hn)"
 source scripts/lib/bench-nodes.sh
+bench_prepare soak
 bench_setup
 
 # A round: the ramp at 50 calls a second, then the steady window, to make

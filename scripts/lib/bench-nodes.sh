@@ -20,6 +20,18 @@ bench_wait_ready() {
     return 1
 }
 
+# For the script named $1: checks for two cores, builds the node and the
+# load tool, and raises the open-file limit to its maximum.
+bench_prepare() {
+    if [[ $(nproc) -lt 2 ]]; then
+        echo "$1: needs two cores (node on one, load on the other)" >&2
+        exit 1
+    fi
+    scripts/install-build-deps.sh >/dev/null
+    cargo build --release --bin callgate --bin callgate-load >&2
+    ulimit -n "$(ulimit -Hn)"
+}
+
 # Writes the node's config (its route to the load's trunk) into
 # $bench_dir, removed when the script exits.
 bench_setup() {
