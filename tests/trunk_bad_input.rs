@@ -1,7 +1,9 @@
 //! Hostile and broken input at the trunk leg, each test with sipp as the
 //! trunk: malformed SIP at the node's port beside a running call, answers
 //! the node cannot use (a truncated SDP, no common codec, no SDP at all),
-//! and garbage and a hijack attempt on a call's RTP port.
+//! garbage and a hijack attempt on a call's RTP port, strangers and other
+//! trunks speaking for a call, and a trunk past its connection cap or its
+//! request budget.
 //!
 //! What a user would check: every call ends with a clean disposition (never
 //! a hang or a panic), or the bad input is dropped and counted, and the
@@ -9,13 +11,14 @@
 
 mod support;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use callgate::media::endpoint::DropCounts;
-use callgate::sip::{Disposition, EndedBy};
+use callgate::media::endpoint::{DropCounts, MediaEvent};
+use callgate::sip::{Disposition, EndedBy, SourceLimits};
 use support::audio::similarity_ulaw;
+use support::ports::free_tcp_port;
 use support::rtp::RtpPacket;
 use support::sip_raw::{self, Malformed};
 use support::sip_trace::{Direction, SipMessage, sdp_audio_addr};
@@ -24,6 +27,7 @@ use support::trunk::{
     SAME_SPEECH, TestLeg, TestNode, echo_likeness, node_and_call, speech, talk, trunk,
     until_answered, until_ended, until_ended_unanswered,
 };
+use tokio::sync::mpsc;
 
 const SIPP_EXIT: Duration = Duration::from_secs(10);
 
@@ -350,6 +354,20 @@ async fn the_trunks_own_bye_ends(
     );
 }
 
+/// A call through `node` that `sipp` answered: its leg, the trunk's audio,
+/// and the INVITE and 200 that set it up (to forge requests naming it).
+async fn answered_call(
+    node: &TestNode,
+    sipp: &Sipp,
+) -> (TestLeg, mpsc::Receiver<MediaEvent>, SipMessage, SipMessage) {
+    let mut leg = node.call();
+    let media = leg.take_media().expect("media receiver");
+    until_answered(&mut leg).await;
+    let ok = sent_ok(sipp);
+    let invite = sipp.received_requests("INVITE").pop().expect("the INVITE");
+    (leg, media, invite, ok)
+}
+
 /// The 200 sipp answered the INVITE with, once its trace holds it (the
 /// call may be up a moment before sipp has written what it sent).
 fn sent_ok(sipp: &Sipp) -> SipMessage {
@@ -365,11 +383,7 @@ async fn strangers_get_no_answer_even_naming_the_call_and_the_call_carries_on() 
         settings.trusted_sources = Some(Vec::new());
     })
     .await;
-    let mut leg = node.call();
-    let mut media = leg.take_media().expect("media receiver");
-    until_answered(&mut leg).await;
-    let ok = sent_ok(&sipp);
-    let invite = sipp.received_requests("INVITE").pop().expect("the INVITE");
+    let (mut leg, mut media, invite, ok) = answered_call(&node, &sipp).await;
 
     // 127.0.0.2 is on loopback like the trunk, but it is not the trunk.
     let stranger = IpAddr::from([127, 0, 0, 2]);
@@ -418,11 +432,7 @@ async fn another_trunk_cannot_end_a_call_it_does_not_carry() {
     let other: SocketAddr = "127.0.0.3:5060".parse().expect("an address");
     let trunks = vec![trunk("sipp", sipp.sip_addr()), trunk("other", other)];
     let node = TestNode::start(trunks, |_| {}).await;
-    let mut leg = node.call();
-    let mut media = leg.take_media().expect("media receiver");
-    until_answered(&mut leg).await;
-    let ok = sent_ok(&sipp);
-    let invite = sipp.received_requests("INVITE").pop().expect("the INVITE");
+    let (mut leg, mut media, invite, ok) = answered_call(&node, &sipp).await;
 
     let target = node.sip_udp_addr();
     let wait = Duration::from_millis(500);
@@ -451,5 +461,86 @@ async fn another_trunk_cannot_end_a_call_it_does_not_carry() {
     // The same BYE from the call's own trunk ends it.
     the_trunks_own_bye_ends(&mut leg, target, invite, ok).await;
     assert_eq!(counters.foreign_dialog_requests.load(Ordering::Relaxed), 1);
+    sipp.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_past_its_connection_cap_or_request_budget_is_shed_and_the_call_carries_on() {
+    let mut sipp = Sipp::builtin_uas().rtp_echo().spawn();
+    let tcp = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()));
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |settings| {
+        settings.listen_tcp = Some(tcp);
+        settings.source_limits = SourceLimits {
+            max_connections: 3,
+            requests_per_second: 20,
+        };
+    })
+    .await;
+    let (mut leg, mut media, invite, ok) = answered_call(&node, &sipp).await;
+    let counters = node.agent.counters();
+    let wait = Duration::from_secs(1);
+
+    // The trunk's address holds three connections, each answered; a fourth
+    // is closed unread.
+    let (held, fourth_answered, fourth_closed) = tokio::task::spawn_blocking(move || {
+        let connect = || TcpStream::connect(tcp).expect("connect to the SIP port");
+        let held: Vec<TcpStream> = (0..3)
+            .map(|_| {
+                let mut stream = connect();
+                assert_eq!(sip_raw::options_over_tcp(&mut stream, wait), Some(200));
+                stream
+            })
+            .collect();
+        let mut fourth = connect();
+        let answered = sip_raw::options_over_tcp(&mut fourth, wait);
+        (held, answered, sip_raw::closed_by_node(&mut fourth, wait))
+    })
+    .await
+    .expect("connections");
+    assert_eq!(fourth_answered, None, "past the cap nothing is answered");
+    assert!(fourth_closed, "the node closes the connection past the cap");
+    assert_eq!(counters.connections_refused.load(Ordering::Relaxed), 1);
+
+    // One closed frees its place for the next.
+    drop(held.into_iter().next());
+    let replaced = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut stream = TcpStream::connect(tcp).expect("connect to the SIP port");
+            let answer = sip_raw::options_over_tcp(&mut stream, Duration::from_millis(300));
+            if answer.is_some() || Instant::now() > deadline {
+                return answer;
+            }
+        }
+    });
+    assert_eq!(replaced.await.expect("replacement"), Some(200));
+
+    // A burst of 100 requests from the trunk's address: two seconds' worth
+    // (40, less the few just used) is answered, the rest dropped unread.
+    let target = node.sip_udp_addr();
+    let shed_before = counters.requests_shed.load(Ordering::Relaxed);
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let answered = tokio::task::spawn_blocking(move || {
+        sip_raw::options_burst_from(loopback, target, 100, wait)
+    })
+    .await
+    .expect("burst");
+    let shed = counters.requests_shed.load(Ordering::Relaxed) - shed_before;
+    assert!((30..=50).contains(&answered), "answered {answered} of 100");
+    assert_eq!(
+        shed,
+        100 - answered as u64,
+        "every unanswered request was shed"
+    );
+
+    let likeness = echo_likeness(&leg, &mut media).await;
+    assert!(
+        likeness.score > SAME_SPEECH,
+        "echo lost beside the shedding: {likeness:?}"
+    );
+    // Once its budget has refilled, the trunk's BYE is heard and ends the
+    // call.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    the_trunks_own_bye_ends(&mut leg, target, invite, ok).await;
     sipp.stop();
 }

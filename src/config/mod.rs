@@ -298,6 +298,11 @@ pub struct SipConfig {
     /// reads (a carrier's published signalling ranges). Anything else sent
     /// to the SIP ports is dropped unread.
     pub trusted_sources: Vec<String>,
+    /// TCP and TLS connections one trusted source may hold open.
+    pub max_connections_per_source: u32,
+    /// Requests a second one trusted source may send (two seconds' worth
+    /// at once); past it they are dropped.
+    pub requests_per_second_per_source: u32,
     /// Read from `[[sip.trunks]]`; the echo trunk, when enabled, is appended.
     #[serde(skip)]
     pub trunks: Vec<TrunkConfig>,
@@ -347,6 +352,8 @@ impl Default for SipConfig {
             trunk_down_after_failures: 3,
             invite_timeout_secs: 32,
             trusted_sources: Vec::new(),
+            max_connections_per_source: 32,
+            requests_per_second_per_source: 200,
             trunks: Vec::new(),
             routes: Vec::new(),
         }

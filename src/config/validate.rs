@@ -197,6 +197,16 @@ fn check_sip(sip: &SipConfig, at: &mut At) {
         1..=100,
     );
     at.range("invite_timeout_secs", sip.invite_timeout_secs, 1..=300);
+    at.range(
+        "max_connections_per_source",
+        sip.max_connections_per_source,
+        1..=10_000,
+    );
+    at.range(
+        "requests_per_second_per_source",
+        sip.requests_per_second_per_source,
+        1..=100_000,
+    );
     for entry in &sip.trusted_sources {
         if let Err(message) = super::http::parse_net(entry) {
             at.bad("trusted_sources", message);

@@ -38,7 +38,7 @@ const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 type Cell = fn(&SipCounters) -> &AtomicU64;
 
 /// The plain (unlabelled) families, with the counter each one reads.
-const PLAIN: [(&str, &str, Cell); 7] = [
+const PLAIN: [(&str, &str, Cell); 9] = [
     (
         "callgate_sip_invites_sent_total",
         "INVITEs sent to trunks, one per trunk tried (retransmissions excluded).",
@@ -73,6 +73,16 @@ const PLAIN: [(&str, &str, Cell); 7] = [
         "callgate_sip_foreign_dialog_requests_total",
         "Requests naming a call in progress from a trusted address other than that call's trunk, its proxy or a trusted network, answered as naming no call.",
         |c| &c.foreign_dialog_requests,
+    ),
+    (
+        "callgate_sip_connections_refused_total",
+        "TCP/TLS connections closed unread because their source already held its cap (sip.max_connections_per_source).",
+        |c| &c.connections_refused,
+    ),
+    (
+        "callgate_sip_requests_shed_total",
+        "SIP requests dropped unread because their source had sent its budget (sip.requests_per_second_per_source).",
+        |c| &c.requests_shed,
     ),
 ];
 

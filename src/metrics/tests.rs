@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::sip::SipCounters;
 
-const FAMILIES: [(&str, &str); 18] = [
+const FAMILIES: [(&str, &str); 20] = [
     ("callgate_calls_active", "gauge"),
     ("callgate_node_draining", "gauge"),
     ("callgate_calls_started_total", "counter"),
@@ -25,6 +25,8 @@ const FAMILIES: [(&str, &str); 18] = [
     ("callgate_sip_options_probe_failures_total", "counter"),
     ("callgate_sip_inbound_refused_total", "counter"),
     ("callgate_sip_unknown_sources_total", "counter"),
+    ("callgate_sip_connections_refused_total", "counter"),
+    ("callgate_sip_requests_shed_total", "counter"),
 ];
 
 /// The value of one series line, e.g. `name{a="b"} 3`.

@@ -18,7 +18,7 @@ use crate::media::ports::PortAllocator;
 use crate::media::sdp;
 use crate::sip::{
     AgentSettings, DigestCredentials, RouteSettings, SipAgent, SipError, SipTransport,
-    TlsListenSettings, TrunkSettings,
+    SourceLimits, TlsListenSettings, TrunkSettings,
 };
 
 /// How long the calls' last CANCELs and BYEs get to be answered once the
@@ -150,6 +150,10 @@ pub fn agent_settings(config: &Config) -> Result<AgentSettings, TrunkSideError> 
             .collect(),
         accept_inbound: false,
         trusted_sources: Some(sip.trusted_source_nets()),
+        source_limits: SourceLimits {
+            max_connections: sip.max_connections_per_source,
+            requests_per_second: sip.requests_per_second_per_source,
+        },
     })
 }
 

@@ -35,6 +35,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::SipError;
+use super::admission::AdmissionInspector;
 use super::call::{self, CallRequest, OfferBuilder, TrunkCall};
 use super::health::HealthChange;
 use super::inbound::InboundCall;
@@ -64,6 +65,11 @@ pub struct SipCounters {
     /// not that call's trunk (nor its proxy, nor a trusted network):
     /// answered as naming no call (see `pinning`).
     pub foreign_dialog_requests: AtomicU64,
+    /// TCP/TLS connections closed unread: their source already held its
+    /// cap (see `admission`).
+    pub connections_refused: AtomicU64,
+    /// Requests dropped unread: their source had sent its budget.
+    pub requests_shed: AtomicU64,
 }
 
 impl SipCounters {
@@ -145,17 +151,24 @@ impl SipAgent {
             callid_suffix: Some("callgate".to_owned()),
             ..Default::default()
         };
-        let endpoint = EndpointBuilder::new()
+        let admission = sources.is_some().then(|| {
+            let listeners = transport.get_listen_addrs();
+            AdmissionInspector::new(settings.source_limits, listeners, counters.clone())
+        });
+        let mut builder = EndpointBuilder::new();
+        builder
             .with_user_agent(&settings.user_agent)
-            .with_transport_layer(transport)
             .with_cancel_token(cancel.child_token())
             .with_option(option)
             .with_inspector(Box::new(EdgeInspector {
                 pins: pins.clone(),
                 sources: sources.clone(),
                 counters: counters.clone(),
-            }))
-            .build();
+            }));
+        if let Some(admission) = admission {
+            builder.with_transport_inspector(Box::new(admission));
+        }
+        let endpoint = builder.with_transport_layer(transport).build();
         let local_host = endpoint
             .get_addrs()
             .first()

@@ -13,7 +13,8 @@
 //!   read on the SIP port; anything else is dropped before it is parsed.
 //!   A call's in-dialog requests are heard only from its own trunk (or its
 //!   proxy, or a trusted network); another trunk's are answered as naming
-//!   no call.
+//!   no call. Each source holds a bounded number of TCP/TLS connections and
+//!   sends a bounded rate of requests ([`admission`]).
 //! - [`disposition`]: final responses, timeouts and transport errors mapped to
 //!   busy / no_answer / rejected / failed / unreachable with the SIP cause.
 //! - [`InboundCall`]: INVITEs accepted by an agent that asked for them (the
@@ -22,6 +23,7 @@
 //! Nothing here logs a number, a URI, an address or a body: log lines carry
 //! trunk names, dispositions and status codes.
 
+mod admission;
 mod agent;
 mod call;
 mod digest_compat;
@@ -40,7 +42,8 @@ pub use call::{CallEnd, CallRequest, EndedBy, OfferBuilder, OfferReply, TrunkCal
 pub use disposition::Disposition;
 pub use inbound::{InboundCall, InboundEvent};
 pub use settings::{
-    AgentSettings, DigestCredentials, RouteSettings, SipTransport, TlsListenSettings, TrunkSettings,
+    AgentSettings, DigestCredentials, RouteSettings, SipTransport, SourceLimits, TlsListenSettings,
+    TrunkSettings,
 };
 
 use std::net::SocketAddr;

@@ -93,6 +93,25 @@ impl fmt::Debug for TlsListenSettings {
     }
 }
 
+/// What one trusted source may ask of a network-facing agent (see
+/// `admission`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceLimits {
+    /// TCP and TLS connections it may hold open to our listeners.
+    pub max_connections: u32,
+    /// Requests a second, with two seconds' worth at once.
+    pub requests_per_second: u32,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 32,
+            requests_per_second: 200,
+        }
+    }
+}
+
 /// Everything the SIP agent of one node needs.
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
@@ -116,6 +135,8 @@ pub struct AgentSettings {
     /// `Some`: read only what comes from the trunks, their proxies and these
     /// networks. `None`: read everything (an agent bound to loopback alone).
     pub trusted_sources: Option<Vec<IpNet>>,
+    /// Applied to each trusted source when `trusted_sources` is set.
+    pub source_limits: SourceLimits,
 }
 
 impl AgentSettings {
@@ -136,6 +157,7 @@ impl AgentSettings {
             routes: Vec::new(),
             accept_inbound: true,
             trusted_sources: None,
+            source_limits: SourceLimits::default(),
         }
     }
 }

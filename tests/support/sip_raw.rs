@@ -1,8 +1,9 @@
-//! Raw SIP over UDP for robustness tests: malformed datagrams an attacker or
-//! a broken peer could send to the node's SIP port, and an OPTIONS probe to
-//! check that the port still answers afterwards.
+//! Raw SIP for robustness tests: malformed datagrams an attacker or a
+//! broken peer could send to the node's SIP port, and OPTIONS probes (over
+//! UDP or a TCP connection) to check what the port still answers.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 /// Kinds of malformed input, each named after what it attacks.
@@ -155,19 +156,85 @@ pub fn options_ping_from(source: IpAddr, to: SocketAddr, wait: Duration) -> Opti
 
 /// An out-of-dialog OPTIONS from `from` to `to`.
 pub fn options(from: SocketAddr, to: SocketAddr) -> Vec<u8> {
+    numbered_options("UDP", from, to, 0)
+}
+
+/// The `n`th OPTIONS over `transport` from `from` to `to`: each number is a
+/// request of its own (branch and Call-ID).
+fn numbered_options(transport: &str, from: SocketAddr, to: SocketAddr, n: u32) -> Vec<u8> {
     format!(
         "OPTIONS sip:{to} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {from};branch=z9hG4bK-ping-{port}\r\n\
+         Via: SIP/2.0/{transport} {from};branch=z9hG4bK-ping-{port}-{n}\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:probe@{from}>;tag=ping{port}\r\n\
          To: <sip:{to}>\r\n\
-         Call-ID: ping-{port}@callgate.test\r\n\
+         Call-ID: ping-{port}-{n}@callgate.test\r\n\
          CSeq: 1 OPTIONS\r\n\
          Accept: application/sdp\r\n\
          Content-Length: 0\r\n\r\n",
         port = from.port()
     )
     .into_bytes()
+}
+
+/// An OPTIONS over the TCP connection `stream`; the status code of the
+/// answer on it within `wait`, if any.
+pub fn options_over_tcp(stream: &mut TcpStream, wait: Duration) -> Option<u16> {
+    let (from, to) = (stream.local_addr().ok()?, stream.peer_addr().ok()?);
+    stream
+        .write_all(&numbered_options("TCP", from, to, 0))
+        .ok()?;
+    stream.set_read_timeout(Some(wait)).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(len) => reply.extend_from_slice(&buf[..len]),
+        }
+    }
+    let text = String::from_utf8_lossy(&reply);
+    text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+/// Whether the node closed `stream` (its side reads end-of-stream) within
+/// `wait`; anything it sends first is read and ignored.
+pub fn closed_by_node(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream
+        .set_read_timeout(Some(wait))
+        .expect("set read timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Sends `count` OPTIONS at once from one socket on `source` to `to`, then
+/// counts the final answers that arrive within `wait`.
+pub fn options_burst_from(source: IpAddr, to: SocketAddr, count: u32, wait: Duration) -> usize {
+    let socket = UdpSocket::bind((source, 0)).expect("bind raw SIP socket");
+    let from = socket.local_addr().expect("raw socket address");
+    for n in 0..count {
+        let datagram = numbered_options("UDP", from, to, n);
+        socket
+            .send_to(&datagram, to)
+            .expect("send raw SIP datagram");
+    }
+    socket
+        .set_read_timeout(Some(wait))
+        .expect("set read timeout");
+    let mut buf = vec![0u8; 65_536];
+    let mut answered = 0;
+    while let Ok(len) = socket.recv(&mut buf) {
+        if !buf[..len].starts_with(b"SIP/2.0 1") {
+            answered += 1;
+        }
+    }
+    answered
 }
 
 /// Sends what `build` makes (given the sending socket's address) from a
