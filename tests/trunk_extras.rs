@@ -10,7 +10,10 @@ use callgate::sip::{Disposition, EndedBy};
 use support::audio::{SPEECH_TURNS, similarity_ulaw};
 use support::baresip::{Baresip, BaresipMode};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
-use support::trunk::{SAME_SPEECH, TestNode, speech, talk, trunk, until_answered, until_ended};
+use support::trunk::{
+    SAME_SPEECH, TestLeg, TestNode, hang_up_answered, speech, talk, trunk, until_answered,
+    until_ended,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdes_srtp_call_with_baresip_echoes_the_speech() {
@@ -88,4 +91,69 @@ async fn the_maximum_call_duration_ends_the_call_with_bye() {
     );
     sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
     assert_eq!(sipp.received_requests("BYE").len(), 1);
+}
+
+/// sipp playing `scenario` as the trunk, with `-rtp_echo`; a node on it,
+/// and its call, answered.
+async fn answered_by(scenario: &str) -> (Sipp, TestNode, TestLeg) {
+    let sipp = Sipp::uas(scenario).rtp_echo().spawn();
+    let node = TestNode::start(vec![trunk("sipp", sipp.sip_addr())], |_| {}).await;
+    let mut leg = node.call();
+    until_answered(&mut leg).await;
+    (sipp, node, leg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunks_session_refreshes_keep_the_call_and_a_missing_one_ends_it() {
+    // The trunk answers with a 12 s session it refreshes itself, three
+    // ways 4 s apart (UPDATE, re-INVITE without SDP, re-INVITE with SDP),
+    // then stops: the call outlives the first expiry (8 s), and ends with
+    // our BYE 8 s after the last refresh. sipp checks each of our 200s.
+    let (mut sipp, _node, mut leg) = answered_by("uas_session_timer_trunk_refreshes.xml").await;
+    let answered_at = Instant::now();
+    let end = until_ended(&mut leg).await;
+    let lasted = answered_at.elapsed();
+    assert_eq!(
+        (end.disposition, end.ended_by),
+        (Disposition::Answered, EndedBy::SessionExpired)
+    );
+    assert!(
+        (Duration::from_secs(18)..Duration::from_secs(23)).contains(&lasted),
+        "the session should expire 8 s after the refresh at 12 s; lasted {lasted:?}"
+    );
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    assert_eq!(sipp.received_requests("BYE").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_that_makes_us_refresh_gets_an_update_at_half_the_interval() {
+    let (mut sipp, _node, mut leg) = answered_by("uas_session_timer_uac_refreshes.xml").await;
+    // Refreshes are due at 5 s and 10 s; the call lives past the 10 s
+    // session it would otherwise have lost.
+    let deadline = Instant::now() + Duration::from_secs(14);
+    while sipp.received_requests("UPDATE").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no second refresh\n{}",
+            sipp.report()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    hang_up_answered(&mut leg).await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    assert_eq!(sipp.received_requests("UPDATE").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_422_is_answered_with_the_interval_the_trunk_asks_for() {
+    let (mut sipp, _node, mut leg) = answered_by("uas_session_interval_too_small.xml").await;
+    hang_up_answered(&mut leg).await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    let invites = sipp.received_requests("INVITE");
+    assert_eq!(invites.len(), 2, "one INVITE, then one after the 422");
+    assert_eq!(
+        invites[0].header("Call-ID"),
+        invites[1].header("Call-ID"),
+        "the second INVITE is the same call"
+    );
 }

@@ -22,7 +22,7 @@ use support::pki::TestPki;
 use support::sip_trace::SipMessage;
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{
-    SAME_SPEECH, TestNode, echo_likeness, trunk, until_answered, until_ended,
+    SAME_SPEECH, TestNode, echo_likeness, hang_up_answered, trunk, until_answered, until_ended,
     until_ended_unanswered,
 };
 
@@ -81,12 +81,7 @@ async fn kamailio_as_outbound_proxy_carries_the_whole_dialog() {
         likeness.score > SAME_SPEECH,
         "no echo through the proxied call: {likeness:?}"
     );
-    leg.hangup();
-    let end = until_ended(&mut leg).await;
-    assert_eq!(
-        (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::Local)
-    );
+    hang_up_answered(&mut leg).await;
     sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
 
     let proxy_addr = proxy.addr().to_string();

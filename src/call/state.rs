@@ -180,9 +180,13 @@ impl CallMachine {
                     EndedBy::Node
                 }
             },
-            (TrunkEndedBy::Local | TrunkEndedBy::RingTimeout | TrunkEndedBy::MaxDuration, _) => {
-                EndedBy::Node
-            }
+            (
+                TrunkEndedBy::Local
+                | TrunkEndedBy::RingTimeout
+                | TrunkEndedBy::MaxDuration
+                | TrunkEndedBy::SessionExpired,
+                _,
+            ) => EndedBy::Node,
         };
         let disposition = match self.local_hangup {
             Some(LocalHangup::Fault) => Disposition::Failed,

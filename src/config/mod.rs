@@ -303,6 +303,9 @@ pub struct SipConfig {
     /// Requests a second one trusted source may send (two seconds' worth
     /// at once); past it they are dropped.
     pub requests_per_second_per_source: u32,
+    /// The RFC 4028 session interval our INVITEs ask for, the trunk
+    /// refreshing; 0 asks for none.
+    pub session_expires_secs: u32,
     /// Read from `[[sip.trunks]]`; the echo trunk, when enabled, is appended.
     #[serde(skip)]
     pub trunks: Vec<TrunkConfig>,
@@ -323,6 +326,12 @@ impl SipConfig {
     pub fn options_interval(&self) -> Option<Duration> {
         (self.options_interval_secs > 0)
             .then(|| Duration::from_secs(self.options_interval_secs.into()))
+    }
+
+    /// `None` when our INVITEs ask for no session timer.
+    pub fn session_expires(&self) -> Option<Duration> {
+        (self.session_expires_secs > 0)
+            .then(|| Duration::from_secs(self.session_expires_secs.into()))
     }
 
     pub fn invite_timeout(&self) -> Duration {
@@ -354,6 +363,7 @@ impl Default for SipConfig {
             trusted_sources: Vec::new(),
             max_connections_per_source: 32,
             requests_per_second_per_source: 200,
+            session_expires_secs: 1800,
             trunks: Vec::new(),
             routes: Vec::new(),
         }

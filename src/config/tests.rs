@@ -744,3 +744,27 @@ fn a_fixed_turn_credential_needs_the_operators_explicit_yes() {
     let found = problems(&both, &[("TURN_SECRET", "s")]);
     assert!(message_for(&found, "webrtc.ice_servers[0]").contains("drop username"));
 }
+
+#[test]
+fn session_expires_is_off_or_within_rfc_4028s_bounds_and_source_limits_are_positive() {
+    let found = problems(
+        "[sip]\nsession_expires_secs = 30\nmax_connections_per_source = 0\nrequests_per_second_per_source = 0\n",
+        &[],
+    );
+    assert_eq!(
+        keys(&found),
+        [
+            "sip.max_connections_per_source",
+            "sip.requests_per_second_per_source",
+            "sip.session_expires_secs",
+        ]
+    );
+    assert!(message_for(&found, "sip.session_expires_secs").contains("0 (none)"));
+    let off = load("[sip]\nsession_expires_secs = 0\n", &[]).unwrap();
+    assert_eq!(off.sip.session_expires(), None);
+    let default = load("", &[]).unwrap();
+    assert_eq!(
+        default.sip.session_expires(),
+        Some(std::time::Duration::from_secs(1800))
+    );
+}

@@ -207,6 +207,13 @@ fn check_sip(sip: &SipConfig, at: &mut At) {
         sip.requests_per_second_per_source,
         1..=100_000,
     );
+    let session_expires = sip.session_expires_secs;
+    if session_expires != 0 && !(90..=86_400).contains(&session_expires) {
+        at.bad(
+            "session_expires_secs",
+            "must be 0 (none) or between 90 and 86400 (RFC 4028's smallest is 90)",
+        );
+    }
     for entry in &sip.trusted_sources {
         if let Err(message) = super::http::parse_net(entry) {
             at.bad("trusted_sources", message);

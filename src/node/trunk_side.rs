@@ -154,6 +154,7 @@ pub fn agent_settings(config: &Config) -> Result<AgentSettings, TrunkSideError> 
             max_connections: sip.max_connections_per_source,
             requests_per_second: sip.requests_per_second_per_source,
         },
+        session_expires: sip.session_expires(),
     })
 }
 

@@ -15,9 +15,16 @@
 //! transaction timers. So the call is over for the visitor, and its limits
 //! are free, even while a trunk that never answers keeps the INVITE open
 //! for Timer B.
+//!
+//! An answered call keeps the RFC 4028 session timer its 2xx set up
+//! ([`super::session_timer`]): the trunk's refreshes restart it and our
+//! answers carry it; when we are the refresher, an UPDATE goes out at half
+//! the interval; a session the trunk lets expire ends with our BYE.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rsipstack::dialog::DialogId;
@@ -26,13 +33,15 @@ use rsipstack::dialog::dialog::{
 };
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, Method, Response, StatusCodeKind};
+use rsipstack::sip::{Header, HeadersExt, Method, Request, Response, StatusCodeKind};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::SipError;
 use super::agent::AgentInner;
 use super::disposition::{self, Disposition, LocalCancel};
+use super::session_timer::{self, Due, SessionTimer, TimerRequest};
 use super::settings::TrunkSettings;
 use super::trunk::Trunk;
 
@@ -60,6 +69,9 @@ pub enum EndedBy {
     Remote,
     RingTimeout,
     MaxDuration,
+    /// The trunk was to refresh the session (RFC 4028) and did not: we
+    /// sent the BYE when it expired.
+    SessionExpired,
 }
 
 /// The end of a call on the trunk leg.
@@ -104,16 +116,28 @@ pub enum TrunkEvent {
 #[derive(Debug)]
 pub struct OfferReply {
     handle: TransactionHandle,
+    /// Headers our 2xx carries besides the SDP (the session timer's).
+    headers: Vec<Header>,
+    /// Where the SDP we answer is kept, as the last we sent.
+    sent: Option<LocalSdp>,
 }
 
 impl OfferReply {
     pub(crate) fn new(handle: TransactionHandle) -> Self {
-        Self { handle }
+        Self {
+            handle,
+            headers: Vec::new(),
+            sent: None,
+        }
     }
 
     /// Answer with our SDP (200 OK).
     pub async fn accept(self, answer_sdp: Vec<u8>) {
-        let headers = vec![Header::ContentType("application/sdp".into())];
+        if let Some(sent) = &self.sent {
+            sent.set(&answer_sdp);
+        }
+        let mut headers = self.headers;
+        headers.push(Header::ContentType("application/sdp".into()));
         if self
             .handle
             .respond(
@@ -131,6 +155,26 @@ impl OfferReply {
     /// Refuse the offer, e.g. 488 Not Acceptable Here when no codec matches.
     pub async fn reject(self, code: u16) {
         let _ = self.handle.reply(code.into()).await;
+    }
+}
+
+/// The SDP we last sent the trunk (our offer, or our last answer): what a
+/// 200 to a re-INVITE without SDP offers again, unchanged.
+#[derive(Debug, Clone, Default)]
+struct LocalSdp(Arc<Mutex<Vec<u8>>>);
+
+impl LocalSdp {
+    fn set(&self, sdp: &[u8]) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.clear();
+        slot.extend_from_slice(sdp);
+    }
+
+    fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -168,6 +212,8 @@ pub(crate) fn spawn(
         events: events_tx,
         hangup: hangup_rx,
         end_reported: false,
+        session: None,
+        local_sdp: LocalSdp::default(),
     };
     let calls = driver.inner.calls.clone();
     calls.spawn(driver.run(candidates));
@@ -182,13 +228,22 @@ struct CallDriver {
     hangup: mpsc::Receiver<()>,
     /// `TrunkEvent::Ended` has gone to the owner.
     end_reported: bool,
+    /// The answered call's RFC 4028 session timer, if it has one.
+    session: Option<SessionTimer>,
+    local_sdp: LocalSdp,
 }
 
 /// How one trunk attempt ended.
 enum Attempt {
     Final(CallEnd),
     FailOver(CallEnd),
+    /// 422: the trunk wants a session interval of at least its `Min-SE`.
+    IntervalTooSmall(Option<Duration>, CallEnd),
 }
+
+/// An UPDATE refreshing the session, in flight.
+type Refreshing =
+    Pin<Box<dyn Future<Output = rsipstack::Result<Option<Response>>> + Send + 'static>>;
 
 impl CallDriver {
     async fn run(mut self, candidates: Vec<Arc<Trunk>>) {
@@ -200,7 +255,8 @@ impl CallDriver {
         };
         for trunk in candidates {
             match self.attempt(&trunk).await {
-                Attempt::Final(end) => {
+                // `attempt` has already asked again after a 422 it could meet.
+                Attempt::Final(end) | Attempt::IntervalTooSmall(_, end) => {
                     last = end;
                     break;
                 }
@@ -248,7 +304,39 @@ impl CallDriver {
         });
     }
 
+    /// One trunk's attempt, asked again with a larger session interval
+    /// when it answers 422 (RFC 4028 §7.4), under the same Call-ID (RFC
+    /// 3261 §8.1.3.5).
     async fn attempt(&mut self, trunk: &Arc<Trunk>) -> Attempt {
+        let mut timer = self
+            .inner
+            .settings
+            .session_expires
+            .map(|interval| TimerRequest {
+                interval,
+                min_se: session_timer::SMALLEST_INTERVAL,
+            });
+        // Pinned before the INVITE leaves: only this trunk speaks for it.
+        let pin = self.inner.pin_call(trunk);
+        loop {
+            match self.attempt_with(trunk, pin.call_id(), timer).await {
+                Attempt::IntervalTooSmall(min_se, end) => {
+                    match timer.and_then(|t| t.after_too_small(min_se)) {
+                        Some(raised) => timer = Some(raised),
+                        None => return Attempt::Final(end),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn attempt_with(
+        &mut self,
+        trunk: &Arc<Trunk>,
+        call_id: &str,
+        timer: Option<TimerRequest>,
+    ) -> Attempt {
         self.tell(TrunkEvent::Trying {
             trunk: trunk.name().to_owned(),
         })
@@ -258,10 +346,10 @@ impl CallDriver {
             return self.transport_failure(trunk);
         }
         let (state_tx, states) = self.inner.dialogs.new_dialog_state_channel();
-        // Pinned before the INVITE leaves: only this trunk speaks for it.
-        let pin = self.inner.pin_call(trunk);
-        let mut option = self.invite_option(trunk);
-        option.call_id = Some(pin.call_id().to_owned());
+        let mut option = self.invite_option(trunk, timer);
+        option.call_id = Some(call_id.to_owned());
+        self.local_sdp
+            .set(option.offer.as_deref().unwrap_or_default());
         self.inner
             .counters
             .invites_sent
@@ -281,12 +369,10 @@ impl CallDriver {
             provisional_seen: false,
             cancelled: None,
         };
-        let attempt = match self.until_answer(&mut leg, invite).await {
+        match self.until_answer(&mut leg, invite, timer.is_some()).await {
             Some(attempt) => attempt,
             None => Attempt::Final(self.while_answered(&mut leg).await),
-        };
-        drop(pin);
-        attempt
+        }
     }
 
     /// The trunk could not be reached at all: count it, mark the trunk
@@ -318,7 +404,7 @@ impl CallDriver {
         }
     }
 
-    fn invite_option(&self, trunk: &Trunk) -> InviteOption {
+    fn invite_option(&self, trunk: &Trunk, timer: Option<TimerRequest>) -> InviteOption {
         let contact = self
             .inner
             .dialogs
@@ -341,6 +427,13 @@ impl CallDriver {
                     params: vec![],
                 })
                 .collect(),
+            headers: timer.map(|timer| {
+                vec![
+                    Header::Supported("timer".into()),
+                    Header::SessionExpires(timer.session_expires().value().into()),
+                    Header::MinSE(timer.min_se.as_secs().to_string().into()),
+                ]
+            }),
             ..Default::default()
         }
     }
@@ -350,12 +443,13 @@ impl CallDriver {
         &mut self,
         leg: &mut Leg,
         mut invite: tokio::task::JoinHandle<rsipstack::dialog::invitation::InviteAsyncResult>,
+        asked_for_timer: bool,
     ) -> Option<Attempt> {
         let ring_timer = tokio::time::sleep(self.inner.settings.ring_timeout);
         tokio::pin!(ring_timer);
         loop {
             tokio::select! {
-                result = &mut invite => return self.on_invite_result(leg, result),
+                result = &mut invite => return self.on_invite_result(leg, result, asked_for_timer),
                 Some(state) = leg.states.recv() => self.on_early_state(leg, state).await,
                 _ = &mut ring_timer, if leg.cancelled.is_none() => {
                     debug!(trunk = leg.trunk.name(), "ring timeout, cancelling");
@@ -373,6 +467,7 @@ impl CallDriver {
         &mut self,
         leg: &mut Leg,
         result: Result<rsipstack::dialog::invitation::InviteAsyncResult, tokio::task::JoinError>,
+        asked_for_timer: bool,
     ) -> Option<Attempt> {
         let trunk = leg.trunk.clone();
         let counters = &self.inner.counters;
@@ -395,6 +490,16 @@ impl CallDriver {
                 }
                 leg.answered = Some((id, response));
                 None
+            }
+            Ok(Ok((_, Some(response))))
+                if response.status_code.code() == 422
+                    && asked_for_timer
+                    && leg.cancelled.is_none() =>
+            {
+                counters.count_response(422);
+                let disposition = disposition::for_final_response(422, None, false);
+                let end = self.end(disposition, Some(422), EndedBy::Remote, &trunk);
+                Some(Attempt::IntervalTooSmall(min_se_of(&response), end))
             }
             Ok(Ok((_, Some(response)))) if is_local_timeout(&response, leg) => {
                 counters.invite_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -473,11 +578,21 @@ impl CallDriver {
         }
     }
 
-    /// The answered phase: until BYE from either side or the duration limit.
+    /// The answered phase: until BYE from either side, the duration limit
+    /// or the session's expiry.
     async fn while_answered(&mut self, leg: &mut Leg) -> CallEnd {
         let Some((id, response)) = leg.answered.take() else {
             return self.end(Disposition::Failed, None, EndedBy::Remote, &leg.trunk);
         };
+        self.session =
+            SessionTimer::from_answer(session_expires_of(&response), Instant::now().into_std());
+        if let Some(timer) = &self.session {
+            debug!(
+                trunk = leg.trunk.name(),
+                we_refresh = timer.we_refresh(),
+                "session timer running"
+            );
+        }
         self.tell(TrunkEvent::Answered {
             sdp: response.body.clone(),
         })
@@ -489,7 +604,13 @@ impl CallDriver {
             .map_or(most, |limit| limit.min(most));
         let limit = tokio::time::sleep(talk);
         tokio::pin!(limit);
+        let mut refreshing: Option<Refreshing> = None;
         let ended_by = loop {
+            let session_deadline = self
+                .session
+                .as_ref()
+                .filter(|_| refreshing.is_none())
+                .map(|timer| Instant::from_std(timer.deadline()));
             tokio::select! {
                 state = leg.states.recv() => match state {
                     Some(DialogState::Terminated(_, reason)) => break terminated_by(&reason),
@@ -498,6 +619,20 @@ impl CallDriver {
                 },
                 _ = self.hangup.recv() => break EndedBy::Local,
                 _ = &mut limit => break EndedBy::MaxDuration,
+                _ = sleep_until_some(session_deadline) => {
+                    let now = Instant::now().into_std();
+                    match self.session.as_ref().and_then(|timer| timer.due(now)) {
+                        Some(Due::Refresh) => refreshing = self.refresh(leg),
+                        Some(Due::Expired) => break EndedBy::SessionExpired,
+                        None => {}
+                    }
+                }
+                result = poll_some(&mut refreshing) => {
+                    refreshing = None;
+                    if self.on_refreshed(result) {
+                        break EndedBy::Remote;
+                    }
+                }
             }
         };
         let end = self.end(Disposition::Answered, Some(200), ended_by, &leg.trunk);
@@ -512,20 +647,75 @@ impl CallDriver {
         end
     }
 
+    /// Sends our refresh: an UPDATE without SDP (RFC 4028 §7.4 prefers it;
+    /// no media changes), in the background of the answered loop.
+    fn refresh(&self, leg: &Leg) -> Option<Refreshing> {
+        let timer = self.session.as_ref()?;
+        let headers = vec![
+            Header::Supported("timer".into()),
+            Header::SessionExpires(timer.refresh_request().value().into()),
+        ];
+        let dialog = leg.dialog.clone();
+        Some(Box::pin(
+            async move { dialog.update(Some(headers), None).await },
+        ))
+    }
+
+    /// Our refresh's outcome; `true` when it says the dialog is gone (408
+    /// or 481, RFC 4028 §10), so the call is over.
+    fn on_refreshed(&mut self, result: rsipstack::Result<Option<Response>>) -> bool {
+        let now = Instant::now().into_std();
+        let Some(timer) = self.session.as_mut() else {
+            return false;
+        };
+        match result {
+            Ok(Some(response)) if response.status_code.kind() == StatusCodeKind::Successful => {
+                timer.refreshed_by_us(session_expires_of(&response), now);
+                false
+            }
+            Ok(Some(response)) if matches!(response.status_code.code(), 408 | 481) => true,
+            other => {
+                let code = other.ok().flatten().map(|r| r.status_code.code());
+                debug!(
+                    ?code,
+                    "session refresh refused; the session ends when it expires"
+                );
+                timer.refresh_failed();
+                false
+            }
+        }
+    }
+
     /// Requests the trunk sends inside the dialog.
     async fn on_in_dialog_request(&mut self, state: DialogState) {
         match state {
             DialogState::Updated(_, request, handle) => {
+                let headers = self.on_trunk_refresh(&request);
                 let is_offer = matches!(request.method, Method::Invite | Method::Update);
-                if is_offer {
-                    let reply = OfferReply::new(handle);
+                if is_offer && !request.body.is_empty() {
+                    let reply = OfferReply {
+                        handle,
+                        headers,
+                        sent: Some(self.local_sdp.clone()),
+                    };
                     self.tell(TrunkEvent::RemoteOffer {
                         sdp: request.body,
                         reply,
                     })
                     .await;
+                } else if request.method == Method::Invite {
+                    // A re-INVITE without an offer (a refresh, often): our
+                    // 200 offers what we last sent, unchanged (RFC 3264 §8).
+                    OfferReply {
+                        handle,
+                        headers,
+                        sent: None,
+                    }
+                    .accept(self.local_sdp.get())
+                    .await;
                 } else {
-                    let _ = handle.reply(rsipstack::sip::StatusCode::OK).await;
+                    let reply = handle.respond(rsipstack::sip::StatusCode::OK, Some(headers), None);
+                    let _ = reply.await;
                 }
             }
             DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
@@ -540,6 +730,28 @@ impl CallDriver {
             }
             _ => {}
         }
+    }
+
+    /// A re-INVITE or UPDATE from the trunk refreshes the session (RFC 4028
+    /// §9): the timer restarts, and our 2xx carries the headers returned.
+    fn on_trunk_refresh(&mut self, request: &Request) -> Vec<Header> {
+        let now = Instant::now().into_std();
+        let asked = session_expires_of(request);
+        let timer = match (&mut self.session, asked) {
+            (Some(timer), _) => timer,
+            // A trunk may start a session timer in the middle of a call.
+            (None, Some(_)) => match SessionTimer::from_answer(asked, now) {
+                Some(timer) => self.session.insert(timer),
+                None => return Vec::new(),
+            },
+            (None, None) => return Vec::new(),
+        };
+        let answer = timer.refreshed_by_trunk(asked, now);
+        let mut headers = vec![Header::SessionExpires(answer.value().into())];
+        if request.header_contains_token("Supported", "timer") {
+            headers.push(Header::Require("timer".into()));
+        }
+        headers
     }
 
     fn end(
@@ -593,6 +805,35 @@ fn terminated_by(reason: &TerminatedReason) -> EndedBy {
     match reason {
         TerminatedReason::UacBye | TerminatedReason::UacCancel => EndedBy::Local,
         _ => EndedBy::Remote,
+    }
+}
+
+/// The `Session-Expires` value of a request or response, if it has one.
+fn session_expires_of(message: &impl HeadersExt) -> Option<&str> {
+    message.session_expires_header().map(|h| h.value())
+}
+
+/// The `Min-SE` of a 422, if it has one.
+fn min_se_of(response: &Response) -> Option<Duration> {
+    response.headers.iter().find_map(|header| match header {
+        Header::MinSE(value) => session_timer::parse_min_se(value.value()),
+        _ => None,
+    })
+}
+
+/// Sleeps until `deadline`, or for ever when there is none.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The refresh in flight, or for ever when there is none.
+async fn poll_some(refreshing: &mut Option<Refreshing>) -> rsipstack::Result<Option<Response>> {
+    match refreshing {
+        Some(refresh) => refresh.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -8,7 +8,8 @@
 //!   and UPDATE offers from the trunk surfaced as [`TrunkEvent::RemoteOffer`],
 //!   in-dialog OPTIONS answered, digest authentication on 401/407 (MD5 and
 //!   SHA-256, qop=auth, done by rsipstack), outbound proxy with Record-Route
-//!   honoured, ring timeout and maximum duration, failover across a route.
+//!   honoured, ring timeout and maximum duration, failover across a route,
+//!   RFC 4028 session timers both ways ([`session_timer`]).
 //! - Only the trunks, their proxies and the operator's trusted networks are
 //!   read on the SIP port; anything else is dropped before it is parsed.
 //!   A call's in-dialog requests are heard only from its own trunk (or its
@@ -33,6 +34,7 @@ pub(crate) mod fuzz;
 mod health;
 mod inbound;
 mod pinning;
+mod session_timer;
 mod settings;
 mod sources;
 mod trunk;

@@ -137,6 +137,10 @@ pub struct AgentSettings {
     pub trusted_sources: Option<Vec<IpNet>>,
     /// Applied to each trusted source when `trusted_sources` is set.
     pub source_limits: SourceLimits,
+    /// The RFC 4028 session interval our INVITEs ask for (with the trunk
+    /// as refresher); `None` asks for none, though a trunk's own timer is
+    /// still honoured.
+    pub session_expires: Option<Duration>,
 }
 
 impl AgentSettings {
@@ -158,6 +162,7 @@ impl AgentSettings {
             accept_inbound: true,
             trusted_sources: None,
             source_limits: SourceLimits::default(),
+            session_expires: Some(Duration::from_secs(1800)),
         }
     }
 }

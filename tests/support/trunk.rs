@@ -16,7 +16,8 @@ use callgate::media::endpoint::{MediaEvent, RtpEndpoint};
 use callgate::media::ports::PortAllocator;
 use callgate::media::sdp::Codec;
 use callgate::sip::{
-    AgentSettings, CallEnd, CallRequest, RouteSettings, SipAgent, SipTransport, TrunkSettings,
+    AgentSettings, CallEnd, CallRequest, Disposition, EndedBy, RouteSettings, SipAgent,
+    SipTransport, TrunkSettings,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -171,6 +172,16 @@ pub async fn events_until(leg: &mut TestLeg, stop: impl Fn(&LegEvent) -> bool) -
             return seen;
         }
     }
+}
+
+/// Hangs up an answered call and checks that it ended answered, by us.
+pub async fn hang_up_answered(leg: &mut TestLeg) {
+    leg.hangup();
+    let end = until_ended(leg).await;
+    assert_eq!(
+        (end.disposition, end.ended_by),
+        (Disposition::Answered, EndedBy::Local)
+    );
 }
 
 pub async fn until_ended(leg: &mut TestLeg) -> CallEnd {
