@@ -674,6 +674,12 @@ impl CallDriver {
                 false
             }
             Ok(Some(response)) if matches!(response.status_code.code(), 408 | 481) => true,
+            Ok(Some(response)) if response.status_code.code() == 491 => {
+                // We chose the Call-ID, so we wait 2.1 to 4 s (RFC 3261 §14.1).
+                let wait = Duration::from_millis(rand::random_range(2100..=4000));
+                timer.refresh_again_at(now + wait);
+                false
+            }
             other => {
                 let code = other.ok().flatten().map(|r| r.status_code.code());
                 debug!(

@@ -126,6 +126,9 @@ pub(crate) struct SessionTimer {
     interval: Duration,
     we_refresh: bool,
     refreshed_at: Instant,
+    /// Our refresh met a re-INVITE or UPDATE of the trunk's (491) and is
+    /// tried again then (RFC 3261 §14.1).
+    retry_at: Option<Instant>,
 }
 
 impl SessionTimer {
@@ -138,6 +141,7 @@ impl SessionTimer {
             interval: answer.interval,
             we_refresh: answer.refresher != Some(Refresher::Uas),
             refreshed_at: now,
+            retry_at: None,
         })
     }
 
@@ -150,11 +154,27 @@ impl SessionTimer {
     /// last refresh when we refresh; when the trunk does, the interval less
     /// a third of it or 32 s, whichever is less (RFC 4028 §10).
     pub(crate) fn deadline(&self) -> Instant {
-        let after = match self.we_refresh {
-            true => self.interval / 2,
-            false => self.interval - (self.interval / 3).min(Duration::from_secs(32)),
-        };
-        self.refreshed_at + after
+        match (self.we_refresh, self.retry_at) {
+            (true, Some(retry_at)) => retry_at,
+            (true, None) => self.refreshed_at + self.interval / 2,
+            (false, _) => self.expiry(),
+        }
+    }
+
+    /// When the session ends unless refreshed (RFC 4028 §10).
+    fn expiry(&self) -> Instant {
+        let margin = (self.interval / 3).min(Duration::from_secs(32));
+        self.refreshed_at + self.interval - margin
+    }
+
+    /// Our refresh crossed one of the trunk's (491): it goes again at `at`,
+    /// unless the session would expire first, which then ends it.
+    pub(crate) fn refresh_again_at(&mut self, at: Instant) {
+        if at < self.expiry() {
+            self.retry_at = Some(at);
+        } else {
+            self.refresh_failed();
+        }
     }
 
     /// What is due at `now`, if anything.
@@ -186,6 +206,7 @@ impl SessionTimer {
             self.we_refresh = answer.refresher != Some(Refresher::Uas);
         }
         self.refreshed_at = now;
+        self.retry_at = None;
     }
 
     /// Our refresh failed for good (not 2xx): the session runs until it
@@ -193,6 +214,7 @@ impl SessionTimer {
     /// hangs up.
     pub(crate) fn refresh_failed(&mut self) {
         self.we_refresh = false;
+        self.retry_at = None;
     }
 
     /// The trunk refreshed the session with a re-INVITE or UPDATE carrying
@@ -213,6 +235,7 @@ impl SessionTimer {
             self.we_refresh = false;
         }
         self.refreshed_at = now;
+        self.retry_at = None;
         SessionExpires {
             interval: self.interval,
             refresher: Some(match self.we_refresh {
@@ -318,6 +341,28 @@ mod tests {
         timer.refresh_failed();
         assert_eq!(timer.due(start + 59 * SECOND), None);
         assert_eq!(timer.due(start + 60 * SECOND), Some(Due::Expired));
+    }
+
+    #[test]
+    fn a_refresh_that_crosses_the_trunks_is_tried_again_until_the_session_would_expire() {
+        let start = Instant::now();
+        let mut timer =
+            SessionTimer::from_answer(Some("90;refresher=uac"), start).expect("a timer");
+        let sent = start + 45 * SECOND;
+        timer.refresh_again_at(sent + 3 * SECOND);
+        assert_eq!(timer.due(sent + 2 * SECOND), None);
+        assert_eq!(timer.due(sent + 3 * SECOND), Some(Due::Refresh));
+        timer.refreshed_by_us(None, sent + 3 * SECOND);
+        assert_eq!(
+            timer.deadline(),
+            sent + 48 * SECOND,
+            "half the interval again"
+        );
+
+        // Past the session's end there is no retry: it expires.
+        timer.refresh_again_at(start + 1000 * SECOND);
+        assert!(!timer.we_refresh());
+        assert_eq!(timer.deadline(), sent + 3 * SECOND + 60 * SECOND);
     }
 
     #[test]
