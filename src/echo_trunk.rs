@@ -125,9 +125,10 @@ async fn echo_call(
                     // G.711 carries one byte per sample.
                     let _ = endpoint.send_audio(&frame.payload, frame.payload.len() as u32);
                 }
-                Some(MediaEvent::Dtmf(digit)) => {
+                Some(MediaEvent::Dtmf { digit, .. }) => {
                     let _ = endpoint.send_dtmf(&digit.to_string());
                 }
+                Some(MediaEvent::DtmfContinued { .. }) => {}
                 None => break,
             },
             _ = &mut limit => { let _ = call.hangup().await; break; }

@@ -3,7 +3,7 @@
 //! trunk. sipp does the signalling; the media its SDP names is a port the
 //! test owns ([`EchoSink`]), so the test hears exactly what the callee hears
 //! (the visitor's speech, keypad tones as RFC 4733 events) and sends it back
-//! as the callee's voice.
+//! as the callee's voice, or plays the callee's phone pressing keys.
 
 mod support;
 
@@ -16,6 +16,7 @@ use support::audio::{
     speech_wav_48k,
 };
 use support::browser::{AudioPackets, Browser, decode_with_ffmpeg};
+use support::keypad::{Press, TrunkPhone, keypad_tones};
 use support::node::RunningNode;
 use support::rtp::{EchoSink, RtpPacket, streams, telephone_event_digits, ulaw_audio};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
@@ -83,9 +84,9 @@ fn rms(samples: &[i16]) -> f64 {
         .sqrt()
 }
 
-/// Calls from the demo page and lets it talk for 8 s: what the browser
-/// counted and heard in that time.
-async fn talk(browser: &Browser, node: &RunningNode, codecs: &str) -> Talk {
+/// Calls from the demo page offering `codecs` and starts recording what
+/// the browser hears once the callee's audio arrives.
+async fn call_and_listen(browser: &Browser, node: &RunningNode, codecs: &str) {
     browser
         .goto(&format!("{}/demo?cg-codecs={codecs}", node.base()))
         .await;
@@ -99,6 +100,12 @@ async fn talk(browser: &Browser, node: &RunningNode, codecs: &str) -> Talk {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     browser.start_recording_remote_audio().await;
+}
+
+/// Calls from the demo page and lets it talk for 8 s: what the browser
+/// counted and heard in that time.
+async fn talk(browser: &Browser, node: &RunningNode, codecs: &str) -> Talk {
+    call_and_listen(browser, node, codecs).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let webm = browser.stop_recording().await;
     Talk {
@@ -182,6 +189,66 @@ async fn chromium_talks_to_sipp_sends_keypad_digits_and_hangs_up() {
     let answered = cdr.answered_at_ms.expect("answered time");
     assert!(cdr.created_at_ms <= answered && answered < cdr.ended_at_ms);
     assert!(cdr.duration_ms >= 9_000, "{cdr:?}");
+    node.stop().await;
+}
+
+/// The callee presses 1 on its phone (RFC 4733 events as a carrier sends
+/// them: unmarked, the end packet four times), its PBX sends 9 in a SIP
+/// INFO, then a re-INVITE renumbers telephone-event from 101 to 96 and the
+/// callee presses 3 under the new number. The visitor hears all three keys,
+/// in order, from Chromium's own playout of the events we send it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_callees_keys_reach_the_visitor_from_rtp_events_and_sip_info() {
+    // Real-time browsers beside each other starve on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
+    let phone_socket =
+        std::net::UdpSocket::bind(("127.0.0.1", support::ports::free_udp_port_pair()))
+            .expect("bind the phone's socket");
+    let phone_port = phone_socket.local_addr().unwrap().port();
+    let mut sipp = Sipp::uas("uas_media_sink_keypad.xml")
+        .key("sink_port", &phone_port.to_string())
+        .timeout(Duration::from_secs(120))
+        .spawn();
+    let node = RunningNode::start(27600..=27699, &trunks(sipp.sip_addr(), ""), &[]).await;
+    let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
+    // The scenario sends its INFO 8 s after the ACK and renumbers at 9 s;
+    // the phone starts when our first packet reaches it, after the ACK.
+    let presses = vec![
+        Press {
+            at: Duration::from_secs(2),
+            event: 1,
+            payload_type: TELEPHONE_EVENT,
+        },
+        Press {
+            at: Duration::from_secs(11),
+            event: 3,
+            payload_type: 96,
+        },
+    ];
+    let phone = TrunkPhone::start(phone_socket, presses, Duration::from_secs(13), WAIT);
+
+    call_and_listen(&browser, &node, "pcmu,pcma,opus").await;
+    let phone_started = tokio::task::block_in_place(|| phone.finish());
+    let webm = browser.stop_recording().await;
+    browser.click(".cg-widget .cg-hangup").await;
+    browser.wait_widget_state("ended", WAIT).await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    browser.close().await;
+
+    assert!(phone_started.is_some(), "the node sent the callee audio");
+    let heard = decode_with_ffmpeg(&webm);
+    assert_eq!(
+        keypad_tones(&heard, 8000),
+        "193",
+        "the visitor heard the callee's keys ({} samples, rms {:.0})",
+        heard.len(),
+        rms(&heard)
+    );
+    let cdr = node.cdr_of_widget("demo").await;
+    assert_eq!(
+        (cdr.disposition.as_str(), cdr.ended_by.as_str()),
+        ("answered", "visitor")
+    );
     node.stop().await;
 }
 

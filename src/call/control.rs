@@ -127,6 +127,7 @@ impl CallControl {
                 self.tell_media(MediaCommand::TrunkAnswered(codec));
             }
             LegEvent::MediaUpdated => self.tell_media(MediaCommand::TrunkSourceChanged),
+            LegEvent::Dtmf(digit) => self.tell_media(MediaCommand::DtmfToBrowser(*digit)),
             _ => {}
         }
         if let Some(update) = self.machine.handle_leg_event(now, &event) {

@@ -26,6 +26,11 @@
 //!   SRTP) arrived for the disconnect timeout.
 //! - Audio reaches the recorder only while the control side says the
 //!   consent gate is open ([`CallMedia::set_recording`]).
+//! - Keypad digits from the trunk, as RFC 4733 events (whatever their
+//!   quirks: no marker bit, repeated end packets, a payload type changed by
+//!   a re-INVITE) or in SIP INFO ([`CallMedia::play_dtmf_to_browser`]),
+//!   reach the browser as clean RFC 4733 events of our own, numbered in its
+//!   one stream, when the browser negotiated telephone-event.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use super::driver::{LegStats, RelayObserver};
 use crate::media::MediaError;
+use crate::media::dtmf::{DtmfConfig, DtmfSender};
 use crate::media::endpoint::{
     EndpointCore, MediaEvent, MediaFrame, RemoteMedia, StatsReader, Transmit,
 };
@@ -131,7 +137,17 @@ pub struct CallMedia {
     browser_received: u64,
     tap: Option<RecorderTap>,
     recording: bool,
+    /// Present when the browser negotiated telephone-event.
+    browser_dtmf: Option<BrowserDtmf>,
     events: Vec<CallMediaEvent>,
+}
+
+/// The trunk's keypad digits on their way to the browser.
+struct BrowserDtmf {
+    sender: DtmfSender,
+    payload_type: u8,
+    /// The RTP timestamp of the event being played.
+    event_timestamp: u32,
 }
 
 fn g711_law(codec: AudioCodec) -> Option<G711Law> {
@@ -162,6 +178,19 @@ impl CallMedia {
             browser_codec.clock_rate(),
             now,
         );
+        let browser_dtmf = parts.session.media().telephone_event.and_then(|event| {
+            // RFC 4733 §2.1: the events' clock is the audio's, which the
+            // browser's answer already matched.
+            let config = DtmfConfig {
+                clock_rate: event.clock_rate,
+                ..DtmfConfig::default()
+            };
+            Some(BrowserDtmf {
+                sender: DtmfSender::new(config).ok()?,
+                payload_type: event.payload_type,
+                event_timestamp: 0,
+            })
+        });
         Self {
             trunk_stats: parts.trunk.stats_reader(),
             session: parts.session,
@@ -182,6 +211,7 @@ impl CallMedia {
             browser_received: 0,
             tap: parts.tap,
             recording: false,
+            browser_dtmf,
             events: Vec::new(),
         }
     }
@@ -232,8 +262,14 @@ impl CallMedia {
             .handle_datagram(received_at, from, datagram, rtcp_port)
         {
             Some(MediaEvent::Frame(frame)) => self.on_trunk_audio(received_at, frame, out),
-            // Digits from the trunk are not relayed to the browser yet.
-            Some(MediaEvent::Dtmf(_)) | None => {}
+            Some(MediaEvent::Dtmf { digit, sequence }) => {
+                self.skip_trunk_packet(sequence);
+                self.play_dtmf_to_browser(received_at, digit);
+                self.send_browser_dtmf(received_at);
+                self.after_session(out);
+            }
+            Some(MediaEvent::DtmfContinued { sequence }) => self.skip_trunk_packet(sequence),
+            None => {}
         }
     }
 
@@ -285,11 +321,19 @@ impl CallMedia {
         if !self.gone {
             due = due.min(self.last_heard + self.disconnect_timeout);
         }
+        if let Some(dtmf) = self
+            .browser_dtmf
+            .as_ref()
+            .and_then(|d| d.sender.poll_timeout())
+        {
+            due = due.min(dtmf);
+        }
         due
     }
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut impl Transmitter) {
         self.session.handle_timeout(now);
+        self.send_browser_dtmf(now);
         self.trunk.handle_timeout(now, |tx| out.to_trunk(tx));
         if now >= self.last_heard + self.disconnect_timeout {
             self.browser_gone();
@@ -327,6 +371,57 @@ impl CallMedia {
     /// Keypad digits for the trunk, as RFC 4733 events.
     pub fn send_dtmf(&mut self, now: Instant, digits: &str) -> Result<(), MediaError> {
         self.trunk.queue_dtmf(now, digits)
+    }
+
+    /// A keypad digit from the trunk, played to the browser as RFC 4733
+    /// events after any still playing; its packets leave from
+    /// [`CallMedia::handle_timeout`], due at once for the first. Ignored
+    /// when the browser did not negotiate telephone-event.
+    pub fn play_dtmf_to_browser(&mut self, now: Instant, digit: char) {
+        if let Some(dtmf) = &mut self.browser_dtmf {
+            // Both sources hand over checked digits only.
+            let _ = dtmf
+                .sender
+                .handle_digits(digit.encode_utf8(&mut [0; 4]), now);
+        }
+    }
+
+    /// Our own events replace the trunk's, so a trunk packet that is not
+    /// relayed must leave no gap in the browser's stream. Only relayed
+    /// packets keep the trunk's numbering; transcoded ones are numbered
+    /// as they are made and have no gap to close.
+    fn skip_trunk_packet(&mut self, sequence: u16) {
+        let passthrough = !self.converts_elsewhere()
+            && self
+                .to_browser
+                .as_ref()
+                .is_some_and(Transcoder::is_passthrough);
+        if passthrough {
+            self.rewriter.skip(Ssrc(0), sequence);
+        }
+    }
+
+    /// Puts the browser's DTMF packets due at `now` into its stream: each
+    /// takes the next sequence number, and an event's timestamp is where
+    /// the stream's clock stands when it starts (RFC 4733 §2.5.1).
+    fn send_browser_dtmf(&mut self, now: Instant) {
+        let Some(dtmf) = &mut self.browser_dtmf else {
+            return;
+        };
+        while let Some(packet) = dtmf.sender.poll_packet(now) {
+            if packet.event_start {
+                dtmf.event_timestamp = self.rewriter.next_timestamp(now);
+            }
+            let header = OutgoingHeader {
+                payload_type: dtmf.payload_type,
+                sequence: self.rewriter.insert(),
+                timestamp: dtmf.event_timestamp,
+                marker: packet.event_start,
+            };
+            if self.session.send_rtp(now, header, &packet.payload).is_ok() {
+                self.browser_sent += 1;
+            }
+        }
     }
 
     /// Whether the consent gate is open: audio reaches the recorder only

@@ -136,6 +136,7 @@ impl CallMachine {
             LegEvent::Trying { .. }
             | LegEvent::Hold(_)
             | LegEvent::MediaUpdated
+            | LegEvent::Dtmf(_)
             | LegEvent::Media(_) => None,
         }
     }

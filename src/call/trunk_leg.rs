@@ -73,6 +73,8 @@ pub enum LegEvent {
     /// The description the media must apply now: it precedes the
     /// `EarlyMedia`, `Answered`, `Hold` or `MediaUpdated` it brings.
     Media(RemoteMedia),
+    /// A keypad digit the trunk sent in a SIP INFO, for the browser.
+    Dtmf(char),
     Ended(CallEnd),
 }
 
@@ -188,6 +190,7 @@ impl TrunkLeg {
                     None
                 }
             },
+            TrunkEvent::Dtmf(digit) => Some(LegEvent::Dtmf(digit)),
             TrunkEvent::Ended(end) => Some(LegEvent::Ended(self.failure.take().unwrap_or(end))),
         }
     }

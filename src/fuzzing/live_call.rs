@@ -241,8 +241,13 @@ impl Driver {
                     .handle_trunk(now, stranger, &bytes, false, &mut self.wire);
             }
             7 => {
+                // Keys from the widget for the trunk, and one from the
+                // trunk's SIP INFO for the browser.
                 let digits = String::from_utf8_lossy(&bytes);
                 let _ = self.call.send_dtmf(now, &digits);
+                if let Some(digit) = digits.chars().next() {
+                    self.call.play_dtmf_to_browser(now, digit);
+                }
             }
             8 => self
                 .call

@@ -41,6 +41,7 @@ use tracing::{debug, info};
 use super::SipError;
 use super::agent::AgentInner;
 use super::disposition::{self, Disposition, LocalCancel};
+use super::dtmf_info::{self, InfoDtmf};
 use super::session_timer::{self, Due, SessionTimer, TimerRequest};
 use super::settings::TrunkSettings;
 use super::trunk::Trunk;
@@ -109,6 +110,9 @@ pub enum TrunkEvent {
         sdp: Vec<u8>,
         reply: OfferReply,
     },
+    /// A keypad digit the trunk sent in an INFO request (already answered
+    /// 200); digits sent as RFC 4733 events come with the media instead.
+    Dtmf(char),
     Ended(CallEnd),
 }
 
@@ -724,8 +728,18 @@ impl CallDriver {
                     let _ = reply.await;
                 }
             }
-            DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
+            DialogState::Options(_, _, handle) => {
                 let _ = handle.reply(rsipstack::sip::StatusCode::OK).await;
+            }
+            DialogState::Info(_, request, handle) => {
+                let info = dtmf_info::parse(content_type_of(&request), &request.body);
+                let headers = (info == InfoDtmf::Unsupported)
+                    .then(|| vec![Header::Accept(dtmf_info::ACCEPTED_TYPES.into())]);
+                let status = rsipstack::sip::StatusCode::from(info.status());
+                let _ = handle.respond(status, headers, None).await;
+                if let InfoDtmf::Digit(digit) = info {
+                    self.tell(TrunkEvent::Dtmf(digit)).await;
+                }
             }
             DialogState::Notify(_, _, handle)
             | DialogState::Message(_, _, handle)
@@ -817,6 +831,14 @@ fn terminated_by(reason: &TerminatedReason) -> EndedBy {
 /// The `Session-Expires` value of a request or response, if it has one.
 fn session_expires_of(message: &impl HeadersExt) -> Option<&str> {
     message.session_expires_header().map(|h| h.value())
+}
+
+/// The media type a request's body declares, if it declares one.
+fn content_type_of(request: &Request) -> Option<&str> {
+    request.headers.iter().find_map(|header| match header {
+        Header::ContentType(value) => Some(value.value()),
+        _ => None,
+    })
 }
 
 /// The `Min-SE` of a 422, if it has one.

@@ -6,7 +6,8 @@
 //! - [`SipAgent::place_call`] → [`TrunkCall`]: INVITE with 100/180/183/200
 //!   handling and ACK, CANCEL before answer, BYE from either side, re-INVITE
 //!   and UPDATE offers from the trunk surfaced as [`TrunkEvent::RemoteOffer`],
-//!   in-dialog OPTIONS answered, digest authentication on 401/407 (MD5 and
+//!   in-dialog OPTIONS answered, keypad digits in INFO requests surfaced as
+//!   [`TrunkEvent::Dtmf`] ([`dtmf_info`]), digest authentication on 401/407 (MD5 and
 //!   SHA-256, qop=auth, done by rsipstack), outbound proxy with Record-Route
 //!   honoured, ring timeout and maximum duration, failover across a route,
 //!   RFC 4028 session timers both ways ([`session_timer`]).
@@ -29,6 +30,7 @@ mod agent;
 mod call;
 mod digest_compat;
 pub mod disposition;
+mod dtmf_info;
 #[cfg(any(feature = "fuzzing", test))]
 pub(crate) mod fuzz;
 mod health;

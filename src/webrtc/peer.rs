@@ -113,8 +113,8 @@ pub fn add_host_candidate(
         .map_err(|e| WebrtcError::Negotiation(e.to_string()))
 }
 
-/// A full-ICE peer that offers like a browser (rtc's default codecs, so
-/// Opus, G.711 and more) and sends `media` under `ssrc` from one host
+/// A full-ICE peer that offers like a browser (`media`'s codec, and
+/// telephone-event when `media` has it) and sends `media` under `ssrc` from one host
 /// candidate at `address`. It is the other end of a [`BrowserSession`] for
 /// clients and benchmarks that play the browser; the node never uses it.
 /// Returns the peer, its audio sender and the offer SDP.
@@ -129,6 +129,14 @@ pub fn offering_peer(
     media_engine
         .register_default_codecs()
         .map_err(negotiation)?;
+    let codecs = codec_parameters(media);
+    // Browsers offer telephone-event beside their audio; rtc's defaults
+    // have none.
+    for (event, kind) in codecs.iter().skip(1) {
+        media_engine
+            .register_codec(event.clone(), *kind)
+            .map_err(negotiation)?;
+    }
     // Paced like a browser: RFC 8445 §14.2's Ta of 50 ms between checks,
     // not rtc's 200 ms, whose nominating check would otherwise add up to a
     // tick to every measured call setup. 28 attempts keep rtc's 1.4 s.
@@ -144,6 +152,15 @@ pub fn offering_peer(
     let sender = pc
         .add_track(outgoing_track(media, ssrc))
         .map_err(negotiation)?;
+    if codecs.len() > 1 {
+        let preferred = codecs.into_iter().map(|(codec, _)| codec).collect();
+        let transceiver = pc.get_transceivers().next();
+        if let Some(mut transceiver) = transceiver.and_then(|id| pc.rtp_transceiver(id)) {
+            transceiver
+                .set_codec_preferences(preferred)
+                .map_err(negotiation)?;
+        }
+    }
     add_host_candidate(&mut pc, address)?;
     let offer = pc.create_offer(None).map_err(negotiation)?;
     pc.set_local_description(now, offer).map_err(negotiation)?;

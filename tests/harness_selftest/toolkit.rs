@@ -1,10 +1,11 @@
 //! The harness's own toolkit, checked without peers (but with espeak-ng and
 //! sox for speech): ports, RTP parsing, G.711, the speech similarity and its
-//! thresholds, Digest responses against the RFC examples, sipp trace parsing
-//! and the malformed-SIP generator.
+//! thresholds, Digest responses against the RFC examples, sipp trace parsing,
+//! the malformed-SIP generator, and the keypad's phone and tone detector.
 
 use crate::support::audio::{self, DIFFERENT_MAX, SAME_SPEECH_MIN};
 use crate::support::digest::{Algorithm, DigestCredentials, DigestInput, QopAuth};
+use crate::support::keypad::{COLUMNS, KEYS, Press, ROWS, keypad_tones, phone_stream};
 use crate::support::rtp::{self, RtpPacket};
 use crate::support::sip_raw::Malformed;
 use crate::support::sip_trace::{self, Direction, SipMessage, sdp_audio_addr, sdp_direction};
@@ -435,4 +436,60 @@ fn malformed_datagrams_are_what_they_claim() {
             }
         }
     }
+}
+
+/// Keys as a phone plays them: 100 ms of each tone pair, 50 ms apart.
+fn keypad_tone_samples(keys: &str, rate: u32) -> Vec<i16> {
+    let mut out = vec![0i16; rate as usize / 10];
+    for key in keys.chars() {
+        let (row, column) = (0..16)
+            .map(|i| (i / 4, i % 4))
+            .find(|&(r, c)| KEYS[r][c] == key)
+            .unwrap();
+        for n in 0..rate as usize / 10 {
+            let t = n as f64 / f64::from(rate);
+            let tau = 2.0 * std::f64::consts::PI;
+            let value =
+                4000.0 * (tau * ROWS[row] * t).sin() + 4000.0 * (tau * COLUMNS[column] * t).sin();
+            out.push(value as i16);
+        }
+        out.extend(std::iter::repeat_n(0, rate as usize / 20));
+    }
+    out
+}
+
+#[test]
+fn the_detector_hears_generated_keys_and_not_silence() {
+    assert_eq!(
+        keypad_tones(&keypad_tone_samples("159#0*", 8000), 8000),
+        "159#0*"
+    );
+    assert_eq!(keypad_tones(&vec![0; 8000], 8000), "");
+    let noise: Vec<i16> = (0..8000)
+        .map(|i| ((i * 7919) % 2001 - 1000) as i16)
+        .collect();
+    assert_eq!(keypad_tones(&noise, 8000), "");
+}
+
+#[test]
+fn a_press_is_unmarked_and_ends_four_times_in_place_of_audio() {
+    let press = Press {
+        at: std::time::Duration::from_millis(100),
+        event: 5,
+        payload_type: 101,
+    };
+    let stream = phone_stream(&[press], std::time::Duration::from_secs(1), 7);
+    assert_eq!(stream.len(), 50);
+    let events: Vec<_> = stream.iter().filter(|p| p.payload_type == 101).collect();
+    assert_eq!(events.len(), 9);
+    assert!(events.iter().all(|p| !p.marker && p.timestamp == 800));
+    assert_eq!(
+        events.iter().filter(|p| p.payload[1] & 0x80 != 0).count(),
+        4
+    );
+    assert!(
+        stream
+            .windows(2)
+            .all(|w| w[1].sequence == w[0].sequence.wrapping_add(1))
+    );
 }

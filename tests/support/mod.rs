@@ -12,6 +12,8 @@
 //! - [`audio`], [`rtp`]: speech made with espeak-ng and sox, G.711 µ-law,
 //!   an envelope similarity that says "the speech sent came back", RTP
 //!   parsing, capture and paced sending.
+//! - [`keypad`]: the callee's keypad as a carrier sends it (RFC 4733 events
+//!   from the trunk's media port) and the keypad tones heard in audio.
 //! - [`pki`]: a throwaway CA and server certificate made with openssl;
 //!   [`pebble`]: an ACME test CA.
 //! - [`recordings`]: files left on disk, blob entropy, and the decrypt
@@ -49,6 +51,7 @@ pub mod browser;
 pub mod coturn;
 pub mod digest;
 pub mod kamailio;
+pub mod keypad;
 pub mod logs;
 pub mod node;
 pub mod pebble;

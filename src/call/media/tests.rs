@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::media::dtmf::{DtmfReceiver, TelephoneEvent};
 use crate::media::endpoint::EndpointConfig;
 use crate::media::rtp::RtpPacket;
 use crate::media::testing::{remote_at, rtp_packet};
-use crate::webrtc::session::tests::{BROWSER, FakeBrowser, browser_audio, connected};
+use crate::webrtc::session::tests::{
+    BROWSER, BROWSER_TELEPHONE_EVENT, FakeBrowser, browser_audio, connected,
+};
 
 const TRUNK: &str = "192.0.2.20:30000";
 const DISCONNECT: Duration = Duration::from_secs(5);
@@ -178,5 +181,163 @@ fn authenticated_audio_keeps_the_browser_present() {
             media.handle_timeout(now, &mut wire);
         }
         assert!(!gone(&mut media), "gone while the browser was talking");
+    }
+}
+
+/// A telephone-event packet from the trunk, with no marker bit, as some
+/// carriers send every packet of an event.
+fn trunk_event(
+    pt: u8,
+    sequence: u16,
+    timestamp: u32,
+    event: u8,
+    end: bool,
+    duration: u16,
+) -> Vec<u8> {
+    let payload = TelephoneEvent {
+        event,
+        end,
+        volume: 10,
+        duration,
+    }
+    .to_bytes();
+    let mut packet = trunk_packet(sequence, &payload);
+    packet[1] = pt;
+    packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
+    packet
+}
+
+/// Lets `span` of time pass in 5 ms steps, running the media's timers.
+fn idle(media: &mut CallMedia, wire: &mut Wire, now: &mut Instant, span: Duration) {
+    let until = *now + span;
+    while *now < until {
+        *now += Duration::from_millis(5);
+        if *now >= media.poll_timeout() {
+            media.handle_timeout(*now, wire);
+        }
+    }
+}
+
+/// The trunk's media: `sequence` goes on from where it was, and each packet
+/// is 20 ms after the last.
+struct TrunkPhone {
+    sequence: u16,
+}
+
+impl TrunkPhone {
+    fn talk(&mut self, media: &mut CallMedia, wire: &mut Wire, now: &mut Instant, packets: u16) {
+        for _ in 0..packets {
+            let packet = trunk_packet(self.sequence, &[0x2a; 160]);
+            media.handle_trunk(*now, TRUNK.parse().unwrap(), &packet, false, wire);
+            self.sequence += 1;
+            idle(media, wire, now, Duration::from_millis(20));
+        }
+    }
+
+    /// One key press as a carrier sends it: three updates, then the end
+    /// packet four times (one more than RFC 4733 asks), none marked.
+    fn press(
+        &mut self,
+        media: &mut CallMedia,
+        wire: &mut Wire,
+        now: &mut Instant,
+        pt: u8,
+        event: u8,
+    ) {
+        let timestamp = u32::from(self.sequence) * 160;
+        for (end, duration) in [(false, 160), (false, 320), (false, 480)]
+            .into_iter()
+            .chain([(true, 640); 4])
+        {
+            let packet = trunk_event(pt, self.sequence, timestamp, event, end, duration);
+            media.handle_trunk(*now, TRUNK.parse().unwrap(), &packet, false, wire);
+            self.sequence += 1;
+            idle(media, wire, now, Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn the_trunks_keypad_reaches_the_browser_as_clean_rfc4733_events() {
+    let (mut browser, mut media, mut now) = call();
+    let mut wire = Wire::default();
+    answer(&mut media, now);
+    let mut phone = TrunkPhone { sequence: 0 };
+
+    phone.talk(&mut media, &mut wire, &mut now, 5);
+    phone.press(&mut media, &mut wire, &mut now, 101, 5);
+    phone.talk(&mut media, &mut wire, &mut now, 10);
+    // A re-INVITE renumbers telephone-event: the new number counts, the
+    // old one is a stranger's now.
+    let renumbered = RemoteMedia {
+        dtmf_pt: Some(96),
+        ..remote_at(TRUNK.parse().unwrap())
+    };
+    media.apply_trunk_remote(now, &renumbered).unwrap();
+    phone.press(&mut media, &mut wire, &mut now, 101, 7);
+    phone.press(&mut media, &mut wire, &mut now, 96, 11);
+    phone.talk(&mut media, &mut wire, &mut now, 10);
+    // A digit the trunk sent in a SIP INFO.
+    media.play_dtmf_to_browser(now, '9');
+    phone.talk(&mut media, &mut wire, &mut now, 15);
+
+    for datagram in &wire.to_browser {
+        browser.deliver(now, datagram);
+    }
+    let received = &browser.received;
+    let numbers: Vec<u16> = received.iter().map(|p| p.header.sequence_number).collect();
+    let steps: Vec<u16> = numbers
+        .windows(2)
+        .map(|w| w[1].wrapping_sub(w[0]))
+        .collect();
+    assert!(
+        steps.iter().all(|&step| (1..100).contains(&step)),
+        "one stream, never a number twice: {numbers:?}"
+    );
+    assert_eq!(
+        steps.iter().map(|step| step - 1).sum::<u16>(),
+        7,
+        "no gap where our events replaced the trunk's; only the seven packets \
+         under the stale payload type are missing, as lost ones would be: {numbers:?}"
+    );
+    let events: Vec<_> = received
+        .iter()
+        .filter(|p| p.header.payload_type == BROWSER_TELEPHONE_EVENT)
+        .collect();
+    let mut digits = String::new();
+    let mut receiver = DtmfReceiver::new();
+    for packet in &events {
+        if let Some(digit) = receiver
+            .handle_payload(packet.header.timestamp, &packet.payload)
+            .unwrap()
+        {
+            digits.push(digit);
+        }
+    }
+    assert_eq!(
+        digits, "5#9",
+        "each key once, in the browser's payload type"
+    );
+    for timestamp in events
+        .iter()
+        .map(|p| p.header.timestamp)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let event: Vec<_> = events
+            .iter()
+            .filter(|p| p.header.timestamp == timestamp)
+            .collect();
+        let parsed: Vec<_> = event
+            .iter()
+            .map(|p| TelephoneEvent::parse(&p.payload).unwrap())
+            .collect();
+        assert!(event[0].header.marker, "an event starts marked");
+        assert!(event[1..].iter().all(|p| !p.header.marker));
+        assert_eq!(parsed.iter().filter(|e| e.end).count(), 3, "{parsed:?}");
+        assert!(
+            parsed
+                .iter()
+                .all(|e| e.volume == 10 && e.event == parsed[0].event)
+        );
     }
 }

@@ -49,6 +49,9 @@ pub enum MediaCommand {
     TrunkSourceChanged,
     /// Keypad digits for the trunk, already checked.
     Dtmf(String),
+    /// A keypad digit the trunk signalled (SIP INFO), played to the
+    /// browser as RFC 4733 events.
+    DtmfToBrowser(char),
     /// Whether the consent gate is open.
     Recording(bool),
     /// Say goodbye on both legs, leave the shard and report.

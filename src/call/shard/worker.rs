@@ -528,6 +528,7 @@ impl Shard {
                     // Digits are checked before they are queued.
                     let _ = media.send_dtmf(now, &digits);
                 }
+                MediaCommand::DtmfToBrowser(digit) => media.play_dtmf_to_browser(now, digit),
                 MediaCommand::Recording(open) => media.set_recording(open),
                 MediaCommand::Close(reply) => {
                     let mut out = Out {

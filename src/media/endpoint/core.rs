@@ -114,10 +114,6 @@ impl EndpointCore {
                 self.on_media_received(data.len());
                 Some(event)
             }
-            Verdict::Absorbed => {
-                self.on_media_received(data.len());
-                None
-            }
             Verdict::Rtcp(about_us) => {
                 self.stats.on_rtcp_received();
                 if let Some(block) = about_us {

@@ -121,8 +121,19 @@ pub struct MediaFrame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     Frame(MediaFrame),
-    /// A DTMF digit (RFC 4733), once per event.
-    Dtmf(char),
+    /// A DTMF digit (RFC 4733), once per event, from the telephone-event
+    /// packet with RTP sequence number `sequence` that began it.
+    Dtmf {
+        digit: char,
+        sequence: u16,
+    },
+    /// A later telephone-event packet of an event already delivered (an
+    /// update, a repeated end): nothing new, but an owner that relays the
+    /// stream accounts for its sequence number. The endpoint's own task
+    /// does not pass these on.
+    DtmfContinued {
+        sequence: u16,
+    },
 }
 
 /// Tunables of an endpoint; the defaults suit a G.711 trunk leg.

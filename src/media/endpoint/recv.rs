@@ -54,8 +54,6 @@ pub(super) enum Verdict {
     Drop(DropReason),
     /// Valid media for the owner.
     Deliver(MediaEvent),
-    /// Valid RTP with nothing to hand over (a repeated DTMF packet).
-    Absorbed,
     /// Valid RTCP; carries the far end's report about our stream, if any.
     Rtcp(Option<ReportBlock>),
 }
@@ -291,8 +289,13 @@ impl RecvCore {
                 .dtmf
                 .handle_payload(packet.timestamp(), packet.payload())
             {
-                Ok(Some(digit)) => Verdict::Deliver(MediaEvent::Dtmf(digit)),
-                Ok(None) => Verdict::Absorbed,
+                Ok(Some(digit)) => Verdict::Deliver(MediaEvent::Dtmf {
+                    digit,
+                    sequence: packet.sequence(),
+                }),
+                Ok(None) => Verdict::Deliver(MediaEvent::DtmfContinued {
+                    sequence: packet.sequence(),
+                }),
                 Err(_) => Verdict::Drop(DropReason::Malformed),
             };
         }
@@ -605,17 +608,27 @@ mod tests {
             ..TelephoneEvent::parse(&start).unwrap()
         }
         .to_bytes();
-        let mut digits = String::new();
+        let mut events = Vec::new();
         for (seq, payload) in [(1, start), (2, end), (3, end), (4, end)] {
             let mut packet = rtp_packet(101, seq, 9, &payload);
             packet[4..8].copy_from_slice(&1000u32.to_be_bytes());
-            if let Verdict::Deliver(MediaEvent::Dtmf(d)) =
-                c.handle_rtp_port(now, addr(6000), &packet, US).verdict
+            if let Verdict::Deliver(event) = c.handle_rtp_port(now, addr(6000), &packet, US).verdict
             {
-                digits.push(d);
+                events.push(event);
             }
         }
-        assert_eq!(digits, "#");
+        assert_eq!(
+            events,
+            [
+                MediaEvent::Dtmf {
+                    digit: '#',
+                    sequence: 1
+                },
+                MediaEvent::DtmfContinued { sequence: 2 },
+                MediaEvent::DtmfContinued { sequence: 3 },
+                MediaEvent::DtmfContinued { sequence: 4 },
+            ]
+        );
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub(super) async fn run(parts: TaskParts) {
                 None
             }
         };
-        if event.is_some_and(|event| events.try_send(event).is_err()) {
+        let news = event.filter(|event| !matches!(event, MediaEvent::DtmfContinued { .. }));
+        if news.is_some_and(|event| events.try_send(event).is_err()) {
             core.count_lagging();
         }
     }

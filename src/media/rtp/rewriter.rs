@@ -174,6 +174,27 @@ impl StreamRewriter {
         }
     }
 
+    /// Accounts for a packet of the current source that is not relayed (a
+    /// trunk's telephone-event, which we replace with our own): when it is
+    /// ahead of the source's highest, the source's later packets close up
+    /// behind it, so the far end sees no gap where it was (a gap before it
+    /// stays, as loss). A late one changes nothing. The caller feeds the
+    /// source under one SSRC, as [`StreamRewriter::rewrite`]'s inputs
+    /// carry it.
+    pub fn skip(&mut self, ssrc: Ssrc, sequence: u16) {
+        if self.force_switch {
+            return;
+        }
+        if let Some(map) = self
+            .current
+            .as_mut()
+            .filter(|m| m.ssrc == ssrc && position(sequence, m.highest_in) == Position::Ahead)
+        {
+            map.highest_in = sequence;
+            map.seq_offset = map.seq_offset.wrapping_sub(1);
+        }
+    }
+
     /// Reserves the next sequence number for a packet we originate inside
     /// the stream (a DTMF event packet). The current source's numbering is
     /// shifted by one so its next packet does not reuse the number.
@@ -526,6 +547,42 @@ mod tests {
             (out.sequence, out.timestamp, out.marker),
             (1004, 50_320, false)
         );
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap_and_never_free_a_number_twice() {
+        let t0 = Instant::now();
+        let mut rw = rewriter(t0);
+        let _ = rw.rewrite(t0, input(6, 10, 0));
+        // 11 to 14 are the trunk's telephone-events, replaced by two of ours.
+        rw.skip(Ssrc(6), 11);
+        assert_eq!(rw.insert(), 1001);
+        rw.skip(Ssrc(6), 12);
+        rw.skip(Ssrc(6), 13);
+        assert_eq!(rw.insert(), 1002);
+        rw.skip(Ssrc(6), 14);
+        let out = rw.rewrite(t0 + ms(100), input(6, 15, 800)).unwrap();
+        assert_eq!(out.sequence, 1003, "no gap where the events were");
+        // After a loss (16 and 17 lost), the gap stays and the skipped
+        // packet's slot closes.
+        rw.skip(Ssrc(6), 18);
+        let out = rw.rewrite(t0 + ms(180), input(6, 19, 1520)).unwrap();
+        assert_eq!(out.sequence, 1006);
+        // Late, another source's, or after a marked change: the numbering
+        // stays as it is.
+        let sequence_of = |rw: &mut StreamRewriter, at, sequence: u16| {
+            let timestamp = u32::from(sequence) * 80;
+            rw.rewrite(t0 + ms(at), input(6, sequence, timestamp))
+                .map(|out| out.sequence)
+        };
+        rw.skip(Ssrc(6), 17);
+        rw.skip(Ssrc(7), 20);
+        assert_eq!(sequence_of(&mut rw, 200, 20), Some(1007));
+        rw.mark_source_change();
+        rw.skip(Ssrc(6), 21);
+        assert_eq!(sequence_of(&mut rw, 220, 21), Some(1008));
+        // A late packet from before the skips never takes a number again.
+        assert_eq!(sequence_of(&mut rw, 230, 16), None);
     }
 
     #[test]

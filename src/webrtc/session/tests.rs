@@ -18,13 +18,15 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use super::*;
 use crate::config::BrowserCodec;
 use crate::media::sdp::Codec;
-use crate::webrtc::offer::{AudioCodec, inspect};
+use crate::webrtc::offer::{AudioCodec, TelephoneEvent, inspect};
 use crate::webrtc::peer::offering_peer;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 pub(crate) const BROWSER: &str = "127.0.0.1:50000";
 const NODE: &str = "127.0.0.1:40000";
 const BROWSER_SSRC: u32 = 4242;
+/// The telephone-event payload type the in-memory browser offers.
+pub(crate) const BROWSER_TELEPHONE_EVENT: u8 = 126;
 
 pub(crate) struct FakeBrowser {
     pc: RTCPeerConnection,
@@ -68,10 +70,14 @@ impl FakeBrowser {
 }
 
 fn browser_offer(now: Instant) -> (FakeBrowser, String) {
+    // Browsers offer telephone-event beside their audio.
     let pcmu = BrowserMedia {
         codec: AudioCodec::Pcmu,
         payload_type: 0,
-        telephone_event: None,
+        telephone_event: Some(TelephoneEvent {
+            payload_type: BROWSER_TELEPHONE_EVENT,
+            clock_rate: 8000,
+        }),
     };
     let address: SocketAddr = BROWSER.parse().unwrap();
     let (pc, sender, sdp) = offering_peer(now, address, &pcmu, BROWSER_SSRC).unwrap();
