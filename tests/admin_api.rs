@@ -722,6 +722,8 @@ fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
         duration_ms: if index % 3 != 0 { 28_000 } else { 0 },
         disposition: if index % 3 != 0 { "answered" } else { "busy" }.into(),
         sip_code: Some(if index % 3 != 0 { 200 } else { 486 }),
+        sip_reason: (index % 3 == 0).then(|| "Busy Here".to_owned()),
+        q850_cause: (index % 3 == 0).then_some(17),
         ended_by: EndedBy::Visitor,
         browser_codec: Some("PCMU".into()),
         trunk_codec: Some("PCMU".into()),

@@ -433,6 +433,11 @@ async fn failures_end_cleanly_while_another_call_carries_on() {
         (busy_cdr.disposition.as_str(), busy_cdr.sip_code),
         ("busy", Some(486))
     );
+    assert_eq!(
+        (busy_cdr.sip_reason.as_deref(), busy_cdr.q850_cause),
+        (Some("Subscriber [redacted] Busy"), Some(17)),
+        "the trunk's reason, without the callee's number"
+    );
     let silent_cdr = by_widget("silent")[0];
     assert_eq!(silent_cdr.disposition, "unreachable");
     let demo: Vec<_> = by_widget("demo");

@@ -200,6 +200,7 @@ async fn export_then_erase(node: RunningNode) {
         ("visitor_network", Value::Null),
         ("trunk", Value::Null),
         ("sip_code", Value::Null),
+        ("sip_reason", Value::Null),
         ("browser_codec", Value::Null),
         ("trunk_codec", Value::Null),
         ("widget_id", json!("")),

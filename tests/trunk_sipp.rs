@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use callgate::call::LegEvent;
 use callgate::media::endpoint::MediaEvent;
-use callgate::sip::{DigestCredentials, Disposition, EndedBy, SipTransport};
+use callgate::sip::{DigestCredentials, Disposition, EndedBy, SipTransport, TrunkReason};
 use support::audio::similarity_ulaw;
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{
@@ -62,6 +62,14 @@ async fn busy_trunk_gives_busy_with_486() {
     assert_eq!(
         (end.disposition, end.sip_code),
         (Disposition::Busy, Some(486))
+    );
+    assert_eq!(
+        end.reason,
+        TrunkReason {
+            phrase: Some("Subscriber [redacted] Busy".into()),
+            q850_cause: Some(17),
+        },
+        "the trunk's words, without the callee's number"
     );
     sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
 }

@@ -272,6 +272,8 @@ mod tests {
             duration_ms: 0,
             disposition: "cancelled".into(),
             sip_code: Some(487),
+            sip_reason: None,
+            q850_cause: None,
             ended_by: EndedBy::Visitor,
             browser_codec: Some("PCMU".into()),
             trunk_codec: None,

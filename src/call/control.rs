@@ -196,7 +196,7 @@ impl CallControl {
 mod tests {
     use super::*;
     use crate::recording::gate::{Consent, ConsentMethod, OnRevoke, Policy};
-    use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
+    use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy, TrunkReason};
 
     fn recorded_call(policy: Policy, consent: Option<Consent>) -> CallControl {
         CallControl::new(ConsentGate::new(policy, OnRevoke::Discard, consent), true)
@@ -242,6 +242,7 @@ mod tests {
             sip_code: Some(200),
             ended_by,
             trunk: None,
+            reason: TrunkReason::default(),
         }))
     }
 

@@ -22,7 +22,7 @@ use super::state::{CallState, Outcome};
 use super::{LegEvent, TrunkLeg};
 use crate::recording::gate::{Consent, ConsentGate, GateAction};
 use crate::recording::recorder::RecorderHandle;
-use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
+use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy, TrunkReason};
 use crate::webrtc::AudioCodec;
 
 /// What the signalling side asks of a call.
@@ -199,6 +199,7 @@ fn lost_leg() -> LegEvent {
         sip_code: None,
         ended_by: TrunkEndedBy::Local,
         trunk: None,
+        reason: TrunkReason::default(),
     })
 }
 
@@ -221,6 +222,7 @@ fn node_failure() -> Outcome {
     Outcome {
         disposition: Disposition::Failed,
         sip_code: None,
+        reason: TrunkReason::default(),
         ended_by: super::state::EndedBy::Node,
         trunk: None,
         answered_at: None,

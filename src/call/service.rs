@@ -422,6 +422,8 @@ impl CdrContext {
         record.set_visitor_ip(self.visitor_ip);
         record.trunk = outcome.trunk.clone();
         record.sip_code = outcome.sip_code;
+        record.sip_reason = outcome.reason.phrase.clone();
+        record.q850_cause = outcome.reason.q850_cause;
         record.browser_codec = Some(report.browser_codec.to_owned());
         record.trunk_codec = report.trunk_codec.map(str::to_owned);
         record.recorded = report.recorded;

@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use crate::call::LegEvent;
-use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy};
+use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy, TrunkReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {
@@ -85,6 +85,8 @@ pub struct WidgetUpdate {
 pub struct Outcome {
     pub disposition: Disposition,
     pub sip_code: Option<u16>,
+    /// The trunk's refusal in its own words.
+    pub reason: TrunkReason,
     pub ended_by: EndedBy,
     pub trunk: Option<String>,
     pub answered_at: Option<Instant>,
@@ -197,6 +199,7 @@ impl CallMachine {
         self.outcome = Some(Outcome {
             disposition,
             sip_code: end.sip_code,
+            reason: end.reason.clone(),
             ended_by,
             trunk: end.trunk.clone(),
             answered_at: self.answered_at,
@@ -229,6 +232,7 @@ mod tests {
             sip_code: code,
             ended_by: by,
             trunk: Some("echo".to_owned()),
+            reason: TrunkReason::default(),
         })
     }
 

@@ -35,7 +35,7 @@ use crate::media::sdp::{
 use crate::media::srtp::SrtpKeyMaterial;
 use crate::sip::{
     CallEnd, CallRequest, Disposition, EndedBy, OfferBuilder, SipAgent, SipError, TrunkCall,
-    TrunkEvent, TrunkSettings,
+    TrunkEvent, TrunkReason, TrunkSettings,
 };
 
 /// Where the leg's media lives.
@@ -213,6 +213,7 @@ impl TrunkLeg {
                     sip_code: Some(488),
                     ended_by: EndedBy::Local,
                     trunk: None,
+                    reason: TrunkReason::default(),
                 });
                 self.call.hangup();
                 None

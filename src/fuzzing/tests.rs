@@ -30,10 +30,10 @@ fn every_seed_and_every_past_crash_runs_clean() {
     for (name, target) in TARGETS {
         let seeds = inputs(&fuzz_dir().join("corpus").join(name));
         assert!(seeds.len() >= 2, "{name}: the seed corpus is missing");
-        for input in seeds
-            .iter()
-            .chain(&inputs(&fuzz_dir().join("regressions").join(name)))
-        {
+        let past = ["regressions", "upstream"]
+            .map(|kind| inputs(&fuzz_dir().join(kind).join(name)))
+            .concat();
+        for input in seeds.iter().chain(&past) {
             target(input);
         }
     }

@@ -42,6 +42,7 @@ use super::SipError;
 use super::agent::AgentInner;
 use super::disposition::{self, Disposition, LocalCancel};
 use super::dtmf_info::{self, InfoDtmf};
+use super::reason;
 use super::session_timer::{self, Due, SessionTimer, TimerRequest};
 use super::settings::TrunkSettings;
 use super::trunk::Trunk;
@@ -85,6 +86,34 @@ pub struct CallEnd {
     pub ended_by: EndedBy,
     /// The trunk that carried (or last refused) the call.
     pub trunk: Option<String>,
+    /// In the trunk's own words, when its final response refused the call.
+    pub reason: TrunkReason,
+}
+
+/// Why the trunk refused a call, as its final response said it, stripped
+/// of personal data ([`reason`](super::reason)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkReason {
+    /// The reason phrase (`Busy Here`, or the carrier's own words).
+    pub phrase: Option<String>,
+    /// The Q.850 cause of a `Reason` header (RFC 3326), 1-127.
+    pub q850_cause: Option<u8>,
+}
+
+impl TrunkReason {
+    /// What a final response says about itself.
+    pub fn of_response(response: &Response) -> Self {
+        let phrase = response
+            .wire_reason
+            .as_deref()
+            .unwrap_or_else(|| response.status_code.text());
+        Self {
+            phrase: reason::redact_phrase(phrase),
+            q850_cause: response
+                .reason_header()
+                .and_then(|header| reason::q850_cause(header.value())),
+        }
+    }
 }
 
 /// Progress of a call on the trunk leg.
@@ -256,6 +285,7 @@ impl CallDriver {
             sip_code: None,
             ended_by: EndedBy::Remote,
             trunk: None,
+            reason: TrunkReason::default(),
         };
         for trunk in candidates {
             match self.attempt(&trunk).await {
@@ -516,7 +546,10 @@ impl CallDriver {
                 let disposition =
                     disposition::for_final_response(code, leg.cancelled, authenticated);
                 let ended = leg.cancelled.map(ended_by).unwrap_or(EndedBy::Remote);
-                let end = self.end(disposition, Some(code), ended, &trunk);
+                let end = CallEnd {
+                    reason: TrunkReason::of_response(&response),
+                    ..self.end(disposition, Some(code), ended, &trunk)
+                };
                 if disposition::should_fail_over(disposition, code) && !leg.provisional_seen {
                     trunk.health.handle_failure();
                     return Some(Attempt::FailOver(end));
@@ -786,6 +819,7 @@ impl CallDriver {
             sip_code,
             ended_by,
             trunk: Some(trunk.name().to_owned()),
+            reason: TrunkReason::default(),
         }
     }
 }

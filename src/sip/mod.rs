@@ -18,7 +18,9 @@
 //!   no call. Each source holds a bounded number of TCP/TLS connections and
 //!   sends a bounded rate of requests ([`admission`]).
 //! - [`disposition`]: final responses, timeouts and transport errors mapped to
-//!   busy / no_answer / rejected / failed / unreachable with the SIP cause.
+//!   busy / no_answer / rejected / failed / unreachable with the SIP cause;
+//!   [`TrunkReason`]: the refusal in the trunk's words (reason phrase,
+//!   Q.850 cause), stripped of personal data.
 //! - [`InboundCall`]: INVITEs accepted by an agent that asked for them (the
 //!   built-in echo trunk).
 //!
@@ -36,13 +38,16 @@ pub(crate) mod fuzz;
 mod health;
 mod inbound;
 mod pinning;
+mod reason;
 mod session_timer;
 mod settings;
 mod sources;
 mod trunk;
 
 pub use agent::{SipAgent, SipCounters};
-pub use call::{CallEnd, CallRequest, EndedBy, OfferBuilder, OfferReply, TrunkCall, TrunkEvent};
+pub use call::{
+    CallEnd, CallRequest, EndedBy, OfferBuilder, OfferReply, TrunkCall, TrunkEvent, TrunkReason,
+};
 pub use disposition::Disposition;
 pub use inbound::{InboundCall, InboundEvent};
 pub use settings::{

@@ -107,6 +107,11 @@ pub struct CdrRecord {
     pub disposition: String,
     /// The trunk's final SIP status, when one arrived.
     pub sip_code: Option<u16>,
+    /// The reason phrase of a refusing final response, stripped of
+    /// personal data (`crate::sip::TrunkReason`).
+    pub sip_reason: Option<String>,
+    /// The Q.850 cause of that response's `Reason` header (RFC 3326).
+    pub q850_cause: Option<u8>,
     pub ended_by: EndedBy,
     pub browser_codec: Option<String>,
     pub trunk_codec: Option<String>,
@@ -145,6 +150,8 @@ impl CdrRecord {
             duration_ms: 0,
             disposition: "failed".to_owned(),
             sip_code: None,
+            sip_reason: None,
+            q850_cause: None,
             ended_by: EndedBy::Node,
             browser_codec: None,
             trunk_codec: None,
@@ -183,10 +190,10 @@ const CDR_COLUMNS: &str = "call_id, tenant_id, number_id, widget_id, trunk, node
     browser_codec, trunk_codec, \
     browser_packets_sent, browser_packets_received, browser_packets_lost, browser_jitter_us, \
     trunk_packets_sent, trunk_packets_received, trunk_packets_lost, trunk_jitter_us, \
-    visitor_network, recorded, privacy_ref, erased_at";
+    visitor_network, recorded, privacy_ref, erased_at, sip_reason, q850_cause";
 
 const CDR_PLACEHOLDERS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27";
+    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29";
 
 /// The row as stored: BIGINT columns as `i64`, INTEGER columns as `i32`
 /// (the widths PostgreSQL will insist on).
@@ -219,6 +226,8 @@ struct CdrRow {
     recorded: i32,
     privacy_ref: Option<String>,
     erased_at: Option<i64>,
+    sip_reason: Option<String>,
+    q850_cause: Option<i32>,
 }
 
 impl TryFrom<CdrRow> for CdrRecord {
@@ -229,6 +238,12 @@ impl TryFrom<CdrRow> for CdrRecord {
             .sip_code
             .map(|code| {
                 u16::try_from(code).map_err(|_| corrupt("cdrs.sip_code", format!("{code}")))
+            })
+            .transpose()?;
+        let q850_cause = row
+            .q850_cause
+            .map(|cause| {
+                u8::try_from(cause).map_err(|_| corrupt("cdrs.q850_cause", format!("{cause}")))
             })
             .transpose()?;
         let browser_stats = LegStats {
@@ -260,6 +275,8 @@ impl TryFrom<CdrRow> for CdrRecord {
             duration_ms: row.duration_ms,
             disposition: row.disposition,
             sip_code,
+            sip_reason: row.sip_reason,
+            q850_cause,
             browser_codec: row.browser_codec,
             trunk_codec: row.trunk_codec,
             browser_stats,
@@ -341,6 +358,8 @@ impl Store {
             .bind(i32::from(cdr.recorded))
             .bind(&cdr.privacy_ref)
             .bind(cdr.erased_at_ms)
+            .bind(&cdr.sip_reason)
+            .bind(cdr.q850_cause.map(i32::from))
             .execute(&self.pool)
             .await
             .map_err(StoreError::query("cdr insert"))?;

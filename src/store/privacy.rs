@@ -95,6 +95,7 @@ impl Store {
             .map_err(StoreError::query("erase"))?;
         sqlx::query(
             "UPDATE cdrs SET widget_id = '', trunk = NULL, node_id = '', sip_code = NULL, \
+             sip_reason = NULL, q850_cause = NULL, \
              browser_codec = NULL, trunk_codec = NULL, browser_packets_sent = 0, \
              browser_packets_received = 0, browser_packets_lost = 0, browser_jitter_us = 0, \
              trunk_packets_sent = 0, trunk_packets_received = 0, trunk_packets_lost = 0, \

@@ -105,6 +105,8 @@ fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
     cdr.on_ended(at(created_at_ms + 62_500), EndedBy::Callee, "answered");
     cdr.trunk = Some("carrier-a".into());
     cdr.sip_code = Some(200);
+    cdr.sip_reason = Some("Subscriber [redacted] Busy".into());
+    cdr.q850_cause = Some(17);
     cdr.browser_codec = Some("opus".into());
     cdr.trunk_codec = Some("pcmu".into());
     cdr.browser_stats = LegStats {

@@ -38,6 +38,13 @@ pub struct CdrView {
     /// `answered`, `busy`, `no_answer`, `rejected`, `unreachable`, `failed`, ...
     pub disposition: String,
     pub sip_code: Option<u16>,
+    /// The trunk's reason phrase when it refused the call, stripped of
+    /// anything that could name someone (`Busy Here`, `Subscriber
+    /// [redacted] Busy`).
+    pub sip_reason: Option<String>,
+    /// The Q.850 cause of the trunk's `Reason` header (RFC 3326), e.g. 17
+    /// for user busy.
+    pub q850_cause: Option<u8>,
     /// `visitor`, `callee` or `node`.
     pub ended_by: String,
     pub browser_codec: Option<String>,
@@ -82,6 +89,8 @@ impl From<CdrRecord> for CdrView {
             duration_ms: cdr.duration_ms,
             disposition: cdr.disposition,
             sip_code: cdr.sip_code,
+            sip_reason: cdr.sip_reason,
+            q850_cause: cdr.q850_cause,
             browser_codec: cdr.browser_codec,
             trunk_codec: cdr.trunk_codec,
             visitor_network: cdr.visitor_network,
@@ -225,7 +234,7 @@ fn json_body(pages: impl Stream<Item = Page>) -> impl Stream<Item = Result<Bytes
 
 /// The CSV header: [`CdrView`]'s fields in order (a test keeps them equal).
 const CSV_HEADER: &str = "call_id,number_id,widget_id,trunk,node_id,created_at,answered_at,\
-ended_at,duration_ms,disposition,sip_code,ended_by,browser_codec,trunk_codec,\
+ended_at,duration_ms,disposition,sip_code,sip_reason,q850_cause,ended_by,browser_codec,trunk_codec,\
 browser_packets_sent,browser_packets_received,browser_packets_lost,browser_jitter_us,\
 trunk_packets_sent,trunk_packets_received,trunk_packets_lost,trunk_jitter_us,\
 visitor_network,recorded,privacy_ref,erased_at\n";
@@ -270,6 +279,8 @@ mod tests {
             duration_ms: 1_000,
             disposition: "answered".into(),
             sip_code: Some(200),
+            sip_reason: None,
+            q850_cause: None,
             ended_by: EndedBy::Visitor,
             browser_codec: Some("PCMU".into()),
             trunk_codec: Some("PCMU".into()),

@@ -1,0 +1,159 @@
+//! Why a trunk ended or refused a call, in words a customer can read: the
+//! reason phrase of its final response and the Q.850 cause of a `Reason`
+//! header (RFC 3326), as the CDR and the `call.ended` webhook keep them.
+//!
+//! Carriers write what they like into a reason phrase, personal data
+//! included (`403 Caller 4915112345678 not allowed`, a SIP URI, an
+//! address). [`redact_phrase`] keeps the words and drops every token that
+//! could name someone: one with a run of four or more digits, an `@`, a
+//! `:` (URIs, IPv6), or the shape of an IPv4 address. A phrase is also cut
+//! to [`MAX_PHRASE`] characters of printable ASCII.
+//!
+//! Pure: header values and phrases in, values out.
+
+/// The longest phrase kept, in characters.
+pub const MAX_PHRASE: usize = 96;
+/// What stands where a token was dropped.
+const DROPPED: &str = "[redacted]";
+
+/// A reason phrase as a customer may see it, `None` when nothing readable
+/// is left.
+pub fn redact_phrase(phrase: &str) -> Option<String> {
+    let mut kept = Vec::new();
+    for token in phrase.split_whitespace() {
+        let token: String = token.chars().filter(|c| c.is_ascii_graphic()).collect();
+        if token.is_empty() {
+            continue;
+        }
+        if names_someone(&token) {
+            if kept.last() != Some(&DROPPED.to_owned()) {
+                kept.push(DROPPED.to_owned());
+            }
+        } else {
+            kept.push(token);
+        }
+    }
+    let mut text = kept.join(" ");
+    if text.is_empty() || text == DROPPED {
+        return None;
+    }
+    if text.len() > MAX_PHRASE {
+        let cut = text[..MAX_PHRASE].rfind(' ').unwrap_or(MAX_PHRASE);
+        text.truncate(cut);
+    }
+    Some(text)
+}
+
+fn names_someone(token: &str) -> bool {
+    let mut run = 0;
+    for c in token.chars() {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 4 {
+            return true;
+        }
+    }
+    token.contains(['@', ':']) || looks_like_ipv4(token)
+}
+
+/// Four dot-separated groups of digits somewhere in the token.
+fn looks_like_ipv4(token: &str) -> bool {
+    token
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .any(|part| {
+            let groups: Vec<&str> = part.split('.').collect();
+            groups.len() >= 4
+                && groups
+                    .iter()
+                    .filter(|g| !g.is_empty() && g.len() <= 3)
+                    .count()
+                    >= 4
+        })
+}
+
+/// The Q.850 cause (1-127) of a `Reason` header's value, which may list
+/// several protocols (`SIP;cause=200;text="..."`, `Q.850;cause=16`).
+pub fn q850_cause(header_value: &str) -> Option<u8> {
+    header_value.split(',').find_map(|value| {
+        let mut parts = value.split(';');
+        let protocol = parts.next()?.trim();
+        if !protocol.eq_ignore_ascii_case("Q.850") {
+            return None;
+        }
+        parts.find_map(|param| {
+            let (name, number) = param.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("cause") {
+                return None;
+            }
+            number
+                .trim()
+                .trim_matches('"')
+                .parse::<u8>()
+                .ok()
+                .filter(|cause| (1..=127).contains(cause))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_keep_their_words_and_lose_what_names_someone() {
+        let cases = [
+            ("Busy Here", Some("Busy Here")),
+            ("Not Found", Some("Not Found")),
+            (
+                "Caller Origination Number +4915112345678 is Invalid",
+                Some("Caller Origination Number [redacted] is Invalid"),
+            ),
+            (
+                "Forbidden for sip:alice@example.com from 192.0.2.10:5060",
+                Some("Forbidden for [redacted] from [redacted]"),
+            ),
+            ("Blocked (198.51.100.7)", Some("Blocked [redacted]")),
+            ("No route to 2001:db8::1", Some("No route to [redacted]")),
+            (
+                "Call to 030 1234 5678 refused",
+                Some("Call to 030 [redacted] refused"),
+            ),
+            (
+                "Q.850 cause 34 circuit busy",
+                Some("Q.850 cause 34 circuit busy"),
+            ),
+            ("   ", None),
+            ("4915112345678", None),
+            ("B\u{fc}sy\u{7}", Some("Bsy")),
+        ];
+        for (phrase, expected) in cases {
+            assert_eq!(redact_phrase(phrase).as_deref(), expected, "{phrase:?}");
+        }
+        let long = "word ".repeat(40);
+        let kept = redact_phrase(&long).unwrap();
+        assert!(kept.len() <= MAX_PHRASE && kept.ends_with("word"), "{kept}");
+    }
+
+    #[test]
+    fn the_q850_cause_is_read_from_any_place_in_the_header() {
+        assert_eq!(
+            q850_cause("Q.850;cause=16;text=\"Normal call clearing\""),
+            Some(16)
+        );
+        assert_eq!(q850_cause("Q.850 ; cause = 17"), Some(17));
+        assert_eq!(
+            q850_cause("SIP;cause=200;text=\"Call completed elsewhere\", Q.850;cause=26"),
+            Some(26)
+        );
+        assert_eq!(q850_cause("q.850;text=\"x\";cause=\"34\""), Some(34));
+        for none in [
+            "SIP;cause=487",
+            "Q.850;cause=0",
+            "Q.850;cause=128",
+            "Q.850;cause=x",
+            "Q.850",
+            "",
+        ] {
+            assert_eq!(q850_cause(none), None, "{none:?}");
+        }
+    }
+}
