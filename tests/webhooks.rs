@@ -2,8 +2,10 @@
 //! delivery's signature with the secret the admin API returned; aiortc
 //! calls through the node's echo trunk raise `call.ended` and
 //! `recording.ready`; with the receiver down, calls are as fast as with it
-//! up and the queued event arrives once it is back. Also the admin routes
-//! of `/v1/webhook`: who may read and change it, and the secret shown once.
+//! up and the queued event arrives once it is back. A call that sipp rings
+//! and answers raises `call.ringing` and `call.answered` for an endpoint
+//! that chose them. Also the admin routes of `/v1/webhook`: who may read
+//! and change it, the events it receives, and the secret shown once.
 
 mod support;
 
@@ -18,12 +20,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use base64::Engine as _;
 use callgate::store::DeliveryRow;
+use callgate::webhooks::DEFAULT_EVENTS;
 use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::speech_wav_48k;
 use support::node::{RunningNode, metric};
 use support::ports::free_tcp_port;
+use support::rtp::EchoSink;
+use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use tokio_util::sync::CancellationToken;
 
 /// The tests' receivers listen on loopback, which a node allows only with
@@ -35,6 +40,7 @@ const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
 const PUBLIC_ONLY: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
                            [webhooks]\nretry_initial_secs = 1\nretry_max_secs = 2\n";
 const CALL_MEDIA: std::ops::RangeInclusive<u16> = 23000..=23249;
+const RINGING_MEDIA: std::ops::RangeInclusive<u16> = 27700..=27799;
 const API_MEDIA: std::ops::RangeInclusive<u16> = 23250..=23499;
 const SPEECH: &str = "webhooks tell the customer about every call, one two three";
 /// How much slower a call may be with its webhook endpoint down.
@@ -351,7 +357,7 @@ async fn a_default_node_sends_no_webhook_into_its_own_network() {
     {
         let actor = callgate::store::Actor::Cli;
         store
-            .set_webhook("demo", &url, "secret", &actor)
+            .set_webhook("demo", &url, "secret", DEFAULT_EVENTS, &actor)
             .await
             .unwrap();
         let probe = format!("probe-{n}");
@@ -394,7 +400,7 @@ async fn a_secret_stored_as_issued_by_an_older_node_is_sealed_at_start_and_still
     let store = node.store().await;
     let actor = callgate::store::Actor::Cli;
     store
-        .set_webhook("demo", &url, legacy, &actor)
+        .set_webhook("demo", &url, legacy, DEFAULT_EVENTS, &actor)
         .await
         .unwrap();
     drop(store);
@@ -526,5 +532,83 @@ async fn the_webhook_secret_is_shown_once_and_every_change_is_audited() {
         .collect();
     assert_eq!(actions, ["created", "updated", "deleted"]);
     assert!(!audit.to_string().contains(secret));
+    node.stop().await;
+}
+
+/// An endpoint that chooses the progress events gets `call.ringing`, then
+/// `call.answered`, then `call.ended` of a call sipp rings and answers,
+/// each signed; an unknown event name is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn ringing_and_answered_reach_an_endpoint_that_chose_them() {
+    let sink = EchoSink::start(101);
+    let mut sipp = Sipp::uas("uas_media_sink_wait_bye.xml")
+        .key("sink_port", &sink.port().to_string())
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    let trunks = format!(
+        "[[sip.trunks]]\nname = \"answer\"\naddress = \"{}\"\n\
+         [[sip.routes]]\nname = \"demo\"\ntrunks = [\"answer\"]\n\
+         [webhooks]\nretry_initial_secs = 1\nretry_max_secs = 2\n\
+         allow_private_targets = true\n",
+        sipp.sip_addr()
+    );
+    let node = RunningNode::start(RINGING_MEDIA, &trunks, &[]).await;
+    let api = Api::new(&node, &node.api_key("demo", "admin"));
+    let port = free_tcp_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let refused = api.expect(
+        "PUT",
+        "/v1/webhook",
+        json!({ "url": url, "events": ["call.ringing", "call.started"] }),
+        400,
+    );
+    assert_eq!(refused["field"], "events", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("call.answered"),
+        "the error names the events there are: {refused}"
+    );
+    assert_eq!(
+        api.expect("GET", "/v1/webhook", Value::Null, 200)["set"],
+        false
+    );
+    let events = ["call.ringing", "call.answered", "call.ended"];
+    let created = api.expect(
+        "PUT",
+        "/v1/webhook",
+        json!({ "url": url, "events": events }),
+        200,
+    );
+    let secret = created["secret"].as_str().expect("a secret").to_owned();
+    assert_eq!(created["events"], json!(events));
+    assert_eq!(
+        api.expect("GET", "/v1/webhook", Value::Null, 200)["events"],
+        json!(events)
+    );
+
+    let receiver = Receiver::start(port).await;
+    let call = timed_call(&node, "demo", None).await;
+    let mut at = Vec::new();
+    for event in events {
+        let got = receiver
+            .wait_for(event, &call.call_id, Duration::from_secs(10))
+            .await;
+        assert!(verify(&secret, &got.headers, &got.body), "{got:?}");
+        let body = got.json();
+        assert_eq!(
+            (body["widget_id"].as_str(), body["number_id"].is_string()),
+            (Some("demo"), true),
+            "{body}"
+        );
+        if event != "call.ended" {
+            at.push(body["at"].as_str().expect("a time").to_owned());
+        }
+    }
+    assert!(at[0] <= at[1], "rang before it was answered: {at:?}");
+    receiver.stop().await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    drop(sink.stop());
     node.stop().await;
 }

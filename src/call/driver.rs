@@ -125,6 +125,9 @@ pub struct CallParts {
     /// Requests to end the call; see [`HangupRequest`].
     pub hangup: watch::Receiver<Option<HangupRequest>>,
     pub view: watch::Sender<CallView>,
+    /// Each state the call enters, once and in order (a watch may skip
+    /// one): the call's progress webhooks follow it.
+    pub progress: mpsc::UnboundedSender<CallState>,
     pub gate: ConsentGate,
     /// Present when the number records at all.
     pub recorder: Option<RecorderHandle>,
@@ -135,6 +138,7 @@ struct Driver {
     browser_codec: AudioCodec,
     leg: TrunkLeg,
     view: watch::Sender<CallView>,
+    progress: mpsc::UnboundedSender<CallState>,
     control: CallControl,
     recorder: Option<RecorderHandle>,
 }
@@ -152,6 +156,7 @@ pub async fn run(parts: CallParts) -> CallReport {
         mut commands,
         mut hangup,
         view,
+        progress,
         gate,
         recorder,
     } = parts;
@@ -160,6 +165,7 @@ pub async fn run(parts: CallParts) -> CallReport {
         browser_codec,
         leg,
         view,
+        progress,
         control: CallControl::new(gate, recorder.is_some()),
         recorder,
     };
@@ -251,6 +257,10 @@ impl Driver {
                 }
                 ControlOutput::HangUpTrunk => self.leg.hangup(),
                 ControlOutput::View(view) => {
+                    if view.state != self.view.borrow().state {
+                        // Only a service gone away stops listening.
+                        let _ = self.progress.send(view.state);
+                    }
                     self.view.send_replace(view);
                 }
             }

@@ -42,6 +42,7 @@ use crate::store::{
     CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, RecordingPolicy, Store,
     WidgetRoute,
 };
+use crate::webhooks::{self, Webhooks};
 use crate::webrtc::{BrowserSession, OfferError, SessionSettings, WebrtcError};
 
 /// Commands queued per call; a visitor cannot usefully send more.
@@ -145,6 +146,8 @@ pub struct CallServiceParts {
     pub recorders: Option<Recorders>,
     /// Writes each call's CDR, then queues its `call.ended` webhook.
     pub cdrs: CdrWriter,
+    /// Queues each call's `call.ringing` and `call.answered` webhooks.
+    pub webhooks: Webhooks,
 }
 
 /// How long an ended call still answers its events socket and DELETE: a
@@ -285,6 +288,7 @@ impl CallService {
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (hangup_tx, hangup) = watch::channel(None);
         let (view_tx, view) = watch::channel(CallView::default());
+        let (progress_tx, progress) = mpsc::unbounded_channel();
         inner.calls.insert(
             call_id.clone(),
             LiveCall {
@@ -304,6 +308,7 @@ impl CallService {
             commands,
             hangup,
             view: view_tx,
+            progress: progress_tx,
             gate: ConsentGate::new(widget.recording, widget.on_revoke, consent),
             recorder,
         };
@@ -316,6 +321,12 @@ impl CallService {
             created_at: SystemTime::now(),
             started: now,
         };
+        tokio::spawn(announce_progress(
+            parts.webhooks.clone(),
+            widget.clone(),
+            call_id.clone(),
+            progress,
+        ));
         info!(call = %call_id, codec = media.codec.name(), "browser call placed");
         let service = self.clone();
         let active = parts.metrics.call_started();
@@ -389,6 +400,32 @@ impl CallService {
         for call in self.inner.calls.iter() {
             call.hang_up(HangupRequest::Shutdown);
         }
+    }
+}
+
+/// Queues `call.ringing` and `call.answered` as the call reaches them,
+/// each at most once, until the call's control is gone. Off the call's
+/// path: the control never waits for the store.
+async fn announce_progress(
+    webhooks: Webhooks,
+    widget: WidgetRoute,
+    call_id: String,
+    mut progress: mpsc::UnboundedReceiver<CallState>,
+) {
+    let mut announced = Vec::new();
+    while let Some(state) = progress.recv().await {
+        let event = match state {
+            CallState::Ringing => webhooks::CALL_RINGING,
+            CallState::Answered => webhooks::CALL_ANSWERED,
+            CallState::Setup | CallState::Ended => continue,
+        };
+        if announced.contains(&event) {
+            continue;
+        }
+        announced.push(event);
+        webhooks
+            .on_call_progress(&widget, &call_id, event, SystemTime::now())
+            .await;
     }
 }
 

@@ -139,6 +139,7 @@ impl BrowserSide {
             stop: cdr_stop.drop_guard(),
         };
         let calls = CallService::new(CallServiceParts {
+            webhooks: webhooks.clone(),
             node_id: config.node.id.to_string(),
             engine,
             settings,

@@ -385,7 +385,10 @@ mod tests {
         store.seed_demo().await.unwrap();
         let actor = crate::store::Actor::Cli;
         let hook = "https://hooks.example.com/";
-        store.set_webhook("demo", hook, "s", &actor).await.unwrap();
+        store
+            .set_webhook("demo", hook, "s", crate::webhooks::DEFAULT_EVENTS, &actor)
+            .await
+            .unwrap();
         ended_recording(&store, "r1").await;
         let dir = tempfile::tempdir().unwrap();
         let (rec, spool) = (dir.path().join("rec"), dir.path().join("spool"));

@@ -14,6 +14,8 @@ use super::{Store, StoreError, now_ms};
 /// (`KeyRing::seal_secret`), so a copy of the database does not hold it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WebhookEndpoint {
+    /// The events it receives, comma-separated (`call.ended,recording.ready`).
+    pub events: String,
     pub url: String,
     pub secret: String,
     pub created_at: i64,
@@ -51,7 +53,7 @@ impl Store {
     /// The endpoint of `tenant`, if it set one.
     pub async fn webhook(&self, tenant: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
         sqlx::query_as(
-            "SELECT url, secret, created_at, updated_at FROM webhook_endpoints \
+            "SELECT events, url, secret, created_at, updated_at FROM webhook_endpoints \
              WHERE tenant_id = $1",
         )
         .bind(tenant)
@@ -60,38 +62,43 @@ impl Store {
         .map_err(StoreError::query("webhook lookup"))
     }
 
-    /// Sets (or replaces) the endpoint of `tenant`.
+    /// Sets (or replaces) the endpoint of `tenant`, receiving `events`
+    /// (comma-separated names).
     pub async fn set_webhook(
         &self,
         tenant: &str,
         url: &str,
         secret: &str,
+        events: &str,
         actor: &Actor,
     ) -> Result<(), StoreError> {
         let op = "webhook update";
         let now = now_ms();
         let mut tx = self.pool.begin().await.map_err(StoreError::query(op))?;
         let replaced = sqlx::query(
-            "UPDATE webhook_endpoints SET url = $2, secret = $3, updated_at = $4 \
+            "UPDATE webhook_endpoints SET url = $2, secret = $3, updated_at = $4, events = $5 \
              WHERE tenant_id = $1",
         )
         .bind(tenant)
         .bind(url)
         .bind(secret)
         .bind(now)
+        .bind(events)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query(op))?
         .rows_affected();
         if replaced == 0 {
             sqlx::query(
-                "INSERT INTO webhook_endpoints (tenant_id, url, secret, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
+                "INSERT INTO webhook_endpoints \
+                 (tenant_id, url, secret, created_at, updated_at, events) \
+                 VALUES ($1, $2, $3, $4, $4, $5)",
             )
             .bind(tenant)
             .bind(url)
             .bind(secret)
             .bind(now)
+            .bind(events)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query(op))?;
@@ -140,7 +147,8 @@ impl Store {
     }
 
     /// Queues `event` with `body` for `tenant`, due now; does nothing (and
-    /// answers false) when the tenant has no endpoint.
+    /// answers false) when the tenant has no endpoint or its endpoint does
+    /// not receive `event`.
     pub async fn enqueue_webhook(
         &self,
         tenant: &str,
@@ -151,7 +159,8 @@ impl Store {
         let queued = sqlx::query(
             "INSERT INTO webhook_deliveries (id, tenant_id, event, body, created_at, \
              next_attempt_at) SELECT $1, $2, $3, $4, $5, $5 WHERE EXISTS \
-             (SELECT 1 FROM webhook_endpoints WHERE tenant_id = $2)",
+             (SELECT 1 FROM webhook_endpoints WHERE tenant_id = $2 \
+             AND ',' || events || ',' LIKE '%,' || $3 || ',%')",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(tenant)

@@ -1,6 +1,8 @@
-//! Webhooks: a tenant's `call.ended` and `recording.ready` events, queued
-//! in the database and POSTed to the tenant's endpoint by a worker on each
-//! node.
+//! Webhooks: a tenant's `call.ringing`, `call.answered`, `call.ended` and
+//! `recording.ready` events, queued in the database and POSTed to the
+//! tenant's endpoint by a worker on each node. An endpoint receives the
+//! events it chose ([`EVENTS`]; by default [`DEFAULT_EVENTS`], what
+//! endpoints received before the call progress events existed).
 //!
 //! Invariants:
 //! - Nothing here runs on a call's path: an event is queued (one insert)
@@ -21,18 +23,39 @@ pub mod target;
 mod worker;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::Notify;
 use tracing::warn;
 
 pub use self::worker::{WorkerSettings, run};
-use crate::http::admin::{CdrView, RecordingView};
-use crate::store::{CdrRecord, Store};
+use crate::http::admin::{CdrView, RecordingView, times};
+use crate::store::{CdrRecord, Store, WidgetRoute, unix_ms};
 
 /// `Callgate-Event` of a finished call; the body is its [`CdrView`].
 pub const CALL_ENDED: &str = "call.ended";
 /// `Callgate-Event` of a stored recording; the body is its [`RecordingView`].
 pub const RECORDING_READY: &str = "recording.ready";
+/// `Callgate-Event` of a call whose callee's phone rings (180 or 183 from
+/// the trunk); the body is a [`CallProgressView`].
+pub const CALL_RINGING: &str = "call.ringing";
+/// `Callgate-Event` of a call the callee answered; the body is a
+/// [`CallProgressView`].
+pub const CALL_ANSWERED: &str = "call.answered";
+/// Every event an endpoint may receive.
+pub const EVENTS: [&str; 4] = [CALL_RINGING, CALL_ANSWERED, CALL_ENDED, RECORDING_READY];
+/// What an endpoint receives unless it chooses.
+pub const DEFAULT_EVENTS: &str = "call.ended,recording.ready";
+
+/// The body of `call.ringing` and `call.answered`: which call, and when.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct CallProgressView {
+    pub call_id: String,
+    pub number_id: String,
+    pub widget_id: String,
+    /// When the node saw it (RFC 3339).
+    pub at: String,
+}
 
 /// Queues events and wakes the worker. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -53,6 +76,24 @@ impl Webhooks {
     pub async fn on_call_ended(&self, tenant: &str, cdr: &CdrRecord) {
         let view = CdrView::from(cdr.clone());
         self.enqueue(tenant, CALL_ENDED, &view).await;
+    }
+
+    /// Queues `call.ringing` or `call.answered` (`event`) of call
+    /// `call_id` on `widget`, reached `at`.
+    pub async fn on_call_progress(
+        &self,
+        widget: &WidgetRoute,
+        call_id: &str,
+        event: &'static str,
+        at: SystemTime,
+    ) {
+        let view = CallProgressView {
+            call_id: call_id.to_owned(),
+            number_id: widget.number_id.clone(),
+            widget_id: widget.widget_id.clone(),
+            at: times::format(unix_ms(at)),
+        };
+        self.enqueue(&widget.tenant_id, event, &view).await;
     }
 
     /// Queues `recording.ready` for recording `id`, now stored.

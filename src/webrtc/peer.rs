@@ -114,10 +114,11 @@ pub fn add_host_candidate(
 }
 
 /// A full-ICE peer that offers like a browser (`media`'s codec, and
-/// telephone-event when `media` has it) and sends `media` under `ssrc` from one host
-/// candidate at `address`. It is the other end of a [`BrowserSession`] for
-/// clients and benchmarks that play the browser; the node never uses it.
-/// Returns the peer, its audio sender and the offer SDP.
+/// telephone-event when `media` has it) and sends `media` under `ssrc`
+/// from one host candidate at `address`. It is the other end of a
+/// [`BrowserSession`] for clients and benchmarks that play the browser;
+/// the node never uses it. Returns the peer, its audio sender and the
+/// offer SDP.
 pub fn offering_peer(
     now: Instant,
     address: SocketAddr,

@@ -30,7 +30,7 @@ mod privacy;
 mod recordings;
 mod session;
 mod tar_stream;
-mod times;
+pub(crate) mod times;
 pub mod validate;
 mod webhooks;
 mod widgets;

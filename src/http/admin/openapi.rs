@@ -35,8 +35,8 @@ use super::{
         (name = "cdrs", description = "call detail records, JSON or CSV"),
         (name = "recordings", description = "encrypted recordings: list, listen, delete"),
         (name = "audit", description = "who changed or read what, and when"),
-        (name = "webhooks", description = "the tenant's endpoint for signed call.ended and \
-            recording.ready events"),
+        (name = "webhooks", description = "the tenant's endpoint for signed call.ringing, \
+            call.answered, call.ended and recording.ready events"),
         (name = "privacy", description = "a visitor's request: export or erase one call's data"),
         (name = "session", description = "the dashboard's sign-in: an API key traded for an \
             HttpOnly cookie that the admin routes accept too"),

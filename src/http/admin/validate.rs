@@ -121,6 +121,28 @@ fn origin_ok(origin: &str) -> bool {
     host_ok && port_ok
 }
 
+/// The events a webhook endpoint receives: at least one, each known
+/// ([`crate::webhooks::EVENTS`]); answered comma-separated, in the order
+/// given, without repeats.
+pub fn webhook_events(field: &str, events: &[String]) -> Result<String, ApiError> {
+    let known = crate::webhooks::EVENTS;
+    let message = || format!("must list one or more of {}", known.join(", "));
+    if events.is_empty() {
+        return Err(ApiError::bad_field(field, message()));
+    }
+    let mut chosen: Vec<&str> = Vec::new();
+    for event in events {
+        let known_event = known
+            .iter()
+            .find(|k| **k == event.as_str())
+            .ok_or_else(|| ApiError::bad_field(field, message()))?;
+        if !chosen.contains(known_event) {
+            chosen.push(known_event);
+        }
+    }
+    Ok(chosen.join(","))
+}
+
 /// A webhook endpoint: an absolute `https` URL, or `http` to a loopback
 /// host (a receiver on the same machine); no user info, at most 2048 bytes.
 pub fn webhook_url(field: &str, value: &str, allow_private: bool) -> Result<(), ApiError> {
@@ -229,6 +251,28 @@ mod tests {
             assert!(origins("o", &list(&[bad])).is_err(), "{bad}");
         }
         assert!(origins("o", &[]).is_err());
+    }
+
+    #[test]
+    fn webhook_events_are_known_ones_without_repeats() {
+        let list = |events: &[&str]| events.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            webhook_events(
+                "events",
+                &list(&["call.answered", "call.ended", "call.answered"])
+            )
+            .unwrap(),
+            "call.answered,call.ended"
+        );
+        for bad in [
+            &[][..],
+            &["call.ended", "call.started"],
+            &["CALL.ENDED"],
+            &[""],
+        ] {
+            let error = webhook_events("events", &list(bad)).unwrap_err();
+            assert!(error.to_string().contains("call.ringing"), "{error}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! `/v1/webhook`: the tenant's webhook endpoint. `PUT` sets it and answers
-//! a fresh signing secret, the only time the secret is ever shown (the
-//! database keeps it sealed under the KEK); `GET` answers the url alone.
+//! `/v1/webhook`: the tenant's webhook endpoint. `PUT` sets it (its url and
+//! the events it receives) and answers a fresh signing secret, the only
+//! time the secret is ever shown (the database keeps it sealed under the
+//! KEK); `GET` answers the url and the events.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +17,7 @@ use super::auth::Caller;
 use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
 use super::{AdminState, times, validate};
+use crate::webhooks::DEFAULT_EVENTS;
 
 /// The endpoint as `GET` shows it: never the secret.
 #[derive(Debug, Serialize, ToSchema)]
@@ -23,6 +25,8 @@ pub struct WebhookView {
     /// False when the tenant has no endpoint (`url` is then null).
     pub set: bool,
     pub url: Option<String>,
+    /// The events it receives.
+    pub events: Vec<String>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
 }
@@ -34,12 +38,18 @@ pub struct WebhookPut {
     /// `https://...` to a public host; private addresses and `http://` to
     /// a loopback host only where the node allows private targets.
     pub url: String,
+    /// The events to receive, any of `call.ringing`, `call.answered`,
+    /// `call.ended` and `recording.ready`; by default `call.ended` and
+    /// `recording.ready`.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
 }
 
 /// The answer to `PUT`: the secret is shown here once and never again.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookCreated {
     pub url: String,
+    pub events: Vec<String>,
     /// 32 random bytes, base64url: the HMAC-SHA256 key of
     /// `Callgate-Signature`. A new `PUT` replaces it.
     pub secret: String,
@@ -56,6 +66,10 @@ pub async fn get(
     Ok(Json(WebhookView {
         set: endpoint.is_some(),
         url: endpoint.as_ref().map(|e| e.url.clone()),
+        events: endpoint
+            .as_ref()
+            .map(|e| split_events(&e.events))
+            .unwrap_or_default(),
         created_at: endpoint.as_ref().map(|e| times::format(e.created_at)),
         updated_at: endpoint.as_ref().map(|e| times::format(e.updated_at)),
     }))
@@ -73,16 +87,31 @@ pub async fn put(
     caller.require_admin()?;
     let put: WebhookPut = parse_json(&body)?;
     validate::webhook_url("url", &put.url, state.webhooks_allow_private)?;
+    let events = match &put.events {
+        Some(events) => validate::webhook_events("events", events)?,
+        None => DEFAULT_EVENTS.to_owned(),
+    };
     let secret = URL_SAFE_NO_PAD.encode(rand::rng().random::<[u8; 32]>());
     let sealed = state.keys.seal_secret(&secret, &caller.tenant_id);
     state
         .store
-        .set_webhook(&caller.tenant_id, &put.url, &sealed, &caller.actor())
+        .set_webhook(
+            &caller.tenant_id,
+            &put.url,
+            &sealed,
+            &events,
+            &caller.actor(),
+        )
         .await?;
     Ok(Json(WebhookCreated {
         url: put.url,
+        events: split_events(&events),
         secret,
     }))
+}
+
+fn split_events(events: &str) -> Vec<String> {
+    events.split(',').map(str::to_owned).collect()
 }
 
 #[utoipa::path(delete, path = "/v1/webhook", tag = "webhooks",
