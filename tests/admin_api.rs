@@ -732,6 +732,8 @@ fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
             packets_received: 1399,
             packets_lost: 1,
             jitter_us: 2500,
+            mos_worst_x100: (index % 3 != 0).then_some(391),
+            mos_average_x100: (index % 3 != 0).then_some(428),
         },
         trunk_stats: LegStats::default(),
         visitor_network: Some("203.0.113.0/24".into()),

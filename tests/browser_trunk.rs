@@ -16,8 +16,9 @@ use support::audio::{
     speech_wav_48k,
 };
 use support::browser::{AudioPackets, Browser, decode_with_ffmpeg};
+use support::impair::ImpairedEcho;
 use support::keypad::{Press, TrunkPhone, keypad_tones};
-use support::node::RunningNode;
+use support::node::{RunningNode, metric};
 use support::rtp::{EchoSink, RtpPacket, streams, telephone_event_digits, ulaw_audio};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 
@@ -248,6 +249,94 @@ async fn the_callees_keys_reach_the_visitor_from_rtp_events_and_sip_info() {
     assert_eq!(
         (cdr.disposition.as_str(), cdr.ended_by.as_str()),
         ("answered", "visitor")
+    );
+    node.stop().await;
+}
+
+/// The network between the node and the trunk goes bad 2 s into the call,
+/// for 12 s: the echo loses every fourth packet and holds every other one
+/// back 60 ms.
+/// The visitor's widget shows its "poor connection" hint with the warnings
+/// the node measured, and drops it once the network has been clean for two
+/// windows; the CDR keeps the trunk leg's worst MOS (the bad minute) apart
+/// from its average, and the browser leg's stays good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_trunk_network_warns_the_visitor_and_lowers_the_trunk_legs_mos_in_the_cdr() {
+    // Real-time browsers beside each other starve on two cores.
+    let _turn = SPEECH_TURNS.lock().await;
+    let bad = Duration::from_secs(2)..Duration::from_secs(14);
+    let echo = ImpairedEcho::start(TELEPHONE_EVENT, bad);
+    let mut sipp = Sipp::uas("uas_media_sink_wait_bye.xml")
+        .key("sink_port", &echo.port().to_string())
+        .timeout(Duration::from_secs(120))
+        .spawn();
+    let node = RunningNode::start(27800..=27899, &trunks(sipp.sip_addr(), ""), &[]).await;
+    let browser = Browser::start(&speech_wav_48k(SPEECH)).await;
+    browser
+        .goto(&format!("{}/demo?cg-codecs=pcmu", node.base()))
+        .await;
+    browser.click(".cg-widget .cg-call").await;
+    browser.wait_widget_state("answered", WAIT).await;
+
+    let warned = "['high-loss', 'high-jitter', 'low-mos'].every((w) => \
+        document.querySelector('.cg-widget').callgate.warnings.includes(w))";
+    browser.wait_for(warned, Duration::from_secs(20)).await;
+    let hint = browser
+        .eval(
+            "const q = document.querySelector('.cg-widget .cg-quality'); \
+             return [q.hidden, q.getAttribute('role'), q.getAttribute('aria-live'), q.textContent, \
+             document.querySelector('.cg-widget').dataset.quality];",
+        )
+        .await;
+    assert_eq!(hint[0], false, "the hint shows: {hint}");
+    assert_eq!(
+        (hint[1].as_str(), hint[2].as_str()),
+        (Some("status"), Some("polite"))
+    );
+    assert!(
+        hint[3].as_str().unwrap().starts_with("Poor connection"),
+        "{hint}"
+    );
+    assert!(
+        !hint[4].as_str().unwrap().contains("high-rtt"),
+        "loopback has no long round trip: {hint}"
+    );
+
+    let cleared = "document.querySelector('.cg-widget .cg-quality').hidden && \
+        document.querySelector('.cg-widget').callgate.warnings.length === 0 && \
+        !('quality' in document.querySelector('.cg-widget').dataset)";
+    browser.wait_for(cleared, Duration::from_secs(30)).await;
+    assert_eq!(browser.widget_state().await.as_deref(), Some("answered"));
+    browser.click(".cg-widget .cg-hangup").await;
+    browser.wait_widget_state("ended", WAIT).await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    browser.close().await;
+    let treated = echo.stop();
+    assert!(treated.lost > 100 && treated.held > 200, "{treated:?}");
+
+    let cdr = node.cdr_of_widget("demo").await;
+    let (trunk, visitor) = (&cdr.trunk_stats, &cdr.browser_stats);
+    let trunk_worst = trunk.mos_worst_x100.expect("the trunk leg was measured");
+    let trunk_average = trunk.mos_average_x100.expect("and averaged");
+    assert!(trunk_worst < 300, "25 % loss rates poor: {trunk:?}");
+    assert!(
+        trunk_average > trunk_worst,
+        "the clean windows count: {trunk:?}"
+    );
+    assert!(
+        visitor
+            .mos_worst_x100
+            .expect("the browser leg was measured")
+            >= 400,
+        "{visitor:?}"
+    );
+    let poor_windows = metric(
+        node.addr,
+        "callgate_call_quality_mos_bucket{leg=\"trunk\",le=\"3\"}",
+    );
+    assert!(
+        poor_windows >= 2.0,
+        "the poor windows are in the histogram: {poor_windows}"
     );
     node.stop().await;
 }

@@ -118,6 +118,7 @@ async fn export_then_erase(node: RunningNode) {
         (&json!(cdr.call_id), &json!(reference))
     );
     assert_eq!(call["visitor_network"], "127.0.0.0/24");
+    assert!(call["browser_mos_average"].is_number(), "{call}");
     let receipts = json_file(&files, "consent_receipts.json");
     assert_eq!(receipts.as_array().unwrap().len(), 1, "{receipts}");
     assert_eq!(receipts[0]["method"], "api");
@@ -207,6 +208,10 @@ async fn export_then_erase(node: RunningNode) {
         ("node_id", json!("")),
         ("browser_packets_received", json!(0)),
         ("trunk_packets_received", json!(0)),
+        ("browser_mos_worst", Value::Null),
+        ("browser_mos_average", Value::Null),
+        ("trunk_mos_worst", Value::Null),
+        ("trunk_mos_average", Value::Null),
         ("recorded", json!(false)),
     ] {
         assert_eq!(kept[field], value, "{field} cleared");

@@ -36,11 +36,16 @@
  * later, over the events socket; the "being recorded" line follows what the
  * node reports.
  *
+ * Quality: while the node reports a quality warning (high-rtt, high-jitter,
+ * high-loss, low-mos), a "poor connection" line is shown and announced
+ * politely to screen readers; it goes when the last warning clears.
+ *
  * Test hooks (stable, harmless): the root element has class `cg-widget`, a
  * `data-state` attribute (idle | connecting | ringing | answered | ended |
  * error), `data-reason` once a call ended or failed, `data-privacy-ref`
- * once a placed call ended, and a property `element.callgate = { pc,
- * callId, eventsUrl, privacyRef, state, reason, start(), hangup(),
+ * once a placed call ended, `data-quality` (the active quality warnings,
+ * space-separated) while any is, and a property `element.callgate = { pc,
+ * callId, eventsUrl, privacyRef, state, reason, warnings, start(), hangup(),
  * sendDtmf(digits) }`.
  *
  * When a placed call ends, the widget shows its privacy reference: the
@@ -55,6 +60,7 @@
   const DTMF_KEYS = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
   const CODEC_MIME = { opus: 'audio/opus', pcmu: 'audio/pcmu', pcma: 'audio/pcma' };
   const ACTIVE = ['connecting', 'ringing', 'answered'];
+  const QUALITY_WARNINGS = ['high-rtt', 'high-jitter', 'high-loss', 'low-mos'];
   /**
    * How long a failed connection waits for the node's own word on the call:
    * the node closes DTLS as soon as a call ends, and the browser may see
@@ -68,6 +74,7 @@
     ringing: 'Ringing\u2026',
     answered: 'In call',
     recording: 'This call is being recorded.',
+    poorConnection: 'Poor connection: the call may break up or lag.',
     allowRecording: 'Allow this call to be recorded',
     noticeFirst: 'Please read the recording notice above, then press Call.',
     defaultNotice: 'Calls to this number can be recorded.',
@@ -123,6 +130,7 @@
 .cg-widget .cg-keypad .cg-pressed{background:#c9d7ee}
 .cg-widget .cg-digits{margin:8px 0 0;min-height:1.4em;font-variant-numeric:tabular-nums;letter-spacing:.1em}
 .cg-widget .cg-recording{margin:12px 0 0;color:#b3261e;font-weight:600}
+.cg-widget .cg-quality{margin:12px 0 0;color:#7a4d00;font-weight:600}
 .cg-widget .cg-privacy{margin:12px 0 0;font-size:13px;color:#444}
 .cg-widget .cg-consent:empty{display:none}
 .cg-widget .cg-notice{margin:0 0 6px;font-size:.9em}
@@ -323,12 +331,15 @@
       this.digits = el('p', 'cg-digits');
       this.sent = '';
       this.recording = el('p', 'cg-recording', { role: 'status', 'aria-live': 'polite' });
+      this.quality = el('p', 'cg-quality', { role: 'status', 'aria-live': 'polite' });
+      this.quality.hidden = true;
+      this.warnings = new Set();
       this.privacy = el('p', 'cg-privacy');
       this.privacy.hidden = true;
       this.audio = el('audio', 'cg-audio', { autoplay: '' });
       this.audio.autoplay = true;
       root.append(this.consent, line, controls, this.keypad, this.digits, this.recording,
-        this.privacy, this.audio);
+        this.quality, this.privacy, this.audio);
       root.callgate = this.hooks();
       this.root = root;
     }
@@ -342,6 +353,7 @@
         get privacyRef() { return widget.call ? widget.call.privacyRef : null; },
         get state() { return widget.state; },
         get reason() { return widget.reason; },
+        get warnings() { return Array.from(widget.warnings); },
         start: () => widget.start(),
         hangup: () => widget.hangup(),
         sendDtmf: (digits) => widget.sendDtmf(digits),
@@ -383,7 +395,10 @@
       this.muteButton.hidden = !active;
       this.keypad.hidden = state !== 'answered';
       this.digits.hidden = state !== 'answered';
-      if (!active) this.showRecording(false);
+      if (!active) {
+        this.showRecording(false);
+        this.showQuality(null, false);
+      }
       this.statusText.textContent = this.describe(state, reason);
       if (state === 'answered') this.startTimer();
       else if (state !== 'ended') this.timer.textContent = '';
@@ -462,6 +477,22 @@
     showRecording(active) {
       this.recording.textContent = active ? TEXT.recording : '';
       this.recording.hidden = !active;
+    }
+
+    /** Follows one warning (`null` clears them all); the hint shows while
+     * any is active. */
+    showQuality(warning, active) {
+      if (warning === null) this.warnings.clear();
+      else if (active) this.warnings.add(warning);
+      else this.warnings.delete(warning);
+      const poor = this.warnings.size > 0;
+      if (poor) this.root.setAttribute('data-quality', Array.from(this.warnings).join(' '));
+      else this.root.removeAttribute('data-quality');
+      // Only a change is written, so a screen reader announces it once.
+      if (poor === this.quality.hidden) {
+        this.quality.textContent = poor ? TEXT.poorConnection : '';
+        this.quality.hidden = !poor;
+      }
     }
 
     // ---------------------------------------------------------- a call
@@ -573,6 +604,8 @@
       }
       if (event.type === 'recording') {
         this.showRecording(event.active === true);
+      } else if (event.type === 'quality' && QUALITY_WARNINGS.includes(event.warning)) {
+        this.showQuality(event.warning, event.active === true);
       } else if (event.type === 'state') {
         if (event.state === 'ringing' && this.state === 'connecting') this.setState('ringing');
         else if (event.state === 'answered' && this.state !== 'answered') this.setState('answered');

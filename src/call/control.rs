@@ -26,6 +26,7 @@ use super::LegEvent;
 use super::driver::{CallCommand, CallView};
 use super::shard::{MediaCommand, ShardEvent};
 use super::state::{CallMachine, CallState, LocalHangup, Outcome};
+use crate::media::quality::Warnings;
 use crate::media::sdp::Codec;
 use crate::recording::gate::{ConsentGate, GateAction};
 use crate::webrtc::AudioCodec;
@@ -102,6 +103,7 @@ impl CallControl {
                 self.hang_up(LocalHangup::BrowserFailed)
             }
             ControlInput::Media(ShardEvent::BrowserGone) => self.hang_up(LocalHangup::BrowserGone),
+            ControlInput::Media(ShardEvent::Quality(warnings)) => self.on_quality(warnings),
             ControlInput::Media(ShardEvent::Refused) | ControlInput::MediaLost => {
                 self.media_alive = false;
                 self.hang_up(LocalHangup::Fault);
@@ -174,6 +176,16 @@ impl CallControl {
         let recording = self.records && open;
         if self.view.recording != recording {
             self.view.recording = recording;
+            self.outputs
+                .push_back(ControlOutput::View(self.view.clone()));
+        }
+    }
+
+    /// The widget shows a poor connection while a warning is active; an
+    /// ended call has nothing left to warn about.
+    fn on_quality(&mut self, warnings: Warnings) {
+        if self.machine.state() != CallState::Ended && self.view.quality != warnings {
+            self.view.quality = warnings;
             self.outputs
                 .push_back(ControlOutput::View(self.view.clone()));
         }
@@ -410,5 +422,26 @@ mod tests {
         call.handle_input(now, trunk_end(TrunkEndedBy::Local));
         let outcome = call.outcome().expect("ended");
         assert_eq!(outcome.ended_by, super::super::state::EndedBy::Visitor);
+    }
+
+    #[test]
+    fn quality_warnings_reach_the_widgets_view_until_the_call_ends() {
+        use crate::media::quality::Warning;
+        let now = Instant::now();
+        let mut call = recorded_call(Policy::Off, None);
+        answer(&mut call, now);
+        let poor = Warnings::NONE.with(Warning::HighJitter);
+        call.handle_input(now, ControlInput::Media(ShardEvent::Quality(poor)));
+        assert!(matches!(
+            &outputs(&mut call)[..],
+            [ControlOutput::View(view)] if view.quality == poor
+        ));
+        call.handle_input(now, ControlInput::Media(ShardEvent::Quality(poor)));
+        assert!(outputs(&mut call).is_empty(), "no change, no view");
+        call.handle_input(now, trunk_end(TrunkEndedBy::Remote));
+        outputs(&mut call);
+        let clear = ControlInput::Media(ShardEvent::Quality(Warnings::NONE));
+        call.handle_input(now, clear);
+        assert!(outputs(&mut call).is_empty(), "an ended call warns no more");
     }
 }

@@ -20,6 +20,7 @@ use super::media::MediaReport;
 use super::shard::MediaLink;
 use super::state::{CallState, Outcome};
 use super::{LegEvent, TrunkLeg};
+use crate::media::quality::{Leg, LegWindow, MosSummary, Warnings};
 use crate::recording::gate::{Consent, ConsentGate, GateAction};
 use crate::recording::recorder::RecorderHandle;
 use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy, TrunkReason};
@@ -64,6 +65,8 @@ pub struct CallView {
     pub state: CallState,
     pub reason: Option<&'static str>,
     pub recording: bool,
+    /// The quality warnings active now (a poor connection).
+    pub quality: Warnings,
 }
 
 impl Default for CallView {
@@ -72,6 +75,7 @@ impl Default for CallView {
             state: CallState::Setup,
             reason: None,
             recording: false,
+            quality: Warnings::NONE,
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct LegStats {
     pub packets_received: u64,
     pub packets_lost: i64,
     pub jitter_ms: f64,
+    /// The worst and the average MOS of the leg's quality windows.
+    pub mos: MosSummary,
 }
 
 /// Everything the call leaves behind.
@@ -112,6 +118,8 @@ pub trait RelayObserver: Send + Sync {
     fn browser_rejected(&self, srtp: bool);
     /// A call's media panicked and was taken off its shard.
     fn media_panicked(&self);
+    /// One leg's figures over a closed quality window.
+    fn quality_window(&self, leg: Leg, window: &LegWindow);
 }
 
 /// The parts of a call, assembled by the signalling handler.
@@ -302,6 +310,7 @@ impl RelayObserver for () {
     fn browser_connect_failed(&self, _ice: bool) {}
     fn browser_rejected(&self, _srtp: bool) {}
     fn media_panicked(&self) {}
+    fn quality_window(&self, _leg: Leg, _window: &LegWindow) {}
 }
 
 impl RelayObserver for crate::metrics::Metrics {
@@ -342,5 +351,9 @@ impl RelayObserver for crate::metrics::Metrics {
 
     fn media_panicked(&self) {
         self.call_panicked(crate::metrics::CallPart::Media);
+    }
+
+    fn quality_window(&self, leg: Leg, window: &LegWindow) {
+        self.quality.observe(leg, window);
     }
 }

@@ -42,6 +42,7 @@ use crate::media::dtmf::{DtmfConfig, DtmfSender};
 use crate::media::endpoint::{
     EndpointCore, MediaEvent, MediaFrame, RemoteMedia, StatsReader, Transmit,
 };
+use crate::media::quality::{Leg, Warnings};
 use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
 use crate::media::transcode::{Converted, Transcoder};
 use crate::recording::mixer::{Channel, MediaTime, SAMPLE_RATE};
@@ -49,8 +50,10 @@ use crate::recording::recorder::{G711Law, RecorderTap};
 use crate::webrtc::{AudioCodec, BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent};
 
 pub mod offload;
+pub mod quality;
 
 use offload::{ConvertedFrame, Toward, TranscodeRequest, Transcoded};
+use quality::{CallQuality, LegCounters};
 
 /// Where the host puts the datagrams a call makes.
 pub trait Transmitter {
@@ -88,6 +91,8 @@ pub enum CallMediaEvent {
     BrowserFailed { ice: bool },
     /// Nothing authenticated arrived from the browser for too long.
     BrowserGone,
+    /// The visitor's quality warnings changed: these are active now.
+    Quality(Warnings),
 }
 
 /// What a call's media is built from.
@@ -139,6 +144,7 @@ pub struct CallMedia {
     recording: bool,
     /// Present when the browser negotiated telephone-event.
     browser_dtmf: Option<BrowserDtmf>,
+    quality: CallQuality,
     events: Vec<CallMediaEvent>,
 }
 
@@ -212,6 +218,7 @@ impl CallMedia {
             tap: parts.tap,
             recording: false,
             browser_dtmf,
+            quality: CallQuality::new(now),
             events: Vec::new(),
         }
     }
@@ -328,7 +335,7 @@ impl CallMedia {
         {
             due = due.min(dtmf);
         }
-        due
+        due.min(self.quality.poll_timeout())
     }
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut impl Transmitter) {
@@ -338,7 +345,42 @@ impl CallMedia {
         if now >= self.last_heard + self.disconnect_timeout {
             self.browser_gone();
         }
+        self.judge_quality(now);
         self.after_session(out);
+    }
+
+    /// Closes the quality window when it is due: both legs' figures go to
+    /// the node's metrics, and changed warnings to the call's control.
+    fn judge_quality(&mut self, now: Instant) {
+        let (session, trunk_stats) = (&self.session, &self.trunk_stats);
+        let counters = || {
+            let received = session.receive_stats();
+            let browser = LegCounters {
+                lost: i64::from(received.cumulative_lost()),
+                received: u64::from(received.received()),
+                jitter_ms: received.jitter_duration().as_secs_f64() * 1000.0,
+                rtt_ms: session.round_trip().map(|d| d.as_secs_f64() * 1000.0),
+            };
+            let trunk = trunk_stats.get();
+            let trunk = LegCounters {
+                lost: trunk.lost,
+                received: trunk.packets_received,
+                jitter_ms: trunk.jitter_ms,
+                rtt_ms: trunk.round_trip_ms,
+            };
+            (browser, trunk)
+        };
+        let Some(closed) = self.quality.handle_timeout(now, counters) else {
+            return;
+        };
+        for (leg, window) in [(Leg::Browser, closed.browser), (Leg::Trunk, closed.trunk)] {
+            if let Some(window) = window {
+                self.observer.quality_window(leg, &window);
+            }
+        }
+        if let Some(warnings) = closed.warnings {
+            self.events.push(CallMediaEvent::Quality(warnings));
+        }
     }
 
     /// The next event for the call's control.
@@ -443,6 +485,7 @@ impl CallMedia {
     pub fn report(&self) -> MediaReport {
         let trunk = self.trunk_stats.get();
         let received = self.session.receive_stats();
+        let (browser_mos, trunk_mos) = self.quality.summaries();
         MediaReport {
             browser_codec: self.browser_codec.name(),
             trunk_codec: self.trunk_codec.map(AudioCodec::name),
@@ -451,12 +494,14 @@ impl CallMedia {
                 packets_received: self.browser_received,
                 packets_lost: i64::from(received.cumulative_lost()),
                 jitter_ms: received.jitter_duration().as_secs_f64() * 1000.0,
+                mos: browser_mos,
             },
             trunk: LegStats {
                 packets_sent: trunk.packets_sent,
                 packets_received: trunk.packets_received,
                 packets_lost: trunk.lost,
                 jitter_ms: trunk.jitter_ms,
+                mos: trunk_mos,
             },
         }
     }

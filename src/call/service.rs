@@ -341,7 +341,7 @@ impl CallService {
                 failed_view.send_replace(CallView {
                     state: CallState::Ended,
                     reason: Some(Disposition::Failed.as_str()),
-                    recording: false,
+                    ..CallView::default()
                 });
                 CallReport::failed(browser_codec)
             });
@@ -477,5 +477,7 @@ fn leg_stats(stats: &driver::LegStats) -> StoredLegStats {
         packets_received: stats.packets_received,
         packets_lost: stats.packets_lost,
         jitter_us: StoredLegStats::jitter_us_from_ms(stats.jitter_ms),
+        mos_worst_x100: stats.mos.worst.and_then(StoredLegStats::mos_x100),
+        mos_average_x100: stats.mos.average.and_then(StoredLegStats::mos_x100),
     }
 }

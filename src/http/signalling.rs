@@ -37,6 +37,7 @@ use crate::call::service::{CallService, Follower, LiveCall, PlaceError};
 use crate::call::state::CallState;
 use crate::config::IceServerConfig;
 use crate::dialing::Allowance;
+use crate::media::quality::{Warning, Warnings};
 use crate::metrics::{Metrics, RefusedReason};
 use crate::recording::gate::Consent as GateConsent;
 use crate::store::{Store, WidgetRoute, now_ms};
@@ -654,9 +655,17 @@ enum ConsentChange {
     Revoked,
 }
 
-fn view_messages(view: &CallView, sent: &mut (Option<CallState>, Option<bool>)) -> Vec<String> {
+/// What the widget has been told so far.
+#[derive(Default)]
+struct Told {
+    state: Option<CallState>,
+    recording: Option<bool>,
+    quality: Warnings,
+}
+
+fn view_messages(view: &CallView, sent: &mut Told) -> Vec<String> {
     let mut out = Vec::new();
-    if view.state != CallState::Setup && sent.0 != Some(view.state) {
+    if view.state != CallState::Setup && sent.state != Some(view.state) {
         let message = match view.reason {
             Some(reason) => {
                 serde_json::json!({"type":"state","state":view.state.as_str(),"reason":reason})
@@ -664,12 +673,21 @@ fn view_messages(view: &CallView, sent: &mut (Option<CallState>, Option<bool>)) 
             None => serde_json::json!({"type":"state","state":view.state.as_str()}),
         };
         out.push(message.to_string());
-        sent.0 = Some(view.state);
+        sent.state = Some(view.state);
     }
-    if sent.1 != Some(view.recording) {
+    if sent.recording != Some(view.recording) {
         out.push(serde_json::json!({"type":"recording","active":view.recording}).to_string());
-        sent.1 = Some(view.recording);
+        sent.recording = Some(view.recording);
     }
+    for warning in Warning::ALL {
+        let active = view.quality.contains(warning);
+        if active != sent.quality.contains(warning) {
+            let message =
+                serde_json::json!({"type":"quality","warning":warning.as_str(),"active":active});
+            out.push(message.to_string());
+        }
+    }
+    sent.quality = view.quality;
     out
 }
 
@@ -677,7 +695,7 @@ fn view_messages(view: &CallView, sent: &mut (Option<CallState>, Option<bool>)) 
 /// [`UNANSWERED_PINGS`] pings in a row get no answer.
 async fn serve_events(mut socket: WebSocket, call: LiveCall, _follower: Follower) {
     let mut view = call.view.clone();
-    let mut sent = (None, None);
+    let mut sent = Told::default();
     let start = tokio::time::Instant::now() + PING_INTERVAL;
     let mut pings = tokio::time::interval_at(start, PING_INTERVAL);
     let mut unanswered = 0;
@@ -757,4 +775,34 @@ pub(crate) fn fuzz_request(body: &[u8]) {
         }
     }
     let _ = serde_json::from_slice::<ClientMessage>(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_widget_is_told_each_quality_warning_as_it_rises_and_clears() {
+        let mut told = Told::default();
+        let mut view = CallView {
+            state: CallState::Answered,
+            ..CallView::default()
+        };
+        let first = view_messages(&view, &mut told);
+        assert_eq!(first.len(), 2, "state and recording: {first:?}");
+        view.quality = Warnings::NONE.with(Warning::HighLoss).with(Warning::LowMos);
+        assert_eq!(
+            view_messages(&view, &mut told),
+            [
+                r#"{"active":true,"type":"quality","warning":"high-loss"}"#,
+                r#"{"active":true,"type":"quality","warning":"low-mos"}"#,
+            ]
+        );
+        assert!(view_messages(&view, &mut told).is_empty(), "said once");
+        view.quality = Warnings::NONE.with(Warning::LowMos);
+        assert_eq!(
+            view_messages(&view, &mut told),
+            [r#"{"active":false,"type":"quality","warning":"high-loss"}"#]
+        );
+    }
 }

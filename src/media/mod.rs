@@ -9,11 +9,13 @@
 //! - [`endpoint`]: the trunk leg's sockets: symmetric RTP, SRTP, RTCP, DTMF, counters.
 //! - [`g711`]: G.711 µ-law and A-law encode, decode and transcoding.
 //! - [`sdp`]: trunk-side SDP parsing and writing, and RFC 3264 offer/answer.
+//! - [`quality`]: per-window loss, jitter, round trip, E-model MOS and the visitor's warnings.
 pub mod dtmf;
 pub mod endpoint;
 pub mod error;
 pub mod g711;
 pub mod ports;
+pub mod quality;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;

@@ -17,6 +17,7 @@
 //!   reads them at scrape time.
 
 mod http;
+mod quality;
 mod recording;
 mod sip;
 
@@ -26,6 +27,7 @@ use prometheus::{
 };
 
 pub use self::http::{ConnectionRefusal, HttpMetrics};
+pub use self::quality::QualityMetrics;
 pub use self::recording::{DeletionReason, RecordingMetrics};
 use self::sip::SipCollector;
 pub use self::sip::SipSource;
@@ -296,6 +298,8 @@ pub struct Metrics {
     pub calls: CallMetrics,
     pub relay: RelayMetrics,
     pub drops: DropMetrics,
+    /// Each leg's loss, jitter, round trip and MOS per quality window.
+    pub quality: QualityMetrics,
     pub ice_failures: IntCounter,
     pub dtls_failures: IntCounter,
     pub recording: RecordingMetrics,
@@ -321,6 +325,7 @@ impl Metrics {
         let calls = register_calls(&registry)?;
         let relay = register_relay(&registry)?;
         let drops = register_drops(&registry)?;
+        let quality = QualityMetrics::register(&registry)?;
         let ice_failures = counter(
             &registry,
             "callgate_ice_failures_total",
@@ -374,6 +379,7 @@ impl Metrics {
             calls,
             relay,
             drops,
+            quality,
             ice_failures,
             dtls_failures,
             recording,

@@ -298,7 +298,19 @@ fn label_values_come_only_from_the_fixed_sets() {
     expected.insert("reason".to_owned(), set(&reasons));
     let mut found = label_values(&text);
     let buckets = found.remove("le").unwrap();
-    assert_eq!(buckets.len(), LATENCY_BUCKETS.len() + 1, "+Inf included");
+    use super::quality::{JITTER_BUCKETS, LOSS_BUCKETS, MOS_BUCKETS, RTT_BUCKETS};
+    let bounds: BTreeSet<u64> = [
+        &LATENCY_BUCKETS[..],
+        &MOS_BUCKETS,
+        &LOSS_BUCKETS,
+        &JITTER_BUCKETS,
+        &RTT_BUCKETS,
+    ]
+    .concat()
+    .into_iter()
+    .map(f64::to_bits)
+    .collect();
+    assert_eq!(buckets.len(), bounds.len() + 1, "+Inf included");
     assert_eq!(found, expected);
 }
 

@@ -61,6 +61,12 @@ pub struct LegStats {
     pub packets_lost: i64,
     /// Interarrival jitter in microseconds.
     pub jitter_us: u64,
+    /// The worst and the average MOS of the leg's quality windows, in
+    /// hundredths (412 is 4.12); `None` when no window measured the leg.
+    #[serde(default)]
+    pub mos_worst_x100: Option<u16>,
+    #[serde(default)]
+    pub mos_average_x100: Option<u16>,
 }
 
 impl LegStats {
@@ -74,6 +80,13 @@ impl LegStats {
         // `as` saturates and maps NaN to 0, which is what a counter wants.
         (jitter_ms * 1000.0).round().max(0.0) as u64
     }
+
+    /// Hundredths for a MOS (1 to 4.5); NaN gives `None`.
+    pub fn mos_x100(mos: f64) -> Option<u16> {
+        // `as` saturates, so anything out of range stays a u16.
+        mos.is_finite()
+            .then(|| (mos * 100.0).round().max(0.0) as u16)
+    }
 }
 
 impl From<&EndpointStats> for LegStats {
@@ -83,6 +96,8 @@ impl From<&EndpointStats> for LegStats {
             packets_received: stats.packets_received,
             packets_lost: stats.lost,
             jitter_us: LegStats::jitter_us_from_ms(stats.jitter_ms),
+            mos_worst_x100: None,
+            mos_average_x100: None,
         }
     }
 }
@@ -190,10 +205,11 @@ const CDR_COLUMNS: &str = "call_id, tenant_id, number_id, widget_id, trunk, node
     browser_codec, trunk_codec, \
     browser_packets_sent, browser_packets_received, browser_packets_lost, browser_jitter_us, \
     trunk_packets_sent, trunk_packets_received, trunk_packets_lost, trunk_jitter_us, \
-    visitor_network, recorded, privacy_ref, erased_at, sip_reason, q850_cause";
+    visitor_network, recorded, privacy_ref, erased_at, sip_reason, q850_cause, \
+    browser_mos_worst_x100, browser_mos_average_x100, trunk_mos_worst_x100, trunk_mos_average_x100";
 
 const CDR_PLACEHOLDERS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29";
+    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33";
 
 /// The row as stored: BIGINT columns as `i64`, INTEGER columns as `i32`
 /// (the widths PostgreSQL will insist on).
@@ -228,6 +244,10 @@ struct CdrRow {
     erased_at: Option<i64>,
     sip_reason: Option<String>,
     q850_cause: Option<i32>,
+    browser_mos_worst_x100: Option<i32>,
+    browser_mos_average_x100: Option<i32>,
+    trunk_mos_worst_x100: Option<i32>,
+    trunk_mos_average_x100: Option<i32>,
 }
 
 impl TryFrom<CdrRow> for CdrRecord {
@@ -254,12 +274,19 @@ impl TryFrom<CdrRow> for CdrRecord {
             )?,
             packets_lost: row.browser_packets_lost,
             jitter_us: counter("cdrs.browser_jitter_us", row.browser_jitter_us)?,
+            mos_worst_x100: mos("cdrs.browser_mos_worst_x100", row.browser_mos_worst_x100)?,
+            mos_average_x100: mos(
+                "cdrs.browser_mos_average_x100",
+                row.browser_mos_average_x100,
+            )?,
         };
         let trunk_stats = LegStats {
             packets_sent: counter("cdrs.trunk_packets_sent", row.trunk_packets_sent)?,
             packets_received: counter("cdrs.trunk_packets_received", row.trunk_packets_received)?,
             packets_lost: row.trunk_packets_lost,
             jitter_us: counter("cdrs.trunk_jitter_us", row.trunk_jitter_us)?,
+            mos_worst_x100: mos("cdrs.trunk_mos_worst_x100", row.trunk_mos_worst_x100)?,
+            mos_average_x100: mos("cdrs.trunk_mos_average_x100", row.trunk_mos_average_x100)?,
         };
         Ok(CdrRecord {
             ended_by: row.ended_by.parse()?,
@@ -291,6 +318,12 @@ impl TryFrom<CdrRow> for CdrRecord {
 
 fn corrupt(column: &'static str, detail: String) -> StoreError {
     StoreError::Corrupt { column, detail }
+}
+
+fn mos(column: &'static str, value: Option<i32>) -> Result<Option<u16>, StoreError> {
+    value
+        .map(|v| u16::try_from(v).map_err(|_| corrupt(column, format!("{v}"))))
+        .transpose()
 }
 
 fn counter(column: &'static str, value: i64) -> Result<u64, StoreError> {
@@ -360,6 +393,10 @@ impl Store {
             .bind(cdr.erased_at_ms)
             .bind(&cdr.sip_reason)
             .bind(cdr.q850_cause.map(i32::from))
+            .bind(browser.mos_worst_x100.map(i32::from))
+            .bind(browser.mos_average_x100.map(i32::from))
+            .bind(trunk.mos_worst_x100.map(i32::from))
+            .bind(trunk.mos_average_x100.map(i32::from))
             .execute(&self.pool)
             .await
             .map_err(StoreError::query("cdr insert"))?;

@@ -99,7 +99,9 @@ impl Store {
              browser_codec = NULL, trunk_codec = NULL, browser_packets_sent = 0, \
              browser_packets_received = 0, browser_packets_lost = 0, browser_jitter_us = 0, \
              trunk_packets_sent = 0, trunk_packets_received = 0, trunk_packets_lost = 0, \
-             trunk_jitter_us = 0, visitor_network = NULL, recorded = 0, \
+             trunk_jitter_us = 0, browser_mos_worst_x100 = NULL, \
+             browser_mos_average_x100 = NULL, trunk_mos_worst_x100 = NULL, \
+             trunk_mos_average_x100 = NULL, visitor_network = NULL, recorded = 0, \
              erased_at = COALESCE(erased_at, $3) \
              WHERE tenant_id = $1 AND call_id = $2",
         )

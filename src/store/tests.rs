@@ -114,12 +114,16 @@ fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
         packets_received: 2_990,
         packets_lost: 10,
         jitter_us: LegStats::jitter_us_from_ms(4.25),
+        mos_worst_x100: LegStats::mos_x100(4.184_9),
+        mos_average_x100: Some(436),
     };
     cdr.trunk_stats = LegStats {
         packets_sent: 2_990,
         packets_received: 3_001,
         packets_lost: -1,
         jitter_us: 12_345,
+        mos_worst_x100: Some(241),
+        mos_average_x100: Some(399),
     };
     cdr.set_visitor_ip("203.0.113.77".parse::<IpAddr>().unwrap());
     cdr.recorded = true;
@@ -350,6 +354,7 @@ on_both_stores! {
         assert_eq!(cdr.duration_ms, 60_000);
         assert_eq!(cdr.visitor_network.as_deref(), Some("203.0.113.0/24"));
         assert_eq!(cdr.browser_stats.jitter_us, 4_250);
+        assert_eq!(cdr.browser_stats.mos_worst_x100, Some(418));
         store.insert_cdr(&cdr).await.unwrap();
         assert_eq!(store.cdr("call-1").await.unwrap(), Some(cdr));
         assert_eq!(store.cdr("call-2").await.unwrap(), None);
@@ -828,4 +833,19 @@ on_both_stores! {
         );
         assert_eq!(count(&target, "cdrs").await, 305, "nothing written twice");
     }
+}
+
+#[test]
+fn mos_is_kept_in_hundredths() {
+    assert_eq!(LegStats::mos_x100(4.184_9), Some(418));
+    assert_eq!(LegStats::mos_x100(1.0), Some(100));
+    assert_eq!(LegStats::mos_x100(f64::NAN), None);
+    assert_eq!(LegStats::mos_x100(-2.0), Some(0));
+}
+
+#[test]
+fn a_spooled_cdr_from_before_quality_still_reads() {
+    let old = r#"{"packets_sent":1,"packets_received":2,"packets_lost":0,"jitter_us":5}"#;
+    let stats: LegStats = serde_json::from_str(old).unwrap();
+    assert_eq!((stats.jitter_us, stats.mos_worst_x100), (5, None));
 }

@@ -35,7 +35,8 @@ use super::dtls::{DtlsHandshake, DtlsProgress, fingerprint_of};
 use super::offer::BrowserMedia;
 use super::stun::{IceCredentials, verify_check, write_success};
 use crate::media::rtcp::{
-    self, ReceiveStats, ReportInput, RtcpPacket, SenderStats, is_rtcp, write_goodbye, write_report,
+    self, NtpTime, ReceiveStats, ReportBlock, ReportInput, RtcpPacket, SenderStats, is_rtcp,
+    write_goodbye, write_report,
 };
 use crate::media::rtp::{RtpHeader, RtpPacket, Ssrc};
 use crate::media::srtp::{SrtpReceiver, SrtpSender};
@@ -183,6 +184,8 @@ pub struct BrowserSession {
     received: ReceiveStats,
     remote_ssrc: Option<u32>,
     sent: SenderStats,
+    /// The browser's last round trip to us, from its report on our stream.
+    round_trip: Option<Duration>,
     next_report: Instant,
 }
 
@@ -237,6 +240,7 @@ impl BrowserSession {
             received: ReceiveStats::new(clock_rate),
             remote_ssrc: None,
             sent: SenderStats::new(clock_rate),
+            round_trip: None,
             next_report: now + REPORT_INTERVAL,
         };
         Ok((session, answer))
@@ -256,6 +260,11 @@ impl BrowserSession {
     /// our reports and the call's record.
     pub fn receive_stats(&self) -> &ReceiveStats {
         &self.received
+    }
+
+    /// The round trip to the browser, once its reports have given one.
+    pub fn round_trip(&self) -> Option<Duration> {
+        self.round_trip
     }
 
     /// The session as a completed handshake leaves it, without one: `peer`
@@ -396,11 +405,28 @@ impl BrowserSession {
         self.last_authenticated = Some(now);
         let packets = rtcp::parse_compound(&datagram[..plain_len]).map_err(packet_error)?;
         for packet in packets {
-            if let RtcpPacket::SenderReport(report) = packet {
-                self.received.handle_sender_report(report.info.ntp, now);
-            }
+            let blocks = match packet {
+                RtcpPacket::SenderReport(report) => {
+                    self.received.handle_sender_report(report.info.ntp, now);
+                    report.reports
+                }
+                RtcpPacket::ReceiverReport(report) => report.reports,
+                _ => continue,
+            };
+            self.handle_report_blocks(&blocks);
         }
         Ok(())
+    }
+
+    /// The browser's report on our stream gives the round trip (RFC 3550
+    /// §6.4.1, from its echo of our last SR).
+    fn handle_report_blocks(&mut self, blocks: &[ReportBlock]) {
+        let arrival = NtpTime::from_system_time(SystemTime::now());
+        for block in blocks.iter().filter(|b| b.ssrc == Ssrc(self.ssrc)) {
+            if let Some(rtt) = self.sent.round_trip(block, arrival) {
+                self.round_trip = Some(rtt);
+            }
+        }
     }
 
     /// The SRTP halves, for a datagram from one of the browser's checked

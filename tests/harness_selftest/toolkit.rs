@@ -1,10 +1,14 @@
 //! The harness's own toolkit, checked without peers (but with espeak-ng and
 //! sox for speech): ports, RTP parsing, G.711, the speech similarity and its
 //! thresholds, Digest responses against the RFC examples, sipp trace parsing,
-//! the malformed-SIP generator, and the keypad's phone and tone detector.
+//! the malformed-SIP generator, the keypad's phone and tone detector, and
+//! the impaired echo.
+
+use std::time::{Duration, Instant};
 
 use crate::support::audio::{self, DIFFERENT_MAX, SAME_SPEECH_MIN};
 use crate::support::digest::{Algorithm, DigestCredentials, DigestInput, QopAuth};
+use crate::support::impair::{HOLD, ImpairedEcho, Treated};
 use crate::support::keypad::{COLUMNS, KEYS, Press, ROWS, keypad_tones, phone_stream};
 use crate::support::rtp::{self, RtpPacket};
 use crate::support::sip_raw::Malformed;
@@ -491,5 +495,63 @@ fn a_press_is_unmarked_and_ends_four_times_in_place_of_audio() {
         stream
             .windows(2)
             .all(|w| w[1].sequence == w[0].sequence.wrapping_add(1))
+    );
+}
+
+#[test]
+fn the_impaired_echo_loses_a_quarter_and_holds_half_back_while_bad_then_echoes_cleanly() {
+    let echo = ImpairedEcho::start(101, Duration::ZERO..Duration::from_millis(400));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], echo.port()));
+    let packet = |sequence: u16| RtpPacket {
+        payload_type: 0,
+        marker: false,
+        sequence,
+        timestamp: u32::from(sequence) * 160,
+        ssrc: 7,
+        payload: vec![0xff; 160],
+    };
+    let send_and_collect = |sequences: std::ops::Range<u16>| {
+        for sequence in sequences {
+            socket.send_to(&packet(sequence).to_bytes(), to).unwrap();
+        }
+        let sent = Instant::now();
+        let mut back = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(len) = socket.recv(&mut buf) {
+            let sequence = RtpPacket::parse(&buf[..len]).unwrap().sequence;
+            back.push((sequence, sent.elapsed()));
+        }
+        back
+    };
+    let back = send_and_collect(0..8);
+    let quick: Vec<u16> = back
+        .iter()
+        .filter(|(_, t)| *t < HOLD)
+        .map(|b| b.0)
+        .collect();
+    let late: Vec<u16> = back
+        .iter()
+        .filter(|(_, t)| *t >= HOLD)
+        .map(|b| b.0)
+        .collect();
+    assert_eq!(quick, [2, 6], "{back:?}");
+    assert_eq!(late, [1, 3, 5, 7], "{back:?}");
+    // Past its impaired time, everything comes straight back.
+    std::thread::sleep(Duration::from_millis(400));
+    let back = send_and_collect(8..12);
+    assert_eq!(back.iter().map(|b| b.0).collect::<Vec<_>>(), [8, 9, 10, 11]);
+    assert!(back.iter().all(|(_, t)| *t < HOLD), "{back:?}");
+    let treated = echo.stop();
+    assert_eq!(
+        treated,
+        Treated {
+            lost: 2,
+            held: 4,
+            sent: 6
+        }
     );
 }

@@ -12,6 +12,8 @@
 //! - [`audio`], [`rtp`]: speech made with espeak-ng and sox, G.711 µ-law,
 //!   an envelope similarity that says "the speech sent came back", RTP
 //!   parsing, capture and paced sending.
+//! - [`impair`]: a bad network between the node and its trunk: an echo
+//!   that loses and delays packets for a while.
 //! - [`keypad`]: the callee's keypad as a carrier sends it (RFC 4733 events
 //!   from the trunk's media port) and the keypad tones heard in audio.
 //! - [`pki`]: a throwaway CA and server certificate made with openssl;
@@ -50,6 +52,7 @@ pub mod baresip;
 pub mod browser;
 pub mod coturn;
 pub mod digest;
+pub mod impair;
 pub mod kamailio;
 pub mod keypad;
 pub mod logs;

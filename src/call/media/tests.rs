@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::media::dtmf::{DtmfReceiver, TelephoneEvent};
 use crate::media::endpoint::EndpointConfig;
+use crate::media::quality::Warnings;
 use crate::media::rtp::RtpPacket;
 use crate::media::testing::{remote_at, rtp_packet};
 use crate::webrtc::session::tests::{
@@ -340,4 +341,69 @@ fn the_trunks_keypad_reaches_the_browser_as_clean_rfc4733_events() {
                 .all(|e| e.volume == 10 && e.event == parsed[0].event)
         );
     }
+}
+
+/// Drives a call for `windows` quality windows from `now`: the browser and
+/// the trunk each send a packet every 20 ms, except the trunk packets
+/// `drop_trunk` picks. Returns the quality events and where time stands.
+fn talk_for(
+    browser: &mut FakeBrowser,
+    media: &mut CallMedia,
+    mut now: Instant,
+    sequence: &mut u16,
+    windows: u32,
+    drop_trunk: impl Fn(u16) -> bool,
+) -> (Vec<Warnings>, Instant) {
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    let mut wire = Wire::default();
+    let mut events = Vec::new();
+    let end = now + crate::media::quality::WINDOW * windows;
+    while now < end {
+        now += Duration::from_millis(20);
+        *sequence = sequence.wrapping_add(1);
+        let mut audio = browser_audio(browser, now, *sequence);
+        media.handle_browser(now, from, &mut audio, &mut wire);
+        if !drop_trunk(*sequence) {
+            let packet = trunk_packet(*sequence, &[0x2a; 160]);
+            media.handle_trunk(now, TRUNK.parse().unwrap(), &packet, false, &mut wire);
+        }
+        if media.poll_timeout() <= now {
+            media.handle_timeout(now, &mut wire);
+        }
+        events.extend(
+            std::iter::from_fn(|| media.poll_event()).filter_map(|e| match e {
+                CallMediaEvent::Quality(warnings) => Some(warnings),
+                _ => None,
+            }),
+        );
+    }
+    (events, now)
+}
+
+#[test]
+fn a_lossy_trunk_raises_the_visitors_warning_and_its_mos_falls_in_the_report() {
+    use crate::media::quality::Warning;
+    let (mut browser, mut media, now) = call();
+    answer(&mut media, now);
+    let mut sequence = 0;
+    let every_fourth = |s: u16| s % 4 == 0;
+    let (events, now) = talk_for(
+        &mut browser,
+        &mut media,
+        now,
+        &mut sequence,
+        2,
+        every_fourth,
+    );
+    let raised = Warnings::NONE.with(Warning::HighLoss).with(Warning::LowMos);
+    assert_eq!(events, [raised], "raised once, by the first window");
+
+    let (events, _) = talk_for(&mut browser, &mut media, now, &mut sequence, 3, |_| false);
+    assert_eq!(events, [Warnings::NONE], "cleared after two clean windows");
+
+    let report = media.report();
+    let (trunk, browser_leg) = (report.trunk.mos, report.browser.mos);
+    assert!(trunk.worst.unwrap() < 3.0, "{trunk:?}");
+    assert!(trunk.average.unwrap() > trunk.worst.unwrap(), "{trunk:?}");
+    assert!(browser_leg.worst.unwrap() > 4.3, "{browser_leg:?}");
 }

@@ -31,6 +31,7 @@ use super::driver::RelayObserver;
 use super::media::{CallMedia, MediaReport};
 use crate::media::endpoint::RemoteMedia;
 use crate::media::ports::AllocatedPorts;
+use crate::media::quality::Warnings;
 use crate::supervise::CoreFailure;
 use crate::webrtc::{AudioCodec, PortCounters};
 
@@ -67,6 +68,8 @@ pub enum ShardEvent {
     BrowserGone,
     /// The shard could not take the call (its fragment was taken).
     Refused,
+    /// The visitor's quality warnings changed: these are active now.
+    Quality(Warnings),
 }
 
 /// A call for a shard to host.

@@ -328,6 +328,7 @@ fn settle(
             }
             CallMediaEvent::BrowserFailed { ice } => ShardEvent::BrowserFailed { ice },
             CallMediaEvent::BrowserGone => ShardEvent::BrowserGone,
+            CallMediaEvent::Quality(warnings) => ShardEvent::Quality(warnings),
         };
         let _ = slot.events.try_send(event);
     }
@@ -746,6 +747,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::quality::{Leg, LegWindow};
     use std::sync::Mutex;
 
     /// Keeps every latency reported towards the browser.
@@ -760,6 +762,7 @@ mod tests {
         fn browser_connect_failed(&self, _ice: bool) {}
         fn browser_rejected(&self, _srtp: bool) {}
         fn media_panicked(&self) {}
+        fn quality_window(&self, _leg: Leg, _window: &LegWindow) {}
     }
 
     fn socket() -> UdpSocket {

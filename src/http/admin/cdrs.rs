@@ -57,6 +57,13 @@ pub struct CdrView {
     pub trunk_packets_received: u64,
     pub trunk_packets_lost: i64,
     pub trunk_jitter_us: u64,
+    /// Each leg's estimated MOS (ITU-T G.107 E-model, 1 to 4.5) over the
+    /// call's 5 s quality windows: the worst window and the average.
+    /// `null` when no window measured the leg.
+    pub browser_mos_worst: Option<f64>,
+    pub browser_mos_average: Option<f64>,
+    pub trunk_mos_worst: Option<f64>,
+    pub trunk_mos_average: Option<f64>,
     /// The visitor's network, cut to /24 or /48.
     pub visitor_network: Option<String>,
     pub recorded: bool,
@@ -81,6 +88,10 @@ impl From<CdrRecord> for CdrView {
             trunk_packets_received: cdr.trunk_stats.packets_received,
             trunk_packets_lost: cdr.trunk_stats.packets_lost,
             trunk_jitter_us: cdr.trunk_stats.jitter_us,
+            browser_mos_worst: mos(cdr.browser_stats.mos_worst_x100),
+            browser_mos_average: mos(cdr.browser_stats.mos_average_x100),
+            trunk_mos_worst: mos(cdr.trunk_stats.mos_worst_x100),
+            trunk_mos_average: mos(cdr.trunk_stats.mos_average_x100),
             call_id: cdr.call_id,
             number_id: cdr.number_id,
             widget_id: cdr.widget_id,
@@ -99,6 +110,10 @@ impl From<CdrRecord> for CdrView {
             erased_at: cdr.erased_at_ms.map(times::format),
         }
     }
+}
+
+fn mos(x100: Option<u16>) -> Option<f64> {
+    x100.map(|m| f64::from(m) / 100.0)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -237,6 +252,7 @@ const CSV_HEADER: &str = "call_id,number_id,widget_id,trunk,node_id,created_at,a
 ended_at,duration_ms,disposition,sip_code,sip_reason,q850_cause,ended_by,browser_codec,trunk_codec,\
 browser_packets_sent,browser_packets_received,browser_packets_lost,browser_jitter_us,\
 trunk_packets_sent,trunk_packets_received,trunk_packets_lost,trunk_jitter_us,\
+browser_mos_worst,browser_mos_average,trunk_mos_worst,trunk_mos_average,\
 visitor_network,recorded,privacy_ref,erased_at\n";
 
 fn csv_body(pages: impl Stream<Item = Page>) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
