@@ -3,13 +3,17 @@
 //! on and off and see the widget's next calls follow, play a recording and
 //! delete it, with every step in the audit log; create a widget, allow and
 //! remove its sites, a bad site refused in the API's own words; a `read`
-//! key's changes refused with the API's own words. And the session cookie
+//! key's changes refused with the API's own words; each number's call
+//! quality, its worst calls and why calls ended, over the chosen period.
+//! And the session cookie
 //! over plain HTTP: its attributes, bad keys, foreign origins, a stretched
 //! token, sign-out and revocation.
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use callgate::store::{CdrRecord, EndedBy, LegStats};
 
 use serde_json::{Value, json};
 use support::audio::speech_wav_48k;
@@ -761,5 +765,177 @@ async fn cookie_changes_need_the_nodes_own_origin_and_sign_out_or_revocation_end
     let (code, _, stderr) = node.command(&["apikey", "revoke", &setup.key_id]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(with_cookie("GET", "/v1/numbers", None, b"").status, 401);
+    setup.node.stop().await;
+}
+
+/// A call of the test tenant on `number`, placed `days_ago`, with each
+/// leg's worst MOS in hundredths (`None`: never measured, not answered).
+fn quality_cdr(id: &str, number: &str, days_ago: u64, mos: Option<(u16, u16)>) -> CdrRecord {
+    let placed = SystemTime::now() - Duration::from_secs(days_ago * 86_400 + 3_600);
+    let created_at_ms = placed
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut cdr = CdrRecord {
+        call_id: id.into(),
+        tenant_id: "demo".into(),
+        number_id: number.into(),
+        widget_id: number.into(),
+        trunk: Some("echo".into()),
+        node_id: "node-1".into(),
+        created_at_ms,
+        answered_at_ms: None,
+        ended_at_ms: created_at_ms + 30_000,
+        duration_ms: 0,
+        disposition: String::new(),
+        sip_code: None,
+        sip_reason: None,
+        q850_cause: None,
+        ended_by: EndedBy::Visitor,
+        browser_codec: Some("PCMU".into()),
+        trunk_codec: Some("PCMU".into()),
+        browser_stats: LegStats::default(),
+        trunk_stats: LegStats::default(),
+        visitor_network: None,
+        recorded: false,
+        privacy_ref: None,
+        erased_at_ms: None,
+    };
+    match mos {
+        Some((browser, trunk)) => {
+            cdr.answered_at_ms = Some(cdr.created_at_ms + 2_000);
+            cdr.disposition = "answered".into();
+            cdr.sip_code = Some(200);
+            cdr.browser_stats.mos_worst_x100 = Some(browser);
+            cdr.browser_stats.mos_average_x100 = Some(browser);
+            cdr.trunk_stats.mos_worst_x100 = Some(trunk);
+            cdr.trunk_stats.mos_average_x100 = Some(trunk);
+        }
+        None => {
+            cdr.disposition = "busy".into();
+            cdr.sip_code = Some(486);
+            cdr.sip_reason = Some("Busy Here".into());
+            cdr.q850_cause = Some(17);
+        }
+    }
+    cdr
+}
+
+/// The cells of the rows `css` matches, as text.
+async fn table_rows(browser: &Browser, css: &str) -> Value {
+    browser
+        .eval(&format!(
+            "return Array.from(document.querySelectorAll(\"{css}\"))
+               .map((row) => Array.from(row.cells).map((c) => c.textContent));"
+        ))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_each_numbers_call_quality_and_why_calls_ended_over_the_chosen_period()
+{
+    let setup = setup(24300..=24399, "read").await;
+    let store = setup.node.store().await;
+    for cdr in [
+        quality_cdr("good", NUMBER, 1, Some((440, 438))),
+        quality_cdr("choppy", NUMBER, 2, Some((441, 242))),
+        quality_cdr("busy", NUMBER, 3, None),
+        quality_cdr("long-ago", NUMBER, 20, Some((150, 420))),
+        quality_cdr("other", "demo", 1, Some((395, 410))),
+    ] {
+        store.insert_cdr(&cdr).await.unwrap();
+    }
+
+    // The API: the last week by default in the page; here, all time.
+    let all = api_json(&setup.node, &setup.key, "/v1/cdrs/summary");
+    let dash = all["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["number_id"] == NUMBER)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&dash["calls"], &dash["answered"], &dash["measured"]),
+        (&json!(4), &json!(3), &json!(3))
+    );
+    assert_eq!(dash["worst_calls"][0]["call_id"], "long-ago");
+    assert_eq!(dash["worst_calls"][0]["leg"], "browser");
+    assert_eq!(
+        all["causes"][0],
+        json!({"disposition": "answered", "sip_code": 200, "sip_reason": null,
+               "q850_cause": null, "calls": 4})
+    );
+    let refused = bearer(
+        &setup.node,
+        &setup.key,
+        "GET",
+        "/v1/cdrs/summary?from=yesterday",
+    );
+    assert_eq!(refused.status, 400);
+    assert!(refused.text().contains("from"), "{}", refused.text());
+
+    // The page: the last week, every number.
+    let browser = Browser::start_without_microphone().await;
+    sign_in(&browser, &setup.node, &setup.key).await;
+    let dash_row = format!("#quality-numbers tr[data-id='{NUMBER}']");
+    browser.wait_for(&present(&dash_row), BROWSER_WAIT).await;
+    assert_eq!(
+        table_rows(&browser, &dash_row).await,
+        json!([[NUMBER, "3", "2", "2", "1", "0", "0", "0", "0", "1", "3.40"]]),
+        "one very good call, one not recommended (2.42 on the phone line)"
+    );
+    let worst = table_rows(&browser, "#worst-calls tbody tr").await;
+    let worst: Vec<(&str, &str, &str)> = worst
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[2].as_str().unwrap(),
+                r[3].as_str().unwrap(),
+                r[4].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        worst,
+        [
+            ("2.42", "the phone line", "choppy"),
+            ("3.95", "the visitor", "other"),
+            ("4.38", "the phone line", "good")
+        ]
+    );
+    let causes = table_rows(&browser, "#causes tbody tr").await;
+    assert_eq!(
+        causes,
+        json!([
+            ["answered", "200", "", "", "3"],
+            ["busy", "486", "Busy Here", "17", "1"]
+        ])
+    );
+
+    // A period of its own, one number: the call of long ago is its worst.
+    browser
+        .eval(&format!(
+            "const form = document.querySelector('#cdr-filter');
+             const from = new Date(Date.now() - 30 * 86400000);
+             from.setMinutes(from.getMinutes() - from.getTimezoneOffset());
+             form.elements.from.value = from.toISOString().slice(0, 16);
+             form.elements.number_id.value = '{NUMBER}';
+             return true;"
+        ))
+        .await;
+    browser.click("#cdr-filter button[type=submit]").await;
+    browser
+        .wait_for(
+            "document.querySelector(\"#worst-calls tbody tr code\")?.textContent === 'long-ago'",
+            BROWSER_WAIT,
+        )
+        .await;
+    let rows = table_rows(&browser, "#quality-numbers tbody tr").await;
+    assert_eq!(rows.as_array().unwrap().len(), 1, "only {NUMBER}: {rows}");
+    assert_eq!(rows[0][1], "4");
+    browser.close().await;
     setup.node.stop().await;
 }

@@ -442,6 +442,52 @@
     } catch (error) {
       status('cdrs', 'Could not load call records: ' + error.message, true);
     }
+    await loadSummary(query);
+  }
+
+  // ------------------------------------------------------------ quality
+
+  const LEG_NAMES = { browser: 'the visitor', trunk: 'the phone line' };
+
+  function mos(value) {
+    return value === null || value === undefined ? '' : value.toFixed(2);
+  }
+
+  function qualityRow(number) {
+    return el('tr', { 'data-id': number.number_id },
+      cell(number.number_id), cell(number.calls), cell(number.answered), cell(number.measured),
+      ...number.bands.map((band) => el('td', { 'data-band': band.band }, band.calls)),
+      cell(mos(number.average_mos)));
+  }
+
+  function worstRows(number) {
+    return number.worst_calls.map((call) => el('tr', { 'data-id': call.call_id },
+      cell(number.number_id), cell(shownTime(call.created_at)), cell(mos(call.mos)),
+      cell(LEG_NAMES[call.leg] || call.leg), cell(el('code', null, call.call_id))));
+  }
+
+  function causeRow(cause) {
+    return el('tr', null,
+      cell(cause.disposition), cell(cause.sip_code === null ? '' : cause.sip_code),
+      cell(cause.sip_reason || ''), cell(cause.q850_cause === null ? '' : cause.q850_cause),
+      cell(cause.calls));
+  }
+
+  /** Quality per number, the worst calls and the causes of `query`'s period. */
+  async function loadSummary(query) {
+    try {
+      const summary = await api('GET', '/v1/cdrs/summary?' + query.toString());
+      $('#quality-numbers tbody').replaceChildren(...summary.numbers.map(qualityRow));
+      const worst = summary.numbers.flatMap(worstRows)
+        .sort((a, b) => Number(a.children[2].textContent) - Number(b.children[2].textContent));
+      $('#worst-calls tbody').replaceChildren(...worst);
+      $('#causes tbody').replaceChildren(...summary.causes.map(causeRow));
+      status('quality', summary.truncated
+        ? 'This period has too many calls to summarise: only the oldest 100,000 are counted.'
+        : '');
+    } catch (error) {
+      status('quality', 'Could not load the quality summary: ' + error.message, true);
+    }
   }
 
   // --------------------------------------------------------- recordings

@@ -1,5 +1,6 @@
 //! The customer's admin API (`Authorization: Bearer <api key>`, or the
-//! dashboard's session cookie): numbers, widgets, CDR export, recordings,
+//! dashboard's session cookie): numbers, widgets, CDR export and its
+//! summary (quality per number, SIP causes), recordings,
 //! the audit log, the webhook endpoint and privacy requests (export and
 //! erase by the reference a visitor was shown); the operator's `/v1/node`
 //! (status and drain) and `/v1/tenants/{id}/allowance` (where a tenant may
@@ -21,6 +22,7 @@ pub mod api_key;
 mod audit;
 mod auth;
 mod body;
+mod cdr_summary;
 mod cdrs;
 mod error;
 mod node;
@@ -95,6 +97,7 @@ pub fn routes(state: AdminState, lookups: LookupBudget) -> Router {
                 .delete(widgets::delete),
         )
         .route("/v1/cdrs", get(cdrs::export))
+        .route("/v1/cdrs/summary", get(cdr_summary::summary))
         .route("/v1/recordings", get(recordings::list))
         .route(
             "/v1/recordings/{id}",
@@ -174,6 +177,9 @@ pub(crate) fn fuzz_request(body: &[u8]) {
         if let Ok(query) = parse_query::<cdrs::CdrQuery>(Some(text)) {
             let _ = times::parse("from", query.from.as_deref());
             let _ = times::parse("to", query.to.as_deref());
+        }
+        if let Ok(query) = parse_query::<cdr_summary::SummaryQuery>(Some(text)) {
+            let _ = times::parse("from", query.from.as_deref());
         }
     }
 }

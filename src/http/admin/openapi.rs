@@ -8,7 +8,8 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    allowances, audit, cdrs, error, node, numbers, privacy, recordings, session, webhooks, widgets,
+    allowances, audit, cdr_summary, cdrs, error, node, numbers, privacy, recordings, session,
+    webhooks, widgets,
 };
 
 #[derive(OpenApi)]
@@ -17,7 +18,7 @@ use super::{
     paths(
         numbers::list, numbers::get, numbers::create, numbers::update, numbers::delete,
         widgets::list, widgets::get, widgets::create, widgets::update, widgets::delete,
-        cdrs::export,
+        cdrs::export, cdr_summary::summary,
         recordings::list, recordings::get, recordings::audio, recordings::delete,
         audit::list,
         webhooks::get, webhooks::put, webhooks::delete,
