@@ -145,6 +145,50 @@ async fn a_trunk_that_makes_us_refresh_gets_an_update_at_half_the_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_that_refuses_update_is_refreshed_by_re_invite_offering_the_same_sdp() {
+    // 10 s sessions we refresh; the trunk answers our UPDATE at 5 s with
+    // 501, so that refresh goes again as a re-INVITE, and so does the one
+    // at 10 s. The call outlives the 10 s session it would have lost.
+    let (mut sipp, _node, mut leg) = answered_by("uas_session_timer_refuses_update.xml").await;
+    let answered_at = Instant::now();
+    let deadline = answered_at + Duration::from_secs(14);
+    while sipp.received_requests("INVITE").len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no second re-INVITE refresh\n{}",
+            sipp.report()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        answered_at.elapsed() > Duration::from_secs(9),
+        "the second refresh came early"
+    );
+    hang_up_answered(&mut leg).await;
+    sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
+    assert_eq!(
+        sipp.received_requests("UPDATE").len(),
+        1,
+        "UPDATE tried once"
+    );
+    assert_eq!(sipp.sent_responses(501, "UPDATE").len(), 1);
+    let invites = sipp.received_requests("INVITE");
+    let (offer, refreshes) = invites.split_first().expect("the INVITE");
+    for refresh in refreshes {
+        assert_eq!(
+            refresh.header("Call-ID"),
+            offer.header("Call-ID"),
+            "in the same dialog"
+        );
+        assert_eq!(
+            refresh.body, offer.body,
+            "the refresh offers our SDP unchanged, version and all"
+        );
+    }
+    assert_eq!(sipp.received_requests("ACK").len(), 3, "every 200 ACKed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_422_is_answered_with_the_interval_the_trunk_asks_for() {
     let (mut sipp, _node, mut leg) = answered_by("uas_session_interval_too_small.xml").await;
     hang_up_answered(&mut leg).await;

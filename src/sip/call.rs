@@ -43,7 +43,7 @@ use super::agent::AgentInner;
 use super::disposition::{self, Disposition, LocalCancel};
 use super::dtmf_info::{self, InfoDtmf};
 use super::reason;
-use super::session_timer::{self, Due, SessionTimer, TimerRequest};
+use super::session_timer::{self, Due, RefreshMethod, SessionTimer, TimerRequest};
 use super::settings::TrunkSettings;
 use super::trunk::Trunk;
 
@@ -274,7 +274,7 @@ enum Attempt {
     IntervalTooSmall(Option<Duration>, CallEnd),
 }
 
-/// An UPDATE refreshing the session, in flight.
+/// An UPDATE or re-INVITE refreshing the session, in flight.
 type Refreshing =
     Pin<Box<dyn Future<Output = rsipstack::Result<Option<Response>>> + Send + 'static>>;
 
@@ -621,8 +621,11 @@ impl CallDriver {
         let Some((id, response)) = leg.answered.take() else {
             return self.end(Disposition::Failed, None, EndedBy::Remote, &leg.trunk);
         };
-        self.session =
-            SessionTimer::from_answer(session_expires_of(&response), Instant::now().into_std());
+        self.session = SessionTimer::from_answer(
+            session_expires_of(&response),
+            allow_of(&response.headers).as_deref(),
+            Instant::now().into_std(),
+        );
         if let Some(timer) = &self.session {
             debug!(
                 trunk = leg.trunk.name(),
@@ -684,18 +687,27 @@ impl CallDriver {
         end
     }
 
-    /// Sends our refresh: an UPDATE without SDP (RFC 4028 §7.4 prefers it;
-    /// no media changes), in the background of the answered loop.
+    /// Sends our refresh, in the background of the answered loop: an
+    /// UPDATE without SDP (RFC 4028 §7.4 prefers it; no media changes), or
+    /// for a trunk without UPDATE a re-INVITE offering the SDP we last sent,
+    /// unchanged to its version (RFC 3264 §8), so the media stays as it is.
     fn refresh(&self, leg: &Leg) -> Option<Refreshing> {
         let timer = self.session.as_ref()?;
-        let headers = vec![
+        let mut headers = vec![
             Header::Supported("timer".into()),
             Header::SessionExpires(timer.refresh_request().value().into()),
         ];
         let dialog = leg.dialog.clone();
-        Some(Box::pin(
-            async move { dialog.update(Some(headers), None).await },
-        ))
+        Some(match timer.refresh_method() {
+            RefreshMethod::Update => {
+                Box::pin(async move { dialog.update(Some(headers), None).await })
+            }
+            RefreshMethod::Invite => {
+                headers.push(Header::ContentType("application/sdp".into()));
+                let offer = self.local_sdp.get();
+                Box::pin(async move { dialog.reinvite(Some(headers), Some(offer)).await })
+            }
+        })
     }
 
     /// Our refresh's outcome; `true` when it says the dialog is gone (408
@@ -711,6 +723,14 @@ impl CallDriver {
                 false
             }
             Ok(Some(response)) if matches!(response.status_code.code(), 408 | 481) => true,
+            Ok(Some(response)) if matches!(response.status_code.code(), 405 | 501) => {
+                debug!(
+                    method = ?timer.refresh_method(),
+                    "the trunk does not take this refresh method"
+                );
+                timer.method_refused(now);
+                false
+            }
             Ok(Some(response)) if response.status_code.code() == 491 => {
                 // We chose the Call-ID, so we wait 2.1 to 4 s (RFC 3261 §14.1).
                 let wait = Duration::from_millis(rand::random_range(2100..=4000));
@@ -793,10 +813,12 @@ impl CallDriver {
         let timer = match (&mut self.session, asked) {
             (Some(timer), _) => timer,
             // A trunk may start a session timer in the middle of a call.
-            (None, Some(_)) => match SessionTimer::from_answer(asked, now) {
-                Some(timer) => self.session.insert(timer),
-                None => return Vec::new(),
-            },
+            (None, Some(_)) => {
+                match SessionTimer::from_answer(asked, allow_of(&request.headers).as_deref(), now) {
+                    Some(timer) => self.session.insert(timer),
+                    None => return Vec::new(),
+                }
+            }
             (None, None) => return Vec::new(),
         };
         let answer = timer.refreshed_by_trunk(asked, now);
@@ -873,6 +895,18 @@ fn content_type_of(request: &Request) -> Option<&str> {
         Header::ContentType(value) => Some(value.value()),
         _ => None,
     })
+}
+
+/// The methods a message's `Allow` headers list, joined, if it has any.
+fn allow_of(headers: &rsipstack::sip::Headers) -> Option<String> {
+    let lists: Vec<&str> = headers
+        .iter()
+        .filter_map(|header| match header {
+            Header::Allow(value) => Some(value.value()),
+            _ => None,
+        })
+        .collect();
+    (!lists.is_empty()).then(|| lists.join(","))
 }
 
 /// The `Min-SE` of a 422, if it has one.

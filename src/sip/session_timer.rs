@@ -5,7 +5,9 @@
 //! `refresher=uas`: a carrier that keeps session timers copies our choice
 //! and refreshes the session itself, and we answer its refreshes (re-INVITE
 //! or UPDATE, with or without SDP). A carrier that insists on our refreshing
-//! (`refresher=uac` in its 2xx) gets an UPDATE at half the interval. A 422
+//! (`refresher=uac` in its 2xx) gets an UPDATE at half the interval, or a
+//! re-INVITE offering our last SDP again when its `Allow` leaves UPDATE out
+//! or it refuses the UPDATE as a method it does not do (405, 501). A 422
 //! naming a larger `Min-SE` is answered with a new INVITE asking for it.
 //!
 //! [`SessionTimer`] holds the running timer of one answered call: who
@@ -110,6 +112,34 @@ impl TimerRequest {
     }
 }
 
+/// The request our refreshes go out as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshMethod {
+    /// UPDATE without SDP: no media renegotiation (RFC 4028 §7.4 prefers it).
+    Update,
+    /// re-INVITE offering our last SDP unchanged (RFC 3264 §8), for a
+    /// trunk without UPDATE.
+    Invite,
+}
+
+impl RefreshMethod {
+    /// The method for a trunk whose 2xx carried `allow` (RFC 3261 §20.5):
+    /// UPDATE unless the list is there and leaves it out. A trunk that says
+    /// nothing is tried with UPDATE, and a refusal moves it to re-INVITE.
+    pub(crate) fn for_allow(allow: Option<&str>) -> Self {
+        let Some(allow) = allow else {
+            return Self::Update;
+        };
+        let lists_update = allow
+            .split(',')
+            .any(|method| method.trim().eq_ignore_ascii_case("UPDATE"));
+        match lists_update {
+            true => Self::Update,
+            false => Self::Invite,
+        }
+    }
+}
+
 /// What is due on an answered call's session timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Due {
@@ -125,6 +155,7 @@ pub(crate) enum Due {
 pub(crate) struct SessionTimer {
     interval: Duration,
     we_refresh: bool,
+    method: RefreshMethod,
     refreshed_at: Instant,
     /// Our refresh met a re-INVITE or UPDATE of the trunk's (491) and is
     /// tried again then (RFC 3261 §14.1).
@@ -133,13 +164,18 @@ pub(crate) struct SessionTimer {
 
 impl SessionTimer {
     /// The timer the 2xx to our INVITE set up, from its `Session-Expires`
-    /// (RFC 4028 §7.2): none without one. A 2xx that names no refresher
-    /// leaves the refreshing to us.
-    pub(crate) fn from_answer(session_expires: Option<&str>, now: Instant) -> Option<Self> {
+    /// (RFC 4028 §7.2) and `Allow`: none without a `Session-Expires`. A 2xx
+    /// that names no refresher leaves the refreshing to us.
+    pub(crate) fn from_answer(
+        session_expires: Option<&str>,
+        allow: Option<&str>,
+        now: Instant,
+    ) -> Option<Self> {
         let answer = SessionExpires::parse(session_expires?)?;
         Some(Self {
             interval: answer.interval,
             we_refresh: answer.refresher != Some(Refresher::Uas),
+            method: RefreshMethod::for_allow(allow),
             refreshed_at: now,
             retry_at: None,
         })
@@ -148,6 +184,11 @@ impl SessionTimer {
     /// Whether we send the refreshes.
     pub(crate) fn we_refresh(&self) -> bool {
         self.we_refresh
+    }
+
+    /// The request our next refresh goes out as.
+    pub(crate) fn refresh_method(&self) -> RefreshMethod {
+        self.method
     }
 
     /// When [`Self::due`] next has something: half the interval after the
@@ -207,6 +248,19 @@ impl SessionTimer {
         }
         self.refreshed_at = now;
         self.retry_at = None;
+    }
+
+    /// The trunk refused our refresh's method (405, 501): an UPDATE is
+    /// sent again at once as a re-INVITE, and every refresh after it is
+    /// one. A refused re-INVITE fails the refreshing for good.
+    pub(crate) fn method_refused(&mut self, now: Instant) {
+        match self.method {
+            RefreshMethod::Update => {
+                self.method = RefreshMethod::Invite;
+                self.retry_at = Some(now);
+            }
+            RefreshMethod::Invite => self.refresh_failed(),
+        }
     }
 
     /// Our refresh failed for good (not 2xx): the session runs until it
@@ -305,13 +359,15 @@ mod tests {
     #[test]
     fn a_trunk_that_refreshes_has_until_the_interval_less_a_third_or_32_s() {
         let start = Instant::now();
-        let timer = SessionTimer::from_answer(Some("90;refresher=uas"), start).expect("a timer");
+        let timer =
+            SessionTimer::from_answer(Some("90;refresher=uas"), None, start).expect("a timer");
         assert!(!timer.we_refresh());
         assert_eq!(timer.deadline(), start + 60 * SECOND, "90 less 30");
         assert_eq!(timer.due(start + 59 * SECOND), None);
         assert_eq!(timer.due(start + 60 * SECOND), Some(Due::Expired));
 
-        let long = SessionTimer::from_answer(Some("1800;refresher=uas"), start).expect("a timer");
+        let long =
+            SessionTimer::from_answer(Some("1800;refresher=uas"), None, start).expect("a timer");
         assert_eq!(long.deadline(), start + 1768 * SECOND, "1800 less 32");
     }
 
@@ -319,7 +375,7 @@ mod tests {
     fn we_refresh_at_half_the_interval_when_asked_or_when_no_one_is_named() {
         let start = Instant::now();
         for answer in ["120;refresher=uac", "120"] {
-            let mut timer = SessionTimer::from_answer(Some(answer), start).expect("a timer");
+            let mut timer = SessionTimer::from_answer(Some(answer), None, start).expect("a timer");
             assert!(timer.we_refresh(), "{answer}");
             assert_eq!(timer.due(start + 59 * SECOND), None);
             assert_eq!(timer.due(start + 60 * SECOND), Some(Due::Refresh));
@@ -329,15 +385,15 @@ mod tests {
             timer.refreshed_by_us(Some("100;refresher=uac"), start + 60 * SECOND);
             assert_eq!(timer.deadline(), start + 110 * SECOND);
         }
-        assert_eq!(SessionTimer::from_answer(None, start), None);
-        assert_eq!(SessionTimer::from_answer(Some("junk"), start), None);
+        assert_eq!(SessionTimer::from_answer(None, None, start), None);
+        assert_eq!(SessionTimer::from_answer(Some("junk"), None, start), None);
     }
 
     #[test]
     fn a_refresh_that_fails_leaves_the_session_until_it_expires() {
         let start = Instant::now();
         let mut timer =
-            SessionTimer::from_answer(Some("90;refresher=uac"), start).expect("a timer");
+            SessionTimer::from_answer(Some("90;refresher=uac"), None, start).expect("a timer");
         timer.refresh_failed();
         assert_eq!(timer.due(start + 59 * SECOND), None);
         assert_eq!(timer.due(start + 60 * SECOND), Some(Due::Expired));
@@ -347,7 +403,7 @@ mod tests {
     fn a_refresh_that_crosses_the_trunks_is_tried_again_until_the_session_would_expire() {
         let start = Instant::now();
         let mut timer =
-            SessionTimer::from_answer(Some("90;refresher=uac"), start).expect("a timer");
+            SessionTimer::from_answer(Some("90;refresher=uac"), None, start).expect("a timer");
         let sent = start + 45 * SECOND;
         timer.refresh_again_at(sent + 3 * SECOND);
         assert_eq!(timer.due(sent + 2 * SECOND), None);
@@ -369,7 +425,7 @@ mod tests {
     fn the_trunks_refresh_restarts_the_clock_and_our_answer_names_the_refresher() {
         let start = Instant::now();
         let mut timer =
-            SessionTimer::from_answer(Some("90;refresher=uas"), start).expect("a timer");
+            SessionTimer::from_answer(Some("90;refresher=uas"), None, start).expect("a timer");
         let later = start + 50 * SECOND;
         let answer = timer.refreshed_by_trunk(Some("120;refresher=uac"), later);
         assert_eq!(
@@ -391,5 +447,47 @@ mod tests {
         assert_eq!(answer.value(), "120;refresher=uas");
         assert!(timer.we_refresh());
         assert_eq!(timer.due(again + 60 * SECOND), Some(Due::Refresh));
+    }
+
+    #[test]
+    fn a_trunk_without_update_is_refreshed_by_re_invite() {
+        let read = |allow| RefreshMethod::for_allow(allow);
+        assert_eq!(read(None), RefreshMethod::Update, "silence: try UPDATE");
+        assert_eq!(
+            read(Some("INVITE, ACK, BYE, CANCEL, OPTIONS, update")),
+            RefreshMethod::Update
+        );
+        assert_eq!(
+            read(Some("INVITE,ACK,BYE,CANCEL,OPTIONS,INFO")),
+            RefreshMethod::Invite
+        );
+        assert_eq!(read(Some("")), RefreshMethod::Invite);
+
+        let start = Instant::now();
+        let listed =
+            SessionTimer::from_answer(Some("90;refresher=uac"), Some("INVITE, ACK, BYE"), start)
+                .expect("a timer");
+        assert_eq!(listed.refresh_method(), RefreshMethod::Invite);
+    }
+
+    #[test]
+    fn a_refused_update_is_sent_again_at_once_as_a_re_invite_and_a_refused_re_invite_gives_up() {
+        let start = Instant::now();
+        let mut timer =
+            SessionTimer::from_answer(Some("90;refresher=uac"), None, start).expect("a timer");
+        assert_eq!(timer.refresh_method(), RefreshMethod::Update);
+        let refused = start + 45 * SECOND;
+        timer.method_refused(refused);
+        assert_eq!(timer.refresh_method(), RefreshMethod::Invite);
+        assert_eq!(timer.due(refused), Some(Due::Refresh), "at once");
+
+        timer.refreshed_by_us(Some("90;refresher=uac"), refused);
+        assert_eq!(timer.deadline(), refused + 45 * SECOND);
+        assert_eq!(timer.refresh_method(), RefreshMethod::Invite, "from now on");
+
+        timer.method_refused(refused + 45 * SECOND);
+        assert!(!timer.we_refresh());
+        assert_eq!(timer.due(refused + 59 * SECOND), None);
+        assert_eq!(timer.due(refused + 60 * SECOND), Some(Due::Expired));
     }
 }
