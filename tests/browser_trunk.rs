@@ -376,6 +376,11 @@ async fn opus_only_chromium_is_transcoded_and_the_trunk_hangs_up() {
         (cdr.browser_codec.as_deref(), cdr.trunk_codec.as_deref()),
         (Some("opus"), Some("PCMU"))
     );
+    assert_eq!(
+        (cdr.sip_reason.as_deref(), cdr.q850_cause),
+        (Some("Normal call clearing by [redacted]"), Some(16)),
+        "why the callee's BYE says the call ended, without its number"
+    );
     assert!(cdr.duration_ms >= 11_000, "{cdr:?}");
     node.stop().await;
 }

@@ -179,6 +179,14 @@ async fn remote_bye_ends_an_answered_call() {
         (end.disposition, end.ended_by),
         (Disposition::Answered, EndedBy::Remote)
     );
+    assert_eq!(
+        end.reason,
+        TrunkReason {
+            phrase: Some("Normal call clearing by [redacted]".into()),
+            q850_cause: Some(16),
+        },
+        "the BYE's Reason, without the number in its text"
+    );
     sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
 }
 

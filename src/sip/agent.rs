@@ -40,6 +40,7 @@ use super::call::{self, CallRequest, OfferBuilder, TrunkCall};
 use super::health::HealthChange;
 use super::inbound::InboundCall;
 use super::pinning::{DialogPins, EdgeInspector, Pinned};
+use super::reason::TrunkReason;
 use super::settings::AgentSettings;
 use super::sources::{self, TrustedSources};
 use super::trunk::{RouteTable, Trunk};
@@ -105,6 +106,11 @@ impl AgentInner {
             .unwrap_or(usize::MAX);
         let call_id = format!("{}@callgate", uuid::Uuid::new_v4().simple());
         self.pins.pin(call_id, number)
+    }
+
+    /// Why the trunk's BYE for the pinned call `call_id` said it hung up.
+    pub(crate) fn take_bye_reason(&self, call_id: &str) -> Option<TrunkReason> {
+        self.pins.take_bye_reason(call_id)
     }
 
     /// Runs `task` until the agent is shut down; if it stops before,
@@ -411,6 +417,11 @@ async fn dispatch_incoming(
         fail::fail_point!("sip-dispatch");
         match inner.dialogs.match_dialog(&tx) {
             Some(Dialog::Invite(mut dialog)) => {
+                if tx.original.method == Method::Bye {
+                    let reason = TrunkReason::of_bye(&tx.original);
+                    let call_id = &dialog.id().call_id;
+                    inner.pins.note_bye_reason(call_id, reason);
+                }
                 tokio::spawn(async move {
                     let mut tx = tx;
                     if let Err(e) = dialog.handle(&mut tx).await {

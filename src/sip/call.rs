@@ -42,7 +42,7 @@ use super::SipError;
 use super::agent::AgentInner;
 use super::disposition::{self, Disposition, LocalCancel};
 use super::dtmf_info::{self, InfoDtmf};
-use super::reason;
+pub use super::reason::TrunkReason;
 use super::session_timer::{self, Due, RefreshMethod, SessionTimer, TimerRequest};
 use super::settings::TrunkSettings;
 use super::trunk::Trunk;
@@ -88,32 +88,6 @@ pub struct CallEnd {
     pub trunk: Option<String>,
     /// In the trunk's own words, when its final response refused the call.
     pub reason: TrunkReason,
-}
-
-/// Why the trunk refused a call, as its final response said it, stripped
-/// of personal data ([`reason`](super::reason)).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrunkReason {
-    /// The reason phrase (`Busy Here`, or the carrier's own words).
-    pub phrase: Option<String>,
-    /// The Q.850 cause of a `Reason` header (RFC 3326), 1-127.
-    pub q850_cause: Option<u8>,
-}
-
-impl TrunkReason {
-    /// What a final response says about itself.
-    pub fn of_response(response: &Response) -> Self {
-        let phrase = response
-            .wire_reason
-            .as_deref()
-            .unwrap_or_else(|| response.status_code.text());
-        Self {
-            phrase: reason::redact_phrase(phrase),
-            q850_cause: response
-                .reason_header()
-                .and_then(|header| reason::q850_cause(header.value())),
-        }
-    }
 }
 
 /// Progress of a call on the trunk leg.
@@ -645,6 +619,7 @@ impl CallDriver {
         let limit = tokio::time::sleep(talk);
         tokio::pin!(limit);
         let mut refreshing: Option<Refreshing> = None;
+        let mut trunk_said = None;
         let ended_by = loop {
             let session_deadline = self
                 .session
@@ -653,7 +628,12 @@ impl CallDriver {
                 .map(|timer| Instant::from_std(timer.deadline()));
             tokio::select! {
                 state = leg.states.recv() => match state {
-                    Some(DialogState::Terminated(_, reason)) => break terminated_by(&reason),
+                    Some(DialogState::Terminated(_, reason)) => {
+                        if matches!(reason, TerminatedReason::UasBye) {
+                            trunk_said = self.inner.take_bye_reason(&id.call_id);
+                        }
+                        break terminated_by(&reason);
+                    }
                     Some(other) => self.on_in_dialog_request(other).await,
                     None => break EndedBy::Remote,
                 },
@@ -675,7 +655,8 @@ impl CallDriver {
                 }
             }
         };
-        let end = self.end(Disposition::Answered, Some(200), ended_by, &leg.trunk);
+        let mut end = self.end(Disposition::Answered, Some(200), ended_by, &leg.trunk);
+        end.reason = trunk_said.unwrap_or_default();
         if ended_by != EndedBy::Remote {
             // The call is over for the owner now; the BYE may take its time.
             self.report_end(end.clone()).await;

@@ -9,6 +9,10 @@
 //! answered 481 (or 403, for an INVITE), and the call goes on. Another
 //! trusted trunk therefore cannot end, hold or redirect a call it does not
 //! carry. The port itself reads only trusted sources ([`super::sources`]).
+//!
+//! The pin also keeps what the trunk's BYE said of why it hung up (its
+//! `Reason` header), which the dialog layer does not pass on, until the
+//! call's driver reads it; it goes with the pin.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,29 +25,56 @@ use rsipstack::transport::SipAddr;
 
 use super::agent::SipCounters;
 use super::digest_compat::DigestAlgorithmSpelling;
+use super::reason::TrunkReason;
 use super::sources::TrustedSources;
 
-/// The trunk (by number) of every outbound call in progress, by Call-ID.
+/// Every outbound call in progress, by Call-ID.
 #[derive(Debug, Default)]
 pub(crate) struct DialogPins {
-    calls: Mutex<HashMap<String, usize>>,
+    calls: Mutex<HashMap<String, Pin>>,
+}
+
+/// One call's pin.
+#[derive(Debug)]
+struct Pin {
+    /// The trunk that carries the call, by number.
+    trunk: usize,
+    /// Why the trunk's BYE says it hung up.
+    bye_reason: Option<TrunkReason>,
 }
 
 impl DialogPins {
     /// Pins `call_id` to trunk number `trunk` until the guard is dropped.
     pub(crate) fn pin(self: &Arc<Self>, call_id: String, trunk: usize) -> Pinned {
-        self.lock().insert(call_id.clone(), trunk);
+        let pin = Pin {
+            trunk,
+            bye_reason: None,
+        };
+        self.lock().insert(call_id.clone(), pin);
         Pinned {
             pins: self.clone(),
             call_id,
         }
     }
 
-    fn trunk_of(&self, call_id: &str) -> Option<usize> {
-        self.lock().get(call_id).copied()
+    /// Keeps why the trunk's BYE for `call_id` says it hung up, if the call
+    /// is still pinned.
+    pub(crate) fn note_bye_reason(&self, call_id: &str, reason: TrunkReason) {
+        if let Some(pin) = self.lock().get_mut(call_id) {
+            pin.bye_reason = Some(reason);
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    /// Why the trunk's BYE for `call_id` said it hung up, once.
+    pub(crate) fn take_bye_reason(&self, call_id: &str) -> Option<TrunkReason> {
+        self.lock().get_mut(call_id)?.bye_reason.take()
+    }
+
+    fn trunk_of(&self, call_id: &str) -> Option<usize> {
+        self.lock().get(call_id).map(|pin| pin.trunk)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pin>> {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

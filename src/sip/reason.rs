@@ -1,6 +1,7 @@
 //! Why a trunk ended or refused a call, in words a customer can read: the
-//! reason phrase of its final response and the Q.850 cause of a `Reason`
-//! header (RFC 3326), as the CDR and the `call.ended` webhook keep them.
+//! reason phrase of its final response, or the `text` of its BYE's
+//! `Reason` header, and the Q.850 cause of a `Reason` header (RFC 3326),
+//! as the CDR and the `call.ended` webhook keep them.
 //!
 //! Carriers write what they like into a reason phrase, personal data
 //! included (`403 Caller 4915112345678 not allowed`, a SIP URI, an
@@ -9,7 +10,9 @@
 //! `:` (URIs, IPv6), or the shape of an IPv4 address. A phrase is also cut
 //! to [`MAX_PHRASE`] characters of printable ASCII.
 //!
-//! Pure: header values and phrases in, values out.
+//! Pure: messages, header values and phrases in, values out.
+
+use rsipstack::sip::{HeadersExt, Request, Response};
 
 /// The longest phrase kept, in characters.
 pub const MAX_PHRASE: usize = 96;
@@ -70,6 +73,44 @@ fn looks_like_ipv4(token: &str) -> bool {
         })
 }
 
+/// Why the trunk refused or ended a call, as its final response or its BYE
+/// said it, stripped of personal data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkReason {
+    /// The reason phrase (`Busy Here`, or the carrier's own words).
+    pub phrase: Option<String>,
+    /// The Q.850 cause of a `Reason` header (RFC 3326), 1-127.
+    pub q850_cause: Option<u8>,
+}
+
+impl TrunkReason {
+    /// What a final response says about itself.
+    pub fn of_response(response: &Response) -> Self {
+        let phrase = response
+            .wire_reason
+            .as_deref()
+            .unwrap_or_else(|| response.status_code.text());
+        Self {
+            phrase: redact_phrase(phrase),
+            q850_cause: response
+                .reason_header()
+                .and_then(|header| q850_cause(header.value())),
+        }
+    }
+
+    /// What the trunk's BYE says of why it hung up: the `Reason` header's
+    /// Q.850 cause and its `text`, when it has them.
+    pub fn of_bye(bye: &Request) -> Self {
+        let Some(header) = bye.reason_header() else {
+            return Self::default();
+        };
+        Self {
+            phrase: text(header.value()).and_then(redact_phrase),
+            q850_cause: q850_cause(header.value()),
+        }
+    }
+}
+
 /// The Q.850 cause (1-127) of a `Reason` header's value, which may list
 /// several protocols (`SIP;cause=200;text="..."`, `Q.850;cause=16`).
 pub fn q850_cause(header_value: &str) -> Option<u8> {
@@ -92,6 +133,24 @@ pub fn q850_cause(header_value: &str) -> Option<u8> {
                 .filter(|cause| (1..=127).contains(cause))
         })
     })
+}
+
+/// The `text` of a `Reason` header's value: that of its Q.850 entry if it
+/// has one, else the first given, unquoted.
+pub fn text(header_value: &str) -> Option<&str> {
+    fn text_of(value: &str) -> Option<&str> {
+        value.split(';').skip(1).find_map(|param| {
+            let (name, text) = param.split_once('=')?;
+            let text = text.trim().trim_matches('"').trim();
+            (name.trim().eq_ignore_ascii_case("text") && !text.is_empty()).then_some(text)
+        })
+    }
+    let mut entries = header_value.split(',');
+    let q850 = entries.clone().find(|value| {
+        let protocol = value.split(';').next().unwrap_or_default().trim();
+        protocol.eq_ignore_ascii_case("Q.850")
+    });
+    q850.and_then(text_of).or_else(|| entries.find_map(text_of))
 }
 
 #[cfg(test)]
@@ -154,6 +213,31 @@ mod tests {
             "",
         ] {
             assert_eq!(q850_cause(none), None, "{none:?}");
+        }
+    }
+
+    #[test]
+    fn the_text_is_the_q850_entrys_or_the_first_given() {
+        assert_eq!(
+            text("Q.850;cause=16;text=\"Normal call clearing\""),
+            Some("Normal call clearing")
+        );
+        assert_eq!(
+            text("SIP;cause=200;text=\"Elsewhere\", Q.850;cause=26;text=\"Non-selected\""),
+            Some("Non-selected")
+        );
+        assert_eq!(
+            text("Q.850;cause=16, SIP;cause=200;text=\"Elsewhere\""),
+            Some("Elsewhere")
+        );
+        assert_eq!(text("Q.850 ; Text = plain ;cause=16"), Some("plain"));
+        for none in [
+            "Q.850;cause=16",
+            "Q.850;text=\"\"",
+            "",
+            "text=\"no protocol\"",
+        ] {
+            assert_eq!(text(none), None, "{none:?}");
         }
     }
 }

@@ -18,8 +18,8 @@
 //! until [`BrowserSession::poll_timeout`]. The browser's audio is the one
 //! exception: `handle_datagram` decrypts it in the caller's buffer and
 //! returns it borrowed from there, so a packet is never copied. Only authenticated input (a
-//! verified check, a DTLS record the association accepted, SRTP/SRTCP
-//! whose tag verified) moves [`BrowserSession::last_authenticated`].
+//! verified check, the DTLS handshake's completion, SRTP/SRTCP whose tag
+//! verified) moves [`BrowserSession::last_authenticated`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -347,13 +347,18 @@ impl BrowserSession {
                     receiver: SrtpReceiver::new(&remote),
                 });
                 self.events.push_back(SessionEvent::Connected);
+                // The handshake proved the browser's certificate.
+                self.last_authenticated = Some(now);
             }
             DtlsProgress::Closed if self.srtp.is_some() => {
                 self.events.push_back(SessionEvent::Closed)
             }
             DtlsProgress::Closed => self.fail(false),
         }
-        self.last_authenticated = Some(now);
+        // Any other record proves nothing: the DTLS library drops a record
+        // that fails to decrypt without a word, so DTLS-shaped junk from the
+        // browser's address (forged, over UDP) must not keep a vanished
+        // call alive. Until the keys, the connect deadline bounds the wait.
         Ok(())
     }
 

@@ -149,8 +149,8 @@ fn forged_datagrams_do_not_keep_a_silent_browser_alive() {
     let mut went = false;
     while now < until && !went {
         now += Duration::from_millis(250);
-        // RTP-shaped junk and a STUN-shaped request from the browser's own
-        // address: neither authenticates.
+        // RTP-shaped junk, a STUN-shaped request and a DTLS record from the
+        // browser's own address: none authenticates.
         let mut junk = trunk_packet(9, &[0; 40]);
         junk[1] = 0;
         media.handle_browser(now, from, &mut junk, &mut wire);
@@ -158,6 +158,11 @@ fn forged_datagrams_do_not_keep_a_silent_browser_alive() {
             0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
         ];
         media.handle_browser(now, from, &mut stun, &mut wire);
+        // A DTLS 1.2 application-data record of random bytes: the DTLS
+        // library drops it without an error.
+        let mut dtls = vec![23u8, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 32];
+        dtls.extend((0..32).map(|_| rand::random::<u8>()));
+        media.handle_browser(now, from, &mut dtls, &mut wire);
         if now >= media.poll_timeout() {
             media.handle_timeout(now, &mut wire);
         }
