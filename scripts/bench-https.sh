@@ -68,7 +68,11 @@ EOF
 # Microseconds of node CPU per unit of work between two node_cpu readings.
 per_unit() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }'; }
 
-stop_node() { kill "$node_pid"; wait "$node_pid" 2>/dev/null || true; node_pid=; }
+# The first SIGTERM drains (calls left go on); the second hangs them up.
+stop_node() {
+  kill "$node_pid"; sleep 1; kill "$node_pid" 2>/dev/null || true
+  wait "$node_pid" 2>/dev/null || true; node_pid=
+}
 
 cat >"$work/visitors.lua" <<'EOF'
 -- A new visitor address per request, named by the trusted proxy.

@@ -5,7 +5,9 @@
 //! also for argument errors clap would report as 2), 1 any other failure.
 //! Every failure prints a one-line reason on stderr, `callgate: <reason>`
 //! (a config with several problems prints one such line per problem).
-//! SIGINT or SIGTERM starts a graceful shutdown; a second one stops at once.
+//! SIGINT or SIGTERM drains the node (calls in progress go on to their end,
+//! up to `node.drain_timeout_secs`), a second one hangs up every call and
+//! stops, a third exits at once.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -432,14 +434,14 @@ fn serve(path: Option<PathBuf>) -> Result<(), Failure> {
         .context("cannot start the async runtime")
         .map_err(Failure::Other)?;
     runtime.block_on(async {
-        let shutdown = CancellationToken::new();
+        let (drain, shutdown) = (CancellationToken::new(), CancellationToken::new());
         // Installed before the node binds anything, so a signal that arrives
         // as soon as the node is reachable is already handled gracefully.
         let signals = Signals::install()
             .context("cannot install signal handlers")
             .map_err(Failure::Other)?;
-        tokio::spawn(signals.watch(shutdown.clone()));
-        node::run(config, shutdown)
+        tokio::spawn(signals.watch(drain.clone(), shutdown.clone()));
+        node::run(config, drain, shutdown)
             .await
             .map_err(|error| Failure::Other(error.into()))
     })
@@ -465,12 +467,20 @@ impl Signals {
         }
     }
 
-    async fn watch(mut self, shutdown: CancellationToken) {
+    /// The first signal drains the node, the second hangs up every call
+    /// and shuts it down, the third exits at once.
+    async fn watch(mut self, drain: CancellationToken, shutdown: CancellationToken) {
         let first = self.next().await;
-        tracing::info!(signal = first, "graceful shutdown requested");
-        shutdown.cancel();
+        tracing::info!(signal = first, "drain requested: calls in progress go on");
+        drain.cancel();
         let second = self.next().await;
-        tracing::warn!(signal = second, "second signal: stopping at once");
+        tracing::warn!(
+            signal = second,
+            "second signal: hanging up every call and stopping"
+        );
+        shutdown.cancel();
+        let third = self.next().await;
+        tracing::warn!(signal = third, "third signal: exiting at once");
         std::process::exit(1);
     }
 }

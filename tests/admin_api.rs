@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use callgate::store::{CdrRecord, EndedBy, LegStats};
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ use support::audio::{
     speech_wav_48k,
 };
 use support::node::{RunningNode, metric, request};
+use support::sip_raw;
 
 const ROUTES: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
                       [[sip.routes]]\nname = \"sales\"\ntrunks = [\"echo\"]\n";
@@ -705,6 +707,95 @@ async fn an_operator_drains_the_node_and_the_call_in_progress_goes_on_to_its_end
         0.0
     );
     node.stop().await;
+}
+
+/// Waits until `/readyz` says the node is draining.
+async fn until_draining(node: &RunningNode) {
+    for _ in 0..50 {
+        let ready = request(node.addr, "GET", "/readyz", &[], b"");
+        if ready.status == 503 {
+            assert_eq!(ready.json(), json!({"ready": false, "draining": true}));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the node did not start draining");
+}
+
+/// An aiortc call of `seconds` on the demo widget, once answered.
+fn answered_call(node: &RunningNode, seconds: f64) -> support::aiortc::AiortcRun {
+    let play = speech_wav_48k(SPEECH);
+    let call = AiortcCall::new(&node.base(), "demo", &node.base(), &play)
+        .codec("pcmu")
+        .seconds(seconds)
+        .spawn();
+    let answered = tokio::task::block_in_place(|| {
+        call.wait_for_event(Duration::from_secs(20), |e| e["state"] == "answered")
+    });
+    assert!(answered.is_some(), "not answered: {:?}", call.events());
+    call
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_sigterm_the_node_drains_its_call_goes_on_to_its_end_and_then_the_node_stops() {
+    let _turn = SPEECH_TURNS.lock().await;
+    let node = RunningNode::start(MEDIA, ROUTES, &[]).await;
+    let sip = node.sip_udp_addr();
+    let wait = Duration::from_secs(2);
+    assert_eq!(sip_raw::options_ping(sip, wait), Some(200));
+    let call = answered_call(&node, 5.0);
+
+    node.drain_as_on_sigterm();
+    until_draining(&node).await;
+    let (status, reply) = call_status(&node, "demo");
+    assert_eq!(status, 503, "a new call is refused: {reply}");
+    assert_eq!(
+        sip_raw::options_ping(sip, wait),
+        Some(503),
+        "trunks' OPTIONS hear the node is unavailable"
+    );
+    assert_eq!(metric(node.addr, "callgate_node_draining"), 1.0);
+
+    let outcome = call.wait_async().await;
+    assert_eq!(outcome.code, Some(0), "{}", outcome.report());
+    assert_eq!(outcome.ended_reason().as_deref(), Some("completed"));
+    let cdr = node.cdr_of_widget("demo").await;
+    assert_eq!(
+        (cdr.disposition.as_str(), cdr.ended_by),
+        ("answered", EndedBy::Visitor),
+        "the call ran to the visitor's own hang-up"
+    );
+    assert!(cdr.duration_ms >= 4_000, "{}", cdr.duration_ms);
+    assert!(
+        node.stopped_within(Duration::from_secs(5)).await,
+        "the node stops by itself once its last call is over"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_that_times_out_hangs_up_the_calls_left_and_writes_their_cdrs() {
+    let _turn = SPEECH_TURNS.lock().await;
+    let timeout = [("CALLGATE_NODE_DRAIN_TIMEOUT_SECS", "2")];
+    let node = RunningNode::start(MEDIA, ROUTES, &timeout).await;
+    let call = answered_call(&node, 30.0);
+    let draining = Instant::now();
+    node.drain_as_on_sigterm();
+    let outcome = call.wait_async().await;
+    let lasted = draining.elapsed();
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(6)).contains(&lasted),
+        "the call should end 2 s into the drain; it took {lasted:?}\n{}",
+        outcome.report()
+    );
+    let cdr = node.cdr_of_widget("demo").await;
+    assert_eq!(
+        (cdr.disposition.as_str(), cdr.ended_by),
+        ("answered", EndedBy::Node)
+    );
+    assert!(
+        node.stopped_within(Duration::from_secs(5)).await,
+        "the node stops after hanging up"
+    );
 }
 
 fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {

@@ -99,6 +99,9 @@ bench_transcoded_latency() {
 }
 
 bench_stop_node() {
+    # The first SIGTERM drains (calls left go on); the second hangs them up.
+    kill "$bench_node" 2>/dev/null || true
+    sleep 1
     kill "$bench_node" 2>/dev/null || true
     wait "$bench_node" 2>/dev/null || true
     rm -rf "$bench_node_data"

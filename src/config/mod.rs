@@ -120,6 +120,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// How long a drain lets calls in progress go on
+    /// (`node.drain_timeout_secs`, or the maximum call duration).
+    pub fn drain_timeout(&self) -> Duration {
+        match self.node.drain_timeout_secs {
+            0 => self.sip.max_call_duration(),
+            secs => Duration::from_secs(secs.into()),
+        }
+    }
+
     /// Loads `toml_text` (the embedded default when `None`) with the given
     /// environment applied as overrides, and validates the result.
     pub fn load(
@@ -240,6 +249,9 @@ pub struct NodeConfig {
     pub id: NodeId,
     /// Databases and encrypted recordings live here; created at start.
     pub data_dir: PathBuf,
+    /// How long the first SIGTERM lets calls in progress go on before they
+    /// are hung up; 0 means the maximum call duration.
+    pub drain_timeout_secs: u32,
 }
 
 impl Default for NodeConfig {
@@ -247,6 +259,7 @@ impl Default for NodeConfig {
         Self {
             id: NodeId::new("node-1"),
             data_dir: PathBuf::from("./data"),
+            drain_timeout_secs: 0,
         }
     }
 }

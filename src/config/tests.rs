@@ -768,3 +768,18 @@ fn session_expires_is_off_or_within_rfc_4028s_bounds_and_source_limits_are_posit
         Some(std::time::Duration::from_secs(1800))
     );
 }
+
+#[test]
+fn a_drain_lasts_the_maximum_call_duration_unless_set() {
+    let default = load("", &[]).unwrap();
+    assert_eq!(default.drain_timeout(), default.sip.max_call_duration());
+    let set = load("[node]\ndrain_timeout_secs = 600\n", &[]).unwrap();
+    assert_eq!(set.drain_timeout(), std::time::Duration::from_secs(600));
+    let by_env = load("", &[("CALLGATE_NODE_DRAIN_TIMEOUT_SECS", "30")]).unwrap();
+    assert_eq!(by_env.drain_timeout(), std::time::Duration::from_secs(30));
+    let too_long = problems("[node]\ndrain_timeout_secs = 90000\n", &[]);
+    assert_eq!(
+        message_for(&too_long, "node.drain_timeout_secs"),
+        "must be between 0 and 86400"
+    );
+}

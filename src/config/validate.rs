@@ -136,6 +136,7 @@ fn check_node(node: &NodeConfig, at: &mut At) {
     if node.data_dir.as_os_str().is_empty() {
         at.bad("data_dir", "must not be empty");
     }
+    at.range("drain_timeout_secs", node.drain_timeout_secs, 0..=86_400);
 }
 
 fn check_log(log: &LogConfig, at: &mut At) {

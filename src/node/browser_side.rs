@@ -60,6 +60,8 @@ pub struct BrowserSide {
     pub routes: Router,
     pub calls: CallService,
     pub metrics: Arc<Metrics>,
+    /// The node's drain and status, as its operator routes see them.
+    pub node: NodeControl,
     port_counters: Vec<Arc<PortCounters>>,
     store: Store,
     recording_storage: RecordingStorage,
@@ -176,6 +178,13 @@ impl BrowserSide {
             readiness: readiness.clone(),
             default_allowance: Arc::new(config.limits.default_allowance()),
         };
+        let node = NodeControl {
+            id: config.node.id.clone(),
+            readiness: readiness.clone(),
+            calls: calls.clone(),
+            metrics: metrics.clone(),
+            sip: trunk_side.agent.clone(),
+        };
         let admin = AdminState {
             store: store.clone(),
             keys: keys.clone(),
@@ -189,12 +198,7 @@ impl BrowserSide {
             base_url: base_url.to_owned(),
             limits: config.limits.clone(),
             webhooks_allow_private: config.webhooks.allow_private_targets,
-            node: NodeControl {
-                id: config.node.id.clone(),
-                readiness: readiness.clone(),
-                calls: calls.clone(),
-                metrics: metrics.clone(),
-            },
+            node: node.clone(),
         };
         let lookups = LookupBudget::new(
             config.limits.lookups_per_minute_per_ip,
@@ -213,6 +217,7 @@ impl BrowserSide {
             routes,
             calls,
             metrics,
+            node,
             port_counters,
             store,
             recording_storage,

@@ -6,7 +6,9 @@
 //! Then [`Node::run_until`] waits for the shutdown token (or for a service
 //! to stop on its own, which is a failure), clears readiness first so load
 //! balancers move away, cancels the services and waits for them to drain,
-//! at most [`DRAIN_TIMEOUT`].
+//! at most [`DRAIN_TIMEOUT`]. [`Node::run_until_drained`] also takes a drain
+//! token (the first SIGTERM): the node then refuses new calls and waits for
+//! its calls to end, up to `node.drain_timeout_secs`, before shutting down.
 //!
 //! Invariants: `/readyz` is true only between "every listener is up" and
 //! "shutdown began"; the node never returns while one of its tasks still runs.
@@ -17,6 +19,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -31,11 +35,14 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigSource};
 use crate::http::acme::{self, AcmeSettings, Http01Challenges};
+use crate::http::admin::NodeControl;
 use crate::http::tls::{self, CertificateFiles, ReloadingCertificate};
 use crate::http::{self, HealthState, HttpError, Readiness, ServeLimits};
 
 /// How long services get to finish in-flight work once shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a drain looks whether any call is left.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
 
 /// What a service returns when it fails; each service keeps its own error enum.
 pub type ServiceError = Box<dyn std::error::Error + Send + Sync>;
@@ -96,6 +103,7 @@ impl Service {
 struct Started {
     http_addr: SocketAddr,
     services: Vec<Service>,
+    control: NodeControl,
 }
 
 /// Binds and builds every service of the node. Each gets `stop` and must
@@ -143,6 +151,7 @@ async fn start_services(
         services.push(Service::new("http metrics", server));
     }
     let routes = browser_side.routes.clone();
+    let control = browser_side.node.clone();
     let trunk_stop = calls_done.clone();
     services.push(Service::new("trunk side", async move {
         trunk_side.run(trunk_stop).await
@@ -162,6 +171,7 @@ async fn start_services(
     Ok(Started {
         http_addr,
         services,
+        control,
     })
 }
 
@@ -222,6 +232,8 @@ fn tls_config(
 pub struct Node {
     http_addr: SocketAddr,
     readiness: Readiness,
+    control: NodeControl,
+    drain_timeout: Duration,
     stop: CancellationToken,
     tasks: Supervisor,
 }
@@ -258,6 +270,8 @@ impl Node {
         Ok(Self {
             http_addr: started.http_addr,
             readiness,
+            control: started.control,
+            drain_timeout: config.drain_timeout(),
             stop,
             tasks,
         })
@@ -273,10 +287,48 @@ impl Node {
     }
 
     /// Runs until `shutdown` is cancelled or a service stops, then drains.
-    pub async fn run_until(mut self, shutdown: CancellationToken) -> Result<(), NodeError> {
-        let early = tokio::select! {
-            () = shutdown.cancelled() => None,
-            Some(outcome) = self.tasks.next_stopped() => Some(outcome),
+    pub async fn run_until(self, shutdown: CancellationToken) -> Result<(), NodeError> {
+        self.run_until_drained(CancellationToken::new(), shutdown)
+            .await
+    }
+
+    /// As [`Self::run_until`], and once `drain` is cancelled the node
+    /// drains first: new calls refused (as `POST /v1/node/drain` does),
+    /// calls in progress going on until none is left or the drain timeout
+    /// has passed, whichever comes first; then it shuts down. `shutdown`
+    /// still stops it at once, mid-drain too.
+    pub async fn run_until_drained(
+        mut self,
+        drain: CancellationToken,
+        shutdown: CancellationToken,
+    ) -> Result<(), NodeError> {
+        let mut drain_ends: Option<Instant> = None;
+        let early = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break None,
+                Some(outcome) = self.tasks.next_stopped() => break Some(outcome),
+                () = drain.cancelled(), if drain_ends.is_none() => {
+                    self.control.set_draining(true);
+                    let calls = self.control.calls.active();
+                    tracing::info!(
+                        calls_active = calls,
+                        timeout_secs = self.drain_timeout.as_secs(),
+                        "draining: new calls refused, calls in progress go on"
+                    );
+                    drain_ends = Some(Instant::now() + self.drain_timeout);
+                }
+                () = tokio::time::sleep(DRAIN_POLL), if drain_ends.is_some() => {
+                    if self.control.calls.active() == 0 {
+                        tracing::info!("drained: no call left");
+                        break None;
+                    }
+                    if drain_ends.is_some_and(|ends| Instant::now() >= ends) {
+                        let calls = self.control.calls.active();
+                        tracing::warn!(calls_active = calls, "drain timeout: hanging up the calls left");
+                        break None;
+                    }
+                }
+            }
         };
         self.readiness.set_not_ready();
         match &early {
@@ -298,9 +350,17 @@ impl Node {
     }
 }
 
-/// Starts a node on `config` and runs it until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
-    Node::start(config).await?.run_until(shutdown).await
+/// Starts a node on `config` and runs it until it has drained after
+/// `drain`, or until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    drain: CancellationToken,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    Node::start(config)
+        .await?
+        .run_until_drained(drain, shutdown)
+        .await
 }
 
 /// The running services, by name.

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -95,6 +95,9 @@ pub(crate) struct AgentInner {
     failure: CoreFailure,
     /// Each outbound call's Call-ID and the trunk that carries it.
     pins: Arc<DialogPins>,
+    /// The node is draining: trunks' OPTIONS and new inbound INVITEs get
+    /// 503, so a trunk's failover moves new calls elsewhere.
+    draining: AtomicBool,
 }
 
 impl AgentInner {
@@ -128,6 +131,13 @@ pub struct SipAgent {
 }
 
 impl SipAgent {
+    /// Starts (`true`) or ends a drain: while it lasts, out-of-dialog
+    /// OPTIONS and new inbound INVITEs are answered 503 Service
+    /// Unavailable; calls in progress go on.
+    pub fn set_draining(&self, draining: bool) {
+        self.inner.draining.store(draining, Ordering::Release);
+    }
+
     /// Bind the configured transports and start serving.
     ///
     /// Returns the agent and, when `settings.accept_inbound` is set, the
@@ -195,6 +205,7 @@ impl SipAgent {
             calls: TaskTracker::new(),
             failure: CoreFailure::default(),
             pins,
+            draining: AtomicBool::new(false),
         });
         let serve_inner = inner.clone();
         inner.spawn_core("sip transport", async move {
@@ -440,7 +451,11 @@ fn handle_out_of_dialog(
     tx: Transaction,
     inbound: Option<&mpsc::Sender<InboundCall>>,
 ) {
+    let draining = inner.draining.load(Ordering::Acquire);
     match tx.original.method {
+        Method::Options | Method::Invite if draining => {
+            reply_and_log(tx, StatusCode::ServiceUnavailable)
+        }
         Method::Options => reply_and_log(tx, StatusCode::OK),
         Method::Ack => {}
         Method::Invite => match inbound {

@@ -28,6 +28,8 @@ pub struct RunningNode {
     database_url: String,
     /// The `CALLGATE_*` overrides the node started with; commands get them.
     env: Vec<(String, String)>,
+    /// What the node's first SIGTERM cancels.
+    drain: CancellationToken,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -89,10 +91,11 @@ impl RunningNode {
             true => format!("https://{addr}"),
             false => format!("http://{addr}"),
         };
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
+        let (drain, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let (draining, stop) = (drain.clone(), shutdown.clone());
         let task = tokio::spawn(async move {
-            node.run_until(stop).await.expect("node drains cleanly");
+            let stopped = node.run_until_drained(draining, stop).await;
+            stopped.expect("node drains cleanly");
         });
         Self {
             addr,
@@ -101,6 +104,7 @@ impl RunningNode {
             config_text,
             database_url,
             env,
+            drain,
             shutdown,
             task,
         }
@@ -227,6 +231,34 @@ impl RunningNode {
 
     pub async fn stop(self) {
         self.stop_keeping_data().await;
+    }
+
+    /// Drains the node as its first SIGTERM does: new calls refused, calls
+    /// in progress go on, and the node stops once none is left or the
+    /// drain times out.
+    pub fn drain_as_on_sigterm(&self) {
+        self.drain.cancel();
+    }
+
+    /// Whether the node stopped by itself (after a drain) within `limit`;
+    /// it is stopped at once if not.
+    pub async fn stopped_within(mut self, limit: Duration) -> bool {
+        match tokio::time::timeout(limit, &mut self.task).await {
+            Ok(joined) => {
+                joined.unwrap();
+                true
+            }
+            Err(_) => {
+                self.stop().await;
+                false
+            }
+        }
+    }
+
+    /// Where the node's SIP agent listens on UDP.
+    pub fn sip_udp_addr(&self) -> SocketAddr {
+        let config = Config::load(Some(&self.config_text), self.env.clone()).expect("its config");
+        config.sip.listen_udp
     }
 
     /// Drains the node and hands back its data directory.

@@ -3,8 +3,11 @@
 //! Draining is how a node leaves service for an upgrade without cutting
 //! anyone off: `/readyz` answers 503 so load balancers move new visitors
 //! elsewhere, new calls answer 503 with `Retry-After`, and every call in
-//! progress goes on until its people hang up. The operator watches
-//! `calls_active` fall to 0, then stops the node. `DELETE` ends a drain.
+//! progress goes on until its people hang up; the SIP agent answers
+//! trunks' OPTIONS 503, so trunks with failover move new calls away too.
+//! The operator watches `calls_active` fall to 0, then stops the node.
+//! `DELETE` ends a drain. The node's first SIGTERM starts the same drain
+//! ([`NodeControl::set_draining`]).
 //!
 //! Only `operator` keys reach these routes (a tenant's key is 403). The
 //! drain is the node's own state: it lasts until ended or the process
@@ -24,6 +27,7 @@ use crate::call::service::CallService;
 use crate::config::NodeId;
 use crate::http::Readiness;
 use crate::metrics::Metrics;
+use crate::sip::SipAgent;
 
 /// What the operator routes see of the node.
 #[derive(Clone)]
@@ -32,6 +36,18 @@ pub struct NodeControl {
     pub readiness: Readiness,
     pub calls: CallService,
     pub metrics: Arc<Metrics>,
+    pub sip: SipAgent,
+}
+
+impl NodeControl {
+    /// Starts (`true`) or ends the drain: readiness, the SIP agent's
+    /// answers and the gauge. Returns whether this changed it.
+    pub fn set_draining(&self, draining: bool) -> bool {
+        let changed = self.readiness.set_draining(draining);
+        self.sip.set_draining(draining);
+        self.metrics.draining.set(i64::from(draining));
+        changed
+    }
 }
 
 /// The node as its operator sees it.
@@ -73,7 +89,7 @@ pub async fn status(State(state): State<AdminState>, _operator: Operator) -> Jso
     responses((status = 200, description = "draining: new calls refused", body = NodeStatus),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn drain(State(state): State<AdminState>, operator: Operator) -> Json<NodeStatus> {
-    if set_draining(&state.node, true) {
+    if state.node.set_draining(true) {
         tracing::info!(
             key = %operator.key_id,
             calls_active = state.node.calls.active(),
@@ -88,15 +104,8 @@ pub async fn drain(State(state): State<AdminState>, operator: Operator) -> Json<
     responses((status = 200, description = "taking calls again", body = NodeStatus),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn resume(State(state): State<AdminState>, operator: Operator) -> Json<NodeStatus> {
-    if set_draining(&state.node, false) {
+    if state.node.set_draining(false) {
         tracing::info!(key = %operator.key_id, "drain ended: taking new calls");
     }
     Json(NodeStatus::of(&state.node))
-}
-
-/// Starts or ends the drain and its gauge; whether this changed it.
-fn set_draining(node: &NodeControl, draining: bool) -> bool {
-    let changed = node.readiness.set_draining(draining);
-    node.metrics.draining.set(i64::from(draining));
-    changed
 }
