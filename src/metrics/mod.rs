@@ -105,16 +105,20 @@ pub enum BrowserDrop {
     /// Routed to a call whose session refused it: a check that did not
     /// verify, a DTLS record out of place.
     Other,
+    /// Dropped by the kernel before the node read it: the port's receive
+    /// buffer was full.
+    SocketOverflow,
 }
 
 impl BrowserDrop {
-    pub const ALL: [BrowserDrop; 6] = [
+    pub const ALL: [BrowserDrop; 7] = [
         BrowserDrop::Malformed,
         BrowserDrop::UnknownPeer,
         BrowserDrop::Srtp,
         BrowserDrop::QueueFull,
         BrowserDrop::UnverifiedCheck,
         BrowserDrop::Other,
+        BrowserDrop::SocketOverflow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +129,7 @@ impl BrowserDrop {
             BrowserDrop::QueueFull => "queue_full",
             BrowserDrop::UnverifiedCheck => "unverified_check",
             BrowserDrop::Other => "other",
+            BrowserDrop::SocketOverflow => "socket_overflow",
         }
     }
 }

@@ -455,6 +455,7 @@ struct PortSnapshot {
     malformed: u64,
     unverified_checks: u64,
     queue_full: u64,
+    socket_overflow: u64,
 }
 
 impl PortSnapshot {
@@ -486,6 +487,11 @@ impl PortSnapshot {
                 total(|c| &c.queue_full),
                 &mut self.queue_full,
                 BrowserDrop::QueueFull,
+            ),
+            (
+                total(|c| &c.socket_overflow),
+                &mut self.socket_overflow,
+                BrowserDrop::SocketOverflow,
             ),
         ];
         for (now, seen, reason) in pairs {

@@ -2,7 +2,9 @@
 //! one `recvmmsg(2)` call, each with the kernel's receive timestamp
 //! (`SO_TIMESTAMPNS`), so a busy port costs one system call per batch and
 //! the relay latency of a datagram counts the time it waited in the
-//! socket's queue.
+//! socket's queue; and, where asked (`SO_RXQ_OVFL`), how many datagrams
+//! the kernel has dropped on the socket so far for want of room in its
+//! receive buffer.
 //!
 //! [`SendBatch`] is the other way: datagrams for many peers queued as they
 //! are made and put on the socket in one `sendmmsg(2)`.
@@ -50,11 +52,20 @@ pub struct ReceiveBatch {
     buffers: Vec<u8>,
     meta: Vec<Meta>,
     capacity: usize,
+    /// The socket's overflow count, as its latest datagram carried it.
+    overflowed: Option<u32>,
 }
 
 /// Asks the kernel to stamp every datagram `socket` receives.
 pub fn enable_timestamps(socket: &impl AsFd) -> io::Result<()> {
     setsockopt(socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
+}
+
+/// Asks the kernel to tell, with every datagram `socket` receives, how many
+/// it has dropped on the socket so far because its receive buffer was full
+/// ([`ReceiveBatch::overflowed`]).
+pub fn enable_overflow_count(socket: &impl AsFd) -> io::Result<()> {
+    setsockopt(socket, sockopt::RxqOvfl, &1).map_err(io::Error::from)
 }
 
 impl Default for ReceiveBatch {
@@ -71,7 +82,17 @@ impl ReceiveBatch {
             buffers: vec![0; capacity * MAX_DATAGRAM],
             meta: Vec::with_capacity(capacity),
             capacity,
+            overflowed: None,
         }
+    }
+
+    /// How many datagrams the kernel had dropped on the socket, for want of
+    /// room, by the time the latest one read was queued: a running total
+    /// (wrapping at `u32::MAX`), `None` until a datagram carries it (see
+    /// [`enable_overflow_count`]; the kernel adds it once there has been a
+    /// drop).
+    pub fn overflowed(&self) -> Option<u32> {
+        self.overflowed
     }
 
     /// The most datagrams one read returns; a read that returns fewer has
@@ -113,7 +134,7 @@ impl ReceiveBatch {
         self.meta.clear();
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
             self.capacity,
-            Some(nix::cmsg_space!(TimeSpec)),
+            Some(nix::cmsg_space!(TimeSpec, u32)),
         );
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
             .buffers
@@ -129,12 +150,14 @@ impl ReceiveBatch {
         )
         .map_err(io::Error::from)?;
         for message in results {
-            let stamp = message.cmsgs().ok().and_then(|mut cmsgs| {
-                cmsgs.find_map(|cmsg| match cmsg {
-                    ControlMessageOwned::ScmTimestampns(at) => Some(system_time(at)),
-                    _ => None,
-                })
-            });
+            let mut stamp = None;
+            for cmsg in message.cmsgs().into_iter().flatten() {
+                match cmsg {
+                    ControlMessageOwned::ScmTimestampns(at) => stamp = Some(system_time(at)),
+                    ControlMessageOwned::RxqOvfl(dropped) => self.overflowed = Some(dropped),
+                    _ => {}
+                }
+            }
             let truncated = message.flags.contains(MsgFlags::MSG_TRUNC);
             let from = message.address.as_ref().and_then(socket_addr);
             self.meta
@@ -338,6 +361,42 @@ mod tests {
         assert!(
             waited >= Duration::from_millis(15),
             "the time queued in the socket counts: {waited:?}"
+        );
+    }
+
+    #[test]
+    fn a_batch_tells_how_many_datagrams_the_full_socket_dropped() {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        port.set_nonblocking(true).unwrap();
+        socket2::SockRef::from(&port)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        enable_overflow_count(&port).unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = port.local_addr().unwrap();
+        let mut batch = ReceiveBatch::default();
+        let read = |batch: &mut ReceiveBatch| {
+            let mut count = 0;
+            while batch.receive(&port, Instant::now(), |_| count += 1).is_ok() {}
+            count
+        };
+        peer.send_to(&[0x80, 0], to).unwrap();
+        assert_eq!(read(&mut batch), 1);
+        assert_eq!(batch.overflowed(), None, "nothing dropped yet");
+
+        let sent = 500;
+        for i in 0..sent {
+            peer.send_to(&[0x80; 200], to)
+                .unwrap_or_else(|e| panic!("{i}: {e}"));
+        }
+        let kept = read(&mut batch);
+        assert!(kept < sent, "a 4 KiB buffer holds far fewer than {sent}");
+        // The count rides on the next datagram queued after the drops.
+        peer.send_to(&[0x80, 1], to).unwrap();
+        assert_eq!(read(&mut batch), 1);
+        assert_eq!(
+            batch.overflowed(),
+            Some(u32::try_from(sent - kept).unwrap())
         );
     }
 }

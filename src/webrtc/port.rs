@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::batch::enable_timestamps;
+use super::batch::{enable_overflow_count, enable_timestamps};
 use super::demux::{PacketClass, classify, local_ufrag};
 
 /// The kernel receive buffer asked for on a browser port. Every call's
@@ -64,6 +64,9 @@ pub struct PortCounters {
     pub send_failed: AtomicU64,
     /// Audio of transcoded calls the shard's transcoder had no room for.
     pub queue_full: AtomicU64,
+    /// Datagrams the kernel dropped because the port's receive buffer was
+    /// full: its running total, as the port's latest datagram told it.
+    pub socket_overflow: AtomicU64,
 }
 
 /// A non-blocking UDP socket on `listen`, with the kernel filter attached,
@@ -79,6 +82,8 @@ pub fn bind_socket(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
     super::kernel_filter::attach(&socket)?;
     // Without kernel timestamps, latency is counted from the read.
     let _ = enable_timestamps(&socket);
+    // Without the count, the kernel's drops are seen only in /proc.
+    let _ = enable_overflow_count(&socket);
     socket.set_nonblocking(true)?;
     socket.bind(&listen.into())?;
     Ok(socket.into())

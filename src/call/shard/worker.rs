@@ -696,6 +696,11 @@ impl Shard {
                     fail(slots, failed, index);
                 }
             });
+            if let Some(dropped) = batch.overflowed() {
+                counters
+                    .socket_overflow
+                    .store(dropped.into(), Ordering::Relaxed);
+            }
             match read {
                 Ok(count) if count < full_batch => return false,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
