@@ -397,3 +397,37 @@ fn a_browser_that_never_checks_fails_as_ice() {
         Some(SessionEvent::Failed { ice: true })
     );
 }
+
+#[test]
+fn a_fifth_verified_address_displaces_the_oldest_but_never_the_one_media_goes_to() {
+    let address = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peers = PeerAddresses::default();
+    // The nominated pair carries the media.
+    assert_eq!(
+        peers.handle_check(address(1), true),
+        [Some(SessionEvent::PeerAddress(address(1))), None]
+    );
+    for port in 2..=4 {
+        peers.handle_check(address(port), false);
+    }
+    assert_eq!(peers.selected, Some(address(1)));
+
+    // A fifth pushes out the oldest address media does not go to.
+    assert_eq!(
+        peers.handle_check(address(5), false),
+        [
+            Some(SessionEvent::PeerAddress(address(5))),
+            Some(SessionEvent::PeerAddressDropped(address(2)))
+        ]
+    );
+    assert!(peers.is_checked(address(1)), "the selected one stays");
+    assert!(!peers.is_checked(address(2)));
+    assert_eq!(peers.checked.len(), MAX_PEER_ADDRESSES);
+    assert_eq!(
+        peers.selected,
+        Some(address(1)),
+        "unnominated checks move nothing"
+    );
+    // A known address teaches nothing new.
+    assert_eq!(peers.handle_check(address(5), false), [None, None]);
+}
