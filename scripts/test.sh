@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: installs the test peers, then format, lints, and
+# Runs every check CI runs: installs the test peers, then format, lints, the
+# deployment files (scripts/check-deploy.sh), and
 # all unit and integration tests in ONE release build (integration tests run
 # the binary cargo built for them, so nothing is compiled twice). The build
 # has the fail points the panic tests set off (feature "failpoints"); they
@@ -14,6 +15,7 @@ scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --release --features failpoints -- -D warnings
+scripts/check-deploy.sh
 
 # The store tests run against SQLite and against this PostgreSQL server.
 trap 'scripts/test-postgres.sh stop' EXIT

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 
 use super::{
-    ConfigProblem, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig, LogConfig,
-    MediaConfig, NodeConfig, RecordingConfig, SipConfig, WebhooksConfig, WebrtcConfig,
+    ClusterConfig, ConfigProblem, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig,
+    LogConfig, MediaConfig, NodeConfig, RecordingConfig, SipConfig, WebhooksConfig, WebrtcConfig,
 };
 
 pub(super) const PREFIX: &str = "CALLGATE_";
@@ -103,6 +103,7 @@ fn shapes() -> Vec<(&'static str, serde_json::Map<String, Json>)> {
             serde_json::to_value(RecordingConfig::default()),
         ),
         ("webhooks", serde_json::to_value(WebhooksConfig::default())),
+        ("cluster", serde_json::to_value(ClusterConfig::default())),
     ];
     let objects = sections
         .into_iter()
@@ -196,7 +197,8 @@ mod tests {
                 "limits",
                 "database",
                 "recording",
-                "webhooks"
+                "webhooks",
+                "cluster"
             ]
         );
         for var in [

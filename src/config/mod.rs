@@ -16,6 +16,7 @@
 
 mod address;
 mod calls;
+mod cluster;
 mod env;
 mod http;
 mod recording;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::address::HostPort;
 pub use self::calls::{BrowserCodec, DatabaseConfig, IceServerConfig, LimitsConfig, WebrtcConfig};
+pub use self::cluster::ClusterConfig;
 pub use self::http::{AcmeConfig, HttpConfig};
 pub use self::recording::{KekConfig, RecordingConfig};
 pub use self::s3::S3Config;
@@ -116,6 +118,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub recording: RecordingConfig,
     pub webhooks: WebhooksConfig,
+    pub cluster: ClusterConfig,
     pub source: ConfigSource,
 }
 
@@ -179,6 +182,7 @@ fn load_from(
     sections::reject_inline_passwords(&mut table, &mut problems);
     let mut secret_vars = sections::password_env_names(&table);
     secret_vars.extend(recording::secret_env_names(&table));
+    secret_vars.extend(cluster::cluster_env_names(&table));
     let origins = env::apply_overrides(&mut table, &env, &secret_vars, &mut problems);
     let mut parsed = sections::parse(table, &mut problems);
     validate::validate(&mut parsed, &env, &mut problems);

@@ -83,14 +83,14 @@ pub(super) fn check_s3(s3: &mut S3Config, env: &BTreeMap<String, String>, at: &m
         check_prefix(prefix, at);
     }
     s3.access_key_id = load_credential(
-        "access key id",
+        "S3 access key id",
         ("access_key_id_env", &s3.access_key_id_env),
         ("access_key_id_file", &s3.access_key_id_file),
         env,
         at,
     );
     s3.secret_access_key = load_credential(
-        "secret access key",
+        "S3 secret access key",
         ("secret_access_key_env", &s3.secret_access_key_env),
         ("secret_access_key_file", &s3.secret_access_key_file),
         env,
@@ -143,18 +143,18 @@ fn check_prefix(prefix: &str, at: &mut At) {
     }
 }
 
-/// One credential from the variable or the file named by a pair of keys.
-fn load_credential(
+/// One credential from the variable or the file named by a pair of keys;
+/// `owner` names it in messages.
+pub(super) fn load_credential(
     owner: &str,
     (env_key, var): (&str, &Option<String>),
     (file_key, path): (&str, &Option<PathBuf>),
     env: &BTreeMap<String, String>,
     at: &mut At,
 ) -> Option<Secret> {
-    let owner = format!("S3 {owner}");
     let loaded = match (var, path) {
-        (Some(var), None) => password_from_env(&owner, var, env).map_err(|m| (env_key, m)),
-        (None, Some(path)) => password_from_file(&owner, path).map_err(|m| (file_key, m)),
+        (Some(var), None) => password_from_env(owner, var, env).map_err(|m| (env_key, m)),
+        (None, Some(path)) => password_from_file(owner, path).map_err(|m| (file_key, m)),
         (Some(_), Some(_)) => Err((file_key, format!("set {env_key} or {file_key}, not both"))),
         (None, None) => Err((
             env_key,

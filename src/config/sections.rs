@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 
 use super::{
-    Config, ConfigProblem, ConfigSource, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig,
-    LogConfig, MediaConfig, NodeConfig, RecordingConfig, RouteConfig, SipConfig, TrunkConfig,
-    WebhooksConfig, WebrtcConfig,
+    ClusterConfig, Config, ConfigProblem, ConfigSource, DatabaseConfig, EchoTrunkConfig,
+    HttpConfig, LimitsConfig, LogConfig, MediaConfig, NodeConfig, RecordingConfig, RouteConfig,
+    SipConfig, TrunkConfig, WebhooksConfig, WebrtcConfig,
 };
 
 /// The sections as far as they parsed; `None` marks one that did not (a
@@ -30,6 +30,7 @@ pub(super) struct Parsed {
     pub database: Option<DatabaseConfig>,
     pub recording: Option<RecordingConfig>,
     pub webhooks: Option<WebhooksConfig>,
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Parsed {
@@ -50,12 +51,13 @@ impl Parsed {
             database: self.database?,
             recording: self.recording?,
             webhooks: self.webhooks?,
+            cluster: self.cluster?,
             source,
         })
     }
 }
 
-pub(super) const SECTIONS: [&str; 11] = [
+pub(super) const SECTIONS: [&str; 12] = [
     "node",
     "http",
     "log",
@@ -67,6 +69,7 @@ pub(super) const SECTIONS: [&str; 11] = [
     "database",
     "recording",
     "webhooks",
+    "cluster",
 ];
 
 pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -> Parsed {
@@ -81,7 +84,7 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
     let (node, http, log, mut sip) = (take("node"), take("http"), take("log"), take("sip"));
     let (media, echo_trunk) = (take("media"), take("echo_trunk"));
     let (webrtc, limits, database) = (take("webrtc"), take("limits"), take("database"));
-    let (recording, webhooks) = (take("recording"), take("webhooks"));
+    let (recording, webhooks, cluster) = (take("recording"), take("webhooks"), take("cluster"));
     let mut take_list = |key: &str| sip.as_mut().and_then(|t| t.remove(key));
     let (trunks, routes) = (take_list("trunks"), take_list("routes"));
     let trunks = take_array("sip.trunks", trunks, problems);
@@ -100,6 +103,7 @@ pub(super) fn parse(mut table: toml::Table, problems: &mut Vec<ConfigProblem>) -
         database: section("database", database, problems),
         recording: section("recording", recording, problems),
         webhooks: section("webhooks", webhooks, problems),
+        cluster: section("cluster", cluster, problems),
     }
 }
 

@@ -783,3 +783,85 @@ fn a_drain_lasts_the_maximum_call_duration_unless_set() {
         "must be between 0 and 86400"
     );
 }
+
+const CLUSTER: &str = "[cluster]\nredis_url = \"redis://redis.internal:6379/0\"\n\
+                       secret_env = \"CALLGATE_CLUSTER_KEY\"\nredis_password_env = \"REDIS_PW\"\n";
+
+#[test]
+fn a_node_runs_alone_unless_a_redis_url_is_set() {
+    let config = Config::load(None, Vec::new()).unwrap();
+    assert_eq!(config.cluster.redis_url, None);
+    assert!(config.cluster.secret.is_none());
+}
+
+#[test]
+fn cluster_secrets_come_from_named_variables_exempt_from_the_override_check() {
+    let vars = [
+        ("CALLGATE_CLUSTER_KEY", "sixteen-chars-or-more"),
+        ("REDIS_PW", "redis-pw"),
+        ("CALLGATE_CLUSTER_REGION", "eu-west"),
+    ];
+    let config = load(CLUSTER, &vars).unwrap();
+    let cluster = &config.cluster;
+    assert_eq!(cluster.region, "eu-west");
+    assert_eq!(cluster.heartbeat(), Duration::from_secs(2));
+    assert_eq!(cluster.lease(), Duration::from_secs(10));
+    let secret = cluster.secret.as_ref().map(Secret::expose);
+    assert_eq!(secret, Some("sixteen-chars-or-more"));
+    let password = cluster.redis_password.as_ref().map(Secret::expose);
+    assert_eq!(password, Some("redis-pw"));
+    assert!(!format!("{config:?}").contains("redis-pw"));
+}
+
+#[test]
+fn every_bad_cluster_setting_is_named_and_no_secret_is_echoed() {
+    let text = "[cluster]\nredis_url = \"redis://user:hunter2hunter2@redis:6379\"\n\
+                secret_env = \"SHORT\"\nregion = \"EU West\"\npublic_url = \"ftp://x/\"\n\
+                heartbeat_ms = 5000\nlease_secs = 10\n";
+    let found = problems(text, &[("SHORT", "too-short")]);
+    assert_eq!(
+        keys(&found),
+        [
+            "cluster.redis_url",
+            "cluster.region",
+            "cluster.public_url",
+            "cluster.lease_secs",
+            "cluster.secret_env",
+        ]
+    );
+    assert!(message_for(&found, "cluster.redis_url").contains("redis_password_env"));
+    assert!(message_for(&found, "cluster.secret_env").contains("at least 16"));
+    assert!(!format!("{found:?}").contains("hunter2"));
+    let missing = problems("[cluster]\nredis_url = \"redis://redis\"\n", &[]);
+    assert!(message_for(&missing, "cluster.secret_env").contains("is required"));
+    let scheme = problems("[cluster]\nredis_url = \"http://redis\"\n", &[]);
+    assert!(message_for(&scheme, "cluster.redis_url").contains("redis://host"));
+}
+
+/// The compose cluster's node config is a valid config of this version,
+/// with its example secrets where compose mounts them.
+#[test]
+fn the_compose_clusters_node_config_loads() {
+    let text = include_str!("../../docker/callgate/node.toml");
+    let secrets = concat!(env!("CARGO_MANIFEST_DIR"), "/docker/secrets-example/");
+    let text = text.replace("/run/secrets/", secrets);
+    // What docker/compose.yaml sets for its first node.
+    let vars = [
+        ("CALLGATE_NODE_ID", "callgate-1"),
+        ("CALLGATE_MEDIA_PUBLIC_IP", "127.0.0.1"),
+        ("CALLGATE_HTTP_PUBLIC_URL", "http://127.0.0.1:8081"),
+        ("CALLGATE_SIP_LISTEN_UDP", "0.0.0.0:5060"),
+        ("CALLGATE_MEDIA_RTP_PORT_MIN", "20000"),
+        ("CALLGATE_MEDIA_RTP_PORT_MAX", "20099"),
+        ("CALLGATE_WEBRTC_LISTEN", "0.0.0.0:40000"),
+        ("CALLGATE_WEBRTC_PUBLIC_ADDRESS", "127.0.0.1:40000"),
+    ];
+    let config = load(&text, &vars).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.node.id.as_str(), "callgate-1");
+    assert_eq!(
+        config.cluster.redis_url.as_deref(),
+        Some("redis://redis:6379/0")
+    );
+    assert!(config.cluster.secret.is_some());
+    assert!(config.cluster.redis_password.is_some());
+}

@@ -18,7 +18,7 @@ use super::{
     ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, LogConfig, MediaConfig, NodeConfig,
     RouteConfig, SipConfig, SrtpMode, Transport, TrunkConfig,
 };
-use super::{http, recording, webhooks};
+use super::{cluster, http, recording, webhooks};
 use crate::privacy::Secret;
 
 /// Problems found under one key prefix (`sip`, `sip.trunks[2]`).
@@ -115,6 +115,9 @@ pub(super) fn validate(
     }
     if let Some(webhooks) = &parsed.webhooks {
         webhooks::check_webhooks(webhooks, &mut At::new("webhooks", problems));
+    }
+    if let Some(cluster) = &mut parsed.cluster {
+        cluster::check_cluster(cluster, env, &mut At::new("cluster", problems));
     }
     if let Some(echo) = &parsed.echo_trunk {
         add_echo_trunk(echo, &mut parsed.trunks, problems);

@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 
 pub use self::origin::{SELF_TOKEN, normalize_origin, origin_allowed, origin_of};
 pub use self::rate::{DEFAULT_MAX_KEYS, RateLimiter, RetryAfter, client_key};
+use crate::cluster::Lease;
 use crate::config::LimitsConfig;
 use crate::metrics::RefusedReason;
 use crate::store::WidgetLimits;
@@ -219,6 +220,7 @@ impl Guards {
             tenant: tenant_slot,
             _widget: widget_slot,
             _number: None,
+            _lease: None,
         })
     }
 
@@ -247,17 +249,25 @@ impl Guards {
 }
 
 /// A call's concurrent-call slots (its tenant's, and its widget's and its
-/// number's where they have a limit); dropping the permit frees them.
+/// number's where they have a limit), and in a cluster its lease on the
+/// same slots cluster-wide; dropping the permit frees them all.
 #[must_use = "the call's slots are freed as soon as the permit is dropped"]
 pub struct CallPermit {
     tenant: Slot,
     _widget: Option<Slot>,
     _number: Option<Slot>,
+    _lease: Option<Lease>,
 }
 
 impl CallPermit {
     pub fn tenant(&self) -> &str {
         &self.tenant.key
+    }
+
+    /// The permit, also holding the call's cluster-wide `lease`.
+    pub fn holding(mut self, lease: Lease) -> Self {
+        self._lease = Some(lease);
+        self
     }
 }
 

@@ -5,7 +5,9 @@
 //! not draining: the node sets it once every listener is up and clears it
 //! as soon as shutdown begins, and an operator's drain (`POST
 //! /v1/node/drain`) holds it off, so a load balancer stops sending new
-//! calls before the node stops taking them.
+//! calls before the node stops taking them. In a cluster its body also
+//! says whether the node reaches Redis; a node that does not still takes
+//! calls, on its own limits, so that does not make it unready.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::cluster::Cluster;
 use crate::config::NodeId;
 
 /// Whether the node takes new work; shared between the node and the router.
@@ -60,15 +63,22 @@ impl Readiness {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HealthState {
     node_id: NodeId,
     readiness: Readiness,
+    cluster: Option<Cluster>,
 }
 
 impl HealthState {
-    pub fn new(node_id: NodeId, readiness: Readiness) -> Self {
-        Self { node_id, readiness }
+    /// `cluster` when the node is in one: `/readyz` then says whether it
+    /// is degraded (Redis down), which does not make it unready.
+    pub fn new(node_id: NodeId, readiness: Readiness, cluster: Option<Cluster>) -> Self {
+        Self {
+            node_id,
+            readiness,
+            cluster,
+        }
     }
 }
 
@@ -99,6 +109,10 @@ async fn healthz(State(state): State<HealthState>) -> Json<Health> {
 struct Ready {
     ready: bool,
     draining: bool,
+    /// In a cluster: `connected`, or `degraded` while Redis is down (new
+    /// calls are then admitted on this node's own limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'static str>,
 }
 
 async fn readyz(State(state): State<HealthState>) -> (StatusCode, Json<Ready>) {
@@ -109,5 +123,14 @@ async fn readyz(State(state): State<HealthState>) -> (StatusCode, Json<Ready>) {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let draining = state.readiness.is_draining();
-    (status, Json(Ready { ready, draining }))
+    let cluster = state.cluster.as_ref().map(|cluster| match cluster.is_up() {
+        true => "connected",
+        false => "degraded",
+    });
+    let body = Ready {
+        ready,
+        draining,
+        cluster,
+    };
+    (status, Json(body))
 }

@@ -8,12 +8,13 @@
 //! connections: how many, from one address, how slow and how idle.
 //!
 //! [`guard`] holds the signalling guards (rate limits, tenant concurrency,
-//! Origin check); [`metrics_router`] serves `GET /metrics`; [`dashboard`]
+//! Origin check), which [`admission`] applies, cluster-wide in a cluster; [`metrics_router`] serves `GET /metrics`; [`dashboard`]
 //! serves the customer dashboard's files; [`tls`] puts HTTPS on the
 //! listener, and then every answer carries HSTS.
 
 pub mod acme;
 pub mod admin;
+pub mod admission;
 mod client_addr;
 mod cors;
 pub mod dashboard;
@@ -192,7 +193,7 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let readiness = Readiness::new();
-        let health = HealthState::new(NodeId::new("n1"), readiness.clone());
+        let health = HealthState::new(NodeId::new("n1"), readiness.clone(), None);
         let shutdown = CancellationToken::new();
         let metrics = crate::metrics::Metrics::new().unwrap().http.clone();
         let limits = ServeLimits::relaxed();

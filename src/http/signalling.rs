@@ -28,9 +28,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::Readiness;
+use super::admission::{Admission, NumberSlot};
 use super::client_addr::client_ip;
 use super::cors;
-use super::guard::{Guards, Refusal, origin_allowed};
+use super::guard::{Refusal, origin_allowed};
 use super::lookups::{LookupBudget, within_budget};
 use crate::call::driver::{CallCommand, CallView, HangupRequest};
 use crate::call::service::{CallService, Follower, LiveCall, PlaceError};
@@ -65,7 +66,8 @@ const DEMO_PAGE: &str = include_str!("../../widget/demo.html");
 pub struct SignallingState {
     pub calls: CallService,
     pub store: Store,
-    pub guards: Arc<Guards>,
+    /// The guards, and in a cluster the cluster-wide limits.
+    pub admission: Admission,
     /// `scheme://host[:port]` of this node, what `"self"` stands for.
     pub own_origin: String,
     /// Base URL for links (`http://…`); the events URL is derived from it.
@@ -317,7 +319,7 @@ async fn widget_config(
         };
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
     let now = tokio::time::Instant::now().into_std();
-    if let Err(refusal) = state.guards.check_config_request(client, now) {
+    if let Err(refusal) = state.admission.guards.check_config_request(client, now) {
         state.metrics.http_refused(refusal.reason());
         return for_origin(refusal.into_response(), origin.as_ref());
     }
@@ -396,7 +398,7 @@ async fn place_call(
         };
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
     let response = match talk_left_today(&state, &widget).await {
-        Ok(talk_limit) => place_checked(&state, &widget, client, &body, talk_limit),
+        Ok(talk_limit) => place_checked(&state, &widget, client, &body, talk_limit).await,
         Err(refused) => refused,
     };
     for_origin(response, origin.as_ref())
@@ -442,7 +444,7 @@ async fn talk_left_today(
 
 /// Places a call through `widget`, whose Origin check has passed, to talk
 /// at most `talk_limit` where the number's minutes are capped.
-fn place_checked(
+async fn place_checked(
     state: &SignallingState,
     widget: &WidgetRoute,
     client: IpAddr,
@@ -471,11 +473,10 @@ fn place_checked(
         );
     }
     let now = tokio::time::Instant::now().into_std();
-    if let Err(refusal) =
-        state
-            .guards
-            .check_new_call(client, &widget.widget_id, &widget.limits, now)
-    {
+    let rates = state
+        .admission
+        .check_rates(client, &widget.widget_id, &widget.limits, now);
+    if let Err(refusal) = rates.await {
         state.metrics.http_refused(refusal.reason());
         return refusal.into_response();
     }
@@ -490,13 +491,15 @@ fn place_checked(
         Consent::Granted => GateConsent::Granted,
         Consent::Declined => GateConsent::Declined,
     });
-    let permit = match state.guards.try_acquire_call_to(
-        &widget.tenant_id,
-        &widget.widget_id,
-        &widget.limits,
-        &widget.number_id,
-        widget.number_limits.max_concurrent_calls,
-    ) {
+    let number = NumberSlot {
+        id: &widget.number_id,
+        limit: widget.number_limits.max_concurrent_calls,
+    };
+    let slots =
+        state
+            .admission
+            .take_slots(&widget.tenant_id, &widget.widget_id, &widget.limits, number);
+    let permit = match slots.await {
         Ok(permit) => permit,
         Err(refusal) => {
             state.metrics.http_refused(refusal.reason());

@@ -31,6 +31,7 @@ pub use self::quality::QualityMetrics;
 pub use self::recording::{DeletionReason, RecordingMetrics};
 use self::sip::SipCollector;
 pub use self::sip::SipSource;
+use crate::cluster::ClusterGauges;
 use crate::media::endpoint::{DropCounts, DropReason};
 use crate::sip::Disposition;
 
@@ -315,6 +316,8 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// `callgate_cdrs_waiting`: CDRs the store has not taken yet.
     pub cdrs_waiting: IntGauge,
+    /// `callgate_cluster_redis_up` and `callgate_cluster_nodes`.
+    pub cluster: ClusterGauges,
     /// `callgate_call_panics_total{part}`: see [`Metrics::call_panicked`].
     call_panics: IntCounterVec,
     /// `callgate_runtime_tasks_alive`: set at each scrape.
@@ -363,6 +366,18 @@ impl Metrics {
             "CDRs of ended calls the store has not taken yet: kept in the spool and retried.",
         )?;
         registry.register(Box::new(cdrs_waiting.clone()))?;
+        let cluster = ClusterGauges {
+            redis_up: IntGauge::new(
+                "callgate_cluster_redis_up",
+                "1 while the cluster's Redis answers; 0 while it does not (new calls are admitted on this node's own limits), and always 0 on a node without [cluster].",
+            )?,
+            nodes: IntGauge::new(
+                "callgate_cluster_nodes",
+                "Nodes with a fresh registry entry, this one included, at the last heartbeat; 0 without [cluster].",
+            )?,
+        };
+        registry.register(Box::new(cluster.redis_up.clone()))?;
+        registry.register(Box::new(cluster.nodes.clone()))?;
         let call_panics = counter_vec(
             &registry,
             "callgate_call_panics_total",
@@ -392,6 +407,7 @@ impl Metrics {
             webhook_deliveries,
             draining,
             cdrs_waiting,
+            cluster,
             call_panics,
             tasks_alive,
             refused,

@@ -14,10 +14,12 @@ use super::TrunkSide;
 use crate::call::cdr_writer::{self, CdrWriter, CdrWriterParts};
 use crate::call::service::{CallService, CallServiceParts};
 use crate::call::shard::{Engine, EngineError, EngineSettings};
+use crate::cluster::{Cluster, ClusterError, ClusterSettings, LocalLoad};
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::http::admin::{self, AdminState, NodeControl};
-use crate::http::guard::{Guards, origin_of};
+use crate::http::admission::Admission;
+use crate::http::guard::origin_of;
 use crate::http::lookups::LookupBudget;
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
@@ -54,6 +56,8 @@ pub enum BrowserSideError {
     Recording(#[from] crate::recording::setup::SetupError),
     #[error("the {0} stopped before the node did")]
     CoreStopped(&'static str),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 pub struct BrowserSide {
@@ -70,6 +74,7 @@ pub struct BrowserSide {
     cdr_writer: Background,
     webhooks: Webhooks,
     webhook_settings: WorkerSettings,
+    cluster: Option<Cluster>,
 }
 
 /// A background task (the uploader, the CDR writer), stopped when this is
@@ -108,7 +113,8 @@ impl BrowserSide {
             other => BrowserSideError::Engine(other),
         })?;
         warn_on_small_buffer(&engine);
-        tracing::info!(shards = engine.shard_count(), "media shards started");
+        let shards = engine.shard_count();
+        tracing::info!(shards, "media shards started");
         let port_counters = engine.counters();
         let certificate = crate::webrtc::generate_certificate()?;
         let settings = engine
@@ -165,10 +171,11 @@ impl BrowserSide {
             )),
             cdrs,
         });
+        let cluster = start_cluster(config, base_url, shards, &calls, readiness, &metrics)?;
         let state = SignallingState {
             calls: calls.clone(),
             store: store.clone(),
-            guards: Arc::new(Guards::new(&config.limits)),
+            admission: Admission::new(&config.limits, cluster.clone()),
             own_origin: origin_of(base_url),
             base_url: base_url.to_owned(),
             ice_servers: webrtc.ice_servers.clone(),
@@ -184,6 +191,7 @@ impl BrowserSide {
             calls: calls.clone(),
             metrics: metrics.clone(),
             sip: trunk_side.agent.clone(),
+            cluster: cluster.clone(),
         };
         let admin = AdminState {
             store: store.clone(),
@@ -228,6 +236,7 @@ impl BrowserSide {
             cdr_writer,
             webhooks,
             webhook_settings,
+            cluster,
         })
     }
 
@@ -262,6 +271,13 @@ impl BrowserSide {
                 tasks_stop.child_token(),
             )),
         );
+        // Stops after the calls, so their leases are released and the node
+        // leaves the registry cleanly.
+        let cluster_stop = CancellationToken::new();
+        let cluster = self
+            .cluster
+            .clone()
+            .map(|cluster| core("cluster", tokio::spawn(cluster.run(cluster_stop.clone()))));
         let cdr_writer = core("cdr writer", self.cdr_writer.task);
         let uploader = core("uploader", self.uploads.task);
         let media = self.calls.media_failure().clone();
@@ -281,6 +297,10 @@ impl BrowserSide {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = sweeper.await;
+        cluster_stop.cancel();
+        if let Some(cluster) = cluster {
+            let _ = cluster.await;
+        }
         // After the calls: the last CDRs are written or left in the spool.
         drop(self.cdr_writer.stop);
         let _ = cdr_writer.await;
@@ -291,6 +311,44 @@ impl BrowserSide {
         let _ = worker.await;
         failed.map_or(Ok(()), |part| Err(BrowserSideError::CoreStopped(part)))
     }
+}
+
+/// The node's handle on the cluster, with `[cluster]`; its heartbeat task
+/// runs with the node (see [`BrowserSide::run`]).
+fn start_cluster(
+    config: &Config,
+    base_url: &str,
+    shards: usize,
+    calls: &CallService,
+    readiness: &Readiness,
+    metrics: &Metrics,
+) -> Result<Option<Cluster>, BrowserSideError> {
+    let cluster = &config.cluster;
+    let (Some(redis_url), Some(secret)) = (&cluster.redis_url, &cluster.secret) else {
+        return Ok(None);
+    };
+    let settings = ClusterSettings {
+        node_id: config.node.id.to_string(),
+        region: cluster.region.clone(),
+        public_url: cluster
+            .public_url
+            .clone()
+            .unwrap_or_else(|| base_url.to_owned()),
+        redis_url: redis_url.clone(),
+        redis_password: cluster.redis_password.clone(),
+        secret: secret.clone(),
+        heartbeat: cluster.heartbeat(),
+        lease: cluster.lease(),
+        shards: u32::try_from(shards).unwrap_or(u32::MAX),
+    };
+    let (calls, readiness) = (calls.clone(), readiness.clone());
+    let load = Arc::new(move || LocalLoad {
+        draining: readiness.is_draining(),
+        calls: u32::try_from(calls.active()).unwrap_or(u32::MAX),
+    });
+    let cluster = Cluster::new(settings, load, metrics.cluster.clone())?;
+    tracing::info!(region = %config.cluster.region, "cluster mode: announcing this node in Redis");
+    Ok(Some(cluster))
 }
 
 /// Starts the uploader and hands it what the last run left in the spool.

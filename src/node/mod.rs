@@ -162,7 +162,8 @@ async fn start_services(
         browser_side.run(calls_stop).await
     }));
 
-    let health = HealthState::new(config.node.id.clone(), readiness.clone());
+    let cluster = control.cluster.clone();
+    let health = HealthState::new(config.node.id.clone(), readiness.clone(), cluster);
     let router = routes.merge(http::router(health));
     let server = http::serve(listener, router, tls, limits, http_metrics, stop.clone());
     services.push(Service::new("http server", server));

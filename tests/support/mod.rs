@@ -39,6 +39,8 @@
 //!   widget with its one tag, over HTTP or HTTPS.
 //! - [`postgres`]: a fresh database on the tests' PostgreSQL server, for a
 //!   node run on PostgreSQL instead of its embedded SQLite.
+//! - [`redis`]: a Redis server of the test's own for nodes in a cluster,
+//!   killed and restarted as a Redis that goes away.
 //!
 //! Invariants: everything binds 127.0.0.1; every process a test starts is
 //! stopped by that test; a missing peer program fails the test with a message
@@ -63,6 +65,7 @@ pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod recordings;
+pub mod redis;
 pub mod rtp;
 pub mod s3;
 pub mod sip_raw;

@@ -121,6 +121,7 @@ pub fn routes(state: AdminState, lookups: LookupBudget) -> Router {
         )
         .route("/v1/node", get(node::status))
         .route("/v1/node/drain", post(node::drain).delete(node::resume))
+        .route("/v1/cluster/nodes", get(node::cluster_nodes))
         .route(
             "/v1/tenants/{id}/allowance",
             get(allowances::get)

@@ -22,8 +22,9 @@ use utoipa::ToSchema;
 
 use super::AdminState;
 use super::auth::Operator;
-use super::error::ErrorBody;
+use super::error::{ApiError, ErrorBody};
 use crate::call::service::CallService;
+use crate::cluster::{Cluster, NodeState};
 use crate::config::NodeId;
 use crate::http::Readiness;
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub struct NodeControl {
     pub calls: CallService,
     pub metrics: Arc<Metrics>,
     pub sip: SipAgent,
+    /// The cluster this node is part of, if any.
+    pub cluster: Option<Cluster>,
 }
 
 impl NodeControl {
@@ -46,6 +49,9 @@ impl NodeControl {
         let changed = self.readiness.set_draining(draining);
         self.sip.set_draining(draining);
         self.metrics.draining.set(i64::from(draining));
+        if let Some(cluster) = &self.cluster {
+            cluster.nudge();
+        }
         changed
     }
 }
@@ -62,6 +68,19 @@ pub struct NodeStatus {
     pub draining: bool,
     /// Calls in progress on this node.
     pub calls_active: usize,
+    /// In a cluster: this node's view of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// A node's view of its cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStatus {
+    /// Whether Redis answers; while it does not, new calls are admitted on
+    /// this node's own limits.
+    pub redis_up: bool,
+    /// Cluster-wide call slots this node holds (one per call admitted).
+    pub leases: usize,
 }
 
 impl NodeStatus {
@@ -72,8 +91,70 @@ impl NodeStatus {
             ready: node.readiness.is_ready(),
             draining: node.readiness.is_draining(),
             calls_active: node.calls.active(),
+            cluster: node.cluster.as_ref().map(|cluster| ClusterStatus {
+                redis_up: cluster.is_up(),
+                leases: cluster.leases_held(),
+            }),
         }
     }
+}
+
+/// One node of the cluster, as the registry shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterNode {
+    pub id: String,
+    pub region: String,
+    /// Where browsers reach the node.
+    pub public_url: String,
+    /// `serving`, or `draining`: calls in progress go on, new ones go elsewhere.
+    pub state: String,
+    /// Calls in progress on the node at its last heartbeat.
+    pub calls: u32,
+    pub shards: u32,
+    pub version: String,
+}
+
+/// The nodes with a fresh registry entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterNodes {
+    pub nodes: Vec<ClusterNode>,
+}
+
+#[utoipa::path(get, path = "/v1/cluster/nodes", tag = "node",
+    security(("api_key" = [])),
+    responses((status = 200, body = ClusterNodes), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "this node is not in a cluster", body = ErrorBody),
+        (status = 503, description = "Redis is down", body = ErrorBody)))]
+pub async fn cluster_nodes(
+    State(state): State<AdminState>,
+    _operator: Operator,
+) -> Result<Json<ClusterNodes>, ApiError> {
+    let Some(cluster) = &state.node.cluster else {
+        return Err(ApiError::NotFound("cluster (this node runs alone)"));
+    };
+    let entries = cluster.nodes().await.map_err(|error| {
+        tracing::warn!(%error, "cluster: cannot read the registry");
+        ApiError::Unavailable("the cluster registry cannot be read now: try again".to_owned())
+    })?;
+    let mut nodes: Vec<ClusterNode> = entries
+        .into_iter()
+        .map(|entry| ClusterNode {
+            id: entry.id,
+            region: entry.region,
+            public_url: entry.public_url,
+            state: match entry.state {
+                NodeState::Serving => "serving",
+                NodeState::Draining => "draining",
+            }
+            .to_owned(),
+            calls: entry.calls,
+            shards: entry.shards,
+            version: entry.version,
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(ClusterNodes { nodes }))
 }
 
 #[utoipa::path(get, path = "/v1/node", tag = "node",

@@ -24,7 +24,7 @@ use super::{
         webhooks::get, webhooks::put, webhooks::delete,
         privacy::export, privacy::erase,
         session::create, session::show, session::delete,
-        node::status, node::drain, node::resume,
+        node::status, node::drain, node::resume, node::cluster_nodes,
         allowances::get, allowances::put, allowances::delete,
         document,
     ),

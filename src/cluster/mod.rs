@@ -1,0 +1,484 @@
+//! Cluster mode: several nodes sharing one Redis (`[cluster] redis_url`).
+//!
+//! - [`registry`]: each node announces itself (region, public URL, state,
+//!   calls, shards) under a key that expires unless its heartbeat renews it.
+//! - [`limits`]: call rates and concurrency counted across the cluster,
+//!   each decided by one atomic script; concurrency slots are [`Lease`]s
+//!   their node renews, so a dead node's slots free themselves.
+//! - [`leases`]: the node's own record of the leases it holds.
+//! - [`keys`]: every Redis key, with visitors' addresses keyed by HMAC.
+//!
+//! **Redis down.** Calls in progress never depend on Redis. When a command
+//! fails or times out the node marks Redis down (`callgate_cluster_redis_up`
+//! 0, `/readyz`'s body says `degraded`) and admits new calls on its own
+//! limits without asking Redis at all, so no call waits on a dead server.
+//! The heartbeat keeps trying; the first one that succeeds rewrites the
+//! node's entry and every lease it holds (those of calls admitted meanwhile
+//! included), and the node is back on cluster limits: it heals with no
+//! operator action.
+//!
+//! Without `[cluster]` none of this exists and a node runs alone.
+
+pub mod keys;
+pub mod leases;
+pub mod limits;
+pub mod registry;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus::IntGauge;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use self::keys::SlotScope;
+pub use self::leases::Lease;
+use self::leases::{LeaseEntry, LeaseTable};
+pub use self::limits::{Rate, RateVerdict, SlotClaim};
+use self::limits::{Scripts, full_claim};
+pub use self::registry::{NodeEntry, NodeState};
+use crate::privacy::Secret;
+
+/// How long connecting to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one command may take before Redis counts as down. A call's
+/// admission waits at most this (twice: rates, then slots).
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Leases renewed per script call, so one call stays short.
+const RENEW_BATCH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster.redis_url: {0}")]
+    Url(String),
+    #[error("Redis is unreachable")]
+    Down,
+    #[error("Redis: {0}")]
+    Redis(String),
+}
+
+/// What the cluster needs of its node, read at each heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalLoad {
+    pub draining: bool,
+    pub calls: u32,
+}
+
+/// Reads the node's load; built where the call service and readiness are.
+pub type LoadProbe = Arc<dyn Fn() -> LocalLoad + Send + Sync>;
+
+/// The settings of `[cluster]`, resolved.
+pub struct ClusterSettings {
+    pub node_id: String,
+    pub region: String,
+    pub public_url: String,
+    pub redis_url: String,
+    pub redis_password: Option<Secret>,
+    /// Shared by every node: keys visitors' addresses.
+    pub secret: Secret,
+    pub heartbeat: Duration,
+    /// How long an entry or a lease lives unless renewed.
+    pub lease: Duration,
+    pub shards: u32,
+}
+
+/// The gauges the cluster keeps current.
+#[derive(Clone)]
+pub struct ClusterGauges {
+    pub redis_up: IntGauge,
+    pub nodes: IntGauge,
+}
+
+/// A node's handle on the cluster; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: String,
+    region: String,
+    public_url: String,
+    shards: u32,
+    heartbeat: Duration,
+    lease: Duration,
+    client: redis::Client,
+    /// The connection while Redis is up; `None` while it is down.
+    connection: Mutex<Option<MultiplexedConnection>>,
+    up: AtomicBool,
+    leases: Arc<LeaseTable>,
+    addresses: keys::AddressKeys,
+    scripts: Scripts,
+    heartbeat_script: redis::Script,
+    load: LoadProbe,
+    gauges: ClusterGauges,
+    /// Asks for a heartbeat now (the node's state changed).
+    nudge: Notify,
+}
+
+impl Cluster {
+    /// The node's handle; it connects in [`Cluster::run`], so a node whose
+    /// Redis is down at start starts all the same, degraded.
+    pub fn new(
+        settings: ClusterSettings,
+        load: LoadProbe,
+        gauges: ClusterGauges,
+    ) -> Result<Self, ClusterError> {
+        let info = redis::IntoConnectionInfo::into_connection_info(settings.redis_url.as_str())
+            .map_err(|e| ClusterError::Url(e.to_string()))?;
+        let info = match &settings.redis_password {
+            Some(password) => {
+                let redis = info
+                    .redis_settings()
+                    .clone()
+                    .set_password(password.expose());
+                info.set_redis_settings(redis)
+            }
+            None => info,
+        };
+        let client = redis::Client::open(info).map_err(|e| ClusterError::Url(e.to_string()))?;
+        let run = rand::random::<u64>();
+        gauges.redis_up.set(0);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                leases: LeaseTable::new(&settings.node_id, run),
+                node_id: settings.node_id,
+                region: settings.region,
+                public_url: settings.public_url,
+                shards: settings.shards,
+                heartbeat: settings.heartbeat,
+                lease: settings.lease,
+                client,
+                connection: Mutex::new(None),
+                up: AtomicBool::new(false),
+                addresses: keys::AddressKeys::new(settings.secret.expose().as_bytes()),
+                scripts: Scripts::new(),
+                heartbeat_script: registry::heartbeat_script(),
+                load,
+                gauges,
+                nudge: Notify::new(),
+            }),
+        })
+    }
+
+    /// Whether Redis answered the last time it was asked.
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Acquire)
+    }
+
+    /// Announce the node's state now rather than at the next heartbeat.
+    pub fn nudge(&self) {
+        self.inner.nudge.notify_one();
+    }
+
+    /// Leases this node holds (calls admitted in cluster mode).
+    pub fn leases_held(&self) -> usize {
+        self.inner.leases.len()
+    }
+
+    /// Checks and spends one call's rates cluster-wide: `client`'s and the
+    /// widget's. `None` when Redis is down: the node's own limits decide.
+    pub async fn check_rates(
+        &self,
+        client: IpAddr,
+        widget_id: &str,
+        client_rate: Rate,
+        widget_rate: Rate,
+    ) -> Option<RateVerdict> {
+        let mut connection = self.connection()?;
+        let mut invocation = self.inner.scripts.rate.prepare_invoke();
+        invocation
+            .key(self.inner.addresses.client_rate(client))
+            .key(keys::widget_rate(widget_id))
+            .arg(client_rate.interval_us)
+            .arg(client_rate.tolerance_us)
+            .arg(widget_rate.interval_us)
+            .arg(widget_rate.tolerance_us);
+        match invocation.invoke_async(&mut connection).await {
+            Ok(reply) => Some(RateVerdict::from_reply(reply)),
+            Err(error) => {
+                self.lost(&error);
+                None
+            }
+        }
+    }
+
+    /// Takes one slot of each claim, cluster-wide, all or none. `Ok` holds
+    /// the lease; `Err` names the claim whose slots are all taken. While
+    /// Redis is down the lease is taken unchecked (the node's own limits
+    /// decide) and written to Redis when it is back.
+    pub async fn take_slots(&self, claims: &[SlotClaim]) -> Result<Lease, SlotClaim> {
+        let keys = claims.iter().map(|claim| claim.key.clone()).collect();
+        let lease = self.inner.leases.lease(keys);
+        let Some(mut connection) = self.connection() else {
+            return Ok(lease);
+        };
+        let mut invocation = self.inner.scripts.acquire.prepare_invoke();
+        for claim in claims {
+            invocation.key(&claim.key);
+        }
+        invocation.arg(&lease.entry().member).arg(self.lease_ms());
+        for claim in claims {
+            invocation.arg(claim.limit);
+        }
+        match invocation.invoke_async::<i64>(&mut connection).await {
+            Ok(reply) => match full_claim(claims, reply) {
+                None => Ok(lease),
+                Some(full) => Err(full.clone()),
+            },
+            Err(error) => {
+                self.lost(&error);
+                Ok(lease)
+            }
+        }
+    }
+
+    /// The fresh entries of the registry, this node's included.
+    pub async fn nodes(&self) -> Result<Vec<NodeEntry>, ClusterError> {
+        let mut connection = self.connection().ok_or(ClusterError::Down)?;
+        let found = read_nodes(&mut connection).await;
+        found.map_err(|error| {
+            self.lost(&error);
+            ClusterError::Redis(error.to_string())
+        })
+    }
+
+    /// Keeps the node's entry and leases alive and sends releases, until
+    /// `stop`; then releases what is left and takes the node out of the
+    /// registry (a clean leave, never mistaken for a lost node).
+    pub async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.inner.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => self.heartbeat().await,
+                () = self.inner.nudge.notified() => self.heartbeat().await,
+                () = self.inner.leases.released_ready.notified() => self.send_releases().await,
+            }
+        }
+        self.send_releases().await;
+        self.leave().await;
+    }
+
+    /// One heartbeat: (re)connect if need be, write the entry, renew every
+    /// lease, send releases, count the fresh nodes.
+    async fn heartbeat(&self) {
+        let Some(mut connection) = self.connect().await else {
+            return;
+        };
+        match self.beat(&mut connection).await {
+            Ok(fresh) => {
+                self.inner.gauges.nodes.set(fresh);
+                if !self.inner.up.swap(true, Ordering::AcqRel) {
+                    self.inner.gauges.redis_up.set(1);
+                    tracing::info!(
+                        leases = self.inner.leases.len(),
+                        "cluster: Redis reachable, node announced and its leases written"
+                    );
+                }
+            }
+            Err(error) => self.lost(&error),
+        }
+    }
+
+    async fn beat(&self, connection: &mut MultiplexedConnection) -> redis::RedisResult<i64> {
+        let load = (self.inner.load)();
+        let entry = NodeEntry {
+            id: self.inner.node_id.clone(),
+            region: self.inner.region.clone(),
+            public_url: self.inner.public_url.clone(),
+            state: match load.draining {
+                true => NodeState::Draining,
+                false => NodeState::Serving,
+            },
+            calls: load.calls,
+            shards: self.inner.shards,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let json = serde_json::to_string(&entry).unwrap_or_default();
+        let mut invocation = self.inner.heartbeat_script.prepare_invoke();
+        invocation
+            .key(keys::nodes())
+            .key(keys::node(&self.inner.node_id))
+            .arg(json)
+            .arg(self.lease_ms())
+            .arg(&self.inner.node_id);
+        invocation.invoke_async::<i64>(connection).await?;
+        self.renew(connection).await?;
+        release(connection, self.inner.leases.take_released()).await?;
+        let fresh = read_nodes(connection).await?.len();
+        Ok(i64::try_from(fresh).unwrap_or(i64::MAX))
+    }
+
+    async fn renew(&self, connection: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let live = self.inner.leases.live();
+        let pairs: Vec<(&str, &str)> = live
+            .iter()
+            .flat_map(|lease| {
+                lease
+                    .keys
+                    .iter()
+                    .map(|key| (key.as_str(), lease.member.as_str()))
+            })
+            .collect();
+        for batch in pairs.chunks(RENEW_BATCH) {
+            let mut invocation = self.inner.scripts.renew.prepare_invoke();
+            invocation.arg(self.lease_ms());
+            for (key, member) in batch {
+                invocation.key(*key).arg(*member);
+            }
+            invocation.invoke_async::<i64>(connection).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_releases(&self) {
+        let released = self.inner.leases.take_released();
+        if released.is_empty() {
+            return;
+        }
+        // Redis down: the leases expire on their own, never renewed.
+        let Some(mut connection) = self.connection() else {
+            return;
+        };
+        if let Err(error) = release(&mut connection, released).await {
+            self.lost(&error);
+        }
+    }
+
+    async fn leave(&self) {
+        let Some(mut connection) = self.connection() else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL")
+            .arg(keys::node(&self.inner.node_id))
+            .ignore();
+        pipe.cmd("ZREM")
+            .arg(keys::nodes())
+            .arg(&self.inner.node_id)
+            .ignore();
+        match pipe.query_async::<()>(&mut connection).await {
+            Ok(()) => tracing::info!("cluster: node left the registry"),
+            Err(error) => self.lost(&error),
+        }
+    }
+
+    /// The connection, while Redis is up.
+    fn connection(&self) -> Option<MultiplexedConnection> {
+        if !self.is_up() {
+            return None;
+        }
+        self.connection_slot().clone()
+    }
+
+    /// The connection, made anew if there is none.
+    async fn connect(&self) -> Option<MultiplexedConnection> {
+        if let Some(connection) = self.connection_slot().clone() {
+            return Some(connection);
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let connecting = self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config);
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(connection)) => {
+                *self.connection_slot() = Some(connection.clone());
+                Some(connection)
+            }
+            Ok(Err(error)) => {
+                self.lost(&error);
+                None
+            }
+            Err(_) => {
+                self.mark_down("connecting timed out");
+                None
+            }
+        }
+    }
+
+    /// Redis failed: new calls go on local limits until a heartbeat gets
+    /// through again.
+    fn lost(&self, error: &redis::RedisError) {
+        // Its kind only: an I/O error's text may name the server's address.
+        let why = if error.is_timeout() {
+            "timed out".to_owned()
+        } else if error.is_connection_refusal() {
+            "connection refused".to_owned()
+        } else if error.is_connection_dropped() {
+            "connection dropped".to_owned()
+        } else {
+            format!("{:?}", error.kind())
+        };
+        self.mark_down(&why);
+    }
+
+    fn mark_down(&self, why: &str) {
+        *self.connection_slot() = None;
+        if self.inner.up.swap(false, Ordering::AcqRel) {
+            self.inner.gauges.redis_up.set(0);
+            tracing::warn!(
+                error = why,
+                "cluster: Redis unreachable; new calls are admitted on this node's own limits until it is back"
+            );
+        }
+    }
+
+    fn connection_slot(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.inner
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.inner.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Removes released leases from their slots.
+async fn release(
+    connection: &mut MultiplexedConnection,
+    released: Vec<LeaseEntry>,
+) -> redis::RedisResult<()> {
+    if released.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for lease in &released {
+        for key in &lease.keys {
+            pipe.cmd("ZREM").arg(key).arg(&lease.member).ignore();
+        }
+    }
+    pipe.query_async::<()>(connection).await
+}
+
+/// Every node in the registry whose entry has not expired.
+async fn read_nodes(connection: &mut MultiplexedConnection) -> redis::RedisResult<Vec<NodeEntry>> {
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(keys::nodes())
+        .arg(0)
+        .arg(-1)
+        .query_async(connection)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entry_keys: Vec<String> = ids.iter().map(|id| keys::node(id)).collect();
+    let entries: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(entry_keys)
+        .query_async(connection)
+        .await?;
+    let fresh = entries
+        .iter()
+        .flatten()
+        .filter_map(|json| NodeEntry::parse(json));
+    Ok(fresh.collect())
+}

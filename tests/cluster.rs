@@ -1,0 +1,332 @@
+//! Nodes in a cluster: two nodes in-process on loopback, each with its own
+//! ports, sharing one real Redis (`redis-server`, with a password) and one
+//! PostgreSQL database, as an operator runs them behind one signalling
+//! address. Visitors' calls come from aiortc, or are placed through the
+//! widget's contract alone where only the admission matters.
+
+mod support;
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::admin::Api;
+use support::aiortc::AiortcCall;
+use support::audio::{similarity, speech_pcm_8k, speech_wav_48k};
+use support::node::{OFFER, RunningNode, http, metric, request};
+use support::postgres::fresh_database;
+use support::redis::{self, Redis};
+
+/// The demo route, and the key ring every node of a cluster shares (API
+/// keys are hashed under it, so a key made on one node works on all).
+const ECHO_ROUTE_AND_KEYS: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
+     [recording]\nkeys = [{ id = \"k1\", env = \"TEST_CLUSTER_KEK\" }]\ncurrent_key = \"k1\"\n";
+/// 32 bytes, base64: the test cluster's key-encryption key.
+const CLUSTER_KEK: &str = "Y2x1c3Rlci10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=";
+const CLUSTER_SECRET: &str = "a-secret-every-node-of-the-test-shares";
+const SPEECH: &str = "one two three four five, the cluster carries on";
+
+/// Node `index`'s trunk media ports.
+fn media_ports(index: u16) -> RangeInclusive<u16> {
+    let start = 28_000 + index * 200;
+    start..=start + 199
+}
+
+/// A node of the cluster on `redis` and `database`, with `settings`
+/// (`CALLGATE_*` overrides) on top. It renews every 200 ms and its leases
+/// last 2 s, so Redis going and coming shows within a second.
+async fn cluster_node(
+    index: u16,
+    redis: &Redis,
+    database: &str,
+    settings: &[(&str, &str)],
+) -> RunningNode {
+    let id = format!("node-{index}");
+    let url = redis.url();
+    let mut env = vec![
+        ("CALLGATE_NODE_ID", id.as_str()),
+        ("CALLGATE_DATABASE_URL", database),
+        ("CALLGATE_CLUSTER_REDIS_URL", url.as_str()),
+        ("CALLGATE_CLUSTER_REDIS_PASSWORD_ENV", "TEST_REDIS_PASSWORD"),
+        ("TEST_REDIS_PASSWORD", redis::PASSWORD),
+        ("CALLGATE_CLUSTER_SECRET_ENV", "TEST_CLUSTER_SECRET"),
+        ("TEST_CLUSTER_SECRET", CLUSTER_SECRET),
+        ("TEST_CLUSTER_KEK", CLUSTER_KEK),
+        ("CALLGATE_CLUSTER_HEARTBEAT_MS", "200"),
+        ("CALLGATE_CLUSTER_LEASE_SECS", "2"),
+        // Calls placed with no browser behind them live until hung up.
+        ("CALLGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS", "30"),
+    ];
+    env.extend_from_slice(settings);
+    RunningNode::start(media_ports(index), ECHO_ROUTE_AND_KEYS, &env).await
+}
+
+/// A Redis, and nodes `first` and `first + 1` of a cluster on it (and on a
+/// fresh database), both connected, with `settings` on both.
+async fn two_nodes(first: u16, settings: &[(&str, &str)]) -> (Redis, RunningNode, RunningNode) {
+    let redis = Redis::start();
+    let database = fresh_database().await;
+    let a = cluster_node(first, &redis, &database, settings).await;
+    let b = cluster_node(first + 1, &redis, &database, settings).await;
+    until_cluster(&a, "connected").await;
+    until_cluster(&b, "connected").await;
+    (redis, a, b)
+}
+
+/// POSTs a call request to the demo widget through `node`.
+fn place(node: &RunningNode, offer: &str) -> (u16, Value) {
+    let body = json!({ "offer": offer, "consent": null }).to_string();
+    let origin = node.base();
+    let (status, reply) = http(
+        node.addr,
+        "POST",
+        "/v1/widgets/demo/calls",
+        Some(&origin),
+        body.as_bytes(),
+    );
+    (status, serde_json::from_str(&reply).unwrap_or(Value::Null))
+}
+
+/// Hangs up a placed call through `node`, as the widget does.
+fn hang_up(node: &RunningNode, placed: &Value) {
+    let path = format!(
+        "/v1/calls/{}?token={}",
+        placed["call_id"].as_str().unwrap(),
+        placed["token"].as_str().unwrap()
+    );
+    let (status, reply) = http(node.addr, "DELETE", &path, Some(&node.base()), b"");
+    assert_eq!(status, 204, "{reply}");
+}
+
+/// Waits until `/readyz` says the node's cluster is `state`.
+async fn until_cluster(node: &RunningNode, state: &str) {
+    for _ in 0..100 {
+        let ready = request(node.addr, "GET", "/readyz", &[], b"").json();
+        if ready["cluster"] == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the node's cluster never became {state}");
+}
+
+/// Waits until Redis holds `count` leases on the demo tenant's slots.
+async fn until_tenant_leases(redis: &Redis, count: usize) {
+    let mut held = String::new();
+    for _ in 0..100 {
+        held = redis.cli(&["ZCARD", "callgate:slots:tenant:demo"]);
+        if held == count.to_string() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("Redis holds {held} leases on the tenant's slots, not {count}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenants_concurrency_limit_holds_across_nodes_and_frees_when_a_call_ends() {
+    let limit = [("CALLGATE_LIMITS_MAX_CONCURRENT_CALLS_PER_TENANT", "2")];
+    let (redis, a, b) = two_nodes(0, &limit).await;
+
+    let (status, first) = place(&a, OFFER);
+    assert_eq!(status, 201, "{first}");
+    let (status, second) = place(&b, OFFER);
+    assert_eq!(status, 201, "{second}");
+    // Each node holds one call, under its own count of 2: only the
+    // cluster's count refuses the third, on either node.
+    for node in [&a, &b] {
+        let (status, refused) = place(node, OFFER);
+        assert_eq!(status, 429, "{refused}");
+        assert_eq!(
+            refused["error"],
+            "too many calls in progress, try again later"
+        );
+    }
+    assert_eq!(metric(a.addr, "callgate_calls_active"), 1.0);
+    assert_eq!(metric(b.addr, "callgate_calls_active"), 1.0);
+    until_tenant_leases(&redis, 2).await;
+
+    // The call on A ends: its slot frees at once, for a call through B.
+    hang_up(&a, &first);
+    until_tenant_leases(&redis, 1).await;
+    let (status, third) = place(&b, OFFER);
+    assert_eq!(status, 201, "{third}");
+    assert_eq!(place(&a, OFFER).0, 429, "two calls in progress again");
+
+    hang_up(&b, &second);
+    hang_up(&b, &third);
+    until_tenant_leases(&redis, 0).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clients_call_rate_holds_across_nodes_and_keys_no_address() {
+    let rate = [("CALLGATE_LIMITS_CALLS_PER_MINUTE_PER_IP", "3")];
+    let (redis, a, b) = two_nodes(2, &rate).await;
+
+    // Bad offers pass the rate check, then fail (400): each spends a token.
+    let statuses: Vec<u16> = [&a, &b, &a, &b, &a]
+        .into_iter()
+        .map(|node| place(node, "v=0").0)
+        .collect();
+    assert_eq!(statuses, [400, 400, 400, 429, 429]);
+    let refused = metric(
+        b.addr,
+        "callgate_http_requests_refused_total{reason=\"rate_limited\"}",
+    );
+    assert_eq!(refused, 1.0);
+
+    // The client's key in Redis names no address.
+    let keys = redis.cli(&["--scan", "--pattern", "callgate:rate:*"]);
+    assert!(keys.contains("callgate:rate:client:"), "{keys}");
+    assert!(keys.contains("callgate:rate:widget:demo"), "{keys}");
+    assert!(!keys.contains("127.0.0.1"), "{keys}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_lists_each_node_its_state_and_a_node_that_stops_leaves_it() {
+    let redis = Redis::start();
+    let database = fresh_database().await;
+    let a = cluster_node(
+        4,
+        &redis,
+        &database,
+        &[("CALLGATE_CLUSTER_REGION", "eu-west")],
+    )
+    .await;
+    let b = cluster_node(
+        5,
+        &redis,
+        &database,
+        &[("CALLGATE_CLUSTER_REGION", "eu-west")],
+    )
+    .await;
+    until_cluster(&a, "connected").await;
+    let (code, key, stderr) = a.command(&["apikey", "create", "--role", "operator"]);
+    assert_eq!(code, 0, "{stderr}");
+    let operator_a = Api::new(&a, key.trim());
+    let operator_b = Api::new(&b, key.trim());
+    let tenant = Api::new(&a, &a.api_key("demo", "admin"));
+    tenant.expect("GET", "/v1/cluster/nodes", Value::Null, 403);
+
+    let (status, placed) = place(&b, OFFER);
+    assert_eq!(status, 201, "{placed}");
+    let nodes = until_nodes(&operator_a, |nodes| {
+        nodes.len() == 2 && nodes[1]["calls"] == 1
+    })
+    .await;
+    assert_eq!(nodes[0]["id"], "node-4");
+    assert_eq!(nodes[0]["region"], "eu-west");
+    assert_eq!(nodes[0]["public_url"], a.base());
+    assert_eq!(nodes[0]["state"], "serving");
+    assert_eq!(nodes[1]["id"], "node-5");
+    assert_eq!(nodes[1]["public_url"], b.base());
+    assert_eq!(metric(a.addr, "callgate_cluster_nodes"), 2.0);
+    assert_eq!(metric(a.addr, "callgate_cluster_redis_up"), 1.0);
+    let status = operator_b.expect("GET", "/v1/node", Value::Null, 200);
+    assert_eq!(status["cluster"], json!({"redis_up": true, "leases": 1}));
+
+    // A drain shows at once, not at the next heartbeat only.
+    operator_b.expect("POST", "/v1/node/drain", Value::Null, 200);
+    until_nodes(&operator_a, |nodes| nodes[1]["state"] == "draining").await;
+
+    // A node that stops cleanly leaves the registry and its leases.
+    hang_up(&b, &placed);
+    b.stop().await;
+    let nodes = until_nodes(&operator_a, |nodes| nodes.len() == 1).await;
+    assert_eq!(nodes[0]["id"], "node-4");
+    assert_eq!(
+        redis.cli(&["ZRANGE", "callgate:nodes", "0", "-1"]),
+        "node-4"
+    );
+    until_tenant_leases(&redis, 0).await;
+    a.stop().await;
+    assert_eq!(redis.cli(&["ZCARD", "callgate:nodes"]), "0");
+}
+
+/// Waits until the registry, read through `operator`'s node, satisfies
+/// `condition`; returns its nodes.
+async fn until_nodes(operator: &Api<'_>, condition: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut nodes = Vec::new();
+    for _ in 0..100 {
+        let listed = operator.expect("GET", "/v1/cluster/nodes", Value::Null, 200);
+        nodes = listed["nodes"].as_array().cloned().unwrap_or_default();
+        if condition(&nodes) {
+            return nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the registry never showed what was expected: {nodes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_redis_gone_calls_go_on_and_new_ones_are_admitted_locally_then_the_cluster_heals() {
+    let limit = [("CALLGATE_LIMITS_MAX_CONCURRENT_CALLS_PER_TENANT", "1")];
+    let (mut redis, a, b) = two_nodes(6, &limit).await;
+
+    // A visitor talks through A while Redis dies.
+    let play = speech_wav_48k(SPEECH);
+    let received = a.data.path().join("received.wav");
+    let call = AiortcCall::new(&a.base(), "demo", &a.base(), &play)
+        .codec("pcmu")
+        .seconds(6.0)
+        .record(&received)
+        .spawn();
+    let answered = tokio::task::block_in_place(|| {
+        call.wait_for_event(Duration::from_secs(20), |e| e["state"] == "answered")
+    });
+    assert!(answered.is_some(), "not answered: {:?}", call.events());
+    assert_eq!(place(&b, OFFER).0, 429, "the tenant's one slot is taken");
+    redis.kill();
+    until_cluster(&a, "degraded").await;
+    until_cluster(&b, "degraded").await;
+    assert_eq!(metric(a.addr, "callgate_cluster_redis_up"), 0.0);
+    let ready = request(b.addr, "GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 200, "a degraded node still takes calls");
+
+    // New calls are admitted on each node's own limits.
+    let (status, on_b) = place(&b, OFFER);
+    assert_eq!(status, 201, "{on_b}");
+    assert_eq!(place(&b, OFFER).0, 429, "B's own limit");
+
+    // The call through A never noticed.
+    let outcome = call.wait_async().await;
+    assert_eq!(outcome.code, Some(0), "{}", outcome.report());
+    assert_eq!(
+        outcome.states(),
+        ["answered", "ended"],
+        "{}",
+        outcome.report()
+    );
+    let echoed = outcome.recorded.clone().expect("a recording");
+    let score = similarity(&speech_pcm_8k(SPEECH), &echoed);
+    assert!(score.score >= 0.8, "the echo came back: {score:?}");
+    let cdr = a.cdr_of_widget("demo").await;
+    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.ended_by, callgate::store::EndedBy::Visitor);
+    let (status, on_a) = place(&a, OFFER);
+    assert_eq!(status, 201, "A's own slot is free again: {on_a}");
+
+    // Redis comes back empty: both nodes heal by themselves, write back
+    // the leases of the calls they admitted meanwhile, and the tenant's
+    // limit of 1 holds cluster-wide again.
+    redis.restart();
+    until_cluster(&a, "connected").await;
+    until_cluster(&b, "connected").await;
+    until_tenant_leases(&redis, 2).await;
+    assert_eq!(metric(b.addr, "callgate_cluster_redis_up"), 1.0);
+    assert_eq!(redis.cli(&["ZCARD", "callgate:nodes"]), "2");
+    hang_up(&a, &on_a);
+    until_tenant_leases(&redis, 1).await;
+    assert_eq!(place(&a, OFFER).0, 429, "B's call holds the tenant's slot");
+    hang_up(&b, &on_b);
+    until_tenant_leases(&redis, 0).await;
+    let (status, after) = place(&a, OFFER);
+    assert_eq!(status, 201, "{after}");
+    hang_up(&a, &after);
+    a.stop().await;
+    b.stop().await;
+}
