@@ -87,15 +87,37 @@ fn place(node: &RunningNode, offer: &str) -> (u16, Value) {
     (status, serde_json::from_str(&reply).unwrap_or(Value::Null))
 }
 
+/// Whether `node` holds a placed call: its events URL names the node.
+fn held_by(node: &RunningNode, placed: &Value) -> bool {
+    let events = placed["events"].as_str().unwrap_or_default();
+    events.starts_with(&format!("ws://{}/", node.addr))
+}
+
 /// Hangs up a placed call through `node`, as the widget does.
 fn hang_up(node: &RunningNode, placed: &Value) {
+    hang_up_from(node, &node.base(), placed);
+}
+
+/// [`hang_up`] from a page on `origin`.
+fn hang_up_from(node: &RunningNode, origin: &str, placed: &Value) {
     let path = format!(
         "/v1/calls/{}?token={}",
         placed["call_id"].as_str().unwrap(),
         placed["token"].as_str().unwrap()
     );
-    let (status, reply) = http(node.addr, "DELETE", &path, Some(&node.base()), b"");
+    let (status, reply) = http(node.addr, "DELETE", &path, Some(origin), b"");
     assert_eq!(status, 204, "{reply}");
+}
+
+/// The visitor's call was answered, ended by the visitor, and what it
+/// said came back from the echo trunk.
+fn assert_echoed(outcome: &support::aiortc::AiortcOutcome) {
+    assert_eq!(outcome.code, Some(0), "{}", outcome.report());
+    let states = outcome.states();
+    assert_eq!(states, ["answered", "ended"], "{}", outcome.report());
+    let echoed = outcome.recorded.clone().expect("a recording");
+    let score = similarity(&speech_pcm_8k(SPEECH), &echoed);
+    assert!(score.score >= 0.8, "the echo came back: {score:?}");
 }
 
 /// Waits until `/readyz` says the node's cluster is `state`.
@@ -146,7 +168,8 @@ async fn a_tenants_concurrency_limit_holds_across_nodes_and_frees_when_a_call_en
     assert_eq!(metric(b.addr, "callgate_calls_active"), 1.0);
     until_tenant_leases(&redis, 2).await;
 
-    // The call on A ends: its slot frees at once, for a call through B.
+    // The call on A ends: its slot frees at once, for a call through B
+    // (which B may hand to A, once it sees A has no call).
     hang_up(&a, &first);
     until_tenant_leases(&redis, 1).await;
     let (status, third) = place(&b, OFFER);
@@ -154,7 +177,7 @@ async fn a_tenants_concurrency_limit_holds_across_nodes_and_frees_when_a_call_en
     assert_eq!(place(&a, OFFER).0, 429, "two calls in progress again");
 
     hang_up(&b, &second);
-    hang_up(&b, &third);
+    hang_up(if held_by(&a, &third) { &a } else { &b }, &third);
     until_tenant_leases(&redis, 0).await;
     a.stop().await;
     b.stop().await;
@@ -294,16 +317,7 @@ async fn with_redis_gone_calls_go_on_and_new_ones_are_admitted_locally_then_the_
 
     // The call through A never noticed.
     let outcome = call.wait_async().await;
-    assert_eq!(outcome.code, Some(0), "{}", outcome.report());
-    assert_eq!(
-        outcome.states(),
-        ["answered", "ended"],
-        "{}",
-        outcome.report()
-    );
-    let echoed = outcome.recorded.clone().expect("a recording");
-    let score = similarity(&speech_pcm_8k(SPEECH), &echoed);
-    assert!(score.score >= 0.8, "the echo came back: {score:?}");
+    assert_echoed(&outcome);
     let cdr = a.cdr_of_widget("demo").await;
     assert_eq!(cdr.disposition, "answered");
     assert_eq!(cdr.ended_by, callgate::store::EndedBy::Visitor);
@@ -327,6 +341,69 @@ async fn with_redis_gone_calls_go_on_and_new_ones_are_admitted_locally_then_the_
     let (status, after) = place(&a, OFFER);
     assert_eq!(status, 201, "{after}");
     hang_up(&a, &after);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A customer's site that embeds the demo widget.
+const SITE: &str = "https://shop.example";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_goes_to_the_less_loaded_node_and_is_heard_there() {
+    let (_redis, a, b) = two_nodes(8, &[]).await;
+    a.set_allowed_origins("demo", &[SITE]).await;
+    let place_from_site = |node: &RunningNode| {
+        let body = json!({ "offer": OFFER, "consent": null }).to_string();
+        let path = "/v1/widgets/demo/calls";
+        let (status, reply) = http(node.addr, "POST", path, Some(SITE), body.as_bytes());
+        (
+            status,
+            serde_json::from_str::<Value>(&reply).unwrap_or(Value::Null),
+        )
+    };
+    // Both idle: the first call stays where it arrived.
+    let (status, first) = place_from_site(&a);
+    assert_eq!(status, 201, "{first}");
+    assert!(held_by(&a, &first), "{first}");
+
+    // A holds a call, B none: a visitor's call through A goes to B, and its
+    // echo comes back from there.
+    let play = speech_wav_48k(SPEECH);
+    let received = a.data.path().join("received-via-b.wav");
+    let outcome = AiortcCall::new(&a.base(), "demo", SITE, &play)
+        .codec("pcmu")
+        .seconds(5.0)
+        .record(&received)
+        .spawn()
+        .wait_async()
+        .await;
+    assert_echoed(&outcome);
+    let handed = "callgate_cluster_handoffs_total{outcome=\"handed_over\"}";
+    assert_eq!(metric(a.addr, handed), 1.0);
+    assert_eq!(metric(b.addr, "callgate_calls_started_total"), 1.0);
+    assert_eq!(metric(a.addr, "callgate_calls_started_total"), 1.0);
+    let cdr = b.cdr_of_widget("demo").await;
+    assert_eq!(cdr.node_id, "node-9", "the owner wrote the CDR");
+    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.visitor_network.as_deref(), Some("127.0.0.0/24"));
+
+    // A handoff not signed by the cluster is refused, and places nothing.
+    let body = json!({ "offer": OFFER }).to_string();
+    let forged = request(
+        b.addr,
+        "POST",
+        "/v1/internal/widgets/demo/calls",
+        &[
+            ("origin", SITE),
+            ("x-callgate-cluster-time", "0"),
+            ("x-callgate-cluster-auth", "00"),
+            ("x-callgate-client", "192.0.2.1"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert_eq!(metric(b.addr, "callgate_calls_started_total"), 1.0);
+    hang_up_from(&a, SITE, &first);
     a.stop().await;
     b.stop().await;
 }

@@ -222,6 +222,17 @@
     };
   }
 
+  /** The HTTP base (`https://host/`) of the node an events URL names. */
+  function nodeBaseOf(eventsUrl) {
+    try {
+      const url = new URL(eventsUrl);
+      url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+      return url.origin + '/';
+    } catch (e) {
+      return null;
+    }
+  }
+
   function parseCodecs(list) {
     const names = [];
     for (const raw of list.split(',')) {
@@ -575,6 +586,7 @@
       });
       call.callId = answer.call_id;
       call.token = answer.token;
+      call.nodeBase = nodeBaseOf(answer.events);
       call.privacyRef = answer.privacy_ref || null;
       if (call.over) return this.deleteCall(call);
       await pc.setRemoteDescription({ type: 'answer', sdp: answer.answer });
@@ -653,8 +665,11 @@
 
     deleteCall(call) {
       if (!call.callId) return;
-      const url = this.url('v1/calls/' + encodeURIComponent(call.callId) +
-        '?token=' + encodeURIComponent(call.token || ''));
+      const path = 'v1/calls/' + encodeURIComponent(call.callId) +
+        '?token=' + encodeURIComponent(call.token || '');
+      // The node that holds the call: in a cluster, not always the one
+      // the widget asked.
+      const url = call.nodeBase ? new URL(path, call.nodeBase).href : this.url(path);
       fetch(url, { method: 'DELETE', keepalive: true, mode: 'cors', credentials: 'omit' })
         .catch(() => {});
     }

@@ -6,6 +6,9 @@
 //!   each decided by one atomic script; concurrency slots are [`Lease`]s
 //!   their node renews, so a dead node's slots free themselves.
 //! - [`leases`]: the node's own record of the leases it holds.
+//! - [`placement`]: which node takes a new call (the less loaded of two
+//!   random choices in the region), and [`handoff`]: how a node hands it
+//!   over, signed with the cluster secret.
 //! - [`keys`]: every Redis key, with visitors' addresses keyed by HMAC.
 //!
 //! **Redis down.** Calls in progress never depend on Redis. When a command
@@ -19,17 +22,20 @@
 //!
 //! Without `[cluster]` none of this exists and a node runs alone.
 
+pub mod handoff;
 pub mod keys;
 pub mod leases;
 pub mod limits;
+pub mod placement;
 pub mod registry;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use prometheus::IntGauge;
+use prometheus::{IntCounterVec, IntGauge};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +81,7 @@ pub struct ClusterSettings {
     pub node_id: String,
     pub region: String,
     pub public_url: String,
+    pub internal_url: String,
     pub redis_url: String,
     pub redis_password: Option<Secret>,
     /// Shared by every node: keys visitors' addresses.
@@ -85,11 +92,14 @@ pub struct ClusterSettings {
     pub shards: u32,
 }
 
-/// The gauges the cluster keeps current.
+/// What the cluster counts.
 #[derive(Clone)]
-pub struct ClusterGauges {
+pub struct ClusterMetrics {
     pub redis_up: IntGauge,
     pub nodes: IntGauge,
+    /// `callgate_cluster_handoffs_total{outcome}`: `handed_over`, or
+    /// `failed` (the call was placed here instead).
+    pub handoffs: IntCounterVec,
 }
 
 /// A node's handle on the cluster; cheap to clone.
@@ -102,6 +112,7 @@ struct Inner {
     node_id: String,
     region: String,
     public_url: String,
+    internal_url: String,
     shards: u32,
     heartbeat: Duration,
     lease: Duration,
@@ -111,10 +122,15 @@ struct Inner {
     up: AtomicBool,
     leases: Arc<LeaseTable>,
     addresses: keys::AddressKeys,
+    secret: Secret,
+    /// The fresh entries at the last heartbeat.
+    registry: Mutex<Vec<NodeEntry>>,
+    /// Calls this node handed to each node since that heartbeat.
+    placed_since: Mutex<HashMap<String, u32>>,
     scripts: Scripts,
     heartbeat_script: redis::Script,
     load: LoadProbe,
-    gauges: ClusterGauges,
+    metrics: ClusterMetrics,
     /// Asks for a heartbeat now (the node's state changed).
     nudge: Notify,
 }
@@ -125,7 +141,7 @@ impl Cluster {
     pub fn new(
         settings: ClusterSettings,
         load: LoadProbe,
-        gauges: ClusterGauges,
+        metrics: ClusterMetrics,
     ) -> Result<Self, ClusterError> {
         let info = redis::IntoConnectionInfo::into_connection_info(settings.redis_url.as_str())
             .map_err(|e| ClusterError::Url(e.to_string()))?;
@@ -141,13 +157,14 @@ impl Cluster {
         };
         let client = redis::Client::open(info).map_err(|e| ClusterError::Url(e.to_string()))?;
         let run = rand::random::<u64>();
-        gauges.redis_up.set(0);
+        metrics.redis_up.set(0);
         Ok(Self {
             inner: Arc::new(Inner {
                 leases: LeaseTable::new(&settings.node_id, run),
                 node_id: settings.node_id,
                 region: settings.region,
                 public_url: settings.public_url,
+                internal_url: settings.internal_url,
                 shards: settings.shards,
                 heartbeat: settings.heartbeat,
                 lease: settings.lease,
@@ -155,10 +172,13 @@ impl Cluster {
                 connection: Mutex::new(None),
                 up: AtomicBool::new(false),
                 addresses: keys::AddressKeys::new(settings.secret.expose().as_bytes()),
+                secret: settings.secret,
+                registry: Mutex::new(Vec::new()),
+                placed_since: Mutex::new(HashMap::new()),
                 scripts: Scripts::new(),
                 heartbeat_script: registry::heartbeat_script(),
                 load,
-                gauges,
+                metrics,
                 nudge: Notify::new(),
             }),
         })
@@ -236,6 +256,58 @@ impl Cluster {
         }
     }
 
+    /// Counts one handoff.
+    pub fn count_handoff(&self, outcome: handoff::HandoffOutcome) {
+        let counter = self
+            .inner
+            .metrics
+            .handoffs
+            .with_label_values(&[outcome.as_str()]);
+        counter.inc();
+    }
+
+    /// The node a new call should go to, when it is not this one (see
+    /// [`placement`]); counted against that node until the next heartbeat.
+    /// `None` while Redis is down: the node keeps its calls. A node whose
+    /// public URL is this node's too (one address in front of them all) is
+    /// never chosen: the browser could not reach it for the call's events.
+    pub fn owner_for_new_call(&self) -> Option<NodeEntry> {
+        if !self.is_up() {
+            return None;
+        }
+        let registry: Vec<NodeEntry> = lock(&self.inner.registry)
+            .iter()
+            .filter(|node| {
+                node.id == self.inner.node_id || node.public_url != self.inner.public_url
+            })
+            .cloned()
+            .collect();
+        let mut placed = lock(&self.inner.placed_since);
+        let mut rng = rand::rng();
+        let draw = |n: usize| rand::RngExt::random_range(&mut rng, 0..n);
+        let me = &self.inner.node_id;
+        let owner = placement::choose(me, &self.inner.region, &registry, &placed, draw)?;
+        *placed.entry(owner.id.clone()).or_default() += 1;
+        (owner.id != *me).then(|| owner.clone())
+    }
+
+    /// The tag that hands `call` to another node at `time_secs`.
+    pub fn sign_handoff(&self, time_secs: u64, call: &handoff::Handoff<'_>) -> String {
+        handoff::sign(self.inner.secret.expose().as_bytes(), time_secs, call)
+    }
+
+    /// Checks a handoff from another node.
+    pub fn verify_handoff(
+        &self,
+        now_secs: u64,
+        time_secs: u64,
+        call: &handoff::Handoff<'_>,
+        tag: &str,
+    ) -> Result<(), handoff::HandoffRefused> {
+        let secret = self.inner.secret.expose().as_bytes();
+        handoff::verify(secret, now_secs, time_secs, call, tag)
+    }
+
     /// The fresh entries of the registry, this node's included.
     pub async fn nodes(&self) -> Result<Vec<NodeEntry>, ClusterError> {
         let mut connection = self.connection().ok_or(ClusterError::Down)?;
@@ -272,9 +344,9 @@ impl Cluster {
         };
         match self.beat(&mut connection).await {
             Ok(fresh) => {
-                self.inner.gauges.nodes.set(fresh);
+                self.inner.metrics.nodes.set(fresh);
                 if !self.inner.up.swap(true, Ordering::AcqRel) {
-                    self.inner.gauges.redis_up.set(1);
+                    self.inner.metrics.redis_up.set(1);
                     tracing::info!(
                         leases = self.inner.leases.len(),
                         "cluster: Redis reachable, node announced and its leases written"
@@ -291,6 +363,7 @@ impl Cluster {
             id: self.inner.node_id.clone(),
             region: self.inner.region.clone(),
             public_url: self.inner.public_url.clone(),
+            internal_url: self.inner.internal_url.clone(),
             state: match load.draining {
                 true => NodeState::Draining,
                 false => NodeState::Serving,
@@ -310,8 +383,11 @@ impl Cluster {
         invocation.invoke_async::<i64>(connection).await?;
         self.renew(connection).await?;
         release(connection, self.inner.leases.take_released()).await?;
-        let fresh = read_nodes(connection).await?.len();
-        Ok(i64::try_from(fresh).unwrap_or(i64::MAX))
+        let fresh = read_nodes(connection).await?;
+        let count = i64::try_from(fresh.len()).unwrap_or(i64::MAX);
+        *lock(&self.inner.registry) = fresh;
+        lock(&self.inner.placed_since).clear();
+        Ok(count)
     }
 
     async fn renew(&self, connection: &mut MultiplexedConnection) -> redis::RedisResult<()> {
@@ -423,7 +499,7 @@ impl Cluster {
     fn mark_down(&self, why: &str) {
         *self.connection_slot() = None;
         if self.inner.up.swap(false, Ordering::AcqRel) {
-            self.inner.gauges.redis_up.set(0);
+            self.inner.metrics.redis_up.set(0);
             tracing::warn!(
                 error = why,
                 "cluster: Redis unreachable; new calls are admitted on this node's own limits until it is back"
@@ -431,16 +507,18 @@ impl Cluster {
         }
     }
 
-    fn connection_slot(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
-        self.inner
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn connection_slot(&self) -> MutexGuard<'_, Option<MultiplexedConnection>> {
+        lock(&self.inner.connection)
     }
 
     fn lease_ms(&self) -> u64 {
         u64::try_from(self.inner.lease.as_millis()).unwrap_or(u64::MAX)
     }
+}
+
+/// Each lock guards one value replaced whole, so a poisoned one is used as is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Removes released leases from their slots.

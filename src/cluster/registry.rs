@@ -41,6 +41,8 @@ pub struct NodeEntry {
     pub region: String,
     /// Where browsers reach the node's HTTP.
     pub public_url: String,
+    /// Where the other nodes reach it, to hand it calls.
+    pub internal_url: String,
     pub state: NodeState,
     /// Calls in progress on the node.
     pub calls: u32,
@@ -67,6 +69,7 @@ mod tests {
             id: "node-a".into(),
             region: "eu".into(),
             public_url: "https://a.example".into(),
+            internal_url: "http://10.0.0.1:8080".into(),
             state: NodeState::Draining,
             calls: 3,
             shards: 2,

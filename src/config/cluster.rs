@@ -33,6 +33,9 @@ pub struct ClusterConfig {
     pub region: String,
     /// Where browsers reach this node; unset means `http.base_url`.
     pub public_url: Option<String>,
+    /// Where the other nodes reach this node's HTTP to hand it calls;
+    /// unset means `http.base_url`.
+    pub internal_url: Option<String>,
     /// How often the node renews its registry entry and its leases.
     pub heartbeat_ms: u32,
     /// How long an entry or a lease lives without renewal: a node that
@@ -56,6 +59,7 @@ impl Default for ClusterConfig {
             secret_file: None,
             region: "default".to_owned(),
             public_url: None,
+            internal_url: None,
             heartbeat_ms: 2000,
             lease_secs: 10,
             redis_password: None,
@@ -97,13 +101,14 @@ pub(super) fn check_cluster(
     if !(1..=32).contains(&cluster.region.len()) || !cluster.region.bytes().all(region_char) {
         at.bad("region", "must be 1 to 32 characters of a-z, 0-9 and '-'");
     }
-    if let Some(public_url) = &cluster.public_url {
-        let scheme_ok = public_url.starts_with("https://") || public_url.starts_with("http://");
-        if !scheme_ok || public_url.ends_with('/') {
-            at.bad(
-                "public_url",
-                "must be http(s)://host[:port], with no trailing '/'",
-            );
+    for (key, url) in [
+        ("public_url", &cluster.public_url),
+        ("internal_url", &cluster.internal_url),
+    ] {
+        let Some(url) = url else { continue };
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        if !scheme_ok || url.ends_with('/') {
+            at.bad(key, "must be http(s)://host[:port], with no trailing '/'");
         }
     }
     at.range("heartbeat_ms", cluster.heartbeat_ms, 100..=60_000);

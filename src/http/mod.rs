@@ -19,6 +19,7 @@ mod client_addr;
 mod cors;
 pub mod dashboard;
 pub mod guard;
+pub mod handoff;
 mod health;
 pub mod lookups;
 mod metrics;

@@ -32,10 +32,13 @@ use super::admission::{Admission, NumberSlot};
 use super::client_addr::client_ip;
 use super::cors;
 use super::guard::{Refusal, origin_allowed};
+use super::handoff::HandoffClient;
 use super::lookups::{LookupBudget, within_budget};
 use crate::call::driver::{CallCommand, CallView, HangupRequest};
 use crate::call::service::{CallService, Follower, LiveCall, PlaceError};
 use crate::call::state::CallState;
+use crate::cluster::Cluster;
+use crate::cluster::handoff::{self, HandoffOutcome};
 use crate::config::IceServerConfig;
 use crate::dialing::Allowance;
 use crate::media::quality::{Warning, Warnings};
@@ -70,8 +73,14 @@ pub struct SignallingState {
     pub admission: Admission,
     /// `scheme://host[:port]` of this node, what `"self"` stands for.
     pub own_origin: String,
-    /// Base URL for links (`http://…`); the events URL is derived from it.
+    /// Base URL for links (`http://…`).
     pub base_url: String,
+    /// Where browsers reach this node (`cluster.public_url`, or the base
+    /// URL): the events URL of its calls is derived from it.
+    pub public_url: String,
+    /// In a cluster: placement, and handoffs to other nodes.
+    pub cluster: Option<Cluster>,
+    pub handoffs: HandoffClient,
     pub ice_servers: Vec<IceServerConfig>,
     /// How long a TURN credential made from an auth secret is valid.
     pub turn_credential_ttl: std::time::Duration,
@@ -99,6 +108,7 @@ pub fn routes(state: SignallingState, lookups: LookupBudget) -> Router {
             post(place_call).options(|s, p, h| widget_preflight(s, p, h, "POST")),
         )
         .route_layer(budget)
+        .route("/v1/internal/widgets/{id}/calls", post(handed_over))
         .route("/widget/callgate.js", get(widget_script))
         .route("/demo", get(demo_page))
         // WebSockets over HTTP/2 (RFC 8441) arrive as CONNECT.
@@ -253,23 +263,28 @@ async fn checked_widget(
     headers: &HeaderMap,
     same_origin_ok: bool,
 ) -> Result<CheckedWidget, Refused> {
-    let widget = match state.store.widget_route(widget_id).await {
-        Ok(Some(widget)) => widget,
-        Ok(None) => return Err(Refused(StatusCode::NOT_FOUND, "no such widget")),
-        Err(e) => {
-            tracing::warn!(error = %e, "widget lookup failed");
-            return Err(Refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store unavailable",
-            ));
-        }
-    };
+    let widget = widget_route(state, widget_id).await?;
     let origin = checked_origin(state, headers, &widget.allowed_origins)?;
     if origin.is_none() && !same_origin_ok {
         state.metrics.http_refused(RefusedReason::Origin);
         return Err(ORIGIN_REFUSED);
     }
     Ok(CheckedWidget { widget, origin })
+}
+
+/// The widget with this id, or the response that refuses the request.
+async fn widget_route(state: &SignallingState, widget_id: &str) -> Result<WidgetRoute, Refused> {
+    match state.store.widget_route(widget_id).await {
+        Ok(Some(widget)) => Ok(widget),
+        Ok(None) => Err(Refused(StatusCode::NOT_FOUND, "no such widget")),
+        Err(e) => {
+            tracing::warn!(error = %e, "widget lookup failed");
+            Err(Refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+            ))
+        }
+    }
 }
 
 /// A preflight for one of a widget's routes (`methods`): answered only for
@@ -397,11 +412,82 @@ async fn place_call(
             Err(refused) => return refused.into_response(),
         };
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+    let placing = Placing::Received {
+        origin: headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
+    };
     let response = match talk_left_today(&state, &widget).await {
-        Ok(talk_limit) => place_checked(&state, &widget, client, &body, talk_limit).await,
+        Ok(talk_limit) => place_checked(&state, &widget, client, &body, talk_limit, placing).await,
         Err(refused) => refused,
     };
     for_origin(response, origin.as_ref())
+}
+
+/// A call another node of the cluster hands over
+/// (`POST /v1/internal/widgets/{id}/calls`): signed with the cluster secret
+/// and naming the visitor's address. The receiving node has checked the
+/// rates and the page's Origin; this node checks the rest, as for a call
+/// of its own. The answer goes back to that node, which adds the CORS
+/// headers.
+async fn handed_over(
+    State(state): State<SignallingState>,
+    Path(widget_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(cluster) = &state.cluster else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let time = text(handoff::TIME_HEADER).and_then(|t| t.parse::<u64>().ok());
+    let client = crate::http::handoff::client_of(headers.get(handoff::CLIENT_HEADER));
+    let (Some(time), Some(client), Some(tag)) = (time, client, text(handoff::AUTH_HEADER)) else {
+        return error(StatusCode::FORBIDDEN, "not a handoff from this cluster");
+    };
+    let call = handoff::Handoff {
+        widget_id: &widget_id,
+        client,
+        origin: text(header::ORIGIN.as_str()),
+        body: &body,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if let Err(refused) = cluster.verify_handoff(now, time, &call, tag) {
+        tracing::warn!(%refused, "a call handed over was refused");
+        return error(StatusCode::FORBIDDEN, "not a handoff from this cluster");
+    }
+    // The handing node checked the page's Origin against the widget's list
+    // (a `self` there meaning that node's own origin); the call answers to
+    // that page alone, here too.
+    let Some(origin) = call.origin else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "a call handed over names its page's Origin",
+        );
+    };
+    let mut widget = match widget_route(&state, &widget_id).await {
+        Ok(widget) => widget,
+        Err(refused) => return refused.into_response(),
+    };
+    widget.allowed_origins = vec![origin.to_owned()];
+    match talk_left_today(&state, &widget).await {
+        Ok(talk_limit) => {
+            let placing = Placing::HandedOver;
+            place_checked(&state, &widget, client, &body, talk_limit, placing).await
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// Where a call request came from.
+#[derive(Clone, Copy)]
+enum Placing<'a> {
+    /// From a browser; `origin` as it sent it. In a cluster the call may be
+    /// handed to another node.
+    Received { origin: Option<&'a str> },
+    /// From another node, which checked the rates: placed here.
+    HandedOver,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -444,18 +530,21 @@ async fn talk_left_today(
 
 /// Places a call through `widget`, whose Origin check has passed, to talk
 /// at most `talk_limit` where the number's minutes are capped.
+/// In a cluster a call received from a browser may be handed to the node
+/// placement chose, after the checks every node would make the same: the
+/// allowance, the rates and the body. A draining node then hands its new
+/// calls over rather than refusing them.
 async fn place_checked(
     state: &SignallingState,
     widget: &WidgetRoute,
     client: IpAddr,
     body: &[u8],
     talk_limit: Option<Duration>,
+    placing: Placing<'_>,
 ) -> Response {
-    if state.readiness.is_draining() {
-        state.metrics.http_refused(RefusedReason::Draining);
-        let headers = [(header::RETRY_AFTER, HeaderValue::from(DRAINING_RETRY_AFTER))];
-        let body = Json(serde_json::json!({ "error": "this node is draining: try again" }));
-        return (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response();
+    let may_hand_over = matches!(placing, Placing::Received { .. }) && state.cluster.is_some();
+    if !may_hand_over && state.readiness.is_draining() {
+        return draining(state);
     }
     let allowance = widget.allowance.as_ref();
     let allowance = allowance.unwrap_or(&state.default_allowance);
@@ -472,13 +561,15 @@ async fn place_checked(
             "calls to this number are not allowed",
         );
     }
-    let now = tokio::time::Instant::now().into_std();
-    let rates = state
-        .admission
-        .check_rates(client, &widget.widget_id, &widget.limits, now);
-    if let Err(refusal) = rates.await {
-        state.metrics.http_refused(refusal.reason());
-        return refusal.into_response();
+    if let Placing::Received { .. } = placing {
+        let now = tokio::time::Instant::now().into_std();
+        let rates = state
+            .admission
+            .check_rates(client, &widget.widget_id, &widget.limits, now);
+        if let Err(refusal) = rates.await {
+            state.metrics.http_refused(refusal.reason());
+            return refusal.into_response();
+        }
     }
     let request: PlaceRequest = match parse_body(body) {
         Ok(request) => request,
@@ -487,6 +578,20 @@ async fn place_checked(
             return error(StatusCode::BAD_REQUEST, message);
         }
     };
+    if let (Placing::Received { origin }, Some(cluster)) = (placing, &state.cluster) {
+        let call = handoff::Handoff {
+            widget_id: &widget.widget_id,
+            client,
+            origin,
+            body,
+        };
+        if let Some(answer) = hand_over(state, cluster, &call).await {
+            return answer;
+        }
+        if state.readiness.is_draining() {
+            return draining(state);
+        }
+    }
     let consent = request.consent.map(|c| match c {
         Consent::Granted => GateConsent::Granted,
         Consent::Declined => GateConsent::Declined,
@@ -511,7 +616,7 @@ async fn place_checked(
         .place(widget, &request.offer, client, consent, permit, talk_limit)
     {
         Ok(placed) => {
-            let events = events_url(&state.base_url, &placed.call_id, &placed.token);
+            let events = events_url(&state.public_url, &placed.call_id, &placed.token);
             let body = PlaceResponse {
                 call_id: placed.call_id,
                 answer: placed.answer,
@@ -527,6 +632,35 @@ async fn place_checked(
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// The answer of the node placement chose for `call`; `None` to place it
+/// here: this node was chosen, or the chosen one did not answer.
+async fn hand_over(
+    state: &SignallingState,
+    cluster: &Cluster,
+    call: &handoff::Handoff<'_>,
+) -> Option<Response> {
+    let owner = cluster.owner_for_new_call()?;
+    match state.handoffs.hand_over(cluster, &owner, call).await {
+        Ok(answer) => {
+            cluster.count_handoff(HandoffOutcome::HandedOver);
+            Some(answer)
+        }
+        Err(error) => {
+            cluster.count_handoff(HandoffOutcome::Failed);
+            tracing::warn!(owner = %owner.id, %error, "handing a call over failed: placing it here");
+            None
+        }
+    }
+}
+
+/// 503 with `Retry-After`: the node takes no new calls.
+fn draining(state: &SignallingState) -> Response {
+    state.metrics.http_refused(RefusedReason::Draining);
+    let headers = [(header::RETRY_AFTER, HeaderValue::from(DRAINING_RETRY_AFTER))];
+    let body = Json(serde_json::json!({ "error": "this node is draining: try again" }));
+    (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response()
 }
 
 /// The body as a [`PlaceRequest`], or a message naming what is wrong.

@@ -31,7 +31,8 @@ pub use self::quality::QualityMetrics;
 pub use self::recording::{DeletionReason, RecordingMetrics};
 use self::sip::SipCollector;
 pub use self::sip::SipSource;
-use crate::cluster::ClusterGauges;
+use crate::cluster::ClusterMetrics;
+use crate::cluster::handoff::HandoffOutcome;
 use crate::media::endpoint::{DropCounts, DropReason};
 use crate::sip::Disposition;
 
@@ -316,8 +317,9 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// `callgate_cdrs_waiting`: CDRs the store has not taken yet.
     pub cdrs_waiting: IntGauge,
-    /// `callgate_cluster_redis_up` and `callgate_cluster_nodes`.
-    pub cluster: ClusterGauges,
+    /// `callgate_cluster_redis_up`, `callgate_cluster_nodes` and
+    /// `callgate_cluster_handoffs_total`.
+    pub cluster: ClusterMetrics,
     /// `callgate_call_panics_total{part}`: see [`Metrics::call_panicked`].
     call_panics: IntCounterVec,
     /// `callgate_runtime_tasks_alive`: set at each scrape.
@@ -366,7 +368,7 @@ impl Metrics {
             "CDRs of ended calls the store has not taken yet: kept in the spool and retried.",
         )?;
         registry.register(Box::new(cdrs_waiting.clone()))?;
-        let cluster = ClusterGauges {
+        let cluster = ClusterMetrics {
             redis_up: IntGauge::new(
                 "callgate_cluster_redis_up",
                 "1 while the cluster's Redis answers; 0 while it does not (new calls are admitted on this node's own limits), and always 0 on a node without [cluster].",
@@ -375,7 +377,16 @@ impl Metrics {
                 "callgate_cluster_nodes",
                 "Nodes with a fresh registry entry, this one included, at the last heartbeat; 0 without [cluster].",
             )?,
+            handoffs: counter_vec(
+                &registry,
+                "callgate_cluster_handoffs_total",
+                "New calls this node handed to the node placement chose, by outcome: handed_over, or failed (the owner did not answer; the call was placed here).",
+                &["outcome"],
+            )?,
         };
+        for outcome in HandoffOutcome::ALL {
+            cluster.handoffs.with_label_values(&[outcome.as_str()]);
+        }
         registry.register(Box::new(cluster.redis_up.clone()))?;
         registry.register(Box::new(cluster.nodes.clone()))?;
         let call_panics = counter_vec(

@@ -20,6 +20,7 @@ use crate::http::Readiness;
 use crate::http::admin::{self, AdminState, NodeControl};
 use crate::http::admission::Admission;
 use crate::http::guard::origin_of;
+use crate::http::handoff::HandoffClient;
 use crate::http::lookups::LookupBudget;
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
@@ -178,6 +179,14 @@ impl BrowserSide {
             admission: Admission::new(&config.limits, cluster.clone()),
             own_origin: origin_of(base_url),
             base_url: base_url.to_owned(),
+            public_url: config
+                .cluster
+                .public_url
+                .as_deref()
+                .unwrap_or(base_url)
+                .to_owned(),
+            cluster: cluster.clone(),
+            handoffs: HandoffClient::new(),
             ice_servers: webrtc.ice_servers.clone(),
             turn_credential_ttl: webrtc.turn_credential_ttl(),
             trusted_proxies: config.http.trusted_proxy_nets().into(),
@@ -330,10 +339,12 @@ fn start_cluster(
     let settings = ClusterSettings {
         node_id: config.node.id.to_string(),
         region: cluster.region.clone(),
-        public_url: cluster
-            .public_url
-            .clone()
-            .unwrap_or_else(|| base_url.to_owned()),
+        public_url: cluster.public_url.as_deref().unwrap_or(base_url).to_owned(),
+        internal_url: cluster
+            .internal_url
+            .as_deref()
+            .unwrap_or(base_url)
+            .to_owned(),
         redis_url: redis_url.clone(),
         redis_password: cluster.redis_password.clone(),
         secret: secret.clone(),
