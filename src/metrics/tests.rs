@@ -293,7 +293,9 @@ fn label_values_come_only_from_the_fixed_sets() {
     );
     expected.insert("disposition".to_owned(), set(&dispositions));
     expected.insert("leg".to_owned(), set(&["browser", "trunk"]));
-    expected.insert("outcome".to_owned(), set(&["delivered", "retry", "failed"]));
+    let mut outcomes = vec!["delivered", "retry", "failed"];
+    outcomes.extend(HandoffOutcome::ALL.map(HandoffOutcome::as_str));
+    expected.insert("outcome".to_owned(), set(&outcomes));
     expected.insert("part".to_owned(), set(&CallPart::ALL.map(CallPart::as_str)));
     expected.insert("reason".to_owned(), set(&reasons));
     let mut found = label_values(&text);
