@@ -123,15 +123,22 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 /// Whether a UDP socket is bound on 127.0.0.1:`port` (or on 0.0.0.0:`port`),
 /// read from the kernel's table so that the owner can be any process.
 pub fn udp_port_bound(port: u16) -> bool {
-    port_bound("/proc/net/udp", port)
+    port_bound("/proc/net/udp", port, None)
 }
 
-/// Whether something listens on TCP `port` on 127.0.0.1 or all addresses.
+/// Whether something listens on TCP `port` on 127.0.0.1 or all addresses:
+/// a socket in the LISTEN state, not one of an earlier connection to that
+/// port still closing (TIME_WAIT), which would say "up" before the server is.
 pub fn tcp_port_listening(port: u16) -> bool {
-    port_bound("/proc/net/tcp", port)
+    port_bound("/proc/net/tcp", port, Some(TCP_LISTEN))
 }
 
-fn port_bound(table_path: &str, port: u16) -> bool {
+/// The LISTEN state in `/proc/net/tcp`.
+const TCP_LISTEN: &str = "0A";
+
+/// Whether the kernel's `table` has a socket on local `port` (loopback or
+/// any address), in `state` when given.
+fn port_bound(table_path: &str, port: u16, state: Option<&str>) -> bool {
     let Ok(table) = std::fs::read_to_string(table_path) else {
         return false;
     };
@@ -139,9 +146,12 @@ fn port_bound(table_path: &str, port: u16) -> bool {
         format!("0100007F:{port:04X}"),
         format!("00000000:{port:04X}"),
     ];
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .any(|local| wanted.iter().any(|w| w == local))
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local = fields
+            .get(1)
+            .is_some_and(|local| wanted.contains(&(*local).to_owned()));
+        let in_state = state.is_none_or(|state| fields.get(3) == Some(&state));
+        local && in_state
+    })
 }
