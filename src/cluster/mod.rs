@@ -314,7 +314,7 @@ impl Cluster {
         let found = read_nodes(&mut connection).await;
         found.map_err(|error| {
             self.lost(&error);
-            ClusterError::Redis(error.to_string())
+            ClusterError::Redis(kind_of(&error))
         })
     }
 
@@ -483,17 +483,7 @@ impl Cluster {
     /// Redis failed: new calls go on local limits until a heartbeat gets
     /// through again.
     fn lost(&self, error: &redis::RedisError) {
-        // Its kind only: an I/O error's text may name the server's address.
-        let why = if error.is_timeout() {
-            "timed out".to_owned()
-        } else if error.is_connection_refusal() {
-            "connection refused".to_owned()
-        } else if error.is_connection_dropped() {
-            "connection dropped".to_owned()
-        } else {
-            format!("{:?}", error.kind())
-        };
-        self.mark_down(&why);
+        self.mark_down(&kind_of(error));
     }
 
     fn mark_down(&self, why: &str) {
@@ -513,6 +503,20 @@ impl Cluster {
 
     fn lease_ms(&self) -> u64 {
         u64::try_from(self.inner.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What went wrong, by its kind only: an I/O error's text may name the
+/// server's address, which stays out of logs and answers.
+fn kind_of(error: &redis::RedisError) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connection_refusal() {
+        "connection refused".to_owned()
+    } else if error.is_connection_dropped() {
+        "connection dropped".to_owned()
+    } else {
+        format!("{:?}", error.kind())
     }
 }
 
