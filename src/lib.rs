@@ -26,8 +26,10 @@
 //!   endpoint core and the relay, sans-IO), the media shards that host the
 //!   media of many calls on a thread per core, the trunk leg's SIP dialog,
 //!   the state machine, and the control task of each call.
-//! - [`cluster`]: several nodes on one Redis: the node registry and
-//!   cluster-wide limits as leases; absent without `[cluster]`.
+//! - [`cluster`]: several nodes on one Redis: the node registry,
+//!   cluster-wide limits as leases, placement, and each node's calls (so a
+//!   call's requests reach its node and a lost node's calls are written);
+//!   absent without `[cluster]`.
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
 //! - [`recording`]: the encrypted recording format and its keys.
 //! - [`store`]: the database (SQLite via sqlx): tenants, numbers, widgets, CDRs.

@@ -831,6 +831,7 @@ fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
         recorded: false,
         privacy_ref: None,
         erased_at_ms: None,
+        end_reason: None,
     }
 }
 

@@ -1,62 +1,85 @@
-//! Nodes in a cluster: two nodes in-process on loopback, each with its own
-//! ports, sharing one real Redis (`redis-server`, with a password) and one
-//! PostgreSQL database, as an operator runs them behind one signalling
-//! address. Visitors' calls come from aiortc, or are placed through the
-//! widget's contract alone where only the admission matters.
+//! Nodes in a cluster: two or three nodes in-process on loopback, each with
+//! its own ports, sharing one real Redis (`redis-server`, with a password)
+//! and one PostgreSQL database, as an operator runs them behind one
+//! signalling address; and a node run as its own process, to be killed.
+//! Visitors' calls come from aiortc, or are placed through the widget's
+//! contract alone where only the admission matters.
 
 mod support;
 
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::{similarity, speech_pcm_8k, speech_wav_48k};
 use support::node::{OFFER, RunningNode, http, metric, request};
+use support::ports::free_tcp_port;
 use support::postgres::fresh_database;
+use support::process::PeerProcess;
 use support::redis::{self, Redis};
 
-/// The demo route, and the key ring every node of a cluster shares (API
-/// keys are hashed under it, so a key made on one node works on all).
+/// The demo route, the key ring every node of a cluster shares (API keys
+/// are hashed under it, so a key made on one node works on all), and
+/// webhooks allowed to the tests' receivers on loopback.
 const ECHO_ROUTE_AND_KEYS: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n\
-     [recording]\nkeys = [{ id = \"k1\", env = \"TEST_CLUSTER_KEK\" }]\ncurrent_key = \"k1\"\n";
+     [recording]\nkeys = [{ id = \"k1\", env = \"TEST_CLUSTER_KEK\" }]\ncurrent_key = \"k1\"\n\
+     [webhooks]\nallow_private_targets = true\nretry_initial_secs = 1\nretry_max_secs = 2\n";
 /// 32 bytes, base64: the test cluster's key-encryption key.
 const CLUSTER_KEK: &str = "Y2x1c3Rlci10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=";
 const CLUSTER_SECRET: &str = "a-secret-every-node-of-the-test-shares";
 const SPEECH: &str = "one two three four five, the cluster carries on";
 
-/// Node `index`'s trunk media ports.
+/// Node `index`'s trunk media ports: 28000 up for the first ten, 14000 up
+/// for the next five (clear of the ports handed to peers).
 fn media_ports(index: u16) -> RangeInclusive<u16> {
-    let start = 28_000 + index * 200;
+    let start = match index {
+        0..10 => 28_000 + index * 200,
+        _ => 14_000 + (index - 10) * 200,
+    };
     start..=start + 199
 }
 
+/// Every `CALLGATE_*` setting of cluster node `index` on `redis` and
+/// `database`, and the secrets they name. It renews every 200 ms and its
+/// leases last 2 s, so Redis going and coming shows within a second.
+fn cluster_env(index: u16, redis: &Redis, database: &str) -> Vec<(String, String)> {
+    [
+        ("CALLGATE_NODE_ID", format!("node-{index}")),
+        ("CALLGATE_DATABASE_URL", database.to_owned()),
+        ("CALLGATE_CLUSTER_REDIS_URL", redis.url()),
+        (
+            "CALLGATE_CLUSTER_REDIS_PASSWORD_ENV",
+            "TEST_REDIS_PASSWORD".into(),
+        ),
+        ("TEST_REDIS_PASSWORD", redis::PASSWORD.into()),
+        ("CALLGATE_CLUSTER_SECRET_ENV", "TEST_CLUSTER_SECRET".into()),
+        ("TEST_CLUSTER_SECRET", CLUSTER_SECRET.into()),
+        ("TEST_CLUSTER_KEK", CLUSTER_KEK.into()),
+        ("CALLGATE_CLUSTER_HEARTBEAT_MS", "200".into()),
+        ("CALLGATE_CLUSTER_LEASE_SECS", "2".into()),
+        // Calls placed with no browser behind them live until hung up.
+        ("CALLGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS", "30".into()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
 /// A node of the cluster on `redis` and `database`, with `settings`
-/// (`CALLGATE_*` overrides) on top. It renews every 200 ms and its leases
-/// last 2 s, so Redis going and coming shows within a second.
+/// (`CALLGATE_*` overrides) on top.
 async fn cluster_node(
     index: u16,
     redis: &Redis,
     database: &str,
     settings: &[(&str, &str)],
 ) -> RunningNode {
-    let id = format!("node-{index}");
-    let url = redis.url();
-    let mut env = vec![
-        ("CALLGATE_NODE_ID", id.as_str()),
-        ("CALLGATE_DATABASE_URL", database),
-        ("CALLGATE_CLUSTER_REDIS_URL", url.as_str()),
-        ("CALLGATE_CLUSTER_REDIS_PASSWORD_ENV", "TEST_REDIS_PASSWORD"),
-        ("TEST_REDIS_PASSWORD", redis::PASSWORD),
-        ("CALLGATE_CLUSTER_SECRET_ENV", "TEST_CLUSTER_SECRET"),
-        ("TEST_CLUSTER_SECRET", CLUSTER_SECRET),
-        ("TEST_CLUSTER_KEK", CLUSTER_KEK),
-        ("CALLGATE_CLUSTER_HEARTBEAT_MS", "200"),
-        ("CALLGATE_CLUSTER_LEASE_SECS", "2"),
-        // Calls placed with no browser behind them live until hung up.
-        ("CALLGATE_WEBRTC_DISCONNECT_TIMEOUT_SECS", "30"),
-    ];
+    let env = cluster_env(index, redis, database);
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     env.extend_from_slice(settings);
     RunningNode::start(media_ports(index), ECHO_ROUTE_AND_KEYS, &env).await
 }
@@ -406,4 +429,353 @@ async fn a_call_goes_to_the_less_loaded_node_and_is_heard_there() {
     hang_up_from(&a, SITE, &first);
     a.stop().await;
     b.stop().await;
+}
+
+/// Waits until `node` counts `count` fresh nodes in the registry.
+async fn until_node_count(node: &RunningNode, count: usize) {
+    for _ in 0..100 {
+        if metric(node.addr, "callgate_cluster_nodes") == count as f64 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the node never saw {count} nodes");
+}
+
+/// The events socket of `placed`, opened at `node` from a page on `origin`.
+async fn events_at(
+    node: &RunningNode,
+    origin: &str,
+    placed: &Value,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!(
+        "ws://{}/v1/calls/{}/events?token={}",
+        node.addr,
+        placed["call_id"].as_str().unwrap(),
+        placed["token"].as_str().unwrap()
+    );
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the events socket opens");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+/// The next state the events socket tells, within 10 s.
+async fn next_state<S>(socket: &mut S) -> String
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("a state within 10 s")
+            .expect("the socket stays open")
+            .expect("a message");
+        let Ok(text) = message.to_text() else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        if event["type"] == "state" {
+            return event["state"].as_str().unwrap_or_default().to_owned();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_share_the_calls_and_any_node_reaches_a_call_for_its_hang_up_and_events() {
+    use futures_util::SinkExt as _;
+    let redis = Redis::start();
+    let database = fresh_database().await;
+    let mut nodes = Vec::new();
+    for index in 10..13 {
+        nodes.push(cluster_node(index, &redis, &database, &[]).await);
+    }
+    for node in &nodes {
+        until_cluster(node, "connected").await;
+        until_node_count(node, 3).await;
+    }
+    // Nine calls through the first node spread over all three.
+    let origin = nodes[0].base();
+    let placed: Vec<Value> = (0..9)
+        .map(|_| {
+            let (status, placed) = place(&nodes[0], OFFER);
+            assert_eq!(status, 201, "{placed}");
+            placed
+        })
+        .collect();
+    let owners: Vec<usize> = placed
+        .iter()
+        .map(|call| nodes.iter().position(|n| held_by(n, call)).expect("a node"))
+        .collect();
+    for index in 0..3 {
+        assert!(
+            owners.contains(&index),
+            "no call on node {index}: {owners:?}"
+        );
+    }
+    until_tenant_leases(&redis, 9).await;
+
+    // An events socket opened at a node that does not hold the call
+    // follows it there, and hangs it up.
+    let (first, owner) = (&placed[0], owners[0]);
+    let elsewhere = &nodes[(owner + 1) % 3];
+    let mut socket = events_at(elsewhere, &origin, first).await;
+    let state = next_state(&mut socket).await;
+    assert!(["ringing", "answered"].contains(&state.as_str()), "{state}");
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            r#"{"type":"hangup"}"#,
+        ))
+        .await
+        .unwrap();
+    let mut last = state;
+    while last != "ended" {
+        last = next_state(&mut socket).await;
+    }
+
+    // A wrong token or a foreign page is refused by the call's node, as if
+    // asked there; an unknown call is unknown everywhere.
+    let (second, owner) = (&placed[1], owners[1]);
+    let elsewhere = &nodes[(owner + 1) % 3];
+    let call_id = second["call_id"].as_str().unwrap();
+    let wrong_token = format!("/v1/calls/{call_id}?token=not-the-token");
+    let (status, _) = http(elsewhere.addr, "DELETE", &wrong_token, Some(&origin), b"");
+    assert_eq!(status, 404);
+    let token = second["token"].as_str().unwrap();
+    let path = format!("/v1/calls/{call_id}?token={token}");
+    let (status, _) = http(
+        elsewhere.addr,
+        "DELETE",
+        &path,
+        Some("https://evil.example"),
+        b"",
+    );
+    assert_eq!(status, 403);
+    let unknown = format!("/v1/calls/{}?token={token}", uuid_like());
+    assert_eq!(
+        http(elsewhere.addr, "DELETE", &unknown, Some(&origin), b"").0,
+        404
+    );
+    // The hang-up's preflight comes back with the owner's CORS answer.
+    let preflight = request(
+        elsewhere.addr,
+        "OPTIONS",
+        &path,
+        &[
+            ("origin", &origin),
+            ("access-control-request-method", "DELETE"),
+        ],
+        b"",
+    );
+    assert_eq!(preflight.status, 204, "{}", preflight.text());
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some(origin.as_str())
+    );
+
+    // Every other call hung up through a node that does not hold it.
+    for (call, owner) in placed.iter().zip(&owners).skip(1) {
+        hang_up_from(&nodes[(owner + 1) % 3], &origin, call);
+    }
+    until_tenant_leases(&redis, 0).await;
+    for node in &nodes {
+        assert_eq!(metric(node.addr, "callgate_calls_active"), 0.0);
+    }
+    let cdrs = nodes[0].wait_for_cdrs(9).await;
+    assert!(
+        cdrs.iter()
+            .all(|cdr| cdr.ended_by == callgate::store::EndedBy::Visitor),
+        "{cdrs:#?}"
+    );
+    assert!(cdrs.iter().all(|cdr| cdr.end_reason.is_none()));
+
+    // The admin API answers the same through any node.
+    let key = nodes[2].api_key("demo", "read");
+    for node in &nodes {
+        let listed = Api::new(node, &key).expect("GET", "/v1/cdrs", Value::Null, 200);
+        assert_eq!(listed.as_array().map(Vec::len), Some(9), "{listed}");
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// A call id no node knows.
+fn uuid_like() -> String {
+    "00000000-0000-4000-8000-000000000000".to_owned()
+}
+
+/// A webhook receiver on loopback: the `call.ended` events it got, by call.
+struct Receiver {
+    ended: Arc<Mutex<Vec<String>>>,
+    port: u16,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let log = ended.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: String| async move {
+                    let event = headers.get("callgate-event").and_then(|v| v.to_str().ok());
+                    if event == Some("call.ended") {
+                        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                        let call = body["call_id"].as_str().unwrap_or_default().to_owned();
+                        log.lock().unwrap().push(call);
+                    }
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            ),
+        );
+        let port = free_tcp_port();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .expect("bind the receiver");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { ended, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// How many `call.ended` of `call_id` arrived.
+    fn ended_of(&self, call_id: &str) -> usize {
+        let ended = self.ended.lock().unwrap();
+        ended.iter().filter(|call| *call == call_id).count()
+    }
+}
+
+/// Cluster node `index` as a `callgate serve` process of its own, ready and
+/// in the cluster; its HTTP address.
+fn node_process(
+    index: u16,
+    redis: &Redis,
+    database: &str,
+    dir: &std::path::Path,
+) -> (PeerProcess, SocketAddr) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let http = format!("listen = \"{addr}\"");
+    let config = support::node::node_config(dir, &http, media_ports(index), ECHO_ROUTE_AND_KEYS);
+    let file = dir.join("callgate.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callgate"));
+    command
+        .args(["serve", "--config"])
+        .arg(&file)
+        .envs(cluster_env(index, redis, database));
+    let process = PeerProcess::spawn_node("callgate", command, dir);
+    let ready = support::wait_until(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr).is_ok()
+            && request(addr, "GET", "/readyz", &[], b"").json()["cluster"] == "connected"
+    });
+    assert!(
+        ready,
+        "the node never joined the cluster\n{}",
+        process.output_tail(30)
+    );
+    (process, addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() {
+    let redis = Redis::start();
+    let database = fresh_database().await;
+    let survivor = cluster_node(13, &redis, &database, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut doomed, doomed_addr) = node_process(14, &redis, &database, dir.path());
+    until_node_count(&survivor, 2).await;
+    let admin = Api::new(&survivor, &survivor.api_key("demo", "admin"));
+    let receiver = Receiver::start().await;
+    admin.expect("PUT", "/v1/webhook", json!({ "url": receiver.url() }), 200);
+
+    // A call placed through the doomed node stays there (both are idle)
+    // and is answered by the echo trunk.
+    let body = json!({ "offer": OFFER, "consent": null }).to_string();
+    let origin = format!("http://{doomed_addr}");
+    let (status, reply) = http(
+        doomed_addr,
+        "POST",
+        "/v1/widgets/demo/calls",
+        Some(&origin),
+        body.as_bytes(),
+    );
+    assert_eq!(status, 201, "{reply}");
+    let placed: Value = serde_json::from_str(&reply).unwrap();
+    let call_id = placed["call_id"].as_str().unwrap().to_owned();
+    assert!(
+        placed["events"]
+            .as_str()
+            .unwrap()
+            .contains(&doomed_addr.to_string())
+    );
+    let mut socket = {
+        let url = placed["events"].as_str().unwrap().to_owned();
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
+    let mut state = next_state(&mut socket).await;
+    while state != "answered" {
+        state = next_state(&mut socket).await;
+    }
+    until_tenant_leases(&redis, 1).await;
+    // Talk time counts up to the node's last heartbeat: let some pass.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // kill -9: no clean leave, no CDR from the node itself.
+    doomed.signal("KILL");
+    let killed = Instant::now();
+    assert!(doomed.wait_for_exit(Duration::from_secs(5)).is_some());
+    let cdr = survivor
+        .wait_for_cdr_of(&call_id, Duration::from_secs(15))
+        .await;
+    eprintln!(
+        "kill -9 to the lost call's CDR: {} ms",
+        killed.elapsed().as_millis()
+    );
+    assert_eq!(cdr.disposition, "failed");
+    assert_eq!(cdr.ended_by, callgate::store::EndedBy::Node);
+    assert_eq!(cdr.end_reason.as_deref(), Some("node_lost"));
+    assert_eq!(cdr.node_id, "node-14", "the node that carried it");
+    assert!(cdr.answered_at_ms.is_some(), "{cdr:?}");
+    assert!(cdr.duration_ms > 0, "{cdr:?}");
+    assert_eq!(cdr.visitor_network.as_deref(), Some("127.0.0.0/24"));
+    let view = admin.expect("GET", "/v1/cdrs", Value::Null, 200);
+    assert_eq!(view[0]["end_reason"], "node_lost", "{view}");
+
+    // Its webhook arrives, once; its slot expired with the node's lease.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.ended_of(&call_id) == 0 {
+        assert!(Instant::now() < deadline, "no call.ended for the lost call");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_tenant_leases(&redis, 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.ended_of(&call_id), 1);
+    assert_eq!(survivor.wait_for_cdrs(1).await.len(), 1);
+    assert_eq!(
+        redis.cli(&["ZRANGE", "callgate:nodes", "0", "-1"]),
+        "node-13"
+    );
+    assert_eq!(redis.cli(&["EXISTS", "callgate:calls:node-14"]), "0");
+    survivor.stop().await;
 }

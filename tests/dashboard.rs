@@ -800,6 +800,7 @@ fn quality_cdr(id: &str, number: &str, days_ago: u64, mos: Option<(u16, u16)>) -
         recorded: false,
         privacy_ref: None,
         erased_at_ms: None,
+        end_reason: None,
     };
     match mos {
         Some((browser, trunk)) => {

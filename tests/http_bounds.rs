@@ -323,19 +323,12 @@ async fn a_cdr_waits_out_a_database_that_refuses_it_and_a_restart() {
 
     support::postgres::refuse_connections(&url, false).await;
     let node = RunningNode::start_in(data, 27200..=27299, ECHO_ROUTE, &env).await;
-    let store = node.store().await;
     let written = Instant::now();
-    let cdr = loop {
-        if let Some(cdr) = store.cdr(&call_id).await.unwrap() {
-            break cdr;
-        }
-        assert!(
-            written.elapsed() < Duration::from_secs(20),
-            "the spooled CDR was never written"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let cdr = node
+        .wait_for_cdr_of(&call_id, Duration::from_secs(20))
+        .await;
     assert_eq!(cdr.ended_by.as_str(), "visitor");
+    let store = node.store().await;
     assert_eq!(store.cdrs_for_tenant("demo", 10).await.unwrap().len(), 1);
     while spooled.exists() || metric(node.addr, "callgate_cdrs_waiting") != 0.0 {
         assert!(

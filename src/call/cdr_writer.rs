@@ -148,29 +148,52 @@ async fn run(
 async fn written(parts: &CdrWriterParts, record: &CdrRecord) -> bool {
     let inserted = tokio::time::timeout(WRITE_TIMEOUT, parts.store.insert_cdr(record)).await;
     let stored = match inserted {
-        Ok(Ok(())) => true,
+        Ok(Ok(())) => Stored::Written,
         Ok(Err(error)) => {
-            warn!(call = %record.call_id, %error, "cannot write the call's CDR yet");
+            if !error.is_duplicate() {
+                warn!(call = %record.call_id, %error, "cannot write the call's CDR yet");
+            }
             already_stored(parts, record).await
         }
         Err(_) => {
             warn!(call = %record.call_id, "the call's CDR write timed out");
-            false
+            Stored::Not
         }
     };
-    if stored {
+    if stored == Stored::Written {
         parts
             .webhooks
             .on_call_ended(&record.tenant_id, record)
             .await;
     }
-    stored
+    stored != Stored::Not
 }
 
-/// Whether a failed insert met the record itself, stored by an earlier try.
-async fn already_stored(parts: &CdrWriterParts, record: &CdrRecord) -> bool {
+/// What became of a record the writer tried to write.
+#[derive(Debug, PartialEq, Eq)]
+enum Stored {
+    /// Written now, or by an earlier try whose answer was lost: its
+    /// webhook is due.
+    Written,
+    /// Another record of the call stood first (the call's own, when this
+    /// one was written for its lost node): nothing more to do.
+    Superseded,
+    /// Not stored: try again later.
+    Not,
+}
+
+/// Whether a failed insert met the record itself, stored by an earlier try,
+/// or another record of the same call.
+async fn already_stored(parts: &CdrWriterParts, record: &CdrRecord) -> Stored {
     let found = tokio::time::timeout(WRITE_TIMEOUT, parts.store.cdr(&record.call_id)).await;
-    matches!(found, Ok(Ok(Some(_))))
+    match found {
+        Ok(Ok(Some(stored))) if stored == *record => Stored::Written,
+        Ok(Ok(Some(_))) => {
+            info!(call = %record.call_id, "the call's record was written already: this one is dropped");
+            Stored::Superseded
+        }
+        _ => Stored::Not,
+    }
 }
 
 /// The spool: one JSON file per waiting record, named by its call id.
@@ -283,6 +306,7 @@ mod tests {
             recorded: false,
             privacy_ref: Some("ref".into()),
             erased_at_ms: None,
+            end_reason: None,
         }
     }
 

@@ -14,7 +14,8 @@
 //! - [`driver`]: the task around one call's control: it waits for leg
 //!   events, commands and media reports, and carries out what the control
 //!   decides.
-//! - [`service`]: places calls and keeps the live call table.
+//! - [`service`]: places calls and keeps the live call table; it tells
+//!   a cluster of them through a [`announce::CallAnnouncer`].
 //! - [`cdr_writer`]: writes each finished call's CDR and queues its
 //!   webhook, retried from a spool until the store takes it.
 //!
@@ -24,6 +25,7 @@
 //! authenticates and decrypts it. To follow a decision (hold, consent, a
 //! hang-up), read `control.rs`.
 
+pub mod announce;
 pub mod cdr_writer;
 pub mod control;
 pub mod driver;

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use dashmap::DashMap;
@@ -21,6 +21,7 @@ use rand::RngExt as _;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
+use super::announce::CallAnnouncer;
 use super::cdr_writer::CdrWriter;
 use super::driver::{
     self, CallCommand, CallParts, CallReport, CallView, HangupRequest, RelayObserver,
@@ -162,6 +163,8 @@ struct Inner {
     /// holds the final state.
     recently_ended: DashMap<String, LiveCall>,
     draining: AtomicBool,
+    /// In a cluster: who hears of each call's start, answer and end.
+    announcer: OnceLock<Arc<dyn CallAnnouncer>>,
 }
 
 /// See the module documentation. Cheap to clone.
@@ -186,8 +189,15 @@ impl CallService {
                 calls: DashMap::new(),
                 recently_ended: DashMap::new(),
                 draining: AtomicBool::new(false),
+                announcer: OnceLock::new(),
             }),
         }
+    }
+
+    /// Tells `announcer` of every call placed from now on (once; a second
+    /// announcer is ignored).
+    pub fn announce_to(&self, announcer: Arc<dyn CallAnnouncer>) {
+        let _ = self.inner.announcer.set(announcer);
     }
 
     /// Hears of a media thread that stopped on a panic, taking its calls
@@ -321,11 +331,17 @@ impl CallService {
             created_at: SystemTime::now(),
             started: now,
         };
+        let announced = inner.announcer.get().map(|announcer| {
+            let skeleton = context.skeleton(&parts.node_id, media.codec.name());
+            announcer.carrying(&call_id, &skeleton);
+            (announcer.clone(), skeleton)
+        });
         tokio::spawn(announce_progress(
             parts.webhooks.clone(),
             widget.clone(),
             call_id.clone(),
             progress,
+            announced,
         ));
         info!(call = %call_id, codec = media.codec.name(), "browser call placed");
         let service = self.clone();
@@ -361,6 +377,9 @@ impl CallService {
         let parts = &self.inner.parts;
         parts.metrics.call_ended(report.outcome.disposition);
         parts.cdrs.write(context.record(&parts.node_id, &report));
+        if let Some(announcer) = self.inner.announcer.get() {
+            announcer.ended(&context.call_id);
+        }
         info!(
             call = %context.call_id,
             disposition = report.outcome.disposition.as_str(),
@@ -404,25 +423,31 @@ impl CallService {
 }
 
 /// Queues `call.ringing` and `call.answered` as the call reaches them,
-/// each at most once, until the call's control is gone. Off the call's
+/// each at most once, until the call's control is gone, and announces the
+/// answer to the cluster with the call's record so far. Off the call's
 /// path: the control never waits for the store.
 async fn announce_progress(
     webhooks: Webhooks,
     widget: WidgetRoute,
     call_id: String,
     mut progress: mpsc::UnboundedReceiver<CallState>,
+    mut announced: Option<(Arc<dyn CallAnnouncer>, CdrRecord)>,
 ) {
-    let mut announced = Vec::new();
+    let mut sent = Vec::new();
     while let Some(state) = progress.recv().await {
         let event = match state {
             CallState::Ringing => webhooks::CALL_RINGING,
             CallState::Answered => webhooks::CALL_ANSWERED,
             CallState::Setup | CallState::Ended => continue,
         };
-        if announced.contains(&event) {
+        if sent.contains(&event) {
             continue;
         }
-        announced.push(event);
+        sent.push(event);
+        if let (CallState::Answered, Some((announcer, skeleton))) = (state, announced.as_mut()) {
+            skeleton.on_answered(SystemTime::now());
+            announcer.carrying(&call_id, skeleton);
+        }
         webhooks
             .on_call_progress(&widget, &call_id, event, SystemTime::now())
             .await;
@@ -439,10 +464,20 @@ struct CdrContext {
 }
 
 impl CdrContext {
+    /// The record as far as placing the call knows it: the call as it
+    /// would be recorded if it ended now, unanswered, by the node.
+    fn skeleton(&self, node_id: &str, browser_codec: &str) -> CdrRecord {
+        let mut record = CdrRecord::begin(&self.call_id, &self.widget, node_id, self.created_at);
+        record.set_visitor_ip(self.visitor_ip);
+        record.browser_codec = Some(browser_codec.to_owned());
+        record.privacy_ref = Some(self.privacy_ref.clone());
+        record
+    }
+
     fn record(&self, node_id: &str, report: &CallReport) -> CdrRecord {
         let outcome = &report.outcome;
         let wall = |at: Instant| self.created_at + at.saturating_duration_since(self.started);
-        let mut record = CdrRecord::begin(&self.call_id, &self.widget, node_id, self.created_at);
+        let mut record = self.skeleton(node_id, report.browser_codec);
         if let Some(answered_at) = outcome.answered_at {
             record.on_answered(wall(answered_at));
         }
@@ -456,15 +491,12 @@ impl CdrContext {
             ended_by,
             outcome.disposition.as_str(),
         );
-        record.set_visitor_ip(self.visitor_ip);
         record.trunk = outcome.trunk.clone();
         record.sip_code = outcome.sip_code;
         record.sip_reason = outcome.reason.phrase.clone();
         record.q850_cause = outcome.reason.q850_cause;
-        record.browser_codec = Some(report.browser_codec.to_owned());
         record.trunk_codec = report.trunk_codec.map(str::to_owned);
         record.recorded = report.recorded;
-        record.privacy_ref = Some(self.privacy_ref.clone());
         record.browser_stats = leg_stats(&report.browser);
         record.trunk_stats = leg_stats(&report.trunk);
         record

@@ -25,6 +25,16 @@ pub fn node(id: &str) -> String {
     format!("{PREFIX}:node:{id}")
 }
 
+/// The hash of one node's calls in progress ([`super::calls`]).
+pub fn calls(node_id: &str) -> String {
+    format!("{}{node_id}", calls_prefix())
+}
+
+/// What [`calls`] puts before a node's id.
+pub fn calls_prefix() -> String {
+    format!("{PREFIX}:calls:")
+}
+
 /// What a concurrency limit counts: calls in progress per tenant, per
 /// widget or per number, cluster-wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

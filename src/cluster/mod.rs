@@ -9,6 +9,9 @@
 //! - [`placement`]: which node takes a new call (the less loaded of two
 //!   random choices in the region), and [`handoff`]: how a node hands it
 //!   over, signed with the cluster secret.
+//! - [`calls`]: the calls each node carries, so that any node finds a
+//!   call's node (to forward its hang-up and events there) and a survivor
+//!   writes the records of a lost node's calls, exactly once.
 //! - [`keys`]: every Redis key, with visitors' addresses keyed by HMAC.
 //!
 //! **Redis down.** Calls in progress never depend on Redis. When a command
@@ -22,6 +25,7 @@
 //!
 //! Without `[cluster]` none of this exists and a node runs alone.
 
+pub mod calls;
 pub mod handoff;
 pub mod keys;
 pub mod leases;
@@ -33,13 +37,15 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, IntGauge};
 use redis::aio::MultiplexedConnection;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+pub use self::calls::LostCall;
+use self::calls::{CallChange, CallTable};
 pub use self::keys::SlotScope;
 pub use self::leases::Lease;
 use self::leases::{LeaseEntry, LeaseTable};
@@ -55,6 +61,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Leases renewed per script call, so one call stays short.
 const RENEW_BATCH: usize = 256;
+/// Calls written back per command when the node's hash is rewritten.
+const WRITE_BACK_BATCH: usize = 256;
+/// Lost nodes taken per heartbeat at most.
+const REAPS_PER_HEARTBEAT: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -133,6 +143,16 @@ struct Inner {
     metrics: ClusterMetrics,
     /// Asks for a heartbeat now (the node's state changed).
     nudge: Notify,
+    /// Tells this node's runs apart (lease members, calls' fields).
+    run: u64,
+    calls: CallTable,
+    reap_script: redis::Script,
+    take_own_script: redis::Script,
+    /// Since when Redis has answered without a break.
+    up_since: Mutex<Option<Instant>>,
+    /// Calls of lost nodes, for this node to finalise.
+    lost_calls: mpsc::UnboundedSender<LostCall>,
+    lost_calls_rx: Mutex<Option<mpsc::UnboundedReceiver<LostCall>>>,
 }
 
 impl Cluster {
@@ -158,6 +178,7 @@ impl Cluster {
         let client = redis::Client::open(info).map_err(|e| ClusterError::Url(e.to_string()))?;
         let run = rand::random::<u64>();
         metrics.redis_up.set(0);
+        let (lost_calls, lost_calls_rx) = mpsc::unbounded_channel();
         Ok(Self {
             inner: Arc::new(Inner {
                 leases: LeaseTable::new(&settings.node_id, run),
@@ -180,6 +201,13 @@ impl Cluster {
                 load,
                 metrics,
                 nudge: Notify::new(),
+                run,
+                calls: CallTable::default(),
+                reap_script: calls::reap_script(),
+                take_own_script: calls::take_own_script(),
+                up_since: Mutex::new(None),
+                lost_calls,
+                lost_calls_rx: Mutex::new(Some(lost_calls_rx)),
             }),
         })
     }
@@ -197,6 +225,52 @@ impl Cluster {
     /// Leases this node holds (calls admitted in cluster mode).
     pub fn leases_held(&self) -> usize {
         self.inner.leases.len()
+    }
+
+    /// Announces a call this node carries, or its new state: `record` is
+    /// the call's record as it would read if the node died now (JSON).
+    pub fn carrying(&self, call_id: &str, record: &str) {
+        let value = calls::field_value(self.inner.run, record);
+        self.inner.calls.put(call_id, value);
+    }
+
+    /// The call ended here (its record is in the node's hands).
+    pub fn ended(&self, call_id: &str) {
+        self.inner.calls.remove(call_id);
+    }
+
+    /// The calls of lost nodes this node is to finalise; `None` after the
+    /// first take.
+    pub fn take_lost_calls(&self) -> Option<mpsc::UnboundedReceiver<LostCall>> {
+        lock(&self.inner.lost_calls_rx).take()
+    }
+
+    /// The other node that carries `call_id`, if any does; `None` while
+    /// Redis is down.
+    pub async fn owner_of_call(&self, call_id: &str) -> Option<NodeEntry> {
+        let mut connection = self.connection()?;
+        let others: Vec<NodeEntry> = lock(&self.inner.registry)
+            .iter()
+            .filter(|node| node.id != self.inner.node_id)
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let mut pipe = redis::pipe();
+        for node in &others {
+            pipe.cmd("HEXISTS").arg(keys::calls(&node.id)).arg(call_id);
+        }
+        match pipe.query_async::<Vec<bool>>(&mut connection).await {
+            Ok(found) => others
+                .into_iter()
+                .zip(found)
+                .find_map(|(node, holds)| holds.then_some(node)),
+            Err(error) => {
+                self.lost(&error);
+                None
+            }
+        }
     }
 
     /// Checks and spends one call's rates cluster-wide: `client`'s and the
@@ -268,20 +342,14 @@ impl Cluster {
 
     /// The node a new call should go to, when it is not this one (see
     /// [`placement`]); counted against that node until the next heartbeat.
-    /// `None` while Redis is down: the node keeps its calls. A node whose
-    /// public URL is this node's too (one address in front of them all) is
-    /// never chosen: the browser could not reach it for the call's events.
+    /// `None` while Redis is down: the node keeps its calls. Nodes behind
+    /// one public address are chosen alike: the call's hang-up and events
+    /// socket reach its node through whichever node receives them.
     pub fn owner_for_new_call(&self) -> Option<NodeEntry> {
         if !self.is_up() {
             return None;
         }
-        let registry: Vec<NodeEntry> = lock(&self.inner.registry)
-            .iter()
-            .filter(|node| {
-                node.id == self.inner.node_id || node.public_url != self.inner.public_url
-            })
-            .cloned()
-            .collect();
+        let registry = lock(&self.inner.registry).clone();
         let mut placed = lock(&self.inner.placed_since);
         let mut rng = rand::rng();
         let draw = |n: usize| rand::RngExt::random_range(&mut rng, 0..n);
@@ -330,9 +398,11 @@ impl Cluster {
                 _ = tick.tick() => self.heartbeat().await,
                 () = self.inner.nudge.notified() => self.heartbeat().await,
                 () = self.inner.leases.released_ready.notified() => self.send_releases().await,
+                () = self.inner.calls.changed.notified() => self.send_call_changes().await,
             }
         }
         self.send_releases().await;
+        self.send_call_changes().await;
         self.leave().await;
     }
 
@@ -342,18 +412,124 @@ impl Cluster {
         let Some(mut connection) = self.connect().await else {
             return;
         };
+        if !self.is_up() {
+            if let Err(error) = self.write_back_calls(&mut connection).await {
+                return self.lost(&error);
+            }
+        }
         match self.beat(&mut connection).await {
             Ok(fresh) => {
                 self.inner.metrics.nodes.set(fresh);
                 if !self.inner.up.swap(true, Ordering::AcqRel) {
+                    *lock(&self.inner.up_since) = Some(Instant::now());
                     self.inner.metrics.redis_up.set(1);
                     tracing::info!(
                         leases = self.inner.leases.len(),
-                        "cluster: Redis reachable, node announced and its leases written"
+                        "cluster: Redis reachable, node announced, its leases and calls written"
                     );
                 }
             }
-            Err(error) => self.lost(&error),
+            Err(error) => return self.lost(&error),
+        }
+        if self.may_reap() {
+            if let Err(error) = self.reap(&mut connection).await {
+                self.lost(&error);
+            }
+        }
+    }
+
+    /// Rewrites the node's hash of calls from its table, after taking what
+    /// an earlier run of the node left there (those calls are lost).
+    async fn write_back_calls(
+        &self,
+        connection: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<()> {
+        let own = keys::calls(&self.inner.node_id);
+        let mut invocation = self.inner.take_own_script.prepare_invoke();
+        invocation
+            .key(keys::nodes())
+            .key(&own)
+            .arg(&self.inner.node_id);
+        let reply: Vec<String> = invocation.invoke_async(connection).await?;
+        let left = calls::read_own(&self.inner.node_id, self.inner.run, &reply);
+        if !left.is_empty() {
+            tracing::warn!(
+                calls = left.len(),
+                "cluster: an earlier run of this node left calls unfinished; finalising them as lost"
+            );
+        }
+        for call in left {
+            let _ = self.inner.lost_calls.send(call);
+        }
+        // What the table holds now stands: changes queued before are in it.
+        self.inner.calls.take_changes();
+        for batch in self.inner.calls.live().chunks(WRITE_BACK_BATCH) {
+            redis::cmd("HSET")
+                .arg(&own)
+                .arg(batch)
+                .query_async::<()>(connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether this node may take lost nodes' calls: only once Redis has
+    /// answered it for a lease and a heartbeat without a break, so that
+    /// after Redis was away every live node has had its turn to announce
+    /// itself again before any is taken for lost.
+    fn may_reap(&self) -> bool {
+        let settled = self.inner.lease + self.inner.heartbeat;
+        lock(&self.inner.up_since).is_some_and(|since| since.elapsed() >= settled)
+    }
+
+    /// Takes the calls of nodes whose heartbeat is older than a lease.
+    async fn reap(&self, connection: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        for _ in 0..REAPS_PER_HEARTBEAT {
+            let mut invocation = self.inner.reap_script.prepare_invoke();
+            invocation
+                .key(keys::nodes())
+                .arg(self.lease_ms())
+                .arg(keys::calls_prefix());
+            let reply: Vec<String> = invocation.invoke_async(connection).await?;
+            let Some(lost) = calls::read_reaped(&reply) else {
+                return Ok(());
+            };
+            tracing::warn!(
+                node = %reply[0],
+                calls = lost.len(),
+                "cluster: a node stopped renewing its heartbeat; this node finalises its calls"
+            );
+            for call in lost {
+                let _ = self.inner.lost_calls.send(call);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the calls that started or ended since the last time. While
+    /// Redis is down they are dropped: the table is written back whole
+    /// when it returns.
+    async fn send_call_changes(&self) {
+        let changes = self.inner.calls.take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        let Some(mut connection) = self.connection() else {
+            return;
+        };
+        let own = keys::calls(&self.inner.node_id);
+        let mut pipe = redis::pipe();
+        for change in &changes {
+            match change {
+                CallChange::Put { call_id, value } => {
+                    pipe.cmd("HSET").arg(&own).arg(call_id).arg(value)
+                }
+                CallChange::Remove { call_id } => pipe.cmd("HDEL").arg(&own).arg(call_id),
+            }
+            .ignore();
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+            self.lost(&error);
         }
     }
 
@@ -438,6 +614,9 @@ impl Cluster {
             .arg(keys::nodes())
             .arg(&self.inner.node_id)
             .ignore();
+        pipe.cmd("DEL")
+            .arg(keys::calls(&self.inner.node_id))
+            .ignore();
         match pipe.query_async::<()>(&mut connection).await {
             Ok(()) => tracing::info!("cluster: node left the registry"),
             Err(error) => self.lost(&error),
@@ -488,6 +667,7 @@ impl Cluster {
 
     fn mark_down(&self, why: &str) {
         *self.connection_slot() = None;
+        *lock(&self.inner.up_since) = None;
         if self.inner.up.swap(false, Ordering::AcqRel) {
             self.inner.metrics.redis_up.set(0);
             tracing::warn!(

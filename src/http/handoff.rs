@@ -78,6 +78,20 @@ impl HandoffClient {
         }
     }
 
+    /// Sends `request` to another node, waiting at most `timeout` for the
+    /// answer's head.
+    pub async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, HandoffError> {
+        match tokio::time::timeout(timeout, self.http.request(request)).await {
+            Err(_) => Err(HandoffError::Timeout),
+            Ok(Err(_)) => Err(HandoffError::Unreachable),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
     /// Hands `call` to `owner`; the owner's answer, to relay.
     pub async fn hand_over(
         &self,
@@ -104,12 +118,7 @@ impl HandoffClient {
         let request = request
             .body(Full::new(Bytes::copy_from_slice(call.body)))
             .map_err(|_| HandoffError::BadUrl)?;
-        let sent = tokio::time::timeout(HANDOFF_TIMEOUT, self.http.request(request)).await;
-        let response = match sent {
-            Err(_) => return Err(HandoffError::Timeout),
-            Ok(Err(_)) => return Err(HandoffError::Unreachable),
-            Ok(Ok(response)) => response,
-        };
+        let response = self.send(request, HANDOFF_TIMEOUT).await?;
         let status = response.status();
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             return Err(HandoffError::Failed(status));

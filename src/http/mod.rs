@@ -18,6 +18,7 @@ pub mod admission;
 mod client_addr;
 mod cors;
 pub mod dashboard;
+mod forward;
 pub mod guard;
 pub mod handoff;
 mod health;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on, post};
 use axum::{Json, Router};
@@ -31,6 +31,7 @@ use super::Readiness;
 use super::admission::{Admission, NumberSlot};
 use super::client_addr::client_ip;
 use super::cors;
+use super::forward;
 use super::guard::{Refusal, origin_allowed};
 use super::handoff::HandoffClient;
 use super::lookups::{LookupBudget, within_budget};
@@ -725,18 +726,55 @@ fn checked_call(
     Ok((call, origin))
 }
 
+/// The node of the cluster that carries `call_id`, when this node does
+/// not know the call and the request was not forwarded already.
+async fn carried_elsewhere(
+    state: &SignallingState,
+    refused: &Refused,
+    call_id: &str,
+    headers: &HeaderMap,
+) -> Option<crate::cluster::NodeEntry> {
+    if refused.0 != StatusCode::NOT_FOUND || forward::was_forwarded(headers) {
+        return None;
+    }
+    state.cluster.as_ref()?.owner_of_call(call_id).await
+}
+
+/// `refused`, or the answer of the node that carries the call, which gets
+/// the request as `method`.
+async fn refused_or_forwarded(
+    state: &SignallingState,
+    refused: Refused,
+    method: Method,
+    call_id: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let owner = carried_elsewhere(state, &refused, call_id, headers).await;
+    match (owner, uri.path_and_query()) {
+        (Some(owner), Some(path)) => {
+            forward::request(&state.handoffs, &owner, method, path.as_str(), headers).await
+        }
+        _ => refused.into_response(),
+    }
+}
+
 /// A preflight for the hang-up (`DELETE`, which a page closing sends with
 /// `keepalive`).
 async fn call_preflight(
     State(state): State<SignallingState>,
     Path(call_id): Path<String>,
     Query(query): Query<TokenQuery>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     match checked_call(&state, &call_id, &query.token, &headers) {
         Ok((_, Some(origin))) => cors::preflight(&origin, "DELETE"),
         Ok((_, None)) => ORIGIN_REFUSED.into_response(),
-        Err(refused) => refused.into_response(),
+        Err(refused) => {
+            let method = Method::OPTIONS;
+            refused_or_forwarded(&state, refused, method, &call_id, &uri, &headers).await
+        }
     }
 }
 
@@ -744,6 +782,7 @@ async fn hang_up(
     State(state): State<SignallingState>,
     Path(call_id): Path<String>,
     Query(query): Query<TokenQuery>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     match checked_call(&state, &call_id, &query.token, &headers) {
@@ -751,7 +790,10 @@ async fn hang_up(
             call.hang_up(HangupRequest::Visitor);
             for_origin(StatusCode::NO_CONTENT.into_response(), origin.as_ref())
         }
-        Err(refused) => refused.into_response(),
+        Err(refused) => {
+            let method = Method::DELETE;
+            refused_or_forwarded(&state, refused, method, &call_id, &uri, &headers).await
+        }
     }
 }
 
@@ -759,12 +801,28 @@ async fn events(
     State(state): State<SignallingState>,
     Path(call_id): Path<String>,
     Query(query): Query<TokenQuery>,
+    uri: Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let call = match checked_call(&state, &call_id, &query.token, &headers) {
         Ok((call, _)) => call,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => {
+            let owner = carried_elsewhere(&state, &refused, &call_id, &headers).await;
+            let (Some(owner), Some(path)) = (owner, uri.path_and_query()) else {
+                return refused.into_response();
+            };
+            let path = path.as_str();
+            return match forward::events(&state.handoffs, &owner, path, &headers).await {
+                Ok(owner_socket) => upgrade
+                    .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+                    .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+                    .on_upgrade(move |socket| {
+                        forward::relay_events(socket, owner_socket, PING_INTERVAL, UNANSWERED_PINGS)
+                    }),
+                Err(answer) => answer,
+            };
+        }
     };
     let Some(follower) = call.follow() else {
         state.metrics.http_refused(RefusedReason::RateLimited);

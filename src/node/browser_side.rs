@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use super::TrunkSide;
+use super::{TrunkSide, lost_calls};
 use crate::call::cdr_writer::{self, CdrWriter, CdrWriterParts};
 use crate::call::service::{CallService, CallServiceParts};
 use crate::call::shard::{Engine, EngineError, EngineSettings};
@@ -147,6 +147,7 @@ impl BrowserSide {
             task: cdr_task,
             stop: cdr_stop.drop_guard(),
         };
+        let lost_call_cdrs = cdrs.clone();
         let calls = CallService::new(CallServiceParts {
             webhooks: webhooks.clone(),
             node_id: config.node.id.to_string(),
@@ -173,6 +174,12 @@ impl BrowserSide {
             cdrs,
         });
         let cluster = start_cluster(config, base_url, shards, &calls, readiness, &metrics)?;
+        if let Some(cluster) = &cluster {
+            calls.announce_to(Arc::new(lost_calls::ClusterCalls(cluster.clone())));
+            if let Some(lost) = cluster.take_lost_calls() {
+                tokio::spawn(lost_calls::finalise(lost, lost_call_cdrs));
+            }
+        }
         let state = SignallingState {
             calls: calls.clone(),
             store: store.clone(),

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod browser_side;
+mod lost_calls;
 mod trunk_side;
 
 pub use browser_side::{BrowserSide, BrowserSideError};

@@ -139,7 +139,15 @@ pub struct CdrRecord {
     pub privacy_ref: Option<String>,
     /// Set once the call was erased: only the billing fields remain.
     pub erased_at_ms: Option<i64>,
+    /// Why the node ended the call, where disposition and `ended_by` do not
+    /// say it all: [`NODE_LOST`] for a call whose node died, written by
+    /// another node of the cluster.
+    #[serde(default)]
+    pub end_reason: Option<String>,
 }
+
+/// The `end_reason` of a call whose node died mid-call.
+pub const NODE_LOST: &str = "node_lost";
 
 impl CdrRecord {
     /// A record for a call placed through `route` at `created_at`. It reads
@@ -176,6 +184,7 @@ impl CdrRecord {
             recorded: false,
             privacy_ref: None,
             erased_at_ms: None,
+            end_reason: None,
         }
     }
 
@@ -194,6 +203,20 @@ impl CdrRecord {
             .map_or(0, |answered| (self.ended_at_ms - answered).max(0));
     }
 
+    /// Ends the record of a call whose node died, last seen alive at
+    /// `last_seen_ms` (unix ms): `failed`, ended by the node, [`NODE_LOST`].
+    /// A call answered before counts its talk time up to then.
+    pub fn on_node_lost(&mut self, last_seen_ms: i64) {
+        let answered_at_ms = self.answered_at_ms.unwrap_or(i64::MIN);
+        self.ended_at_ms = last_seen_ms.max(self.created_at_ms).max(answered_at_ms);
+        self.ended_by = EndedBy::Node;
+        self.disposition = "failed".to_owned();
+        self.duration_ms = self
+            .answered_at_ms
+            .map_or(0, |answered| self.ended_at_ms - answered);
+        self.end_reason = Some(NODE_LOST.to_owned());
+    }
+
     /// Keeps only the visitor's network (/24 or /48), never the address.
     pub fn set_visitor_ip(&mut self, ip: IpAddr) {
         self.visitor_network = Some(truncate_ip(ip));
@@ -206,10 +229,29 @@ const CDR_COLUMNS: &str = "call_id, tenant_id, number_id, widget_id, trunk, node
     browser_packets_sent, browser_packets_received, browser_packets_lost, browser_jitter_us, \
     trunk_packets_sent, trunk_packets_received, trunk_packets_lost, trunk_jitter_us, \
     visitor_network, recorded, privacy_ref, erased_at, sip_reason, q850_cause, \
-    browser_mos_worst_x100, browser_mos_average_x100, trunk_mos_worst_x100, trunk_mos_average_x100";
+    browser_mos_worst_x100, browser_mos_average_x100, trunk_mos_worst_x100, trunk_mos_average_x100, \
+    end_reason";
 
 const CDR_PLACEHOLDERS: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33";
+    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34";
+
+/// The insert of a record: a new row, or the replacement of a row written
+/// for a lost node and not erased since (`ON CONFLICT ... DO UPDATE`, which SQLite and
+/// PostgreSQL both read the same). Any other row already there stays.
+fn insert_cdr_sql() -> String {
+    let updates: Vec<String> = CDR_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .filter(|column| *column != "call_id")
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
+    format!(
+        "INSERT INTO cdrs ({CDR_COLUMNS}) VALUES ({CDR_PLACEHOLDERS}) \
+         ON CONFLICT (call_id) DO UPDATE SET {} \
+         WHERE cdrs.end_reason = '{NODE_LOST}' AND cdrs.erased_at IS NULL",
+        updates.join(", ")
+    )
+}
 
 /// The row as stored: BIGINT columns as `i64`, INTEGER columns as `i32`
 /// (the widths PostgreSQL will insist on).
@@ -248,6 +290,7 @@ struct CdrRow {
     browser_mos_average_x100: Option<i32>,
     trunk_mos_worst_x100: Option<i32>,
     trunk_mos_average_x100: Option<i32>,
+    end_reason: Option<String>,
 }
 
 impl TryFrom<CdrRow> for CdrRecord {
@@ -312,6 +355,7 @@ impl TryFrom<CdrRow> for CdrRecord {
             recorded: row.recorded != 0,
             privacy_ref: row.privacy_ref,
             erased_at_ms: row.erased_at,
+            end_reason: row.end_reason,
         })
     }
 }
@@ -358,12 +402,14 @@ impl Store {
     }
 
     /// Writes the record of an ended call. A call id already present is a
-    /// [`StoreError::Duplicate`]; a tenant that does not exist is a
+    /// [`StoreError::Duplicate`], except a record another node wrote when
+    /// it took the call's node for lost ([`NODE_LOST`]): the call's own
+    /// record replaces it. A tenant that does not exist is a
     /// [`StoreError::MissingReference`].
     pub async fn insert_cdr(&self, cdr: &CdrRecord) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO cdrs ({CDR_COLUMNS}) VALUES ({CDR_PLACEHOLDERS})");
+        let sql = insert_cdr_sql();
         let (browser, trunk) = (&cdr.browser_stats, &cdr.trunk_stats);
-        sqlx::query(&sql)
+        let written = sqlx::query(&sql)
             .bind(&cdr.call_id)
             .bind(&cdr.tenant_id)
             .bind(&cdr.number_id)
@@ -397,10 +443,14 @@ impl Store {
             .bind(browser.mos_average_x100.map(i32::from))
             .bind(trunk.mos_worst_x100.map(i32::from))
             .bind(trunk.mos_average_x100.map(i32::from))
+            .bind(&cdr.end_reason)
             .execute(&self.pool)
             .await
             .map_err(StoreError::query("cdr insert"))?;
-        Ok(())
+        match written.rows_affected() {
+            0 => Err(StoreError::Duplicate { op: "cdr insert" }),
+            _ => Ok(()),
+        }
     }
 
     /// The record of call `call_id`, if one was written.

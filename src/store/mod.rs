@@ -63,7 +63,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, ConnectOptions as _, Connection as _};
 
 pub use self::audit::{Actor, AuditEntry, AuditEvent, NewAuditEvent};
-pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, EndedBy, LegStats};
+pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, EndedBy, LegStats, NODE_LOST};
 pub use self::error::StoreError;
 pub use self::numbers::{Number, NumberChange, NumberDelete, NumberLimits};
 pub use self::privacy::Erased;

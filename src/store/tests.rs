@@ -398,6 +398,34 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    async fn a_calls_own_record_replaces_one_written_for_its_lost_node_and_nothing_else(store: Store) {
+        store.seed_demo().await.unwrap();
+        let real = full_cdr("call-1", 1_700_000_000_000);
+        let mut lost = real.clone();
+        lost.on_node_lost(real.created_at_ms + 10_000);
+        assert_eq!(lost.end_reason.as_deref(), Some(NODE_LOST));
+        store.insert_cdr(&lost).await.unwrap();
+        assert_eq!(store.cdr("call-1").await.unwrap(), Some(lost.clone()));
+        // The node was not dead after all: the call's own record wins.
+        store.insert_cdr(&real).await.unwrap();
+        assert_eq!(store.cdr("call-1").await.unwrap(), Some(real.clone()));
+        // Never the other way round.
+        let err = store.insert_cdr(&lost).await.unwrap_err();
+        assert!(err.is_duplicate(), "{err}");
+        assert_eq!(store.cdr("call-1").await.unwrap(), Some(real));
+        // An erased record of a lost call stays erased.
+        let second = full_cdr("call-2", 1_700_000_100_000);
+        let mut lost = second.clone();
+        lost.on_node_lost(second.created_at_ms);
+        lost.erased_at_ms = Some(1);
+        store.insert_cdr(&lost).await.unwrap();
+        assert!(store.insert_cdr(&second).await.unwrap_err().is_duplicate());
+        assert_eq!(store.cdr("call-2").await.unwrap(), Some(lost));
+        assert_eq!(count(&store, "cdrs").await, 2);
+    }
+}
+
+on_both_stores! {
     async fn cdr_for_unknown_tenant_is_an_error(store: Store) {
         let err = store.insert_cdr(&full_cdr("call-1", 1)).await.unwrap_err();
         assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");

@@ -214,6 +214,23 @@ impl RunningNode {
         panic!("expected {count} CDRs, found {}: {cdrs:#?}", cdrs.len());
     }
 
+    /// The CDR of call `call_id`, once written; fails the test after
+    /// `timeout` without it.
+    pub async fn wait_for_cdr_of(&self, call_id: &str, timeout: Duration) -> CdrRecord {
+        let store = self.store().await;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(cdr) = store.cdr(call_id).await.unwrap() {
+                return cdr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no CDR of call {call_id} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The CDR of the call through `widget` (exactly one such call).
     pub async fn cdr_of_widget(&self, widget: &str) -> CdrRecord {
         let store = self.store().await;

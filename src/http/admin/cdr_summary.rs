@@ -321,6 +321,7 @@ mod tests {
             recorded: false,
             privacy_ref: None,
             erased_at_ms: None,
+            end_reason: None,
         };
         cdr.browser_stats.mos_worst_x100 = browser;
         cdr.browser_stats.mos_average_x100 = browser.map(|m| m + 10);

@@ -47,6 +47,10 @@ pub struct CdrView {
     pub q850_cause: Option<u8>,
     /// `visitor`, `callee` or `node`.
     pub ended_by: String,
+    /// Why the node ended the call, where that needs saying: `node_lost`
+    /// when the node carrying it died and another node wrote this record
+    /// (`disposition` is then `failed`). `null` otherwise.
+    pub end_reason: Option<String>,
     pub browser_codec: Option<String>,
     pub trunk_codec: Option<String>,
     pub browser_packets_sent: u64,
@@ -80,6 +84,7 @@ impl From<CdrRecord> for CdrView {
             answered_at: cdr.answered_at_ms.map(times::format),
             ended_at: times::format(cdr.ended_at_ms),
             ended_by: cdr.ended_by.as_str().to_owned(),
+            end_reason: cdr.end_reason,
             browser_packets_sent: cdr.browser_stats.packets_sent,
             browser_packets_received: cdr.browser_stats.packets_received,
             browser_packets_lost: cdr.browser_stats.packets_lost,
@@ -249,7 +254,7 @@ fn json_body(pages: impl Stream<Item = Page>) -> impl Stream<Item = Result<Bytes
 
 /// The CSV header: [`CdrView`]'s fields in order (a test keeps them equal).
 const CSV_HEADER: &str = "call_id,number_id,widget_id,trunk,node_id,created_at,answered_at,\
-ended_at,duration_ms,disposition,sip_code,sip_reason,q850_cause,ended_by,browser_codec,trunk_codec,\
+ended_at,duration_ms,disposition,sip_code,sip_reason,q850_cause,ended_by,end_reason,browser_codec,trunk_codec,\
 browser_packets_sent,browser_packets_received,browser_packets_lost,browser_jitter_us,\
 trunk_packets_sent,trunk_packets_received,trunk_packets_lost,trunk_jitter_us,\
 browser_mos_worst,browser_mos_average,trunk_mos_worst,trunk_mos_average,\
@@ -306,6 +311,7 @@ mod tests {
             recorded: false,
             privacy_ref: None,
             erased_at_ms: None,
+            end_reason: None,
         })
     }
 
