@@ -12,6 +12,9 @@
 #   so both nodes' loads are current.
 # - Healing: Redis is killed and started again, empty; prints how long
 #   until both nodes' /readyz say "connected" again (heartbeat 200 ms).
+# - Node loss: a call placed on node B, answered, then B is killed with
+#   SIGKILL; prints how long until A has written that call's CDR
+#   (`end_reason` `node_lost`; lease 2 s, heartbeat 200 ms).
 #
 # Needs the release binary (cargo build --release), redis-server and a
 # PostgreSQL server's programs (scripts/install-test-deps.sh installs them).
@@ -21,90 +24,19 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 calls=${1:-60}
-bin=target/release/callgate
-[[ -x $bin ]] || { echo "cluster-placement: build first: cargo build --release" >&2; exit 1; }
 work=$(mktemp -d)
-cleanup() {
-    local pid_file
-    for pid_file in "$work"/n*/pid; do
-        [[ -f $pid_file ]] && kill "$(cat "$pid_file")" 2>/dev/null || true
-    done
-    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
-    scripts/test-postgres.sh stop
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-redis_port=$(free_port)
-start_redis() {
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-        --daemonize yes --logfile "$work/redis.log" --dir "$work"
-}
-start_redis
-postgres=$(scripts/test-postgres.sh start)
-export BENCH_CLUSTER_SECRET=bench-cluster-secret-of-this-run
-BENCH_KEK=$(head -c 32 /dev/urandom | base64)
-export BENCH_KEK
-
-# node INDEX: writes its config and starts it; its HTTP port on stdout.
-node() {
-    local i=$1 http sip echo
-    http=$(free_port) sip=$(free_port) echo=$(free_port)
-    mkdir -p "$work/n$i"
-    cat >"$work/n$i/callgate.toml" <<EOF
-[node]
-id = "node-$i"
-data_dir = "$work/n$i/data"
-[http]
-listen = "127.0.0.1:$http"
-[sip]
-listen_udp = "127.0.0.1:$sip"
-options_interval_secs = 0
-[media]
-rtp_port_min = 3${i}000
-rtp_port_max = 3${i}999
-[webrtc]
-listen = "127.0.0.1:4${i}000"
-[limits]
-calls_per_minute_per_ip = 10000
-calls_per_minute_per_widget = 10000
-max_concurrent_calls_per_tenant = 1000
-lookups_per_minute_per_ip = 100000
-[echo_trunk]
-enabled = true
-listen = "127.0.0.1:$echo"
-[[sip.routes]]
-name = "demo"
-trunks = ["echo"]
-[database]
-url = "$postgres"
-[recording]
-keys = [{ id = "k1", env = "BENCH_KEK" }]
-current_key = "k1"
-[cluster]
-redis_url = "redis://127.0.0.1:$redis_port/0"
-secret_env = "BENCH_CLUSTER_SECRET"
-heartbeat_ms = 200
-lease_secs = 2
-EOF
-    CALLGATE_LOG_LEVEL=warn "$bin" serve --config "$work/n$i/callgate.toml" \
-        >"$work/n$i/log" 2>&1 &
-    echo $! >"$work/n$i/pid"
-    echo "$http"
-}
+node_extra=$'heartbeat_ms = 200\nlease_secs = 2'
+# shellcheck source=benches/cluster-common.sh
+source benches/cluster-common.sh
 
 a=$(node 1)
 sleep 1
 b=$(node 2)
-python3 - "$a" "$b" "$calls" "$redis_port" "$work" <<'EOF'
-import json, subprocess, sys, time, urllib.request
+python3 - "$a" "$b" "$calls" "$redis_port" "$work" "$postgres" <<'EOF'
+import json, os, signal, subprocess, sys, time, urllib.request
 
 a, b = (f"http://127.0.0.1:{port}" for port in sys.argv[1:3])
-calls, redis_port, work = int(sys.argv[3]), sys.argv[4], sys.argv[5]
+calls, redis_port, work, postgres = int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 OFFER = (
     "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
     "m=audio 9 UDP/TLS/RTP/SAVPF 0 101\r\nc=IN IP4 0.0.0.0\r\n"
@@ -115,23 +47,12 @@ OFFER = (
     "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
 )
 
-def until(condition, what, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.02)
-    sys.exit(f"cluster-placement: {what} did not happen in {timeout} s (logs in {work})")
+sys.dont_write_bytecode = True
+sys.path.insert(0, "benches")
+from cluster_common import cluster_state, until as wait_until
 
-def cluster_state(base):
-    try:
-        with urllib.request.urlopen(base + "/readyz") as answer:
-            return json.load(answer).get("cluster")
-    except urllib.error.HTTPError as refused:
-        return json.load(refused).get("cluster")
+def until(condition, what, timeout=20):
+    wait_until(condition, f"cluster-placement: {what}", timeout, work)
 
 def post(base):
     body = json.dumps({"offer": OFFER, "consent": None}).encode()
@@ -181,4 +102,17 @@ subprocess.run(["redis-server", "--port", redis_port, "--bind", "127.0.0.1", "--
     check=True)
 until(lambda: cluster_state(a) == cluster_state(b) == "connected", "both nodes healing")
 print(f"healed: both nodes connected {(time.monotonic() - started) * 1000:.0f} ms after Redis was started again")
+
+_, lost = post(b)
+assert owner(lost) == b, "an idle B keeps the call it receives"
+time.sleep(1)
+with open(f"{work}/n2/pid") as pid_file:
+    os.kill(int(pid_file.read()), signal.SIGKILL)
+killed = time.monotonic()
+def lost_cdr_written():
+    query = f"SELECT end_reason FROM cdrs WHERE call_id = '{lost['call_id']}'"
+    found = subprocess.run(["psql", postgres, "-Atc", query], capture_output=True, text=True)
+    return found.stdout.strip() == "node_lost"
+until(lost_cdr_written, "the lost call's CDR")
+print(f"node lost: the call's CDR written by A {(time.monotonic() - killed) * 1000:.0f} ms after B was killed (lease 2 s)")
 EOF

@@ -38,6 +38,8 @@
 //! - [`supervise`]: core tasks whose failure stops the node, never leaving
 //!   it half-alive.
 //! - [`telemetry`]: logging setup, text or JSON lines on stderr.
+//! - [`proc_stat`]: a process's CPU time and memory from `/proc` (the
+//!   node's CPU in the cluster registry, a node's figures in the load tool).
 //! - `fuzzing` (feature `fuzzing`): the entry points of `fuzz/`'s targets.
 //!
 //! Protocol and policy logic does no I/O; only `http/`, the socket loops
@@ -57,6 +59,7 @@ pub mod media;
 pub mod metrics;
 pub mod node;
 pub mod privacy;
+pub mod proc_stat;
 pub mod recording;
 pub mod sip;
 pub mod store;

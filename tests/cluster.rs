@@ -35,7 +35,7 @@ const CLUSTER_SECRET: &str = "a-secret-every-node-of-the-test-shares";
 const SPEECH: &str = "one two three four five, the cluster carries on";
 
 /// Node `index`'s trunk media ports: 28000 up for the first ten, 14000 up
-/// for the next five (clear of the ports handed to peers).
+/// for the next ones (clear of the ports handed to peers).
 fn media_ports(index: u16) -> RangeInclusive<u16> {
     let start = match index {
         0..10 => 28_000 + index * 200,
@@ -268,6 +268,7 @@ async fn the_registry_lists_each_node_its_state_and_a_node_that_stops_leaves_it(
     assert_eq!(nodes[0]["region"], "eu-west");
     assert_eq!(nodes[0]["public_url"], a.base());
     assert_eq!(nodes[0]["state"], "serving");
+    assert!(nodes[0]["cpu_percent"].is_u64(), "{nodes:?}");
     assert_eq!(nodes[1]["id"], "node-5");
     assert_eq!(nodes[1]["public_url"], b.base());
     assert_eq!(metric(a.addr, "callgate_cluster_nodes"), 2.0);
@@ -442,40 +443,36 @@ async fn until_node_count(node: &RunningNode, count: usize) {
     panic!("the node never saw {count} nodes");
 }
 
-/// The events socket of `placed`, opened at `node` from a page on `origin`.
-async fn events_at(
-    node: &RunningNode,
-    origin: &str,
-    placed: &Value,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+/// A call's events socket, as a test opens it.
+type EventsSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The events socket at `events` (a placed call's URL), from `origin`.
+async fn open_events(events: &str, origin: &str) -> EventsSocket {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = events.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the events socket opens");
+    socket
+}
+
+/// The events socket of `placed`, opened at `node` from a page on `origin`.
+async fn events_at(node: &RunningNode, origin: &str, placed: &Value) -> EventsSocket {
     let url = format!(
         "ws://{}/v1/calls/{}/events?token={}",
         node.addr,
         placed["call_id"].as_str().unwrap(),
         placed["token"].as_str().unwrap()
     );
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("origin", origin.parse().unwrap());
-    let (socket, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("the events socket opens");
-    assert_eq!(response.status(), 101);
-    socket
+    open_events(&url, origin).await
 }
 
 /// The next state the events socket tells, within 10 s.
-async fn next_state<S>(socket: &mut S) -> String
-where
-    S: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + Unpin,
-{
+async fn next_state(socket: &mut EventsSocket) -> String {
     use futures_util::StreamExt as _;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -602,11 +599,15 @@ async fn three_nodes_share_the_calls_and_any_node_reaches_a_call_for_its_hang_up
     );
     assert!(cdrs.iter().all(|cdr| cdr.end_reason.is_none()));
 
-    // The admin API answers the same through any node.
+    // The admin API and the dashboard answer the same through any node.
     let key = nodes[2].api_key("demo", "read");
     for node in &nodes {
         let listed = Api::new(node, &key).expect("GET", "/v1/cdrs", Value::Null, 200);
         assert_eq!(listed.as_array().map(Vec::len), Some(9), "{listed}");
+        assert_eq!(
+            request(node.addr, "GET", "/dashboard", &[], b"").status,
+            200
+        );
     }
     for node in nodes {
         node.stop().await;
@@ -692,14 +693,24 @@ fn node_process(
     (process, addr)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() {
+/// A Redis, cluster node `index` in-process, and node `index + 1` as a
+/// process of its own (its files in `dir`), both in the cluster.
+async fn node_and_process(
+    index: u16,
+    dir: &std::path::Path,
+) -> (Redis, RunningNode, PeerProcess, SocketAddr) {
     let redis = Redis::start();
     let database = fresh_database().await;
-    let survivor = cluster_node(13, &redis, &database, &[]).await;
+    let node = cluster_node(index, &redis, &database, &[]).await;
+    let (process, addr) = node_process(index + 1, &redis, &database, dir);
+    until_node_count(&node, 2).await;
+    (redis, node, process, addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut doomed, doomed_addr) = node_process(14, &redis, &database, dir.path());
-    until_node_count(&survivor, 2).await;
+    let (redis, survivor, mut doomed, doomed_addr) = node_and_process(13, dir.path()).await;
     let admin = Api::new(&survivor, &survivor.api_key("demo", "admin"));
     let receiver = Receiver::start().await;
     admin.expect("PUT", "/v1/webhook", json!({ "url": receiver.url() }), 200);
@@ -724,19 +735,9 @@ async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() 
             .unwrap()
             .contains(&doomed_addr.to_string())
     );
-    let mut socket = {
-        let url = placed["events"].as_str().unwrap().to_owned();
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
-        tokio_tungstenite::connect_async(request).await.unwrap().0
-    };
-    let mut state = next_state(&mut socket).await;
-    while state != "answered" {
-        state = next_state(&mut socket).await;
-    }
+    let events = placed["events"].as_str().unwrap().to_owned();
+    let mut socket = open_events(&events, &origin).await;
+    while next_state(&mut socket).await != "answered" {}
     until_tenant_leases(&redis, 1).await;
     // Talk time counts up to the node's last heartbeat: let some pass.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -761,6 +762,8 @@ async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() 
     assert_eq!(cdr.visitor_network.as_deref(), Some("127.0.0.0/24"));
     let view = admin.expect("GET", "/v1/cdrs", Value::Null, 200);
     assert_eq!(view[0]["end_reason"], "node_lost", "{view}");
+    let finalised = metric(survivor.addr, "callgate_cluster_lost_calls_total");
+    assert_eq!(finalised, 1.0);
 
     // Its webhook arrives, once; its slot expired with the node's lease.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -778,4 +781,118 @@ async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() 
     );
     assert_eq!(redis.cli(&["EXISTS", "callgate:calls:node-14"]), "0");
     survivor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draining_node_hands_new_calls_over_keeps_its_call_to_its_end_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis, staying, mut leaving, leaving_addr) = node_and_process(15, dir.path()).await;
+
+    // A call on the node about to leave (both idle: it stays there), from
+    // a customer's site both nodes serve the widget to.
+    staying.set_allowed_origins("demo", &[SITE]).await;
+    let origin = SITE;
+    let body = json!({ "offer": OFFER, "consent": null }).to_string();
+    let post = |addr: SocketAddr| {
+        let path = "/v1/widgets/demo/calls";
+        let (status, reply) = http(addr, "POST", path, Some(origin), body.as_bytes());
+        assert_eq!(status, 201, "{reply}");
+        serde_json::from_str::<Value>(&reply).unwrap()
+    };
+    let kept = post(leaving_addr);
+    let events = kept["events"].as_str().unwrap().to_owned();
+    assert!(events.contains(&leaving_addr.to_string()), "{kept}");
+    let mut socket = open_events(&events, origin).await;
+    while next_state(&mut socket).await != "answered" {}
+
+    // SIGTERM: the node drains. It is unready, and every new call, through
+    // either node, goes to the one staying.
+    leaving.signal("TERM");
+    let draining = support::wait_until(Duration::from_secs(10), || {
+        request(leaving_addr, "GET", "/readyz", &[], b"").status == 503
+    });
+    assert!(draining, "{}", leaving.output_tail(20));
+    until_cluster_state(&staying, "node-16", "draining").await;
+    let new_calls = [post(staying.addr), post(leaving_addr)];
+    for call in &new_calls {
+        assert!(held_by(&staying, call), "{call}");
+    }
+
+    // Its own call goes on until the visitor hangs up (through the other
+    // node); then it exits, and exits 0.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(leaving.is_running());
+    assert_eq!(metric(leaving_addr, "callgate_calls_active"), 1.0);
+    let path = format!(
+        "/v1/calls/{}?token={}",
+        kept["call_id"].as_str().unwrap(),
+        kept["token"].as_str().unwrap()
+    );
+    let (status, reply) = http(staying.addr, "DELETE", &path, Some(origin), b"");
+    assert_eq!(status, 204, "{reply}");
+    while next_state(&mut socket).await != "ended" {}
+    let exit = leaving.wait_for_exit(Duration::from_secs(15));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "{exit:?}\n{}",
+        leaving.output_tail(20)
+    );
+    let call_id = kept["call_id"].as_str().unwrap();
+    let cdr = staying
+        .wait_for_cdr_of(call_id, Duration::from_secs(5))
+        .await;
+    assert_eq!(cdr.ended_by, callgate::store::EndedBy::Visitor);
+    assert_eq!(cdr.end_reason, None);
+    assert_eq!(
+        redis.cli(&["ZRANGE", "callgate:nodes", "0", "-1"]),
+        "node-15"
+    );
+    assert_eq!(redis.cli(&["EXISTS", "callgate:calls:node-16"]), "0");
+    for call in &new_calls {
+        hang_up_from(&staying, origin, call);
+    }
+    staying.stop().await;
+}
+
+/// Waits until `node`'s registry shows node `id` in `state`.
+async fn until_cluster_state(node: &RunningNode, id: &str, state: &str) {
+    let operator = node.command(&["apikey", "create", "--role", "operator"]);
+    assert_eq!(operator.0, 0, "{}", operator.2);
+    let operator = Api::new(node, operator.1.trim());
+    until_nodes(&operator, |nodes| {
+        nodes.iter().any(|n| n["id"] == id && n["state"] == state)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_the_nodes_trust_only_the_redis_their_ca_signed() {
+    let redis = Redis::start_tls();
+    let database = fresh_database().await;
+    let ca = redis.ca_file().unwrap();
+    let ca = ca.to_str().unwrap();
+    let trusting = [("CALLGATE_CLUSTER_REDIS_CA_FILE", ca)];
+    let a = cluster_node(17, &redis, &database, &trusting).await;
+    let b = cluster_node(18, &redis, &database, &trusting).await;
+    until_cluster(&a, "connected").await;
+    until_cluster(&b, "connected").await;
+    until_node_count(&a, 2).await;
+    let (status, first) = place(&a, OFFER);
+    assert_eq!(status, 201, "{first}");
+    until_tenant_leases(&redis, 1).await;
+
+    // Without the CA, the system's roots do not vouch for this server: the
+    // node never joins, and takes calls on its own limits all the same.
+    let doubting = cluster_node(19, &redis, &database, &[]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    until_cluster(&doubting, "degraded").await;
+    let (status, alone) = place(&doubting, OFFER);
+    assert_eq!(status, 201, "{alone}");
+    assert_eq!(redis.cli(&["ZCARD", "callgate:nodes"]), "2");
+    hang_up(&doubting, &alone);
+    hang_up(if held_by(&a, &first) { &a } else { &b }, &first);
+    until_tenant_leases(&redis, 0).await;
+    for node in [a, b, doubting] {
+        node.stop().await;
+    }
 }

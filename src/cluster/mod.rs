@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounterVec, IntGauge};
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -70,6 +70,8 @@ const REAPS_PER_HEARTBEAT: usize = 8;
 pub enum ClusterError {
     #[error("cluster.redis_url: {0}")]
     Url(String),
+    #[error("cluster.redis_ca_file: {0}")]
+    Ca(String),
     #[error("Redis is unreachable")]
     Down,
     #[error("Redis: {0}")]
@@ -81,6 +83,8 @@ pub enum ClusterError {
 pub struct LocalLoad {
     pub draining: bool,
     pub calls: u32,
+    /// The process's CPU since the last heartbeat, % of one core.
+    pub cpu_percent: u32,
 }
 
 /// Reads the node's load; built where the call service and readiness are.
@@ -94,6 +98,9 @@ pub struct ClusterSettings {
     pub internal_url: String,
     pub redis_url: String,
     pub redis_password: Option<Secret>,
+    /// With `rediss://`: the PEM of the CA to trust, instead of the
+    /// system's roots.
+    pub redis_ca: Option<Vec<u8>>,
     /// Shared by every node: keys visitors' addresses.
     pub secret: Secret,
     pub heartbeat: Duration,
@@ -110,6 +117,9 @@ pub struct ClusterMetrics {
     /// `callgate_cluster_handoffs_total{outcome}`: `handed_over`, or
     /// `failed` (the call was placed here instead).
     pub handoffs: IntCounterVec,
+    /// `callgate_cluster_lost_calls_total`: lost nodes' calls this node
+    /// finalised.
+    pub lost_calls: IntCounter,
 }
 
 /// A node's handle on the cluster; cheap to clone.
@@ -175,7 +185,17 @@ impl Cluster {
             }
             None => info,
         };
-        let client = redis::Client::open(info).map_err(|e| ClusterError::Url(e.to_string()))?;
+        let client = match settings.redis_ca {
+            Some(root_cert) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(info, certificates)
+                    .map_err(|e| ClusterError::Ca(e.to_string()))?
+            }
+            None => redis::Client::open(info).map_err(|e| ClusterError::Url(e.to_string()))?,
+        };
         let run = rand::random::<u64>();
         metrics.redis_up.set(0);
         let (lost_calls, lost_calls_rx) = mpsc::unbounded_channel();
@@ -458,9 +478,7 @@ impl Cluster {
                 "cluster: an earlier run of this node left calls unfinished; finalising them as lost"
             );
         }
-        for call in left {
-            let _ = self.inner.lost_calls.send(call);
-        }
+        self.finalise(left);
         // What the table holds now stands: changes queued before are in it.
         self.inner.calls.take_changes();
         for batch in self.inner.calls.live().chunks(WRITE_BACK_BATCH) {
@@ -471,6 +489,15 @@ impl Cluster {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Hands lost calls to this node's finaliser.
+    fn finalise(&self, lost: Vec<LostCall>) {
+        let count = u64::try_from(lost.len()).unwrap_or(u64::MAX);
+        self.inner.metrics.lost_calls.inc_by(count);
+        for call in lost {
+            let _ = self.inner.lost_calls.send(call);
+        }
     }
 
     /// Whether this node may take lost nodes' calls: only once Redis has
@@ -499,9 +526,7 @@ impl Cluster {
                 calls = lost.len(),
                 "cluster: a node stopped renewing its heartbeat; this node finalises its calls"
             );
-            for call in lost {
-                let _ = self.inner.lost_calls.send(call);
-            }
+            self.finalise(lost);
         }
         Ok(())
     }
@@ -546,6 +571,7 @@ impl Cluster {
             },
             calls: load.calls,
             shards: self.inner.shards,
+            cpu_percent: load.cpu_percent,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let json = serde_json::to_string(&entry).unwrap_or_default();

@@ -70,6 +70,7 @@ mod tests {
             state,
             calls,
             shards: 1,
+            cpu_percent: 0,
             version: "0".into(),
         }
     }

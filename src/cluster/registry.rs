@@ -1,6 +1,7 @@
 //! The node registry: what each node announces of itself, and how.
 //!
-//! Each node writes its [`NodeEntry`] under its own key with a time to live
+//! Each node writes its [`NodeEntry`] (its state, calls, shards and CPU)
+//! under its own key with a time to live
 //! of one lease (`cluster.lease_secs`), every heartbeat, and adds its id to
 //! the set of known nodes scored by that heartbeat's Redis time. A node
 //! whose entry has expired is stale: it is not eligible for anything, and
@@ -48,6 +49,10 @@ pub struct NodeEntry {
     pub calls: u32,
     /// Its media shards (threads, one per core by default).
     pub shards: u32,
+    /// Its process's CPU over its last heartbeat, in % of one core (two
+    /// cores busy read 200).
+    #[serde(default)]
+    pub cpu_percent: u32,
     pub version: String,
 }
 
@@ -73,12 +78,17 @@ mod tests {
             state: NodeState::Draining,
             calls: 3,
             shards: 2,
+            cpu_percent: 140,
             version: "0.1.0".into(),
         };
         let json = serde_json::to_string(&entry).unwrap();
         assert!(json.contains(r#""state":"draining""#), "{json}");
         assert_eq!(NodeEntry::parse(&json), Some(entry));
         assert_eq!(NodeEntry::parse("{}"), None);
+        // An entry from a node that does not announce its CPU yet.
+        let older = json.replace(r#","cpu_percent":140"#, "");
+        assert_ne!(older, json);
+        assert_eq!(NodeEntry::parse(&older).map(|e| e.cpu_percent), Some(0));
         assert_eq!(NodeEntry::parse("not json"), None);
     }
 }

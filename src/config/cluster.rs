@@ -21,9 +21,13 @@ const MIN_SECRET_CHARS: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// `redis://host[:port][/db]` (a user name may come before `@`, the
-    /// password never does). Unset: the node runs alone.
+    /// `redis://host[:port][/db]`, or `rediss://` for TLS (a user name
+    /// may come before `@`, the password never does). Unset: the node runs
+    /// alone.
     pub redis_url: Option<String>,
+    /// With `rediss://`: the PEM file of the CA that signed the server's
+    /// certificate; unset means the system's trusted roots.
+    pub redis_ca_file: Option<PathBuf>,
     pub redis_password_env: Option<String>,
     pub redis_password_file: Option<PathBuf>,
     /// The secret every node of the cluster shares (16 characters or more).
@@ -53,6 +57,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
+            redis_ca_file: None,
             redis_password_env: None,
             redis_password_file: None,
             secret_env: None,
@@ -97,6 +102,13 @@ pub(super) fn check_cluster(
         return;
     };
     check_redis_url(url, at);
+    if let Some(ca) = &cluster.redis_ca_file {
+        if !url.starts_with("rediss://") {
+            at.bad("redis_ca_file", "is for TLS: set redis_url to rediss://");
+        } else if !ca.is_file() {
+            at.bad("redis_ca_file", "no such file");
+        }
+    }
     let region_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
     if !(1..=32).contains(&cluster.region.len()) || !cluster.region.bytes().all(region_char) {
         at.bad("region", "must be 1 to 32 characters of a-z, 0-9 and '-'");
@@ -145,10 +157,17 @@ pub(super) fn check_cluster(
     }
 }
 
-/// `redis://[user@]host[:port][/db]`; a password in it is an inline secret.
+/// `redis://[user@]host[:port][/db]` or `rediss://` (TLS); a password in
+/// it is an inline secret.
 fn check_redis_url(url: &str, at: &mut At) {
-    let Some(rest) = url.strip_prefix("redis://") else {
-        at.bad("redis_url", "must be redis://host[:port][/db]");
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"));
+    let Some(rest) = rest else {
+        at.bad(
+            "redis_url",
+            "must be redis://host[:port][/db] (or rediss:// for TLS)",
+        );
         return;
     };
     let authority = rest.split('/').next().unwrap_or_default();

@@ -836,6 +836,16 @@ fn every_bad_cluster_setting_is_named_and_no_secret_is_echoed() {
     assert!(message_for(&missing, "cluster.secret_env").contains("is required"));
     let scheme = problems("[cluster]\nredis_url = \"http://redis\"\n", &[]);
     assert!(message_for(&scheme, "cluster.redis_url").contains("redis://host"));
+    let ca_without_tls = "[cluster]\nredis_url = \"redis://redis\"\nredis_ca_file = \"/nowhere\"\n";
+    let found = problems(ca_without_tls, &[]);
+    assert!(message_for(&found, "cluster.redis_ca_file").contains("rediss://"));
+    let missing_ca = "[cluster]\nredis_url = \"rediss://redis\"\nredis_ca_file = \"/nowhere\"\n";
+    let found = problems(missing_ca, &[]);
+    assert!(message_for(&found, "cluster.redis_ca_file").contains("no such file"));
+    assert!(
+        !keys(&found).contains(&"cluster.redis_url"),
+        "rediss:// is a Redis URL"
+    );
 }
 
 /// The compose cluster's node config is a valid config of this version,

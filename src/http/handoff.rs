@@ -6,8 +6,8 @@
 //! media address, and the events URL at the owner's public URL.
 //!
 //! A handoff that fails to get an answer (the owner unreachable, slow, or
-//! answering 5xx) is not the visitor's problem: the caller places the call
-//! itself.
+//! answering 5xx, a 503 from an owner that began draining included) is not
+//! the visitor's problem: the caller places the call itself.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -120,7 +120,9 @@ impl HandoffClient {
             .map_err(|_| HandoffError::BadUrl)?;
         let response = self.send(request, HANDOFF_TIMEOUT).await?;
         let status = response.status();
-        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        // A 503 too: the owner began draining, or has no room, since its
+        // last heartbeat; this node may still take the call.
+        if status.is_server_error() {
             return Err(HandoffError::Failed(status));
         }
         let retry_after = response.headers().get(header::RETRY_AFTER).cloned();

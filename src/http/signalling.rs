@@ -727,14 +727,16 @@ fn checked_call(
 }
 
 /// The node of the cluster that carries `call_id`, when this node does
-/// not know the call and the request was not forwarded already.
+/// not know the call and the request was not forwarded already. Only a
+/// call id as nodes make them (a UUID) costs a look in Redis.
 async fn carried_elsewhere(
     state: &SignallingState,
     refused: &Refused,
     call_id: &str,
     headers: &HeaderMap,
 ) -> Option<crate::cluster::NodeEntry> {
-    if refused.0 != StatusCode::NOT_FOUND || forward::was_forwarded(headers) {
+    let unknown = refused.0 == StatusCode::NOT_FOUND && uuid::Uuid::parse_str(call_id).is_ok();
+    if !unknown || forward::was_forwarded(headers) {
         return None;
     }
     state.cluster.as_ref()?.owner_of_call(call_id).await

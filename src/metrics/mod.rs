@@ -383,6 +383,11 @@ impl Metrics {
                 "New calls this node handed to the node placement chose, by outcome: handed_over, or failed (the owner did not answer; the call was placed here).",
                 &["outcome"],
             )?,
+            lost_calls: counter(
+                &registry,
+                "callgate_cluster_lost_calls_total",
+                "Calls of lost nodes whose CDRs this node wrote (end_reason node_lost): a node whose heartbeat stopped, or an earlier run of this node that died.",
+            )?,
         };
         for outcome in HandoffOutcome::ALL {
             cluster.handoffs.with_label_values(&[outcome.as_str()]);

@@ -25,6 +25,7 @@ use crate::http::lookups::LookupBudget;
 use crate::http::signalling::{self, SignallingState};
 use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
+use crate::proc_stat::CpuMeter;
 use crate::recording::keys::{KeyRing, SEALED_PREFIX};
 use crate::recording::recorder::{RecorderParts, Recorders};
 use crate::recording::retention;
@@ -354,15 +355,21 @@ fn start_cluster(
             .to_owned(),
         redis_url: redis_url.clone(),
         redis_password: cluster.redis_password.clone(),
+        redis_ca: match &cluster.redis_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| ClusterError::Ca(e.to_string()))?),
+            None => None,
+        },
         secret: secret.clone(),
         heartbeat: cluster.heartbeat(),
         lease: cluster.lease(),
         shards: u32::try_from(shards).unwrap_or(u32::MAX),
     };
     let (calls, readiness) = (calls.clone(), readiness.clone());
+    let cpu = CpuMeter::own();
     let load = Arc::new(move || LocalLoad {
         draining: readiness.is_draining(),
         calls: u32::try_from(calls.active()).unwrap_or(u32::MAX),
+        cpu_percent: cpu.as_ref().and_then(CpuMeter::percent).unwrap_or(0),
     });
     let cluster = Cluster::new(settings, load, metrics.cluster.clone())?;
     tracing::info!(region = %config.cluster.region, "cluster mode: announcing this node in Redis");

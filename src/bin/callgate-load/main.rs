@@ -24,7 +24,6 @@ mod flood;
 mod handshake;
 mod ng;
 mod node;
-mod process;
 mod pump;
 mod reflector;
 mod report;
@@ -40,8 +39,8 @@ use axum::http::Uri;
 use clap::Parser;
 use clap::error::ErrorKind;
 
+use callgate::proc_stat::ProcessStats;
 use node::NodeClient;
-use process::NodeProcess;
 use report::Report;
 use run::Plan;
 
@@ -147,7 +146,7 @@ fn run() -> Result<(), Failure> {
     check_numbers(&args)?;
     let process = args
         .node_pid
-        .map(NodeProcess::open)
+        .map(ProcessStats::open)
         .transpose()
         .map_err(|e| Failure::Usage(e.to_string()))?;
     let report = match args.rtpengine {
@@ -171,7 +170,7 @@ fn run() -> Result<(), Failure> {
 fn run_rtpengine(
     args: &Args,
     ng: SocketAddr,
-    process: Option<NodeProcess>,
+    process: Option<ProcessStats>,
 ) -> Result<Report, Failure> {
     let plan = rtpengine::RtpenginePlan {
         ng,
@@ -201,7 +200,7 @@ fn opus_frame() -> Result<std::sync::Arc<[u8]>, Failure> {
     frame.ok_or_else(|| Failure::Other("libopus made no frame of 20 ms".to_owned()))
 }
 
-fn run_node(args: &Args, process: Option<NodeProcess>) -> Result<Report, Failure> {
+fn run_node(args: &Args, process: Option<ProcessStats>) -> Result<Report, Failure> {
     let base = node_base(&args.node)?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::Other(format!("cannot start the runtime: {e}")))?;

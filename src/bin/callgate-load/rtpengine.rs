@@ -30,9 +30,9 @@ use callgate::media::srtp::sdes::{self, SrtpKeyMaterial};
 use crate::call::CallOutcome;
 use crate::echo::EchoLedger;
 use crate::ng::{NgClient, NgError, Value, dictionary};
-use crate::process::{NodeProcess, ProcessError};
 use crate::pump::{Pump, Role, Source, SrtpPair, Stream};
 use crate::run::Measurements;
+use callgate::proc_stat::{ProcessError, ProcessStats};
 
 /// From the last call placed to every call echoing.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -57,7 +57,7 @@ pub struct RtpenginePlan {
     pub duration: Duration,
     pub ramp_per_sec: f64,
     /// rtpengine's process, for its CPU time and memory.
-    pub process: Option<NodeProcess>,
+    pub process: Option<ProcessStats>,
 }
 
 /// Runs the round; see the module documentation.
@@ -66,7 +66,7 @@ pub fn run(plan: &RtpenginePlan) -> Result<Measurements, RtpengineError> {
     let rss_before_kib = plan
         .process
         .as_ref()
-        .map(NodeProcess::rss_kib)
+        .map(ProcessStats::rss_kib)
         .transpose()?;
     let pump = Pump::start().map_err(RtpengineError::Pump)?;
     let epoch = Instant::now();
@@ -120,7 +120,12 @@ fn measure(
     let relayed = || {
         counters.to_sources.load(Ordering::Relaxed) + counters.to_reflectors.load(Ordering::Relaxed)
     };
-    let cpu = || plan.process.as_ref().map(NodeProcess::cpu_time).transpose();
+    let cpu = || {
+        plan.process
+            .as_ref()
+            .map(ProcessStats::cpu_time)
+            .transpose()
+    };
     let (start, relayed_before, cpu_before) = (Instant::now(), relayed(), cpu()?);
     let lag_before = counters.lag.snapshot();
     std::thread::sleep(plan.duration);
@@ -135,7 +140,7 @@ fn measure(
         rss_during_kib: plan
             .process
             .as_ref()
-            .map(NodeProcess::rss_kib)
+            .map(ProcessStats::rss_kib)
             .transpose()?,
         last_round_up: counters.echoing.load(Ordering::Relaxed),
         relayed: Some(relayed_after - relayed_before),

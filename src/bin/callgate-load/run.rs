@@ -31,10 +31,10 @@ use crate::flood::{Flood, Target};
 use crate::handshake::{Handshake, Identity};
 use crate::node::PlacedCall;
 use crate::node::{NodeClient, NodeError};
-use crate::process::{NodeProcess, ProcessError};
 use crate::pump::{Pump, Role, Source, Stream};
 use crate::reflector::PumpLender;
 use crate::scrape::{self, Histogram};
+use callgate::proc_stat::{ProcessError, ProcessStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -62,7 +62,7 @@ pub struct Plan {
     pub repeat: u32,
     pub duration: Duration,
     pub ramp_per_sec: f64,
-    pub process: Option<NodeProcess>,
+    pub process: Option<ProcessStats>,
     /// Junk datagrams a second at the browser ports over the steady
     /// windows (0: none); see [`crate::flood`].
     pub flood_pps: u32,
@@ -121,7 +121,7 @@ impl Snapshot {
         let cpu = plan
             .process
             .as_ref()
-            .map(NodeProcess::cpu_time)
+            .map(ProcessStats::cpu_time)
             .transpose()?;
         Ok(Self {
             at: Instant::now(),
@@ -147,7 +147,7 @@ pub async fn run(plan: &Plan) -> Result<Measurements, RunError> {
     let rss_before_kib = plan
         .process
         .as_ref()
-        .map(NodeProcess::rss_kib)
+        .map(ProcessStats::rss_kib)
         .transpose()?;
     let mut measured = Measurements {
         rss_before_kib,
@@ -391,7 +391,7 @@ async fn steady_window(
     let rss = plan
         .process
         .as_ref()
-        .map(NodeProcess::rss_kib)
+        .map(ProcessStats::rss_kib)
         .transpose()?;
     Ok((before, after, rss))
 }

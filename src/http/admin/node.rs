@@ -111,6 +111,9 @@ pub struct ClusterNode {
     /// Calls in progress on the node at its last heartbeat.
     pub calls: u32,
     pub shards: u32,
+    /// Its CPU over its last heartbeat, in % of one core (two cores busy
+    /// read 200).
+    pub cpu_percent: u32,
     pub version: String,
 }
 
@@ -150,6 +153,7 @@ pub async fn cluster_nodes(
             .to_owned(),
             calls: entry.calls,
             shards: entry.shards,
+            cpu_percent: entry.cpu_percent,
             version: entry.version,
         })
         .collect();

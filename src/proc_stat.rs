@@ -1,9 +1,11 @@
-//! [`NodeProcess`]: the node's CPU time and resident memory, read from
-//! Linux's `/proc/PID/stat` (utime + stime, fields 14 and 15, proc(5)) and
-//! `/proc/PID/status` (`VmRSS`).
+//! A process's CPU time and resident memory, read from Linux's
+//! `/proc/PID/stat` (utime + stime, fields 14 and 15, proc(5)) and
+//! `/proc/PID/status` (`VmRSS`): [`ProcessStats`] for the load tool's view
+//! of a node, [`CpuMeter`] for a node's own CPU in the cluster registry.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// `/proc` counts CPU time in USER_HZ ticks, which the kernel's ABI fixes
 /// at 100 per second whatever the kernel's own tick rate.
@@ -11,7 +13,7 @@ const TICKS_PER_SECOND: u64 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    #[error("no process {pid} to measure (is --node-pid the node's pid?)")]
+    #[error("no process {pid} to measure")]
     Missing { pid: u32 },
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
@@ -19,12 +21,12 @@ pub enum ProcessError {
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
-pub struct NodeProcess {
+pub struct ProcessStats {
     pid: u32,
     dir: PathBuf,
 }
 
-impl NodeProcess {
+impl ProcessStats {
     /// The process `pid`, if it exists and its figures can be read.
     pub fn open(pid: u32) -> Result<Self, ProcessError> {
         let dir = PathBuf::from(format!("/proc/{pid}"));
@@ -71,6 +73,46 @@ impl NodeProcess {
     }
 }
 
+/// A process's CPU use from one reading to the next.
+#[derive(Debug)]
+pub struct CpuMeter {
+    process: ProcessStats,
+    last: Mutex<Option<(Instant, Duration)>>,
+}
+
+impl CpuMeter {
+    /// This process's meter, where `/proc` can be read.
+    pub fn own() -> Option<Self> {
+        let process = ProcessStats::open(std::process::id()).ok()?;
+        Some(Self {
+            process,
+            last: Mutex::new(None),
+        })
+    }
+
+    /// CPU used since the previous call, in % of one core (two cores busy
+    /// read 200); `None` on the first call, or when `/proc` fails.
+    pub fn percent(&self) -> Option<u32> {
+        let now = (Instant::now(), self.process.cpu_time().ok()?);
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = last.replace(now)?;
+        Some(share_percent(
+            now.1.saturating_sub(before.1),
+            now.0.saturating_duration_since(before.0),
+        ))
+    }
+}
+
+/// `cpu` spent over `wall`, in % of one core.
+fn share_percent(cpu: Duration, wall: Duration) -> u32 {
+    if wall.is_zero() {
+        return 0;
+    }
+    let percent = (cpu.as_secs_f64() / wall.as_secs_f64() * 100.0).round();
+    // `as` saturates: a share beyond u32 cannot happen, and NaN reads 0.
+    percent as u32
+}
+
 /// utime + stime from a `stat` line. The command name (field 2) is in
 /// parentheses and may hold spaces, so fields are counted after its `)`.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -103,6 +145,21 @@ mod tests {
     }
 
     #[test]
+    fn a_share_of_cpu_is_in_percent_of_one_core() {
+        let ms = Duration::from_millis;
+        assert_eq!(share_percent(ms(500), ms(1000)), 50);
+        assert_eq!(share_percent(ms(3000), ms(2000)), 150);
+        assert_eq!(share_percent(ms(10), ms(0)), 0);
+        let meter = CpuMeter::own().expect("this process has /proc");
+        assert_eq!(
+            meter.percent(),
+            None,
+            "the first reading has nothing before it"
+        );
+        assert!(meter.percent().is_some());
+    }
+
+    #[test]
     fn rss_is_read_in_kib() {
         let status = "Name:\tcallgate\nVmPeak:\t  99999 kB\nVmRSS:\t   23456 kB\nThreads:\t5\n";
         assert_eq!(parse_rss_kib(status), Some(23456));
@@ -111,10 +168,10 @@ mod tests {
 
     #[test]
     fn this_process_can_be_measured_and_a_missing_one_is_named() {
-        let me = NodeProcess::open(std::process::id()).unwrap();
+        let me = ProcessStats::open(std::process::id()).unwrap();
         assert!(me.rss_kib().unwrap() > 0);
         assert!(matches!(
-            NodeProcess::open(u32::MAX),
+            ProcessStats::open(u32::MAX),
             Err(ProcessError::Missing { pid: u32::MAX })
         ));
     }
