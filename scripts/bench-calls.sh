@@ -11,8 +11,9 @@
 # --node-bin runs the `callgate` binary in DIR as the node under test
 # instead of this checkout's release build (to compare two builds with the
 # same load tool). --flood-pps runs the steady window under a
-# flood of N junk datagrams a second at the browser ports (callgate-load's
-# --flood-pps, whose calls each run on their own rtc peer connection).
+# flood of N junk datagrams a second at the browser ports from many
+# loopback addresses (callgate-load's --flood-pps), on the load's core, and
+# prints the node's shed counters after the report.
 # --opus-calls makes N of the calls offer Opus only, so the node
 # transcodes them (callgate-load's --opus-calls); the node's latency for
 # those packets is printed after the report.
@@ -47,8 +48,9 @@ for calls in "$@"; do
     load --calls 50 --duration 3 >/dev/null
     echo "== $calls calls"
     if [[ $flood_pps -gt 0 ]]; then
-        load --calls "$calls" --duration 20 --node-pid "$bench_node" --rtc-clients \
+        load --calls "$calls" --duration 20 --node-pid "$bench_node" \
             --flood-pps "$flood_pps" || true
+        bench_shed
     else
         load --calls "$calls" --opus-calls "$opus_calls" --duration 20 \
             --node-pid "$bench_node" || true

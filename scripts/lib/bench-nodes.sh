@@ -72,6 +72,12 @@ bench_start_node() {
     }
 }
 
+# Prints what the node under test shed on its browser ports, by reason.
+bench_shed() {
+    curl -sf "http://$bench_listen/metrics" |
+        grep '^callgate_packets_dropped_total{leg="browser"' || true
+}
+
 # Prints the node under test's latency for transcoded packets over its
 # whole run (callgate_relay_transcoded_latency_seconds): for each
 # direction, the upper bounds of the buckets holding the median and p99.

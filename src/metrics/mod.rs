@@ -107,20 +107,25 @@ pub enum BrowserDrop {
     /// Routed to a call whose session refused it: a check that did not
     /// verify, a DTLS record out of place.
     Other,
-    /// Dropped by the kernel before the node read it: the port's receive
-    /// buffer was full.
-    SocketOverflow,
+    /// Dropped by the kernel before the node read it: outside RFC 7983's
+    /// classes (the port's socket filter), or the port's receive buffer
+    /// was full. The kernel counts both as one.
+    Kernel,
+    /// A check or DTLS record over the shard's handshake work per turn,
+    /// with its queue of waiting ones full.
+    HandshakeShed,
 }
 
 impl BrowserDrop {
-    pub const ALL: [BrowserDrop; 7] = [
+    pub const ALL: [BrowserDrop; 8] = [
         BrowserDrop::Malformed,
         BrowserDrop::UnknownPeer,
         BrowserDrop::Srtp,
         BrowserDrop::QueueFull,
         BrowserDrop::UnverifiedCheck,
         BrowserDrop::Other,
-        BrowserDrop::SocketOverflow,
+        BrowserDrop::Kernel,
+        BrowserDrop::HandshakeShed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -131,7 +136,8 @@ impl BrowserDrop {
             BrowserDrop::QueueFull => "queue_full",
             BrowserDrop::UnverifiedCheck => "unverified_check",
             BrowserDrop::Other => "other",
-            BrowserDrop::SocketOverflow => "socket_overflow",
+            BrowserDrop::Kernel => "kernel",
+            BrowserDrop::HandshakeShed => "handshake_shed",
         }
     }
 }
@@ -276,6 +282,7 @@ pub struct RelayMetrics {
 pub struct DropMetrics {
     browser: [IntCounter; BrowserDrop::ALL.len()],
     trunk: [IntCounter; 12],
+    trunk_kernel: IntCounter,
 }
 
 impl DropMetrics {
@@ -285,6 +292,12 @@ impl DropMetrics {
 
     pub fn trunk(&self, reason: DropReason) -> &IntCounter {
         &self.trunk[trunk_drop_index(reason)]
+    }
+
+    /// Trunk datagrams the kernel dropped before the node read them, a
+    /// call's socket buffer being full (`reason="kernel"`).
+    pub fn trunk_kernel(&self) -> &IntCounter {
+        &self.trunk_kernel
     }
 
     /// Adds a trunk endpoint's drop counts (e.g. its final snapshot when
@@ -590,6 +603,7 @@ fn register_drops(registry: &Registry) -> Result<DropMetrics, MetricsError> {
     Ok(DropMetrics {
         browser: children(&dropped, BrowserDrop::ALL, |r| ["browser", r.as_str()])?,
         trunk: children(&dropped, TRUNK_DROPS, |r| ["trunk", trunk_drop_label(r)])?,
+        trunk_kernel: dropped.get_metric_with_label_values(&["trunk", "kernel"])?,
     })
 }
 

@@ -259,6 +259,7 @@ fn label_values_come_only_from_the_fixed_sets() {
     for r in TRUNK_DROPS {
         metrics.drops.trunk(r).inc();
     }
+    metrics.drops.trunk_kernel().inc();
     for r in RefusedReason::ALL {
         metrics.http_refused(r);
     }

@@ -538,7 +538,9 @@ struct PortSnapshot {
     malformed: u64,
     unverified_checks: u64,
     queue_full: u64,
-    socket_overflow: u64,
+    kernel_dropped: u64,
+    handshake_shed: u64,
+    trunk_kernel_dropped: u64,
 }
 
 impl PortSnapshot {
@@ -572,9 +574,14 @@ impl PortSnapshot {
                 BrowserDrop::QueueFull,
             ),
             (
-                total(|c| &c.socket_overflow),
-                &mut self.socket_overflow,
-                BrowserDrop::SocketOverflow,
+                total(|c| &c.kernel_dropped),
+                &mut self.kernel_dropped,
+                BrowserDrop::Kernel,
+            ),
+            (
+                total(|c| &c.handshake_shed),
+                &mut self.handshake_shed,
+                BrowserDrop::HandshakeShed,
             ),
         ];
         for (now, seen, reason) in pairs {
@@ -584,5 +591,12 @@ impl PortSnapshot {
                 .inc_by(now.saturating_sub(*seen));
             *seen = now;
         }
+        let now = total(|c| &c.trunk_kernel_dropped);
+        let seen = &mut self.trunk_kernel_dropped;
+        metrics
+            .drops
+            .trunk_kernel()
+            .inc_by(now.saturating_sub(*seen));
+        *seen = now;
     }
 }

@@ -52,7 +52,8 @@ pub struct ReceiveBatch {
     buffers: Vec<u8>,
     meta: Vec<Meta>,
     capacity: usize,
-    /// The socket's overflow count, as its latest datagram carried it.
+    /// The socket's drop count, as the last read's latest datagram
+    /// carried it.
     overflowed: Option<u32>,
 }
 
@@ -86,11 +87,13 @@ impl ReceiveBatch {
         }
     }
 
-    /// How many datagrams the kernel had dropped on the socket, for want of
-    /// room, by the time the latest one read was queued: a running total
-    /// (wrapping at `u32::MAX`), `None` until a datagram carries it (see
-    /// [`enable_overflow_count`]; the kernel adds it once there has been a
-    /// drop).
+    /// How many datagrams the kernel had dropped on the socket of the last
+    /// read that returned datagrams (for want of room, or refused by its
+    /// filter) by the time the latest one was queued: a running total
+    /// (wrapping at `u32::MAX`), `None` if none of them carried it (see
+    /// [`enable_overflow_count`]; the kernel adds it once the socket has
+    /// had a drop). One batch may read many sockets in turn, so read it
+    /// only after a read that returned `Ok`.
     pub fn overflowed(&self) -> Option<u32> {
         self.overflowed
     }
@@ -149,6 +152,7 @@ impl ReceiveBatch {
             None,
         )
         .map_err(io::Error::from)?;
+        self.overflowed = None;
         for message in results {
             let mut stamp = None;
             for cmsg in message.cmsgs().into_iter().flatten() {

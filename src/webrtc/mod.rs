@@ -35,7 +35,8 @@ pub mod turn_rest;
 pub use offer::{AudioCodec, BrowserMedia, OfferError};
 pub use port::{BrowserRoutes, PortCounters, Routed};
 pub use session::{
-    BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent, SessionSettings, Transmit,
+    BrowserFrame, BrowserSession, OutgoingHeader, PacketError, SessionEvent, SessionSettings,
+    Transmit,
 };
 
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
@@ -48,8 +49,6 @@ pub enum WebrtcError {
     BadOffer(String),
     #[error("negotiation failed: {0}")]
     Negotiation(String),
-    #[error("bad packet: {0}")]
-    Packet(String),
     #[error("cannot create the DTLS certificate: {0}")]
     Certificate(String),
 }

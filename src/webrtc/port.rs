@@ -19,17 +19,22 @@
 //! - Datagrams that are neither STUN, DTLS nor RTP never leave the kernel
 //!   ([`super::kernel_filter`]); the table refuses any that do.
 //! - Checks from addresses a call has not verified (each costs the call an
-//!   HMAC) reach it at most [`UNVERIFIED_CHECKS_PER_SECOND`] a second; the
-//!   rest are shed ([`Routed::OverBudget`]), so a flood of forged checks
-//!   naming a call cannot crowd its media out. Checks from verified
-//!   addresses are not limited.
+//!   HMAC) reach it at most [`UNVERIFIED_CHECKS_PER_SECOND`] a second, and
+//!   all calls together at most [`UNVERIFIED_CHECKS_PER_SOURCE`] a second
+//!   from one IP address; the rest are shed ([`Routed::OverBudget`]), so a
+//!   flood of forged checks naming a call, or naming many calls from one
+//!   host, cannot crowd media out. Checks from verified addresses are not
+//!   limited. The per-source budgets live in a fixed table of
+//!   [`SOURCE_BUCKETS`] entries hashed with a per-port key, so a flood
+//!   from random addresses grows no state.
 //! - An address belongs to at most one call; the first call to learn it
 //!   keeps it until that call forgets it or leaves the table.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::{Entry, RandomState};
+use std::hash::BuildHasher;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
@@ -49,6 +54,13 @@ pub const RECV_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// all its pairs, plus retransmissions), so 100 a second leaves a real
 /// browser ample room.
 pub const UNVERIFIED_CHECKS_PER_SECOND: u32 = 100;
+/// Browsers behind one NAT or one TURN server share its address, and each
+/// needs only a check or two before one verifies (its address is then
+/// known): 1,000 a second lets dozens set up at once.
+pub const UNVERIFIED_CHECKS_PER_SOURCE: u32 = 1_000;
+/// Entries of the per-source budget table: two sources share an entry
+/// only by a hash collision, which a per-port key makes unpredictable.
+pub const SOURCE_BUCKETS: usize = 4096;
 
 /// Counters of a browser port, read by the metrics exporter.
 #[derive(Debug, Default)]
@@ -59,14 +71,22 @@ pub struct PortCounters {
     pub unknown_peer: AtomicU64,
     /// Neither STUN, DTLS nor RTP (RFC 7983), or truncated.
     pub malformed: AtomicU64,
-    /// Checks from unverified addresses over a call's budget.
+    /// Checks from unverified addresses over a call's or a source's budget.
     pub unverified_checks: AtomicU64,
     pub send_failed: AtomicU64,
     /// Audio of transcoded calls the shard's transcoder had no room for.
     pub queue_full: AtomicU64,
-    /// Datagrams the kernel dropped because the port's receive buffer was
-    /// full: its running total, as the port's latest datagram told it.
-    pub socket_overflow: AtomicU64,
+    /// Datagrams the kernel dropped: those its socket filter refused and
+    /// those that found the port's receive buffer full (the kernel counts
+    /// both as one); its running total, as the port's latest datagram told
+    /// it.
+    pub kernel_dropped: AtomicU64,
+    /// Checks and DTLS records over the shard's handshake work per turn
+    /// that found its queue of waiting ones full.
+    pub handshake_shed: AtomicU64,
+    /// Datagrams the kernel dropped on the shard's trunk sockets (their
+    /// receive buffers full), summed over the calls' sockets.
+    pub trunk_kernel_dropped: AtomicU64,
 }
 
 /// A non-blocking UDP socket on `listen`, with the kernel filter attached,
@@ -98,7 +118,7 @@ pub enum Routed<K> {
     /// From an address no call knows, and not a check naming a call.
     Unknown,
     /// A check naming a call from an unverified address, over the call's
-    /// budget.
+    /// budget or its source's.
     OverBudget,
 }
 
@@ -118,14 +138,41 @@ impl CheckBudget {
         }
     }
 
-    /// Whether one more check fits at `now`.
-    fn take(&mut self, now: Instant) -> bool {
+    /// Whether one more check fits at `now`, `limit` a second.
+    fn take(&mut self, now: Instant, limit: u32) -> bool {
         if now.saturating_duration_since(self.window) >= Duration::from_secs(1) {
             self.window = now;
             self.spent = 0;
         }
         self.spent = self.spent.saturating_add(1);
-        self.spent <= UNVERIFIED_CHECKS_PER_SECOND
+        self.spent <= limit
+    }
+
+    /// Gives back a check taken but not spent.
+    fn refund(&mut self) {
+        self.spent = self.spent.saturating_sub(1);
+    }
+}
+
+/// The budgets of unverified checks per source IP address, in a table of
+/// fixed size (see the module documentation).
+#[derive(Debug)]
+struct SourceBudgets {
+    key: RandomState,
+    buckets: Box<[CheckBudget]>,
+}
+
+impl SourceBudgets {
+    fn new(now: Instant) -> Self {
+        Self {
+            key: RandomState::new(),
+            buckets: (0..SOURCE_BUCKETS).map(|_| CheckBudget::new(now)).collect(),
+        }
+    }
+
+    fn bucket(&mut self, source: IpAddr) -> &mut CheckBudget {
+        let slot = self.key.hash_one(source) as usize % SOURCE_BUCKETS;
+        &mut self.buckets[slot]
     }
 }
 
@@ -134,6 +181,7 @@ impl CheckBudget {
 pub struct BrowserRoutes<K> {
     by_ufrag: HashMap<String, (K, CheckBudget)>,
     by_addr: HashMap<SocketAddr, K>,
+    sources: SourceBudgets,
 }
 
 impl<K> Default for BrowserRoutes<K> {
@@ -141,6 +189,7 @@ impl<K> Default for BrowserRoutes<K> {
         Self {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            sources: SourceBudgets::new(Instant::now()),
         }
     }
 }
@@ -208,10 +257,16 @@ impl<K: Copy + Eq> BrowserRoutes<K> {
         let Some((call, budget)) = ufrag.and_then(|ufrag| self.by_ufrag.get_mut(ufrag)) else {
             return Routed::Unknown;
         };
-        match budget.take(now) {
-            true => Routed::Call(*call),
-            false => Routed::OverBudget,
+        if !budget.take(now, UNVERIFIED_CHECKS_PER_SECOND) {
+            return Routed::OverBudget;
         }
+        let source = self.sources.bucket(from.ip());
+        if !source.take(now, UNVERIFIED_CHECKS_PER_SOURCE) {
+            // Shed for its source: the call's own budget is not spent.
+            budget.refund();
+            return Routed::OverBudget;
+        }
+        Routed::Call(*call)
     }
 }
 
@@ -250,6 +305,35 @@ mod tests {
         assert!(
             granted >= RECV_BUFFER_BYTES.min(cap),
             "asked for {RECV_BUFFER_BYTES} bytes (rmem_max {cap}), got {granted}"
+        );
+    }
+
+    #[test]
+    fn the_kernel_counts_what_the_filter_dropped() {
+        use crate::webrtc::batch::ReceiveBatch;
+        let port = bind_socket(addr("127.0.0.1:0")).unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = port.local_addr().unwrap();
+        let junk = 50;
+        for i in 0..junk {
+            // First bytes 4..=19: no RFC 7983 class.
+            sender.send_to(&[4 + (i % 16) as u8, 1, 2, 3], to).unwrap();
+        }
+        sender.send_to(&[0x80, 0, 0, 1], to).unwrap();
+        let mut batch = ReceiveBatch::default();
+        let mut read = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while read.is_empty() && Instant::now() < deadline {
+            let _ = batch.receive(&port, Instant::now(), |datagram| {
+                read.push(datagram.bytes.to_vec())
+            });
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(read, vec![vec![0x80, 0, 0, 1]], "only RTP came through");
+        assert_eq!(
+            batch.overflowed(),
+            Some(junk),
+            "each filtered datagram counted"
         );
     }
 
@@ -340,6 +424,50 @@ mod tests {
         assert_eq!(
             routes.route(attacker, &check_for("fragA"), later),
             Routed::Call(1)
+        );
+    }
+
+    #[test]
+    fn one_source_checking_many_calls_is_shed_past_its_own_budget() {
+        let now = Instant::now();
+        let mut routes = BrowserRoutes::default();
+        let calls = 20;
+        for call in 0..calls {
+            routes.register(&format!("frag{call}"), call, now);
+        }
+        let attacker = addr("198.51.100.7:1");
+        let per_call = UNVERIFIED_CHECKS_PER_SECOND * 4 / 5;
+        let mut routed = 0;
+        for call in 0..calls {
+            for i in 0..per_call {
+                let from = SocketAddr::new(attacker.ip(), 1000 + i as u16);
+                match routes.route(from, &check_for(&format!("frag{call}")), now) {
+                    Routed::Call(to) => {
+                        assert_eq!(to, call);
+                        routed += 1;
+                    }
+                    Routed::OverBudget => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(routed, UNVERIFIED_CHECKS_PER_SOURCE, "the source's budget");
+        // A browser elsewhere still reaches the last call, whose own budget
+        // the shed checks did not spend.
+        let browser = addr("192.0.2.1:5000");
+        let reached = (0..UNVERIFIED_CHECKS_PER_SECOND)
+            .filter(|_| {
+                routes.route(browser, &check_for(&format!("frag{}", calls - 1)), now)
+                    == Routed::Call(calls - 1)
+            })
+            .count();
+        assert_eq!(reached, UNVERIFIED_CHECKS_PER_SECOND as usize);
+        // Later the source may check again (its budget's window began
+        // when the table was made, a moment after `now`).
+        let later = now + Duration::from_secs(2);
+        assert_eq!(
+            routes.route(attacker, &check_for("frag0"), later),
+            Routed::Call(0)
         );
     }
 }

@@ -31,15 +31,17 @@ use rtc::peer_connection::certificate::RTCCertificate;
 use super::WebrtcError;
 use super::answer::{AnswerParams, OfferSections, write_answer};
 use super::demux::{PacketClass, classify};
+use super::dtls::DtlsError;
 use super::dtls::{DtlsHandshake, DtlsProgress, fingerprint_of};
 use super::offer::BrowserMedia;
-use super::stun::{IceCredentials, verify_check, write_success};
+use super::stun::{IceCredentials, StunError, verify_check, write_success};
+use crate::media::MediaError;
 use crate::media::rtcp::{
     self, NtpTime, ReceiveStats, ReportBlock, ReportInput, RtcpPacket, SenderStats, is_rtcp,
     write_goodbye, write_report,
 };
 use crate::media::rtp::{RtpHeader, RtpPacket, Ssrc};
-use crate::media::srtp::{SrtpReceiver, SrtpSender};
+use crate::media::srtp::{SrtpError, SrtpReceiver, SrtpSender};
 
 /// Browsers check from a handful of candidate pairs (host, reflexive,
 /// relayed, both address families); more than this is not a browser.
@@ -51,6 +53,28 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 const CNAME: &[u8] = b"callgate";
 /// Room for an MTU-sized packet and the SRTP tag.
 const PACKET_CAPACITY: usize = 1500;
+
+/// Why a datagram was refused. The session stays usable; the datagram
+/// alone is dropped. Typed, so refusing junk in a flood allocates nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PacketError {
+    #[error("not stun, dtls or rtp")]
+    Unclassified,
+    #[error(transparent)]
+    Check(#[from] StunError),
+    #[error("dtls before a verified check")]
+    DtlsBeforeCheck,
+    #[error(transparent)]
+    Dtls(#[from] DtlsError),
+    #[error("media from an unchecked address")]
+    UncheckedAddress,
+    #[error("media before the dtls handshake")]
+    BeforeKeys,
+    #[error(transparent)]
+    Srtp(#[from] SrtpError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
 
 /// What the session hands its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,13 +322,13 @@ impl BrowserSession {
         now: Instant,
         from: SocketAddr,
         datagram: &'d mut [u8],
-    ) -> Result<Option<BrowserFrame<'d>>, WebrtcError> {
+    ) -> Result<Option<BrowserFrame<'d>>, PacketError> {
         match classify(datagram) {
             PacketClass::Stun => self.handle_check(now, from, datagram),
             PacketClass::Dtls => self.handle_dtls(now, from, datagram),
             PacketClass::Rtp if is_rtcp(datagram) => self.handle_srtcp(now, from, datagram),
             PacketClass::Rtp => return self.handle_srtp(now, from, datagram),
-            PacketClass::Other => Err(WebrtcError::Packet("not stun, dtls or rtp".to_owned())),
+            PacketClass::Other => Err(PacketError::Unclassified),
         }
         .map(|()| None)
     }
@@ -314,8 +338,8 @@ impl BrowserSession {
         now: Instant,
         from: SocketAddr,
         datagram: &[u8],
-    ) -> Result<(), WebrtcError> {
-        let check = verify_check(datagram, &self.credentials).map_err(packet_error)?;
+    ) -> Result<(), PacketError> {
+        let check = verify_check(datagram, &self.credentials)?;
         self.last_authenticated = Some(now);
         let events = self.peers.handle_check(from, check.nominated);
         self.events.extend(events.into_iter().flatten());
@@ -330,16 +354,14 @@ impl BrowserSession {
         now: Instant,
         from: SocketAddr,
         datagram: &[u8],
-    ) -> Result<(), WebrtcError> {
+    ) -> Result<(), PacketError> {
         if !self.peers.is_checked(from) {
-            return Err(WebrtcError::Packet(
-                "dtls before a verified check".to_owned(),
-            ));
+            return Err(PacketError::DtlsBeforeCheck);
         }
         // The DTLS library takes owned records; they are few per call.
         let progress = self.dtls.handle_record(now, BytesMut::from(datagram));
         self.queue_dtls(from);
-        match progress.map_err(packet_error)? {
+        match progress? {
             DtlsProgress::Pending => {}
             DtlsProgress::Keys(local, remote) => {
                 self.srtp = Some(Srtp {
@@ -375,12 +397,12 @@ impl BrowserSession {
         now: Instant,
         from: SocketAddr,
         datagram: &'d mut [u8],
-    ) -> Result<Option<BrowserFrame<'d>>, WebrtcError> {
+    ) -> Result<Option<BrowserFrame<'d>>, PacketError> {
         let receiver = &mut self.keyed(from)?.receiver;
-        let plain_len = receiver.unprotect_rtp(datagram).map_err(packet_error)?;
+        let plain_len = receiver.unprotect_rtp(datagram)?;
         self.last_authenticated = Some(now);
         let plain: &'d [u8] = &datagram[..plain_len];
-        let packet = RtpPacket::parse(plain).map_err(packet_error)?;
+        let packet = RtpPacket::parse(plain)?;
         if packet.payload_type() != self.media.payload_type {
             // telephone-event from the browser is not relayed: the widget
             // sends digits over signalling.
@@ -404,11 +426,11 @@ impl BrowserSession {
         now: Instant,
         from: SocketAddr,
         datagram: &mut [u8],
-    ) -> Result<(), WebrtcError> {
+    ) -> Result<(), PacketError> {
         let receiver = &mut self.keyed(from)?.receiver;
-        let plain_len = receiver.unprotect_rtcp(datagram).map_err(packet_error)?;
+        let plain_len = receiver.unprotect_rtcp(datagram)?;
         self.last_authenticated = Some(now);
-        let packets = rtcp::parse_compound(&datagram[..plain_len]).map_err(packet_error)?;
+        let packets = rtcp::parse_compound(&datagram[..plain_len])?;
         for packet in packets {
             let blocks = match packet {
                 RtcpPacket::SenderReport(report) => {
@@ -436,15 +458,11 @@ impl BrowserSession {
 
     /// The SRTP halves, for a datagram from one of the browser's checked
     /// addresses after the handshake.
-    fn keyed(&mut self, from: SocketAddr) -> Result<&mut Srtp, WebrtcError> {
+    fn keyed(&mut self, from: SocketAddr) -> Result<&mut Srtp, PacketError> {
         if !self.peers.is_checked(from) {
-            return Err(WebrtcError::Packet(
-                "media from an unchecked address".to_owned(),
-            ));
+            return Err(PacketError::UncheckedAddress);
         }
-        self.srtp
-            .as_mut()
-            .ok_or_else(|| WebrtcError::Packet("media before the dtls handshake".to_owned()))
+        self.srtp.as_mut().ok_or(PacketError::BeforeKeys)
     }
 
     /// Sends one audio packet to the browser; the header must already be
@@ -455,7 +473,7 @@ impl BrowserSession {
         now: Instant,
         header: OutgoingHeader,
         payload: &[u8],
-    ) -> Result<(), WebrtcError> {
+    ) -> Result<(), PacketError> {
         let (Some(to), true) = (self.peers.selected, self.srtp.is_some()) else {
             return Ok(());
         };
@@ -470,12 +488,12 @@ impl BrowserSession {
         .write_packet(payload, &mut buffer);
         let protected = match (written, self.srtp.as_mut()) {
             (Ok(()), Some(srtp)) => srtp.sender.protect_rtp(&mut buffer),
-            (Err(e), _) => return Err(WebrtcError::Packet(e.to_string())),
+            (Err(e), _) => return Err(e.into()),
             (Ok(()), None) => return Ok(()),
         };
         if let Err(e) = protected {
             self.spare.push(buffer);
-            return Err(WebrtcError::Packet(e.to_string()));
+            return Err(e.into());
         }
         self.sent.handle_sent(payload.len(), header.timestamp, now);
         self.queue.push_back((to, buffer));
@@ -593,10 +611,6 @@ impl BrowserSession {
             self.spare.push(buffer);
         }
     }
-}
-
-fn packet_error(error: impl std::fmt::Display) -> WebrtcError {
-    WebrtcError::Packet(error.to_string())
 }
 
 /// Also the in-memory browser of the call media's tests.

@@ -9,8 +9,8 @@
 //! windows add up. The node's RSS before the first call is the baseline.
 //!
 //! With `flood_pps`, the steady window runs under a flood of junk at the
-//! calls' browser ports, and each call sends junk of its own once it
-//! echoes ([`crate::flood`]).
+//! calls' browser ports, and with `rtc_clients` each call sends junk of its
+//! own once it echoes ([`crate::flood`]).
 //!
 //! The first refusal by the node stops the whole run: every call placed so
 //! far is hung up and the refusal is the run's error.
@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 
 use crate::call::{self, CallOutcome, CallSetup};
 use crate::echo::EchoLedger;
-use crate::flood::{Flood, Target};
+use crate::flood::{Flood, Target, target_of};
 use crate::handshake::{Handshake, Identity};
 use crate::node::PlacedCall;
 use crate::node::{NodeClient, NodeError};
@@ -67,7 +67,8 @@ pub struct Plan {
     /// windows (0: none); see [`crate::flood`].
     pub flood_pps: u32,
     /// Each call on its own `rtc` peer connection and task ([`crate::call`])
-    /// instead of the one-thread [`Pump`]; a flood needs them.
+    /// instead of the one-thread [`Pump`]; only these send junk of their
+    /// own in a flood.
     pub rtc_clients: bool,
     /// With `--reflect-trunk`: where each round lends its pump to the
     /// trunk, so the calls and their far end share its thread.
@@ -204,11 +205,22 @@ async fn run_pumped_round(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             measured.last_round_up = counters.echoing.load(Ordering::Relaxed);
+            let flood = match plan.flood_pps {
+                0 => None,
+                pps => {
+                    let targets = placed.iter().filter_map(|call| target_of(&call.answer));
+                    let flood = Flood::start(targets.collect(), pps, plan.local_ip);
+                    Some(flood.map_err(RunError::Flood)?)
+                }
+            };
             let lag_before = counters.lag.snapshot();
             let window = steady_window(plan, &CancellationToken::new()).await;
             measured
                 .load_lag
                 .add(&counters.lag.snapshot().since(&lag_before));
+            if let Some(flood) = flood {
+                *measured.flood_sent.get_or_insert(0) += flood.stop();
+            }
             Some(window)
         }
     };

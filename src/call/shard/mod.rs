@@ -17,6 +17,7 @@
 //! browser still sees one candidate per call.
 
 mod deadlines;
+mod handshakes;
 mod transcoding;
 mod worker;
 

@@ -15,6 +15,9 @@
 //! - One turn reads at most [`BROWSER_BATCHES_PER_TURN`] batches from the
 //!   browser port and [`TRUNK_BATCHES_PER_TURN`] from a trunk socket, so
 //!   neither side can starve the other or the timers.
+//! - One turn handles at most [`super::handshakes::PER_TURN`] STUN checks
+//!   and DTLS records; the rest wait for the next turns or are shed
+//!   ([`HandshakeGate`]), so setting calls up never holds media back.
 //! - Every read is a `recvmmsg` with kernel receive timestamps, so relay
 //!   latency counts the time a datagram waited in its socket; a read that
 //!   returns less than a full batch has emptied the socket (epoll reports
@@ -47,6 +50,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tracing::{error, warn};
 
 use super::deadlines::Deadlines;
+use super::handshakes::{Admit, HandshakeGate, is_handshake};
 use super::transcoding::TranscodeLink;
 use super::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
 use crate::call::driver::RelayObserver;
@@ -55,7 +59,9 @@ use crate::call::media::{CallMedia, CallMediaEvent, Relayed, Transmitter};
 use crate::media::endpoint::{self, SendSockets, Transmit};
 use crate::media::ports::PortLease;
 use crate::supervise::{CoreFailure, ThreadWatch};
-use crate::webrtc::batch::{Flushed, ReceiveBatch, SendBatch, enable_timestamps};
+use crate::webrtc::batch::{
+    Flushed, ReceiveBatch, SendBatch, enable_overflow_count, enable_timestamps,
+};
 use crate::webrtc::{BrowserRoutes, PortCounters, Routed};
 
 const BROWSER: Token = Token(0);
@@ -131,13 +137,17 @@ pub(super) fn spawn(
     let shard = Shard {
         stop: stop.clone(),
         poll,
-        browser: socket,
         batch: ReceiveBatch::default(),
         trunk_batch: ReceiveBatch::with_capacity(TRUNK_BATCH),
-        to_browsers: ToBrowsers {
-            batch: SendBatch::with_capacity(SEND_BATCH),
-            relayed: Vec::with_capacity(SEND_BATCH),
-            observer,
+        outlet: Outlet {
+            browser: socket,
+            to_browsers: ToBrowsers {
+                batch: SendBatch::with_capacity(SEND_BATCH),
+                relayed: Vec::with_capacity(SEND_BATCH),
+                observer,
+            },
+            counters: counters.clone(),
+            transcoder,
         },
         ready_trunks: Vec::new(),
         routes: BrowserRoutes::default(),
@@ -147,10 +157,9 @@ pub(super) fn spawn(
         failed: Vec::new(),
         deadlines: Deadlines::default(),
         due: Vec::new(),
+        handshakes: HandshakeGate::default(),
         commands,
-        transcoder,
         calls: calls.clone(),
-        counters: counters.clone(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("media-shard-{index}"))
@@ -188,16 +197,18 @@ struct Slot {
     ufrag: String,
     media: CallMedia,
     trunk: TrunkSockets,
+    /// The kernel's drop count of the trunk's RTP and RTCP sockets, as
+    /// last seen.
+    trunk_dropped: [u32; 2],
     events: mpsc::Sender<ShardEvent>,
 }
 
 struct Shard {
     poll: Poll,
     stop: Arc<AtomicBool>,
-    browser: UdpSocket,
     batch: ReceiveBatch,
     trunk_batch: ReceiveBatch,
-    to_browsers: ToBrowsers,
+    outlet: Outlet,
     /// This turn's ready trunk sockets, by token (kept to reuse its
     /// allocation).
     ready_trunks: Vec<usize>,
@@ -211,10 +222,26 @@ struct Shard {
     deadlines: Deadlines,
     /// The slots due this turn (kept to reuse its allocation).
     due: Vec<usize>,
+    handshakes: HandshakeGate,
     commands: mpsc::Receiver<Command>,
-    transcoder: TranscodeLink,
     calls: Arc<AtomicUsize>,
+}
+
+/// Where the shard's calls put what they make: the browser port (batched),
+/// its counters and the shard's transcoder. Each call adds its own trunk
+/// sockets ([`Out`]).
+struct Outlet {
+    browser: UdpSocket,
+    to_browsers: ToBrowsers,
     counters: Arc<PortCounters>,
+    transcoder: TranscodeLink,
+}
+
+impl Outlet {
+    /// Sends what waits for browsers.
+    fn flush(&mut self) {
+        self.to_browsers.flush(&self.browser, &self.counters);
+    }
 }
 
 /// Datagrams for browsers on their way out, and when the trunk packets
@@ -253,31 +280,29 @@ impl ToBrowsers {
 /// the call's trunk sockets, and its audio to transcode on the shard's
 /// transcoder.
 struct Out<'a> {
-    browser: &'a UdpSocket,
-    to_browsers: &'a mut ToBrowsers,
-    counters: &'a PortCounters,
+    outlet: &'a mut Outlet,
     trunk: &'a SendSockets,
-    transcoder: &'a TranscodeLink,
     call: u64,
 }
 
 impl Transmitter for Out<'_> {
     fn to_browser(&mut self, to: SocketAddr, bytes: &[u8], relayed: Option<Relayed>) {
-        if self.to_browsers.batch.is_full() {
-            self.to_browsers.flush(self.browser, self.counters);
+        if self.outlet.to_browsers.batch.is_full() {
+            self.outlet.flush();
         }
-        if self.to_browsers.batch.push(to, bytes) {
-            self.to_browsers.relayed.extend(relayed);
+        if self.outlet.to_browsers.batch.push(to, bytes) {
+            self.outlet.to_browsers.relayed.extend(relayed);
             return;
         }
         // Longer than a batch slot: no media is; send it on its own.
-        let counter = match self.browser.send_to(bytes, to) {
-            Ok(_) => &self.counters.sent,
-            Err(_) => &self.counters.send_failed,
+        let counter = match self.outlet.browser.send_to(bytes, to) {
+            Ok(_) => &self.outlet.counters.sent,
+            Err(_) => &self.outlet.counters.send_failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(relayed) = relayed {
-            self.to_browsers
+            self.outlet
+                .to_browsers
                 .observer
                 .relayed_to_browser(relayed.arrived.elapsed(), relayed.transcoded);
         }
@@ -288,8 +313,11 @@ impl Transmitter for Out<'_> {
     }
 
     fn transcode(&mut self, request: TranscodeRequest) {
-        if !self.transcoder.submit(self.call, request) {
-            self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+        if !self.outlet.transcoder.submit(self.call, request) {
+            self.outlet
+                .counters
+                .queue_full
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -341,7 +369,7 @@ impl Shard {
         let mut browser_backlog = false;
         loop {
             fail::fail_point!("media-shard-turn");
-            let timeout = match browser_backlog {
+            let timeout = match browser_backlog || self.handshakes.has_waiting() {
                 true => Some(Duration::ZERO),
                 false => self
                     .deadlines
@@ -358,6 +386,8 @@ impl Shard {
                 return;
             }
             self.take_transcoded();
+            self.handshakes.new_turn();
+            self.run_waiting_handshakes();
             let mut browser_ready = browser_backlog;
             let mut ready_trunks = std::mem::take(&mut self.ready_trunks);
             for event in events.iter() {
@@ -371,7 +401,7 @@ impl Shard {
             ready_trunks.clear();
             self.ready_trunks = ready_trunks;
             self.run_due();
-            self.to_browsers.flush(&self.browser, &self.counters);
+            self.outlet.flush();
             self.release_failed();
         }
     }
@@ -394,7 +424,7 @@ impl Shard {
             for &trunk in trunk_round.unwrap_or_default() {
                 self.read_trunk(trunk / 2, trunk % 2 == 1);
             }
-            self.to_browsers.flush(&self.browser, &self.counters);
+            self.outlet.flush();
             if !browser_round && trunk_round.is_none() {
                 return browser_ready;
             }
@@ -414,9 +444,37 @@ impl Shard {
         }
     }
 
+    /// Hands the checks and DTLS records that waited for this turn to
+    /// their calls, as many as the turn allows.
+    fn run_waiting_handshakes(&mut self) {
+        while let Some(mut waiting) = self.handshakes.next_waiting() {
+            let index = waiting.slot;
+            // A slot taken by another call since is not this one's.
+            if let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut)
+                && slot.call == waiting.call
+            {
+                let handled = contained(|| {
+                    let mut out = Out {
+                        outlet: &mut self.outlet,
+                        trunk: &slot.trunk.sockets,
+                        call: slot.call,
+                    };
+                    let (at, from) = (waiting.received_at, waiting.from);
+                    slot.media
+                        .handle_browser(at, from, waiting.bytes(), &mut out);
+                    settle(index, slot, &mut self.routes, &mut self.deadlines);
+                });
+                if !handled {
+                    fail(&mut self.slots, &mut self.failed, index);
+                }
+            }
+            self.handshakes.recycle(waiting);
+        }
+    }
+
     /// Puts what the transcoder finished on its way.
     fn take_transcoded(&mut self) {
-        while let Some((call, done)) = self.transcoder.take() {
+        while let Some((call, done)) = self.outlet.transcoder.take() {
             // The result of a call that has left is moot.
             let Some(&index) = self.by_call.get(&call) else {
                 continue;
@@ -426,11 +484,8 @@ impl Shard {
             };
             let handled = contained(|| {
                 let mut out = Out {
-                    browser: &self.browser,
-                    to_browsers: &mut self.to_browsers,
-                    counters: &self.counters,
+                    outlet: &mut self.outlet,
                     trunk: &slot.trunk.sockets,
-                    transcoder: &self.transcoder,
                     call,
                 };
                 slot.media.handle_transcoded(Instant::now(), done, &mut out);
@@ -455,6 +510,9 @@ impl Shard {
         // Without kernel timestamps, latency is counted from the read.
         let _ = enable_timestamps(&trunk_ports.rtp);
         let _ = enable_timestamps(&trunk_ports.rtcp);
+        // Without the count, a trunk socket's drops are seen only in /proc.
+        let _ = enable_overflow_count(&trunk_ports.rtp);
+        let _ = enable_overflow_count(&trunk_ports.rtcp);
         let registry = self.poll.registry();
         let rtp_token = Token(FIRST_TRUNK + 2 * index);
         let rtcp_token = Token(FIRST_TRUNK + 2 * index + 1);
@@ -492,6 +550,7 @@ impl Shard {
                 },
                 _lease: trunk_ports.lease,
             },
+            trunk_dropped: [0; 2],
             events,
         };
         let settled = contained(|| settle(index, &mut slot, &mut self.routes, &mut self.deadlines));
@@ -533,11 +592,8 @@ impl Shard {
                 MediaCommand::Recording(open) => media.set_recording(open),
                 MediaCommand::Close(reply) => {
                     let mut out = Out {
-                        browser: &self.browser,
-                        to_browsers: &mut self.to_browsers,
-                        counters: &self.counters,
+                        outlet: &mut self.outlet,
                         trunk: &slot.trunk.sockets,
-                        transcoder: &self.transcoder,
                         call,
                     };
                     media.close(now, &mut out);
@@ -570,7 +626,7 @@ impl Shard {
         }
         for (index, slot) in std::mem::take(&mut self.failed) {
             error!("a call's media panicked: that call alone ends, as failed");
-            self.to_browsers.observer.media_panicked();
+            self.outlet.to_browsers.observer.media_panicked();
             self.release(index, slot);
         }
     }
@@ -584,7 +640,7 @@ impl Shard {
         self.routes.remove(&slot.ufrag, index);
         self.deadlines.clear(index);
         self.by_call.remove(&slot.call);
-        self.transcoder.forget(slot.call);
+        self.outlet.transcoder.forget(slot.call);
         self.free.push(index);
         self.calls.fetch_sub(1, Ordering::Relaxed);
     }
@@ -601,11 +657,8 @@ impl Shard {
                 false => &slot.trunk.sockets.rtp,
             };
             let mut out = Out {
-                browser: &self.browser,
-                to_browsers: &mut self.to_browsers,
-                counters: &self.counters,
+                outlet: &mut self.outlet,
                 trunk: &slot.trunk.sockets,
-                transcoder: &self.transcoder,
                 call: slot.call,
             };
             let media = &mut slot.media;
@@ -617,6 +670,17 @@ impl Shard {
                         media.handle_trunk(at, from, datagram.bytes, rtcp_port, &mut out);
                     }
                 });
+                if read.is_ok()
+                    && let Some(total) = batch.overflowed()
+                {
+                    let seen = &mut slot.trunk_dropped[usize::from(rtcp_port)];
+                    let dropped = total.wrapping_sub(*seen);
+                    *seen = total;
+                    out.outlet
+                        .counters
+                        .trunk_kernel_dropped
+                        .fetch_add(dropped.into(), Ordering::Relaxed);
+                }
                 match read {
                     Ok(count) if count < TRUNK_BATCH => break,
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -635,22 +699,22 @@ impl Shard {
     /// datagrams may be left.
     fn read_browser(&mut self, batches: usize) -> bool {
         let Self {
-            browser,
             batch,
-            to_browsers,
+            outlet,
             routes,
             slots,
             failed,
             deadlines,
-            counters,
-            transcoder,
+            handshakes,
             ..
         } = self;
-        let browser: &UdpSocket = browser;
-        let counters: &PortCounters = counters;
+        // The port is read by its descriptor, as its calls send on it
+        // through `outlet` meanwhile.
+        let browser = outlet.browser.as_raw_fd();
+        let counters = outlet.counters.clone();
         let full_batch = batch.capacity();
         for _ in 0..batches {
-            let read = batch.receive(browser, Instant::now(), |datagram| {
+            let read = batch.receive(&browser, Instant::now(), |datagram| {
                 counters.received.fetch_add(1, Ordering::Relaxed);
                 if datagram.truncated {
                     counters.malformed.fetch_add(1, Ordering::Relaxed);
@@ -675,13 +739,21 @@ impl Shard {
                 let Some(slot) = slots.get_mut(index).and_then(Option::as_mut) else {
                     return;
                 };
+                if is_handshake(datagram.bytes) {
+                    let (at, from) = (datagram.received_at, datagram.from);
+                    match handshakes.admit(slot.call, index, from, at, datagram.bytes) {
+                        Admit::Now => {}
+                        Admit::Queued => return,
+                        Admit::Shed => {
+                            counters.handshake_shed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
                 let handled = contained(|| {
                     let mut out = Out {
-                        browser,
-                        to_browsers,
-                        counters,
+                        outlet: &mut *outlet,
                         trunk: &slot.trunk.sockets,
-                        transcoder,
                         call: slot.call,
                     };
                     slot.media.handle_browser(
@@ -698,7 +770,7 @@ impl Shard {
             });
             if let Some(dropped) = batch.overflowed() {
                 counters
-                    .socket_overflow
+                    .kernel_dropped
                     .store(dropped.into(), Ordering::Relaxed);
             }
             match read {
@@ -730,11 +802,8 @@ impl Shard {
             }
             let handled = contained(|| {
                 let mut out = Out {
-                    browser: &self.browser,
-                    to_browsers: &mut self.to_browsers,
-                    counters: &self.counters,
+                    outlet: &mut self.outlet,
                     trunk: &slot.trunk.sockets,
-                    transcoder: &self.transcoder,
                     call: slot.call,
                 };
                 slot.media.handle_timeout(now, &mut out);
@@ -782,25 +851,25 @@ mod tests {
             .unwrap();
         let to = browser.local_addr().unwrap();
         let latencies = Arc::new(Latencies::default());
-        let mut to_browsers = ToBrowsers {
-            batch: SendBatch::with_capacity(3),
-            relayed: Vec::new(),
-            observer: latencies.clone(),
-        };
-        let counters = PortCounters::default();
         let trunk = SendSockets {
             rtp: socket(),
             rtcp: socket(),
         };
         let poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
-        let transcoder = TranscodeLink::spawn(0, waker, CoreFailure::default()).unwrap();
+        let mut outlet = Outlet {
+            browser: port,
+            to_browsers: ToBrowsers {
+                batch: SendBatch::with_capacity(3),
+                relayed: Vec::new(),
+                observer: latencies.clone(),
+            },
+            counters: Arc::default(),
+            transcoder: TranscodeLink::spawn(0, waker, CoreFailure::default()).unwrap(),
+        };
         let mut out = Out {
-            browser: &port,
-            to_browsers: &mut to_browsers,
-            counters: &counters,
+            outlet: &mut outlet,
             trunk: &trunk,
-            transcoder: &transcoder,
             call: 1,
         };
         let now = || {
@@ -825,9 +894,9 @@ mod tests {
             assert!(reported[0] >= Duration::from_millis(20), "{reported:?}");
             assert!(reported[1] < Duration::from_millis(20), "{reported:?}");
         }
-        to_browsers.flush(&port, &counters);
+        outlet.flush();
         assert_eq!(latencies.0.lock().unwrap().len(), 3);
-        assert_eq!(counters.sent.load(Ordering::Relaxed), 4);
+        assert_eq!(outlet.counters.sent.load(Ordering::Relaxed), 4);
         let mut buffer = [0u8; 64];
         for expected in [&b"relayed"[..], b"report", b"second", b"third"] {
             let len = browser.recv(&mut buffer).unwrap();

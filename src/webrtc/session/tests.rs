@@ -364,6 +364,39 @@ fn malformed_stun_and_dtls_reach_a_live_session_and_change_nothing() {
 }
 
 #[test]
+fn a_close_notify_in_the_clear_does_not_end_a_live_session() {
+    let (mut browser, mut session, now) = connected();
+    let from: SocketAddr = BROWSER.parse().unwrap();
+    // An alert record of epoch 0, which anyone who knows the browser's
+    // address can forge once the association is encrypted.
+    for sequence in 0..8u8 {
+        let mut alert = vec![
+            21,
+            0xfe,
+            0xfd,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            100 + sequence,
+            0,
+            2,
+            1,
+            0,
+        ];
+        let _ = session.handle_datagram(now, from, &mut alert);
+    }
+    let ended = std::iter::from_fn(|| session.poll_event())
+        .any(|e| matches!(e, SessionEvent::Closed | SessionEvent::Failed { .. }));
+    assert!(!ended, "a forged close_notify does not end the call");
+    let mut genuine = browser_audio(&mut browser, now, 43);
+    assert!(hands_over_audio(&mut session, now, from, &mut genuine));
+}
+
+#[test]
 fn media_and_checks_from_elsewhere_teach_the_session_nothing() {
     let (mut browser, mut session, now) = connected();
     let stranger: SocketAddr = "127.0.0.1:50001".parse().unwrap();
