@@ -71,15 +71,19 @@ impl Transcoder {
         let encoder = (to == AudioCodec::Opus && from != AudioCodec::Opus)
             .then(voice_encoder)
             .transpose()?;
+        // Buffers only for the conversion this does: a passthrough call
+        // (most of them) carries none.
+        let (decodes, encodes) = (decoder.is_some(), encoder.is_some());
         Ok(Self {
             from,
             to,
             decoder,
             encoder,
-            decoded: vec![0; MAX_DECODED],
-            pending: Vec::with_capacity(FRAME_SAMPLES * 2),
-            encoded: vec![0; MAX_OPUS_PACKET],
-            g711: vec![0; MAX_DECODED],
+            decoded: sized_if(decodes, MAX_DECODED),
+            pending: Vec::with_capacity(if encodes { FRAME_SAMPLES * 2 } else { 0 }),
+            encoded: sized_if(encodes, MAX_OPUS_PACKET),
+            // A table lookup grows it on first use.
+            g711: sized_if(decodes, MAX_DECODED),
         })
     }
 
@@ -169,6 +173,14 @@ impl Transcoder {
             }
         }
         self.pending.drain(..consumed);
+    }
+}
+
+/// `len` zeroes when `wanted`, else nothing.
+fn sized_if<T: Clone + Default>(wanted: bool, len: usize) -> Vec<T> {
+    match wanted {
+        true => vec![T::default(); len],
+        false => Vec::new(),
     }
 }
 

@@ -211,6 +211,10 @@ impl RecorderHandle {
     }
 }
 
+/// The recorder's loop. It waits, idle, for most calls' whole life, so
+/// the rare steps that hold large futures (start, pause, discard, finish:
+/// the store, the spool, the upload) are boxed while they run, and the
+/// task's own state stays small.
 async fn run(
     parts: Arc<RecorderParts>,
     call: RecordedCall,
@@ -225,7 +229,8 @@ async fn run(
                 open = true;
                 match active.as_mut() {
                     Some(recording) => recording.resume(at),
-                    None => match ActiveRecording::start(&parts, &call, method, at).await {
+                    None => match Box::pin(ActiveRecording::start(&parts, &call, method, at)).await
+                    {
                         Ok(recording) => {
                             parts.metrics.active.inc();
                             active = Some(recording);
@@ -246,14 +251,14 @@ async fn run(
             RecorderInput::Close => {
                 open = false;
                 if let Some(recording) = active.as_mut() {
-                    recording.pause().await;
+                    Box::pin(recording.pause()).await;
                 }
             }
             RecorderInput::Discard => {
                 open = false;
                 if let Some(recording) = active.take() {
                     parts.metrics.active.dec();
-                    recording.discard(&parts).await;
+                    Box::pin(recording.discard(&parts)).await;
                 }
             }
             RecorderInput::Finish => break,
@@ -263,7 +268,7 @@ async fn run(
     parts.metrics.frames_dropped.inc_by(dropped);
     match active {
         Some(recording) => {
-            let kept = recording.finish(&parts, dropped).await;
+            let kept = Box::pin(recording.finish(&parts, dropped)).await;
             parts.metrics.active.dec();
             kept
         }

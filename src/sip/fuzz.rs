@@ -31,6 +31,9 @@ pub(crate) fn message(data: &[u8]) {
     let Some((&cut, stream)) = data.split_first() else {
         return;
     };
+    if overflows_upstream_framing(stream) {
+        return;
+    }
     let cut = usize::from(cut).min(stream.len());
     let mut codec = SipCodec::new();
     let mut buffer = BytesMut::new();
@@ -38,6 +41,30 @@ pub(crate) fn message(data: &[u8]) {
         buffer.extend_from_slice(piece);
         while let Ok(Some(_)) = codec.decode(&mut buffer) {}
     }
+}
+
+/// Whether `stream` holds a `Content-Length` that rsipstack 0.7.14's TCP
+/// framing adds to its header length without a check
+/// (`fuzz/upstream/sip_message/`): under the fuzzer's overflow checks the
+/// sum panics, in the node's release build it wraps and the frame is read
+/// as a malformed message. Such input skips the framing only, so the
+/// fuzzer can go on finding what else is there; the datagram path still
+/// reads it. Any value of half the address space or more counts, whatever
+/// the header's spelling or position, a superset of what overflows.
+fn overflows_upstream_framing(stream: &[u8]) -> bool {
+    stream.split(|&b| b == b'\n').any(|line| {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return false;
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        let is_length =
+            name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l");
+        is_length
+            && std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| text.trim().parse::<usize>().ok())
+                .is_some_and(|length| length >= usize::MAX / 2)
+    })
 }
 
 /// What the node does with a parsed message before and around the
@@ -116,4 +143,25 @@ fn answer(value: &str) -> Option<String> {
         qop,
     };
     Some(super::digest_compat::to_wire(&authorization.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overflows_upstream_framing;
+
+    #[test]
+    fn only_a_length_near_the_address_space_skips_the_framing() {
+        let upstream =
+            include_bytes!("../../fuzz/upstream/sip_message/rsipstack-content-length-overflow");
+        assert!(overflows_upstream_framing(upstream));
+        assert!(overflows_upstream_framing(
+            b"BYE sip:a@b SIP/2.0\r\nl: 18446744073709551615\r\n\r\n"
+        ));
+        assert!(!overflows_upstream_framing(
+            b"BYE sip:a@b SIP/2.0\r\nContent-Length: 129\r\n\r\n"
+        ));
+        assert!(!overflows_upstream_framing(
+            b"BYE sip:a@b SIP/2.0\r\nContent-Length: 99999999999999999999999\r\n\r\n"
+        ));
+    }
 }
