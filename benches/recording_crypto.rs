@@ -8,10 +8,10 @@
 
 use std::hint::black_box;
 
+use callgate::keys::DataKey;
 use callgate::recording::format::{
     AudioFormat, Completeness, RecordingHeader, SegmentEncryptor, decrypt,
 };
-use callgate::recording::keys::DataKey;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const FRAME: usize = 640;

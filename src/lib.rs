@@ -31,8 +31,14 @@
 //!   call's requests reach its node and a lost node's calls are written);
 //!   absent without `[cluster]`.
 //! - [`echo_trunk`]: the built-in loopback trunk that answers and echoes.
-//! - [`recording`]: the encrypted recording format and its keys.
+//! - [`recording`]: the encrypted recording format, the consent gate and
+//!   the recorder.
+//! - [`keys`]: the node's key-encryption keys and what is done under them:
+//!   recordings' data keys wrapped, consent receipts signed, API keys
+//!   hashed, dashboard sessions tagged, webhook secrets sealed.
 //! - [`store`]: the database (SQLite via sqlx): tenants, numbers, widgets, CDRs.
+//! - [`views`]: the public views of CDRs, recordings and call progress,
+//!   as the admin API answers them and the webhooks send them.
 //! - [`webhooks`]: the signed `call.ended` / `recording.ready` queue and its delivery worker.
 //! - [`node`]: starts and stops the pieces of one node.
 //! - [`supervise`]: core tasks whose failure stops the node, never leaving
@@ -55,6 +61,7 @@ pub mod echo_trunk;
 #[cfg(any(feature = "fuzzing", test))]
 pub mod fuzzing;
 pub mod http;
+pub mod keys;
 pub mod media;
 pub mod metrics;
 pub mod node;
@@ -65,5 +72,6 @@ pub mod sip;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
+pub mod views;
 pub mod webhooks;
 pub mod webrtc;

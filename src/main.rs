@@ -379,7 +379,7 @@ fn write_new_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn generate_key(out: Option<PathBuf>) -> Result<(), Failure> {
-    let text = callgate::recording::keys::generate_kek_text();
+    let text = callgate::keys::generate_kek_text();
     let Some(path) = out else {
         println!("{}", text.as_str());
         return Ok(());

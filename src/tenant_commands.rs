@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use callgate::config::Config;
 use callgate::dialing::{self, Allowance};
 use callgate::http::admin::{api_key, validate};
-use callgate::recording::keys::KeyRing;
+use callgate::keys::KeyRing;
 use callgate::store::{Actor, Role, Store};
 
 pub async fn create(store: &Store, id: &str) -> anyhow::Result<()> {

@@ -349,7 +349,7 @@ fn keys_generate_prints_or_writes_a_fresh_private_key() {
     assert_eq!(code, 0, "{stderr}");
     let (_, second, _) = sandbox.run(&mut sandbox.command(&["keys", "generate"]));
     assert_ne!(first, second, "every key is new");
-    assert!(callgate::recording::keys::Kek::from_text("k", &first).is_ok());
+    assert!(callgate::keys::Kek::from_text("k", &first).is_ok());
 
     let file = sandbox.path("kek-1");
     let file_arg = file.to_str().unwrap();
@@ -359,7 +359,7 @@ fn keys_generate_prints_or_writes_a_fresh_private_key() {
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "only the owner may read a KEK");
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(callgate::recording::keys::Kek::from_text("k", &text).is_ok());
+    assert!(callgate::keys::Kek::from_text("k", &text).is_ok());
 
     // An existing key is never overwritten.
     let (code, _, stderr) =

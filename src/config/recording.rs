@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::s3::{S3Config, check_s3, s3_env_names};
 use super::validate::{At, password_from_env, password_from_file};
+use crate::keys::Kek;
 use crate::privacy::Secret;
-use crate::recording::keys::Kek;
 
 /// One KEK: its id (stored with every recording it wraps) and where its
 /// text comes from.

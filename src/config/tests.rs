@@ -470,7 +470,7 @@ fn public_url_must_be_http() {
 
 #[test]
 fn recording_keys_come_from_named_variables_and_are_checked() {
-    let kek = crate::recording::keys::generate_kek_text();
+    let kek = crate::keys::generate_kek_text();
     let text = "[recording]\nkeys = [{ id = \"k1\", env = \"CALLGATE_KEK_ONE\" }]\n";
     let config = load(text, &[("CALLGATE_KEK_ONE", kek.as_str())]).unwrap();
     assert_eq!(config.recording.current_key_id(), Some("k1"));

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::config::BrowserCodec;
+use crate::keys::DataKey;
 use crate::media::dtmf::{DtmfReceiver, TelephoneEvent};
 use crate::media::rtcp::{self, ReceiveStats, RtcpPacket};
 use crate::media::rtp::{RtpPacket, RtpPacketMut};
@@ -26,7 +27,6 @@ use crate::recording::format::{
     self, AudioFormat, Completeness, RecordingHeader, SEALED_SEGMENT_LEN, SegmentDecryptor,
     SegmentEncryptor,
 };
-use crate::recording::keys::DataKey;
 use crate::webrtc::port::{BrowserRoutes, Routed};
 use crate::webrtc::session::{BrowserSession, SessionSettings};
 use crate::webrtc::stun::{self, IceCredentials};

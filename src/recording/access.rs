@@ -9,8 +9,8 @@
 //! store will; elsewhere it opens once it is stored.
 
 use super::format::{self, Completeness, Decrypted, FormatError, RecordingHeader};
-use super::keys::{DataKey, KeyError, KeyId, KeyRing, WrappedKey};
 use super::storage::{RecordingStorage, StorageError};
+use crate::keys::{DataKey, KeyError, KeyId, KeyRing, WrappedKey};
 use crate::store::{Actor, RecordingRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -34,7 +34,7 @@ use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit};
 
-use super::keys::DataKey;
+use crate::keys::DataKey;
 
 const MAGIC: &[u8; 6] = b"CGREC\0";
 pub const FORMAT_VERSION: u8 = 1;

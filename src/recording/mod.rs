@@ -2,9 +2,8 @@
 //!
 //! - [`format`]: the file format, AES-256-GCM segments in the STREAM
 //!   construction under an authenticated header, written as audio arrives.
-//! - [`keys`]: per-recording data keys wrapped under key-encryption keys
-//!   (KEKs) named by key id, for rotation and crypto-shredding.
-//!
+//!   Each recording's data key is wrapped under the node's key-encryption
+//!   keys ([`crate::keys`]), for rotation and crypto-shredding.
 //! - [`gate`]: the consent gate, open only while the call is answered and
 //!   not on hold, the number's policy allows recording and the visitor
 //!   consents.
@@ -26,7 +25,6 @@
 pub mod access;
 pub mod format;
 pub mod gate;
-pub mod keys;
 pub mod mixer;
 pub mod receipt;
 pub mod recorder;

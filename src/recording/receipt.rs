@@ -10,7 +10,7 @@
 use sha2::{Digest, Sha256};
 
 use super::gate::ConsentMethod;
-use super::keys::{KeyError, KeyRing};
+use crate::keys::{KeyError, KeyRing};
 use crate::store::ConsentReceiptRow;
 
 /// The facts of one grant.
@@ -95,7 +95,7 @@ pub fn verify(row: &ConsentReceiptRow, keys: &KeyRing) -> Result<bool, KeyError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recording::keys::{Kek, generate_kek_text};
+    use crate::keys::{Kek, generate_kek_text};
 
     fn ring() -> KeyRing {
         KeyRing::new(

@@ -27,11 +27,11 @@ use tracing::warn;
 
 use super::format::{AudioFormat, RecordingHeader, SegmentEncryptor};
 use super::gate::ConsentMethod;
-use super::keys::{DataKey, KeyRing};
 use super::mixer::{Channel, MediaTime, SAMPLE_RATE, TwoChannelMixer};
 use super::receipt::ConsentReceipt;
 use super::storage::RecordingStorage;
 use super::uploader::{PendingUpload, Stored, Uploader, store_spooled};
+use crate::keys::{DataKey, KeyRing};
 use crate::media::g711;
 use crate::metrics::{DeletionReason, RecordingMetrics};
 use crate::store::{NewRecording, Store, now_ms};

@@ -10,9 +10,9 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use super::keys::{Kek, KeyError, KeyRing, generate_kek_text};
 use super::storage::{RecordingStorage, StorageError};
 use crate::config::Config;
+use crate::keys::{Kek, KeyError, KeyRing, generate_kek_text};
 
 const DEVELOPMENT_KEY_ID: &str = "development";
 const DEVELOPMENT_KEY_FILE: &str = "development.kek";

@@ -15,8 +15,8 @@ use futures_util::stream::{self, BoxStream, StreamExt as _};
 
 use super::access::{AccessError, check_header, data_key, door_of, wav_header};
 use super::format::{self, FormatError, SEALED_SEGMENT_LEN, SegmentDecryptor};
-use super::keys::KeyRing;
 use super::storage::{RecordingStorage, StorageError};
+use crate::keys::KeyRing;
 use crate::store::{Actor, RecordingRow, Store};
 
 /// Bytes read before the header is decoded.

@@ -13,7 +13,6 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, WidgetRoute, unix_ms};
-use crate::media::endpoint::EndpointStats;
 use crate::privacy::truncate_ip;
 
 /// Who ended the call (the `cdrs.ended_by` column).
@@ -86,19 +85,6 @@ impl LegStats {
         // `as` saturates, so anything out of range stays a u16.
         mos.is_finite()
             .then(|| (mos * 100.0).round().max(0.0) as u16)
-    }
-}
-
-impl From<&EndpointStats> for LegStats {
-    fn from(stats: &EndpointStats) -> Self {
-        LegStats {
-            packets_sent: stats.packets_sent,
-            packets_received: stats.packets_received,
-            packets_lost: stats.lost,
-            jitter_us: LegStats::jitter_us_from_ms(stats.jitter_ms),
-            mos_worst_x100: None,
-            mos_average_x100: None,
-        }
     }
 }
 

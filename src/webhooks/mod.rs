@@ -11,7 +11,7 @@
 //!   delays a call.
 //! - The queue lives in the database: a node that stops, crashes or cannot
 //!   reach an endpoint loses no event; another run (or node) sends it.
-//! - Bodies are the admin API's views ([`CdrView`], [`RecordingView`]):
+//! - Bodies are the public views ([`crate::views`]) the admin API serves too:
 //!   nothing a customer could not already read through the API.
 //! - Deliveries go only to public addresses unless the operator allows
 //!   private ones ([`target`]).
@@ -29,8 +29,8 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 pub use self::worker::{WorkerSettings, run};
-use crate::http::admin::{CdrView, RecordingView, times};
 use crate::store::{CdrRecord, Store, WidgetRoute, unix_ms};
+use crate::views::{CallProgressView, CdrView, RecordingView, times};
 
 /// `Callgate-Event` of a finished call; the body is its [`CdrView`].
 pub const CALL_ENDED: &str = "call.ended";
@@ -46,16 +46,6 @@ pub const CALL_ANSWERED: &str = "call.answered";
 pub const EVENTS: [&str; 4] = [CALL_RINGING, CALL_ANSWERED, CALL_ENDED, RECORDING_READY];
 /// What an endpoint receives unless it chooses.
 pub const DEFAULT_EVENTS: &str = "call.ended,recording.ready";
-
-/// The body of `call.ringing` and `call.answered`: which call, and when.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema, PartialEq)]
-pub struct CallProgressView {
-    pub call_id: String,
-    pub number_id: String,
-    pub widget_id: String,
-    /// When the node saw it (RFC 3339).
-    pub at: String,
-}
 
 /// Queues events and wakes the worker. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use super::Webhooks;
 use super::sign::{Backoff, signature};
 use super::target::{self, CheckedResolver};
-use crate::recording::keys::{KeyRing, SEALED_PREFIX};
+use crate::keys::{KeyRing, SEALED_PREFIX};
 use crate::store::{DueDelivery, now_ms};
 
 /// How long one attempt may take, connection included.

@@ -3,14 +3,14 @@
 //! The id (16 hex digits) is public: it finds the key's row without a scan
 //! and names the key in the audit log. The secret is 32 random bytes
 //! (base64url); the node keeps only a keyed hash of the whole key
-//! ([`crate::recording::keys::KeyRing::hash_api_key`]), so checking a key
+//! ([`crate::keys::KeyRing::hash_api_key`]), so checking a key
 //! costs one HMAC, not a password hash, and a stolen database reveals no key.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use zeroize::Zeroizing;
 
-use crate::recording::keys::KeyRing;
+use crate::keys::KeyRing;
 use crate::store::{ApiKeyRecord, Role, now_ms};
 
 const PREFIX: &str = "cg_";
@@ -84,7 +84,7 @@ pub fn refuse_unknown(keys: &KeyRing, presented: &PresentedKey<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recording::keys::{Kek, generate_kek_text};
+    use crate::keys::{Kek, generate_kek_text};
 
     fn ring(ids: &[&str], current: &str) -> KeyRing {
         let keks = ids

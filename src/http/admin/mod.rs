@@ -46,13 +46,11 @@ use crate::http::lookups::{LookupBudget, within_budget};
 use axum::routing::{get, post};
 
 pub use self::auth::Caller;
-pub use self::cdrs::CdrView;
 pub use self::error::ApiError;
 pub use self::node::NodeControl;
-pub use self::recordings::RecordingView;
 pub use self::widgets::embed_snippet;
 use crate::config::LimitsConfig;
-use crate::recording::keys::KeyRing;
+use crate::keys::KeyRing;
 use crate::recording::storage::RecordingStorage;
 use crate::store::Store;
 
@@ -190,7 +188,7 @@ pub(crate) fn fuzz_request(body: &[u8]) {
 /// admin routes check them. For the fuzzer and its corpus test only.
 #[cfg(any(feature = "fuzzing", test))]
 pub(crate) fn fuzz_credentials(text: &[u8]) {
-    use crate::recording::keys::Kek;
+    use crate::keys::Kek;
     use crate::store::Role;
 
     static RING: std::sync::OnceLock<(KeyRing, crate::store::ApiKeyRecord)> =

@@ -19,15 +19,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::cdrs::CdrView;
 use super::error::{ApiError, ErrorBody};
-use super::recordings::RecordingView;
 use super::tar_stream::{EntryError, TarStream};
 use super::{AdminState, times};
 use crate::call::privacy_ref;
 use crate::recording::access::{self, AccessError};
 use crate::recording::stream;
 use crate::store::{CdrRecord, ConsentReceiptRow, NewAuditEvent};
+use crate::views::CdrView;
+use crate::views::RecordingView;
 
 /// A consent receipt as exported.
 #[derive(Debug, Serialize, ToSchema)]

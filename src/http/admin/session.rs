@@ -38,7 +38,7 @@ use super::auth::{self, Caller};
 use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
 use crate::http::guard::{SELF_TOKEN, origin_allowed, origin_of};
-use crate::recording::keys::KeyRing;
+use crate::keys::KeyRing;
 use crate::store::{ApiKeyRecord, Role, now_ms};
 
 /// The cookie's name.
@@ -252,7 +252,7 @@ fn with_cookie(cookie: String) -> Response {
 mod tests {
     use super::*;
     use crate::http::admin::api_key;
-    use crate::recording::keys::{Kek, generate_kek_text};
+    use crate::keys::{Kek, generate_kek_text};
 
     const NOW: u64 = 1_800_000_000;
     const BASE: &str = "http://127.0.0.1:8080";

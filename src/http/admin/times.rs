@@ -1,19 +1,12 @@
 //! Times in the admin API: RFC 3339 in UTC (`2026-11-22T10:00:00.000Z`)
-//! both ways; the store keeps unix milliseconds.
+//! both ways; the store keeps unix milliseconds. Written as every public
+//! view writes them ([`crate::views::times`]), read from queries here.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
-
-/// `ms` (unix milliseconds) as RFC 3339 UTC with milliseconds.
-pub fn format(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use crate::views::times::format;
 
 /// An optional RFC 3339 query value as unix milliseconds; a bad one names
 /// `field`.
