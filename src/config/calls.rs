@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::{At, password_from_env, password_from_file};
+use super::at::At;
+use super::secret_source::{password_from_env, password_from_file};
 use crate::dialing::{self, Allowance};
 use crate::privacy::Secret;
 

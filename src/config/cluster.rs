@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::at::At;
 use super::s3::load_credential;
-use super::validate::At;
 use crate::privacy::Secret;
 
 /// The shortest cluster secret taken: it keys visitors' addresses.

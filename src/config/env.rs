@@ -63,7 +63,7 @@ pub(super) fn apply_overrides(
         }
         match convert(value, shape) {
             Ok(converted) => set(table, section, key, converted),
-            Err(message) => problems.push(ConfigProblem::new(&dotted, message)),
+            Err(wrong) => problems.push(ConfigProblem::new(&dotted, wrong.to_string())),
         }
         origins.insert(dotted, name.clone());
     }
@@ -138,8 +138,17 @@ fn lookup<'a>(
     })
 }
 
+/// A variable's value that does not fit its key's type.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum ValueError {
+    #[error("expected true or false")]
+    NotABool,
+    #[error("expected an integer")]
+    NotAnInteger,
+}
+
 /// `None` means "remove the key".
-fn convert(value: &str, shape: &Json) -> Result<Option<toml::Value>, String> {
+fn convert(value: &str, shape: &Json) -> Result<Option<toml::Value>, ValueError> {
     if value.is_empty() {
         return Ok(None);
     }
@@ -147,11 +156,11 @@ fn convert(value: &str, shape: &Json) -> Result<Option<toml::Value>, String> {
         Json::Bool(_) => match value {
             "true" => toml::Value::Boolean(true),
             "false" => toml::Value::Boolean(false),
-            _ => return Err("expected true or false".to_owned()),
+            _ => return Err(ValueError::NotABool),
         },
         Json::Number(_) => match value.parse::<i64>() {
             Ok(n) => toml::Value::Integer(n),
-            Err(_) => return Err("expected an integer".to_owned()),
+            Err(_) => return Err(ValueError::NotAnInteger),
         },
         _ => toml::Value::String(value.to_owned()),
     };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::validate::At;
+use super::at::At;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -128,9 +128,14 @@ impl Default for HttpConfig {
     }
 }
 
+/// An entry of an address list that is neither an address nor a network.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an IP address or CIDR (such as 10.0.0.0/8)")]
+pub(super) struct NotANetwork(String);
+
 /// `10.0.0.0/8`, `2001:db8::/32`, or one address (`192.0.2.7`, a /32 or
 /// /128).
-pub(super) fn parse_net(entry: &str) -> Result<IpNet, String> {
+pub(super) fn parse_net(entry: &str) -> Result<IpNet, NotANetwork> {
     let entry = entry.trim();
     if let Ok(ip) = entry.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
@@ -138,7 +143,7 @@ pub(super) fn parse_net(entry: &str) -> Result<IpNet, String> {
     entry
         .parse::<IpNet>()
         .map(|net| net.trunc())
-        .map_err(|_| format!("{entry:?} is not an IP address or CIDR (such as 10.0.0.0/8)"))
+        .map_err(|_| NotANetwork(entry.to_owned()))
 }
 
 pub(super) fn check_http(http: &HttpConfig, at: &mut At) {

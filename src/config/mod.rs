@@ -15,12 +15,14 @@
 //! SIP defaults cite RFC 3261 where they come from it.
 
 mod address;
+mod at;
 mod calls;
 mod cluster;
 mod env;
 mod http;
 mod recording;
 mod s3;
+mod secret_source;
 mod sections;
 mod validate;
 mod webhooks;

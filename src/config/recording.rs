@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::at::At;
 use super::s3::{S3Config, check_s3, s3_env_names};
-use super::validate::{At, password_from_env, password_from_file};
+use super::secret_source::{password_from_env, password_from_file};
 use crate::keys::Kek;
 use crate::privacy::Secret;
 
@@ -148,7 +149,10 @@ fn load_kek(
     let loaded = match (&key.env, &key.file) {
         (Some(var), None) => password_from_env(&owner, var, env),
         (None, Some(path)) => password_from_file(&owner, path),
-        _ => Err("set env or file (one of them) for the key text".to_owned()),
+        _ => {
+            at.bad(name, "set env or file (one of them) for the key text");
+            return None;
+        }
     };
     let text = loaded.map_err(|m| at.bad(name, m)).ok()?;
     match Kek::from_text(&key.id, text.expose()) {

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::address::is_host_name;
-use super::validate::{At, password_from_env, password_from_file};
+use super::at::At;
+use super::secret_source::{password_from_env, password_from_file};
 use crate::privacy::Secret;
 
 /// See the module documentation.
@@ -153,8 +154,12 @@ pub(super) fn load_credential(
     at: &mut At,
 ) -> Option<Secret> {
     let loaded = match (var, path) {
-        (Some(var), None) => password_from_env(owner, var, env).map_err(|m| (env_key, m)),
-        (None, Some(path)) => password_from_file(owner, path).map_err(|m| (file_key, m)),
+        (Some(var), None) => {
+            password_from_env(owner, var, env).map_err(|e| (env_key, e.to_string()))
+        }
+        (None, Some(path)) => {
+            password_from_file(owner, path).map_err(|e| (file_key, e.to_string()))
+        }
         (Some(_), Some(_)) => Err((file_key, format!("set {env_key} or {file_key}, not both"))),
         (None, None) => Err((
             env_key,

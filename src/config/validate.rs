@@ -6,13 +6,12 @@
 //! a follow-on error for something already reported.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
-use std::path::Path;
 
 use super::address::is_host_name;
+use super::at::At;
 use super::calls;
+use super::secret_source::{password_from_env, password_from_file};
 use super::sections::Parsed;
 use super::{
     ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, LogConfig, MediaConfig, NodeConfig,
@@ -20,54 +19,6 @@ use super::{
 };
 use super::{cluster, http, recording, webhooks};
 use crate::privacy::Secret;
-
-/// Problems found under one key prefix (`sip`, `sip.trunks[2]`).
-pub(super) struct At<'a> {
-    prefix: String,
-    problems: &'a mut Vec<ConfigProblem>,
-}
-
-impl<'a> At<'a> {
-    pub(super) fn new(prefix: impl Into<String>, problems: &'a mut Vec<ConfigProblem>) -> Self {
-        Self {
-            prefix: prefix.into(),
-            problems,
-        }
-    }
-
-    /// Problems under `prefix.key` (a table within this one).
-    pub(super) fn nested(&mut self, key: &str) -> At<'_> {
-        At::new(format!("{}.{key}", self.prefix), self.problems)
-    }
-
-    pub(super) fn bad(&mut self, key: &str, message: impl Into<String>) {
-        let key = format!("{}.{key}", self.prefix);
-        self.problems.push(ConfigProblem::new(key, message));
-    }
-
-    pub(super) fn range<T: PartialOrd + Display>(
-        &mut self,
-        key: &str,
-        value: T,
-        range: RangeInclusive<T>,
-    ) {
-        if !range.contains(&value) {
-            let message = format!("must be between {} and {}", range.start(), range.end());
-            self.bad(key, message);
-        }
-    }
-
-    /// Opening is the real test of readability (permissions, not just
-    /// existence); a directory opens too, so it is ruled out separately.
-    pub(super) fn readable(&mut self, key: &str, path: &Path) {
-        let opened = std::fs::File::open(path).and_then(|file| file.metadata());
-        match opened {
-            Ok(meta) if meta.is_file() => {}
-            Ok(_) => self.bad(key, format!("{} is not a file", path.display())),
-            Err(e) => self.bad(key, format!("cannot read {}: {e}", path.display())),
-        }
-    }
-}
 
 pub(super) fn validate(
     parsed: &mut Parsed,
@@ -148,23 +99,32 @@ fn check_log(log: &LogConfig, at: &mut At) {
     }
 }
 
+/// Why a log level is refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LogLevelError {
+    #[error(
+        "{0:?} is not a level (off, error, warn, info, debug, trace) or a target=level directive"
+    )]
+    NotALevel(String),
+    #[error("is not a valid filter: {0}")]
+    BadFilter(String),
+}
+
 /// A bare word in a tracing filter means "everything from this target", so a
 /// misspelt level (`inf`) would silently log nothing useful; bare words must be
 /// level names, and target filters must say `target=level`.
-pub(crate) fn check_log_level(level: &str) -> Result<(), String> {
+pub(crate) fn check_log_level(level: &str) -> Result<(), LogLevelError> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let directives: Vec<&str> = level.split(',').map(str::trim).collect();
     for directive in &directives {
         let bare = !directive.contains('=') && !directive.contains('[');
         if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "{directive:?} is not a level (off, error, warn, info, debug, trace) or a target=level directive"
-            ));
+            return Err(LogLevelError::NotALevel((*directive).to_owned()));
         }
     }
     match tracing_subscriber::EnvFilter::builder().parse(level) {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("is not a valid filter: {e}")),
+        Err(e) => Err(LogLevelError::BadFilter(e.to_string())),
     }
 }
 
@@ -343,44 +303,6 @@ fn check_password_needs_username(trunk: &TrunkConfig, key: &str, at: &mut At) {
     if trunk.username.is_none() {
         at.bad(key, "is only used with username, which is not set");
     }
-}
-
-/// `owner` names what the secret belongs to in messages (`trunk "a"`).
-pub(super) fn password_from_env(
-    owner: &str,
-    var: &str,
-    env: &BTreeMap<String, String>,
-) -> Result<Secret, String> {
-    let valid_name = var.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
-        && var
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if !valid_name {
-        return Err(format!(
-            "{owner}: {var:?} is not an environment variable name (A-Z, 0-9, _)"
-        ));
-    }
-    match env.get(var).map(String::as_str) {
-        None => Err(format!("{owner}: environment variable {var} is not set")),
-        Some("") => Err(format!("{owner}: environment variable {var} is empty")),
-        Some(value) => Ok(Secret::new(value)),
-    }
-}
-
-/// One trailing line ending is dropped: editors add it, passwords never end in one.
-pub(super) fn password_from_file(owner: &str, path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{owner}: cannot read password file {}: {e}", path.display()))?;
-    let line = text
-        .strip_suffix('\n')
-        .map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
-    if line.is_empty() {
-        return Err(format!(
-            "{owner}: password file {} is empty",
-            path.display()
-        ));
-    }
-    Ok(Secret::new(line))
 }
 
 fn check_route(route: &RouteConfig, at: &mut At) {

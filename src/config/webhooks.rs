@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::validate::At;
+use super::at::At;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -574,9 +574,9 @@ async fn place_checked(
     }
     let request: PlaceRequest = match parse_body(body) {
         Ok(request) => request,
-        Err(message) => {
+        Err(refused) => {
             state.metrics.http_refused(RefusedReason::BadRequest);
-            return error(StatusCode::BAD_REQUEST, message);
+            return error(StatusCode::BAD_REQUEST, refused.to_string());
         }
     };
     if let (Placing::Received { origin }, Some(cluster)) = (placing, &state.cluster) {
@@ -664,19 +664,29 @@ fn draining(state: &SignallingState) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, headers, body).into_response()
 }
 
-/// The body as a [`PlaceRequest`], or a message naming what is wrong.
-fn parse_body(body: &[u8]) -> Result<PlaceRequest, String> {
+/// Why a call request's body was refused; its text is the 400's message.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("body is not a valid call request: {0}")]
+    NotARequest(serde_json::Error),
+    /// A field's path (`offer`) and what is wrong with it.
+    #[error("{0}: {1}")]
+    BadField(String, serde_json::Error),
+}
+
+/// The body as a [`PlaceRequest`], or what is wrong with it.
+fn parse_body(body: &[u8]) -> Result<PlaceRequest, BodyError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(format!(
-            "request body is larger than {MAX_BODY_BYTES} bytes"
-        ));
+        return Err(BodyError::TooLarge);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         match path.as_str() {
-            "." => format!("body is not a valid call request: {}", e.inner()),
-            _ => format!("{path}: {}", e.inner()),
+            "." => BodyError::NotARequest(e.into_inner()),
+            _ => BodyError::BadField(path, e.into_inner()),
         }
     })
 }

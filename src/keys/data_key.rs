@@ -12,8 +12,9 @@ use std::fmt;
 use rand::RngExt as _;
 use zeroize::Zeroize;
 
+use super::error::KeyError;
 use super::kek::{KEY_LEN, KeyId, NONCE_LEN, labelled_aad, open, seal};
-use super::{KeyError, KeyRing};
+use super::ring::KeyRing;
 
 /// Domain separation for the wrap's associated data.
 const WRAP_CONTEXT: &[u8] = b"callgate recording data key v1";

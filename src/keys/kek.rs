@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::RngExt as _;
 use zeroize::Zeroizing;
 
-use super::KeyError;
+use super::error::KeyError;
 
 pub(super) const KEY_LEN: usize = 32;
 pub(super) const NONCE_LEN: usize = 12;

@@ -2,7 +2,7 @@
 //! the keyed hashes the node keeps: consent receipts' signatures, API
 //! keys' hashes and dashboard sessions' tags, each under its own label.
 
-use super::KeyError;
+use super::error::KeyError;
 use super::kek::{Kek, KeyId, MacPurpose, mac};
 
 /// The loaded KEKs; the current one wraps new recordings' keys.

@@ -6,8 +6,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use zeroize::Zeroizing;
 
+use super::error::KeyError;
 use super::kek::{KeyId, labelled_aad, open, seal};
-use super::{KeyError, KeyRing};
+use super::ring::KeyRing;
 
 /// Domain separation for a sealed secret's associated data.
 const SEAL_CONTEXT: &[u8] = b"callgate sealed secret v1";

@@ -134,7 +134,7 @@ async fn deliver(
             match tokio::time::timeout(SEND_TIMEOUT, sending).await {
                 Ok(Ok(())) => None,
                 Ok(Err(error)) => Some(error),
-                Err(_) => Some(format!("timed out after {}s", SEND_TIMEOUT.as_secs())),
+                Err(_) => Some(DeliveryError::TimedOut),
             }
         }
         Err(error) => Some(error),
@@ -157,7 +157,7 @@ async fn deliver(
                 "failed"
             };
             let written = store
-                .webhook_failed(&delivery.id, attempts, &error, retry_at)
+                .webhook_failed(&delivery.id, attempts, &error.to_string(), retry_at)
                 .await;
             (label, written)
         }
@@ -168,29 +168,53 @@ async fn deliver(
     }
 }
 
-/// One POST; the error text names a status or a transport failure, never
-/// the url or the secret.
+/// Why one attempt failed, as kept with the delivery: a status or a kind
+/// of failure, never the url, the host or the secret.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("cannot open the signing secret: {0}")]
+    Secret(#[from] crate::keys::KeyError),
+    #[error("bad url")]
+    BadUrl,
+    #[error("bad request")]
+    BadRequest,
+    #[error("{}", target::REFUSED)]
+    Refused,
+    #[error("cannot connect")]
+    CannotConnect,
+    #[error("connection failed")]
+    ConnectionFailed,
+    #[error("timed out after {}s", SEND_TIMEOUT.as_secs())]
+    TimedOut,
+    #[error("status {0}")]
+    Status(u16),
+}
+
 /// The endpoint's secret, opened; one from before secrets were sealed is
 /// used as stored (the node seals those when it starts).
-fn signing_secret(keys: &KeyRing, delivery: &DueDelivery) -> Result<Zeroizing<String>, String> {
+fn signing_secret(
+    keys: &KeyRing,
+    delivery: &DueDelivery,
+) -> Result<Zeroizing<String>, DeliveryError> {
     if !delivery.secret.starts_with(SEALED_PREFIX) {
         return Ok(Zeroizing::new(delivery.secret.clone()));
     }
-    keys.open_secret(&delivery.secret, &delivery.tenant_id)
-        .map_err(|error| format!("cannot open the signing secret: {error}"))
+    Ok(keys.open_secret(&delivery.secret, &delivery.tenant_id)?)
 }
 
+/// One POST; what went wrong names a status or a kind of failure, never
+/// the url or the secret.
 async fn send(
     client: &HttpsClient,
     delivery: &DueDelivery,
     secret: &str,
     allow_private: bool,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     // A literal address never reaches the resolver, so it is checked here.
-    let uri: axum::http::Uri = delivery.url.parse().map_err(|_| "bad url".to_owned())?;
+    let uri: axum::http::Uri = delivery.url.parse().map_err(|_| DeliveryError::BadUrl)?;
     let literal = uri.host().and_then(target::literal_ip);
     if literal.is_some_and(|ip| !allow_private && !target::is_public(ip)) {
-        return Err(target::REFUSED.to_owned());
+        return Err(DeliveryError::Refused);
     }
     let timestamp = unix_seconds();
     let body = Bytes::from(delivery.body.clone());
@@ -205,7 +229,7 @@ async fn send(
         .header("callgate-timestamp", timestamp.to_string())
         .header("callgate-signature", signature(secret, timestamp, &body))
         .body(Full::new(body))
-        .map_err(|_| "bad request".to_owned())?;
+        .map_err(|_| DeliveryError::BadRequest)?;
     let response = client
         .request(request)
         .await
@@ -214,19 +238,19 @@ async fn send(
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("status {}", status.as_u16()))
+        Err(DeliveryError::Status(status.as_u16()))
     }
 }
 
 /// The kind of a transport failure, without its text (which may echo the
 /// host or url).
-fn transport_error(error: &hyper_util::client::legacy::Error) -> String {
+fn transport_error(error: &hyper_util::client::legacy::Error) -> DeliveryError {
     if refused_by_resolver(error) {
-        target::REFUSED.to_owned()
+        DeliveryError::Refused
     } else if error.is_connect() {
-        "cannot connect".to_owned()
+        DeliveryError::CannotConnect
     } else {
-        "connection failed".to_owned()
+        DeliveryError::ConnectionFailed
     }
 }
 
