@@ -26,12 +26,12 @@ use bytes::{Bytes, BytesMut};
 use callgate::call::media::offload::TranscodeRequest;
 use callgate::call::media::{CallMedia, CallMediaParts, Relayed, Transmitter};
 use callgate::config::BrowserCodec;
+use callgate::domain::Codec;
 use callgate::media::endpoint::{EndpointConfig, EndpointCore, RemoteMedia, Transmit};
-use callgate::media::sdp::Codec;
 use callgate::media::transcode::Transcoder;
 use callgate::webrtc::offer::inspect;
 use callgate::webrtc::peer::offering_peer;
-use callgate::webrtc::{AudioCodec, BrowserMedia, BrowserSession, SessionEvent, SessionSettings};
+use callgate::webrtc::{BrowserMedia, BrowserSession, SessionEvent, SessionSettings};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -93,14 +93,10 @@ impl Transmitter for Wire {
 }
 
 /// A browser and a node's session for `codec`, handshaken.
-fn connected(codec: AudioCodec) -> (Browser, Node) {
+fn connected(codec: Codec) -> (Browser, Node) {
     let now = Instant::now();
     let address: SocketAddr = BROWSER.parse().expect("address");
-    let payload_type = if codec == AudioCodec::Opus {
-        OPUS_PT
-    } else {
-        0
-    };
+    let payload_type = if codec == Codec::Opus { OPUS_PT } else { 0 };
     let media = BrowserMedia {
         codec,
         payload_type,
@@ -108,7 +104,7 @@ fn connected(codec: AudioCodec) -> (Browser, Node) {
     };
     let (mut peer, sender, offer) = offering_peer(now, address, &media, PEER_SSRC).expect("peer");
     let preference = match codec {
-        AudioCodec::Opus => BrowserCodec::Opus,
+        Codec::Opus => BrowserCodec::Opus,
         _ => BrowserCodec::G711,
     };
     let chosen = inspect(&offer)
@@ -168,7 +164,7 @@ fn connected(codec: AudioCodec) -> (Browser, Node) {
         },
         now,
     );
-    media.handle_trunk_answer(AudioCodec::Pcmu);
+    media.handle_trunk_answer(Codec::Pcmu);
     let node = Node {
         media,
         browser: address,
@@ -266,7 +262,7 @@ impl Node {
 
 /// 20 ms of audio as the browser would send it in `codec`: a 400 Hz tone,
 /// so Opus has something to code.
-fn browser_payload(codec: AudioCodec) -> Bytes {
+fn browser_payload(codec: Codec) -> Bytes {
     let samples: Vec<i16> = (0..160)
         .map(|i| {
             let phase = f64::from(i) * 400.0 / 8000.0 * std::f64::consts::TAU;
@@ -276,10 +272,10 @@ fn browser_payload(codec: AudioCodec) -> Bytes {
     let mut tone = vec![0u8; samples.len()];
     callgate::media::g711::encode_ulaw_into(&samples, &mut tone);
     let tone = Bytes::from(tone);
-    if codec != AudioCodec::Opus {
+    if codec != Codec::Opus {
         return tone;
     }
-    let mut encoder = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Opus).expect("encoder");
+    let mut encoder = Transcoder::new(Codec::Pcmu, Codec::Opus).expect("encoder");
     let mut frame = None;
     encoder.convert(&tone, |out| {
         frame = Some(Bytes::copy_from_slice(out.payload))
@@ -290,8 +286,8 @@ fn browser_payload(codec: AudioCodec) -> Bytes {
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("browser_relay");
     for (name, codec) in [
-        ("pcmu_passthrough", AudioCodec::Pcmu),
-        ("opus_transcode", AudioCodec::Opus),
+        ("pcmu_passthrough", Codec::Pcmu),
+        ("opus_transcode", Codec::Opus),
     ] {
         let (mut browser, mut node) = connected(codec);
         let (datagram, now) = browser.next_datagram();

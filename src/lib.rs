@@ -12,6 +12,8 @@
 //! ```
 //!
 //! Module map:
+//! - [`domain`]: the words every layer shares: codecs, who ended a call,
+//!   recording policy and consent.
 //! - [`config`]: TOML plus `CALLGATE_*` overrides, validated all at once.
 //! - [`privacy`]: [`privacy::Pii`], the wrapper that keeps personal data out of logs.
 //! - [`http`]: the node's HTTP surface: signalling, admin API, dashboard, health, metrics.
@@ -57,6 +59,7 @@ pub mod call;
 pub mod cluster;
 pub mod config;
 pub mod dialing;
+pub mod domain;
 pub mod echo_trunk;
 #[cfg(any(feature = "fuzzing", test))]
 pub mod fuzzing;

@@ -9,7 +9,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use callgate::store::{CdrRecord, EndedBy, LegStats};
+use callgate::domain::EndedBy;
+use callgate::store::{CdrRecord, LegStats};
 use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
@@ -682,7 +683,7 @@ async fn an_operator_drains_the_node_and_the_call_in_progress_goes_on_to_its_end
     let cdr = node.cdr_of_widget("demo").await;
     assert_eq!(
         (cdr.disposition.as_str(), cdr.ended_by),
-        ("answered", callgate::store::EndedBy::Visitor)
+        ("answered", callgate::domain::EndedBy::Visitor)
     );
     assert!(cdr.duration_ms >= 4_000, "{}", cdr.duration_ms);
     let mut status = Value::Null;

@@ -344,7 +344,7 @@ async fn with_redis_gone_calls_go_on_and_new_ones_are_admitted_locally_then_the_
     assert_echoed(&outcome);
     let cdr = a.cdr_of_widget("demo").await;
     assert_eq!(cdr.disposition, "answered");
-    assert_eq!(cdr.ended_by, callgate::store::EndedBy::Visitor);
+    assert_eq!(cdr.ended_by, callgate::domain::EndedBy::Visitor);
     let (status, on_a) = place(&a, OFFER);
     assert_eq!(status, 201, "A's own slot is free again: {on_a}");
 
@@ -594,7 +594,7 @@ async fn three_nodes_share_the_calls_and_any_node_reaches_a_call_for_its_hang_up
     let cdrs = nodes[0].wait_for_cdrs(9).await;
     assert!(
         cdrs.iter()
-            .all(|cdr| cdr.ended_by == callgate::store::EndedBy::Visitor),
+            .all(|cdr| cdr.ended_by == callgate::domain::EndedBy::Visitor),
         "{cdrs:#?}"
     );
     assert!(cdrs.iter().all(|cdr| cdr.end_reason.is_none()));
@@ -754,7 +754,7 @@ async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() 
         killed.elapsed().as_millis()
     );
     assert_eq!(cdr.disposition, "failed");
-    assert_eq!(cdr.ended_by, callgate::store::EndedBy::Node);
+    assert_eq!(cdr.ended_by, callgate::domain::EndedBy::Node);
     assert_eq!(cdr.end_reason.as_deref(), Some("node_lost"));
     assert_eq!(cdr.node_id, "node-14", "the node that carried it");
     assert!(cdr.answered_at_ms.is_some(), "{cdr:?}");
@@ -841,7 +841,7 @@ async fn a_draining_node_hands_new_calls_over_keeps_its_call_to_its_end_then_exi
     let cdr = staying
         .wait_for_cdr_of(call_id, Duration::from_secs(5))
         .await;
-    assert_eq!(cdr.ended_by, callgate::store::EndedBy::Visitor);
+    assert_eq!(cdr.ended_by, callgate::domain::EndedBy::Visitor);
     assert_eq!(cdr.end_reason, None);
     assert_eq!(
         redis.cli(&["ZRANGE", "callgate:nodes", "0", "-1"]),

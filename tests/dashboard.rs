@@ -13,7 +13,8 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use callgate::store::{CdrRecord, EndedBy, LegStats};
+use callgate::domain::EndedBy;
+use callgate::store::{CdrRecord, LegStats};
 
 use serde_json::{Value, json};
 use support::audio::speech_wav_48k;

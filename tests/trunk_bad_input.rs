@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use callgate::media::endpoint::{DropCounts, MediaEvent};
-use callgate::sip::{Disposition, EndedBy, SourceLimits};
+use callgate::sip::{Disposition, EndCause, SourceLimits};
 use support::audio::similarity_ulaw;
 use support::ports::free_tcp_port;
 use support::rtp::RtpPacket;
@@ -77,7 +77,7 @@ async fn malformed_sip_beside_a_call_is_refused_and_the_call_carries_on() {
     let end = until_ended(&mut leg).await;
     assert_eq!(
         (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::Local)
+        (Disposition::Answered, EndCause::Local)
     );
     sipp.expect_exit(SIPP_EXIT, EXIT_ALL_CALLS_OK);
 }
@@ -92,7 +92,7 @@ async fn unusable_answer_fails_with_488_and_a_bye(scenario: &str) {
     let (end, events) = until_ended_unanswered(&mut leg).await;
     assert_eq!(
         (end.disposition, end.sip_code, end.ended_by),
-        (Disposition::Failed, Some(488), EndedBy::Local),
+        (Disposition::Failed, Some(488), EndCause::Local),
         "{events:?}"
     );
     sipp.expect_exit(SIPP_EXIT, EXIT_ALL_CALLS_OK);
@@ -350,7 +350,7 @@ async fn the_trunks_own_bye_ends(
     let end = until_ended(leg).await;
     assert_eq!(
         (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::Remote)
+        (Disposition::Answered, EndCause::Remote)
     );
 }
 

@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use callgate::media::endpoint::DropReason;
-use callgate::sip::{Disposition, EndedBy};
+use callgate::sip::{Disposition, EndCause};
 use support::audio::{SPEECH_TURNS, similarity_ulaw};
 use support::baresip::{Baresip, BaresipMode};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
@@ -83,7 +83,7 @@ async fn the_maximum_call_duration_ends_the_call_with_bye() {
     let end = until_ended(&mut leg).await;
     assert_eq!(
         (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::MaxDuration)
+        (Disposition::Answered, EndCause::MaxDuration)
     );
     assert!(
         answered_at.elapsed() >= Duration::from_millis(1900),
@@ -115,7 +115,7 @@ async fn a_trunks_session_refreshes_keep_the_call_and_a_missing_one_ends_it() {
     let lasted = answered_at.elapsed();
     assert_eq!(
         (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::SessionExpired)
+        (Disposition::Answered, EndCause::SessionExpired)
     );
     assert!(
         (Duration::from_secs(18)..Duration::from_secs(23)).contains(&lasted),

@@ -15,7 +15,7 @@ mod support;
 
 use std::time::Duration;
 
-use callgate::sip::{Disposition, EndedBy, SipTransport, TrunkSettings};
+use callgate::sip::{Disposition, EndCause, SipTransport, TrunkSettings};
 use support::baresip::{Baresip, BaresipMode};
 use support::kamailio::Kamailio;
 use support::pki::TestPki;
@@ -46,7 +46,7 @@ async fn echo_call_to_baresip(baresip: &Baresip, trunk: TrunkSettings) {
     let end = until_ended(&mut leg).await;
     assert_eq!(
         (end.disposition, end.sip_code, end.ended_by),
-        (Disposition::Answered, Some(200), EndedBy::Local),
+        (Disposition::Answered, Some(200), EndCause::Local),
         "{}",
         baresip.log()
     );

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use callgate::call::LegEvent;
 use callgate::media::endpoint::MediaEvent;
-use callgate::sip::{DigestCredentials, Disposition, EndedBy, SipTransport, TrunkReason};
+use callgate::sip::{DigestCredentials, Disposition, EndCause, SipTransport, TrunkReason};
 use support::audio::similarity_ulaw;
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{
@@ -45,7 +45,7 @@ async fn sipp_answers_and_echoes_the_speech_we_send() {
     let end = until_ended(&mut leg).await;
     assert_eq!(
         (end.disposition, end.sip_code, end.ended_by),
-        (Disposition::Answered, Some(200), EndedBy::Local)
+        (Disposition::Answered, Some(200), EndCause::Local)
     );
     let stats = leg.endpoint().stats();
     assert!(stats.packets_received > 100, "{stats:?}");
@@ -89,7 +89,7 @@ async fn ring_timeout_cancels_and_ends_as_no_answer() {
     };
     assert_eq!(
         (end.disposition, end.sip_code, end.ended_by),
-        (Disposition::NoAnswer, Some(487), EndedBy::RingTimeout)
+        (Disposition::NoAnswer, Some(487), EndCause::RingTimeout)
     );
     sipp.expect_exit(Duration::from_secs(10), EXIT_ALL_CALLS_OK);
     assert_eq!(sipp.received_requests("CANCEL").len(), 1);
@@ -177,7 +177,7 @@ async fn remote_bye_ends_an_answered_call() {
     let end = until_ended(&mut leg).await;
     assert_eq!(
         (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::Remote)
+        (Disposition::Answered, EndCause::Remote)
     );
     assert_eq!(
         end.reason,

@@ -279,7 +279,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EndedBy, LegStats};
+    use crate::domain::EndedBy;
+    use crate::store::LegStats;
 
     fn record(call_id: &str, ended_at_ms: i64) -> CdrRecord {
         CdrRecord {

@@ -27,9 +27,7 @@ use super::driver::{CallCommand, CallView};
 use super::shard::{MediaCommand, ShardEvent};
 use super::state::{CallMachine, CallState, LocalHangup, Outcome};
 use crate::media::quality::Warnings;
-use crate::media::sdp::Codec;
 use crate::recording::gate::{ConsentGate, GateAction};
-use crate::webrtc::AudioCodec;
 
 /// What the call's control is told.
 #[derive(Debug)]
@@ -121,13 +119,7 @@ impl CallControl {
             return;
         }
         match &event {
-            LegEvent::Answered { codec } => {
-                let codec = match codec {
-                    Codec::Pcmu => AudioCodec::Pcmu,
-                    Codec::Pcma => AudioCodec::Pcma,
-                };
-                self.tell_media(MediaCommand::TrunkAnswered(codec));
-            }
+            LegEvent::Answered { codec } => self.tell_media(MediaCommand::TrunkAnswered(*codec)),
             LegEvent::MediaUpdated => self.tell_media(MediaCommand::TrunkSourceChanged),
             LegEvent::Dtmf(digit) => self.tell_media(MediaCommand::DtmfToBrowser(*digit)),
             _ => {}
@@ -207,10 +199,12 @@ impl CallControl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recording::gate::{Consent, ConsentMethod, OnRevoke, Policy};
-    use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy, TrunkReason};
+    use crate::domain::Codec;
+    use crate::domain::{Consent, OnRevoke, RecordingPolicy};
+    use crate::recording::gate::ConsentMethod;
+    use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
 
-    fn recorded_call(policy: Policy, consent: Option<Consent>) -> CallControl {
+    fn recorded_call(policy: RecordingPolicy, consent: Option<Consent>) -> CallControl {
         CallControl::new(ConsentGate::new(policy, OnRevoke::Discard, consent), true)
     }
 
@@ -248,7 +242,7 @@ mod tests {
         outputs(control)
     }
 
-    fn trunk_end(ended_by: TrunkEndedBy) -> ControlInput {
+    fn trunk_end(ended_by: EndCause) -> ControlInput {
         ControlInput::Leg(LegEvent::Ended(CallEnd {
             disposition: Disposition::Answered,
             sip_code: Some(200),
@@ -261,7 +255,7 @@ mod tests {
     #[test]
     fn an_answer_with_consent_opens_the_gate_for_the_recorder_then_the_media() {
         let now = Instant::now();
-        let mut call = recorded_call(Policy::OptIn, Some(Consent::Granted));
+        let mut call = recorded_call(RecordingPolicy::OptIn, Some(Consent::Granted));
         let out = answer(&mut call, now);
         assert!(matches!(
             out[..],
@@ -270,7 +264,7 @@ mod tests {
                     state: CallState::Ringing,
                     ..
                 }),
-                ControlOutput::Media(MediaCommand::TrunkAnswered(AudioCodec::Pcma)),
+                ControlOutput::Media(MediaCommand::TrunkAnswered(Codec::Pcma)),
                 ControlOutput::View(CallView {
                     state: CallState::Answered,
                     recording: false,
@@ -291,7 +285,7 @@ mod tests {
     #[test]
     fn a_hold_closes_the_gate_in_the_step_that_brings_it_and_unhold_reopens_it() {
         let now = Instant::now();
-        let mut call = recorded_call(Policy::Notice, None);
+        let mut call = recorded_call(RecordingPolicy::Notice, None);
         answer(&mut call, now);
         call.handle_input(now, ControlInput::Leg(LegEvent::Hold(true)));
         let held = outputs(&mut call);
@@ -311,7 +305,7 @@ mod tests {
     #[test]
     fn nothing_opens_the_gate_while_on_hold_or_before_the_answer() {
         let now = Instant::now();
-        let mut call = recorded_call(Policy::OptIn, None);
+        let mut call = recorded_call(RecordingPolicy::OptIn, None);
         let granted = ControlInput::Command(CallCommand::Consent(Consent::Granted));
         call.handle_input(now, granted);
         assert!(outputs(&mut call).is_empty(), "not answered yet");
@@ -332,7 +326,7 @@ mod tests {
     #[test]
     fn a_revocation_discards_and_the_end_closes() {
         let now = Instant::now();
-        let mut call = recorded_call(Policy::OptIn, Some(Consent::Granted));
+        let mut call = recorded_call(RecordingPolicy::OptIn, Some(Consent::Granted));
         answer(&mut call, now);
         let revoked = ControlInput::Command(CallCommand::Consent(Consent::Declined));
         call.handle_input(now, revoked);
@@ -340,9 +334,9 @@ mod tests {
         assert_eq!(recorder(&out), [GateAction::CloseAndDiscard]);
         assert_eq!(media_gate(&out), [false]);
 
-        let mut ended = recorded_call(Policy::OptIn, Some(Consent::Granted));
+        let mut ended = recorded_call(RecordingPolicy::OptIn, Some(Consent::Granted));
         answer(&mut ended, now);
-        ended.handle_input(now, trunk_end(TrunkEndedBy::Remote));
+        ended.handle_input(now, trunk_end(EndCause::Remote));
         let out = outputs(&mut ended);
         assert_eq!(recorder(&out), [GateAction::Close]);
         assert_eq!(media_gate(&out), [false]);
@@ -352,7 +346,11 @@ mod tests {
     #[test]
     fn a_number_without_a_recorder_tells_its_media_but_no_recorder() {
         let now = Instant::now();
-        let gate = ConsentGate::new(Policy::OptIn, OnRevoke::Keep, Some(Consent::Granted));
+        let gate = ConsentGate::new(
+            RecordingPolicy::OptIn,
+            OnRevoke::Keep,
+            Some(Consent::Granted),
+        );
         let mut call = CallControl::new(gate, false);
         let out = answer(&mut call, now);
         assert!(recorder(&out).is_empty());
@@ -369,7 +367,7 @@ mod tests {
     #[test]
     fn digits_reach_the_trunk_only_while_answered() {
         let now = Instant::now();
-        let mut call = recorded_call(Policy::Off, None);
+        let mut call = recorded_call(RecordingPolicy::Off, None);
         call.handle_input(now, ControlInput::Command(CallCommand::Dtmf("1".into())));
         assert!(outputs(&mut call).is_empty());
         answer(&mut call, now);
@@ -383,7 +381,7 @@ mod tests {
     #[test]
     fn losing_the_media_hangs_up_once_and_tells_it_nothing_more() {
         let now = Instant::now();
-        let mut call = recorded_call(Policy::OptIn, Some(Consent::Granted));
+        let mut call = recorded_call(RecordingPolicy::OptIn, Some(Consent::Granted));
         call.handle_input(now, ControlInput::MediaLost);
         assert!(!call.media_alive());
         assert!(matches!(
@@ -398,9 +396,9 @@ mod tests {
         );
         call.handle_input(now, ControlInput::Command(CallCommand::Hangup));
         assert!(outputs(&mut call).is_empty(), "hung up once");
-        call.handle_input(now, trunk_end(TrunkEndedBy::Local));
+        call.handle_input(now, trunk_end(EndCause::Local));
         let outcome = call.outcome().expect("ended");
-        assert_eq!(outcome.ended_by, super::super::state::EndedBy::Node);
+        assert_eq!(outcome.ended_by, crate::domain::EndedBy::Node);
         assert_eq!(
             outcome.disposition,
             Disposition::Failed,
@@ -411,7 +409,7 @@ mod tests {
     #[test]
     fn a_browser_that_goes_away_ends_the_call_as_the_visitor() {
         let now = Instant::now();
-        let mut call = recorded_call(Policy::Off, None);
+        let mut call = recorded_call(RecordingPolicy::Off, None);
         answer(&mut call, now);
         call.handle_input(now, ControlInput::Media(ShardEvent::BrowserGone));
         assert!(matches!(
@@ -419,16 +417,16 @@ mod tests {
             [ControlOutput::HangUpTrunk]
         ));
         assert!(call.media_alive(), "the media stays to say goodbye");
-        call.handle_input(now, trunk_end(TrunkEndedBy::Local));
+        call.handle_input(now, trunk_end(EndCause::Local));
         let outcome = call.outcome().expect("ended");
-        assert_eq!(outcome.ended_by, super::super::state::EndedBy::Visitor);
+        assert_eq!(outcome.ended_by, crate::domain::EndedBy::Visitor);
     }
 
     #[test]
     fn quality_warnings_reach_the_widgets_view_until_the_call_ends() {
         use crate::media::quality::Warning;
         let now = Instant::now();
-        let mut call = recorded_call(Policy::Off, None);
+        let mut call = recorded_call(RecordingPolicy::Off, None);
         answer(&mut call, now);
         let poor = Warnings::NONE.with(Warning::HighJitter);
         call.handle_input(now, ControlInput::Media(ShardEvent::Quality(poor)));
@@ -438,7 +436,7 @@ mod tests {
         ));
         call.handle_input(now, ControlInput::Media(ShardEvent::Quality(poor)));
         assert!(outputs(&mut call).is_empty(), "no change, no view");
-        call.handle_input(now, trunk_end(TrunkEndedBy::Remote));
+        call.handle_input(now, trunk_end(EndCause::Remote));
         outputs(&mut call);
         let clear = ControlInput::Media(ShardEvent::Quality(Warnings::NONE));
         call.handle_input(now, clear);

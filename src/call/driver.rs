@@ -20,11 +20,12 @@ use super::media::MediaReport;
 use super::shard::MediaLink;
 use super::state::{CallState, Outcome};
 use super::{LegEvent, TrunkLeg};
+use crate::domain::Codec;
+use crate::domain::Consent;
 use crate::media::quality::{Leg, LegWindow, MosSummary, Warnings};
-use crate::recording::gate::{Consent, ConsentGate, GateAction};
+use crate::recording::gate::{ConsentGate, GateAction};
 use crate::recording::recorder::RecorderHandle;
-use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy, TrunkReason};
-use crate::webrtc::AudioCodec;
+use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
 
 /// What the signalling side asks of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +128,7 @@ pub struct CallParts {
     /// The call's media, already on its shard.
     pub media: MediaLink,
     /// The browser leg's codec, for the report of a call whose shard is gone.
-    pub browser_codec: AudioCodec,
+    pub browser_codec: Codec,
     pub leg: TrunkLeg,
     pub commands: mpsc::Receiver<CallCommand>,
     /// Requests to end the call; see [`HangupRequest`].
@@ -143,7 +144,7 @@ pub struct CallParts {
 
 struct Driver {
     media: MediaLink,
-    browser_codec: AudioCodec,
+    browser_codec: Codec,
     leg: TrunkLeg,
     view: watch::Sender<CallView>,
     progress: mpsc::UnboundedSender<CallState>,
@@ -211,7 +212,7 @@ fn lost_leg() -> LegEvent {
     LegEvent::Ended(CallEnd {
         disposition: Disposition::Failed,
         sip_code: None,
-        ended_by: TrunkEndedBy::Local,
+        ended_by: EndCause::Local,
         trunk: None,
         reason: TrunkReason::default(),
     })
@@ -219,7 +220,7 @@ fn lost_leg() -> LegEvent {
 
 impl CallReport {
     /// The report of a call whose control panicked: what it knew is lost.
-    pub fn failed(browser_codec: AudioCodec) -> Self {
+    pub fn failed(browser_codec: Codec) -> Self {
         Self {
             outcome: node_failure(),
             browser_codec: browser_codec.name(),
@@ -237,7 +238,7 @@ fn node_failure() -> Outcome {
         disposition: Disposition::Failed,
         sip_code: None,
         reason: TrunkReason::default(),
-        ended_by: super::state::EndedBy::Node,
+        ended_by: crate::domain::EndedBy::Node,
         trunk: None,
         answered_at: None,
         ended_at: now(),

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::driver::{LegStats, RelayObserver};
+use crate::domain::Codec;
 use crate::media::MediaError;
 use crate::media::dtmf::{DtmfConfig, DtmfSender};
 use crate::media::endpoint::{
@@ -47,7 +48,7 @@ use crate::media::rtp::{RewriteInput, Ssrc, StreamRewriter, StreamStart};
 use crate::media::transcode::{Converted, Transcoder};
 use crate::recording::mixer::{Channel, MediaTime, SAMPLE_RATE};
 use crate::recording::recorder::{G711Law, RecorderTap};
-use crate::webrtc::{AudioCodec, BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent};
+use crate::webrtc::{BrowserFrame, BrowserSession, OutgoingHeader, SessionEvent};
 
 pub mod offload;
 pub mod quality;
@@ -126,8 +127,8 @@ pub struct CallMedia {
     disconnect_timeout: Duration,
     last_heard: Instant,
     gone: bool,
-    browser_codec: AudioCodec,
-    trunk_codec: Option<AudioCodec>,
+    browser_codec: Codec,
+    trunk_codec: Option<Codec>,
     transcode_elsewhere: bool,
     /// In-thread converters (passthrough, G.711 laws, and Opus when it is
     /// not transcoded elsewhere).
@@ -156,18 +157,18 @@ struct BrowserDtmf {
     event_timestamp: u32,
 }
 
-fn g711_law(codec: AudioCodec) -> Option<G711Law> {
+fn g711_law(codec: Codec) -> Option<G711Law> {
     match codec {
-        AudioCodec::Pcmu => Some(G711Law::Ulaw),
-        AudioCodec::Pcma => Some(G711Law::Alaw),
-        AudioCodec::Opus => None,
+        Codec::Pcmu => Some(G711Law::Ulaw),
+        Codec::Pcma => Some(G711Law::Alaw),
+        Codec::Opus => None,
     }
 }
 
-fn codec_of_payload_type(pt: u8) -> Option<AudioCodec> {
+fn codec_of_payload_type(pt: u8) -> Option<Codec> {
     match pt {
-        0 => Some(AudioCodec::Pcmu),
-        8 => Some(AudioCodec::Pcma),
+        0 => Some(Codec::Pcmu),
+        8 => Some(Codec::Pcma),
         _ => None,
     }
 }
@@ -398,7 +399,7 @@ impl CallMedia {
     }
 
     /// The trunk answered with `codec`.
-    pub fn handle_trunk_answer(&mut self, codec: AudioCodec) {
+    pub fn handle_trunk_answer(&mut self, codec: Codec) {
         if self.trunk_codec != Some(codec) {
             self.set_trunk_codec(codec);
         }
@@ -488,7 +489,7 @@ impl CallMedia {
         let (browser_mos, trunk_mos) = self.quality.summaries();
         MediaReport {
             browser_codec: self.browser_codec.name(),
-            trunk_codec: self.trunk_codec.map(AudioCodec::name),
+            trunk_codec: self.trunk_codec.map(Codec::name),
             browser: LegStats {
                 packets_sent: self.browser_sent,
                 packets_received: self.browser_received,
@@ -579,8 +580,7 @@ impl CallMedia {
     /// Opus goes to the host's transcoder rather than this thread's.
     fn converts_elsewhere(&self) -> bool {
         self.transcode_elsewhere
-            && (self.browser_codec == AudioCodec::Opus
-                || self.trunk_codec == Some(AudioCodec::Opus))
+            && (self.browser_codec == Codec::Opus || self.trunk_codec == Some(Codec::Opus))
     }
 
     /// Delivery of converted browser audio that arrived at `received_at`
@@ -688,7 +688,7 @@ impl CallMedia {
 
     /// The trunk's codec became known (answer, early media) or changed
     /// (re-INVITE): rebuild both directions' converters.
-    fn set_trunk_codec(&mut self, codec: AudioCodec) {
+    fn set_trunk_codec(&mut self, codec: Codec) {
         self.trunk_codec = Some(codec);
         let here = !self.converts_elsewhere();
         self.to_trunk = here

@@ -28,21 +28,20 @@ use super::driver::{
 };
 use super::media::{CallMedia, CallMediaParts};
 use super::shard::{Engine, NewCall};
-use super::state::{CallState, EndedBy};
+use super::state::CallState;
 use super::{LocalPorts, MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
+use crate::domain::Codec;
+use crate::domain::Consent;
+use crate::domain::RecordingPolicy;
 use crate::media::endpoint::{EndpointConfig, EndpointCore};
 use crate::media::ports::PortAllocator;
-use crate::media::sdp::Codec;
 use crate::metrics::Metrics;
-use crate::recording::gate::{Consent, ConsentGate};
+use crate::recording::gate::ConsentGate;
 use crate::recording::receipt::notice_hash;
 use crate::recording::recorder::{RecordedCall, RecorderHandle, Recorders};
 use crate::sip::{CallRequest, Disposition, SipAgent};
-use crate::store::{
-    CdrRecord, EndedBy as StoredEndedBy, LegStats as StoredLegStats, RecordingPolicy, Store,
-    WidgetRoute,
-};
+use crate::store::{CdrRecord, LegStats as StoredLegStats, Store, WidgetRoute};
 use crate::webhooks::{self, Webhooks};
 use crate::webrtc::{BrowserSession, OfferError, SessionSettings, WebrtcError};
 
@@ -481,14 +480,9 @@ impl CdrContext {
         if let Some(answered_at) = outcome.answered_at {
             record.on_answered(wall(answered_at));
         }
-        let ended_by = match outcome.ended_by {
-            EndedBy::Visitor => StoredEndedBy::Visitor,
-            EndedBy::Callee => StoredEndedBy::Callee,
-            EndedBy::Node => StoredEndedBy::Node,
-        };
         record.on_ended(
             wall(outcome.ended_at),
-            ended_by,
+            outcome.ended_by,
             outcome.disposition.as_str(),
         );
         record.trunk = outcome.trunk.clone();

@@ -17,7 +17,8 @@
 use std::time::Instant;
 
 use crate::call::LegEvent;
-use crate::sip::{CallEnd, Disposition, EndedBy as TrunkEndedBy, TrunkReason};
+use crate::domain::EndedBy;
+use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {
@@ -53,23 +54,6 @@ pub enum LocalHangup {
     /// The call's media was lost: its shard could not take it, or its
     /// media panicked. The call ends as failed.
     Fault,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndedBy {
-    Visitor,
-    Callee,
-    Node,
-}
-
-impl EndedBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Visitor => "visitor",
-            Self::Callee => "callee",
-            Self::Node => "node",
-        }
-    }
 }
 
 /// What the widget is shown.
@@ -176,18 +160,18 @@ impl CallMachine {
             return None;
         }
         let ended_by = match (end.ended_by, self.local_hangup) {
-            (TrunkEndedBy::Remote, None) => EndedBy::Callee,
-            (TrunkEndedBy::Remote | TrunkEndedBy::Local, Some(cause)) => match cause {
+            (EndCause::Remote, None) => EndedBy::Callee,
+            (EndCause::Remote | EndCause::Local, Some(cause)) => match cause {
                 LocalHangup::Visitor | LocalHangup::BrowserGone => EndedBy::Visitor,
                 LocalHangup::BrowserFailed | LocalHangup::Shutdown | LocalHangup::Fault => {
                     EndedBy::Node
                 }
             },
             (
-                TrunkEndedBy::Local
-                | TrunkEndedBy::RingTimeout
-                | TrunkEndedBy::MaxDuration
-                | TrunkEndedBy::SessionExpired,
+                EndCause::Local
+                | EndCause::RingTimeout
+                | EndCause::MaxDuration
+                | EndCause::SessionExpired,
                 _,
             ) => EndedBy::Node,
         };
@@ -223,10 +207,10 @@ impl CallMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::sdp::Codec;
+    use crate::domain::Codec;
     use std::time::Duration;
 
-    fn end(disposition: Disposition, code: Option<u16>, by: TrunkEndedBy) -> LegEvent {
+    fn end(disposition: Disposition, code: Option<u16>, by: EndCause) -> LegEvent {
         LegEvent::Ended(CallEnd {
             disposition,
             sip_code: code,
@@ -251,10 +235,7 @@ mod tests {
         );
         let t2 = t1 + Duration::from_secs(10);
         let ended = call
-            .handle_leg_event(
-                t2,
-                &end(Disposition::Answered, Some(200), TrunkEndedBy::Remote),
-            )
+            .handle_leg_event(t2, &end(Disposition::Answered, Some(200), EndCause::Remote))
             .unwrap();
         assert_eq!(ended.reason, Some("completed"));
         let outcome = call.outcome().unwrap();
@@ -276,7 +257,7 @@ mod tests {
         let ended = call
             .handle_leg_event(
                 now,
-                &end(Disposition::Cancelled, Some(487), TrunkEndedBy::Local),
+                &end(Disposition::Cancelled, Some(487), EndCause::Local),
             )
             .unwrap();
         assert_eq!(ended.reason, Some("cancelled"));
@@ -292,10 +273,7 @@ mod tests {
         let now = Instant::now();
         let mut call = CallMachine::new();
         let ended = call
-            .handle_leg_event(
-                now,
-                &end(Disposition::Busy, Some(486), TrunkEndedBy::Remote),
-            )
+            .handle_leg_event(now, &end(Disposition::Busy, Some(486), EndCause::Remote))
             .unwrap();
         assert_eq!(ended.reason, Some("busy"));
         assert_eq!(call.outcome().unwrap().sip_code, Some(486));
@@ -307,14 +285,13 @@ mod tests {
 
         let mut failed = CallMachine::new();
         assert!(failed.handle_local_hangup(LocalHangup::BrowserFailed));
-        let _ =
-            failed.handle_leg_event(now, &end(Disposition::Cancelled, None, TrunkEndedBy::Local));
+        let _ = failed.handle_leg_event(now, &end(Disposition::Cancelled, None, EndCause::Local));
         assert_eq!(failed.outcome().unwrap().ended_by, EndedBy::Node);
 
         let mut limited = CallMachine::new();
         let _ = limited.handle_leg_event(
             now,
-            &end(Disposition::Answered, None, TrunkEndedBy::MaxDuration),
+            &end(Disposition::Answered, None, EndCause::MaxDuration),
         );
         assert_eq!(limited.outcome().unwrap().ended_by, EndedBy::Node);
     }
@@ -326,10 +303,7 @@ mod tests {
         let _ = call.handle_leg_event(now, &LegEvent::Answered { codec: Codec::Pcmu });
         assert!(call.handle_local_hangup(LocalHangup::Fault));
         let ended = call
-            .handle_leg_event(
-                now,
-                &end(Disposition::Answered, Some(200), TrunkEndedBy::Local),
-            )
+            .handle_leg_event(now, &end(Disposition::Answered, Some(200), EndCause::Local))
             .unwrap();
         assert_eq!(ended.reason, Some("failed"));
         let outcome = call.outcome().unwrap();

@@ -27,14 +27,13 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{debug, warn};
 
+use crate::domain::{Codec, TelephoneEvent};
 use crate::media::MediaError;
 use crate::media::endpoint::RemoteMedia;
-use crate::media::sdp::{
-    Codec, LocalMediaConfig, NegotiatedMedia, Negotiator, SdpError, SrtpKeySalt, TelephoneEvent,
-};
+use crate::media::sdp::{LocalMediaConfig, NegotiatedMedia, Negotiator, SdpError, SrtpKeySalt};
 use crate::media::srtp::SrtpKeyMaterial;
 use crate::sip::{
-    CallEnd, CallRequest, Disposition, EndedBy, OfferBuilder, SipAgent, SipError, TrunkCall,
+    CallEnd, CallRequest, Disposition, EndCause, OfferBuilder, SipAgent, SipError, TrunkCall,
     TrunkEvent, TrunkReason, TrunkSettings,
 };
 
@@ -211,7 +210,7 @@ impl TrunkLeg {
                 self.failure = Some(CallEnd {
                     disposition: Disposition::Failed,
                     sip_code: Some(488),
-                    ended_by: EndedBy::Local,
+                    ended_by: EndCause::Local,
                     trunk: None,
                     reason: TrunkReason::default(),
                 });

@@ -45,6 +45,7 @@ pub use self::http::{AcmeConfig, HttpConfig};
 pub use self::recording::{KekConfig, RecordingConfig};
 pub use self::s3::S3Config;
 pub use self::webhooks::WebhooksConfig;
+use crate::domain::Codec;
 use crate::privacy::Secret;
 
 /// The configuration a node runs on when started without a file.
@@ -415,16 +416,6 @@ pub enum SrtpMode {
     Off,
     /// RFC 4568 keys in the SDP; only allowed over TLS, which keeps them secret.
     Sdes,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-pub enum Codec {
-    /// G.711 µ-law, RTP payload type 0.
-    #[serde(rename = "PCMU")]
-    Pcmu,
-    /// G.711 A-law, RTP payload type 8.
-    #[serde(rename = "PCMA")]
-    Pcma,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -420,6 +420,13 @@ fn codecs_are_known_and_listed_once() {
     assert_eq!(keys(&problems), ["sip.trunks[0].codecs[1]"]);
     let problems = problems_of(&format!("{TRUNK}codecs = [\"G729\"]\n"));
     assert_eq!(keys(&problems), ["sip.trunks[0].codecs[0]"]);
+    // Opus is a codec the node knows, but only on the browser leg.
+    let problems = problems_of(&format!("{TRUNK}codecs = [\"PCMA\", \"opus\"]\n"));
+    assert_eq!(keys(&problems), ["sip.trunks[0].codecs[1]"]);
+    assert!(
+        problems[0].to_string().contains("PCMU or PCMA"),
+        "{problems:?}"
+    );
     let problems = problems_of(&format!("{TRUNK}codecs = []\n"));
     assert_eq!(keys(&problems), ["sip.trunks[0].codecs"]);
 }

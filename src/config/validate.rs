@@ -226,6 +226,11 @@ fn check_trunk(trunk: &TrunkConfig, at: &mut At) {
     if trunk.codecs.is_empty() {
         at.bad("codecs", "must list at least one codec");
     }
+    for (i, codec) in trunk.codecs.iter().enumerate() {
+        if !codec.is_g711() {
+            at.bad(&format!("codecs[{i}]"), "a trunk carries PCMU or PCMA");
+        }
+    }
     for (i, _) in repeats(&trunk.codecs) {
         at.bad(&format!("codecs[{i}]"), "is listed twice");
     }

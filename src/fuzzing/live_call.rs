@@ -16,13 +16,13 @@ use super::{LOCAL_PWD, LOCAL_UFRAG, Script, later, session_settings};
 use crate::call::media::offload::TranscodeRequest;
 use crate::call::media::{CallMedia, CallMediaParts, Relayed, Transmitter};
 use crate::config::BrowserCodec;
+use crate::domain::Codec;
 use crate::media::endpoint::{EndpointConfig, EndpointCore, RemoteMedia, Transmit};
 use crate::media::rtcp::is_rtcp;
 use crate::media::rtp::{RtpHeader, Ssrc};
-use crate::media::sdp::Codec;
 use crate::media::srtp::sdes::SrtpKeyMaterial;
 use crate::media::srtp::{SrtpMasterKey, SrtpProfile, SrtpReceiver, SrtpSender};
-use crate::webrtc::offer::{AudioCodec, inspect};
+use crate::webrtc::offer::inspect;
 use crate::webrtc::session::BrowserSession;
 
 const BROWSER: &str = "198.51.100.7:50000";
@@ -150,7 +150,7 @@ pub(super) fn play(data: &[u8]) -> Sent {
     };
     call.apply_trunk_remote(now, &remote)
         .expect("the trunk's answer");
-    call.handle_trunk_answer(AudioCodec::Pcmu);
+    call.handle_trunk_answer(Codec::Pcmu);
     let mut driver = Driver {
         call,
         wire: Wire {
@@ -160,9 +160,9 @@ pub(super) fn play(data: &[u8]) -> Sent {
         browser_sender: SrtpSender::new(&theirs),
         trunk_sender,
         browser_pt: match browser_codec {
-            AudioCodec::Opus => 111,
-            AudioCodec::Pcmu => 0,
-            AudioCodec::Pcma => 8,
+            Codec::Opus => 111,
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
         },
     };
     while !input.is_empty() {

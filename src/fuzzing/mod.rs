@@ -17,11 +17,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::config::BrowserCodec;
+use crate::domain::Codec;
 use crate::keys::DataKey;
-use crate::media::dtmf::{DtmfReceiver, TelephoneEvent};
+use crate::media::dtmf::{DtmfReceiver, EventPayload};
 use crate::media::rtcp::{self, ReceiveStats, RtcpPacket};
 use crate::media::rtp::{RtpPacket, RtpPacketMut};
-use crate::media::sdp::{Codec, LocalMediaConfig, Negotiator, SessionDescription, SrtpKeySalt};
+use crate::media::sdp::{LocalMediaConfig, Negotiator, SessionDescription, SrtpKeySalt};
 use crate::media::srtp::{self, SrtpMasterKey, SrtpProfile, SrtpReceiver, SrtpSender};
 use crate::recording::format::{
     self, AudioFormat, Completeness, RecordingHeader, SEALED_SEGMENT_LEN, SegmentDecryptor,
@@ -181,7 +182,7 @@ pub fn rtcp(data: &[u8]) {
 /// RFC 4733 events as they follow one another on a trunk: 8 bytes each,
 /// an RTP timestamp then the event payload.
 pub fn dtmf(data: &[u8]) {
-    let _ = TelephoneEvent::parse(data);
+    let _ = EventPayload::parse(data);
     let mut receiver = DtmfReceiver::new();
     for chunk in data.chunks(8) {
         let Some((timestamp, payload)) = chunk.split_first_chunk::<4>() else {

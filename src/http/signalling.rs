@@ -42,9 +42,9 @@ use crate::cluster::Cluster;
 use crate::cluster::handoff::{self, HandoffOutcome};
 use crate::config::IceServerConfig;
 use crate::dialing::Allowance;
+use crate::domain::Consent;
 use crate::media::quality::{Warning, Warnings};
 use crate::metrics::{Metrics, RefusedReason};
-use crate::recording::gate::Consent as GateConsent;
 use crate::store::{Store, WidgetRoute, now_ms};
 use crate::webrtc::turn_rest;
 
@@ -383,13 +383,6 @@ struct PlaceRequest {
     consent: Option<Consent>,
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Consent {
-    Granted,
-    Declined,
-}
-
 #[derive(Serialize)]
 struct PlaceResponse {
     call_id: String,
@@ -593,10 +586,7 @@ async fn place_checked(
             return draining(state);
         }
     }
-    let consent = request.consent.map(|c| match c {
-        Consent::Granted => GateConsent::Granted,
-        Consent::Declined => GateConsent::Declined,
-    });
+    let consent = request.consent;
     let number = NumberSlot {
         id: &widget.number_id,
         limit: widget.number_limits.max_concurrent_calls,
@@ -962,8 +952,8 @@ fn on_client_message(call: &LiveCall, text: &str) {
             CallCommand::Dtmf(digits)
         }
         ClientMessage::Consent { value } => CallCommand::Consent(match value {
-            ConsentChange::Granted => GateConsent::Granted,
-            ConsentChange::Revoked => GateConsent::Declined,
+            ConsentChange::Granted => Consent::Granted,
+            ConsentChange::Revoked => Consent::Declined,
         }),
     };
     let _ = call.commands.try_send(command);
@@ -976,7 +966,7 @@ fn on_client_message(call: &LiveCall, text: &str) {
 pub(crate) fn fuzz_request(body: &[u8]) {
     if let Ok(request) = parse_body(body) {
         if let Ok(offered) = crate::webrtc::offer::inspect(&request.offer) {
-            let trunk = [crate::media::sdp::Codec::Pcma];
+            let trunk = [crate::domain::Codec::Pcma];
             let _ = offered.choose(crate::config::BrowserCodec::G711, &trunk);
             let _ = offered.choose(crate::config::BrowserCodec::Opus, &trunk);
         }

@@ -29,7 +29,7 @@ const END_REPEATS: u8 = 3;
 
 /// One telephone-event payload (RFC 4733 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TelephoneEvent {
+pub struct EventPayload {
     pub event: u8,
     pub end: bool,
     /// Power level in -dBm0, 0..=63.
@@ -38,7 +38,7 @@ pub struct TelephoneEvent {
     pub duration: u16,
 }
 
-impl TelephoneEvent {
+impl EventPayload {
     /// Parses the first four bytes; the reserved bit is ignored (§2.3).
     pub fn parse(payload: &[u8]) -> Result<Self, MediaError> {
         let bytes: &[u8; EVENT_PAYLOAD_LEN] = payload
@@ -304,7 +304,7 @@ impl DtmfSender {
     }
 
     fn packet(&self, event: u8, event_start: bool, end: bool, duration: u16) -> DtmfPacket {
-        let payload = TelephoneEvent {
+        let payload = EventPayload {
             event,
             end,
             volume: self.config.volume,
@@ -348,7 +348,7 @@ impl DtmfReceiver {
         rtp_timestamp: u32,
         payload: &[u8],
     ) -> Result<Option<char>, MediaError> {
-        let ev = TelephoneEvent::parse(payload)?;
+        let ev = EventPayload::parse(payload)?;
         if let Some(last) = &mut self.last {
             if last.timestamp == rtp_timestamp {
                 last.ended |= ev.end;
@@ -385,12 +385,12 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     /// Runs the sender on its own timer; returns (ms since t0, packet).
-    fn drive(sender: &mut DtmfSender, t0: Instant) -> Vec<(u128, TelephoneEvent, bool)> {
+    fn drive(sender: &mut DtmfSender, t0: Instant) -> Vec<(u128, EventPayload, bool)> {
         let mut out = Vec::new();
         let mut now = t0;
         loop {
             while let Some(p) = sender.poll_packet(now) {
-                let ev = TelephoneEvent::parse(&p.payload).unwrap();
+                let ev = EventPayload::parse(&p.payload).unwrap();
                 out.push(((now - t0).as_millis(), ev, p.event_start));
             }
             match sender.poll_timeout() {
@@ -402,17 +402,17 @@ mod tests {
 
     #[test]
     fn payload_round_trips_and_ignores_the_reserved_bit() {
-        let ev = TelephoneEvent {
+        let ev = EventPayload {
             event: 11,
             end: true,
             volume: 10,
             duration: 800,
         };
         assert_eq!(ev.to_bytes(), [11, 0x8a, 0x03, 0x20]);
-        assert_eq!(TelephoneEvent::parse(&ev.to_bytes()).unwrap(), ev);
-        assert_eq!(TelephoneEvent::parse(&[11, 0xca, 0x03, 0x20]).unwrap(), ev);
+        assert_eq!(EventPayload::parse(&ev.to_bytes()).unwrap(), ev);
+        assert_eq!(EventPayload::parse(&[11, 0xca, 0x03, 0x20]).unwrap(), ev);
         assert!(matches!(
-            TelephoneEvent::parse(&[1, 2, 3]),
+            EventPayload::parse(&[1, 2, 3]),
             Err(MediaError::DtmfTooShort { len: 3 })
         ));
     }
@@ -477,7 +477,7 @@ mod tests {
         assert_eq!(first, vec![400, 800, 1200, 1280, 1280, 1280, 1280]);
         assert_eq!(
             packets.last().unwrap().1,
-            TelephoneEvent {
+            EventPayload {
                 event: 11,
                 end: true,
                 volume: 10,
@@ -493,8 +493,8 @@ mod tests {
         s.handle_digits("9", t0).unwrap();
         let _ = s.poll_packet(t0);
         let end = s.poll_packet(t0 + 180 * MS).unwrap();
-        assert_eq!(TelephoneEvent::parse(&end.payload).unwrap().duration, 800);
-        assert!(TelephoneEvent::parse(&end.payload).unwrap().end);
+        assert_eq!(EventPayload::parse(&end.payload).unwrap().duration, 800);
+        assert!(EventPayload::parse(&end.payload).unwrap().end);
     }
 
     #[test]
@@ -528,7 +528,7 @@ mod tests {
     }
 
     fn payload(event: u8, end: bool, duration: u16) -> [u8; 4] {
-        TelephoneEvent {
+        EventPayload {
             event,
             end,
             volume: 10,

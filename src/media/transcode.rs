@@ -14,7 +14,7 @@
 //! transcoder's own buffers until the next packet.
 
 use super::g711;
-use crate::webrtc::AudioCodec;
+use crate::domain::Codec;
 
 /// 20 ms at 8 kHz.
 const FRAME_SAMPLES: usize = 160;
@@ -42,8 +42,8 @@ pub struct Converted<'a> {
 
 /// See the module documentation.
 pub struct Transcoder {
-    from: AudioCodec,
-    to: AudioCodec,
+    from: Codec,
+    to: Codec,
     decoder: Option<opus::Decoder>,
     encoder: Option<opus::Encoder>,
     decoded: Vec<i16>,
@@ -64,11 +64,11 @@ impl std::fmt::Debug for Transcoder {
 }
 
 impl Transcoder {
-    pub fn new(from: AudioCodec, to: AudioCodec) -> Result<Self, TranscodeError> {
-        let decoder = (from == AudioCodec::Opus && to != AudioCodec::Opus)
+    pub fn new(from: Codec, to: Codec) -> Result<Self, TranscodeError> {
+        let decoder = (from == Codec::Opus && to != Codec::Opus)
             .then(|| opus::Decoder::new(8_000, opus::Channels::Mono))
             .transpose()?;
-        let encoder = (to == AudioCodec::Opus && from != AudioCodec::Opus)
+        let encoder = (to == Codec::Opus && from != Codec::Opus)
             .then(voice_encoder)
             .transpose()?;
         // Buffers only for the conversion this does: a passthrough call
@@ -88,7 +88,7 @@ impl Transcoder {
     }
 
     /// The codecs this converts from and to.
-    pub fn codecs(&self) -> (AudioCodec, AudioCodec) {
+    pub fn codecs(&self) -> (Codec, Codec) {
         (self.from, self.to)
     }
 
@@ -105,18 +105,18 @@ impl Transcoder {
                 payload,
                 ticks: ticks_of(from, payload),
             }),
-            (AudioCodec::Pcmu, AudioCodec::Pcma) => {
+            (Codec::Pcmu, Codec::Pcma) => {
                 emit(table(payload, g711::ulaw_to_alaw, &mut self.g711));
             }
-            (AudioCodec::Pcma, AudioCodec::Pcmu) => {
+            (Codec::Pcma, Codec::Pcmu) => {
                 emit(table(payload, g711::alaw_to_ulaw, &mut self.g711));
             }
-            (AudioCodec::Opus, to) => self.decode_opus(payload, to, emit),
+            (Codec::Opus, to) => self.decode_opus(payload, to, emit),
             (from, _) => self.encode_opus(payload, from, emit),
         }
     }
 
-    fn decode_opus(&mut self, payload: &[u8], to: AudioCodec, mut emit: impl FnMut(Converted<'_>)) {
+    fn decode_opus(&mut self, payload: &[u8], to: Codec, mut emit: impl FnMut(Converted<'_>)) {
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
@@ -135,7 +135,7 @@ impl Transcoder {
         for frame in pcm.chunks(FRAME_SAMPLES) {
             let out = &mut self.g711[..frame.len()];
             match to {
-                AudioCodec::Pcma => g711::encode_alaw_into(frame, out),
+                Codec::Pcma => g711::encode_alaw_into(frame, out),
                 _ => g711::encode_ulaw_into(frame, out),
             };
             emit(Converted {
@@ -145,17 +145,12 @@ impl Transcoder {
         }
     }
 
-    fn encode_opus(
-        &mut self,
-        payload: &[u8],
-        from: AudioCodec,
-        mut emit: impl FnMut(Converted<'_>),
-    ) {
+    fn encode_opus(&mut self, payload: &[u8], from: Codec, mut emit: impl FnMut(Converted<'_>)) {
         let start = self.pending.len();
         self.pending.resize(start + payload.len(), 0);
         let target = self.pending.get_mut(start..).unwrap_or_default();
         match from {
-            AudioCodec::Pcma => g711::decode_alaw_into(payload, target),
+            Codec::Pcma => g711::decode_alaw_into(payload, target),
             _ => g711::decode_ulaw_into(payload, target),
         };
         let Some(encoder) = self.encoder.as_mut() else {
@@ -195,11 +190,11 @@ fn voice_encoder() -> Result<opus::Encoder, opus::Error> {
     Ok(encoder)
 }
 
-fn ticks_of(codec: AudioCodec, payload: &[u8]) -> u32 {
+fn ticks_of(codec: Codec, payload: &[u8]) -> u32 {
     match codec {
-        AudioCodec::Pcmu | AudioCodec::Pcma => payload.len() as u32,
+        Codec::Pcmu | Codec::Pcma => payload.len() as u32,
         // The packet's own duration (RFC 6716 §3.1 TOC), 20 ms if unreadable.
-        AudioCodec::Opus => opus::packet::get_nb_samples(payload, 48_000).map_or(960, |n| n as u32),
+        Codec::Opus => opus::packet::get_nb_samples(payload, 48_000).map_or(960, |n| n as u32),
     }
 }
 
@@ -250,7 +245,7 @@ mod tests {
 
     #[test]
     fn same_codec_passes_the_payload_through() {
-        let mut t = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Pcmu).unwrap();
+        let mut t = Transcoder::new(Codec::Pcmu, Codec::Pcmu).unwrap();
         assert!(t.is_passthrough());
         let payload = tone_ulaw(160);
         let out = collect(&mut t, &payload);
@@ -266,8 +261,8 @@ mod tests {
     #[test]
     fn ulaw_and_alaw_convert_by_table() {
         let payload = tone_ulaw(160);
-        let mut there = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Pcma).unwrap();
-        let mut back = Transcoder::new(AudioCodec::Pcma, AudioCodec::Pcmu).unwrap();
+        let mut there = Transcoder::new(Codec::Pcmu, Codec::Pcma).unwrap();
+        let mut back = Transcoder::new(Codec::Pcma, Codec::Pcmu).unwrap();
         let alaw = collect(&mut there, &payload).remove(0);
         assert_ne!(alaw.payload, payload);
         let ulaw = collect(&mut back, &alaw.payload).remove(0);
@@ -279,8 +274,8 @@ mod tests {
 
     #[test]
     fn g711_to_opus_and_back_keeps_the_tone() {
-        let mut encode = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Opus).unwrap();
-        let mut decode = Transcoder::new(AudioCodec::Opus, AudioCodec::Pcmu).unwrap();
+        let mut encode = Transcoder::new(Codec::Pcmu, Codec::Opus).unwrap();
+        let mut decode = Transcoder::new(Codec::Opus, Codec::Pcmu).unwrap();
         let payload = tone_ulaw(160 * 50);
         let mut opus_packets = Vec::new();
         // 30 ms packets from the trunk still give 20 ms Opus frames.
@@ -311,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_opus_packet_is_concealed_not_fatal() {
-        let mut decode = Transcoder::new(AudioCodec::Opus, AudioCodec::Pcma).unwrap();
+        let mut decode = Transcoder::new(Codec::Opus, Codec::Pcma).unwrap();
         let out = collect(&mut decode, &[0xff, 0xff, 0xff, 0x00, 0x13]);
         assert!(out.len() <= 1);
         let empty = collect(&mut decode, &[]);

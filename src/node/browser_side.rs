@@ -24,7 +24,6 @@ use crate::http::handoff::HandoffClient;
 use crate::http::lookups::LookupBudget;
 use crate::http::signalling::{self, SignallingState};
 use crate::keys::{KeyRing, SEALED_PREFIX};
-use crate::media::sdp;
 use crate::metrics::{BrowserDrop, Metrics};
 use crate::proc_stat::CpuMeter;
 use crate::recording::recorder::{RecorderParts, Recorders};
@@ -512,22 +511,14 @@ fn warn_on_small_buffer(engine: &Engine) {
 }
 
 /// The codecs of each route's first trunk, in the trunk's order.
-fn route_codecs(config: &Config) -> HashMap<String, Vec<sdp::Codec>> {
+fn route_codecs(config: &Config) -> HashMap<String, Vec<crate::domain::Codec>> {
     config
         .sip
         .routes
         .iter()
         .filter_map(|route| {
             let trunk = config.trunk(route.trunks.first()?.as_str())?;
-            let codecs = trunk
-                .codecs
-                .iter()
-                .map(|c| match c {
-                    crate::config::Codec::Pcmu => sdp::Codec::Pcmu,
-                    crate::config::Codec::Pcma => sdp::Codec::Pcma,
-                })
-                .collect();
-            Some((route.name.to_string(), codecs))
+            Some((route.name.to_string(), trunk.codecs.clone()))
         })
         .collect()
 }

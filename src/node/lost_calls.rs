@@ -61,8 +61,8 @@ fn lost_record(call: &LostCall) -> Option<CdrRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EndedBy, NODE_LOST, NumberLimits, WidgetLimits, WidgetRoute};
-    use crate::store::{OnRevoke, RecordingPolicy};
+    use crate::domain::{EndedBy, OnRevoke, RecordingPolicy};
+    use crate::store::{NODE_LOST, NumberLimits, WidgetLimits, WidgetRoute};
 
     fn announced(answered_at_ms: Option<i64>) -> CdrRecord {
         let route = WidgetRoute {

@@ -11,11 +11,10 @@ use std::time::Duration;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::call::MediaPlan;
-use crate::config::{Codec, Config, SrtpMode, Transport, TrunkConfig};
+use crate::config::{Config, SrtpMode, Transport, TrunkConfig};
 use crate::echo_trunk::EchoTrunk;
 use crate::media::MediaError;
 use crate::media::ports::PortAllocator;
-use crate::media::sdp;
 use crate::sip::{
     AgentSettings, DigestCredentials, RouteSettings, SipAgent, SipError, SipTransport,
     SourceLimits, TlsListenSettings, TrunkSettings,
@@ -185,14 +184,7 @@ fn trunk_settings(trunk: &TrunkConfig) -> Result<TrunkSettings, TrunkSideError> 
         tls_ca_pem,
         tls_server_name: trunk.tls_server_name.clone(),
         srtp: trunk.srtp == SrtpMode::Sdes,
-        codecs: trunk
-            .codecs
-            .iter()
-            .map(|c| match c {
-                Codec::Pcmu => sdp::Codec::Pcmu,
-                Codec::Pcma => sdp::Codec::Pcma,
-            })
-            .collect(),
+        codecs: trunk.codecs.clone(),
         dtmf_payload_type: trunk.dtmf_payload_type,
     })
 }

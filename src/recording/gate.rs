@@ -17,14 +17,7 @@
 //! further audio is kept out. A later grant opens the gate again (a fresh
 //! recording after a discard, the same one after keep).
 
-pub use crate::store::{OnRevoke, RecordingPolicy as Policy};
-
-/// The visitor's choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consent {
-    Granted,
-    Declined,
-}
+use crate::domain::{Consent, OnRevoke, RecordingPolicy};
 
 /// How the visitor expressed a grant, for the consent receipt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +55,7 @@ pub enum GateAction {
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct ConsentGate {
-    policy: Policy,
+    policy: RecordingPolicy,
     on_revoke: OnRevoke,
     /// The current choice and how it was made.
     consent: Option<(Consent, ConsentMethod)>,
@@ -77,10 +70,10 @@ pub struct ConsentGate {
 impl ConsentGate {
     /// A gate for a call on a number with `policy`, with the consent the
     /// call request carried (`None`: no choice made yet).
-    pub fn new(policy: Policy, on_revoke: OnRevoke, requested: Option<Consent>) -> Self {
+    pub fn new(policy: RecordingPolicy, on_revoke: OnRevoke, requested: Option<Consent>) -> Self {
         let consent = match (policy, requested) {
             (_, Some(choice)) => Some((choice, ConsentMethod::Api)),
-            (Policy::Notice, None) => Some((Consent::Granted, ConsentMethod::Notice)),
+            (RecordingPolicy::Notice, None) => Some((Consent::Granted, ConsentMethod::Notice)),
             (_, None) => None,
         };
         Self {
@@ -100,7 +93,7 @@ impl ConsentGate {
     }
 
     /// Whether the number records at all (the widget shows consent controls).
-    pub fn policy(&self) -> Policy {
+    pub fn policy(&self) -> RecordingPolicy {
         self.policy
     }
 
@@ -145,7 +138,7 @@ impl ConsentGate {
         self.answered
             && !self.on_hold
             && !self.ended
-            && self.policy != Policy::Off
+            && self.policy != RecordingPolicy::Off
             && matches!(self.consent, Some((Consent::Granted, _)))
     }
 
@@ -176,15 +169,18 @@ mod tests {
 
     #[test]
     fn opt_in_opens_at_the_answer_only_with_a_grant() {
-        let mut granted =
-            ConsentGate::new(Policy::OptIn, OnRevoke::Discard, Some(Consent::Granted));
+        let mut granted = ConsentGate::new(
+            RecordingPolicy::OptIn,
+            OnRevoke::Discard,
+            Some(Consent::Granted),
+        );
         assert!(!granted.is_open(), "never before the answer");
         assert_eq!(granted.handle_answered(), open(ConsentMethod::Api));
         assert_eq!(granted.handle_ended(), Some(GateAction::Close));
         assert!(!granted.is_open());
 
         for requested in [None, Some(Consent::Declined)] {
-            let mut gate = ConsentGate::new(Policy::OptIn, OnRevoke::Discard, requested);
+            let mut gate = ConsentGate::new(RecordingPolicy::OptIn, OnRevoke::Discard, requested);
             assert_eq!(gate.handle_answered(), None);
             assert!(!gate.is_open());
         }
@@ -192,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_grant_during_the_call_opens_and_a_revoke_closes_at_once() {
-        let mut gate = ConsentGate::new(Policy::OptIn, OnRevoke::Keep, None);
+        let mut gate = ConsentGate::new(RecordingPolicy::OptIn, OnRevoke::Keep, None);
         assert_eq!(
             gate.handle_consent(Consent::Granted),
             None,
@@ -211,7 +207,11 @@ mod tests {
 
     #[test]
     fn a_hold_closes_the_gate_and_taking_the_call_back_reopens_it() {
-        let mut gate = ConsentGate::new(Policy::OptIn, OnRevoke::Discard, Some(Consent::Granted));
+        let mut gate = ConsentGate::new(
+            RecordingPolicy::OptIn,
+            OnRevoke::Discard,
+            Some(Consent::Granted),
+        );
         assert_eq!(gate.handle_answered(), open(ConsentMethod::Api));
         assert_eq!(
             gate.handle_hold(true),
@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(gate.handle_answered(), None, "still on hold");
         assert_eq!(gate.handle_hold(false), open(ConsentMethod::Api));
         // A grant while on hold waits for the call to come back.
-        let mut later = ConsentGate::new(Policy::OptIn, OnRevoke::Keep, None);
+        let mut later = ConsentGate::new(RecordingPolicy::OptIn, OnRevoke::Keep, None);
         assert_eq!(later.handle_answered(), None);
         assert_eq!(later.handle_hold(true), None);
         assert_eq!(later.handle_consent(Consent::Granted), None);
@@ -231,7 +231,11 @@ mod tests {
 
     #[test]
     fn revoking_under_discard_deletes_the_recording() {
-        let mut gate = ConsentGate::new(Policy::OptIn, OnRevoke::Discard, Some(Consent::Granted));
+        let mut gate = ConsentGate::new(
+            RecordingPolicy::OptIn,
+            OnRevoke::Discard,
+            Some(Consent::Granted),
+        );
         let _ = gate.handle_answered();
         assert_eq!(
             gate.handle_consent(Consent::Declined),
@@ -242,16 +246,20 @@ mod tests {
 
     #[test]
     fn notice_records_unless_declined() {
-        let mut gate = ConsentGate::new(Policy::Notice, OnRevoke::Discard, None);
+        let mut gate = ConsentGate::new(RecordingPolicy::Notice, OnRevoke::Discard, None);
         assert_eq!(gate.handle_answered(), open(ConsentMethod::Notice));
-        let mut declined =
-            ConsentGate::new(Policy::Notice, OnRevoke::Discard, Some(Consent::Declined));
+        let mut declined = ConsentGate::new(
+            RecordingPolicy::Notice,
+            OnRevoke::Discard,
+            Some(Consent::Declined),
+        );
         assert_eq!(declined.handle_answered(), None);
     }
 
     #[test]
     fn off_never_opens() {
-        let mut gate = ConsentGate::new(Policy::Off, OnRevoke::Keep, Some(Consent::Granted));
+        let mut gate =
+            ConsentGate::new(RecordingPolicy::Off, OnRevoke::Keep, Some(Consent::Granted));
         assert_eq!(gate.handle_answered(), None);
         assert_eq!(gate.handle_consent(Consent::Granted), None);
         assert!(!gate.is_open());
@@ -259,7 +267,7 @@ mod tests {
 
     #[test]
     fn nothing_opens_after_the_end() {
-        let mut gate = ConsentGate::new(Policy::OptIn, OnRevoke::Keep, None);
+        let mut gate = ConsentGate::new(RecordingPolicy::OptIn, OnRevoke::Keep, None);
         let _ = gate.handle_answered();
         let _ = gate.handle_ended();
         assert_eq!(gate.handle_consent(Consent::Granted), None);

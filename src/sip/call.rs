@@ -64,7 +64,7 @@ pub type OfferBuilder = Arc<dyn Fn(&TrunkSettings) -> Vec<u8> + Send + Sync>;
 
 /// Who or what ended an answered call, or why an attempt stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndedBy {
+pub enum EndCause {
     /// We hung up (the visitor, or the owner dropped the call).
     Local,
     /// The trunk sent BYE, or a final response ended the attempt.
@@ -83,7 +83,7 @@ pub struct CallEnd {
     /// The SIP status that decided it (408 for a local timeout, 503 for a
     /// transport failure, as RFC 3261 §8.1.3.1 suggests treating them).
     pub sip_code: Option<u16>,
-    pub ended_by: EndedBy,
+    pub ended_by: EndCause,
     /// The trunk that carried (or last refused) the call.
     pub trunk: Option<String>,
     /// In the trunk's own words, when its final response refused the call.
@@ -257,7 +257,7 @@ impl CallDriver {
         let mut last = CallEnd {
             disposition: Disposition::Unreachable,
             sip_code: None,
-            ended_by: EndedBy::Remote,
+            ended_by: EndCause::Remote,
             trunk: None,
             reason: TrunkReason::default(),
         };
@@ -391,7 +391,7 @@ impl CallDriver {
             .transport_errors
             .fetch_add(1, Ordering::Relaxed);
         trunk.health.handle_failure();
-        Attempt::FailOver(self.end(Disposition::Unreachable, Some(503), EndedBy::Remote, trunk))
+        Attempt::FailOver(self.end(Disposition::Unreachable, Some(503), EndCause::Remote, trunk))
     }
 
     /// Opens (or reuses) the TCP or TLS connection to the trunk's next hop.
@@ -506,7 +506,7 @@ impl CallDriver {
             {
                 counters.count_response(422);
                 let disposition = disposition::for_final_response(422, None, false);
-                let end = self.end(disposition, Some(422), EndedBy::Remote, &trunk);
+                let end = self.end(disposition, Some(422), EndCause::Remote, &trunk);
                 Some(Attempt::IntervalTooSmall(min_se_of(&response), end))
             }
             Ok(Ok((_, Some(response)))) if is_local_timeout(&response, leg) => {
@@ -519,7 +519,7 @@ impl CallDriver {
                 let authenticated = carries_credentials(&leg.dialog);
                 let disposition =
                     disposition::for_final_response(code, leg.cancelled, authenticated);
-                let ended = leg.cancelled.map(ended_by).unwrap_or(EndedBy::Remote);
+                let ended = leg.cancelled.map(ended_by).unwrap_or(EndCause::Remote);
                 let end = CallEnd {
                     reason: TrunkReason::of_response(&response),
                     ..self.end(disposition, Some(code), ended, &trunk)
@@ -543,7 +543,7 @@ impl CallDriver {
             Err(_) => Some(Attempt::Final(self.end(
                 Disposition::Failed,
                 None,
-                EndedBy::Remote,
+                EndCause::Remote,
                 &trunk,
             ))),
         }
@@ -562,7 +562,12 @@ impl CallDriver {
             )));
         }
         trunk.health.handle_failure();
-        let end = self.end(Disposition::Unreachable, Some(code), EndedBy::Remote, trunk);
+        let end = self.end(
+            Disposition::Unreachable,
+            Some(code),
+            EndCause::Remote,
+            trunk,
+        );
         Some(if leg.provisional_seen {
             Attempt::Final(end)
         } else {
@@ -593,7 +598,7 @@ impl CallDriver {
     /// or the session's expiry.
     async fn while_answered(&mut self, leg: &mut Leg) -> CallEnd {
         let Some((id, response)) = leg.answered.take() else {
-            return self.end(Disposition::Failed, None, EndedBy::Remote, &leg.trunk);
+            return self.end(Disposition::Failed, None, EndCause::Remote, &leg.trunk);
         };
         self.session = SessionTimer::from_answer(
             session_expires_of(&response),
@@ -635,29 +640,29 @@ impl CallDriver {
                         break terminated_by(&reason);
                     }
                     Some(other) => self.on_in_dialog_request(other).await,
-                    None => break EndedBy::Remote,
+                    None => break EndCause::Remote,
                 },
-                _ = self.hangup.recv() => break EndedBy::Local,
-                _ = &mut limit => break EndedBy::MaxDuration,
+                _ = self.hangup.recv() => break EndCause::Local,
+                _ = &mut limit => break EndCause::MaxDuration,
                 _ = sleep_until_some(session_deadline) => {
                     let now = Instant::now().into_std();
                     match self.session.as_ref().and_then(|timer| timer.due(now)) {
                         Some(Due::Refresh) => refreshing = self.refresh(leg),
-                        Some(Due::Expired) => break EndedBy::SessionExpired,
+                        Some(Due::Expired) => break EndCause::SessionExpired,
                         None => {}
                     }
                 }
                 result = poll_some(&mut refreshing) => {
                     refreshing = None;
                     if self.on_refreshed(result) {
-                        break EndedBy::Remote;
+                        break EndCause::Remote;
                     }
                 }
             }
         };
         let mut end = self.end(Disposition::Answered, Some(200), ended_by, &leg.trunk);
         end.reason = trunk_said.unwrap_or_default();
-        if ended_by != EndedBy::Remote {
+        if ended_by != EndCause::Remote {
             // The call is over for the owner now; the BYE may take its time.
             self.report_end(end.clone()).await;
             if let Err(e) = bye_within(&leg.dialog, Duration::from_secs(5)).await {
@@ -814,7 +819,7 @@ impl CallDriver {
         &self,
         disposition: Disposition,
         sip_code: Option<u16>,
-        ended_by: EndedBy,
+        ended_by: EndCause,
         trunk: &Trunk,
     ) -> CallEnd {
         CallEnd {
@@ -851,17 +856,17 @@ fn carries_credentials(dialog: &InviteDialog) -> bool {
         .any(|h| matches!(h, Header::Authorization(_) | Header::ProxyAuthorization(_)))
 }
 
-fn ended_by(reason: LocalCancel) -> EndedBy {
+fn ended_by(reason: LocalCancel) -> EndCause {
     match reason {
-        LocalCancel::RingTimeout => EndedBy::RingTimeout,
-        LocalCancel::CallerHangup => EndedBy::Local,
+        LocalCancel::RingTimeout => EndCause::RingTimeout,
+        LocalCancel::CallerHangup => EndCause::Local,
     }
 }
 
-fn terminated_by(reason: &TerminatedReason) -> EndedBy {
+fn terminated_by(reason: &TerminatedReason) -> EndCause {
     match reason {
-        TerminatedReason::UacBye | TerminatedReason::UacCancel => EndedBy::Local,
-        _ => EndedBy::Remote,
+        TerminatedReason::UacBye | TerminatedReason::UacCancel => EndCause::Local,
+        _ => EndCause::Remote,
     }
 }
 

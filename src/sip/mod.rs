@@ -46,7 +46,7 @@ mod trunk;
 
 pub use agent::{SipAgent, SipCounters};
 pub use call::{
-    CallEnd, CallRequest, EndedBy, OfferBuilder, OfferReply, TrunkCall, TrunkEvent, TrunkReason,
+    CallEnd, CallRequest, EndCause, OfferBuilder, OfferReply, TrunkCall, TrunkEvent, TrunkReason,
 };
 pub use disposition::Disposition;
 pub use inbound::{InboundCall, InboundEvent};

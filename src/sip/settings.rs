@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::media::sdp::Codec;
+use crate::domain::Codec;
 use crate::privacy::Secret;
 
 /// A SIP transport towards a trunk.

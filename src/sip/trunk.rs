@@ -202,7 +202,7 @@ mod tests {
             tls_ca_pem: None,
             tls_server_name: None,
             srtp: false,
-            codecs: vec![crate::media::sdp::Codec::Pcmu],
+            codecs: vec![crate::domain::Codec::Pcmu],
             dtmf_payload_type: 101,
         }
     }

@@ -7,49 +7,13 @@
 //! exactly and needs no float column.
 
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, WidgetRoute, unix_ms};
+use crate::domain::EndedBy;
 use crate::privacy::truncate_ip;
-
-/// Who ended the call (the `cdrs.ended_by` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndedBy {
-    /// The visitor hung up, closed the page or lost the connection.
-    Visitor,
-    /// The callee hung up, or the trunk refused or failed the call.
-    Callee,
-    /// The node ended it: a limit, a timeout, a drain or an internal error.
-    Node,
-}
-
-impl EndedBy {
-    /// The stored and API name: `visitor`, `callee` or `node`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndedBy::Visitor => "visitor",
-            EndedBy::Callee => "callee",
-            EndedBy::Node => "node",
-        }
-    }
-}
-
-impl FromStr for EndedBy {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "visitor" => Ok(EndedBy::Visitor),
-            "callee" => Ok(EndedBy::Callee),
-            "node" => Ok(EndedBy::Node),
-            other => Err(corrupt("cdrs.ended_by", format!("unknown value {other:?}"))),
-        }
-    }
-}
 
 /// Media counters of one leg, as received by this node.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,6 +44,16 @@ pub enum StoreError {
     },
 }
 
+impl From<crate::domain::UnknownName> for StoreError {
+    /// A stored name none of its type's: the row is corrupt.
+    fn from(unknown: crate::domain::UnknownName) -> Self {
+        StoreError::Corrupt {
+            column: unknown.kind,
+            detail: format!("unknown value {:?}", unknown.value),
+        }
+    }
+}
+
 impl StoreError {
     /// Classifies a failed statement: key clashes and dangling references get
     /// their own variants so the admin API can answer 409 or 422 without

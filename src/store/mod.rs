@@ -63,7 +63,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, ConnectOptions as _, Connection as _};
 
 pub use self::audit::{Actor, AuditEntry, AuditEvent, NewAuditEvent};
-pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, EndedBy, LegStats, NODE_LOST};
+pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, LegStats, NODE_LOST};
 pub use self::error::StoreError;
 pub use self::numbers::{Number, NumberChange, NumberDelete, NumberLimits};
 pub use self::privacy::Erased;
@@ -72,8 +72,7 @@ pub use self::seed::DEMO_ID;
 pub use self::tenants::{ApiKeyRecord, Role};
 pub use self::webhooks::{DeliveryRow, DueDelivery, WebhookEndpoint};
 pub use self::widgets::{
-    OnRevoke, RecordingPolicy, SELF_ORIGIN, Widget, WidgetChange, WidgetLimits, WidgetRoute,
-    WidgetWrite,
+    SELF_ORIGIN, Widget, WidgetChange, WidgetLimits, WidgetRoute, WidgetWrite,
 };
 
 /// How long a statement waits for another writer before it fails.

@@ -8,7 +8,8 @@
 //! admin API; the store only keeps them.
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
-use super::{OnRevoke, RecordingPolicy, Store, StoreError, now_ms};
+use super::{Store, StoreError, now_ms};
+use crate::domain::{OnRevoke, RecordingPolicy};
 
 /// A number as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

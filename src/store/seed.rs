@@ -6,7 +6,8 @@
 //! keeps any change an operator made to the demo rows.
 
 use super::widgets::{SELF_ORIGIN, encode_origins};
-use super::{RecordingPolicy, Store, StoreError, now_ms};
+use super::{Store, StoreError, now_ms};
+use crate::domain::RecordingPolicy;
 
 /// The id shared by the demo tenant, number and widget.
 pub const DEMO_ID: &str = "demo";

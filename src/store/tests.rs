@@ -5,6 +5,7 @@ use sqlx::{Connection as _, Executor as _};
 
 use super::*;
 use crate::config::Config;
+use crate::domain::{EndedBy, OnRevoke, RecordingPolicy};
 
 /// The PostgreSQL server the store tests use: an admin URL whose database
 /// part the tests replace with a fresh database each.

@@ -1,98 +1,17 @@
 //! Widgets and the route a browser call takes: widget → number → trunk.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
 use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::numbers::NumberLimits;
 use super::tenants::parse_allowance;
 use super::{Store, StoreError, now_ms};
 use crate::dialing::Allowance;
+use crate::domain::{OnRevoke, RecordingPolicy};
 
 /// The `allowed_origins` token meaning "the node's own public origin".
 ///
 /// The store keeps it as written; the signalling layer resolves it against
 /// the node's public URL when it checks a browser's `Origin`.
 pub const SELF_ORIGIN: &str = "self";
-
-/// A number's recording policy (the `numbers.recording` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordingPolicy {
-    /// Never recorded.
-    Off,
-    /// Recorded only after the visitor grants consent.
-    OptIn,
-    /// The visitor is told before the call; recorded unless they decline.
-    Notice,
-}
-
-impl RecordingPolicy {
-    /// The stored and API name: `off`, `opt_in` or `notice`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordingPolicy::Off => "off",
-            RecordingPolicy::OptIn => "opt_in",
-            RecordingPolicy::Notice => "notice",
-        }
-    }
-}
-
-impl fmt::Display for RecordingPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RecordingPolicy {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "off" => Ok(RecordingPolicy::Off),
-            "opt_in" => Ok(RecordingPolicy::OptIn),
-            "notice" => Ok(RecordingPolicy::Notice),
-            other => Err(StoreError::Corrupt {
-                column: "numbers.recording",
-                detail: format!("unknown policy {other:?}"),
-            }),
-        }
-    }
-}
-
-/// What happens to a recording when the visitor revokes consent mid-call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OnRevoke {
-    Discard,
-    Keep,
-}
-
-impl OnRevoke {
-    /// The stored and API name: `discard` or `keep`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnRevoke::Discard => "discard",
-            OnRevoke::Keep => "keep",
-        }
-    }
-}
-
-impl FromStr for OnRevoke {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "discard" => Ok(OnRevoke::Discard),
-            "keep" => Ok(OnRevoke::Keep),
-            other => Err(StoreError::Corrupt {
-                column: "numbers.on_revoke",
-                detail: format!("unknown value {other:?}"),
-            }),
-        }
-    }
-}
 
 /// Everything a browser call needs to know about the widget it was placed
 /// from. The destination comes from here, never from the request.

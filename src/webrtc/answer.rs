@@ -11,7 +11,8 @@
 use std::fmt::Write;
 use std::net::SocketAddr;
 
-use super::offer::{AudioCodec, BrowserMedia};
+use super::offer::BrowserMedia;
+use crate::domain::Codec;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnswerError {
@@ -210,13 +211,13 @@ fn write_audio_section(sdp: &mut String, section: &Section, params: &AnswerParam
 fn write_codec(sdp: &mut String, media: &BrowserMedia) {
     let pt = media.payload_type;
     match media.codec {
-        AudioCodec::Pcmu => {
+        Codec::Pcmu => {
             let _ = write!(sdp, "a=rtpmap:{pt} PCMU/8000\r\n");
         }
-        AudioCodec::Pcma => {
+        Codec::Pcma => {
             let _ = write!(sdp, "a=rtpmap:{pt} PCMA/8000\r\n");
         }
-        AudioCodec::Opus => {
+        Codec::Opus => {
             let _ = write!(
                 sdp,
                 "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n"
@@ -250,7 +251,7 @@ fn write_rejected_section(sdp: &mut String, section: &Section, ip_kind: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webrtc::offer::TelephoneEvent;
+    use crate::domain::TelephoneEvent;
 
     const FINGERPRINT: &str = "sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99";
 
@@ -277,7 +278,7 @@ a=mid:0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:126 tel
     }
 
     const PCMU: BrowserMedia = BrowserMedia {
-        codec: AudioCodec::Pcmu,
+        codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: Some(TelephoneEvent {
             payload_type: 126,

@@ -32,7 +32,7 @@ pub mod session;
 pub mod stun;
 pub mod turn_rest;
 
-pub use offer::{AudioCodec, BrowserMedia, OfferError};
+pub use offer::{BrowserMedia, OfferError};
 pub use port::{BrowserRoutes, PortCounters, Routed};
 pub use session::{
     BrowserFrame, BrowserSession, OutgoingHeader, PacketError, SessionEvent, SessionSettings,

@@ -7,7 +7,7 @@
 //! Pure: no I/O, no allocation proportional to anything but the offer.
 
 use crate::config::BrowserCodec;
-use crate::media::sdp::Codec;
+use crate::domain::{Codec, TelephoneEvent};
 
 /// Browsers' offers are a few kilobytes; anything far bigger is not one.
 pub const MAX_OFFER_BYTES: usize = 32 * 1024;
@@ -30,42 +30,10 @@ pub enum OfferError {
     NoCommonCodec,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioCodec {
-    Pcmu,
-    Pcma,
-    Opus,
-}
-
-impl AudioCodec {
-    /// The name used in CDRs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pcmu => "PCMU",
-            Self::Pcma => "PCMA",
-            Self::Opus => "opus",
-        }
-    }
-
-    /// RTP clock ticks per second.
-    pub fn clock_rate(self) -> u32 {
-        match self {
-            Self::Pcmu | Self::Pcma => 8_000,
-            Self::Opus => 48_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TelephoneEvent {
-    pub payload_type: u8,
-    pub clock_rate: u32,
-}
-
 /// The browser leg's negotiated audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BrowserMedia {
-    pub codec: AudioCodec,
+    pub codec: Codec,
     /// The browser's payload type for `codec`.
     pub payload_type: u8,
     pub telephone_event: Option<TelephoneEvent>,
@@ -74,7 +42,7 @@ pub struct BrowserMedia {
 /// What the offer's audio section offers, in the browser's order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OfferedAudio {
-    codecs: Vec<(AudioCodec, u8)>,
+    codecs: Vec<(Codec, u8)>,
     events: Vec<TelephoneEvent>,
 }
 
@@ -135,9 +103,9 @@ impl OfferedAudio {
             return;
         };
         match (name.as_str(), rate) {
-            ("pcmu", 8_000) => self.codecs.push((AudioCodec::Pcmu, pt)),
-            ("pcma", 8_000) => self.codecs.push((AudioCodec::Pcma, pt)),
-            ("opus", 48_000) => self.codecs.push((AudioCodec::Opus, pt)),
+            ("pcmu", 8_000) => self.codecs.push((Codec::Pcmu, pt)),
+            ("pcma", 8_000) => self.codecs.push((Codec::Pcma, pt)),
+            ("opus", 48_000) => self.codecs.push((Codec::Opus, pt)),
             ("telephone-event", rate) => self.events.push(TelephoneEvent {
                 payload_type: pt,
                 clock_rate: rate,
@@ -146,7 +114,7 @@ impl OfferedAudio {
         }
     }
 
-    fn find(&self, codec: AudioCodec) -> Option<u8> {
+    fn find(&self, codec: Codec) -> Option<u8> {
         self.codecs
             .iter()
             .find(|(c, _)| *c == codec)
@@ -164,14 +132,12 @@ impl OfferedAudio {
     ) -> Result<BrowserMedia, OfferError> {
         let g711 = trunk_codecs
             .iter()
-            .map(|c| match c {
-                Codec::Pcmu => AudioCodec::Pcmu,
-                Codec::Pcma => AudioCodec::Pcma,
-            })
-            .chain([AudioCodec::Pcmu, AudioCodec::Pcma]);
-        let order: Vec<AudioCodec> = match preference {
-            BrowserCodec::G711 => g711.chain([AudioCodec::Opus]).collect(),
-            BrowserCodec::Opus => std::iter::once(AudioCodec::Opus).chain(g711).collect(),
+            .copied()
+            .filter(|codec| codec.is_g711())
+            .chain([Codec::Pcmu, Codec::Pcma]);
+        let order: Vec<Codec> = match preference {
+            BrowserCodec::G711 => g711.chain([Codec::Opus]).collect(),
+            BrowserCodec::Opus => std::iter::once(Codec::Opus).chain(g711).collect(),
         };
         let (codec, payload_type) = order
             .into_iter()
@@ -214,7 +180,7 @@ a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n";
         let media = offered
             .choose(BrowserCodec::G711, &[Codec::Pcma, Codec::Pcmu])
             .unwrap();
-        assert_eq!(media.codec, AudioCodec::Pcma);
+        assert_eq!(media.codec, Codec::Pcma);
         assert_eq!(media.payload_type, 8);
         assert_eq!(
             media.telephone_event,
@@ -229,7 +195,7 @@ a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n";
     fn opus_is_chosen_when_preferred_or_when_it_is_all_there_is() {
         let offered = inspect(CHROMIUM_OFFER).unwrap();
         let media = offered.choose(BrowserCodec::Opus, &[Codec::Pcmu]).unwrap();
-        assert_eq!((media.codec, media.payload_type), (AudioCodec::Opus, 111));
+        assert_eq!((media.codec, media.payload_type), (Codec::Opus, 111));
         assert_eq!(media.telephone_event.map(|e| e.payload_type), Some(110));
         let opus_only = CHROMIUM_OFFER
             .replace("a=rtpmap:0 PCMU/8000\r\n", "")
@@ -238,7 +204,7 @@ a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n";
             .unwrap()
             .choose(BrowserCodec::G711, &[Codec::Pcmu])
             .unwrap();
-        assert_eq!(media.codec, AudioCodec::Opus);
+        assert_eq!(media.codec, Codec::Opus);
     }
 
     #[test]

@@ -21,16 +21,17 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 
 use super::WebrtcError;
-use super::offer::{AudioCodec, BrowserMedia};
+use super::offer::BrowserMedia;
+use crate::domain::Codec;
 
 /// Time between a peer's connectivity checks (RFC 8445 §14.2, Ta).
 const CHECK_PACING: Duration = Duration::from_millis(50);
 
 fn codec_parameters(media: &BrowserMedia) -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     let (mime, clock_rate, channels, fmtp) = match media.codec {
-        AudioCodec::Pcmu => (MIME_TYPE_PCMU, 8_000, 0, ""),
-        AudioCodec::Pcma => (MIME_TYPE_PCMA, 8_000, 0, ""),
-        AudioCodec::Opus => (MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
+        Codec::Pcmu => (MIME_TYPE_PCMU, 8_000, 0, ""),
+        Codec::Pcma => (MIME_TYPE_PCMA, 8_000, 0, ""),
+        Codec::Opus => (MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
     };
     let mut codecs = vec![(
         RTCRtpCodecParameters {

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callgate::call::{LegEvent, LocalPorts, TrunkLeg};
+use callgate::domain::Codec;
 use callgate::media::endpoint::{MediaEvent, RtpEndpoint};
 use callgate::media::ports::PortAllocator;
-use callgate::media::sdp::Codec;
 use callgate::sip::{
-    AgentSettings, CallEnd, CallRequest, Disposition, EndedBy, RouteSettings, SipAgent,
+    AgentSettings, CallEnd, CallRequest, Disposition, EndCause, RouteSettings, SipAgent,
     SipTransport, TrunkSettings,
 };
 use tokio::sync::mpsc;
@@ -180,7 +180,7 @@ pub async fn hang_up_answered(leg: &mut TestLeg) {
     let end = until_ended(leg).await;
     assert_eq!(
         (end.disposition, end.ended_by),
-        (Disposition::Answered, EndedBy::Local)
+        (Disposition::Answered, EndCause::Local)
     );
 }
 

@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use callgate::domain::Codec;
+use callgate::webrtc::BrowserMedia;
 use callgate::webrtc::peer::offering_peer;
-use callgate::webrtc::{AudioCodec, BrowserMedia};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
@@ -70,7 +71,7 @@ impl LoadClient {
     ) -> Result<(Self, String), ClientError> {
         let ssrc = rand::random::<u32>() | 1;
         let media = BrowserMedia {
-            codec: AudioCodec::Pcmu,
+            codec: Codec::Pcmu,
             payload_type: PCMU,
             telephone_event: None,
         };

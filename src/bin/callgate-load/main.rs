@@ -187,14 +187,14 @@ fn run_rtpengine(
 
 /// 20 ms of a 440 Hz tone as one Opus frame, the audio of Opus calls.
 fn opus_frame() -> Result<std::sync::Arc<[u8]>, Failure> {
+    use callgate::domain::Codec;
     use callgate::media::transcode::Transcoder;
-    use callgate::webrtc::AudioCodec;
     let tone: Vec<i16> = (0..160)
         .map(|i| ((f64::from(i) * std::f64::consts::TAU * 440.0 / 8000.0).sin() * 8000.0) as i16)
         .collect();
     let mut ulaw = vec![0u8; tone.len()];
     callgate::media::g711::encode_ulaw_into(&tone, &mut ulaw);
-    let mut encoder = Transcoder::new(AudioCodec::Pcmu, AudioCodec::Opus)
+    let mut encoder = Transcoder::new(Codec::Pcmu, Codec::Opus)
         .map_err(|e| Failure::Other(format!("libopus: {e}")))?;
     let mut frame = None;
     encoder.convert(&ulaw, |converted| frame = Some(converted.payload.into()));

@@ -17,7 +17,8 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use callgate::media::sdp::{Codec, LocalMediaConfig, Negotiator};
+use callgate::domain::Codec;
+use callgate::media::sdp::{LocalMediaConfig, Negotiator};
 use callgate::sip::{AgentSettings, InboundCall, InboundEvent, SipAgent};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;

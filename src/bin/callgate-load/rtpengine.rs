@@ -24,7 +24,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use callgate::media::sdp::{Codec, LocalMediaConfig, Negotiator, SrtpKeySalt};
+use callgate::domain::Codec;
+use callgate::media::sdp::{LocalMediaConfig, Negotiator, SrtpKeySalt};
 use callgate::media::srtp::sdes::{self, SrtpKeyMaterial};
 
 use crate::call::CallOutcome;

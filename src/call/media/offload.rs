@@ -17,8 +17,8 @@
 
 use std::time::Instant;
 
+use crate::domain::Codec;
 use crate::media::transcode::Transcoder;
-use crate::webrtc::AudioCodec;
 
 /// Where converted audio goes, and what its delivery needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub enum Toward {
 /// One packet's audio to convert.
 #[derive(Debug)]
 pub struct TranscodeRequest {
-    pub from: AudioCodec,
-    pub to: AudioCodec,
+    pub from: Codec,
+    pub to: Codec,
     pub payload: Vec<u8>,
     pub toward: Toward,
     /// When the packet arrived: where its relay latency starts.
@@ -104,12 +104,7 @@ impl CallTranscoders {
 mod tests {
     use super::*;
 
-    fn request(
-        from: AudioCodec,
-        to: AudioCodec,
-        payload: Vec<u8>,
-        toward: Toward,
-    ) -> TranscodeRequest {
+    fn request(from: Codec, to: Codec, payload: Vec<u8>, toward: Toward) -> TranscodeRequest {
         TranscodeRequest {
             from,
             to,
@@ -124,19 +119,9 @@ mod tests {
         let mut call = CallTranscoders::default();
         let to_browser = Toward::Browser { marker: false };
         // 10 ms of G.711 is half an Opus frame: nothing yet, then one.
-        let half = request(
-            AudioCodec::Pcmu,
-            AudioCodec::Opus,
-            vec![0xff; 80],
-            to_browser,
-        );
+        let half = request(Codec::Pcmu, Codec::Opus, vec![0xff; 80], to_browser);
         assert!(call.convert(half).frames.is_empty());
-        let rest = request(
-            AudioCodec::Pcmu,
-            AudioCodec::Opus,
-            vec![0xff; 80],
-            to_browser,
-        );
+        let rest = request(Codec::Pcmu, Codec::Opus, vec![0xff; 80], to_browser);
         let opus = call.convert(rest).frames;
         assert_eq!(opus.len(), 1, "the encoder kept the first half");
         assert_eq!(opus[0].ticks, 960);
@@ -147,8 +132,8 @@ mod tests {
             recorded: false,
         };
         let decoded = call.convert(request(
-            AudioCodec::Opus,
-            AudioCodec::Pcmu,
+            Codec::Opus,
+            Codec::Pcmu,
             opus[0].payload.clone(),
             to_trunk,
         ));
@@ -161,8 +146,8 @@ mod tests {
 
         // A trunk now on PCMA: the decoder is rebuilt for it.
         let alaw = call.convert(request(
-            AudioCodec::Opus,
-            AudioCodec::Pcma,
+            Codec::Opus,
+            Codec::Pcma,
             opus[0].payload.clone(),
             to_trunk,
         ));
@@ -174,8 +159,8 @@ mod tests {
     fn a_corrupt_opus_packet_still_gives_a_frame_of_concealment() {
         let mut call = CallTranscoders::default();
         let junk = request(
-            AudioCodec::Opus,
-            AudioCodec::Pcmu,
+            Codec::Opus,
+            Codec::Pcmu,
             vec![0xff, 0xfe, 0x01],
             Toward::Trunk {
                 timestamp: 0,

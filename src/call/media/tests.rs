@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::media::dtmf::{DtmfReceiver, TelephoneEvent};
+use crate::media::dtmf::{DtmfReceiver, EventPayload};
 use crate::media::endpoint::EndpointConfig;
 use crate::media::quality::Warnings;
 use crate::media::rtp::RtpPacket;
@@ -64,7 +64,7 @@ fn answer(media: &mut CallMedia, now: Instant) {
     media
         .apply_trunk_remote(now, &remote_at(TRUNK.parse().unwrap()))
         .unwrap();
-    media.handle_trunk_answer(AudioCodec::Pcmu);
+    media.handle_trunk_answer(Codec::Pcmu);
 }
 
 fn trunk_packet(sequence: u16, payload: &[u8]) -> Vec<u8> {
@@ -200,7 +200,7 @@ fn trunk_event(
     end: bool,
     duration: u16,
 ) -> Vec<u8> {
-    let payload = TelephoneEvent {
+    let payload = EventPayload {
         event,
         end,
         volume: 10,
@@ -335,7 +335,7 @@ fn the_trunks_keypad_reaches_the_browser_as_clean_rfc4733_events() {
             .collect();
         let parsed: Vec<_> = event
             .iter()
-            .map(|p| TelephoneEvent::parse(&p.payload).unwrap())
+            .map(|p| EventPayload::parse(&p.payload).unwrap())
             .collect();
         assert!(event[0].header.marker, "an event starts marked");
         assert!(event[1..].iter().all(|p| !p.header.marker));

@@ -30,11 +30,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::driver::RelayObserver;
 use super::media::{CallMedia, MediaReport};
+use crate::domain::Codec;
 use crate::media::endpoint::RemoteMedia;
 use crate::media::ports::AllocatedPorts;
 use crate::media::quality::Warnings;
 use crate::supervise::CoreFailure;
-use crate::webrtc::{AudioCodec, PortCounters};
+use crate::webrtc::PortCounters;
 
 /// Commands queued per shard: room for hundreds of calls starting at once.
 const COMMAND_CAPACITY: usize = 4096;
@@ -46,7 +47,7 @@ const EVENT_CAPACITY: usize = 8;
 pub enum MediaCommand {
     /// The trunk's (re-)negotiated description.
     TrunkRemote(RemoteMedia),
-    TrunkAnswered(AudioCodec),
+    TrunkAnswered(Codec),
     /// The trunk moved its media to a new source.
     TrunkSourceChanged,
     /// Keypad digits for the trunk, already checked.

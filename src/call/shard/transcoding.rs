@@ -153,14 +153,14 @@ mod tests {
 
     use super::*;
     use crate::call::media::offload::Toward;
-    use crate::webrtc::AudioCodec;
+    use crate::domain::Codec;
 
     const WAKE: Token = Token(7);
 
     fn to_browser(payload: Vec<u8>) -> TranscodeRequest {
         TranscodeRequest {
-            from: AudioCodec::Pcmu,
-            to: AudioCodec::Opus,
+            from: Codec::Pcmu,
+            to: Codec::Opus,
             payload,
             toward: Toward::Browser { marker: false },
             received_at: Instant::now(),

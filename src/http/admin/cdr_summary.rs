@@ -293,7 +293,8 @@ pub async fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EndedBy, LegStats};
+    use crate::domain::EndedBy;
+    use crate::store::LegStats;
 
     fn cdr(id: &str, number: &str, browser: Option<u16>, trunk: Option<u16>) -> CdrRecord {
         let answered = browser.or(trunk).is_some();

@@ -186,7 +186,8 @@ fn csv_body(pages: impl Stream<Item = Page>) -> impl Stream<Item = Result<Bytes,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EndedBy, LegStats};
+    use crate::domain::EndedBy;
+    use crate::store::LegStats;
     use futures_util::StreamExt as _;
 
     fn view(id: &str) -> CdrView {

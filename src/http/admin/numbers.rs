@@ -19,9 +19,8 @@ use super::body::{nullable, parse_json};
 use super::error::{ApiError, ErrorBody};
 use super::{AdminState, times, validate};
 use crate::config::LimitsConfig;
-use crate::store::{
-    Number, NumberChange, NumberDelete, NumberLimits, OnRevoke, RecordingPolicy, now_ms,
-};
+use crate::domain::{OnRevoke, RecordingPolicy};
+use crate::store::{Number, NumberChange, NumberDelete, NumberLimits, now_ms};
 
 /// A number as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -390,7 +390,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::media::dtmf::TelephoneEvent;
+    use crate::media::dtmf::EventPayload;
     use crate::media::srtp::sdes;
     use crate::media::testing::{remote_at, rtp_packet};
 
@@ -595,17 +595,17 @@ mod tests {
     fn dtmf_is_delivered_once_per_event() {
         let mut c = core();
         let now = Instant::now();
-        let start = TelephoneEvent {
+        let start = EventPayload {
             event: 11,
             end: false,
             volume: 10,
             duration: 400,
         }
         .to_bytes();
-        let end = TelephoneEvent {
+        let end = EventPayload {
             end: true,
             duration: 800,
-            ..TelephoneEvent::parse(&start).unwrap()
+            ..EventPayload::parse(&start).unwrap()
         }
         .to_bytes();
         let mut events = Vec::new();

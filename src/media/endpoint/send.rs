@@ -364,7 +364,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::media::dtmf::TelephoneEvent;
+    use crate::media::dtmf::EventPayload;
     use crate::media::srtp::sdes;
     use crate::media::testing::remote_at;
 
@@ -475,7 +475,7 @@ mod tests {
         .unwrap();
         c.queue_dtmf("5", t0).unwrap();
         let tx = c.poll_dtmf(t0).unwrap().unwrap();
-        let ev = TelephoneEvent::parse(RtpPacket::parse(tx.bytes).unwrap().payload()).unwrap();
+        let ev = EventPayload::parse(RtpPacket::parse(tx.bytes).unwrap().payload()).unwrap();
         assert_eq!(ev.duration, 800, "50 ms at 16 kHz");
     }
 
@@ -507,7 +507,7 @@ mod tests {
             now = at.max(now);
             while let Some(tx) = c.poll_dtmf(now).unwrap() {
                 let p = RtpPacket::parse(tx.bytes).unwrap();
-                let ev = TelephoneEvent::parse(p.payload()).unwrap();
+                let ev = EventPayload::parse(p.payload()).unwrap();
                 seen.push((
                     p.payload_type(),
                     p.marker(),

@@ -32,8 +32,9 @@
 //! - [`Negotiator`]: [`Negotiator::create_offer`], [`Negotiator::handle_answer`],
 //!   [`Negotiator::handle_offer`] (returns an [`Answer`]: text plus
 //!   [`NegotiatedMedia`]) and [`Negotiator::handle_offer_rejected`].
-//! - Shared vocabulary: [`Codec`], [`TelephoneEvent`], [`Direction`],
-//!   [`CryptoAttribute`], [`CryptoSuite`], [`SdpError`].
+//! - Shared vocabulary: [`Direction`], [`CryptoAttribute`],
+//!   [`CryptoSuite`], [`SdpError`]; codecs and telephone-event are
+//!   [`crate::domain`]'s.
 
 mod attribute;
 mod offer_answer;
@@ -48,7 +49,7 @@ pub use offer_answer::{Answer, LocalMediaConfig, NegotiatedMedia, Negotiator, Sr
 pub use parse::{
     Attribute, Encoding, Fmtp, MediaDescription, Origin, RtcpAttribute, RtpMap, SessionDescription,
 };
-pub use types::{Codec, CryptoAttribute, CryptoSuite, Direction, Mki, TelephoneEvent};
+pub use types::{CryptoAttribute, CryptoSuite, Direction, Mki};
 pub use write::{AudioDescription, CodecPayload, LocalDescription, MediaLine, SdpSession};
 
 /// Largest SDP body we read; a trunk's audio offer is well under 2 KiB.

@@ -12,7 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::parse::{MediaDescription, SessionDescription};
 use super::write::{AudioDescription, CodecPayload, LocalDescription, MediaLine, SdpSession};
-use super::{Codec, CryptoAttribute, CryptoSuite, Direction, SdpError, TelephoneEvent};
+use super::{CryptoAttribute, CryptoSuite, Direction, SdpError};
+use crate::domain::{Codec, TelephoneEvent};
 
 /// The one SDES suite the relay's SRTP layer is set up for.
 const SUPPORTED_SUITE: CryptoSuite = CryptoSuite::AesCm128HmacSha1_80;
@@ -52,7 +53,8 @@ pub struct LocalMediaConfig {
     pub rtcp_port: u16,
     /// Offer RTCP multiplexing, and accept it when offered (RFC 5761).
     pub rtcp_mux: bool,
-    /// In preference order, from configuration.
+    /// In preference order, from configuration. A trunk carries G.711:
+    /// any other codec here is neither offered nor accepted.
     pub codecs: Vec<Codec>,
     pub dtmf: Option<TelephoneEvent>,
     pub ptime_ms: u32,
@@ -222,9 +224,12 @@ impl Negotiator {
             codecs: config
                 .codecs
                 .iter()
-                .map(|&codec| CodecPayload {
-                    payload_type: codec.static_payload_type(),
-                    codec,
+                .filter_map(|&codec| {
+                    let payload_type = codec.static_payload_type()?;
+                    Some(CodecPayload {
+                        payload_type,
+                        codec,
+                    })
                 })
                 .collect(),
             dtmf: config.dtmf,
@@ -445,12 +450,13 @@ fn secure_profile(media: &MediaDescription) -> Result<bool, SdpError> {
     }
 }
 
-/// The first payload type, in the section's order, that is one of `ours`.
+/// The first payload type, in the section's order, that is one of `ours`
+/// and G.711 (what a trunk carries).
 fn first_codec(media: &MediaDescription, ours: &[Codec]) -> Option<(u8, Codec)> {
     media.payload_types.iter().find_map(|&pt| {
         let encoding = media.encoding(pt)?;
         let codec = Codec::from_encoding(encoding.name, encoding.clock_rate)?;
-        ours.contains(&codec).then_some((pt, codec))
+        (codec.is_g711() && ours.contains(&codec)).then_some((pt, codec))
     })
 }
 

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use super::*;
+use crate::domain::{Codec, TelephoneEvent};
 
 const CISCO_ANSWER: &str = "v=0\r\n\
 o=CiscoSystemsSIP-GW-UserAgent 4143 2367 IN IP4 203.0.113.20\r\n\

@@ -1,96 +1,11 @@
 //! The small vocabulary shared by the parser, the writer and offer/answer:
-//! codecs, static payload types (RFC 3551), directions (RFC 3264 §6.1) and the
-//! SDES `a=crypto` attribute (RFC 4568 §9.1).
+//! directions (RFC 3264 §6.1) and the SDES `a=crypto` attribute (RFC 4568
+//! §9.1). Codecs and telephone-event are the crate's ([`crate::domain`]).
 
 use std::fmt;
-use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT as KEY_BASE64;
-
-use super::SdpError;
-
-/// Audio codecs the relay can carry on the trunk leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// G.711 µ-law, static payload type 0.
-    Pcmu,
-    /// G.711 A-law, static payload type 8.
-    Pcma,
-}
-
-impl Codec {
-    /// The payload type RFC 3551 assigns, used when we offer the codec.
-    #[must_use]
-    pub fn static_payload_type(self) -> u8 {
-        match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
-        }
-    }
-
-    /// The encoding name as written in `a=rtpmap`.
-    #[must_use]
-    pub fn encoding_name(self) -> &'static str {
-        match self {
-            Codec::Pcmu => "PCMU",
-            Codec::Pcma => "PCMA",
-        }
-    }
-
-    /// RTP clock rate in Hz.
-    #[must_use]
-    pub fn clock_rate(self) -> u32 {
-        8000
-    }
-
-    /// The codec an encoding name and clock rate denote; names compare
-    /// without case because carriers write `pcmu` as often as `PCMU`.
-    #[must_use]
-    pub fn from_encoding(name: &str, clock_rate: u32) -> Option<Codec> {
-        [Codec::Pcmu, Codec::Pcma].into_iter().find(|codec| {
-            codec.encoding_name().eq_ignore_ascii_case(name) && codec.clock_rate() == clock_rate
-        })
-    }
-}
-
-impl FromStr for Codec {
-    type Err = SdpError;
-
-    /// Reads a configured codec name such as `"PCMU"` or `"pcma"`.
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Codec::from_encoding(name, 8000).ok_or(SdpError::BadLocalConfig {
-            reason: "unknown codec name",
-        })
-    }
-}
-
-impl fmt::Display for Codec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.encoding_name())
-    }
-}
-
-/// RFC 4733 `telephone-event`: DTMF carried as RTP events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TelephoneEvent {
-    pub payload_type: u8,
-    pub clock_rate: u32,
-}
-
-impl TelephoneEvent {
-    pub const ENCODING_NAME: &'static str = "telephone-event";
-}
-
-impl Default for TelephoneEvent {
-    /// PT 101 at 8 kHz: the number nearly every SIP device uses.
-    fn default() -> Self {
-        TelephoneEvent {
-            payload_type: 101,
-            clock_rate: 8000,
-        }
-    }
-}
 
 /// Media direction of a stream, from the point of view of whoever wrote it
 /// (RFC 3264 §5.1, §6.1).
@@ -486,15 +401,6 @@ mod tests {
             "{debug}"
         );
         assert!(debug.contains("30 bytes redacted"));
-    }
-
-    #[test]
-    fn codec_names_are_case_insensitive_and_rate_checked() {
-        assert_eq!(Codec::from_encoding("pcmu", 8000), Some(Codec::Pcmu));
-        assert_eq!(Codec::from_encoding("PcMa", 8000), Some(Codec::Pcma));
-        assert_eq!(Codec::from_encoding("PCMU", 16000), None);
-        assert_eq!("pcma".parse::<Codec>(), Ok(Codec::Pcma));
-        assert!("G729".parse::<Codec>().is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use super::{Codec, CryptoAttribute, Direction, TelephoneEvent};
+use super::{CryptoAttribute, Direction};
+use crate::domain::{Codec, TelephoneEvent};
 
 /// A codec and the payload type it goes by in one description.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

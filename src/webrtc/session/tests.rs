@@ -17,8 +17,9 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::*;
 use crate::config::BrowserCodec;
-use crate::media::sdp::Codec;
-use crate::webrtc::offer::{AudioCodec, TelephoneEvent, inspect};
+use crate::domain::Codec;
+use crate::domain::TelephoneEvent;
+use crate::webrtc::offer::inspect;
 use crate::webrtc::peer::offering_peer;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
@@ -72,7 +73,7 @@ impl FakeBrowser {
 fn browser_offer(now: Instant) -> (FakeBrowser, String) {
     // Browsers offer telephone-event beside their audio.
     let pcmu = BrowserMedia {
-        codec: AudioCodec::Pcmu,
+        codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: Some(TelephoneEvent {
             payload_type: BROWSER_TELEPHONE_EVENT,
