@@ -802,7 +802,7 @@ async fn a_drain_that_times_out_hangs_up_the_calls_left_and_writes_their_cdrs() 
 fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
     let created = 1_790_000_000_000 + index * 60_000;
     CdrRecord {
-        call_id: format!("{tenant}-call-{index:05}"),
+        call_id: format!("{tenant}-call-{index:05}").into(),
         tenant_id: tenant.into(),
         number_id: number.into(),
         widget_id: number.into(),

@@ -82,7 +82,9 @@ async fn one_call_panics(failpoint: &str, part: &str, media: RangeInclusive<u16>
     assert_eq!(completed.ended_by.as_str(), "visitor", "{completed:?}");
     let deliveries = node.store().await.webhook_deliveries("demo").await.unwrap();
     assert!(
-        deliveries.iter().any(|d| d.body.contains(&failed.call_id)),
+        deliveries
+            .iter()
+            .any(|d| d.body.contains(failed.call_id.as_str())),
         "the failed call's call.ended webhook is queued"
     );
     let panics = format!("callgate_call_panics_total{{part=\"{part}\"}}");

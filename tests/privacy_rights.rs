@@ -153,7 +153,7 @@ async fn export_then_erase(node: RunningNode) {
 
     let about_call = |rows: Vec<callgate::store::DeliveryRow>| {
         rows.into_iter()
-            .filter(|row| row.body.contains(&cdr.call_id))
+            .filter(|row| row.body.contains(cdr.call_id.as_str()))
             .map(|row| row.event)
             .collect::<Vec<_>>()
     };

@@ -215,7 +215,7 @@ async fn timed_call(node: &RunningNode, widget: &str, consent: Option<&str>) -> 
     let outcome = run.wait_async().await;
     assert_eq!(outcome.code, Some(0), "{}", outcome.report());
     Timing {
-        call_id: cdr.call_id,
+        call_id: cdr.call_id.into_string(),
         setup: setup.expect("answered before ended"),
         end_to_cdr,
     }

@@ -31,9 +31,7 @@ use super::shard::{Engine, NewCall};
 use super::state::CallState;
 use super::{LocalPorts, MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
-use crate::domain::Codec;
-use crate::domain::Consent;
-use crate::domain::RecordingPolicy;
+use crate::domain::{CallId, Codec, Consent, RecordingPolicy};
 use crate::media::endpoint::{EndpointConfig, EndpointCore};
 use crate::media::ports::PortAllocator;
 use crate::metrics::Metrics;
@@ -118,7 +116,7 @@ impl LiveCall {
 /// A placed call's reply to the widget.
 #[derive(Debug)]
 pub struct PlacedCall {
-    pub call_id: String,
+    pub call_id: CallId,
     pub answer: String,
     pub token: String,
     /// Shown to the visitor when the call ends, for privacy requests.
@@ -157,10 +155,10 @@ const ENDED_CALL_LINGER: Duration = Duration::from_secs(10);
 
 struct Inner {
     parts: CallServiceParts,
-    calls: DashMap<String, LiveCall>,
+    calls: DashMap<CallId, LiveCall>,
     /// Calls that ended less than [`ENDED_CALL_LINGER`] ago; their view
     /// holds the final state.
-    recently_ended: DashMap<String, LiveCall>,
+    recently_ended: DashMap<CallId, LiveCall>,
     draining: AtomicBool,
     /// In a cluster: who hears of each call's start, answer and end.
     announcer: OnceLock<Arc<dyn CallAnnouncer>>,
@@ -257,7 +255,7 @@ impl CallService {
             rtp: trunk_ports.lease.rtp_port(),
             rtcp: trunk_ports.lease.rtcp_port(),
         };
-        let call_id = uuid::Uuid::new_v4().to_string();
+        let call_id = CallId::new(uuid::Uuid::new_v4().to_string());
         let recorder = self.recorder_for(widget, &call_id);
         let trunk =
             EndpointCore::new(&EndpointConfig::default(), now).map_err(|_| PlaceError::Capacity)?;
@@ -403,7 +401,7 @@ impl CallService {
         }
         let recorders = self.inner.parts.recorders.as_ref()?;
         Some(recorders.start(RecordedCall {
-            call_id: call_id.to_owned(),
+            call_id: call_id.into(),
             tenant_id: widget.tenant_id.clone(),
             number_id: widget.number_id.clone(),
             policy: widget.recording.as_str(),
@@ -428,7 +426,7 @@ impl CallService {
 async fn announce_progress(
     webhooks: Webhooks,
     widget: WidgetRoute,
-    call_id: String,
+    call_id: CallId,
     mut progress: mpsc::UnboundedReceiver<CallState>,
     mut announced: Option<(Arc<dyn CallAnnouncer>, CdrRecord)>,
 ) {
@@ -454,7 +452,7 @@ async fn announce_progress(
 }
 
 struct CdrContext {
-    call_id: String,
+    call_id: CallId,
     privacy_ref: String,
     widget: WidgetRoute,
     visitor_ip: IpAddr,
@@ -466,7 +464,12 @@ impl CdrContext {
     /// The record as far as placing the call knows it: the call as it
     /// would be recorded if it ended now, unanswered, by the node.
     fn skeleton(&self, node_id: &str, browser_codec: &str) -> CdrRecord {
-        let mut record = CdrRecord::begin(&self.call_id, &self.widget, node_id, self.created_at);
+        let mut record = CdrRecord::begin(
+            self.call_id.as_str(),
+            &self.widget,
+            node_id,
+            self.created_at,
+        );
         record.set_visitor_ip(self.visitor_ip);
         record.browser_codec = Some(browser_codec.to_owned());
         record.privacy_ref = Some(self.privacy_ref.clone());

@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::domain::CallId;
 use redis::Script;
 use tokio::sync::Notify;
 
@@ -81,7 +82,7 @@ pub fn take_own_script() -> Script {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostCall {
     pub node_id: String,
-    pub call_id: String,
+    pub call_id: CallId,
     /// The node's last heartbeat, Redis time in unix ms.
     pub last_seen_ms: i64,
     /// What the node wrote for the call (JSON).
@@ -113,7 +114,7 @@ pub fn read_reaped(reply: &[String]) -> Option<Vec<LostCall>> {
             let (_, record) = parse_value(&pair[1])?;
             Some(LostCall {
                 node_id: node.clone(),
-                call_id: pair[0].clone(),
+                call_id: pair[0].clone().into(),
                 last_seen_ms,
                 record: record.to_owned(),
             })
@@ -140,7 +141,7 @@ pub fn read_own(node_id: &str, run: u64, reply: &[String]) -> Vec<LostCall> {
             let (written_by, record) = parse_value(&pair[1])?;
             (written_by != run).then(|| LostCall {
                 node_id: node_id.to_owned(),
-                call_id: pair[0].clone(),
+                call_id: pair[0].clone().into(),
                 last_seen_ms: last_seen as i64,
                 record: record.to_owned(),
             })

@@ -286,7 +286,7 @@ pub fn recording(data: &[u8]) {
     let audio = input.rest();
     let header = RecordingHeader {
         key_id: "k1".to_owned(),
-        recording_id: "rec_fuzz".to_owned(),
+        recording_id: "rec_fuzz".into(),
         nonce_prefix: [3; 7],
         consent_hash: [9; 32],
         audio: AudioFormat::two_channel_8k(),

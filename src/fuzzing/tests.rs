@@ -310,7 +310,7 @@ const ADMIN_BODIES: [&str; 8] = [
 fn recording_seeds() -> Vec<Vec<u8>> {
     let header = RecordingHeader {
         key_id: "k1".to_owned(),
-        recording_id: "rec_seed".to_owned(),
+        recording_id: "rec_seed".into(),
         nonce_prefix: [1; 7],
         consent_hash: [2; 32],
         audio: AudioFormat::two_channel_8k(),

@@ -42,7 +42,7 @@ use crate::cluster::Cluster;
 use crate::cluster::handoff::{self, HandoffOutcome};
 use crate::config::IceServerConfig;
 use crate::dialing::Allowance;
-use crate::domain::Consent;
+use crate::domain::{CallId, Consent};
 use crate::media::quality::{Warning, Warnings};
 use crate::metrics::{Metrics, RefusedReason};
 use crate::store::{Store, WidgetRoute, now_ms};
@@ -385,7 +385,7 @@ struct PlaceRequest {
 
 #[derive(Serialize)]
 struct PlaceResponse {
-    call_id: String,
+    call_id: CallId,
     answer: String,
     token: String,
     events: String,

@@ -10,19 +10,20 @@
 
 use super::format::{self, Completeness, Decrypted, FormatError, RecordingHeader};
 use super::storage::{RecordingStorage, StorageError};
+use crate::domain::RecordingId;
 use crate::keys::{DataKey, KeyError, KeyId, KeyRing, WrappedKey};
 use crate::store::{Actor, RecordingRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("no recording {0}")]
-    NotFound(String),
+    NotFound(RecordingId),
     #[error("recording {0} was deleted: its key is destroyed and it cannot be opened")]
-    Deleted(String),
+    Deleted(RecordingId),
     #[error("recording {0} is still being written")]
-    InProgress(String),
+    InProgress(RecordingId),
     #[error("recording {0} waits in the spool of the node that made it until the store takes it")]
-    AwaitingUpload(String),
+    AwaitingUpload(RecordingId),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -32,7 +33,7 @@ pub enum AccessError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("recording {0}: the file's header names another recording or consent receipt")]
-    Mismatch(String),
+    Mismatch(RecordingId),
 }
 
 /// Decrypts recording `id` and audits `actor` reading it.
@@ -46,7 +47,7 @@ pub async fn open(
     let row = store
         .recording(id)
         .await?
-        .ok_or_else(|| AccessError::NotFound(id.to_owned()))?;
+        .ok_or_else(|| AccessError::NotFound(id.into()))?;
     open_row(store, storage, keys, row, actor).await
 }
 

@@ -34,6 +34,7 @@ use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit};
 
+use crate::domain::RecordingId;
 use crate::keys::DataKey;
 
 const MAGIC: &[u8; 6] = b"CGREC\0";
@@ -73,7 +74,7 @@ impl AudioFormat {
 pub struct RecordingHeader {
     /// The key-encryption key that wraps this recording's data key.
     pub key_id: String,
-    pub recording_id: String,
+    pub recording_id: RecordingId,
     pub nonce_prefix: [u8; NONCE_PREFIX_LEN],
     /// SHA-256 of the consent receipt the recording was made under.
     pub consent_hash: [u8; 32],
@@ -144,7 +145,7 @@ impl RecordingHeader {
         let mut reader = Reader(body);
         let header = Self {
             key_id: reader.short_string()?,
-            recording_id: reader.short_string()?,
+            recording_id: reader.short_string()?.into(),
             nonce_prefix: reader.array()?,
             consent_hash: reader.array()?,
             audio: AudioFormat {

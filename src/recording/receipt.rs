@@ -10,14 +10,15 @@
 use sha2::{Digest, Sha256};
 
 use super::gate::ConsentMethod;
+use crate::domain::{CallId, NumberId};
 use crate::keys::{KeyError, KeyRing};
 use crate::store::ConsentReceiptRow;
 
 /// The facts of one grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentReceipt {
-    pub call_id: String,
-    pub number_id: String,
+    pub call_id: CallId,
+    pub number_id: NumberId,
     /// `opt_in` or `notice`.
     pub policy: String,
     /// SHA-256 (hex) of the notice text the widget was given to show.

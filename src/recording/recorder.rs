@@ -31,6 +31,7 @@ use super::mixer::{Channel, MediaTime, SAMPLE_RATE, TwoChannelMixer};
 use super::receipt::ConsentReceipt;
 use super::storage::RecordingStorage;
 use super::uploader::{PendingUpload, Stored, Uploader, store_spooled};
+use crate::domain::{CallId, NumberId, RecordingId, TenantId};
 use crate::keys::{DataKey, KeyRing};
 use crate::media::g711;
 use crate::metrics::{DeletionReason, RecordingMetrics};
@@ -71,9 +72,9 @@ pub struct Recorders {
 /// The facts of the call a recording belongs to.
 #[derive(Debug, Clone)]
 pub struct RecordedCall {
-    pub call_id: String,
-    pub tenant_id: String,
-    pub number_id: String,
+    pub call_id: CallId,
+    pub tenant_id: TenantId,
+    pub number_id: NumberId,
     /// `opt_in` or `notice`.
     pub policy: &'static str,
     pub notice_hash: String,
@@ -285,8 +286,8 @@ enum StartError {
 }
 
 struct ActiveRecording {
-    id: String,
-    call_id: String,
+    id: RecordingId,
+    call_id: CallId,
     object_path: String,
     encryptor: Option<SegmentEncryptor>,
     mixer: Option<TwoChannelMixer>,
@@ -320,7 +321,7 @@ impl ActiveRecording {
             .store
             .insert_consent_receipt(&receipt.signed(&parts.keys))
             .await?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = RecordingId::new(uuid::Uuid::new_v4().to_string());
         let data_key = DataKey::generate();
         let wrapped = parts.keys.wrap(&data_key, &id);
         let header = RecordingHeader {

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::storage::{RecordingStorage, StorageError};
+use crate::domain::RecordingId;
 use crate::metrics::RecordingMetrics;
 use crate::store::{Store, StoreError};
 
@@ -61,7 +62,7 @@ pub enum UploadError {
 /// A finished recording waiting in the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingUpload {
-    pub id: String,
+    pub id: RecordingId,
     pub object_path: String,
 }
 
@@ -352,7 +353,7 @@ mod tests {
         let now = crate::store::now_ms();
         let new = NewRecording {
             id: id.into(),
-            call_id: format!("call-{id}"),
+            call_id: format!("call-{id}").into(),
             tenant_id: "demo".into(),
             number_id: "demo".into(),
             key_id: "k1".into(),

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::{Store, StoreError, now_ms};
+use crate::domain::RecordingId;
 
 /// Who made a change: an API key (by its public id), the command line or
 /// the node itself (retention, a revoked consent).
@@ -82,7 +83,7 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEntry {
     pub at: i64,
-    pub recording_id: String,
+    pub recording_id: RecordingId,
     pub action: String,
     pub reason: String,
 }

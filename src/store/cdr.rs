@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, WidgetRoute, unix_ms};
-use crate::domain::EndedBy;
+use crate::domain::{CallId, EndedBy, NumberId, TenantId, WidgetId};
 use crate::privacy::truncate_ip;
 
 /// Media counters of one leg, as received by this node.
@@ -56,10 +56,10 @@ impl LegStats {
 /// Its JSON form is also how a CDR waits in the writer's spool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CdrRecord {
-    pub call_id: String,
-    pub tenant_id: String,
-    pub number_id: String,
-    pub widget_id: String,
+    pub call_id: CallId,
+    pub tenant_id: TenantId,
+    pub number_id: NumberId,
+    pub widget_id: WidgetId,
     /// The trunk actually used; `None` when no trunk was reached.
     pub trunk: Option<String>,
     pub node_id: String,
@@ -104,7 +104,7 @@ impl CdrRecord {
     /// as a call the node ended at once with disposition `failed` until
     /// [`CdrRecord::on_ended`] says otherwise.
     pub fn begin(
-        call_id: impl Into<String>,
+        call_id: impl Into<CallId>,
         route: &WidgetRoute,
         node_id: impl Into<String>,
         created_at: SystemTime,
@@ -207,10 +207,10 @@ fn insert_cdr_sql() -> String {
 /// (the widths PostgreSQL will insist on).
 #[derive(sqlx::FromRow)]
 struct CdrRow {
-    call_id: String,
-    tenant_id: String,
-    number_id: String,
-    widget_id: String,
+    call_id: CallId,
+    tenant_id: TenantId,
+    number_id: NumberId,
+    widget_id: WidgetId,
     trunk: Option<String>,
     node_id: String,
     created_at: i64,
@@ -468,7 +468,7 @@ impl Store {
 /// `[from_ms, to_ms)`, optionally of one number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdrFilter {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub from_ms: i64,
     pub to_ms: i64,
     pub number_id: Option<String>,
@@ -480,7 +480,7 @@ pub struct CdrFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdrCursor {
     pub created_at_ms: i64,
-    pub call_id: String,
+    pub call_id: CallId,
 }
 
 impl Store {

@@ -9,11 +9,12 @@
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::{CdrRecord, RecordingRow, Store, StoreError, now_ms};
+use crate::domain::CallId;
 
 /// What an erasure did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Erased {
-    pub call_id: String,
+    pub call_id: CallId,
     /// Recordings whose keys were destroyed now, with their blobs' paths
     /// (for the caller to remove; they are unreadable already).
     pub recordings: Vec<RecordingRow>,
@@ -122,7 +123,7 @@ impl Store {
         insert_event(&mut tx, now, &event).await?;
         tx.commit().await.map_err(StoreError::query("erase"))?;
         Ok(Erased {
-            call_id: call_id.to_owned(),
+            call_id: call_id.into(),
             recordings,
             consent_receipts,
         })

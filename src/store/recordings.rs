@@ -10,14 +10,15 @@ use sqlx::any::AnyRow;
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::{Store, StoreError, now_ms};
+use crate::domain::{CallId, NumberId, RecordingId, TenantId};
 
 /// A recording as it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecording {
-    pub id: String,
-    pub call_id: String,
-    pub tenant_id: String,
-    pub number_id: String,
+    pub id: RecordingId,
+    pub call_id: CallId,
+    pub tenant_id: TenantId,
+    pub number_id: NumberId,
     pub key_id: String,
     pub wrapped_key: Vec<u8>,
     pub object_path: String,
@@ -29,10 +30,10 @@ pub struct NewRecording {
 /// A stored recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingRow {
-    pub id: String,
-    pub call_id: String,
-    pub tenant_id: String,
-    pub number_id: String,
+    pub id: RecordingId,
+    pub call_id: CallId,
+    pub tenant_id: TenantId,
+    pub number_id: NumberId,
     pub key_id: String,
     /// `None` once deleted: the recording can no longer be opened.
     pub wrapped_key: Option<Vec<u8>>,
@@ -54,8 +55,8 @@ pub struct RecordingRow {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConsentReceiptRow {
     pub hash: String,
-    pub call_id: String,
-    pub number_id: String,
+    pub call_id: CallId,
+    pub number_id: NumberId,
     pub policy: String,
     pub notice_hash: String,
     pub method: String,

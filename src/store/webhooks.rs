@@ -8,6 +8,7 @@
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
 use super::{Store, StoreError, now_ms};
+use crate::domain::TenantId;
 
 /// A tenant's endpoint; `secret` signs every delivery. The store keeps the
 /// secret as it is given: the admin API gives it sealed under the KEK
@@ -26,7 +27,7 @@ pub struct WebhookEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DueDelivery {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub event: String,
     pub body: String,
     pub attempts: i64,
@@ -39,7 +40,7 @@ pub struct DueDelivery {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub event: String,
     pub body: String,
     pub attempts: i64,

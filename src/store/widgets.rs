@@ -5,7 +5,7 @@ use super::numbers::NumberLimits;
 use super::tenants::parse_allowance;
 use super::{Store, StoreError, now_ms};
 use crate::dialing::Allowance;
-use crate::domain::{OnRevoke, RecordingPolicy};
+use crate::domain::{NumberId, OnRevoke, RecordingPolicy, TenantId, WidgetId};
 
 /// The `allowed_origins` token meaning "the node's own public origin".
 ///
@@ -17,9 +17,9 @@ pub const SELF_ORIGIN: &str = "self";
 /// from. The destination comes from here, never from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WidgetRoute {
-    pub widget_id: String,
-    pub tenant_id: String,
-    pub number_id: String,
+    pub widget_id: WidgetId,
+    pub tenant_id: TenantId,
+    pub number_id: NumberId,
     /// The callee in E.164; personal data, wrap it in `Pii` to log it.
     pub e164: String,
     /// A route name from `[[sip.routes]]`.
@@ -91,9 +91,9 @@ impl WidgetLimits {
 
 #[derive(sqlx::FromRow)]
 struct RouteRow {
-    widget_id: String,
-    tenant_id: String,
-    number_id: String,
+    widget_id: WidgetId,
+    tenant_id: TenantId,
+    number_id: NumberId,
     e164: String,
     trunk: String,
     recording: String,
@@ -181,7 +181,7 @@ impl Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Widget {
     pub id: String,
-    pub number_id: String,
+    pub number_id: NumberId,
     pub allowed_origins: Vec<String>,
     pub limits: WidgetLimits,
     pub created_at_ms: i64,
@@ -209,7 +209,7 @@ pub enum WidgetWrite {
 #[derive(sqlx::FromRow)]
 struct WidgetRow {
     id: String,
-    number_id: String,
+    number_id: NumberId,
     allowed_origins: String,
     calls_per_minute: Option<i64>,
     max_concurrent_calls: Option<i64>,
@@ -315,7 +315,7 @@ impl Store {
             if self.number(tenant, &number_id).await?.is_none() {
                 return Ok(WidgetWrite::NoSuchNumber);
             }
-            widget.number_id = number_id;
+            widget.number_id = number_id.into();
             fields.push("number_id");
         }
         if let Some(origins) = change.allowed_origins {

@@ -5,14 +5,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::times;
+use crate::domain::{CallId, NumberId, WidgetId};
 use crate::store::CdrRecord;
 
 /// One call, flat, as exported.
 #[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct CdrView {
-    pub call_id: String,
-    pub number_id: String,
-    pub widget_id: String,
+    pub call_id: CallId,
+    pub number_id: NumberId,
+    pub widget_id: WidgetId,
     pub trunk: Option<String>,
     pub node_id: String,
     pub created_at: String,

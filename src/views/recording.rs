@@ -5,14 +5,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::times;
+use crate::domain::{CallId, NumberId, RecordingId};
 use crate::store::RecordingRow;
 
 /// A recording's metadata; never its key.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordingView {
-    pub id: String,
-    pub call_id: String,
-    pub number_id: String,
+    pub id: RecordingId,
+    pub call_id: CallId,
+    pub number_id: NumberId,
     /// `recording` while the call runs, `stored`, or `deleted`.
     pub state: String,
     /// False when frames were dropped or the node stopped mid-call.

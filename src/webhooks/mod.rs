@@ -78,7 +78,7 @@ impl Webhooks {
         at: SystemTime,
     ) {
         let view = CallProgressView {
-            call_id: call_id.to_owned(),
+            call_id: call_id.into(),
             number_id: widget.number_id.clone(),
             widget_id: widget.widget_id.clone(),
             at: times::format(unix_ms(at)),

@@ -13,13 +13,14 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::{AdminState, api_key, session};
+use crate::domain::TenantId;
 use crate::store::{Actor, ApiKeyRecord, Role};
 
 /// The key a request was made with, and the one tenant it may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub key_id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub role: Role,
 }
 
@@ -125,7 +126,7 @@ pub fn caller_of(record: ApiKeyRecord) -> Result<Caller, ApiError> {
         .ok_or(ApiError::Forbidden("operator keys belong to no tenant"))?;
     Ok(Caller {
         key_id: record.id,
-        tenant_id,
+        tenant_id: tenant_id.into(),
         role: record.role,
     })
 }

@@ -20,6 +20,7 @@ use super::auth::Caller;
 use super::body::parse_query;
 use super::error::{ApiError, ErrorBody};
 use super::{AdminState, times, validate};
+use crate::domain::{CallId, NumberId};
 use crate::store::{CdrCursor, CdrFilter, CdrRecord};
 
 /// Calls read at most for one summary.
@@ -66,7 +67,7 @@ pub struct CdrSummary {
 /// How one number's calls sounded.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct NumberQuality {
-    pub number_id: String,
+    pub number_id: NumberId,
     pub calls: u64,
     pub answered: u64,
     /// Calls with a quality figure (answered and measured).
@@ -90,7 +91,7 @@ pub struct BandCount {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct WorstCall {
-    pub call_id: String,
+    pub call_id: CallId,
     pub created_at: String,
     /// The call's worst window on either leg.
     pub mos: f64,
@@ -113,7 +114,7 @@ type CauseKey = (String, Option<u16>, Option<String>, Option<u8>);
 /// The counts so far; see [`Tally::add`].
 #[derive(Debug, Default)]
 pub struct Tally {
-    numbers: BTreeMap<String, NumberTally>,
+    numbers: BTreeMap<NumberId, NumberTally>,
     causes: BTreeMap<CauseKey, u64>,
     calls: usize,
 }
@@ -126,11 +127,11 @@ struct NumberTally {
     average_sum: f64,
     averaged: u64,
     /// (mos in hundredths, leg, call id, created at), worst first.
-    worst: Vec<(u16, &'static str, String, i64)>,
+    worst: Vec<(u16, &'static str, CallId, i64)>,
 }
 
 impl NumberTally {
-    fn add_worst(&mut self, call: (u16, &'static str, String, i64)) {
+    fn add_worst(&mut self, call: (u16, &'static str, CallId, i64)) {
         let at = self.worst.partition_point(|w| w.0 <= call.0);
         if at < WORST_CALLS {
             self.worst.insert(at, call);

@@ -23,6 +23,7 @@ use super::error::{ApiError, ErrorBody};
 use super::tar_stream::{EntryError, TarStream};
 use super::{AdminState, times};
 use crate::call::privacy_ref;
+use crate::domain::CallId;
 use crate::recording::access::{self, AccessError};
 use crate::recording::stream;
 use crate::store::{CdrRecord, ConsentReceiptRow, NewAuditEvent};
@@ -59,7 +60,7 @@ impl From<ConsentReceiptRow> for ReceiptView {
 /// What an erasure did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErasureView {
-    pub call_id: String,
+    pub call_id: CallId,
     pub privacy_ref: Option<String>,
     /// Recordings whose keys were destroyed by this request.
     pub recordings_erased: usize,

@@ -37,6 +37,7 @@ use super::AdminState;
 use super::auth::{self, Caller};
 use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
+use crate::domain::TenantId;
 use crate::http::guard::{SELF_TOKEN, origin_allowed, origin_of};
 use crate::keys::KeyRing;
 use crate::store::{ApiKeyRecord, Role, now_ms};
@@ -192,7 +193,7 @@ pub struct SignIn {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     pub key_id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// `admin` or `read`; a `read` key's changes are refused.
     #[schema(value_type = String, example = "admin")]
     pub role: Role,

@@ -14,13 +14,14 @@ use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
 use super::{AdminState, times, validate};
 use crate::config::LimitsConfig;
+use crate::domain::NumberId;
 use crate::store::{Widget, WidgetChange, WidgetLimits, WidgetWrite, now_ms};
 
 /// A widget as the API shows it, with the snippet that embeds it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WidgetView {
     pub id: String,
-    pub number_id: String,
+    pub number_id: NumberId,
     /// `self` (the node's own origin) or `https://host[:port]`.
     pub allowed_origins: Vec<String>,
     pub limits: LimitsView,
@@ -95,7 +96,7 @@ pub fn embed_snippet(base_url: &str, widget_id: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct NewWidget {
     pub id: String,
-    pub number_id: String,
+    pub number_id: NumberId,
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub limits: LimitsView,

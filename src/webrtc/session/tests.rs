@@ -17,8 +17,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::*;
 use crate::config::BrowserCodec;
-use crate::domain::Codec;
-use crate::domain::TelephoneEvent;
+use crate::domain::{Codec, TelephoneEvent};
 use crate::webrtc::offer::inspect;
 use crate::webrtc::peer::offering_peer;
 use rtc::rtp_transceiver::RTCRtpSenderId;
