@@ -23,7 +23,8 @@
 //! - [`media`]: the trunk-side RTP endpoint (a sans-IO core and a tokio host
 //!   for the echo trunk), SRTP for both legs, and the pure packet logic
 //!   under them.
-//! - [`metrics`]: the node's Prometheus registry and the handles that record into it.
+//! - [`metrics`]: the node's Prometheus registry, built once by `main` and
+//!   passed down, and the handles that record into it.
 //! - [`call`]: one call: its media (the browser session, the trunk's RTP
 //!   endpoint core and the relay, sans-IO), the media shards that host the
 //!   media of many calls on a thread per core, the trunk leg's SIP dialog,

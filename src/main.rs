@@ -12,9 +12,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use callgate::config::{Config, ConfigError};
+use callgate::metrics::Metrics;
 use callgate::node;
 use callgate::telemetry::{self, TelemetryError};
 use clap::error::ErrorKind;
@@ -433,6 +435,12 @@ fn serve(path: Option<PathBuf>) -> Result<(), Failure> {
         .build()
         .context("cannot start the async runtime")
         .map_err(Failure::Other)?;
+    // The node's one registry, built here and passed down to whatever
+    // records into it.
+    let metrics = Metrics::new()
+        .map(Arc::new)
+        .context("cannot build the metrics registry")
+        .map_err(Failure::Other)?;
     runtime.block_on(async {
         let (drain, shutdown) = (CancellationToken::new(), CancellationToken::new());
         // Installed before the node binds anything, so a signal that arrives
@@ -441,7 +449,7 @@ fn serve(path: Option<PathBuf>) -> Result<(), Failure> {
             .context("cannot install signal handlers")
             .map_err(Failure::Other)?;
         tokio::spawn(signals.watch(drain.clone(), shutdown.clone()));
-        node::run(config, drain, shutdown)
+        node::run(config, metrics, drain, shutdown)
             .await
             .map_err(|error| Failure::Other(error.into()))
     })

@@ -13,9 +13,11 @@ mod support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 use callgate::config::Config;
+use callgate::metrics::Metrics;
 use callgate::node::Node;
 use fail::FailScenario;
 use serde_json::json;
@@ -167,7 +169,9 @@ async fn a_core_task_that_panics_stops_the_node_with_an_error_that_names_it() {
         );
         let config = Config::load(Some(&text), Vec::new()).expect("test config");
         let sip = config.sip.listen_udp;
-        let node = Node::start(config).await.expect("node starts");
+        let node = Node::start(config, Arc::new(Metrics::new().expect("a registry")))
+            .await
+            .expect("node starts");
         let (addr, readiness) = (node.http_addr(), node.readiness().clone());
         let running = tokio::spawn(node.run_until(CancellationToken::new()));
         assert!(readiness.is_ready());

@@ -51,8 +51,6 @@ pub enum BrowserSideError {
     Engine(EngineError),
     #[error(transparent)]
     Webrtc(#[from] WebrtcError),
-    #[error("metrics: {0}")]
-    Metrics(String),
     #[error("recording: {0}")]
     Recording(#[from] crate::recording::setup::SetupError),
     #[error("the {0} stopped before the node did")]
@@ -89,12 +87,11 @@ impl BrowserSide {
     /// `base_url` is where browsers reach this node's HTTP.
     pub async fn start(
         config: &Config,
+        metrics: Arc<Metrics>,
         trunk_side: &TrunkSide,
         base_url: &str,
         readiness: &Readiness,
     ) -> Result<Self, BrowserSideError> {
-        let metrics =
-            Arc::new(Metrics::new().map_err(|e| BrowserSideError::Metrics(e.to_string()))?);
         metrics.attach_sip(trunk_side.agent.clone());
         let store = Store::open(&config.database.url_for(&config.node.data_dir)).await?;
         if config.route("demo").is_some() {

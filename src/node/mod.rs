@@ -38,6 +38,7 @@ use crate::http::acme::{self, AcmeSettings, Http01Challenges};
 use crate::http::admin::NodeControl;
 use crate::http::tls::{self, CertificateFiles, ReloadingCertificate};
 use crate::http::{self, HealthState, HttpError, Readiness, ServeLimits};
+use crate::metrics::Metrics;
 
 /// How long services get to finish in-flight work once shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,6 +116,7 @@ struct Started {
 /// its sockets, then pushes a [`Service`].
 async fn start_services(
     config: &Config,
+    metrics: Arc<Metrics>,
     readiness: &Readiness,
     stop: &CancellationToken,
 ) -> Result<Started, NodeError> {
@@ -133,7 +135,8 @@ async fn start_services(
         error,
     })?;
     let base_url = config.http.base_url_for(http_addr);
-    let browser_side = BrowserSide::start(config, &trunk_side, &base_url, readiness).await?;
+    let browser_side =
+        BrowserSide::start(config, metrics, &trunk_side, &base_url, readiness).await?;
     let limits = ServeLimits::of(&config.http);
     let http_metrics = browser_side.metrics.http.clone();
     if let Some(addr) = config.http.redirect_listen {
@@ -240,7 +243,9 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(config: Config) -> Result<Self, NodeError> {
+    /// Starts every service of `config`, recording into `metrics` (the
+    /// registry `/metrics` serves).
+    pub async fn start(config: Config, metrics: Arc<Metrics>) -> Result<Self, NodeError> {
         if config.source == ConfigSource::EmbeddedDefault {
             tracing::warn!(
                 "no config file given: running on the EMBEDDED DEVELOPMENT DEFAULT \
@@ -257,7 +262,7 @@ impl Node {
             })?;
         let readiness = Readiness::new();
         let stop = CancellationToken::new();
-        let started = start_services(&config, &readiness, &stop).await?;
+        let started = start_services(&config, metrics, &readiness, &stop).await?;
         let mut tasks = Supervisor::default();
         for service in started.services {
             tasks.spawn(service);
@@ -355,10 +360,11 @@ impl Node {
 /// `drain`, or until `shutdown` is cancelled.
 pub async fn run(
     config: Config,
+    metrics: Arc<Metrics>,
     drain: CancellationToken,
     shutdown: CancellationToken,
 ) -> Result<(), NodeError> {
-    Node::start(config)
+    Node::start(config, metrics)
         .await?
         .run_until_drained(drain, shutdown)
         .await
@@ -429,6 +435,10 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
+    fn test_metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new().unwrap())
+    }
+
     fn config(dir: &tempfile::TempDir) -> Config {
         let data_dir = dir.path().join("data");
         // A free SIP port: 5060 may be taken on a machine running other
@@ -459,7 +469,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn node_is_ready_while_running_and_stops_on_shutdown() {
         let dir = tempfile::tempdir().unwrap();
-        let node = Node::start(config(&dir)).await.unwrap();
+        let node = Node::start(config(&dir), test_metrics()).await.unwrap();
         assert!(dir.path().join("data").is_dir());
         assert!(node.readiness().is_ready());
         let addr = node.http_addr();
@@ -480,7 +490,10 @@ mod tests {
     async fn data_dir_that_cannot_be_created_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("data"), b"a file").unwrap();
-        let error = Node::start(config(&dir)).await.err().unwrap();
+        let error = Node::start(config(&dir), test_metrics())
+            .await
+            .err()
+            .unwrap();
         assert!(error.to_string().starts_with("node.data_dir "), "{error}");
     }
 
@@ -490,7 +503,7 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut config = config(&dir);
         config.http.listen = taken.local_addr().unwrap();
-        let error = Node::start(config).await.err().unwrap();
+        let error = Node::start(config, test_metrics()).await.err().unwrap();
         let expected = format!(
             "http.listen {}: address in use",
             taken.local_addr().unwrap()

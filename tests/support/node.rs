@@ -5,9 +5,11 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 use callgate::config::Config;
+use callgate::metrics::Metrics;
 use callgate::node::Node;
 use callgate::store::{CdrRecord, Store};
 use tempfile::TempDir;
@@ -85,7 +87,9 @@ impl RunningNode {
         let database_url = config.database.url_for(&config.node.data_dir);
         let config_text = text;
         let tls = config.http.tls();
-        let node = Node::start(config).await.expect("node starts");
+        let node = Node::start(config, Arc::new(Metrics::new().expect("a registry")))
+            .await
+            .expect("node starts");
         let addr = node.http_addr();
         let base = match tls {
             true => format!("https://{addr}"),
