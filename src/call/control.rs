@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::LegEvent;
-use super::driver::{CallCommand, CallView};
+use super::requests::{CallCommand, CallView};
 use super::shard::{MediaCommand, ShardEvent};
 use super::state::{CallMachine, CallState, LocalHangup, Outcome};
 use crate::media::quality::Warnings;

@@ -11,116 +11,20 @@
 //! `disconnect_timeout`; the media says so and the call is hung up
 //! towards the trunk.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
 use super::control::{CallControl, ControlInput, ControlOutput};
-use super::media::MediaReport;
+use super::report::{CallReport, LegStats, MediaReport, node_failure};
+use super::requests::{CallCommand, CallView, HangupRequest};
 use super::shard::MediaLink;
-use super::state::{CallState, Outcome};
+use super::state::CallState;
 use super::{LegEvent, TrunkLeg};
-use crate::domain::{Codec, Consent};
-use crate::media::quality::{Leg, LegWindow, MosSummary, Warnings};
+use crate::domain::Codec;
 use crate::recording::gate::{ConsentGate, GateAction};
 use crate::recording::recorder::RecorderHandle;
 use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
-
-/// What the signalling side asks of a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallCommand {
-    Hangup,
-    /// Keypad digits, already checked to be 0-9 * # A-D.
-    Dtmf(String),
-    /// The visitor granted (`Granted`) or revoked (`Declined`) consent to
-    /// recording.
-    Consent(Consent),
-    Shutdown,
-}
-
-/// A request from outside the call that it end. It travels apart from the
-/// command queue, on a watch channel, so a queue filled by a visitor's
-/// messages can never lose it; the first request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HangupRequest {
-    /// The visitor hung up (over the events socket, or by DELETE when the
-    /// page goes away).
-    Visitor,
-    /// The node is draining or shutting down.
-    Shutdown,
-}
-
-impl HangupRequest {
-    fn command(self) -> CallCommand {
-        match self {
-            Self::Visitor => CallCommand::Hangup,
-            Self::Shutdown => CallCommand::Shutdown,
-        }
-    }
-}
-
-/// What the widget sees, published on a watch channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallView {
-    pub state: CallState,
-    pub reason: Option<&'static str>,
-    pub recording: bool,
-    /// The quality warnings active now (a poor connection).
-    pub quality: Warnings,
-}
-
-impl Default for CallView {
-    fn default() -> Self {
-        Self {
-            state: CallState::Setup,
-            reason: None,
-            recording: false,
-            quality: Warnings::NONE,
-        }
-    }
-}
-
-/// Per-leg quality figures for the CDR.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LegStats {
-    pub packets_sent: u64,
-    pub packets_received: u64,
-    pub packets_lost: i64,
-    pub jitter_ms: f64,
-    /// The worst and the average MOS of the leg's quality windows.
-    pub mos: MosSummary,
-}
-
-/// Everything the call leaves behind.
-#[derive(Debug, Clone)]
-pub struct CallReport {
-    pub outcome: Outcome,
-    pub browser_codec: &'static str,
-    pub trunk_codec: Option<&'static str>,
-    pub browser: LegStats,
-    pub trunk: LegStats,
-    /// A recording of the call was kept.
-    pub recorded: bool,
-}
-
-/// Hooks for the node's metrics, called on the packet path (atomics only).
-pub trait RelayObserver: Send + Sync {
-    /// A browser packet left for the trunk, `latency` after it arrived;
-    /// `transcoded` when its audio went through a transcoder.
-    fn relayed_to_trunk(&self, latency: Duration, transcoded: bool);
-    /// A trunk packet left for the browser, `latency` after it arrived;
-    /// reported by the media's host, which knows when it left.
-    fn relayed_to_browser(&self, latency: Duration, transcoded: bool);
-    fn browser_connect_failed(&self, ice: bool);
-    /// A datagram routed to a call that its session refused: SRTP or
-    /// SRTCP that did not authenticate or was replayed (`srtp`), or a
-    /// check or DTLS record that did not verify.
-    fn browser_rejected(&self, srtp: bool);
-    /// A call's media panicked and was taken off its shard.
-    fn media_panicked(&self);
-    /// One leg's figures over a closed quality window.
-    fn quality_window(&self, leg: Leg, window: &LegWindow);
-}
 
 /// The parts of a call, assembled by the signalling handler.
 pub struct CallParts {
@@ -217,33 +121,6 @@ fn lost_leg() -> LegEvent {
     })
 }
 
-impl CallReport {
-    /// The report of a call whose control panicked: what it knew is lost.
-    pub fn failed(browser_codec: Codec) -> Self {
-        Self {
-            outcome: node_failure(),
-            browser_codec: browser_codec.name(),
-            trunk_codec: None,
-            browser: LegStats::default(),
-            trunk: LegStats::default(),
-            recorded: false,
-        }
-    }
-}
-
-/// How a call ends that the node could not carry on.
-fn node_failure() -> Outcome {
-    Outcome {
-        disposition: Disposition::Failed,
-        sip_code: None,
-        reason: TrunkReason::default(),
-        ended_by: crate::domain::EndedBy::Node,
-        trunk: None,
-        answered_at: None,
-        ended_at: now(),
-    }
-}
-
 impl Driver {
     /// Does what the control asked, in its order.
     async fn carry_out(&mut self) {
@@ -291,7 +168,11 @@ impl Driver {
             Some(recorder) => recorder.finish().await,
             None => false,
         };
-        let outcome = self.control.outcome().cloned().unwrap_or_else(node_failure);
+        let outcome = self
+            .control
+            .outcome()
+            .cloned()
+            .unwrap_or_else(|| node_failure(now()));
         CallReport {
             outcome,
             browser_codec: media.browser_codec,
@@ -300,60 +181,5 @@ impl Driver {
             trunk: media.trunk,
             recorded,
         }
-    }
-}
-
-/// No metrics: for tools and tests that host a call's media on their own.
-impl RelayObserver for () {
-    fn relayed_to_trunk(&self, _latency: Duration, _transcoded: bool) {}
-    fn relayed_to_browser(&self, _latency: Duration, _transcoded: bool) {}
-    fn browser_connect_failed(&self, _ice: bool) {}
-    fn browser_rejected(&self, _srtp: bool) {}
-    fn media_panicked(&self) {}
-    fn quality_window(&self, _leg: Leg, _window: &LegWindow) {}
-}
-
-impl RelayObserver for crate::metrics::Metrics {
-    fn relayed_to_trunk(&self, latency: Duration, transcoded: bool) {
-        self.relay.browser_in.inc();
-        self.relay.trunk_out.inc();
-        let histogram = match transcoded {
-            true => &self.relay.transcoded_to_trunk,
-            false => &self.relay.latency_to_trunk,
-        };
-        histogram.observe(latency.as_secs_f64());
-    }
-
-    fn relayed_to_browser(&self, latency: Duration, transcoded: bool) {
-        self.relay.trunk_in.inc();
-        self.relay.browser_out.inc();
-        let histogram = match transcoded {
-            true => &self.relay.transcoded_to_browser,
-            false => &self.relay.latency_to_browser,
-        };
-        histogram.observe(latency.as_secs_f64());
-    }
-
-    fn browser_connect_failed(&self, ice: bool) {
-        match ice {
-            true => self.ice_failures.inc(),
-            false => self.dtls_failures.inc(),
-        }
-    }
-
-    fn browser_rejected(&self, srtp: bool) {
-        let reason = match srtp {
-            true => crate::metrics::BrowserDrop::Srtp,
-            false => crate::metrics::BrowserDrop::Other,
-        };
-        self.drops.browser(reason).inc();
-    }
-
-    fn media_panicked(&self) {
-        self.call_panicked(crate::metrics::CallPart::Media);
-    }
-
-    fn quality_window(&self, leg: Leg, window: &LegWindow) {
-        self.quality.observe(leg, window);
     }
 }

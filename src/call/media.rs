@@ -36,7 +36,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{LegStats, RelayObserver};
+use super::observer::RelayObserver;
+use super::report::{LegStats, MediaReport};
 use crate::domain::Codec;
 use crate::media::MediaError;
 use crate::media::dtmf::{DtmfConfig, DtmfSender};
@@ -107,15 +108,6 @@ pub struct CallMediaParts {
     /// Opus is converted by the host's transcoder elsewhere
     /// ([`Transmitter::transcode`]), not in the media's own thread.
     pub transcode_elsewhere: bool,
-}
-
-/// The media's share of the call's report.
-#[derive(Debug, Clone)]
-pub struct MediaReport {
-    pub browser_codec: &'static str,
-    pub trunk_codec: Option<&'static str>,
-    pub browser: LegStats,
-    pub trunk: LegStats,
 }
 
 /// See the module documentation.

@@ -11,6 +11,9 @@
 //!   and the widget must be told.
 //! - [`shard`]: the media engine, one thread per core, each hosting the
 //!   media of many calls on its own browser port and their trunk sockets.
+//! - [`requests`]: what the signalling side asks of a call and what the
+//!   widget is shown; [`report`]: what a finished call leaves behind;
+//!   [`observer`]: what the packet path tells the metrics.
 //! - [`driver`]: the task around one call's control: it waits for leg
 //!   events, commands and media reports, and carries out what the control
 //!   decides.
@@ -30,7 +33,10 @@ pub mod cdr_writer;
 pub mod control;
 pub mod driver;
 pub mod media;
+pub mod observer;
 pub mod privacy_ref;
+pub mod report;
+pub mod requests;
 pub mod service;
 pub mod shard;
 pub mod state;

@@ -23,10 +23,11 @@ use tracing::{error, info};
 
 use super::announce::CallAnnouncer;
 use super::cdr_writer::CdrWriter;
-use super::driver::{
-    self, CallCommand, CallParts, CallReport, CallView, HangupRequest, RelayObserver,
-};
+use super::driver::{self, CallParts};
 use super::media::{CallMedia, CallMediaParts};
+use super::observer::RelayObserver;
+use super::report::{CallReport, LegStats};
+use super::requests::{CallCommand, CallView, HangupRequest};
 use super::shard::{Engine, NewCall};
 use super::state::CallState;
 use super::{LocalPorts, MediaPlan, TrunkLeg};
@@ -356,7 +357,7 @@ impl CallService {
                     reason: Some(Disposition::Failed.as_str()),
                     ..CallView::default()
                 });
-                CallReport::failed(browser_codec)
+                CallReport::failed(browser_codec, tokio::time::Instant::now().into_std())
             });
             drop(permit);
             drop(active);
@@ -500,7 +501,7 @@ impl CdrContext {
     }
 }
 
-fn leg_stats(stats: &driver::LegStats) -> StoredLegStats {
+fn leg_stats(stats: &LegStats) -> StoredLegStats {
     StoredLegStats {
         packets_sent: stats.packets_sent,
         packets_received: stats.packets_received,

@@ -35,7 +35,7 @@ use super::forward;
 use super::guard::{Refusal, origin_allowed};
 use super::handoff::HandoffClient;
 use super::lookups::{LookupBudget, within_budget};
-use crate::call::driver::{CallCommand, CallView, HangupRequest};
+use crate::call::requests::{CallCommand, CallView, HangupRequest};
 use crate::call::service::{CallService, Follower, LiveCall, PlaceError};
 use crate::call::state::CallState;
 use crate::cluster::Cluster;

@@ -28,8 +28,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::driver::RelayObserver;
-use super::media::{CallMedia, MediaReport};
+use super::media::CallMedia;
+use super::observer::RelayObserver;
+use super::report::MediaReport;
 use crate::domain::Codec;
 use crate::media::endpoint::RemoteMedia;
 use crate::media::ports::AllocatedPorts;
