@@ -299,7 +299,7 @@ pub fn remote_media(
     let srtp = match (&media.remote_crypto, srtp_local) {
         (Some(remote), Some(local)) => Some((
             local.clone(),
-            SrtpKeyMaterial::from_bytes(&remote.key_salt)?,
+            SrtpKeyMaterial::from_bytes(&remote.key_salt).map_err(MediaError::from)?,
         )),
         _ => None,
     };

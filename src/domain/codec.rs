@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::UnknownName;
+use super::unknown_name::UnknownName;
 
 /// An audio codec. G.711 travels on both legs; Opus only on the browser
 /// leg, where the node converts it to and from the trunk's G.711.

@@ -47,8 +47,6 @@ pub enum MediaError {
     #[error("dtmf tone of {ms} ms does not fit the 16-bit duration field")]
     DtmfToneTooLong { ms: u128 },
 
-    #[error("srtp key material must be {expected} bytes, got {got}")]
-    SrtpKeyLength { expected: usize, got: usize },
     #[error("srtp authentication failed")]
     SrtpAuth,
     #[error("srtp packet replayed")]
@@ -71,4 +69,16 @@ pub enum MediaError {
     PayloadSize { max: usize },
     #[error("the endpoint must run inside a tokio runtime")]
     NoRuntime,
+}
+
+impl From<crate::media::srtp::SrtpError> for MediaError {
+    fn from(error: crate::media::srtp::SrtpError) -> Self {
+        use crate::media::srtp::SrtpError;
+        match error {
+            SrtpError::AuthenticationFailed => MediaError::SrtpAuth,
+            SrtpError::ReplayedPacket => MediaError::SrtpReplay,
+            SrtpError::PacketTooShort => MediaError::SrtpTooShort,
+            other => MediaError::Srtp(other),
+        }
+    }
 }

@@ -27,7 +27,7 @@ use rsipstack::sip::{Host, SipMessage};
 use rsipstack::transaction::endpoint::TransportEventInspector;
 use rsipstack::transport::{SipAddr, SipConnection, TransportEvent};
 
-use super::agent::SipCounters;
+use super::counters::SipCounters;
 use super::settings::SourceLimits;
 
 /// Past this many sources tracked, idle ones (no connection, full budget)

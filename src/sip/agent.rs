@@ -7,10 +7,9 @@
 //! when asked to (the built-in echo trunk) and refuses them otherwise, and
 //! probes trunks with OPTIONS so routing can skip trunks that are down.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -19,12 +18,11 @@ use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::resolver::SipResolver;
 use rsipstack::sip::{
-    HostWithPort, Method, SipMessage, StatusCode, StatusCodeKind, Transport as SipTransportKind,
-    Uri,
+    Method, SipMessage, StatusCode, StatusCodeKind, Transport as SipTransportKind, Uri,
 };
 use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
-use rsipstack::transaction::{Endpoint, Transaction, TransactionReceiver, make_tag};
+use rsipstack::transaction::{Transaction, TransactionReceiver, make_tag};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{
     TcpListenerConnection, TlsConfig, TlsListenerConnection, TransportLayer,
@@ -36,93 +34,20 @@ use tracing::{debug, info, warn};
 
 use super::SipError;
 use super::admission::AdmissionInspector;
+use super::agent_inner::AgentInner;
 use super::call::{self, CallRequest, OfferBuilder, TrunkCall};
+use super::counters::SipCounters;
 use super::health::HealthChange;
 use super::inbound::InboundCall;
-use super::pinning::{DialogPins, EdgeInspector, Pinned};
+use super::pinning::{DialogPins, EdgeInspector};
 use super::reason::TrunkReason;
 use super::settings::AgentSettings;
 use super::sources::{self, TrustedSources};
 use super::trunk::{RouteTable, Trunk};
-use crate::supervise::{self, CoreFailure};
+use crate::supervise::CoreFailure;
 
 /// How long the start waits for the trunks' names to resolve.
 const FIRST_RESOLUTION: Duration = Duration::from_secs(5);
-
-/// Counters of what the agent saw; cheap to read for metrics.
-#[derive(Debug, Default)]
-pub struct SipCounters {
-    pub invites_sent: AtomicU64,
-    /// Final and provisional responses to our INVITEs, by class 1..=6.
-    pub responses_by_class: [AtomicU64; 6],
-    pub invite_timeouts: AtomicU64,
-    pub transport_errors: AtomicU64,
-    pub options_probe_failures: AtomicU64,
-    pub inbound_refused: AtomicU64,
-    /// Datagrams and connections from addresses that are neither a trunk,
-    /// a trunk's proxy nor a trusted network, dropped unread.
-    pub unknown_sources: AtomicU64,
-    /// Requests naming a call in progress from a trusted address that is
-    /// not that call's trunk (nor its proxy, nor a trusted network):
-    /// answered as naming no call (see `pinning`).
-    pub foreign_dialog_requests: AtomicU64,
-    /// TCP/TLS connections closed unread: their source already held its
-    /// cap (see `admission`).
-    pub connections_refused: AtomicU64,
-    /// Requests dropped unread: their source had sent its budget.
-    pub requests_shed: AtomicU64,
-}
-
-impl SipCounters {
-    pub(crate) fn count_response(&self, code: u16) {
-        let class = usize::from(code / 100).clamp(1, 6) - 1;
-        self.responses_by_class[class].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-pub(crate) struct AgentInner {
-    pub(crate) endpoint: Endpoint,
-    pub(crate) dialogs: Arc<DialogLayer>,
-    pub(crate) routes: RouteTable,
-    pub(crate) settings: AgentSettings,
-    pub(crate) local_host: HostWithPort,
-    pub(crate) counters: Arc<SipCounters>,
-    pub(crate) cancel: CancellationToken,
-    /// Every outbound call's task, to wait for their goodbyes at shutdown.
-    pub(crate) calls: TaskTracker,
-    /// Hears of a core task (the transport loop, the dispatcher, a trunk's
-    /// probe) that stopped before the agent was shut down.
-    failure: CoreFailure,
-    /// Each outbound call's Call-ID and the trunk that carries it.
-    pins: Arc<DialogPins>,
-    /// The node is draining: trunks' OPTIONS and new inbound INVITEs get
-    /// 503, so a trunk's failover moves new calls elsewhere.
-    draining: AtomicBool,
-}
-
-impl AgentInner {
-    /// A fresh Call-ID for a call on `trunk`, pinned to it: in-dialog
-    /// requests for it are heard only from that trunk (see `pinning`).
-    pub(crate) fn pin_call(&self, trunk: &Trunk) -> Pinned {
-        let number = (self.routes.trunks().iter())
-            .position(|t| t.name() == trunk.name())
-            .unwrap_or(usize::MAX);
-        let call_id = format!("{}@callgate", uuid::Uuid::new_v4().simple());
-        self.pins.pin(call_id, number)
-    }
-
-    /// Why the trunk's BYE for the pinned call `call_id` said it hung up.
-    pub(crate) fn take_bye_reason(&self, call_id: &str) -> Option<TrunkReason> {
-        self.pins.take_bye_reason(call_id)
-    }
-
-    /// Runs `task` until the agent is shut down; if it stops before,
-    /// [`SipAgent::failure`] says so.
-    fn spawn_core(&self, part: &'static str, task: impl Future + Send + 'static) {
-        let (stopping, failure) = (self.cancel.clone(), self.failure.clone());
-        supervise::spawn_core(part, task, stopping, failure);
-    }
-}
 
 /// A running SIP user agent. Dropping it does not stop it: call `shutdown`.
 #[derive(Clone)]

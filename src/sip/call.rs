@@ -39,7 +39,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::SipError;
-use super::agent::AgentInner;
+use super::agent_inner::AgentInner;
 use super::disposition::{self, Disposition, LocalCancel};
 use super::dtmf_info::{self, InfoDtmf};
 pub use super::reason::TrunkReason;

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::SipError;
-use super::agent::AgentInner;
+use super::agent_inner::AgentInner;
 use super::call::OfferReply;
 
 /// Progress of an inbound call after it was answered.

@@ -29,7 +29,9 @@
 
 mod admission;
 mod agent;
+mod agent_inner;
 mod call;
+mod counters;
 mod digest_compat;
 pub mod disposition;
 mod dtmf_info;
@@ -44,10 +46,11 @@ mod settings;
 mod sources;
 mod trunk;
 
-pub use agent::{SipAgent, SipCounters};
+pub use agent::SipAgent;
 pub use call::{
     CallEnd, CallRequest, EndCause, OfferBuilder, OfferReply, TrunkCall, TrunkEvent, TrunkReason,
 };
+pub use counters::SipCounters;
 pub use disposition::Disposition;
 pub use inbound::{InboundCall, InboundEvent};
 pub use settings::{

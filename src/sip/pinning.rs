@@ -23,7 +23,7 @@ use rsipstack::sip::{HeadersExt, Host, SipMessage};
 use rsipstack::transaction::endpoint::MessageInspector;
 use rsipstack::transport::SipAddr;
 
-use super::agent::SipCounters;
+use super::counters::SipCounters;
 use super::digest_compat::DigestAlgorithmSpelling;
 use super::reason::TrunkReason;
 use super::sources::TrustedSources;

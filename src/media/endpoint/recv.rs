@@ -262,7 +262,9 @@ impl RecvCore {
             return Err(DropReason::UnknownPayloadType);
         }
         match &mut self.srtp {
-            Some((_, receiver)) => sdes::unprotect_rtp(receiver, data).map_err(|e| drop_reason(&e)),
+            Some((_, receiver)) => {
+                sdes::unprotect_rtp(receiver, data).map_err(|e| drop_reason(&e.into()))
+            }
             None => Ok(Bytes::copy_from_slice(data)),
         }
     }
@@ -341,7 +343,7 @@ impl RecvCore {
         let plain = match &mut self.srtp {
             Some((_, receiver)) => match sdes::unprotect_rtcp(receiver, data) {
                 Ok(plain) => plain,
-                Err(e) => return Received::drop(drop_reason(&e)),
+                Err(e) => return Received::drop(drop_reason(&e.into())),
             },
             None => Bytes::copy_from_slice(data),
         };

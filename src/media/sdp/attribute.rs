@@ -5,8 +5,39 @@
 //! A value that does not parse yields [`ParsedAttribute::Other`], so the
 //! caller keeps it as an unknown attribute instead of failing the body.
 
-use super::parse::{Attribute, Fmtp, RtcpAttribute, RtpMap, parse_ip, parse_payload_type};
+use std::net::IpAddr;
+
 use super::{CryptoAttribute, Direction};
+
+/// `a=rtpmap:<pt> <encoding>/<clock>[/<channels>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpMap {
+    pub payload_type: u8,
+    pub encoding: String,
+    pub clock_rate: u32,
+    pub channels: Option<u16>,
+}
+
+/// `a=fmtp:<pt> <parameters>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fmtp {
+    pub payload_type: u8,
+    pub params: String,
+}
+
+/// `a=rtcp:<port> [IN IP4|IP6 <address>]` (RFC 3605).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtcpAttribute {
+    pub port: u16,
+    pub address: Option<IpAddr>,
+}
+
+/// Any attribute kept as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub name: String,
+    pub value: Option<String>,
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum ParsedAttribute {
@@ -86,6 +117,19 @@ fn parse_rtcp(value: &str) -> Option<RtcpAttribute> {
         _ => return None,
     };
     Some(RtcpAttribute { port, address })
+}
+
+pub(super) fn parse_ip(text: &str) -> Option<IpAddr> {
+    // Some stacks bracket IPv6 literals the way URIs do.
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    bare.parse().ok()
+}
+
+pub(super) fn parse_payload_type(text: &str) -> Option<u8> {
+    text.parse::<u8>().ok().filter(|pt| *pt <= 127)
 }
 
 #[cfg(test)]

@@ -45,10 +45,9 @@ mod write;
 #[cfg(test)]
 mod samples;
 
+pub use attribute::{Attribute, Fmtp, RtcpAttribute, RtpMap};
 pub use offer_answer::{Answer, LocalMediaConfig, NegotiatedMedia, Negotiator, SrtpKeySalt};
-pub use parse::{
-    Attribute, Encoding, Fmtp, MediaDescription, Origin, RtcpAttribute, RtpMap, SessionDescription,
-};
+pub use parse::{Encoding, MediaDescription, Origin, SessionDescription};
 pub use types::{CryptoAttribute, CryptoSuite, Direction, Mki};
 pub use write::{AudioDescription, CodecPayload, LocalDescription, MediaLine, SdpSession};
 

@@ -8,7 +8,10 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::attribute::{ParsedAttribute, parse_attribute};
+use super::attribute::{
+    Attribute, Fmtp, ParsedAttribute, RtcpAttribute, RtpMap, parse_attribute, parse_ip,
+    parse_payload_type,
+};
 use super::types::static_payload;
 use super::{CryptoAttribute, Direction, MAX_SDP_BYTES, MAX_SDP_LINES, SdpError};
 
@@ -61,36 +64,6 @@ pub struct MediaDescription {
     pub direction: Option<Direction>,
     /// Attributes we do not interpret, or whose value did not parse.
     pub attributes: Vec<Attribute>,
-}
-
-/// `a=rtpmap:<pt> <encoding>/<clock>[/<channels>]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RtpMap {
-    pub payload_type: u8,
-    pub encoding: String,
-    pub clock_rate: u32,
-    pub channels: Option<u16>,
-}
-
-/// `a=fmtp:<pt> <parameters>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fmtp {
-    pub payload_type: u8,
-    pub params: String,
-}
-
-/// `a=rtcp:<port> [IN IP4|IP6 <address>]` (RFC 3605).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RtcpAttribute {
-    pub port: u16,
-    pub address: Option<IpAddr>,
-}
-
-/// Any attribute kept as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribute {
-    pub name: String,
-    pub value: Option<String>,
 }
 
 /// What a payload type stands for: from `a=rtpmap`, else the static table.
@@ -323,15 +296,6 @@ fn parse_connection(value: &str, line: usize) -> Result<IpAddr, SdpError> {
     parse_ip(address.split('/').next().unwrap_or_default()).ok_or(SdpError::BadAddress { line })
 }
 
-pub(super) fn parse_ip(text: &str) -> Option<IpAddr> {
-    // Some stacks bracket IPv6 literals the way URIs do.
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    bare.parse().ok()
-}
-
 /// `m=<media> <port>[/<count>] <proto> <fmt> ...`
 fn parse_media(value: &str, line: usize) -> Result<MediaDescription, SdpError> {
     let tokens: Vec<&str> = value.split_ascii_whitespace().collect();
@@ -374,10 +338,6 @@ fn parse_media(value: &str, line: usize) -> Result<MediaDescription, SdpError> {
         payload_types,
         ..MediaDescription::default()
     })
-}
-
-pub(super) fn parse_payload_type(text: &str) -> Option<u8> {
-    text.parse::<u8>().ok().filter(|pt| *pt <= 127)
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use rand::Rng;
 use zeroize::Zeroize;
 
 use super::{SrtpError, SrtpMasterKey, SrtpProfile, SrtpReceiver, SrtpSender};
-use crate::media::MediaError;
 
 const KEY_LEN: usize = 16;
 const SALT_LEN: usize = 14;
@@ -46,11 +45,8 @@ impl SrtpKeyMaterial {
     }
 
     /// From the 30 bytes of a base64-decoded `a=crypto` inline key.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MediaError> {
-        let array: &[u8; Self::LEN] = bytes.try_into().map_err(|_| MediaError::SrtpKeyLength {
-            expected: Self::LEN,
-            got: bytes.len(),
-        })?;
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SrtpError> {
+        let array: &[u8; Self::LEN] = bytes.try_into().map_err(|_| SrtpError::BadKeyLength)?;
         Ok(Self::from_array(array))
     }
 
@@ -74,8 +70,8 @@ impl SrtpKeyMaterial {
     }
 
     /// The master key this material keys, for a sender or a receiver.
-    pub fn master_key(&self) -> Result<SrtpMasterKey, MediaError> {
-        SrtpMasterKey::new(PROFILE, &self.key, &self.salt).map_err(MediaError::from)
+    pub fn master_key(&self) -> Result<SrtpMasterKey, SrtpError> {
+        SrtpMasterKey::new(PROFILE, &self.key, &self.salt)
     }
 }
 
@@ -87,17 +83,17 @@ impl Drop for SrtpKeyMaterial {
 }
 
 /// Our outbound transform keyed with `ours`.
-pub fn sender(ours: &SrtpKeyMaterial) -> Result<SrtpSender, MediaError> {
+pub fn sender(ours: &SrtpKeyMaterial) -> Result<SrtpSender, SrtpError> {
     Ok(SrtpSender::new(&ours.master_key()?))
 }
 
 /// The inbound transform keyed with the peer's `theirs`.
-pub fn receiver(theirs: &SrtpKeyMaterial) -> Result<SrtpReceiver, MediaError> {
+pub fn receiver(theirs: &SrtpKeyMaterial) -> Result<SrtpReceiver, SrtpError> {
     Ok(SrtpReceiver::new(&theirs.master_key()?))
 }
 
 /// Verifies and decrypts one SRTP datagram into a plain RTP packet.
-pub fn unprotect_rtp(receiver: &mut SrtpReceiver, datagram: &[u8]) -> Result<Bytes, MediaError> {
+pub fn unprotect_rtp(receiver: &mut SrtpReceiver, datagram: &[u8]) -> Result<Bytes, SrtpError> {
     let mut buffer = BytesMut::from(datagram);
     let len = receiver.unprotect_rtp(&mut buffer)?;
     buffer.truncate(len);
@@ -105,22 +101,11 @@ pub fn unprotect_rtp(receiver: &mut SrtpReceiver, datagram: &[u8]) -> Result<Byt
 }
 
 /// Verifies and decrypts one SRTCP datagram into a plain RTCP compound.
-pub fn unprotect_rtcp(receiver: &mut SrtpReceiver, datagram: &[u8]) -> Result<Bytes, MediaError> {
+pub fn unprotect_rtcp(receiver: &mut SrtpReceiver, datagram: &[u8]) -> Result<Bytes, SrtpError> {
     let mut buffer = BytesMut::from(datagram);
     let len = receiver.unprotect_rtcp(&mut buffer)?;
     buffer.truncate(len);
     Ok(buffer.freeze())
-}
-
-impl From<SrtpError> for MediaError {
-    fn from(error: SrtpError) -> Self {
-        match error {
-            SrtpError::AuthenticationFailed => MediaError::SrtpAuth,
-            SrtpError::ReplayedPacket => MediaError::SrtpReplay,
-            SrtpError::PacketTooShort => MediaError::SrtpTooShort,
-            other => MediaError::Srtp(other),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -134,10 +119,7 @@ mod tests {
         assert_eq!(key, again);
         assert!(matches!(
             SrtpKeyMaterial::from_bytes(&[0; 29]),
-            Err(MediaError::SrtpKeyLength {
-                expected: 30,
-                got: 29
-            })
+            Err(SrtpError::BadKeyLength)
         ));
     }
 
@@ -163,7 +145,7 @@ mod tests {
         );
         assert!(matches!(
             unprotect_rtp(&mut peer, &packet),
-            Err(MediaError::SrtpReplay)
+            Err(SrtpError::ReplayedPacket)
         ));
         let mut tampered = plain.clone();
         tampered[3] = 2;
@@ -171,7 +153,7 @@ mod tests {
         tampered[20] ^= 1;
         assert!(matches!(
             unprotect_rtp(&mut peer, &tampered),
-            Err(MediaError::SrtpAuth)
+            Err(SrtpError::AuthenticationFailed)
         ));
     }
 }
