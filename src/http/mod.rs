@@ -22,6 +22,7 @@ mod forward;
 pub mod guard;
 pub mod handoff;
 mod health;
+mod io_reason;
 pub mod lookups;
 mod metrics;
 pub mod serve;
@@ -43,6 +44,7 @@ pub use self::health::{HealthState, Readiness};
 pub use self::metrics::metrics_router;
 pub use self::serve::ServeLimits;
 use crate::metrics::HttpMetrics;
+pub use io_reason::describe_io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -145,23 +147,6 @@ struct ErrorBody {
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {
     let body = ErrorBody { error: "not found" };
     (StatusCode::NOT_FOUND, Json(body))
-}
-
-/// A short lowercase reason for the errors people actually meet when binding
-/// ("address in use" rather than "Address already in use (os error 98)").
-pub fn describe_io(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::AddrInUse => "address in use".to_owned(),
-        io::ErrorKind::AddrNotAvailable => "address not available on this host".to_owned(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => {
-            let text = error.to_string();
-            let mut chars = text.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_lowercase().chain(chars).collect()
-            })
-        }
-    }
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 fn file_error(key: &'static str, path: &Path, error: rustls_pki_types::pem::Error) -> TlsError {
     let reason = match error {
-        rustls_pki_types::pem::Error::Io(e) => crate::http::describe_io(&e),
+        rustls_pki_types::pem::Error::Io(e) => super::io_reason::describe_io(&e),
         rustls_pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind".to_owned(),
         other => other.to_string(),
     };

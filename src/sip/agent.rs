@@ -32,11 +32,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::SipError;
 use super::admission::AdmissionInspector;
 use super::agent_inner::AgentInner;
 use super::call::{self, CallRequest, OfferBuilder, TrunkCall};
 use super::counters::SipCounters;
+use super::error::SipError;
 use super::health::HealthChange;
 use super::inbound::InboundCall;
 use super::pinning::{DialogPins, EdgeInspector};

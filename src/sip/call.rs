@@ -38,10 +38,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::SipError;
 use super::agent_inner::AgentInner;
 use super::disposition::{self, Disposition, LocalCancel};
 use super::dtmf_info::{self, InfoDtmf};
+use super::error::SipError;
 pub use super::reason::TrunkReason;
 use super::session_timer::{self, Due, RefreshMethod, SessionTimer, TimerRequest};
 use super::settings::TrunkSettings;

@@ -13,9 +13,9 @@ use rsipstack::transaction::Transaction;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::SipError;
 use super::agent_inner::AgentInner;
 use super::call::OfferReply;
+use super::error::SipError;
 
 /// Progress of an inbound call after it was answered.
 #[derive(Debug)]

@@ -35,6 +35,7 @@ mod counters;
 mod digest_compat;
 pub mod disposition;
 mod dtmf_info;
+mod error;
 #[cfg(any(feature = "fuzzing", test))]
 pub(crate) mod fuzz;
 mod health;
@@ -52,33 +53,9 @@ pub use call::{
 };
 pub use counters::SipCounters;
 pub use disposition::Disposition;
+pub use error::SipError;
 pub use inbound::{InboundCall, InboundEvent};
 pub use settings::{
     AgentSettings, DigestCredentials, RouteSettings, SipTransport, SourceLimits, TlsListenSettings,
     TrunkSettings,
 };
-
-use std::net::SocketAddr;
-
-/// Errors of the SIP agent.
-#[derive(Debug, thiserror::Error)]
-pub enum SipError {
-    #[error("{what} {addr}: {reason}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        reason: String,
-    },
-    #[error("no SIP listener is bound")]
-    NoListener,
-    #[error("unknown route {0:?}")]
-    UnknownRoute(String),
-    #[error("route {route:?} names unknown trunk {trunk:?}")]
-    UnknownTrunk { route: String, trunk: String },
-    #[error("trunk {trunk:?}: address is not host or host:port")]
-    BadAddress { trunk: String },
-    #[error("no response in time")]
-    Timeout,
-    #[error("sip stack: {0}")]
-    Stack(String),
-}

@@ -10,7 +10,7 @@ use rsipstack::dialog::authenticate::Credential;
 use rsipstack::sip::{HostWithPort, Param, Transport, Uri};
 use rsipstack::transport::SipAddr;
 
-use super::SipError;
+use super::error::SipError;
 use super::health::TrunkHealth;
 use super::settings::{RouteSettings, SipTransport, TrunkSettings};
 

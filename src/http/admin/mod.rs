@@ -22,6 +22,7 @@ pub mod api_key;
 mod audit;
 mod auth;
 mod body;
+mod caller;
 mod cdr_summary;
 mod cdrs;
 mod error;

@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AdminState;
-use super::auth::{self, Caller};
 use super::body::parse_json;
+use super::caller::{self, Caller};
 use super::error::{ApiError, ErrorBody};
 use crate::domain::TenantId;
 use crate::http::guard::{SELF_TOKEN, origin_allowed, origin_of};
@@ -170,7 +170,7 @@ pub async fn authenticate(state: &AdminState, text: &str) -> Result<Caller, ApiE
     if !valid(&state.keys, &record, &token, now_s()) {
         return Err(ApiError::Unauthorized);
     }
-    auth::caller_of(record)
+    caller::caller_of(record)
 }
 
 fn now_s() -> u64 {
@@ -217,7 +217,7 @@ pub async fn create(
         check_same_origin(&Method::POST, origin, &state.base_url)?;
     }
     let sign_in: SignIn = parse_json(&body)?;
-    let (_, record) = auth::authenticate_key(&state, &sign_in.key).await?;
+    let (_, record) = caller::authenticate_key(&state, &sign_in.key).await?;
     let token = issue(&state.keys, &record, now_s());
     Ok(with_cookie(set_cookie(&token, secure(&state))))
 }

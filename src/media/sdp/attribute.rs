@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use super::{CryptoAttribute, Direction};
+use super::types::{CryptoAttribute, Direction};
 
 /// `a=rtpmap:<pt> <encoding>/<clock>[/<channels>]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,10 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use super::error::SdpError;
 use super::parse::{MediaDescription, SessionDescription};
+use super::types::{CryptoAttribute, CryptoSuite, Direction};
 use super::write::{AudioDescription, CodecPayload, LocalDescription, MediaLine, SdpSession};
-use super::{CryptoAttribute, CryptoSuite, Direction, SdpError};
 use crate::domain::{Codec, TelephoneEvent};
 
 /// The one SDES suite the relay's SRTP layer is set up for.

@@ -12,8 +12,8 @@ use super::attribute::{
     Attribute, Fmtp, ParsedAttribute, RtcpAttribute, RtpMap, parse_attribute, parse_ip,
     parse_payload_type,
 };
-use super::types::static_payload;
-use super::{CryptoAttribute, Direction, MAX_SDP_BYTES, MAX_SDP_LINES, SdpError};
+use super::error::{MAX_SDP_BYTES, MAX_SDP_LINES, SdpError};
+use super::types::{CryptoAttribute, Direction, static_payload};
 
 /// A parsed session description.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

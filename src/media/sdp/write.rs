@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use super::{CryptoAttribute, Direction};
+use super::types::{CryptoAttribute, Direction};
 use crate::domain::{Codec, TelephoneEvent};
 
 /// A codec and the payload type it goes by in one description.
