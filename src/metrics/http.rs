@@ -3,7 +3,7 @@
 
 use prometheus::{IntCounter, IntGauge, Registry};
 
-use super::{MetricsError, children, counter, counter_vec};
+use super::register::{MetricsError, children, counter, counter_vec};
 
 /// Which cap refused a connection as it was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,16 +19,19 @@
 mod http;
 mod quality;
 mod recording;
+mod register;
 mod sip;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
+    TextEncoder,
 };
 
 pub use self::http::{ConnectionRefusal, HttpMetrics};
 pub use self::quality::QualityMetrics;
 pub use self::recording::{DeletionReason, RecordingMetrics};
+pub use self::register::MetricsError;
+use self::register::{children, counter, counter_vec};
 use self::sip::SipCollector;
 pub use self::sip::SipSource;
 use crate::cluster::ClusterMetrics;
@@ -44,12 +47,6 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 const LATENCY_BUCKETS: [f64; 11] = [
     10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 20e-3,
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    #[error("metric registration: {0}")]
-    Register(#[from] prometheus::Error),
-}
 
 /// Why the HTTP surface refused a request, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -502,39 +499,6 @@ impl CallMetrics {
     pub fn ended(&self, disposition: Disposition) -> u64 {
         self.ended[disposition_index(disposition)].get()
     }
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
-    let c = IntCounter::new(name, help)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
-}
-
-fn counter_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<IntCounterVec, MetricsError> {
-    let v = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(v.clone()))?;
-    Ok(v)
-}
-
-/// Resolves one child per value of a fixed set, in the set's order.
-fn children<T: Copy, const N: usize, const L: usize>(
-    vec: &IntCounterVec,
-    set: [T; N],
-    labels: impl Fn(T) -> [&'static str; L],
-) -> Result<[IntCounter; N], MetricsError> {
-    let resolved = set
-        .into_iter()
-        .map(|item| vec.get_metric_with_label_values(&labels(item)))
-        .collect::<Result<Vec<_>, _>>()?;
-    // The vector holds exactly N children: one per item of `set`.
-    resolved
-        .try_into()
-        .map_err(|_| MetricsError::Register(prometheus::Error::Msg("label set size".into())))
 }
 
 fn register_calls(registry: &Registry) -> Result<CallMetrics, MetricsError> {

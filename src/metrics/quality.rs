@@ -4,7 +4,7 @@
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, Registry};
 
-use super::MetricsError;
+use super::register::MetricsError;
 use crate::media::quality::{HIGH_JITTER_MS, HIGH_LOSS, HIGH_RTT_MS, LOW_MOS, Leg, LegWindow};
 
 /// MOS from bad (1) to excellent (4.5), finer where calls start to sound

@@ -5,7 +5,7 @@
 
 use prometheus::{IntCounter, IntGauge, Registry};
 
-use super::{MetricsError, children, counter, counter_vec};
+use super::register::{MetricsError, children, counter, counter_vec};
 
 /// Why a recording was deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

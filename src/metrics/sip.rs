@@ -12,7 +12,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 
-use super::MetricsError;
+use super::register::MetricsError;
 use crate::sip::{SipAgent, SipCounters};
 
 /// Something that owns the SIP counters: the agent, or the counters alone.

@@ -14,12 +14,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::recv::{Latch, RecvCore, Verdict};
 use super::send::{PacketKind, SendCore, Transmit};
+use super::stats::EndpointStats;
 use super::stats::{DropReason, StatsCells};
-use super::{EndpointConfig, EndpointStats, MediaEvent, RemoteMedia};
+use super::types::{EndpointConfig, MediaEvent, RemoteMedia};
 use crate::media::MediaError;
 use crate::media::rtcp::{NtpTime, report_interval};
 use crate::media::rtp::{Ssrc, StreamStart};
@@ -241,4 +243,10 @@ fn count(stats: &StatsCells, tx: &Transmit<'_>, sent: bool) {
         (true, PacketKind::Rtcp { .. }) => stats.on_rtcp_sent(),
         (false, _) => stats.on_drop(DropReason::SendFailed),
     }
+}
+
+/// The core's state is plain data that stays consistent even if a holder
+/// panicked, so a poisoned lock is taken over.
+pub(super) fn lock(core: &Mutex<EndpointCore>) -> MutexGuard<'_, EndpointCore> {
+    core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

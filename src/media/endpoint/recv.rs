@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::stats::DropReason;
-use super::{MediaEvent, MediaFrame, RemoteMedia};
+use super::types::{MediaEvent, MediaFrame, RemoteMedia};
 use crate::media::MediaError;
 use crate::media::dtmf::DtmfReceiver;
 use crate::media::rtcp::{self, ReceiveStats, ReportBlock, RtcpPacket};

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use super::{EndpointConfig, MAX_PAYLOAD, RemoteMedia};
+use super::types::{EndpointConfig, MAX_PAYLOAD, RemoteMedia};
 use crate::media::MediaError;
 use crate::media::dtmf::{DtmfConfig, DtmfSender, EVENT_PAYLOAD_LEN};
 use crate::media::rtcp::{self, NtpTime, ReportBlock, ReportInput, SenderStats};

@@ -14,7 +14,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::core::EndpointCore;
-use super::{MediaEvent, SendSockets, lock, transmit};
+use super::core::lock;
+use super::sockets::{SendSockets, transmit};
+use super::types::MediaEvent;
 use crate::media::ports::PortLease;
 
 /// Larger than any datagram a trunk sends; a datagram that fills it may

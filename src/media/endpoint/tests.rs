@@ -10,6 +10,7 @@ use tokio::time::timeout;
 
 use super::*;
 use crate::media::rtcp;
+use crate::media::srtp::SrtpKeyMaterial;
 use crate::media::testing::{Noise, remote_at, rtp_packet};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -12,20 +12,15 @@ use ring::aead;
 use sha1::Sha1;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{SrtpError, SrtpMasterKey, SrtpProfile, ct_eq};
+use super::error::SrtpError;
+use super::key::{CM_TAG_LEN, GCM_TAG_LEN, KEY_LEN, SRTCP_TRAILER_LEN, SrtpMasterKey, SrtpProfile};
 
-/// AES-128 session and master keys.
-pub(crate) const KEY_LEN: usize = 16;
 /// RFC 3711 §4.2: HMAC-SHA1 session authentication key.
 const CM_AUTH_KEY_LEN: usize = 20;
 /// RFC 3711 §4.3.1: the AES-CM session salt (112 bits).
 const CM_SALT_LEN: usize = 14;
 /// RFC 7714 §8.1: the GCM session salt (96 bits), also the nonce length.
 const GCM_SALT_LEN: usize = 12;
-pub(crate) const CM_TAG_LEN: usize = 10;
-pub(crate) const GCM_TAG_LEN: usize = 16;
-/// The `E` flag and 31-bit SRTCP index trailer word.
-pub(crate) const SRTCP_TRAILER_LEN: usize = 4;
 const SRTCP_E_FLAG: u32 = 0x8000_0000;
 /// Fixed RTCP header (first word + sender SSRC), used as GCM associated data.
 pub(crate) const RTCP_HEADER_LEN: usize = 8;
@@ -396,6 +391,16 @@ fn open_gcm_rtcp_unencrypted(
         buf[rtcp_len..].rotate_left(SRTCP_TRAILER_LEN);
         Err(SrtpError::AuthenticationFailed)
     }
+}
+
+/// Constant-time equality: the time taken depends on the lengths only.
+pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // black_box keeps the optimizer from turning the fold into an early-exit compare.
+    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! [`ReceiverStreams::accept_rtcp`], which the caller invokes after a tag has verified;
 //! everything a not-yet-authenticated packet may touch is read-only.
 
-use super::SrtpError;
+use super::error::SrtpError;
 
 /// At most this many SSRCs are tracked per direction (a relay leg carries a handful).
 pub const MAX_STREAMS: usize = 8;

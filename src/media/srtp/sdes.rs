@@ -14,7 +14,9 @@ use bytes::{Bytes, BytesMut};
 use rand::Rng;
 use zeroize::Zeroize;
 
-use super::{SrtpError, SrtpMasterKey, SrtpProfile, SrtpReceiver, SrtpSender};
+use super::context::{SrtpReceiver, SrtpSender};
+use super::error::SrtpError;
+use super::key::{SrtpMasterKey, SrtpProfile};
 
 const KEY_LEN: usize = 16;
 const SALT_LEN: usize = 14;

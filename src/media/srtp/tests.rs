@@ -1,6 +1,9 @@
 //! Packet-level tests: RFC 7714 vectors, interop with webrtc-srtp, replay, tampering,
 //! unauthenticated floods, malformed input, allocation, and an ignored throughput print.
 
+use super::cipher::SessionCipher;
+use super::context::{SRTCP_INDEX_LIMIT, parse_rtcp_ssrc, parse_rtp_header};
+use super::key::GCM_TAG_LEN;
 use super::*;
 use webrtc_srtp::context::Context;
 use webrtc_srtp::protection_profile::ProtectionProfile;
