@@ -9,7 +9,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{Store, StoreError, now_ms};
+use super::database::{Store, now_ms};
+use super::error::StoreError;
 use crate::domain::RecordingId;
 
 /// Who made a change: an API key (by its public id), the command line or

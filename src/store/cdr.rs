@@ -11,7 +11,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, WidgetRoute, unix_ms};
+use super::database::{Store, unix_ms};
+use super::error::StoreError;
+use super::widgets::WidgetRoute;
 use crate::domain::{CallId, EndedBy, NumberId, TenantId, WidgetId};
 use crate::privacy::truncate_ip;
 

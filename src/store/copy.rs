@@ -15,7 +15,8 @@ use futures_util::TryStreamExt as _;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 
-use super::{Backend, Store, StoreError};
+use super::database::{Backend, Store};
+use super::error::StoreError;
 
 /// Every table, parents before children.
 pub const TABLES: [&str; 10] = [

@@ -8,7 +8,8 @@
 //! admin API; the store only keeps them.
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
-use super::{Store, StoreError, now_ms};
+use super::database::{Store, now_ms};
+use super::error::StoreError;
 use crate::domain::{OnRevoke, RecordingPolicy};
 
 /// A number as the admin API shows it.

@@ -8,7 +8,10 @@
 //! All of it is one transaction: a request is either done or not at all.
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
-use super::{CdrRecord, RecordingRow, Store, StoreError, now_ms};
+use super::cdr::CdrRecord;
+use super::database::{Store, now_ms};
+use super::error::StoreError;
+use super::recordings::RecordingRow;
 use crate::domain::CallId;
 
 /// What an erasure did.

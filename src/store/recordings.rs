@@ -9,7 +9,8 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
-use super::{Store, StoreError, now_ms};
+use super::database::{Store, now_ms};
+use super::error::StoreError;
 use crate::domain::{CallId, NumberId, RecordingId, TenantId};
 
 /// A recording as it starts.

@@ -5,8 +5,9 @@
 //! Seeding inserts only what is missing, so it is safe on every start and
 //! keeps any change an operator made to the demo rows.
 
+use super::database::{Store, now_ms};
+use super::error::StoreError;
 use super::widgets::{SELF_ORIGIN, encode_origins};
-use super::{Store, StoreError, now_ms};
 use crate::domain::RecordingPolicy;
 
 /// The id shared by the demo tenant, number and widget.

@@ -11,7 +11,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
-use super::{Store, StoreError, now_ms};
+use super::database::{Store, now_ms};
+use super::error::StoreError;
 use crate::dialing::Allowance;
 
 /// What a key may do.

@@ -3,6 +3,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use sqlx::{Connection as _, Executor as _};
 
+use super::database::{POSTGRES_MIGRATOR, SQLITE_MIGRATOR, open_server};
 use super::*;
 use crate::config::Config;
 use crate::domain::{EndedBy, OnRevoke, RecordingPolicy};

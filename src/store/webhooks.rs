@@ -7,7 +7,8 @@
 //! it is sent, so two workers on one database never send it twice at once.
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
-use super::{Store, StoreError, now_ms};
+use super::database::{Store, now_ms};
+use super::error::StoreError;
 use crate::domain::TenantId;
 
 /// A tenant's endpoint; `secret` signs every delivery. The store keeps the

@@ -1,9 +1,10 @@
 //! Widgets and the route a browser call takes: widget → number → trunk.
 
 use super::audit::{Actor, NewAuditEvent, insert_event};
+use super::database::{Store, now_ms};
+use super::error::StoreError;
 use super::numbers::NumberLimits;
 use super::tenants::parse_allowance;
-use super::{Store, StoreError, now_ms};
 use crate::dialing::Allowance;
 use crate::domain::{NumberId, OnRevoke, RecordingPolicy, TenantId, WidgetId};
 
