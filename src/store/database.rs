@@ -27,7 +27,8 @@ const SERVER_POOL_SIZE: u32 = 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-pub(super) static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(super) static POSTGRES_MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/postgres");
 
 /// The database of one node. Cheap to clone: clones share one pool.
 #[derive(Clone)]

@@ -14,10 +14,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AdminState;
 use super::auth::Operator;
 use super::body::{nullable, parse_json};
 use super::error::{ApiError, ErrorBody};
+use super::state::AdminState;
 use crate::dialing::{self, Allowance};
 use crate::store::Actor;
 

@@ -8,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::body::parse_query;
 use super::error::{ApiError, ErrorBody};
-use super::{AdminState, times};
+use super::state::AdminState;
+use super::times;
 use crate::store::AuditEvent;
 
 const DEFAULT_LIMIT: u32 = 1000;

@@ -14,7 +14,8 @@ use axum::http::request::Parts;
 pub use super::caller::Caller;
 use super::caller::{authenticate_key, checked_key};
 use super::error::ApiError;
-use super::{AdminState, session};
+use super::session;
+use super::state::AdminState;
 use crate::store::Role;
 
 impl FromRequestParts<AdminState> for Caller {

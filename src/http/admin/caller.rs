@@ -3,9 +3,9 @@
 //! extractors and the dashboard's sign-in ([`super::session`]) both start
 //! here.
 
-use super::AdminState;
 use super::api_key;
 use super::error::ApiError;
+use super::state::AdminState;
 use crate::domain::TenantId;
 use crate::store::{Actor, ApiKeyRecord, Role};
 

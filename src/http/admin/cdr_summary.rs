@@ -19,7 +19,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::body::parse_query;
 use super::error::{ApiError, ErrorBody};
-use super::{AdminState, times, validate};
+use super::state::AdminState;
+use super::{times, validate};
 use crate::domain::{CallId, NumberId};
 use crate::store::{CdrCursor, CdrFilter, CdrRecord};
 

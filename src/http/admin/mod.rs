@@ -27,54 +27,30 @@ mod cdr_summary;
 mod cdrs;
 mod error;
 mod node;
+mod node_control;
 mod numbers;
 pub mod openapi;
 mod privacy;
 mod recordings;
 mod session;
+mod state;
 mod tar_stream;
 pub(crate) mod times;
 pub mod validate;
 mod webhooks;
 mod widgets;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 
 use crate::http::lookups::{LookupBudget, within_budget};
-use axum::routing::{get, post};
 
 pub use self::auth::Caller;
 pub use self::error::ApiError;
-pub use self::node::NodeControl;
+pub use self::node_control::NodeControl;
+pub use self::state::AdminState;
 pub use self::widgets::embed_snippet;
-use crate::config::LimitsConfig;
-use crate::keys::KeyRing;
-use crate::recording::storage::RecordingStorage;
-use crate::store::Store;
-
-/// What the admin routes share. Cheap to clone.
-#[derive(Clone)]
-pub struct AdminState {
-    pub store: Store,
-    /// Checks API keys and opens recordings.
-    pub keys: Arc<KeyRing>,
-    pub storage: RecordingStorage,
-    /// The `[[sip.routes]]` names a number's `trunk` may take.
-    pub routes: Arc<[String]>,
-    /// Where browsers reach this node, for embed snippets.
-    pub base_url: String,
-    /// The node's limits, which a widget's own may only tighten, and the
-    /// default dialing allowance.
-    pub limits: LimitsConfig,
-    /// `webhooks.allow_private_targets`: a webhook URL may name a private
-    /// address.
-    pub webhooks_allow_private: bool,
-    /// What the operator routes report and drain.
-    pub node: NodeControl,
-}
 
 /// The admin API; every route but the OpenAPI document looks up a key or
 /// a session, within the client's `lookups` budget.
@@ -141,7 +117,7 @@ pub fn routes(state: AdminState, lookups: LookupBudget) -> Router {
 pub(crate) fn fuzz_request(body: &[u8]) {
     use body::{parse_json, parse_query};
 
-    let limits = LimitsConfig::default();
+    let limits = crate::config::LimitsConfig::default();
     let allowance = limits.default_allowance();
     if let Ok(new) = parse_json::<numbers::NewNumber>(body) {
         let _ = new.validate();
@@ -189,7 +165,7 @@ pub(crate) fn fuzz_request(body: &[u8]) {
 /// admin routes check them. For the fuzzer and its corpus test only.
 #[cfg(any(feature = "fuzzing", test))]
 pub(crate) fn fuzz_credentials(text: &[u8]) {
-    use crate::keys::Kek;
+    use crate::keys::{Kek, KeyRing};
     use crate::store::Role;
 
     static RING: std::sync::OnceLock<(KeyRing, crate::store::ApiKeyRecord)> =

@@ -13,48 +13,16 @@
 //! drain is the node's own state: it lasts until ended or the process
 //! exits, and a restarted node takes calls again.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AdminState;
 use super::auth::Operator;
 use super::error::{ApiError, ErrorBody};
-use crate::call::service::CallService;
-use crate::cluster::{Cluster, NodeState};
-use crate::config::NodeId;
-use crate::http::Readiness;
-use crate::metrics::Metrics;
-use crate::sip::SipAgent;
-
-/// What the operator routes see of the node.
-#[derive(Clone)]
-pub struct NodeControl {
-    pub id: NodeId,
-    pub readiness: Readiness,
-    pub calls: CallService,
-    pub metrics: Arc<Metrics>,
-    pub sip: SipAgent,
-    /// The cluster this node is part of, if any.
-    pub cluster: Option<Cluster>,
-}
-
-impl NodeControl {
-    /// Starts (`true`) or ends the drain: readiness, the SIP agent's
-    /// answers and the gauge. Returns whether this changed it.
-    pub fn set_draining(&self, draining: bool) -> bool {
-        let changed = self.readiness.set_draining(draining);
-        self.sip.set_draining(draining);
-        self.metrics.draining.set(i64::from(draining));
-        if let Some(cluster) = &self.cluster {
-            cluster.nudge();
-        }
-        changed
-    }
-}
+use super::node_control::NodeControl;
+use super::state::AdminState;
+use crate::cluster::NodeState;
 
 /// The node as its operator sees it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -20,8 +20,9 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
+use super::state::AdminState;
 use super::tar_stream::{EntryError, TarStream};
-use super::{AdminState, times};
+use super::times;
 use crate::call::privacy_ref;
 use crate::domain::CallId;
 use crate::recording::access::{self, AccessError};

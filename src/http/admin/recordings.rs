@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::AdminState;
 use super::auth::Caller;
 use super::body::parse_query;
 use super::error::{ApiError, ErrorBody};
+use super::state::AdminState;
 use crate::recording::access::{self, AccessError};
 use crate::recording::stream;
 use crate::store::RecordingRow;

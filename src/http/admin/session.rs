@@ -33,10 +33,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AdminState;
 use super::body::parse_json;
 use super::caller::{self, Caller};
 use super::error::{ApiError, ErrorBody};
+use super::state::AdminState;
 use crate::domain::TenantId;
 use crate::http::guard::{SELF_TOKEN, origin_allowed, origin_of};
 use crate::keys::KeyRing;

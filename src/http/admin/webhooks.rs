@@ -16,7 +16,8 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::body::parse_json;
 use super::error::{ApiError, ErrorBody};
-use super::{AdminState, times, validate};
+use super::state::AdminState;
+use super::{times, validate};
 use crate::webhooks::DEFAULT_EVENTS;
 
 /// The endpoint as `GET` shows it: never the secret.
