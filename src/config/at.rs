@@ -5,7 +5,7 @@ use std::fmt::Display;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
-use super::ConfigProblem;
+use super::problem::ConfigProblem;
 
 /// Problems found under one key prefix (`sip`, `sip.trunks[2]`).
 pub(super) struct At<'a> {

@@ -12,10 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
-use super::{
-    ClusterConfig, ConfigProblem, DatabaseConfig, EchoTrunkConfig, HttpConfig, LimitsConfig,
-    LogConfig, MediaConfig, NodeConfig, RecordingConfig, SipConfig, WebhooksConfig, WebrtcConfig,
-};
+use super::calls::{DatabaseConfig, LimitsConfig, WebrtcConfig};
+use super::cluster::ClusterConfig;
+use super::http::HttpConfig;
+use super::problem::ConfigProblem;
+use super::recording::RecordingConfig;
+use super::schema::{EchoTrunkConfig, LogConfig, MediaConfig, NodeConfig, SipConfig};
+use super::webhooks::WebhooksConfig;
 
 pub(super) const PREFIX: &str = "CALLGATE_";
 

@@ -8,11 +8,16 @@
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 
-use super::{
-    ClusterConfig, Config, ConfigProblem, ConfigSource, DatabaseConfig, EchoTrunkConfig,
-    HttpConfig, LimitsConfig, LogConfig, MediaConfig, NodeConfig, RecordingConfig, RouteConfig,
-    SipConfig, TrunkConfig, WebhooksConfig, WebrtcConfig,
+use super::calls::{DatabaseConfig, LimitsConfig, WebrtcConfig};
+use super::cluster::ClusterConfig;
+use super::http::HttpConfig;
+use super::problem::ConfigProblem;
+use super::recording::RecordingConfig;
+use super::schema::{
+    Config, ConfigSource, EchoTrunkConfig, LogConfig, MediaConfig, NodeConfig, RouteConfig,
+    SipConfig, TrunkConfig,
 };
+use super::webhooks::WebhooksConfig;
 
 /// The sections as far as they parsed; `None` marks one that did not (a
 /// section with a bad key parses with that key's default, see [`section`]).

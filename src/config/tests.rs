@@ -1,4 +1,7 @@
+use std::time::Duration;
+
 use super::*;
+use crate::privacy::Secret;
 
 const EXAMPLE: &str = include_str!("../../config/callgate.toml");
 

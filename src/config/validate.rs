@@ -11,12 +11,13 @@ use std::net::{IpAddr, SocketAddr};
 use super::address::is_host_name;
 use super::at::At;
 use super::calls;
+use super::problem::ConfigProblem;
+use super::schema::{
+    ECHO_TRUNK_NAME, EchoTrunkConfig, LogConfig, MediaConfig, NodeConfig, RouteConfig, SipConfig,
+    SrtpMode, Transport, TrunkConfig,
+};
 use super::secret_source::{password_from_env, password_from_file};
 use super::sections::Parsed;
-use super::{
-    ConfigProblem, ECHO_TRUNK_NAME, EchoTrunkConfig, LogConfig, MediaConfig, NodeConfig,
-    RouteConfig, SipConfig, SrtpMode, Transport, TrunkConfig,
-};
 use super::{cluster, http, recording, webhooks};
 use crate::privacy::Secret;
 
