@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{LOCAL_PWD, LOCAL_UFRAG, Script, later, session_settings};
+use super::fixtures::{LOCAL_PWD, LOCAL_UFRAG, later, session_settings};
+use super::script::Script;
 use crate::call::media::offload::TranscodeRequest;
 use crate::call::media::{CallMedia, CallMediaParts, Relayed, Transmitter};
 use crate::config::BrowserCodec;

@@ -7,14 +7,14 @@
 //! Where a round trip is defined (SRTP protect then unprotect, a recording
 //! written then read, cut or altered), the target asserts it too.
 
+mod fixtures;
 mod live_call;
 mod script;
 #[cfg(test)]
 mod tests;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::BrowserCodec;
 use crate::domain::Codec;
@@ -29,10 +29,12 @@ use crate::recording::format::{
     SegmentEncryptor,
 };
 use crate::webrtc::port::{BrowserRoutes, Routed};
-use crate::webrtc::session::{BrowserSession, SessionSettings};
+use crate::webrtc::session::BrowserSession;
 use crate::webrtc::stun::{self, IceCredentials};
 use crate::webrtc::{demux, offer};
 
+use fixtures::session_settings;
+pub use fixtures::{LOCAL_PWD, LOCAL_UFRAG, REMOTE_UFRAG};
 pub use live_call::live_call;
 pub use script::Script;
 
@@ -56,20 +58,6 @@ pub const TARGETS: [(&str, Target); 14] = [
     ("recording", recording),
     ("live_call", live_call),
 ];
-
-/// The ICE credentials the port and the sessions of these targets use.
-pub const LOCAL_UFRAG: &str = "fuzzLocal";
-pub const LOCAL_PWD: &str = "fuzzLocalPasswordOf24ch";
-pub const REMOTE_UFRAG: &str = "fuzzRemote";
-
-/// One certificate for every session: generating one is milliseconds.
-fn session_settings() -> &'static SessionSettings {
-    static SETTINGS: OnceLock<SessionSettings> = OnceLock::new();
-    SETTINGS.get_or_init(|| {
-        let certificate = crate::webrtc::generate_certificate().expect("a certificate");
-        SessionSettings::new("192.0.2.1:40000".parse().expect("an address"), certificate)
-    })
-}
 
 /// A datagram on the browser port: the demux and the routing table, then
 /// the ICE check as the session of the call it names verifies it.
@@ -342,9 +330,4 @@ fn read_recording(key: &DataKey, file: &[u8]) {
             break;
         }
     }
-}
-
-/// Time moves on by the input's say, up to a few seconds a step.
-fn later(now: Instant, step: u8) -> Instant {
-    now + Duration::from_millis(u64::from(step) * 20)
 }

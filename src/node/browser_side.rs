@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use super::{TrunkSide, lost_calls};
+use super::lost_calls;
+use super::trunk_side::TrunkSide;
 use crate::call::cdr_writer::{self, CdrWriter, CdrWriterParts};
 use crate::call::service::{CallService, CallServiceParts};
 use crate::call::shard::{Engine, EngineError, EngineSettings};

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
-use super::Webhooks;
+use super::queue::Webhooks;
 use super::sign::{Backoff, signature};
 use super::target::{self, CheckedResolver};
 use crate::keys::{KeyRing, SEALED_PREFIX};

@@ -24,6 +24,7 @@ pub mod answer;
 pub mod batch;
 pub mod demux;
 pub mod dtls;
+mod error;
 pub mod kernel_filter;
 pub mod offer;
 pub mod peer;
@@ -32,6 +33,7 @@ pub mod session;
 pub mod stun;
 pub mod turn_rest;
 
+pub use error::WebrtcError;
 pub use offer::{BrowserMedia, OfferError};
 pub use port::{BrowserRoutes, PortCounters, Routed};
 pub use session::{
@@ -40,18 +42,6 @@ pub use session::{
 };
 
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
-
-#[derive(Debug, thiserror::Error)]
-pub enum WebrtcError {
-    #[error(transparent)]
-    Offer(#[from] OfferError),
-    #[error("offer rejected by the WebRTC stack: {0}")]
-    BadOffer(String),
-    #[error("negotiation failed: {0}")]
-    Negotiation(String),
-    #[error("cannot create the DTLS certificate: {0}")]
-    Certificate(String),
-}
 
 /// The node's DTLS certificate (ECDSA P-256, self-signed: browsers check
 /// it against the fingerprint in our answer, not against a CA).

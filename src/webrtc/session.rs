@@ -28,11 +28,11 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::BytesMut;
 use rtc::peer_connection::certificate::RTCCertificate;
 
-use super::WebrtcError;
 use super::answer::{AnswerParams, OfferSections, write_answer};
 use super::demux::{PacketClass, classify};
 use super::dtls::DtlsError;
 use super::dtls::{DtlsHandshake, DtlsProgress, fingerprint_of};
+use super::error::WebrtcError;
 use super::offer::BrowserMedia;
 use super::stun::{IceCredentials, StunError, verify_check, write_success};
 use crate::media::MediaError;

@@ -16,6 +16,7 @@
 //! fewest calls, and its ICE candidate names that shard's port, so the
 //! browser still sees one candidate per call.
 
+mod commands;
 mod deadlines;
 mod handshakes;
 mod transcoding;
@@ -23,97 +24,16 @@ mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::media::CallMedia;
+use self::commands::{Command, EVENT_CAPACITY, ShardHandle};
+pub use self::commands::{MediaCommand, NewCall, ShardEvent};
 use super::observer::RelayObserver;
 use super::report::MediaReport;
-use crate::domain::Codec;
-use crate::media::endpoint::RemoteMedia;
-use crate::media::ports::AllocatedPorts;
-use crate::media::quality::Warnings;
 use crate::supervise::CoreFailure;
 use crate::webrtc::PortCounters;
-
-/// Commands queued per shard: room for hundreds of calls starting at once.
-const COMMAND_CAPACITY: usize = 4096;
-/// Events queued per call; a call has a handful in its life.
-const EVENT_CAPACITY: usize = 8;
-
-/// What the control asks of a call's media.
-#[derive(Debug)]
-pub enum MediaCommand {
-    /// The trunk's (re-)negotiated description.
-    TrunkRemote(RemoteMedia),
-    TrunkAnswered(Codec),
-    /// The trunk moved its media to a new source.
-    TrunkSourceChanged,
-    /// Keypad digits for the trunk, already checked.
-    Dtmf(String),
-    /// A keypad digit the trunk signalled (SIP INFO), played to the
-    /// browser as RFC 4733 events.
-    DtmfToBrowser(char),
-    /// Whether the consent gate is open.
-    Recording(bool),
-    /// Say goodbye on both legs, leave the shard and report.
-    Close(oneshot::Sender<MediaReport>),
-}
-
-/// What a call's media tells its control.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShardEvent {
-    /// ICE or DTLS failed (`ice` tells which).
-    BrowserFailed { ice: bool },
-    /// Nothing authenticated arrived from the browser for too long.
-    BrowserGone,
-    /// The shard could not take the call (its fragment was taken).
-    Refused,
-    /// The visitor's quality warnings changed: these are active now.
-    Quality(Warnings),
-}
-
-/// A call for a shard to host.
-pub struct NewCall {
-    pub ufrag: String,
-    pub media: CallMedia,
-    pub trunk_ports: AllocatedPorts,
-}
-
-enum Command {
-    Start {
-        call: u64,
-        new: Box<NewCall>,
-        events: mpsc::Sender<ShardEvent>,
-    },
-    Media {
-        call: u64,
-        command: MediaCommand,
-    },
-}
-
-/// Where the control reaches one shard.
-struct ShardHandle {
-    commands: mpsc::Sender<Command>,
-    /// Calls handed to the shard and not yet gone.
-    waker: Arc<mio::Waker>,
-    /// Set when the engine stops; the shard checks it every turn.
-    stop: Arc<AtomicBool>,
-    calls: Arc<AtomicUsize>,
-    counters: Arc<PortCounters>,
-    local: SocketAddr,
-    recv_buffer: usize,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ShardHandle {
-    fn wake(&self) {
-        // Fails only if the shard's poll is gone, when nothing is listening.
-        let _ = self.waker.wake();
-    }
-}
 
 /// How the engine is laid out.
 #[derive(Debug, Clone, Copy)]

@@ -49,10 +49,10 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tracing::{error, warn};
 
+use super::commands::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
 use super::deadlines::Deadlines;
 use super::handshakes::{Admit, HandshakeGate, is_handshake};
 use super::transcoding::TranscodeLink;
-use super::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
 use crate::call::media::offload::TranscodeRequest;
 use crate::call::media::{CallMedia, CallMediaEvent, Relayed, Transmitter};
 use crate::call::observer::RelayObserver;

@@ -5,9 +5,9 @@
 //! Invariants: pure arithmetic on values the caller passes in (`now`,
 //! arrival times, wall clock); nothing here reads a clock itself.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::{ReportBlock, SenderInfo};
+use super::compound::{NtpTime, ReportBlock, SenderInfo};
 use crate::media::rtp::Ssrc;
 
 const SEQ_MOD: u32 = 1 << 16;
@@ -15,32 +15,10 @@ const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
 /// Packets in sequence before a new source is believed (A.1).
 const MIN_SEQUENTIAL: u8 = 2;
-/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
-const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 /// RFC 3550 §6.2: the minimum interval between reports.
 pub const MIN_REPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// RFC 3550 §6.3.1: e - 3/2 compensates for timer reconsideration.
 const RECONSIDERATION_COMPENSATION: f64 = 1.218_281_828_459_045;
-
-/// A 64-bit NTP timestamp: seconds since 1900 in the top half, fraction below.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct NtpTime(pub u64);
-
-impl NtpTime {
-    /// Converts a wall-clock time; the seconds wrap in 2036 as NTP era 1
-    /// begins, which the middle-32-bit arithmetic of RTCP tolerates.
-    pub fn from_system_time(time: SystemTime) -> Self {
-        let since_unix = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let seconds = since_unix.as_secs().wrapping_add(NTP_UNIX_OFFSET) & 0xffff_ffff;
-        let fraction = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
-        Self((seconds << 32) | fraction)
-    }
-
-    /// The middle 32 bits, as carried in LSR (RFC 3550 §6.4.1).
-    pub fn middle_32(self) -> u32 {
-        (self.0 >> 16) as u32
-    }
-}
 
 /// Duration in the 1/65536 s units of DLSR and round-trip arithmetic.
 fn to_short_units(d: Duration) -> u32 {
@@ -342,6 +320,9 @@ impl SenderStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
+
+    use crate::media::rtcp::compound::NTP_UNIX_OFFSET;
 
     const MS20: Duration = Duration::from_millis(20);
 

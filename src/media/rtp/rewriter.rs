@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{RtpHeader, Ssrc};
+use super::packet::{RtpHeader, RtpPacketMut, Ssrc};
 
 /// RFC 3550 Appendix A.1 bounds, used to tell loss and reordering apart from
 /// a sender that restarted its sequence numbers.
@@ -319,6 +319,16 @@ impl StreamRewriter {
 /// Whole clock ticks in `elapsed`; wraps like RTP timestamps do.
 fn samples(elapsed: Duration, clock_rate: u32) -> u32 {
     (elapsed.as_nanos() * u128::from(clock_rate) / 1_000_000_000) as u32
+}
+
+impl RtpPacketMut<'_> {
+    /// Writes a [`StreamRewriter`] result into the header.
+    pub fn apply(&mut self, rewritten: &Rewritten) {
+        self.set_sequence(rewritten.sequence);
+        self.set_timestamp(rewritten.timestamp);
+        self.set_ssrc(rewritten.ssrc);
+        self.set_marker(rewritten.marker);
+    }
 }
 
 #[cfg(test)]
