@@ -51,6 +51,18 @@
 //!   node's CPU in the cluster registry, a node's figures in the load tool).
 //! - `fuzzing` (feature `fuzzing`): the entry points of `fuzz/`'s targets.
 //!
+//! Layers, lowest first; a module imports only modules on its own line or
+//! the lines above it, and no file imports one that imports it back:
+//! 1. `domain`, `privacy`, `dialing`, `supervise`, `proc_stat`
+//! 2. `keys`, `cluster`
+//! 3. `config`, then `telemetry`
+//! 4. `store`, `media`
+//! 5. `views`, `webrtc`, `sip`, then `metrics`
+//! 6. `webhooks`, then `recording`
+//! 7. `call`
+//! 8. `echo_trunk`, `http`
+//! 9. `node` (and `fuzzing`), which start and join the rest
+//!
 //! Protocol and policy logic does no I/O; only `http/`, the socket loops
 //! (`call/shard/worker.rs`, the echo trunk's endpoint task), `sip/`
 //! transports and storage backends touch the world.
