@@ -199,8 +199,7 @@ impl CallControl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Codec;
-    use crate::domain::{Consent, OnRevoke, RecordingPolicy};
+    use crate::domain::{Codec, Consent, OnRevoke, RecordingPolicy};
     use crate::recording::gate::ConsentMethod;
     use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
 
