@@ -16,7 +16,9 @@
 //! are free, even while a trunk that never answers keeps the INVITE open
 //! for Timer B.
 //!
-//! An answered call keeps the RFC 4028 session timer its 2xx set up
+//! The ring timeout, the talk limit and the RFC 4028 session timer are
+//! [`super::dialog_timers`], which the task only sleeps on. An answered
+//! call keeps the session timer its 2xx set up
 //! ([`super::session_timer`]): the trunk's refreshes restart it and our
 //! answers carry it; when we are the refresher, an UPDATE goes out at half
 //! the interval; a session the trunk lets expire ends with our BYE.
@@ -39,13 +41,15 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::agent_inner::AgentInner;
-use super::disposition::{self, Disposition, LocalCancel};
+use super::dialog_timers::{Alarm, DialogTimers, next_alarm};
+use super::disposition::{self, LocalCancel};
 use super::dtmf_info::{self, InfoDtmf};
 use super::error::SipError;
 pub use super::reason::TrunkReason;
-use super::session_timer::{self, Due, RefreshMethod, SessionTimer, TimerRequest};
+use super::session_timer::{self, RefreshMethod, SessionTimer, TimerRequest};
 use super::settings::TrunkSettings;
 use super::trunk::Trunk;
+use crate::domain::Disposition;
 
 /// What to call, and where.
 #[derive(Debug, Clone)]
@@ -219,7 +223,7 @@ pub(crate) fn spawn(
         events: events_tx,
         hangup: hangup_rx,
         end_reported: false,
-        session: None,
+        timers: DialogTimers::default(),
         local_sdp: LocalSdp::default(),
     };
     let calls = driver.inner.calls.clone();
@@ -235,8 +239,9 @@ struct CallDriver {
     hangup: mpsc::Receiver<()>,
     /// `TrunkEvent::Ended` has gone to the owner.
     end_reported: bool,
-    /// The answered call's RFC 4028 session timer, if it has one.
-    session: Option<SessionTimer>,
+    /// The attempt's ring timeout, and the answered call's talk limit and
+    /// RFC 4028 session timer.
+    timers: DialogTimers,
     local_sdp: LocalSdp,
 }
 
@@ -300,6 +305,7 @@ impl CallDriver {
     /// comes to [`Self::until_answer`], which keeps the trunk's health.
     async fn cancel(&mut self, leg: &mut Leg, reason: LocalCancel) {
         leg.cancelled = Some(reason);
+        self.timers.cancelled();
         let disposition = disposition::for_final_response(487, Some(reason), false);
         let end = self.end(disposition, Some(487), ended_by(reason), &leg.trunk);
         self.report_end(end).await;
@@ -453,15 +459,18 @@ impl CallDriver {
         mut invite: tokio::task::JoinHandle<rsipstack::dialog::invitation::InviteAsyncResult>,
         asked_for_timer: bool,
     ) -> Option<Attempt> {
-        let ring_timer = tokio::time::sleep(self.inner.settings.ring_timeout);
-        tokio::pin!(ring_timer);
+        let now = Instant::now().into_std();
+        self.timers = DialogTimers::ringing(now, self.inner.settings.ring_timeout);
         loop {
             tokio::select! {
                 result = &mut invite => return self.on_invite_result(leg, result, asked_for_timer),
                 Some(state) = leg.states.recv() => self.on_early_state(leg, state).await,
-                _ = &mut ring_timer, if leg.cancelled.is_none() => {
-                    debug!(trunk = leg.trunk.name(), "ring timeout, cancelling");
-                    self.cancel(leg, LocalCancel::RingTimeout).await;
+                alarm = next_alarm(&mut self.timers) => {
+                    // Only the ring timeout is set before an answer.
+                    if alarm == Alarm::RingTimeout {
+                        debug!(trunk = leg.trunk.name(), "ring timeout, cancelling");
+                        self.cancel(leg, LocalCancel::RingTimeout).await;
+                    }
                 }
                 // A closed channel (the owner went away) hangs up too.
                 _ = self.hangup.recv(), if leg.cancelled.is_none() => {
@@ -600,12 +609,19 @@ impl CallDriver {
         let Some((id, response)) = leg.answered.take() else {
             return self.end(Disposition::Failed, None, EndCause::Remote, &leg.trunk);
         };
-        self.session = SessionTimer::from_answer(
+        let now = Instant::now().into_std();
+        let session = SessionTimer::from_answer(
             session_expires_of(&response),
             allow_of(&response.headers).as_deref(),
-            Instant::now().into_std(),
+            now,
         );
-        if let Some(timer) = &self.session {
+        let most = self.inner.settings.max_call_duration;
+        let talk = self
+            .request
+            .talk_limit
+            .map_or(most, |limit| limit.min(most));
+        self.timers.answered(now, talk, session);
+        if let Some(timer) = &self.timers.session {
             debug!(
                 trunk = leg.trunk.name(),
                 we_refresh = timer.we_refresh(),
@@ -616,21 +632,9 @@ impl CallDriver {
             sdp: response.body.clone(),
         })
         .await;
-        let most = self.inner.settings.max_call_duration;
-        let talk = self
-            .request
-            .talk_limit
-            .map_or(most, |limit| limit.min(most));
-        let limit = tokio::time::sleep(talk);
-        tokio::pin!(limit);
         let mut refreshing: Option<Refreshing> = None;
         let mut trunk_said = None;
         let ended_by = loop {
-            let session_deadline = self
-                .session
-                .as_ref()
-                .filter(|_| refreshing.is_none())
-                .map(|timer| Instant::from_std(timer.deadline()));
             tokio::select! {
                 state = leg.states.recv() => match state {
                     Some(DialogState::Terminated(_, reason)) => {
@@ -643,17 +647,20 @@ impl CallDriver {
                     None => break EndCause::Remote,
                 },
                 _ = self.hangup.recv() => break EndCause::Local,
-                _ = &mut limit => break EndCause::MaxDuration,
-                _ = sleep_until_some(session_deadline) => {
-                    let now = Instant::now().into_std();
-                    match self.session.as_ref().and_then(|timer| timer.due(now)) {
-                        Some(Due::Refresh) => refreshing = self.refresh(leg),
-                        Some(Due::Expired) => break EndCause::SessionExpired,
-                        None => {}
+                alarm = next_alarm(&mut self.timers) => match alarm {
+                    Alarm::TalkLimit => break EndCause::MaxDuration,
+                    Alarm::SessionExpired => break EndCause::SessionExpired,
+                    Alarm::Refresh => {
+                        refreshing = self.refresh(leg);
+                        if refreshing.is_none() {
+                            self.timers.refresh_done();
+                        }
                     }
-                }
+                    Alarm::RingTimeout => {}
+                },
                 result = poll_some(&mut refreshing) => {
                     refreshing = None;
+                    self.timers.refresh_done();
                     if self.on_refreshed(result) {
                         break EndCause::Remote;
                     }
@@ -678,7 +685,7 @@ impl CallDriver {
     /// for a trunk without UPDATE a re-INVITE offering the SDP we last sent,
     /// unchanged to its version (RFC 3264 §8), so the media stays as it is.
     fn refresh(&self, leg: &Leg) -> Option<Refreshing> {
-        let timer = self.session.as_ref()?;
+        let timer = self.timers.session.as_ref()?;
         let mut headers = vec![
             Header::Supported("timer".into()),
             Header::SessionExpires(timer.refresh_request().value().into()),
@@ -700,7 +707,7 @@ impl CallDriver {
     /// or 481, RFC 4028 §10), so the call is over.
     fn on_refreshed(&mut self, result: rsipstack::Result<Option<Response>>) -> bool {
         let now = Instant::now().into_std();
-        let Some(timer) = self.session.as_mut() else {
+        let Some(timer) = self.timers.session.as_mut() else {
             return false;
         };
         match result {
@@ -796,12 +803,12 @@ impl CallDriver {
     fn on_trunk_refresh(&mut self, request: &Request) -> Vec<Header> {
         let now = Instant::now().into_std();
         let asked = session_expires_of(request);
-        let timer = match (&mut self.session, asked) {
+        let timer = match (&mut self.timers.session, asked) {
             (Some(timer), _) => timer,
             // A trunk may start a session timer in the middle of a call.
             (None, Some(_)) => {
                 match SessionTimer::from_answer(asked, allow_of(&request.headers).as_deref(), now) {
-                    Some(timer) => self.session.insert(timer),
+                    Some(timer) => self.timers.session.insert(timer),
                     None => return Vec::new(),
                 }
             }
@@ -901,14 +908,6 @@ fn min_se_of(response: &Response) -> Option<Duration> {
         Header::MinSE(value) => session_timer::parse_min_se(value.value()),
         _ => None,
     })
-}
-
-/// Sleeps until `deadline`, or for ever when there is none.
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The refresh in flight, or for ever when there is none.
