@@ -540,20 +540,8 @@ async fn place_checked(
     if !may_hand_over && state.readiness.is_draining() {
         return draining(state);
     }
-    let allowance = widget.allowance.as_ref();
-    let allowance = allowance.unwrap_or(&state.default_allowance);
-    if let Err(refusal) = allowance.check(&widget.trunk, &widget.e164) {
-        tracing::warn!(
-            tenant = %widget.tenant_id,
-            number = %widget.number_id,
-            %refusal,
-            "call refused: the number is outside its tenant's dialing allowance"
-        );
-        state.metrics.http_refused(RefusedReason::NotAllowed);
-        return error(
-            StatusCode::FORBIDDEN,
-            "calls to this number are not allowed",
-        );
+    if let Some(refused) = allowance_refusal(state, widget) {
+        return refused;
     }
     if let Placing::Received { .. } = placing {
         let now = tokio::time::Instant::now().into_std();
@@ -586,7 +574,37 @@ async fn place_checked(
             return draining(state);
         }
     }
-    let consent = request.consent;
+    place_here(state, widget, client, &request, talk_limit).await
+}
+
+/// The refusal of a call to a number outside its tenant's dialing
+/// allowance; `None` for a number inside it.
+fn allowance_refusal(state: &SignallingState, widget: &WidgetRoute) -> Option<Response> {
+    let allowance = widget.allowance.as_ref();
+    let allowance = allowance.unwrap_or(&state.default_allowance);
+    let refusal = allowance.check(&widget.trunk, &widget.e164).err()?;
+    tracing::warn!(
+        tenant = %widget.tenant_id,
+        number = %widget.number_id,
+        %refusal,
+        "call refused: the number is outside its tenant's dialing allowance"
+    );
+    state.metrics.http_refused(RefusedReason::NotAllowed);
+    Some(error(
+        StatusCode::FORBIDDEN,
+        "calls to this number are not allowed",
+    ))
+}
+
+/// Places the call on this node, once the tenant, the widget and the
+/// number each have a slot for it.
+async fn place_here(
+    state: &SignallingState,
+    widget: &WidgetRoute,
+    client: IpAddr,
+    request: &PlaceRequest,
+    talk_limit: Option<Duration>,
+) -> Response {
     let number = NumberSlot {
         id: &widget.number_id,
         limit: widget.number_limits.max_concurrent_calls,
@@ -602,10 +620,14 @@ async fn place_checked(
             return refusal.into_response();
         }
     };
-    match state
-        .calls
-        .place(widget, &request.offer, client, consent, permit, talk_limit)
-    {
+    match state.calls.place(
+        widget,
+        &request.offer,
+        client,
+        request.consent,
+        permit,
+        talk_limit,
+    ) {
         Ok(placed) => {
             let events = events_url(&state.public_url, &placed.call_id, &placed.token);
             let body = PlaceResponse {

@@ -99,52 +99,16 @@ impl BrowserSide {
             store.seed_demo().await?;
         }
         let webrtc = &config.webrtc;
-        let engine = Engine::start(
-            EngineSettings {
-                listen: webrtc.listen,
-                shards: usize::from(webrtc.shards),
-                pin: true,
-            },
-            metrics.clone(),
-        )
-        .map_err(|error| match error {
-            EngineError::Bind { addr, error } => BrowserSideError::Bind { addr, error },
-            other => BrowserSideError::Engine(other),
-        })?;
-        warn_on_small_buffer(&engine);
+        let (engine, settings) = start_engine(config, &metrics)?;
         let shards = engine.shard_count();
-        tracing::info!(shards, "media shards started");
         let port_counters = engine.counters();
-        let certificate = crate::webrtc::generate_certificate()?;
-        let settings = engine
-            .local_addrs()
-            .into_iter()
-            .enumerate()
-            .map(|(index, local)| {
-                let candidate = webrtc.shard_candidate(index, local);
-                SessionSettings::new(candidate, certificate.clone())
-            })
-            .collect();
         let recording_storage = crate::recording::setup::storage(config)?;
         let keys = Arc::new(crate::recording::setup::key_ring(config)?);
         seal_webhook_secrets(&store, &keys).await;
         let webhooks = Webhooks::new(store.clone());
         let (uploader, uploads) =
             start_uploads(&store, &recording_storage, &metrics, &webhooks).await;
-        let cdr_stop = CancellationToken::new();
-        let (cdrs, cdr_task) = CdrWriter::start(
-            CdrWriterParts {
-                store: store.clone(),
-                webhooks: webhooks.clone(),
-                spool_dir: config.node.data_dir.join(cdr_writer::SPOOL_DIR),
-                waiting: metrics.cdrs_waiting.clone(),
-            },
-            cdr_stop.clone(),
-        );
-        let cdr_writer = Background {
-            task: cdr_task,
-            stop: cdr_stop.drop_guard(),
-        };
+        let (cdrs, cdr_writer) = start_cdr_writer(config, &store, &webhooks, &metrics);
         let lost_call_cdrs = cdrs.clone();
         let calls = CallService::new(CallServiceParts {
             webhooks: webhooks.clone(),
@@ -178,27 +142,6 @@ impl BrowserSide {
                 tokio::spawn(lost_calls::finalise(lost, lost_call_cdrs));
             }
         }
-        let state = SignallingState {
-            calls: calls.clone(),
-            store: store.clone(),
-            admission: Admission::new(&config.limits, cluster.clone()),
-            own_origin: origin_of(base_url),
-            base_url: base_url.to_owned(),
-            public_url: config
-                .cluster
-                .public_url
-                .as_deref()
-                .unwrap_or(base_url)
-                .to_owned(),
-            cluster: cluster.clone(),
-            handoffs: HandoffClient::new(),
-            ice_servers: webrtc.ice_servers.clone(),
-            turn_credential_ttl: webrtc.turn_credential_ttl(),
-            trusted_proxies: config.http.trusted_proxy_nets().into(),
-            metrics: metrics.clone(),
-            readiness: readiness.clone(),
-            default_allowance: Arc::new(config.limits.default_allowance()),
-        };
         let node = NodeControl {
             id: config.node.id.clone(),
             readiness: readiness.clone(),
@@ -207,6 +150,15 @@ impl BrowserSide {
             sip: trunk_side.agent.clone(),
             cluster: cluster.clone(),
         };
+        let state = signalling_state(
+            config,
+            base_url,
+            &calls,
+            &store,
+            cluster.clone(),
+            readiness,
+            &metrics,
+        );
         let admin = AdminState {
             store: store.clone(),
             keys: keys.clone(),
@@ -222,18 +174,7 @@ impl BrowserSide {
             webhooks_allow_private: config.webhooks.allow_private_targets,
             node: node.clone(),
         };
-        let lookups = LookupBudget::new(
-            config.limits.lookups_per_minute_per_ip,
-            config.http.trusted_proxy_nets().into(),
-            metrics.clone(),
-        );
-        let mut routes = signalling::routes(state, lookups.clone())
-            .merge(admin::routes(admin, lookups))
-            .merge(crate::http::dashboard::routes());
-        // Else the node serves /metrics on a listener of its own.
-        if config.http.metrics_listen.is_none() {
-            routes = routes.merge(crate::http::metrics_router(metrics.clone()));
-        }
+        let routes = http_routes(config, state, admin, &metrics);
         let webhook_settings = webhook_settings(config, &metrics, keys.clone());
         Ok(Self {
             routes,
@@ -488,6 +429,121 @@ async fn seal_webhook_secrets(store: &Store, keys: &KeyRing) {
         if let Err(error) = store.reseal_webhook_secret(&tenant, &secret, &sealed).await {
             tracing::warn!(%error, "cannot seal a webhook secret");
         }
+    }
+}
+
+/// The media shards on the browser port, and each shard's session
+/// settings: its own candidate and the node's DTLS certificate.
+fn start_engine(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<(Engine, Vec<SessionSettings>), BrowserSideError> {
+    let webrtc = &config.webrtc;
+    let engine = Engine::start(
+        EngineSettings {
+            listen: webrtc.listen,
+            shards: usize::from(webrtc.shards),
+            pin: true,
+        },
+        metrics.clone(),
+    )
+    .map_err(|error| match error {
+        EngineError::Bind { addr, error } => BrowserSideError::Bind { addr, error },
+        other => BrowserSideError::Engine(other),
+    })?;
+    warn_on_small_buffer(&engine);
+    tracing::info!(shards = engine.shard_count(), "media shards started");
+    let certificate = crate::webrtc::generate_certificate()?;
+    let settings = engine
+        .local_addrs()
+        .into_iter()
+        .enumerate()
+        .map(|(index, local)| {
+            let candidate = webrtc.shard_candidate(index, local);
+            SessionSettings::new(candidate, certificate.clone())
+        })
+        .collect();
+    Ok((engine, settings))
+}
+
+/// The CDR writer, with its spool under the node's data directory.
+fn start_cdr_writer(
+    config: &Config,
+    store: &Store,
+    webhooks: &Webhooks,
+    metrics: &Metrics,
+) -> (CdrWriter, Background) {
+    let stop = CancellationToken::new();
+    let (cdrs, task) = CdrWriter::start(
+        CdrWriterParts {
+            store: store.clone(),
+            webhooks: webhooks.clone(),
+            spool_dir: config.node.data_dir.join(cdr_writer::SPOOL_DIR),
+            waiting: metrics.cdrs_waiting.clone(),
+        },
+        stop.clone(),
+    );
+    let background = Background {
+        task,
+        stop: stop.drop_guard(),
+    };
+    (cdrs, background)
+}
+
+/// What the signalling routes share: the calls, the store, the limits, and
+/// how this node is reached.
+fn signalling_state(
+    config: &Config,
+    base_url: &str,
+    calls: &CallService,
+    store: &Store,
+    cluster: Option<Cluster>,
+    readiness: &Readiness,
+    metrics: &Arc<Metrics>,
+) -> SignallingState {
+    let webrtc = &config.webrtc;
+    SignallingState {
+        calls: calls.clone(),
+        store: store.clone(),
+        admission: Admission::new(&config.limits, cluster.clone()),
+        own_origin: origin_of(base_url),
+        base_url: base_url.to_owned(),
+        public_url: config
+            .cluster
+            .public_url
+            .as_deref()
+            .unwrap_or(base_url)
+            .to_owned(),
+        cluster,
+        handoffs: HandoffClient::new(),
+        ice_servers: webrtc.ice_servers.clone(),
+        turn_credential_ttl: webrtc.turn_credential_ttl(),
+        trusted_proxies: config.http.trusted_proxy_nets().into(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+        default_allowance: Arc::new(config.limits.default_allowance()),
+    }
+}
+
+/// The node's HTTP routes: signalling, the admin API, the dashboard and,
+/// unless it has a listener of its own, `/metrics`.
+fn http_routes(
+    config: &Config,
+    state: SignallingState,
+    admin: AdminState,
+    metrics: &Arc<Metrics>,
+) -> Router {
+    let lookups = LookupBudget::new(
+        config.limits.lookups_per_minute_per_ip,
+        config.http.trusted_proxy_nets().into(),
+        metrics.clone(),
+    );
+    let routes = signalling::routes(state, lookups.clone())
+        .merge(admin::routes(admin, lookups))
+        .merge(crate::http::dashboard::routes());
+    match config.http.metrics_listen {
+        Some(_) => routes,
+        None => routes.merge(crate::http::metrics_router(metrics.clone())),
     }
 }
 
