@@ -190,6 +190,10 @@ enum Failure {
 }
 
 impl Failure {
+    fn usage(error: impl std::fmt::Display) -> Self {
+        Self::Usage(error.to_string())
+    }
+
     fn report(&self) -> ExitCode {
         match self {
             Self::Usage(reason) => eprintln!("callgate: {reason}"),
@@ -253,7 +257,7 @@ fn run() -> Result<(), Failure> {
                 true => None,
                 false => Some(
                     tenant_commands::parse_allowance(routes.as_deref(), prefixes.as_deref())
-                        .map_err(Failure::Usage)?,
+                        .map_err(Failure::usage)?,
                 ),
             };
             with_store(config.config, async |store, config| {
@@ -296,7 +300,7 @@ fn apikey(command: ApikeyCommand) -> Result<(), Failure> {
             config,
         } => {
             let role =
-                tenant_commands::parse_role(&role, tenant.as_deref()).map_err(Failure::Usage)?;
+                tenant_commands::parse_role(&role, tenant.as_deref()).map_err(Failure::usage)?;
             with_store(config.config, async |store, config| {
                 let keys = callgate::recording::setup::key_ring(&config)?;
                 tenant_commands::create_key(&store, &keys, tenant.as_deref(), role).await

@@ -14,6 +14,19 @@ use callgate::http::admin::{api_key, validate};
 use callgate::keys::KeyRing;
 use callgate::store::{Actor, Role, Store};
 
+/// A command line these commands refuse before touching the store.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("--prefixes: {0:?} is not a '+' and 1 to 15 digits (such as +1)")]
+    BadPrefix(String),
+    #[error("--role {0:?}: must be admin, read or operator")]
+    UnknownRole(String),
+    #[error("--tenant: operator keys belong to no tenant")]
+    OperatorWithTenant,
+    #[error("--tenant: required for admin and read keys")]
+    TenantRequired,
+}
+
 pub async fn create(store: &Store, id: &str) -> anyhow::Result<()> {
     validate::id("tenant", id).map_err(|e| anyhow::anyhow!("{e}"))?;
     if !store.create_tenant(id).await? {
@@ -26,7 +39,10 @@ pub async fn create(store: &Store, id: &str) -> anyhow::Result<()> {
 /// The allowance `--routes` and `--prefixes` describe (each `*` or a
 /// comma-separated list); prefixes are checked here, routes against the
 /// node's config in [`allow`].
-pub fn parse_allowance(routes: Option<&str>, prefixes: Option<&str>) -> Result<Allowance, String> {
+pub fn parse_allowance(
+    routes: Option<&str>,
+    prefixes: Option<&str>,
+) -> Result<Allowance, UsageError> {
     let list = |text: Option<&str>| match text.map(str::trim) {
         None | Some("*") => None,
         Some(text) => Some(
@@ -43,9 +59,7 @@ pub fn parse_allowance(routes: Option<&str>, prefixes: Option<&str>) -> Result<A
         .flatten()
         .find(|p| !dialing::valid_prefix(p))
     {
-        return Err(format!(
-            "--prefixes: {bad:?} is not a '+' and 1 to 15 digits (such as +1)"
-        ));
+        return Err(UsageError::BadPrefix(bad.clone()));
     }
     Ok(Allowance { routes, prefixes })
 }
@@ -83,18 +97,16 @@ pub async fn allow(
 
 /// The role of `--role`, checked against `--tenant`: operator keys have no
 /// tenant, the others need one.
-pub fn parse_role(role: &str, tenant: Option<&str>) -> Result<Role, String> {
+pub fn parse_role(role: &str, tenant: Option<&str>) -> Result<Role, UsageError> {
     let role = match role {
         "admin" => Role::Admin,
         "read" => Role::Read,
         "operator" => Role::Operator,
-        other => return Err(format!("--role {other:?}: must be admin, read or operator")),
+        other => return Err(UsageError::UnknownRole(other.to_owned())),
     };
     match (role, tenant) {
-        (Role::Operator, Some(_)) => Err("--tenant: operator keys belong to no tenant".into()),
-        (Role::Admin | Role::Read, None) => {
-            Err("--tenant: required for admin and read keys".into())
-        }
+        (Role::Operator, Some(_)) => Err(UsageError::OperatorWithTenant),
+        (Role::Admin | Role::Read, None) => Err(UsageError::TenantRequired),
         _ => Ok(role),
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ClientState, LoadClient};
+use crate::client::{ClientError, ClientState, LoadClient};
 use crate::echo::{EchoStats, FRAME_INTERVAL};
 use crate::flood::{self, Junk, Target};
 use crate::node::{NodeClient, NodeError, PlacedCall};
@@ -112,7 +112,7 @@ pub async fn run(
         connected,
         echoed,
         setup: first_echo.map(|at: Instant| at - placing),
-        failure: result.err(),
+        failure: result.err().map(|failure| failure.to_string()),
         stats: client.into_stats(),
     })
 }
@@ -195,13 +195,10 @@ async fn drive(
     ready: oneshot::Sender<bool>,
     stop: &CancellationToken,
     first_echo: &mut Option<Instant>,
-) -> Result<(), String> {
+) -> Result<(), CallFailure> {
     let ready_by = Instant::now() + READY_TIMEOUT;
     let node_port = flood::target_of(&placed.answer).map(|target| target.port);
-    media
-        .client
-        .handle_answer(Instant::now(), &placed.answer)
-        .map_err(|e| e.to_string())?;
+    media.client.handle_answer(Instant::now(), &placed.answer)?;
     let mut ready = Some(ready);
     let mut ticker: Option<Interval> = None;
     let mut drain_until: Option<Instant> = None;
@@ -211,7 +208,7 @@ async fn drive(
         let client = &mut *media.client;
         let now = Instant::now();
         if client.state() == ClientState::Failed {
-            return Err("ICE or DTLS failed".to_owned());
+            return Err(CallFailure::Handshake);
         }
         if ticker.is_none() && client.state() == ClientState::Connected {
             ticker = Some(audio_ticker());
@@ -222,13 +219,15 @@ async fn drive(
                 let _ = ready.send(true);
             }
         } else if now >= ready_by {
-            return Err(not_ready(client.state()));
+            return Err(CallFailure::NotReady {
+                connected: client.state() == ClientState::Connected,
+            });
         }
         if let Some(until) = drain_until {
             if client.all_echoed() || now >= until {
                 return match ready {
                     None => Ok(()),
-                    Some(_) => Err("stopped before audio echoed".to_owned()),
+                    Some(_) => Err(CallFailure::StoppedEarly),
                 };
             }
         }
@@ -263,12 +262,21 @@ async fn drive(
     }
 }
 
-fn not_ready(state: ClientState) -> String {
-    let seconds = READY_TIMEOUT.as_secs();
-    match state {
-        ClientState::Connected => format!("no audio echoed within {seconds} s"),
-        _ => format!("ICE and DTLS not connected within {seconds} s"),
-    }
+/// Why a call failed, as the report counts it.
+#[derive(Debug, thiserror::Error)]
+enum CallFailure {
+    #[error(transparent)]
+    Answer(#[from] ClientError),
+    #[error("ICE or DTLS failed")]
+    Handshake,
+    #[error(
+        "{} within {} s",
+        if *connected { "no audio echoed" } else { "ICE and DTLS not connected" },
+        READY_TIMEOUT.as_secs()
+    )]
+    NotReady { connected: bool },
+    #[error("stopped before audio echoed")]
+    StoppedEarly,
 }
 
 fn audio_ticker() -> Interval {

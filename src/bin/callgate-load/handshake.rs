@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use callgate::media::srtp::{SrtpReceiver, SrtpSender};
+use callgate::webrtc::WebrtcError;
 use callgate::webrtc::demux::{self, PacketClass};
 use callgate::webrtc::dtls::{DtlsHandshake, DtlsProgress, fingerprint_of};
 use callgate::webrtc::stun;
@@ -27,6 +28,21 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// loaded node may answer late).
 const MAX_CHECKS: u32 = 40;
 
+/// An answer the load tool cannot call with.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error(
+        "the node answered without {rtpmap} (payload type {payload_type}); the load tool \
+         needs the node's webrtc.browser_codec to be \"g711\""
+    )]
+    CodecMissing {
+        rtpmap: &'static str,
+        payload_type: u8,
+    },
+    #[error("the node's answer has no {0}")]
+    Missing(&'static str),
+}
+
 /// The certificate every call of a run presents, with its fingerprint.
 pub struct Identity {
     certificate: Certificate,
@@ -34,10 +50,8 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn generate() -> Result<Arc<Self>, String> {
-        let certificate = callgate::webrtc::generate_certificate()
-            .map_err(|e| e.to_string())?
-            .dtls_certificate;
+    pub fn generate() -> Result<Arc<Self>, WebrtcError> {
+        let certificate = callgate::webrtc::generate_certificate()?.dtls_certificate;
         let fingerprint = fingerprint_of(&certificate);
         Ok(Arc::new(Self {
             certificate,
@@ -116,7 +130,7 @@ impl Handshake {
     }
 
     /// The node's answer: checks start at the next timeout.
-    pub fn handle_answer(&mut self, now: Instant, answer: &str) -> Result<SocketAddr, String> {
+    pub fn handle_answer(&mut self, now: Instant, answer: &str) -> Result<SocketAddr, AnswerError> {
         let node = parse_answer(answer, self.codec)?;
         let candidate = node.candidate;
         self.node = Some(node);
@@ -291,7 +305,7 @@ fn offer_sdp(
 
 /// The node's ICE credentials, fingerprint and candidate (the last two
 /// as the flood reads them, [`flood::target_of`]).
-fn parse_answer(answer: &str, codec: OfferedCodec) -> Result<NodeDescription, String> {
+fn parse_answer(answer: &str, codec: OfferedCodec) -> Result<NodeDescription, AnswerError> {
     let mut password = None;
     let mut fingerprint = None;
     let mut offered = false;
@@ -309,13 +323,12 @@ fn parse_answer(answer: &str, codec: OfferedCodec) -> Result<NodeDescription, St
         }
     }
     if !offered {
-        return Err(format!(
-            "the node answered without {} (payload type {}); the load tool needs \
-             the node's webrtc.browser_codec to be \"g711\"",
-            codec.rtpmap, codec.payload_type
-        ));
+        return Err(AnswerError::CodecMissing {
+            rtpmap: codec.rtpmap,
+            payload_type: codec.payload_type,
+        });
     }
-    let missing = |what: &str| format!("the node's answer has no {what}");
+    let missing = AnswerError::Missing;
     let target =
         flood::target_of(answer).ok_or_else(|| missing("candidate or ICE username fragment"))?;
     Ok(NodeDescription {
@@ -345,22 +358,12 @@ mod tests {
         assert_eq!(node.fingerprint, [0xab, 0x01, 0xff]);
         assert_eq!(node.candidate, SocketAddr::from(([127, 0, 0, 1], 40000)));
         let opus = ANSWER.replace("SAVPF 0 101", "SAVPF 111");
-        assert!(
-            parse_answer(&opus, OFFER_PCMU)
-                .err()
-                .unwrap()
-                .contains("PCMU")
-        );
+        let refused = |answer: &str, codec| parse_answer(answer, codec).err().unwrap().to_string();
+        assert!(refused(&opus, OFFER_PCMU).contains("PCMU"));
         assert!(parse_answer(&opus, OFFER_OPUS).is_ok());
-        assert!(
-            parse_answer(ANSWER, OFFER_OPUS)
-                .err()
-                .unwrap()
-                .contains("opus")
-        );
+        assert!(refused(ANSWER, OFFER_OPUS).contains("opus"));
         let no_candidate = ANSWER.replace("a=candidate", "a=other");
-        let missing = parse_answer(&no_candidate, OFFER_PCMU).err().unwrap();
-        assert!(missing.contains("candidate"));
+        assert!(refused(&no_candidate, OFFER_PCMU).contains("candidate"));
     }
 
     #[test]

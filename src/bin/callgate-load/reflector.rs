@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use callgate::domain::Codec;
 use callgate::media::sdp::{LocalMediaConfig, Negotiator};
-use callgate::sip::{AgentSettings, InboundCall, InboundEvent, SipAgent};
+use callgate::sip::{AgentSettings, InboundCall, InboundEvent, SipAgent, SipError};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,20 @@ impl PumpLender {
     }
 }
 
+/// Why the reflecting trunk could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReflectorError {
+    #[error("cannot start its pump: {0}")]
+    Pump(std::io::Error),
+    #[error("cannot listen for SIP on {listen}: {source}")]
+    Listen {
+        listen: SocketAddr,
+        source: SipError,
+    },
+    #[error("its SIP agent takes no calls")]
+    NoInbound,
+}
+
 /// See the module documentation.
 pub struct ReflectorTrunk {
     agent: SipAgent,
@@ -52,14 +66,14 @@ pub struct ReflectorTrunk {
 }
 
 impl ReflectorTrunk {
-    pub async fn start(listen: SocketAddr) -> Result<Self, String> {
-        let pump = Arc::new(Pump::start().map_err(|e| format!("cannot start its pump: {e}"))?);
+    pub async fn start(listen: SocketAddr) -> Result<Self, ReflectorError> {
+        let pump = Arc::new(Pump::start().map_err(ReflectorError::Pump)?);
         let cancel = CancellationToken::new();
         let settings = AgentSettings::loopback(listen, "callgate-load-reflector");
         let (agent, inbound) = SipAgent::start(settings, cancel.clone())
             .await
-            .map_err(|e| format!("cannot listen for SIP on {listen}: {e}"))?;
-        let mut inbound = inbound.ok_or("its SIP agent takes no calls")?;
+            .map_err(|source| ReflectorError::Listen { listen, source })?;
+        let mut inbound = inbound.ok_or(ReflectorError::NoInbound)?;
         let rtcp_sinks = Arc::new(Mutex::new(Vec::new()));
         let lender = PumpLender::default();
         let (own, sinks, serve_cancel) = (pump.clone(), rtcp_sinks.clone(), cancel.clone());

@@ -16,6 +16,7 @@
 //! far is hung up and the refusal is the run's error.
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use std::sync::atomic::Ordering;
+use callgate::proc_stat::{ProcessError, ProcessStats};
+use callgate::webrtc::WebrtcError;
 
 use crate::call::{self, CallOutcome, CallSetup};
 use crate::echo::EchoLedger;
@@ -34,7 +36,6 @@ use crate::node::{NodeClient, NodeError};
 use crate::pump::{Pump, Role, Source, Stream};
 use crate::reflector::PumpLender;
 use crate::scrape::{self, Histogram};
-use callgate::proc_stat::{ProcessError, ProcessStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -51,7 +52,7 @@ pub enum RunError {
     #[error("cannot start the media pump: {0}")]
     Pump(std::io::Error),
     #[error("cannot make the calls' DTLS certificate: {0}")]
-    Identity(String),
+    Identity(WebrtcError),
 }
 
 /// What to run.
@@ -271,7 +272,7 @@ async fn place_on_pump(
     let source = Box::new(source);
     let (remote, role) = match handshake.handle_answer(Instant::now(), &placed.answer) {
         Ok(candidate) => (candidate, Role::Handshaking(Box::new(handshake), source)),
-        Err(reason) => (local, Role::Failed(source, reason)),
+        Err(error) => (local, Role::Failed(source, error.to_string())),
     };
     pump.add(Stream {
         socket,
