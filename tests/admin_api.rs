@@ -9,8 +9,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use callgate::domain::EndedBy;
-use callgate::store::{CdrRecord, LegStats};
+use callgate::domain::{Disposition, EndedBy, LegStats};
+use callgate::store::CdrRecord;
 use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
@@ -558,16 +558,7 @@ async fn a_widgets_own_limits_hold_its_calls_and_leave_other_widgets_alone() {
         .codec("pcmu")
         .seconds(4.0)
         .spawn();
-    let answered = tokio::task::block_in_place(|| {
-        first.wait_for_event(std::time::Duration::from_secs(20), |e| {
-            e["state"] == "answered"
-        })
-    });
-    assert!(
-        answered.is_some(),
-        "the first call was not answered: {:?}",
-        first.events()
-    );
+    first.until_answered(std::time::Duration::from_secs(20));
     let (status, reply) = call_status(&node, "loose");
     assert_eq!(status, 429, "{reply}");
     assert!(reply.contains("in progress through this widget"), "{reply}");
@@ -633,21 +624,7 @@ async fn an_operator_drains_the_node_and_the_call_in_progress_goes_on_to_its_end
         (&json!(true), &json!(false), &json!(0))
     );
 
-    let play = speech_wav_48k(SPEECH);
-    let call = AiortcCall::new(&node.base(), "demo", &node.base(), &play)
-        .codec("pcmu")
-        .seconds(5.0)
-        .spawn();
-    let answered = tokio::task::block_in_place(|| {
-        call.wait_for_event(std::time::Duration::from_secs(20), |e| {
-            e["state"] == "answered"
-        })
-    });
-    assert!(
-        answered.is_some(),
-        "the call was not answered: {:?}",
-        call.events()
-    );
+    let call = answered_call(&node, 5.0);
 
     let draining = operator.expect("POST", "/v1/node/drain", Value::Null, 200);
     assert_eq!(
@@ -730,10 +707,7 @@ fn answered_call(node: &RunningNode, seconds: f64) -> support::aiortc::AiortcRun
         .codec("pcmu")
         .seconds(seconds)
         .spawn();
-    let answered = tokio::task::block_in_place(|| {
-        call.wait_for_event(Duration::from_secs(20), |e| e["state"] == "answered")
-    });
-    assert!(answered.is_some(), "not answered: {:?}", call.events());
+    call.until_answered(Duration::from_secs(20));
     call
 }
 
@@ -812,7 +786,11 @@ fn cdr(tenant: &str, number: &str, index: i64) -> CdrRecord {
         answered_at_ms: (index % 3 != 0).then_some(created + 2_000),
         ended_at_ms: created + 30_000,
         duration_ms: if index % 3 != 0 { 28_000 } else { 0 },
-        disposition: if index % 3 != 0 { "answered" } else { "busy" }.into(),
+        disposition: if index % 3 != 0 {
+            Disposition::Answered
+        } else {
+            Disposition::Busy
+        },
         sip_code: Some(if index % 3 != 0 { 200 } else { 486 }),
         sip_reason: (index % 3 == 0).then(|| "Busy Here".to_owned()),
         q850_cause: (index % 3 == 0).then_some(17),
@@ -1284,12 +1262,8 @@ async fn an_operator_bounds_where_a_tenant_may_call_and_calls_outside_are_refuse
     // refused before anything starts.
     let abroad_only = json!({"routes": ["demo"], "prefixes": ["+44"]});
     operator.expect("PUT", allowance, abroad_only, 200);
-    let place = || {
-        let body = json!({"offer": support::node::OFFER}).to_string();
-        let origin = node.base();
-        let path = "/v1/widgets/demo/calls";
-        support::node::http(node.addr, "POST", path, Some(&origin), body.as_bytes())
-    };
+    let body = json!({"offer": support::node::OFFER}).to_string();
+    let place = || node.post_demo_call(body.as_bytes());
     let (status, body) = place();
     assert_eq!(status, 403, "{body}");
     assert!(

@@ -31,13 +31,6 @@ async fn echo_node_with(
     RunningNode::start(media, ECHO_ROUTE, &[(setting, value)]).await
 }
 
-/// POSTs `body` to the demo widget's calls from the node's own origin.
-fn place_demo_call(node: &RunningNode, body: &str) -> (u16, String) {
-    let origin = node.base();
-    let path = "/v1/widgets/demo/calls";
-    http(node.addr, "POST", path, Some(&origin), body.as_bytes())
-}
-
 const SPEECH: &str = "the quick brown fox jumps over the lazy dog, one two three four five";
 
 fn speech_8k() -> Vec<i16> {
@@ -76,7 +69,7 @@ async fn aiortc_echo(codec: &str) {
     let cdrs = store.cdrs_for_tenant("demo", 10).await.unwrap();
     assert_eq!(cdrs.len(), 1, "one CDR for one call");
     let cdr = &cdrs[0];
-    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.disposition.as_str(), "answered");
     assert_eq!(cdr.ended_by.as_str(), "visitor");
     assert_eq!(cdr.trunk.as_deref(), Some("echo"));
     let browser_codec = if codec == "opus" { "opus" } else { "PCMU" };
@@ -123,7 +116,7 @@ async fn chromium_on_the_demo_page_hears_the_echo_and_hangs_up() {
         .await;
     let cdrs = node.wait_for_cdrs(1).await;
     assert_eq!(cdrs.len(), 1);
-    assert_eq!(cdrs[0].disposition, "answered");
+    assert_eq!(cdrs[0].disposition.as_str(), "answered");
     assert_eq!(cdrs[0].ended_by.as_str(), "visitor");
     assert!(cdrs[0].answered_at_ms.is_some());
     assert!(cdrs[0].ended_at_ms >= cdrs[0].answered_at_ms.unwrap_or(i64::MAX));
@@ -214,7 +207,9 @@ async fn a_burst_over_the_per_ip_limit_is_refused_with_429() {
     )
     .await;
     let body = serde_json::json!({ "offer": "v=0" }).to_string();
-    let statuses: Vec<u16> = (0..5).map(|_| place_demo_call(&node, &body).0).collect();
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| node.post_demo_call(body.as_bytes()).0)
+        .collect();
     assert_eq!(statuses, [400, 400, 400, 429, 429]);
     node.stop().await;
 }
@@ -229,7 +224,7 @@ async fn calls_over_the_tenant_limit_are_refused_until_one_ends() {
     .await;
     let addr = node.addr;
     let body = serde_json::json!({ "offer": OFFER, "consent": null }).to_string();
-    let place = || place_demo_call(&node, &body);
+    let place = || node.post_demo_call(body.as_bytes());
     let (status, reply) = place();
     assert_eq!(status, 201, "{reply}");
     let first: serde_json::Value = serde_json::from_str(&reply).unwrap();
@@ -373,7 +368,7 @@ async fn chromium_behind_a_turn_relay_reaches_the_node_with_credentials_that_exp
         turn.log()
     );
     let cdrs = node.wait_for_cdrs(1).await;
-    assert_eq!(cdrs[0].disposition, "answered");
+    assert_eq!(cdrs[0].disposition.as_str(), "answered");
     node.stop().await;
 }
 
@@ -382,7 +377,7 @@ async fn a_numbers_own_caps_hold_its_calls_at_once_and_its_minutes_a_day() {
     let node = RunningNode::start(17500..=17999, ECHO_ROUTE, &[]).await;
     let api = Api::new(&node, &node.api_key("demo", "admin"));
     let body = serde_json::json!({ "offer": OFFER, "consent": null }).to_string();
-    let place = || place_demo_call(&node, &body);
+    let place = || node.post_demo_call(body.as_bytes());
     let hang_up = |call: &serde_json::Value| {
         let path = format!(
             "/v1/calls/{}?token={}",

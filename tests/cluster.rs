@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::{similarity, speech_pcm_8k, speech_wav_48k};
-use support::node::{OFFER, RunningNode, http, metric, request};
+use support::node::{OFFER, RunningNode, http, metric, place_call_at, placed_call_at, request};
 use support::ports::free_tcp_port;
 use support::postgres::fresh_database;
 use support::process::PeerProcess;
@@ -98,16 +98,7 @@ async fn two_nodes(first: u16, settings: &[(&str, &str)]) -> (Redis, RunningNode
 
 /// POSTs a call request to the demo widget through `node`.
 fn place(node: &RunningNode, offer: &str) -> (u16, Value) {
-    let body = json!({ "offer": offer, "consent": null }).to_string();
-    let origin = node.base();
-    let (status, reply) = http(
-        node.addr,
-        "POST",
-        "/v1/widgets/demo/calls",
-        Some(&origin),
-        body.as_bytes(),
-    );
-    (status, serde_json::from_str(&reply).unwrap_or(Value::Null))
+    place_call_at(node.addr, &node.base(), offer)
 }
 
 /// Whether `node` holds a placed call: its events URL names the node.
@@ -322,10 +313,7 @@ async fn with_redis_gone_calls_go_on_and_new_ones_are_admitted_locally_then_the_
         .seconds(6.0)
         .record(&received)
         .spawn();
-    let answered = tokio::task::block_in_place(|| {
-        call.wait_for_event(Duration::from_secs(20), |e| e["state"] == "answered")
-    });
-    assert!(answered.is_some(), "not answered: {:?}", call.events());
+    call.until_answered(Duration::from_secs(20));
     assert_eq!(place(&b, OFFER).0, 429, "the tenant's one slot is taken");
     redis.kill();
     until_cluster(&a, "degraded").await;
@@ -343,7 +331,7 @@ async fn with_redis_gone_calls_go_on_and_new_ones_are_admitted_locally_then_the_
     let outcome = call.wait_async().await;
     assert_echoed(&outcome);
     let cdr = a.cdr_of_widget("demo").await;
-    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.disposition.as_str(), "answered");
     assert_eq!(cdr.ended_by, callgate::domain::EndedBy::Visitor);
     let (status, on_a) = place(&a, OFFER);
     assert_eq!(status, 201, "A's own slot is free again: {on_a}");
@@ -376,15 +364,7 @@ const SITE: &str = "https://shop.example";
 async fn a_call_goes_to_the_less_loaded_node_and_is_heard_there() {
     let (_redis, a, b) = two_nodes(8, &[]).await;
     a.set_allowed_origins("demo", &[SITE]).await;
-    let place_from_site = |node: &RunningNode| {
-        let body = json!({ "offer": OFFER, "consent": null }).to_string();
-        let path = "/v1/widgets/demo/calls";
-        let (status, reply) = http(node.addr, "POST", path, Some(SITE), body.as_bytes());
-        (
-            status,
-            serde_json::from_str::<Value>(&reply).unwrap_or(Value::Null),
-        )
-    };
+    let place_from_site = |node: &RunningNode| place_call_at(node.addr, SITE, OFFER);
     // Both idle: the first call stays where it arrived.
     let (status, first) = place_from_site(&a);
     assert_eq!(status, 201, "{first}");
@@ -408,7 +388,7 @@ async fn a_call_goes_to_the_less_loaded_node_and_is_heard_there() {
     assert_eq!(metric(a.addr, "callgate_calls_started_total"), 1.0);
     let cdr = b.cdr_of_widget("demo").await;
     assert_eq!(cdr.node_id, "node-9", "the owner wrote the CDR");
-    assert_eq!(cdr.disposition, "answered");
+    assert_eq!(cdr.disposition.as_str(), "answered");
     assert_eq!(cdr.visitor_network.as_deref(), Some("127.0.0.0/24"));
 
     // A handoff not signed by the cluster is refused, and places nothing.
@@ -717,17 +697,8 @@ async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() 
 
     // A call placed through the doomed node stays there (both are idle)
     // and is answered by the echo trunk.
-    let body = json!({ "offer": OFFER, "consent": null }).to_string();
     let origin = format!("http://{doomed_addr}");
-    let (status, reply) = http(
-        doomed_addr,
-        "POST",
-        "/v1/widgets/demo/calls",
-        Some(&origin),
-        body.as_bytes(),
-    );
-    assert_eq!(status, 201, "{reply}");
-    let placed: Value = serde_json::from_str(&reply).unwrap();
+    let placed = placed_call_at(doomed_addr, &origin, OFFER);
     let call_id = placed["call_id"].as_str().unwrap().to_owned();
     assert!(
         placed["events"]
@@ -753,7 +724,7 @@ async fn a_killed_nodes_call_is_finalised_once_by_a_survivor_with_its_webhook() 
         "kill -9 to the lost call's CDR: {} ms",
         killed.elapsed().as_millis()
     );
-    assert_eq!(cdr.disposition, "failed");
+    assert_eq!(cdr.disposition.as_str(), "failed");
     assert_eq!(cdr.ended_by, callgate::domain::EndedBy::Node);
     assert_eq!(cdr.end_reason.as_deref(), Some("node_lost"));
     assert_eq!(cdr.node_id, "node-14", "the node that carried it");
@@ -792,13 +763,7 @@ async fn a_draining_node_hands_new_calls_over_keeps_its_call_to_its_end_then_exi
     // a customer's site both nodes serve the widget to.
     staying.set_allowed_origins("demo", &[SITE]).await;
     let origin = SITE;
-    let body = json!({ "offer": OFFER, "consent": null }).to_string();
-    let post = |addr: SocketAddr| {
-        let path = "/v1/widgets/demo/calls";
-        let (status, reply) = http(addr, "POST", path, Some(origin), body.as_bytes());
-        assert_eq!(status, 201, "{reply}");
-        serde_json::from_str::<Value>(&reply).unwrap()
-    };
+    let post = |addr: SocketAddr| placed_call_at(addr, origin, OFFER);
     let kept = post(leaving_addr);
     let events = kept["events"].as_str().unwrap().to_owned();
     assert!(events.contains(&leaving_addr.to_string()), "{kept}");

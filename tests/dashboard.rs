@@ -13,8 +13,8 @@ mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use callgate::domain::EndedBy;
-use callgate::store::{CdrRecord, LegStats};
+use callgate::domain::{Disposition, EndedBy, LegStats};
+use callgate::store::CdrRecord;
 
 use serde_json::{Value, json};
 use support::audio::speech_wav_48k;
@@ -788,7 +788,7 @@ fn quality_cdr(id: &str, number: &str, days_ago: u64, mos: Option<(u16, u16)>) -
         answered_at_ms: None,
         ended_at_ms: created_at_ms + 30_000,
         duration_ms: 0,
-        disposition: String::new(),
+        disposition: Disposition::Failed,
         sip_code: None,
         sip_reason: None,
         q850_cause: None,
@@ -806,7 +806,7 @@ fn quality_cdr(id: &str, number: &str, days_ago: u64, mos: Option<(u16, u16)>) -
     match mos {
         Some((browser, trunk)) => {
             cdr.answered_at_ms = Some(cdr.created_at_ms + 2_000);
-            cdr.disposition = "answered".into();
+            cdr.disposition = Disposition::Answered;
             cdr.sip_code = Some(200);
             cdr.browser_stats.mos_worst_x100 = Some(browser);
             cdr.browser_stats.mos_average_x100 = Some(browser);
@@ -814,7 +814,7 @@ fn quality_cdr(id: &str, number: &str, days_ago: u64, mos: Option<(u16, u16)>) -
             cdr.trunk_stats.mos_average_x100 = Some(trunk);
         }
         None => {
-            cdr.disposition = "busy".into();
+            cdr.disposition = Disposition::Busy;
             cdr.sip_code = Some(486);
             cdr.sip_reason = Some("Busy Here".into());
             cdr.q850_cause = Some(17);

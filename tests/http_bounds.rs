@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
-use support::node::{OFFER, RunningNode, http, metric};
+use support::node::{OFFER, RunningNode, http, metric, placed_call_at};
 
 const ECHO_ROUTE: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
 
@@ -52,17 +52,7 @@ fn connect_from(source: Ipv4Addr, addr: SocketAddr) -> TcpStream {
 
 /// Places a call from the node's own origin; its id and token.
 fn place_call(node: &RunningNode) -> (String, String) {
-    let body = serde_json::json!({ "offer": OFFER }).to_string();
-    let origin = node.base();
-    let (status, reply) = http(
-        node.addr,
-        "POST",
-        "/v1/widgets/demo/calls",
-        Some(&origin),
-        body.as_bytes(),
-    );
-    assert_eq!(status, 201, "{reply}");
-    let placed: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    let placed = placed_call_at(node.addr, &node.base(), OFFER);
     let id = placed["call_id"].as_str().unwrap().to_owned();
     let token = placed["token"].as_str().unwrap().to_owned();
     (id, token)

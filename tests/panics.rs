@@ -24,7 +24,7 @@ use serde_json::json;
 use support::admin::Api;
 use support::aiortc::AiortcCall;
 use support::audio::{similarity, speech_pcm_8k, speech_wav_48k};
-use support::node::{OFFER, RunningNode, http, metric, node_config};
+use support::node::{OFFER, RunningNode, metric, node_config, placed_call_at};
 use tokio_util::sync::CancellationToken;
 
 const ECHO_ROUTE: &str = "[[sip.routes]]\nname = \"demo\"\ntrunks = [\"echo\"]\n";
@@ -77,10 +77,10 @@ async fn one_call_panics(failpoint: &str, part: &str, media: RangeInclusive<u16>
     assert!(echo.score >= 0.8, "the bystander heard its echo: {echo:?}");
 
     let failed = node.cdr_of_widget("victim").await;
-    assert_eq!(failed.disposition, "failed", "{failed:?}");
+    assert_eq!(failed.disposition.as_str(), "failed", "{failed:?}");
     assert_eq!(failed.ended_by.as_str(), "node", "{failed:?}");
     let completed = node.cdr_of_widget("demo").await;
-    assert_eq!(completed.disposition, "answered", "{completed:?}");
+    assert_eq!(completed.disposition.as_str(), "answered", "{completed:?}");
     assert_eq!(completed.ended_by.as_str(), "visitor", "{completed:?}");
     let deliveries = node.store().await.webhook_deliveries("demo").await.unwrap();
     assert!(
@@ -179,11 +179,7 @@ async fn a_core_task_that_panics_stops_the_node_with_an_error_that_names_it() {
         fail::cfg(row.failpoint, "panic").unwrap();
         match row.trigger {
             Trigger::Call => {
-                let origin = format!("http://{addr}");
-                let offer = json!({ "offer": OFFER }).to_string();
-                let path = "/v1/widgets/demo/calls";
-                let (status, body) = http(addr, "POST", path, Some(&origin), offer.as_bytes());
-                assert_eq!(status, 201, "{body}");
+                placed_call_at(addr, &format!("http://{addr}"), OFFER);
             }
             Trigger::SipOptions => {
                 let socket = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -625,12 +625,7 @@ async fn a_recording_cut_by_a_killed_node_is_stored_incomplete_at_restart() {
         .seconds(20.0)
         .timeout(std::time::Duration::from_secs(30))
         .spawn();
-    let answered = tokio::task::block_in_place(|| {
-        client.wait_for_event(std::time::Duration::from_secs(20), |e| {
-            e["state"] == "answered"
-        })
-    });
-    assert!(answered.is_some(), "answered");
+    client.until_answered(std::time::Duration::from_secs(20));
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     node.kill().unwrap();
     node.wait().unwrap();

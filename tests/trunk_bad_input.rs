@@ -15,8 +15,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use callgate::domain::Disposition;
 use callgate::media::endpoint::{DropCounts, MediaEvent};
-use callgate::sip::{Disposition, EndCause, SourceLimits};
+use callgate::sip::{EndCause, SourceLimits};
 use support::audio::similarity_ulaw;
 use support::ports::free_tcp_port;
 use support::rtp::RtpPacket;

@@ -5,8 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use callgate::domain::Disposition;
 use callgate::media::endpoint::DropReason;
-use callgate::sip::{Disposition, EndCause};
+use callgate::sip::EndCause;
 use support::audio::{SPEECH_TURNS, similarity_ulaw};
 use support::baresip::{Baresip, BaresipMode};
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};

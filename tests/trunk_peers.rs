@@ -15,7 +15,8 @@ mod support;
 
 use std::time::Duration;
 
-use callgate::sip::{Disposition, EndCause, SipTransport, TrunkSettings};
+use callgate::domain::Disposition;
+use callgate::sip::{EndCause, SipTransport, TrunkSettings};
 use support::baresip::{Baresip, BaresipMode};
 use support::kamailio::Kamailio;
 use support::pki::TestPki;

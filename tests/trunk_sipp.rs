@@ -13,8 +13,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use callgate::call::LegEvent;
+use callgate::domain::Disposition;
 use callgate::media::endpoint::MediaEvent;
-use callgate::sip::{DigestCredentials, Disposition, EndCause, SipTransport, TrunkReason};
+use callgate::sip::{DigestCredentials, EndCause, SipTransport, TrunkReason};
 use support::audio::similarity_ulaw;
 use support::sipp::{EXIT_ALL_CALLS_OK, Sipp};
 use support::trunk::{

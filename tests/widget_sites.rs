@@ -331,7 +331,7 @@ async fn chromium_on_a_customer_site_calls_through_the_one_tag() {
         .wait_widget_state("ended", Duration::from_secs(10))
         .await;
     let cdrs = node.wait_for_cdrs(1).await;
-    assert_eq!(cdrs[0].disposition, "answered");
+    assert_eq!(cdrs[0].disposition.as_str(), "answered");
     assert_eq!(cdrs[0].ended_by.as_str(), "visitor");
 
     // Closing the tab mid-call ends the call at once, not after the
@@ -458,7 +458,7 @@ async fn https_site_and_node_call_over_wss_and_a_new_certificate_needs_no_restar
         .wait_widget_state("ended", Duration::from_secs(10))
         .await;
     let cdrs = node.wait_for_cdrs(1).await;
-    assert_eq!(cdrs[0].disposition, "answered");
+    assert_eq!(cdrs[0].disposition.as_str(), "answered");
     assert_eq!(
         cdrs[0].ended_by.as_str(),
         "visitor",

@@ -279,8 +279,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EndedBy;
-    use crate::store::LegStats;
+    use crate::domain::{Disposition, EndedBy, LegStats};
 
     fn record(call_id: &str, ended_at_ms: i64) -> CdrRecord {
         CdrRecord {
@@ -294,7 +293,7 @@ mod tests {
             answered_at_ms: None,
             ended_at_ms,
             duration_ms: 0,
-            disposition: "cancelled".into(),
+            disposition: Disposition::Cancelled,
             sip_code: Some(487),
             sip_reason: None,
             q850_cause: None,

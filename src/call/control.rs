@@ -199,9 +199,10 @@ impl CallControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Disposition;
     use crate::domain::{Codec, Consent, OnRevoke, RecordingPolicy};
     use crate::recording::gate::ConsentMethod;
-    use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
+    use crate::sip::{CallEnd, EndCause, TrunkReason};
 
     fn recorded_call(policy: RecordingPolicy, consent: Option<Consent>) -> CallControl {
         CallControl::new(ConsentGate::new(policy, OnRevoke::Discard, consent), true)

@@ -16,22 +16,24 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use super::control::{CallControl, ControlInput, ControlOutput};
-use super::report::{CallReport, LegStats, MediaReport, node_failure};
+use super::report::Ending;
 use super::requests::{CallCommand, CallView, HangupRequest};
 use super::shard::MediaLink;
 use super::state::CallState;
 use super::{LegEvent, TrunkLeg};
-use crate::domain::Codec;
+use crate::domain::Disposition;
 use crate::recording::gate::{ConsentGate, GateAction};
 use crate::recording::recorder::RecorderHandle;
-use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
+use crate::sip::{CallEnd, EndCause, TrunkReason};
+use crate::store::CdrRecord;
 
 /// The parts of a call, assembled by the signalling handler.
 pub struct CallParts {
     /// The call's media, already on its shard.
     pub media: MediaLink,
-    /// The browser leg's codec, for the report of a call whose shard is gone.
-    pub browser_codec: Codec,
+    /// The call's record as placing it began it, which the call's end
+    /// completes.
+    pub ending: Ending,
     pub leg: TrunkLeg,
     pub commands: mpsc::Receiver<CallCommand>,
     /// Requests to end the call; see [`HangupRequest`].
@@ -47,7 +49,7 @@ pub struct CallParts {
 
 struct Driver {
     media: MediaLink,
-    browser_codec: Codec,
+    ending: Ending,
     leg: TrunkLeg,
     view: watch::Sender<CallView>,
     progress: mpsc::UnboundedSender<CallState>,
@@ -59,11 +61,11 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs the call to its end and returns its report.
-pub async fn run(parts: CallParts) -> CallReport {
+/// Runs the call to its end and returns its record.
+pub async fn run(parts: CallParts) -> CdrRecord {
     let CallParts {
         media,
-        browser_codec,
+        ending,
         leg,
         mut commands,
         mut hangup,
@@ -74,7 +76,7 @@ pub async fn run(parts: CallParts) -> CallReport {
     } = parts;
     let mut driver = Driver {
         media,
-        browser_codec,
+        ending,
         leg,
         view,
         progress,
@@ -152,34 +154,25 @@ impl Driver {
         }
     }
 
-    async fn finish(mut self) -> CallReport {
+    async fn finish(mut self) -> CdrRecord {
         // Goodbyes to both legs, and the call leaves its shard.
         let media = match self.control.media_alive() {
             true => self.media.close().await,
             false => None,
         };
-        let media = media.unwrap_or_else(|| MediaReport {
-            browser_codec: self.browser_codec.name(),
-            trunk_codec: None,
-            browser: LegStats::default(),
-            trunk: LegStats::default(),
-        });
         let recorded = match self.recorder.take() {
             Some(recorder) => recorder.finish().await,
             None => false,
         };
-        let outcome = self
-            .control
-            .outcome()
-            .cloned()
-            .unwrap_or_else(|| node_failure(now()));
-        CallReport {
-            outcome,
-            browser_codec: media.browser_codec,
-            trunk_codec: media.trunk_codec,
-            browser: media.browser,
-            trunk: media.trunk,
-            recorded,
+        let mut ending = self.ending;
+        match self.control.outcome() {
+            Some(outcome) => ending.outcome(outcome),
+            None => ending.node_failure(now()),
         }
+        if let Some(media) = media {
+            ending.media(media);
+        }
+        ending.record.recorded = recorded;
+        ending.record
     }
 }

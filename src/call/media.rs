@@ -37,8 +37,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::observer::RelayObserver;
-use super::report::{LegStats, MediaReport};
-use crate::domain::Codec;
+use super::report::MediaReport;
+use crate::domain::{Codec, LegStats};
 use crate::media::MediaError;
 use crate::media::dtmf::{DtmfConfig, DtmfSender};
 use crate::media::endpoint::{
@@ -479,22 +479,24 @@ impl CallMedia {
         let trunk = self.trunk_stats.get();
         let received = self.session.receive_stats();
         let (browser_mos, trunk_mos) = self.quality.summaries();
+        let browser_jitter_ms = received.jitter_duration().as_secs_f64() * 1000.0;
         MediaReport {
-            browser_codec: self.browser_codec.name(),
             trunk_codec: self.trunk_codec.map(Codec::name),
             browser: LegStats {
                 packets_sent: self.browser_sent,
                 packets_received: self.browser_received,
                 packets_lost: i64::from(received.cumulative_lost()),
-                jitter_ms: received.jitter_duration().as_secs_f64() * 1000.0,
-                mos: browser_mos,
+                jitter_us: LegStats::jitter_us_from_ms(browser_jitter_ms),
+                mos_worst_x100: browser_mos.worst.and_then(LegStats::mos_x100),
+                mos_average_x100: browser_mos.average.and_then(LegStats::mos_x100),
             },
             trunk: LegStats {
                 packets_sent: trunk.packets_sent,
                 packets_received: trunk.packets_received,
                 packets_lost: trunk.lost,
-                jitter_ms: trunk.jitter_ms,
-                mos: trunk_mos,
+                jitter_us: LegStats::jitter_us_from_ms(trunk.jitter_ms),
+                mos_worst_x100: trunk_mos.worst.and_then(LegStats::mos_x100),
+                mos_average_x100: trunk_mos.average.and_then(LegStats::mos_x100),
             },
         }
     }

@@ -3,10 +3,13 @@
 //! Placing a call checks the offer, picks the browser leg's codec and the
 //! media shard with the fewest calls, answers the offer with that shard's
 //! port as the candidate, hands the call's media to the shard, starts the
-//! trunk leg towards the widget's number and spawns the call's driver. When
-//! the driver returns, the CDR goes to the [`CdrWriter`] (which writes it
-//! and queues its `call.ended` webhook), and the call leaves the table. The callee always comes from the widget's number: the
-//! request that places a call has no say in where it goes.
+//! trunk leg towards the widget's number, begins the call's record (a
+//! [`CdrRecord`] that reads as failed by the node until the call says
+//! otherwise) and spawns the call's driver. The driver returns the record
+//! completed; it goes to the [`CdrWriter`] (which writes it and queues its
+//! `call.ended` webhook), and the call leaves the table. The callee always
+//! comes from the widget's number: the request that places a call has no
+//! say in where it goes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,21 +29,21 @@ use super::cdr_writer::CdrWriter;
 use super::driver::{self, CallParts};
 use super::media::{CallMedia, CallMediaParts};
 use super::observer::RelayObserver;
-use super::report::{CallReport, LegStats};
+use super::report::Ending;
 use super::requests::{CallCommand, CallView, HangupRequest};
-use super::shard::{Engine, NewCall};
+use super::shard::{Engine, MediaLink, NewCall};
 use super::state::CallState;
 use super::{LocalPorts, MediaPlan, TrunkLeg};
 use crate::config::BrowserCodec;
-use crate::domain::{CallId, Codec, Consent, RecordingPolicy};
+use crate::domain::{CallId, Codec, Consent, Disposition, EndedBy, RecordingPolicy};
 use crate::media::endpoint::{EndpointConfig, EndpointCore};
 use crate::media::ports::PortAllocator;
 use crate::metrics::Metrics;
 use crate::recording::gate::ConsentGate;
 use crate::recording::receipt::notice_hash;
 use crate::recording::recorder::{RecordedCall, RecorderHandle, Recorders};
-use crate::sip::{CallRequest, Disposition, SipAgent};
-use crate::store::{CdrRecord, LegStats as StoredLegStats, Store, WidgetRoute};
+use crate::sip::{CallRequest, SipAgent};
+use crate::store::{CdrRecord, Store, WidgetRoute};
 use crate::webhooks::{self, Webhooks};
 use crate::webrtc::{BrowserSession, OfferError, SessionSettings, WebrtcError};
 
@@ -227,43 +230,104 @@ impl CallService {
         visitor_ip: IpAddr,
         consent: Option<Consent>,
         permit: P,
-        talk_limit: Option<std::time::Duration>,
+        talk_limit: Option<Duration>,
     ) -> Result<PlacedCall, PlaceError> {
-        let inner = &self.inner;
-        if inner.draining.load(Ordering::Relaxed) {
+        if self.inner.draining.load(Ordering::Relaxed) {
             return Err(PlaceError::Draining);
         }
-        let parts = &inner.parts;
+        let started = tokio::time::Instant::now().into_std();
+        let call_id = CallId::new(uuid::Uuid::new_v4().to_string());
+        let media = self.start_media(widget, offer, &call_id, started)?;
+        let request = CallRequest {
+            route: widget.trunk.clone(),
+            callee: widget.e164.clone(),
+            talk_limit,
+        };
+        let parts = &self.inner.parts;
+        let leg = match TrunkLeg::start(&parts.agent, media.trunk, parts.plan.announce_ip, request)
+        {
+            Ok(leg) => leg,
+            Err(_) => {
+                tokio::spawn(media.link.close());
+                return Err(PlaceError::Capacity);
+            }
+        };
+        let token = random_string(32);
+        let privacy_ref = super::privacy_ref::new_privacy_ref();
+        let (live, ends) = self.enter_call(&call_id, widget, token.clone());
+        let mut skeleton = CdrRecord::begin(
+            call_id.clone(),
+            widget,
+            parts.node_id.as_str(),
+            SystemTime::now(),
+        );
+        skeleton.set_visitor_ip(visitor_ip);
+        skeleton.browser_codec = Some(media.codec.name().to_owned());
+        skeleton.privacy_ref = Some(privacy_ref.clone());
+        self.follow_progress(widget, &call_id, ends.progress_rx, &skeleton);
+        info!(call = %call_id, codec = media.codec.name(), "browser call placed");
+        let call_parts = CallParts {
+            media: media.link,
+            ending: Ending {
+                record: skeleton.clone(),
+                started,
+            },
+            leg,
+            commands: live.commands,
+            hangup: live.hangup,
+            view: ends.view,
+            progress: ends.progress,
+            gate: ConsentGate::new(widget.recording, widget.on_revoke, consent),
+            recorder: media.recorder,
+        };
+        self.spawn_driver(call_parts, skeleton, permit);
+        Ok(PlacedCall {
+            call_id,
+            answer: media.answer,
+            token,
+            privacy_ref,
+        })
+    }
+
+    /// Answers the browser's offer and puts the call's media on the shard
+    /// with the fewest calls, with trunk ports of its own and, where the
+    /// number may record, the tap to its recorder.
+    fn start_media(
+        &self,
+        widget: &WidgetRoute,
+        offer: &str,
+        call_id: &CallId,
+        now: Instant,
+    ) -> Result<StartedMedia, PlaceError> {
+        let parts = &self.inner.parts;
         let offered = crate::webrtc::offer::inspect(offer)?;
         let trunk_codecs = parts
             .route_codecs
             .get(&widget.trunk)
             .map_or(&[][..], Vec::as_slice);
-        let media = offered.choose(parts.browser_codec, trunk_codecs)?;
+        let chosen = offered.choose(parts.browser_codec, trunk_codecs)?;
         let (ufrag, pwd) = (random_string(16), random_string(32));
         let shard = parts.engine.pick();
         let settings = parts
             .settings
             .get(shard.index())
             .ok_or(PlaceError::Capacity)?;
-        let now = tokio::time::Instant::now().into_std();
-        let (session, answer) = BrowserSession::answer(settings, offer, media, &ufrag, &pwd, now)?;
+        let (session, answer) = BrowserSession::answer(settings, offer, chosen, &ufrag, &pwd, now)?;
         let trunk_ports = parts
             .ports
             .allocate(parts.plan.bind_ip)
             .map_err(|_| PlaceError::Capacity)?;
-        let local = LocalPorts {
+        let trunk = LocalPorts {
             rtp: trunk_ports.lease.rtp_port(),
             rtcp: trunk_ports.lease.rtcp_port(),
         };
-        let call_id = CallId::new(uuid::Uuid::new_v4().to_string());
-        let recorder = self.recorder_for(widget, &call_id);
-        let trunk =
+        let endpoint =
             EndpointCore::new(&EndpointConfig::default(), now).map_err(|_| PlaceError::Capacity)?;
+        let recorder = self.recorder_for(widget, call_id);
         let call_media = CallMedia::new(
             CallMediaParts {
                 session,
-                trunk,
+                trunk: endpoint,
                 disconnect_timeout: parts.disconnect_timeout,
                 observer: parts.observer.clone(),
                 tap: recorder.as_ref().map(RecorderHandle::tap),
@@ -280,27 +344,31 @@ impl CallService {
             .engine
             .start_call(shard, new_call)
             .ok_or(PlaceError::Capacity)?;
-        let request = CallRequest {
-            route: widget.trunk.clone(),
-            callee: widget.e164.clone(),
-            talk_limit,
-        };
-        let leg = match TrunkLeg::start(&parts.agent, local, parts.plan.announce_ip, request) {
-            Ok(leg) => leg,
-            Err(_) => {
-                tokio::spawn(link.close());
-                return Err(PlaceError::Capacity);
-            }
-        };
-        let token = random_string(32);
+        Ok(StartedMedia {
+            link,
+            answer,
+            codec: chosen.codec,
+            trunk,
+            recorder,
+        })
+    }
+
+    /// Enters the call in the live call table, where the widget's requests
+    /// find it; returns the call's ends of the channels.
+    fn enter_call(
+        &self,
+        call_id: &CallId,
+        widget: &WidgetRoute,
+        token: String,
+    ) -> (LiveEnds, ViewEnds) {
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (hangup_tx, hangup) = watch::channel(None);
         let (view_tx, view) = watch::channel(CallView::default());
-        let (progress_tx, progress) = mpsc::unbounded_channel();
-        inner.calls.insert(
+        let (progress, progress_rx) = mpsc::unbounded_channel();
+        self.inner.calls.insert(
             call_id.clone(),
             LiveCall {
-                token: token.clone(),
+                token,
                 allowed_origins: widget.allowed_origins.as_slice().into(),
                 commands: commands_tx,
                 hangup: hangup_tx,
@@ -308,83 +376,83 @@ impl CallService {
                 followers: Arc::default(),
             },
         );
-        let failed_view = view_tx.clone();
-        let call_parts = CallParts {
-            media: link,
-            browser_codec: media.codec,
-            leg,
-            commands,
-            hangup,
-            view: view_tx,
-            progress: progress_tx,
-            gate: ConsentGate::new(widget.recording, widget.on_revoke, consent),
-            recorder,
-        };
-        let privacy_ref = super::privacy_ref::new_privacy_ref();
-        let context = CdrContext {
-            call_id: call_id.clone(),
-            privacy_ref: privacy_ref.clone(),
-            widget: widget.clone(),
-            visitor_ip,
-            created_at: SystemTime::now(),
-            started: now,
-        };
-        let announced = inner.announcer.get().map(|announcer| {
-            let skeleton = context.skeleton(&parts.node_id, media.codec.name());
-            announcer.carrying(&call_id, &skeleton);
-            (announcer.clone(), skeleton)
+        (
+            LiveEnds { commands, hangup },
+            ViewEnds {
+                view: view_tx,
+                progress,
+                progress_rx,
+            },
+        )
+    }
+
+    /// Queues the call's progress webhooks as it rings and is answered and,
+    /// in a cluster, announces the call with its record so far.
+    fn follow_progress(
+        &self,
+        widget: &WidgetRoute,
+        call_id: &CallId,
+        progress: mpsc::UnboundedReceiver<CallState>,
+        skeleton: &CdrRecord,
+    ) {
+        let announced = self.inner.announcer.get().map(|announcer| {
+            announcer.carrying(call_id, skeleton);
+            (announcer.clone(), skeleton.clone())
         });
         tokio::spawn(announce_progress(
-            parts.webhooks.clone(),
+            self.inner.parts.webhooks.clone(),
             widget.clone(),
             call_id.clone(),
             progress,
             announced,
         ));
-        info!(call = %call_id, codec = media.codec.name(), "browser call placed");
+    }
+
+    /// Runs the call's driver to the call's end, then writes its record.
+    /// A driver that panics ends its call alone, as failed by the node,
+    /// with what `skeleton` knew.
+    fn spawn_driver<P: Send + 'static>(&self, parts: CallParts, skeleton: CdrRecord, permit: P) {
         let service = self.clone();
-        let active = parts.metrics.call_started();
-        let (metrics, browser_codec) = (parts.metrics.clone(), media.codec);
+        let active = self.inner.parts.metrics.call_started();
+        let failed_view = parts.view.clone();
         tokio::spawn(async move {
-            let driven = AssertUnwindSafe(driver::run(call_parts)).catch_unwind();
-            let report = driven.await.unwrap_or_else(|_| {
+            let driven = AssertUnwindSafe(driver::run(parts)).catch_unwind();
+            let record = driven.await.unwrap_or_else(|_| {
                 // Dropped in the unwind, the call's media link took it off
                 // its shard and its trunk leg hangs up: the call alone ends.
-                error!(call = %context.call_id, "the call's control panicked: it ends as failed");
+                error!(call = %skeleton.call_id, "the call's control panicked: it ends as failed");
+                let metrics = &service.inner.parts.metrics;
                 metrics.call_panicked(crate::metrics::CallPart::Control);
                 failed_view.send_replace(CallView {
                     state: CallState::Ended,
                     reason: Some(Disposition::Failed.as_str()),
                     ..CallView::default()
                 });
-                CallReport::failed(browser_codec, tokio::time::Instant::now().into_std())
+                let mut record = skeleton;
+                record.on_ended(SystemTime::now(), EndedBy::Node, Disposition::Failed);
+                record
             });
             drop(permit);
             drop(active);
-            service.on_ended(context, report).await;
+            service.on_ended(record).await;
         });
-        Ok(PlacedCall {
-            call_id,
-            answer,
-            token,
-            privacy_ref,
-        })
     }
 
-    async fn on_ended(&self, context: CdrContext, report: CallReport) {
+    async fn on_ended(&self, record: CdrRecord) {
         let parts = &self.inner.parts;
-        parts.metrics.call_ended(report.outcome.disposition);
-        parts.cdrs.write(context.record(&parts.node_id, &report));
-        if let Some(announcer) = self.inner.announcer.get() {
-            announcer.ended(&context.call_id);
-        }
+        parts.metrics.call_ended(record.disposition);
         info!(
-            call = %context.call_id,
-            disposition = report.outcome.disposition.as_str(),
-            ended_by = report.outcome.ended_by.as_str(),
+            call = %record.call_id,
+            disposition = record.disposition.as_str(),
+            ended_by = record.ended_by.as_str(),
             "browser call ended"
         );
-        let Some((call_id, call)) = self.inner.calls.remove(&context.call_id) else {
+        let call_id = record.call_id.clone();
+        parts.cdrs.write(record);
+        if let Some(announcer) = self.inner.announcer.get() {
+            announcer.ended(&call_id);
+        }
+        let Some((call_id, call)) = self.inner.calls.remove(&call_id) else {
             return;
         };
         self.inner.recently_ended.insert(call_id.clone(), call);
@@ -452,62 +520,29 @@ async fn announce_progress(
     }
 }
 
-struct CdrContext {
-    call_id: CallId,
-    privacy_ref: String,
-    widget: WidgetRoute,
-    visitor_ip: IpAddr,
-    created_at: SystemTime,
-    started: Instant,
+/// A call's media, started on its shard.
+struct StartedMedia {
+    link: MediaLink,
+    /// The SDP answer for the browser.
+    answer: String,
+    /// The browser leg's codec.
+    codec: Codec,
+    /// The trunk leg's RTP and RTCP ports.
+    trunk: LocalPorts,
+    /// Present when the number records at all.
+    recorder: Option<RecorderHandle>,
 }
 
-impl CdrContext {
-    /// The record as far as placing the call knows it: the call as it
-    /// would be recorded if it ended now, unanswered, by the node.
-    fn skeleton(&self, node_id: &str, browser_codec: &str) -> CdrRecord {
-        let mut record = CdrRecord::begin(
-            self.call_id.as_str(),
-            &self.widget,
-            node_id,
-            self.created_at,
-        );
-        record.set_visitor_ip(self.visitor_ip);
-        record.browser_codec = Some(browser_codec.to_owned());
-        record.privacy_ref = Some(self.privacy_ref.clone());
-        record
-    }
-
-    fn record(&self, node_id: &str, report: &CallReport) -> CdrRecord {
-        let outcome = &report.outcome;
-        let wall = |at: Instant| self.created_at + at.saturating_duration_since(self.started);
-        let mut record = self.skeleton(node_id, report.browser_codec);
-        if let Some(answered_at) = outcome.answered_at {
-            record.on_answered(wall(answered_at));
-        }
-        record.on_ended(
-            wall(outcome.ended_at),
-            outcome.ended_by,
-            outcome.disposition.as_str(),
-        );
-        record.trunk = outcome.trunk.clone();
-        record.sip_code = outcome.sip_code;
-        record.sip_reason = outcome.reason.phrase.clone();
-        record.q850_cause = outcome.reason.q850_cause;
-        record.trunk_codec = report.trunk_codec.map(str::to_owned);
-        record.recorded = report.recorded;
-        record.browser_stats = leg_stats(&report.browser);
-        record.trunk_stats = leg_stats(&report.trunk);
-        record
-    }
+/// The call's ends of the live call table's channels.
+struct LiveEnds {
+    commands: mpsc::Receiver<CallCommand>,
+    hangup: watch::Receiver<Option<HangupRequest>>,
 }
 
-fn leg_stats(stats: &LegStats) -> StoredLegStats {
-    StoredLegStats {
-        packets_sent: stats.packets_sent,
-        packets_received: stats.packets_received,
-        packets_lost: stats.packets_lost,
-        jitter_us: StoredLegStats::jitter_us_from_ms(stats.jitter_ms),
-        mos_worst_x100: stats.mos.worst.and_then(StoredLegStats::mos_x100),
-        mos_average_x100: stats.mos.average.and_then(StoredLegStats::mos_x100),
-    }
+/// Where the call says how it goes: its view for the widget, and each
+/// state it enters for the progress webhooks.
+struct ViewEnds {
+    view: watch::Sender<CallView>,
+    progress: mpsc::UnboundedSender<CallState>,
+    progress_rx: mpsc::UnboundedReceiver<CallState>,
 }

@@ -17,8 +17,9 @@
 use std::time::Instant;
 
 use crate::call::LegEvent;
+use crate::domain::Disposition;
 use crate::domain::EndedBy;
-use crate::sip::{CallEnd, Disposition, EndCause, TrunkReason};
+use crate::sip::{CallEnd, EndCause, TrunkReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {

@@ -27,14 +27,14 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{debug, warn};
 
-use crate::domain::{Codec, TelephoneEvent};
+use crate::domain::{Codec, Disposition, TelephoneEvent};
 use crate::media::MediaError;
 use crate::media::endpoint::RemoteMedia;
 use crate::media::sdp::{LocalMediaConfig, NegotiatedMedia, Negotiator, SdpError, SrtpKeySalt};
 use crate::media::srtp::SrtpKeyMaterial;
 use crate::sip::{
-    CallEnd, CallRequest, Disposition, EndCause, OfferBuilder, SipAgent, SipError, TrunkCall,
-    TrunkEvent, TrunkReason, TrunkSettings,
+    CallEnd, CallRequest, EndCause, OfferBuilder, SipAgent, SipError, TrunkCall, TrunkEvent,
+    TrunkReason, TrunkSettings,
 };
 
 /// Where the leg's media lives.

@@ -36,8 +36,8 @@ use self::sip::SipCollector;
 pub use self::sip::SipSource;
 use crate::cluster::ClusterMetrics;
 use crate::cluster::handoff::HandoffOutcome;
+use crate::domain::Disposition;
 use crate::media::endpoint::{DropCounts, DropReason};
-use crate::sip::Disposition;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -188,28 +188,6 @@ fn trunk_drop_index(reason: DropReason) -> usize {
         DropReason::NotNegotiated => 9,
         DropReason::ConsumerLagging => 10,
         DropReason::SendFailed => 11,
-    }
-}
-
-const DISPOSITIONS: [Disposition; 7] = [
-    Disposition::Answered,
-    Disposition::Busy,
-    Disposition::NoAnswer,
-    Disposition::Rejected,
-    Disposition::Failed,
-    Disposition::Unreachable,
-    Disposition::Cancelled,
-];
-
-fn disposition_index(disposition: Disposition) -> usize {
-    match disposition {
-        Disposition::Answered => 0,
-        Disposition::Busy => 1,
-        Disposition::NoAnswer => 2,
-        Disposition::Rejected => 3,
-        Disposition::Failed => 4,
-        Disposition::Unreachable => 5,
-        Disposition::Cancelled => 6,
     }
 }
 
@@ -457,7 +435,7 @@ impl Metrics {
     }
 
     pub fn call_ended(&self, disposition: Disposition) {
-        self.calls.ended[disposition_index(disposition)].inc();
+        self.calls.ended[disposition as usize].inc();
     }
 
     pub fn http_refused(&self, reason: RefusedReason) {
@@ -497,7 +475,7 @@ impl CallMetrics {
     }
 
     pub fn ended(&self, disposition: Disposition) -> u64 {
-        self.ended[disposition_index(disposition)].get()
+        self.ended[disposition as usize].get()
     }
 }
 
@@ -515,7 +493,7 @@ fn register_calls(registry: &Registry) -> Result<CallMetrics, MetricsError> {
         "Calls ended, by disposition.",
         &["disposition"],
     )?;
-    let ended = children(&ended, DISPOSITIONS, |d| [d.as_str()])?;
+    let ended = children(&ended, Disposition::ALL, |d| [d.as_str()])?;
     Ok(CallMetrics {
         active,
         started,

@@ -112,13 +112,13 @@ fn calls_are_counted_and_the_gauge_follows_the_guard() {
 #[test]
 fn every_disposition_has_its_own_series() {
     let metrics = Metrics::new().unwrap();
-    for (i, d) in DISPOSITIONS.into_iter().enumerate() {
+    for (i, d) in Disposition::ALL.into_iter().enumerate() {
         for _ in 0..=i {
             metrics.call_ended(d);
         }
     }
     let text = metrics.render();
-    for (i, d) in DISPOSITIONS.into_iter().enumerate() {
+    for (i, d) in Disposition::ALL.into_iter().enumerate() {
         let series = format!(r#"callgate_calls_ended_total{{disposition="{d}"}}"#);
         assert_eq!(value(&text, &series), Some(i as f64 + 1.0), "{d}");
     }
@@ -250,7 +250,7 @@ fn label_values_come_only_from_the_fixed_sets() {
     let metrics = Metrics::new().unwrap();
     let before = series_count(&metrics.render());
     // Drive every API that takes a label-bearing argument, with every value.
-    for d in DISPOSITIONS {
+    for d in Disposition::ALL {
         metrics.call_ended(d);
     }
     for r in BrowserDrop::ALL {
@@ -285,7 +285,7 @@ fn label_values_come_only_from_the_fixed_sets() {
     reasons.extend(RefusedReason::ALL.map(RefusedReason::as_str));
     reasons.extend(DeletionReason::ALL.map(DeletionReason::as_str));
     reasons.extend(ConnectionRefusal::ALL.map(ConnectionRefusal::as_str));
-    let dispositions: Vec<&str> = DISPOSITIONS.map(Disposition::as_str).to_vec();
+    let dispositions: Vec<&str> = Disposition::ALL.map(Disposition::as_str).to_vec();
     let mut expected = BTreeMap::new();
     expected.insert("class".to_owned(), set(&CLASSES_FOR_TEST));
     expected.insert(
@@ -333,8 +333,8 @@ fn enum_order_matches_the_handle_arrays() {
     for (i, r) in TRUNK_DROPS.into_iter().enumerate() {
         assert_eq!(trunk_drop_index(r), i, "{r:?}");
     }
-    for (i, d) in DISPOSITIONS.into_iter().enumerate() {
-        assert_eq!(disposition_index(d), i, "{d:?}");
+    for (i, d) in Disposition::ALL.into_iter().enumerate() {
+        assert_eq!(d as usize, i, "{d:?}");
     }
 }
 

@@ -61,25 +61,11 @@ fn lost_record(call: &LostCall) -> Option<CdrRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EndedBy, OnRevoke, RecordingPolicy};
-    use crate::store::{NODE_LOST, NumberLimits, WidgetLimits, WidgetRoute};
+    use crate::domain::{Disposition, EndedBy};
+    use crate::store::{NODE_LOST, WidgetRoute};
 
     fn announced(answered_at_ms: Option<i64>) -> CdrRecord {
-        let route = WidgetRoute {
-            widget_id: "demo".into(),
-            tenant_id: "demo".into(),
-            number_id: "demo".into(),
-            e164: "+15555550100".into(),
-            trunk: "demo".into(),
-            recording: RecordingPolicy::Off,
-            on_revoke: OnRevoke::Discard,
-            retention_days: 7,
-            notice_text: None,
-            allowed_origins: Vec::new(),
-            limits: WidgetLimits::default(),
-            allowance: None,
-            number_limits: NumberLimits::default(),
-        };
+        let route = WidgetRoute::demo();
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(10_000);
         let mut record = CdrRecord::begin("call-1", &route, "node-b", at);
         record.answered_at_ms = answered_at_ms;
@@ -98,7 +84,7 @@ mod tests {
     #[test]
     fn an_answered_lost_call_counts_its_talk_time_to_its_nodes_last_heartbeat() {
         let record = lost_record(&lost(&announced(Some(12_000)), 42_000)).unwrap();
-        assert_eq!(record.disposition, "failed");
+        assert_eq!(record.disposition, Disposition::Failed);
         assert_eq!(record.ended_by, EndedBy::Node);
         assert_eq!(record.end_reason.as_deref(), Some(NODE_LOST));
         assert_eq!(record.ended_at_ms, 42_000);

@@ -5,47 +5,7 @@
 //! tested exhaustively; the SIP cause code is always kept beside it so billing
 //! and support can see exactly what the trunk said.
 
-use std::fmt;
-
-/// The outcome of a call on the trunk leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Disposition {
-    /// The callee answered (2xx); the call ended later by a BYE or a limit.
-    Answered,
-    /// The callee was busy (486, 600).
-    Busy,
-    /// Nobody answered: our ring timeout fired, or the trunk said so (480, 408).
-    NoAnswer,
-    /// The trunk or callee refused the call (403, 404, 603, 488, ...).
-    Rejected,
-    /// The call failed for another reason: authentication, a 5xx, a bad request.
-    Failed,
-    /// No trunk could be reached: no response at all, or a transport error.
-    Unreachable,
-    /// We gave up before an answer because the visitor hung up.
-    Cancelled,
-}
-
-impl Disposition {
-    /// The stable lowercase name used in CDRs, metrics labels and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Answered => "answered",
-            Disposition::Busy => "busy",
-            Disposition::NoAnswer => "no_answer",
-            Disposition::Rejected => "rejected",
-            Disposition::Failed => "failed",
-            Disposition::Unreachable => "unreachable",
-            Disposition::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for Disposition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::domain::Disposition;
 
 /// Why we ourselves ended a call attempt before a final response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,11 +107,5 @@ mod tests {
         assert!(should_fail_over(Disposition::Failed, 503));
         assert!(!should_fail_over(Disposition::Busy, 486));
         assert!(!should_fail_over(Disposition::Failed, 407));
-    }
-
-    #[test]
-    fn names_are_stable() {
-        assert_eq!(Disposition::NoAnswer.to_string(), "no_answer");
-        assert_eq!(Disposition::Unreachable.as_str(), "unreachable");
     }
 }

@@ -32,6 +32,7 @@ mod agent;
 mod agent_inner;
 mod call;
 mod counters;
+mod dialog_timers;
 mod digest_compat;
 pub mod disposition;
 mod dtmf_info;
@@ -52,7 +53,6 @@ pub use call::{
     CallEnd, CallRequest, EndCause, OfferBuilder, OfferReply, TrunkCall, TrunkEvent, TrunkReason,
 };
 pub use counters::SipCounters;
-pub use disposition::Disposition;
 pub use error::SipError;
 pub use inbound::{InboundCall, InboundEvent};
 pub use settings::{

@@ -14,45 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::database::{Store, unix_ms};
 use super::error::StoreError;
 use super::widgets::WidgetRoute;
-use crate::domain::{CallId, EndedBy, NumberId, TenantId, WidgetId};
+use crate::domain::{CallId, Disposition, EndedBy, LegStats, NumberId, TenantId, WidgetId};
 use crate::privacy::truncate_ip;
-
-/// Media counters of one leg, as received by this node.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LegStats {
-    pub packets_sent: u64,
-    pub packets_received: u64,
-    /// Cumulative loss (RFC 3550 A.3); negative when duplicates outnumber losses.
-    pub packets_lost: i64,
-    /// Interarrival jitter in microseconds.
-    pub jitter_us: u64,
-    /// The worst and the average MOS of the leg's quality windows, in
-    /// hundredths (412 is 4.12); `None` when no window measured the leg.
-    #[serde(default)]
-    pub mos_worst_x100: Option<u16>,
-    #[serde(default)]
-    pub mos_average_x100: Option<u16>,
-}
-
-impl LegStats {
-    /// Jitter in milliseconds, the unit media statistics use.
-    pub fn jitter_ms(&self) -> f64 {
-        self.jitter_us as f64 / 1000.0
-    }
-
-    /// Microseconds for a jitter in milliseconds; negative or NaN gives 0.
-    pub fn jitter_us_from_ms(jitter_ms: f64) -> u64 {
-        // `as` saturates and maps NaN to 0, which is what a counter wants.
-        (jitter_ms * 1000.0).round().max(0.0) as u64
-    }
-
-    /// Hundredths for a MOS (1 to 4.5); NaN gives `None`.
-    pub fn mos_x100(mos: f64) -> Option<u16> {
-        // `as` saturates, so anything out of range stays a u16.
-        mos.is_finite()
-            .then(|| (mos * 100.0).round().max(0.0) as u16)
-    }
-}
 
 /// One row of `cdrs`. Times are unix milliseconds ([`super::unix_ms`]).
 /// Its JSON form is also how a CDR waits in the writer's spool.
@@ -70,8 +33,7 @@ pub struct CdrRecord {
     pub ended_at_ms: i64,
     /// From answer to end; 0 when never answered.
     pub duration_ms: i64,
-    /// A stable lowercase name such as [`crate::sip::Disposition::as_str`].
-    pub disposition: String,
+    pub disposition: Disposition,
     /// The trunk's final SIP status, when one arrived.
     pub sip_code: Option<u16>,
     /// The reason phrase of a refusing final response, stripped of
@@ -123,7 +85,7 @@ impl CdrRecord {
             answered_at_ms: None,
             ended_at_ms: created_at_ms,
             duration_ms: 0,
-            disposition: "failed".to_owned(),
+            disposition: Disposition::Failed,
             sip_code: None,
             sip_reason: None,
             q850_cause: None,
@@ -146,10 +108,10 @@ impl CdrRecord {
     }
 
     /// Marks the call ended at `at` and derives its duration.
-    pub fn on_ended(&mut self, at: SystemTime, ended_by: EndedBy, disposition: impl Into<String>) {
+    pub fn on_ended(&mut self, at: SystemTime, ended_by: EndedBy, disposition: Disposition) {
         self.ended_at_ms = unix_ms(at);
         self.ended_by = ended_by;
-        self.disposition = disposition.into();
+        self.disposition = disposition;
         self.duration_ms = self
             .answered_at_ms
             .map_or(0, |answered| (self.ended_at_ms - answered).max(0));
@@ -162,7 +124,7 @@ impl CdrRecord {
         let answered_at_ms = self.answered_at_ms.unwrap_or(i64::MIN);
         self.ended_at_ms = last_seen_ms.max(self.created_at_ms).max(answered_at_ms);
         self.ended_by = EndedBy::Node;
-        self.disposition = "failed".to_owned();
+        self.disposition = Disposition::Failed;
         self.duration_ms = self
             .answered_at_ms
             .map_or(0, |answered| self.ended_at_ms - answered);
@@ -285,6 +247,7 @@ impl TryFrom<CdrRow> for CdrRecord {
         };
         Ok(CdrRecord {
             ended_by: row.ended_by.parse()?,
+            disposition: row.disposition.parse()?,
             call_id: row.call_id,
             tenant_id: row.tenant_id,
             number_id: row.number_id,
@@ -295,7 +258,6 @@ impl TryFrom<CdrRow> for CdrRecord {
             answered_at_ms: row.answered_at,
             ended_at_ms: row.ended_at,
             duration_ms: row.duration_ms,
-            disposition: row.disposition,
             sip_code,
             sip_reason: row.sip_reason,
             q850_cause,
@@ -372,7 +334,7 @@ impl Store {
             .bind(cdr.answered_at_ms)
             .bind(cdr.ended_at_ms)
             .bind(cdr.duration_ms)
-            .bind(&cdr.disposition)
+            .bind(cdr.disposition.as_str())
             .bind(cdr.sip_code.map(i32::from))
             .bind(cdr.ended_by.as_str())
             .bind(&cdr.browser_codec)

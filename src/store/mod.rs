@@ -55,7 +55,7 @@ mod widgets;
 mod tests;
 
 pub use self::audit::{Actor, AuditEntry, AuditEvent, NewAuditEvent};
-pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, LegStats, NODE_LOST};
+pub use self::cdr::{CdrCursor, CdrFilter, CdrRecord, NODE_LOST};
 pub use self::database::{Store, now_ms, unix_ms};
 pub use self::error::StoreError;
 pub use self::numbers::{Number, NumberChange, NumberDelete, NumberLimits};

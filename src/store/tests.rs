@@ -6,7 +6,7 @@ use sqlx::{Connection as _, Executor as _};
 use super::database::{POSTGRES_MIGRATOR, SQLITE_MIGRATOR, open_server};
 use super::*;
 use crate::config::Config;
-use crate::domain::{EndedBy, OnRevoke, RecordingPolicy};
+use crate::domain::{Disposition, EndedBy, LegStats, RecordingPolicy};
 
 /// The PostgreSQL server the store tests use: an admin URL whose database
 /// part the tests replace with a fresh database each.
@@ -86,25 +86,15 @@ fn file_url(dir: &tempfile::TempDir) -> String {
 
 /// A record with every field set to something other than its default.
 fn full_cdr(call_id: &str, created_at_ms: i64) -> CdrRecord {
-    let route = WidgetRoute {
-        widget_id: "demo".into(),
-        tenant_id: "demo".into(),
-        number_id: "demo".into(),
-        e164: "+15555550100".into(),
-        trunk: "demo".into(),
-        recording: RecordingPolicy::OptIn,
-        on_revoke: OnRevoke::Discard,
-        retention_days: 7,
-        notice_text: None,
-        allowed_origins: vec![SELF_ORIGIN.into()],
-        limits: WidgetLimits::default(),
-        allowance: None,
-        number_limits: NumberLimits::default(),
-    };
+    let route = WidgetRoute::demo();
     let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms as u64);
     let mut cdr = CdrRecord::begin(call_id, &route, "node-1", at(created_at_ms));
     cdr.on_answered(at(created_at_ms + 2_500));
-    cdr.on_ended(at(created_at_ms + 62_500), EndedBy::Callee, "answered");
+    cdr.on_ended(
+        at(created_at_ms + 62_500),
+        EndedBy::Callee,
+        Disposition::Answered,
+    );
     cdr.trunk = Some("carrier-a".into());
     cdr.sip_code = Some(200);
     cdr.sip_reason = Some("Subscriber [redacted] Busy".into());
@@ -226,21 +216,7 @@ on_both_stores! {
         let route = store.widget_route("demo").await.unwrap();
         assert_eq!(
             route,
-            Some(WidgetRoute {
-                widget_id: "demo".into(),
-                tenant_id: "demo".into(),
-                number_id: "demo".into(),
-                e164: "+15555550100".into(),
-                trunk: "demo".into(),
-                recording: RecordingPolicy::OptIn,
-                on_revoke: OnRevoke::Discard,
-                retention_days: 7,
-                notice_text: Some(super::seed::DEMO_NOTICE.into()),
-                allowed_origins: vec!["self".into()],
-                limits: WidgetLimits::default(),
-                allowance: None,
-                number_limits: NumberLimits::default(),
-            })
+            Some(WidgetRoute::demo())
         );
     }
 }
@@ -372,7 +348,7 @@ on_both_stores! {
         cdr.on_ended(
             start + Duration::from_secs(30),
             EndedBy::Visitor,
-            "cancelled",
+            Disposition::Cancelled,
         );
         assert_eq!(cdr.duration_ms, 0);
         store.insert_cdr(&cdr).await.unwrap();

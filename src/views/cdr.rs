@@ -88,7 +88,7 @@ impl From<CdrRecord> for CdrView {
             trunk: cdr.trunk,
             node_id: cdr.node_id,
             duration_ms: cdr.duration_ms,
-            disposition: cdr.disposition,
+            disposition: cdr.disposition.as_str().to_owned(),
             sip_code: cdr.sip_code,
             sip_reason: cdr.sip_reason,
             q850_cause: cdr.q850_cause,

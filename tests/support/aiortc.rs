@@ -267,6 +267,20 @@ impl AiortcRun {
         found
     }
 
+    /// Waits until the call's events say it was answered; fails the test,
+    /// with the events seen, if they do not within `timeout`. On a
+    /// multi-threaded runtime, the node's tasks go on meanwhile.
+    pub fn until_answered(&self, timeout: Duration) {
+        let answered = tokio::task::block_in_place(|| {
+            self.wait_for_event(timeout, |e| e["state"] == "answered")
+        });
+        assert!(
+            answered.is_some(),
+            "the call was not answered: {:?}",
+            self.events()
+        );
+    }
+
     /// Blocks until the client exits; fails the test if it does not within
     /// its timeout plus 30 s.
     pub fn wait(mut self) -> AiortcOutcome {

@@ -139,6 +139,12 @@ impl RunningNode {
         stdout.trim().to_owned()
     }
 
+    /// POSTs `body` to the demo widget's calls from the node's own
+    /// origin: the status and the reply's text.
+    pub fn post_demo_call(&self, body: &[u8]) -> (u16, String) {
+        http(self.addr, "POST", DEMO_CALLS, Some(&self.base()), body)
+    }
+
     /// `http(s)://host:port`, also the node's own Origin.
     pub fn base(&self) -> String {
         self.base.clone()
@@ -331,6 +337,27 @@ pub fn node_config(
         webrtc = free_browser_ports(),
         echo = free_udp_port(),
     )
+}
+
+/// The demo widget's calls, where a browser places a call.
+pub const DEMO_CALLS: &str = "/v1/widgets/demo/calls";
+
+/// A call through the demo widget, with `offer`, to the node at `addr` from
+/// `origin`: the status and the reply as JSON (null when it is not JSON).
+pub fn place_call_at(addr: SocketAddr, origin: &str, offer: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "offer": offer }).to_string();
+    let (status, reply) = http(addr, "POST", DEMO_CALLS, Some(origin), body.as_bytes());
+    (
+        status,
+        serde_json::from_str(&reply).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// [`place_call_at`], insisting the call is placed: the reply.
+pub fn placed_call_at(addr: SocketAddr, origin: &str, offer: &str) -> serde_json::Value {
+    let (status, placed) = place_call_at(addr, origin, offer);
+    assert_eq!(status, 201, "{placed}");
+    placed
 }
 
 /// One HTTP/1.1 request; returns the status and body.

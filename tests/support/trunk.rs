@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callgate::call::{LegEvent, LocalPorts, TrunkLeg};
-use callgate::domain::Codec;
+use callgate::domain::{Codec, Disposition};
 use callgate::media::endpoint::{MediaEvent, RtpEndpoint};
 use callgate::media::ports::PortAllocator;
 use callgate::sip::{
-    AgentSettings, CallEnd, CallRequest, Disposition, EndCause, RouteSettings, SipAgent,
-    SipTransport, TrunkSettings,
+    AgentSettings, CallEnd, CallRequest, EndCause, RouteSettings, SipAgent, SipTransport,
+    TrunkSettings,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

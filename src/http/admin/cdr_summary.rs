@@ -180,7 +180,7 @@ impl Tally {
             number.averaged += 1;
         }
         let key = (
-            cdr.disposition.clone(),
+            cdr.disposition.as_str().to_owned(),
             cdr.sip_code,
             cdr.sip_reason.clone(),
             cdr.q850_cause,
@@ -295,8 +295,7 @@ pub async fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EndedBy;
-    use crate::store::LegStats;
+    use crate::domain::{Disposition, EndedBy, LegStats};
 
     fn cdr(id: &str, number: &str, browser: Option<u16>, trunk: Option<u16>) -> CdrRecord {
         let answered = browser.or(trunk).is_some();
@@ -311,7 +310,11 @@ mod tests {
             answered_at_ms: answered.then_some(1_700_000_001_000),
             ended_at_ms: 1_700_000_002_000,
             duration_ms: 1_000,
-            disposition: if answered { "answered" } else { "busy" }.into(),
+            disposition: if answered {
+                Disposition::Answered
+            } else {
+                Disposition::Busy
+            },
             sip_code: None,
             sip_reason: None,
             q850_cause: None,

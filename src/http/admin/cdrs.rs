@@ -187,8 +187,7 @@ fn csv_body(pages: impl Stream<Item = Page>) -> impl Stream<Item = Result<Bytes,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EndedBy;
-    use crate::store::LegStats;
+    use crate::domain::{Disposition, EndedBy, LegStats};
     use futures_util::StreamExt as _;
 
     fn view(id: &str) -> CdrView {
@@ -203,7 +202,7 @@ mod tests {
             answered_at_ms: Some(2_000),
             ended_at_ms: 3_000,
             duration_ms: 1_000,
-            disposition: "answered".into(),
+            disposition: Disposition::Answered,
             sip_code: Some(200),
             sip_reason: None,
             q850_cause: None,
