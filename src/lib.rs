@@ -12,8 +12,9 @@
 //! ```
 //!
 //! Module map:
-//! - [`domain`]: the words every layer shares: codecs, who ended a call,
-//!   recording policy and consent.
+//! - [`domain`]: the words every layer shares: identifiers, codecs, how
+//!   and by whom a call ended, each leg's figures, recording policy and
+//!   consent.
 //! - [`config`]: TOML plus `CALLGATE_*` overrides, validated all at once.
 //! - [`privacy`]: [`privacy::Pii`], the wrapper that keeps personal data out of logs.
 //! - [`http`]: the node's HTTP surface: signalling, admin API, dashboard, health, metrics.
@@ -28,7 +29,8 @@
 //! - [`call`]: one call: its media (the browser session, the trunk's RTP
 //!   endpoint core and the relay, sans-IO), the media shards that host the
 //!   media of many calls on a thread per core, the trunk leg's SIP dialog,
-//!   the state machine, and the control task of each call.
+//!   the state machine, the control task of each call, and the call's
+//!   record as it ends.
 //! - [`cluster`]: several nodes on one Redis: the node registry,
 //!   cluster-wide limits as leases, placement, and each node's calls (so a
 //!   call's requests reach its node and a lost node's calls are written);

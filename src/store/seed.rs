@@ -68,3 +68,26 @@ impl Store {
         tx.commit().await.map_err(StoreError::query("demo seed"))
     }
 }
+
+#[cfg(test)]
+impl super::widgets::WidgetRoute {
+    /// The route the demo seed stores (`Store::seed_demo`), for tests that
+    /// need one.
+    pub fn demo() -> Self {
+        Self {
+            widget_id: "demo".into(),
+            tenant_id: "demo".into(),
+            number_id: "demo".into(),
+            e164: "+15555550100".into(),
+            trunk: "demo".into(),
+            recording: RecordingPolicy::OptIn,
+            on_revoke: crate::domain::OnRevoke::Discard,
+            retention_days: 7,
+            notice_text: Some(DEMO_NOTICE.into()),
+            allowed_origins: vec![SELF_ORIGIN.into()],
+            limits: super::widgets::WidgetLimits::default(),
+            allowance: None,
+            number_limits: super::numbers::NumberLimits::default(),
+        }
+    }
+}

@@ -767,7 +767,7 @@ async fn populated_store(dir: &tempfile::TempDir) -> Store {
             "demo",
             "https://hooks.example.com/",
             "sealed:v1:k1:AAAA",
-            crate::webhooks::DEFAULT_EVENTS,
+            "call.ended,recording.ready",
             &Actor::Cli,
         )
         .await

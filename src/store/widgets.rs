@@ -46,29 +46,6 @@ pub struct WidgetRoute {
     pub number_limits: NumberLimits,
 }
 
-#[cfg(test)]
-impl WidgetRoute {
-    /// The route the demo seed stores (`Store::seed_demo`), for tests that
-    /// need one.
-    pub fn demo() -> Self {
-        WidgetRoute {
-            widget_id: "demo".into(),
-            tenant_id: "demo".into(),
-            number_id: "demo".into(),
-            e164: "+15555550100".into(),
-            trunk: "demo".into(),
-            recording: RecordingPolicy::OptIn,
-            on_revoke: OnRevoke::Discard,
-            retention_days: 7,
-            notice_text: Some(super::seed::DEMO_NOTICE.into()),
-            allowed_origins: vec![SELF_ORIGIN.into()],
-            limits: WidgetLimits::default(),
-            allowance: None,
-            number_limits: NumberLimits::default(),
-        }
-    }
-}
-
 /// A widget's own limits on new calls; `None` leaves the node's limit.
 ///
 /// They can only tighten the node's limits: the admin API refuses values
