@@ -137,10 +137,7 @@ impl BrowserSide {
         });
         let cluster = start_cluster(config, base_url, shards, &calls, readiness, &metrics)?;
         if let Some(cluster) = &cluster {
-            calls.announce_to(Arc::new(lost_calls::ClusterCalls(cluster.clone())));
-            if let Some(lost) = cluster.take_lost_calls() {
-                tokio::spawn(lost_calls::finalise(lost, lost_call_cdrs));
-            }
+            join_cluster(cluster, &calls, lost_call_cdrs);
         }
         let node = NodeControl {
             id: config.node.id.clone(),
@@ -464,6 +461,15 @@ fn start_engine(
         })
         .collect();
     Ok((engine, settings))
+}
+
+/// Tells the cluster of each call this node places, and writes the CDRs of
+/// the calls whose node died, as the cluster hands them to this node.
+fn join_cluster(cluster: &Cluster, calls: &CallService, cdrs: CdrWriter) {
+    calls.announce_to(Arc::new(lost_calls::ClusterCalls(cluster.clone())));
+    if let Some(lost) = cluster.take_lost_calls() {
+        tokio::spawn(lost_calls::finalise(lost, cdrs));
+    }
 }
 
 /// The CDR writer, with its spool under the node's data directory.
