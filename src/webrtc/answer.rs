@@ -217,10 +217,15 @@ fn write_codec(sdp: &mut String, media: &BrowserMedia) {
         Codec::Pcma => {
             let _ = write!(sdp, "a=rtpmap:{pt} PCMA/8000\r\n");
         }
+        // Every Opus call is transcoded to a G.711 trunk, which carries
+        // nothing above 4 kHz: the browser is told so (RFC 7587 §6.1), and
+        // sends narrowband Opus, which the node decodes several times
+        // faster than fullband, and the node sends narrowband too.
         Codec::Opus => {
             let _ = write!(
                 sdp,
-                "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1\r\n"
+                "a=rtpmap:{pt} opus/48000/2\r\na=fmtp:{pt} minptime=10;useinbandfec=1;\
+maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"
             );
         }
     }
@@ -309,6 +314,24 @@ a=mid:0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:126 tel
             assert!(answer.contains(line), "{line:?} missing from\n{answer}");
         }
         assert!(!answer.contains("opus"));
+    }
+
+    #[test]
+    fn an_opus_answer_asks_for_narrowband() {
+        let sections = OfferSections::parse(&offer("", "actpass")).unwrap();
+        let opus = BrowserMedia {
+            codec: Codec::Opus,
+            payload_type: 111,
+            telephone_event: None,
+        };
+        let answer = write_answer(&sections, &params(&opus));
+        assert!(
+            answer.contains(
+                "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1;\
+maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n"
+            ),
+            "{answer}"
+        );
     }
 
     #[test]

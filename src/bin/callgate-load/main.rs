@@ -185,20 +185,31 @@ fn run_rtpengine(
     Ok(Report::new(&measured))
 }
 
-/// 20 ms of a 440 Hz tone as one Opus frame, the audio of Opus calls.
+/// 20 ms of a 440 Hz tone as one Opus frame, the audio of Opus calls,
+/// encoded as a browser does once the node's answer has said
+/// `maxplaybackrate=8000`: from 48 kHz capture, in Opus' speech mode,
+/// narrowband, at 32 kb/s.
 fn opus_frame() -> Result<std::sync::Arc<[u8]>, Failure> {
-    use callgate::domain::Codec;
-    use callgate::media::transcode::Transcoder;
-    let tone: Vec<i16> = (0..160)
-        .map(|i| ((f64::from(i) * std::f64::consts::TAU * 440.0 / 8000.0).sin() * 8000.0) as i16)
+    let libopus = |e: opus::Error| Failure::Other(format!("libopus: {e}"));
+    let tone: Vec<i16> = (0..960)
+        .map(|i| ((f64::from(i) * std::f64::consts::TAU * 440.0 / 48_000.0).sin() * 8000.0) as i16)
         .collect();
-    let mut ulaw = vec![0u8; tone.len()];
-    callgate::media::g711::encode_ulaw_into(&tone, &mut ulaw);
-    let mut encoder = Transcoder::new(Codec::Pcmu, Codec::Opus)
-        .map_err(|e| Failure::Other(format!("libopus: {e}")))?;
-    let mut frame = None;
-    encoder.convert(&ulaw, |converted| frame = Some(converted.payload.into()));
-    frame.ok_or_else(|| Failure::Other("libopus made no frame of 20 ms".to_owned()))
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+        .map_err(libopus)?;
+    encoder
+        .set_max_bandwidth(opus::Bandwidth::Narrowband)
+        .map_err(libopus)?;
+    encoder
+        .set_bitrate(opus::Bitrate::Bits(32_000))
+        .map_err(libopus)?;
+    // The encoder settles on its mode over its first frames: the last of
+    // 10 is what a call in progress sends.
+    let mut frame = [0u8; 400];
+    let mut len = 0;
+    for _ in 0..10 {
+        len = encoder.encode(&tone, &mut frame).map_err(libopus)?;
+    }
+    Ok(frame[..len].into())
 }
 
 fn run_node(args: &Args, process: Option<ProcessStats>) -> Result<Report, Failure> {
