@@ -1,12 +1,11 @@
-//! Transcoding handed off the media's own thread: what a call's media asks
-//! of a transcoder elsewhere ([`TranscodeRequest`]), what comes back
+//! Transcoding handed over by a call's media: what it asks of a
+//! transcoder its host keeps ([`TranscodeRequest`]), what comes back
 //! ([`Transcoded`]), and the transcoders one call keeps there
 //! ([`CallTranscoders`]). No I/O: the host carries requests and results.
 //!
-//! libopus costs tens of microseconds a packet, far more than relaying a
-//! packet. Done on a shard, it would make every other call of that shard
-//! wait; done elsewhere, only the transcoded call's own packets wait for
-//! it.
+//! The host decides where a call's transcoders run: on the media's own
+//! thread while it has room, elsewhere past that, so that transcoding
+//! cannot make the host's other calls wait.
 //!
 //! Invariants:
 //! - Requests of one call are converted in the order they were made, by

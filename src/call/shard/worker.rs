@@ -5,6 +5,8 @@
 //! the ready trunk sockets (in `recvmmsg` batches), handing every
 //! datagram to its call's [`CallMedia`], which puts what it makes straight
 //! on the other side's socket; then run the calls whose deadline passed.
+//! What the transcoder made (at once, on this thread, or on the shard's
+//! transcoding thread) is taken after each round of reads and each turn.
 //! The reads go in rounds: a few browser batches, then a few dozen trunk
 //! sockets, then what was made for browsers leaves. A packet from either
 //! side so waits for one round of the other's work, not for all of it.
@@ -401,6 +403,7 @@ impl Shard {
             ready_trunks.clear();
             self.ready_trunks = ready_trunks;
             self.run_due();
+            self.take_transcoded();
             self.outlet.flush();
             self.release_failed();
         }
@@ -424,6 +427,7 @@ impl Shard {
             for &trunk in trunk_round.unwrap_or_default() {
                 self.read_trunk(trunk / 2, trunk % 2 == 1);
             }
+            self.take_transcoded();
             self.outlet.flush();
             if !browser_round && trunk_round.is_none() {
                 return browser_ready;
