@@ -46,9 +46,9 @@ const OUTSTANDING: usize = 5_000;
 /// Results made before the shard is woken for them, when more work waits.
 const WORK_PER_WAKE: usize = 32;
 /// Transcoded calls a shard converts on its own thread at once: at about
-/// 10 µs a packet each way (narrowband Opus, 20 ms), 100 packets a second
-/// each, about a tenth of a core.
-const INLINE_CALLS: usize = 128;
+/// 10 µs a packet each way (narrowband Opus, 20 ms) and 100 packets a
+/// second each, about a quarter of a core.
+const INLINE_CALLS: usize = 256;
 /// The niceness of the thread: the lowest priority an ordinary process may
 /// give.
 const NICENESS: i32 = 19;
