@@ -441,9 +441,20 @@ mod tests {
 
     fn config(dir: &tempfile::TempDir) -> Config {
         let data_dir = dir.path().join("data");
-        // A free SIP port: 5060 may be taken on a machine running other
-        // tests or a SIP peer.
+        // Free SIP and browser ports: 5060 may be taken on a machine
+        // running other tests or a SIP peer, and 40000 lies in the kernel's
+        // ephemeral range, where any socket of a test beside this one may
+        // hold it. No call is placed, so the browser port's public address
+        // is never reached.
         let env = [
+            (
+                "CALLGATE_WEBRTC_LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
+            (
+                "CALLGATE_WEBRTC_PUBLIC_ADDRESS".to_owned(),
+                "127.0.0.1:40000".to_owned(),
+            ),
             ("CALLGATE_HTTP_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
             (
                 "CALLGATE_SIP_LISTEN_UDP".to_owned(),
