@@ -1,5 +1,5 @@
 //! Transcoding without sockets: what libopus costs a transcoded call per
-//! 20 ms packet, each way, as the node's transcoding thread runs it.
+//! 20 ms packet, each way, as a media shard runs it.
 //!
 //! - `opus_nb_to_pcmu`: a browser's packet after the node's answer said
 //!   `maxplaybackrate=8000` (Opus' speech mode, narrowband), decoded to

@@ -95,8 +95,8 @@ pub enum BrowserDrop {
     UnknownPeer,
     /// SRTP or SRTCP authentication or replay check failed.
     Srtp,
-    /// Audio of a transcoded call (either way) that its shard's
-    /// transcoder had no room for.
+    /// Audio of a transcoded call (either way) that its shard had no time
+    /// for: it waited too long to be converted, or the queue was full.
     QueueFull,
     /// A check from an address the call has not verified, over the call's
     /// budget for such checks.

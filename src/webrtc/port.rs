@@ -74,7 +74,8 @@ pub struct PortCounters {
     /// Checks from unverified addresses over a call's or a source's budget.
     pub unverified_checks: AtomicU64,
     pub send_failed: AtomicU64,
-    /// Audio of transcoded calls the shard's transcoder had no room for.
+    /// Audio of transcoded calls the shard had no time for (waited too
+    /// long to be converted, or found the queue full).
     pub queue_full: AtomicU64,
     /// Datagrams the kernel dropped: those its socket filter refused and
     /// those that found the port's receive buffer full (the kernel counts

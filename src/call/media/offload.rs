@@ -3,9 +3,9 @@
 //! ([`Transcoded`]), and the transcoders one call keeps there
 //! ([`CallTranscoders`]). No I/O: the host carries requests and results.
 //!
-//! The host decides where a call's transcoders run: on the media's own
-//! thread while it has room, elsewhere past that, so that transcoding
-//! cannot make the host's other calls wait.
+//! The host decides when a call's transcoders run: a shard converts after
+//! the passthrough work of each round, so that transcoding cannot make
+//! its other calls wait.
 //!
 //! Invariants:
 //! - Requests of one call are converted in the order they were made, by

@@ -62,7 +62,7 @@ pub enum EngineError {
 pub struct Engine {
     shards: Vec<ShardHandle>,
     next_call: AtomicU64,
-    /// Hears of a shard or transcoding thread that panicked.
+    /// Hears of a shard thread that panicked.
     failure: CoreFailure,
 }
 
@@ -117,7 +117,7 @@ impl Engine {
         })
     }
 
-    /// Where a shard or transcoding thread that stopped on a panic is
+    /// Where a shard thread that stopped on a panic is
     /// reported: the calls of that shard are lost, and the node must stop.
     pub fn failure(&self) -> &CoreFailure {
         &self.failure

@@ -5,11 +5,12 @@
 //! the ready trunk sockets (in `recvmmsg` batches), handing every
 //! datagram to its call's [`CallMedia`], which puts what it makes straight
 //! on the other side's socket; then run the calls whose deadline passed.
-//! What the transcoder made (at once, on this thread, or on the shard's
-//! transcoding thread) is taken after each round of reads and each turn.
 //! The reads go in rounds: a few browser batches, then a few dozen trunk
-//! sockets, then what was made for browsers leaves. A packet from either
-//! side so waits for one round of the other's work, not for all of it.
+//! sockets, then what was made for browsers leaves, then a few packets of
+//! transcoded calls queued meanwhile are converted ([`Transcoding`]) and
+//! sent. A packet from either side so waits for one round of the other's
+//! work, not for all of it, and a passthrough packet never waits for the
+//! transcoding of its own round.
 //!
 //! Invariants:
 //! - The thread never waits on the control: events go out by `try_send`,
@@ -54,7 +55,7 @@ use tracing::{error, warn};
 use super::commands::{COMMAND_CAPACITY, Command, MediaCommand, NewCall, ShardEvent, ShardHandle};
 use super::deadlines::Deadlines;
 use super::handshakes::{Admit, HandshakeGate, is_handshake};
-use super::transcoding::TranscodeLink;
+use super::transcoding::{self, Transcoding};
 use crate::call::media::offload::TranscodeRequest;
 use crate::call::media::{CallMedia, CallMediaEvent, Relayed, Transmitter};
 use crate::call::observer::RelayObserver;
@@ -135,7 +136,6 @@ pub(super) fn spawn(
     let calls = Arc::new(AtomicUsize::new(0));
     let counters = Arc::new(PortCounters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let transcoder = TranscodeLink::spawn(index, waker.clone(), failure.clone())?;
     let shard = Shard {
         stop: stop.clone(),
         poll,
@@ -149,7 +149,7 @@ pub(super) fn spawn(
                 observer,
             },
             counters: counters.clone(),
-            transcoder,
+            transcoding: Transcoding::default(),
         },
         ready_trunks: Vec::new(),
         routes: BrowserRoutes::default(),
@@ -236,7 +236,7 @@ struct Outlet {
     browser: UdpSocket,
     to_browsers: ToBrowsers,
     counters: Arc<PortCounters>,
-    transcoder: TranscodeLink,
+    transcoding: Transcoding,
 }
 
 impl Outlet {
@@ -315,7 +315,11 @@ impl Transmitter for Out<'_> {
     }
 
     fn transcode(&mut self, request: TranscodeRequest) {
-        if !self.outlet.transcoder.submit(self.call, request) {
+        if !self
+            .outlet
+            .transcoding
+            .submit(Instant::now(), self.call, request)
+        {
             self.outlet
                 .counters
                 .queue_full
@@ -371,7 +375,10 @@ impl Shard {
         let mut browser_backlog = false;
         loop {
             fail::fail_point!("media-shard-turn");
-            let timeout = match browser_backlog || self.handshakes.has_waiting() {
+            let work_waits = browser_backlog
+                || self.handshakes.has_waiting()
+                || self.outlet.transcoding.has_waiting();
+            let timeout = match work_waits {
                 true => Some(Duration::ZERO),
                 false => self
                     .deadlines
@@ -387,7 +394,6 @@ impl Shard {
             if !self.take_commands() {
                 return;
             }
-            self.take_transcoded();
             self.handshakes.new_turn();
             self.run_waiting_handshakes();
             let mut browser_ready = browser_backlog;
@@ -403,8 +409,8 @@ impl Shard {
             ready_trunks.clear();
             self.ready_trunks = ready_trunks;
             self.run_due();
-            self.take_transcoded();
             self.outlet.flush();
+            self.transcode_waiting();
             self.release_failed();
         }
     }
@@ -427,8 +433,8 @@ impl Shard {
             for &trunk in trunk_round.unwrap_or_default() {
                 self.read_trunk(trunk / 2, trunk % 2 == 1);
             }
-            self.take_transcoded();
             self.outlet.flush();
+            self.transcode_waiting();
             if !browser_round && trunk_round.is_none() {
                 return browser_ready;
             }
@@ -476,10 +482,14 @@ impl Shard {
         }
     }
 
-    /// Puts what the transcoder finished on its way.
-    fn take_transcoded(&mut self) {
-        while let Some((call, done)) = self.outlet.transcoder.take() {
-            // The result of a call that has left is moot.
+    /// Converts up to [`transcoding::PER_ROUND`] packets that wait for
+    /// it, oldest first, and sends what they make.
+    fn transcode_waiting(&mut self) {
+        for _ in 0..transcoding::PER_ROUND {
+            let Some((call, request)) = self.outlet.transcoding.next(Instant::now()) else {
+                break;
+            };
+            // The audio of a call that has left is moot.
             let Some(&index) = self.by_call.get(&call) else {
                 continue;
             };
@@ -487,6 +497,7 @@ impl Shard {
                 continue;
             };
             let handled = contained(|| {
+                let done = self.outlet.transcoding.convert(call, request);
                 let mut out = Out {
                     outlet: &mut self.outlet,
                     trunk: &slot.trunk.sockets,
@@ -499,6 +510,14 @@ impl Shard {
                 fail(&mut self.slots, &mut self.failed, index);
             }
         }
+        let late = self.outlet.transcoding.take_late();
+        if late > 0 {
+            self.outlet
+                .counters
+                .queue_full
+                .fetch_add(late, Ordering::Relaxed);
+        }
+        self.outlet.flush();
     }
 
     fn start(&mut self, call: u64, new: NewCall, events: mpsc::Sender<ShardEvent>) {
@@ -644,7 +663,7 @@ impl Shard {
         self.routes.remove(&slot.ufrag, index);
         self.deadlines.clear(index);
         self.by_call.remove(&slot.call);
-        self.outlet.transcoder.forget(slot.call);
+        self.outlet.transcoding.forget(slot.call);
         self.free.push(index);
         self.calls.fetch_sub(1, Ordering::Relaxed);
     }
@@ -859,8 +878,6 @@ mod tests {
             rtp: socket(),
             rtcp: socket(),
         };
-        let poll = Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
         let mut outlet = Outlet {
             browser: port,
             to_browsers: ToBrowsers {
@@ -869,7 +886,7 @@ mod tests {
                 observer: latencies.clone(),
             },
             counters: Arc::default(),
-            transcoder: TranscodeLink::spawn(0, waker, CoreFailure::default()).unwrap(),
+            transcoding: Transcoding::default(),
         };
         let mut out = Out {
             outlet: &mut outlet,
