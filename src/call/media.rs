@@ -285,6 +285,7 @@ impl CallMedia {
             Toward::Trunk {
                 timestamp,
                 recorded,
+                ..
             } => {
                 let Some(mut delivery) = self.trunk_delivery(done.received_at, timestamp, recorded)
                 else {
@@ -553,6 +554,7 @@ impl CallMedia {
                 payload: frame.payload.to_vec(),
                 toward: Toward::Trunk {
                     timestamp: frame.timestamp,
+                    sequence: frame.sequence,
                     recorded: self.recording,
                 },
                 received_at,

@@ -13,20 +13,38 @@
 //!   Opus decoder's concealment, the encoder's partial frame).
 //! - A request naming other codecs than the call's transcoder has (the
 //!   trunk changed codec) starts a fresh transcoder for that direction.
+//! - Browser audio for the trunk leaves no hole where packets were lost:
+//!   up to [`MAX_CONCEALED`] lost in a row are rebuilt from the next
+//!   packet's FEC or concealed by the decoder, so the trunk hears a
+//!   continuous stream; a packet that comes after its time was concealed
+//!   (reordered, or a duplicate) is dropped.
 
 use std::time::Instant;
 
 use crate::domain::Codec;
 use crate::media::transcode::Transcoder;
 
+/// Browser packets lost in a row that are made up for towards the trunk:
+/// 100 ms. A longer gap is an outage (or a new stream), and the audio
+/// resumes as it comes.
+const MAX_CONCEALED: u16 = 5;
+/// How far behind the last packet converted a packet counts as late
+/// rather than as the start of a new stream.
+const LATE_WINDOW: u16 = 100;
+
 /// Where converted audio goes, and what its delivery needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Toward {
     /// Browser audio for the trunk; `timestamp` is the browser packet's,
-    /// which places it in the recording, and `recorded` whether the
-    /// consent gate was open when it arrived (it is recorded only if the
-    /// gate is still open when it comes back).
-    Trunk { timestamp: u32, recorded: bool },
+    /// which places it in the recording, `sequence` its RTP sequence
+    /// number, which shows the packets lost before it, and `recorded`
+    /// whether the consent gate was open when it arrived (it is recorded
+    /// only if the gate is still open when it comes back).
+    Trunk {
+        timestamp: u32,
+        sequence: u16,
+        recorded: bool,
+    },
     /// Trunk audio for the browser; `marker` is the trunk packet's.
     Browser { marker: bool },
 }
@@ -63,6 +81,9 @@ pub struct Transcoded {
 pub struct CallTranscoders {
     to_trunk: Option<Transcoder>,
     to_browser: Option<Transcoder>,
+    /// The sequence number of the last browser packet converted for the
+    /// trunk.
+    last_to_trunk: Option<u16>,
 }
 
 impl CallTranscoders {
@@ -72,7 +93,7 @@ impl CallTranscoders {
             from,
             to,
             payload,
-            toward,
+            mut toward,
             received_at,
         } = request;
         let slot = match toward {
@@ -83,19 +104,56 @@ impl CallTranscoders {
             *slot = Transcoder::new(from, to).ok();
         }
         let mut frames = Vec::new();
-        if let Some(transcoder) = slot.as_mut() {
-            transcoder.convert(&payload, |converted| {
-                frames.push(ConvertedFrame {
-                    payload: converted.payload.to_vec(),
-                    ticks: converted.ticks,
-                });
+        let mut keep = |converted: crate::media::transcode::Converted<'_>| {
+            frames.push(ConvertedFrame {
+                payload: converted.payload.to_vec(),
+                ticks: converted.ticks,
             });
+        };
+        if let Some(transcoder) = slot.as_mut() {
+            let mut on_time = true;
+            if let Toward::Trunk {
+                timestamp,
+                sequence,
+                ..
+            } = &mut toward
+            {
+                match lost_before(self.last_to_trunk, *sequence) {
+                    Some(lost) => {
+                        self.last_to_trunk = Some(*sequence);
+                        // The made-up audio comes first, stamped as the
+                        // first lost packet would have been.
+                        let samples = transcoder.conceal(lost.into(), &payload, &mut keep);
+                        let ticks_per_sample = from.clock_rate() / 8_000;
+                        *timestamp = timestamp.wrapping_sub(samples * ticks_per_sample);
+                    }
+                    None => on_time = false,
+                }
+            }
+            if on_time {
+                transcoder.convert(&payload, keep);
+            }
         }
         Transcoded {
             toward,
             received_at,
             frames,
         }
+    }
+}
+
+/// How many packets were lost between the last one converted and
+/// `sequence` (up to [`MAX_CONCEALED`]); `None` if `sequence` is a
+/// duplicate or came late.
+fn lost_before(last: Option<u16>, sequence: u16) -> Option<u16> {
+    let Some(last) = last else {
+        return Some(0);
+    };
+    match sequence.wrapping_sub(last) {
+        0 => None,
+        behind if behind > u16::MAX - LATE_WINDOW => None,
+        ahead if ahead <= MAX_CONCEALED + 1 => Some(ahead - 1),
+        _ => Some(0),
     }
 }
 
@@ -128,6 +186,7 @@ mod tests {
         // The other direction has its own transcoder.
         let to_trunk = Toward::Trunk {
             timestamp: 7,
+            sequence: 1,
             recorded: false,
         };
         let decoded = call.convert(request(
@@ -144,11 +203,16 @@ mod tests {
         );
 
         // A trunk now on PCMA: the decoder is rebuilt for it.
+        let next = Toward::Trunk {
+            timestamp: 967,
+            sequence: 2,
+            recorded: false,
+        };
         let alaw = call.convert(request(
             Codec::Opus,
             Codec::Pcma,
             opus[0].payload.clone(),
-            to_trunk,
+            next,
         ));
         assert_eq!(alaw.frames.len(), 1);
         assert_ne!(alaw.frames[0].payload, decoded.frames[0].payload);
@@ -163,11 +227,77 @@ mod tests {
             vec![0xff, 0xfe, 0x01],
             Toward::Trunk {
                 timestamp: 0,
+                sequence: 0,
                 recorded: false,
             },
         );
         let frames = call.convert(junk).frames;
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].payload.len(), 160);
+    }
+
+    /// 20 ms of Opus for each of `count` packets, as the node's encoder
+    /// makes them.
+    fn opus_packets(count: usize) -> Vec<Vec<u8>> {
+        let mut encode = Transcoder::new(Codec::Pcmu, Codec::Opus).unwrap();
+        let mut packets = Vec::new();
+        for _ in 0..count {
+            encode.convert(&[0x55; 160], |c| packets.push(c.payload.to_vec()));
+        }
+        packets
+    }
+
+    #[test]
+    fn lost_browser_packets_are_made_up_for_and_late_ones_dropped() {
+        let mut call = CallTranscoders::default();
+        let packets = opus_packets(4);
+        let mut send = |sequence: u16, payload: &Vec<u8>| {
+            let toward = Toward::Trunk {
+                timestamp: u32::from(sequence) * 960,
+                sequence,
+                recorded: true,
+            };
+            call.convert(request(Codec::Opus, Codec::Pcmu, payload.clone(), toward))
+        };
+        assert_eq!(send(10, &packets[0]).frames.len(), 1);
+        // 11 and 12 lost: made up for, stamped from 11 on, before 13's own.
+        let after_gap = send(13, &packets[1]);
+        assert_eq!(after_gap.frames.len(), 3);
+        assert!(after_gap.frames.iter().all(|f| f.ticks == 160));
+        assert_eq!(
+            after_gap.toward,
+            Toward::Trunk {
+                timestamp: 11 * 960,
+                sequence: 13,
+                recorded: true,
+            }
+        );
+        // 12 comes after all: its time was made up for.
+        assert!(send(12, &packets[2]).frames.is_empty());
+        assert_eq!(send(14, &packets[3]).frames.len(), 1);
+    }
+
+    #[test]
+    fn gaps_are_counted_across_the_wrap_and_long_ones_are_not_filled() {
+        assert_eq!(lost_before(None, 7), Some(0), "the first packet");
+        assert_eq!(lost_before(Some(7), 8), Some(0));
+        assert_eq!(lost_before(Some(u16::MAX), 1), Some(1), "65535, (0), 1");
+        assert_eq!(
+            lost_before(Some(7), 7 + MAX_CONCEALED + 1),
+            Some(MAX_CONCEALED)
+        );
+        assert_eq!(
+            lost_before(Some(7), 7 + MAX_CONCEALED + 2),
+            Some(0),
+            "an outage"
+        );
+        assert_eq!(lost_before(Some(7), 7), None, "a duplicate");
+        assert_eq!(lost_before(Some(7), 6), None, "late");
+        assert_eq!(lost_before(Some(200), 200 - LATE_WINDOW), None, "late");
+        assert_eq!(
+            lost_before(Some(200), 200 - LATE_WINDOW - 1),
+            Some(0),
+            "a new stream"
+        );
     }
 }
