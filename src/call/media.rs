@@ -287,6 +287,10 @@ impl CallMedia {
                 recorded,
                 ..
             } => {
+                // A packet that came after its time was made up for.
+                if done.frames.is_empty() {
+                    return;
+                }
                 let Some(mut delivery) = self.trunk_delivery(done.received_at, timestamp, recorded)
                 else {
                     return;

@@ -22,7 +22,7 @@
 use std::time::Instant;
 
 use crate::domain::Codec;
-use crate::media::transcode::Transcoder;
+use crate::media::transcode::{Converted, Transcoder};
 
 /// Browser packets lost in a row that are made up for towards the trunk:
 /// 100 ms. A longer gap is an outage (or a new stream), and the audio
@@ -104,7 +104,7 @@ impl CallTranscoders {
             *slot = Transcoder::new(from, to).ok();
         }
         let mut frames = Vec::new();
-        let mut keep = |converted: crate::media::transcode::Converted<'_>| {
+        let mut keep = |converted: Converted<'_>| {
             frames.push(ConvertedFrame {
                 payload: converted.payload.to_vec(),
                 ticks: converted.ticks,
