@@ -19,9 +19,7 @@
 //!   call's own transcoders ([`CallTranscoders`]).
 //! - The shard never waits: past [`WAITING`] packets queued and not
 //!   converted, a packet is dropped (counted by the caller), as a lost
-//!   packet; so a shard with more transcoding than its core can do loses
-//!   transcoded audio, while its reads and passthrough sends keep their
-//!   turns.
+//!   packet.
 //! - Nothing is converted after it has waited [`MAX_WAIT`] in the queue:
 //!   a shard with more transcoding than its core can do drops its oldest
 //!   transcoded audio, which the far end has concealed by then, rather
@@ -96,9 +94,8 @@ impl Transcoding {
 
     /// `call` has left: its transcoders go, and its packets still waiting.
     pub(super) fn forget(&mut self, call: u64) {
-        if self.calls.remove(&call).is_some() || self.waiting.iter().any(|w| w.0 == call) {
-            self.waiting.retain(|w| w.0 != call);
-        }
+        self.calls.remove(&call);
+        self.waiting.retain(|(waiting, ..)| *waiting != call);
     }
 }
 
